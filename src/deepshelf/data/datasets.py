@@ -1,0 +1,187 @@
+"""Built-in datasets, resolved under `DEEPSHELF_DATA_DIR`, and loading any events / sequences file by path."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from deepshelf.data.catalog import Catalog
+from deepshelf.data.interactions import Interactions
+from deepshelf.data.loaders import is_sequence_file, read_catalog, read_events, read_sequences
+from deepshelf.data.schema import EventType
+from deepshelf.errors import DeepshelfError
+
+
+@dataclass
+class Dataset:
+    """Events plus (optionally) the catalogue of the products they are about."""
+
+    name: str
+    interactions: Interactions | None
+    catalog: Catalog | None = None
+    timestamped: bool = False  # real times (temporal split possible) vs file order only
+
+
+def data_dir() -> Path:
+    """Where the shared datasets live: `DEEPSHELF_DATA_DIR`, else `../shared/data` beside the checkout."""
+    env = os.environ.get("DEEPSHELF_DATA_DIR")
+    if env:
+        return Path(env)
+    for base in (Path.cwd(), *Path.cwd().parents):
+        candidate = base / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+        candidate = base.parent / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return Path("../shared/data")
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        raise DeepshelfError(f"dataset file {path} not found; set DEEPSHELF_DATA_DIR to the folder holding the "
+                             "shared datasets")
+    return path
+
+
+def filter_min_item_count(inter: Interactions, min_count: int) -> Interactions:
+    """Drop items with fewer than `min_count` events (one pass, as in the SASRec/BERT4Rec preprocessing)."""
+    keep_items = np.flatnonzero(inter.item_popularity() >= min_count)
+    mask = np.isin(inter.item, keep_items)
+    sub = inter.subset(mask)
+    return Interactions.from_ids(sub.user_map.ids[sub.user], sub.item_map.ids[sub.item], timestamp=sub.timestamp,
+                                 type=sub.type, weight=sub.weight)
+
+
+def load_ml_1m() -> Dataset:
+    inter = read_sequences(_need(data_dir() / "movielens-1m" / "ml-1m_user_sequences.txt.gz"))
+    inter = filter_min_item_count(inter, 5)
+    movies = pl.read_csv(data_dir() / "movielens-1m" / "movies.dat", separator="\x1f", has_header=False,
+                         encoding="latin1", new_columns=["raw"], quote_char=None)
+    parts = movies["raw"].str.split_exact("::", 2).struct.rename_fields(["item", "title", "category"]).struct.unnest()
+    catalog = Catalog(parts.with_columns(pl.col("category").str.replace_all(r"\|", ", ")))
+    return Dataset("ml-1m", inter, catalog)
+
+
+def load_beauty() -> Dataset:
+    inter = read_sequences(_need(data_dir() / "amazon-s3rec-5core" / "Beauty.txt.gz"))
+    items = pl.read_csv(data_dir() / "amazon-s3rec-5core" / "Beauty_items.tsv.gz", separator="\t",
+                        schema_overrides={"item_id": pl.Utf8}, quote_char=None)
+    catalog = Catalog(items.rename({"item_id": "item"}).with_columns(pl.col("title").fill_null("")))
+    return Dataset("beauty", inter, catalog)
+
+
+def load_ml_latest_small() -> Dataset:
+    base = data_dir() / "movielens-latest-small"
+    ratings = pl.read_csv(_need(base / "ratings.csv.gz"))
+    inter = Interactions.from_ids(ratings["userId"].cast(pl.Utf8).to_numpy(), ratings["movieId"].cast(pl.Utf8).to_numpy(),
+                                  timestamp=ratings["timestamp"].to_numpy(),
+                                  type=np.full(ratings.height, EventType.RATING, np.int8))
+    movies = pl.read_csv(base / "movies.csv").rename({"movieId": "item", "genres": "category"})
+    return Dataset("ml-latest-small", inter, Catalog(movies.with_columns(pl.col("category").str.replace_all(r"\|", ", "))),
+                   timestamped=True)
+
+
+def load_ml_100k() -> Dataset:
+    base = data_dir() / "movielens-100k"
+    with gzip.open(_need(base / "u.data.gz"), "rt") as f:
+        rows = np.loadtxt(f, dtype=np.int64)
+    inter = Interactions.from_ids(rows[:, 0].astype(str), rows[:, 1].astype(str), timestamp=rows[:, 3],
+                                  type=np.full(len(rows), EventType.RATING, np.int8))
+    rows_ = [line.split("|")[:2] for line in (base / "u.item").read_text(encoding="latin1").splitlines() if line]
+    catalog = Catalog(pl.DataFrame(rows_, schema=["item", "title"], orient="row"))
+    return Dataset("ml-100k", inter, catalog, timestamped=True)
+
+
+# StockCodes that are fees, postage or adjustments rather than products.
+NON_PRODUCT_CODES = ("POST", "DOT", "M", "C2", "D", "S", "B", "BANK CHARGES", "AMAZONFEE", "CRUK", "PADS", "ADJUST")
+
+
+def online_retail_frame() -> pl.DataFrame:
+    """The bundled UCI Online Retail rows as clean purchases: user, item, timestamp, title, price."""
+    path = resources.files("deepshelf") / "datasets_bundled" / "online_retail_2010-2011.parquet"
+    raw = pl.read_parquet(Path(str(path)))
+    return (
+        raw.filter(
+            pl.col("CustomerID").is_not_null()
+            & ~pl.col("InvoiceNo").str.starts_with("C")
+            & (pl.col("Quantity") > 0)
+            & (pl.col("UnitPrice") > 0)
+            & ~pl.col("StockCode").str.to_uppercase().is_in(NON_PRODUCT_CODES)
+            & pl.col("StockCode").str.contains(r"^\d")  # product codes start with digits; fees do not
+        )
+        .select(
+            pl.col("CustomerID").cast(pl.Utf8).alias("user"),
+            pl.col("StockCode").str.to_uppercase().alias("item"),
+            pl.col("InvoiceDate").alias("timestamp"),
+            pl.col("Description").fill_null("").str.strip_chars().alias("title"),
+            pl.col("UnitPrice").alias("price"),
+            pl.col("Quantity").alias("quantity"),
+            pl.col("InvoiceNo").alias("invoice"),
+        )
+        .sort("timestamp", maintain_order=True)
+    )
+
+
+def load_online_retail() -> Dataset:
+    df = online_retail_frame()
+    # One event per (customer, product, invoice): an invoice line repeated in a basket is one purchase.
+    events = df.unique(subset=["user", "item", "invoice"], keep="first", maintain_order=True)
+    ts = events["timestamp"].dt.epoch("s").to_numpy()
+    inter = Interactions.from_ids(events["user"].to_numpy(), events["item"].to_numpy(), timestamp=ts,
+                                  type=np.full(events.height, EventType.PURCHASE, np.int8))
+    # The newest description and price of each product; the UK shop sells one range, so category is unknown.
+    catalog = (df.group_by("item", maintain_order=True)
+                 .agg(pl.col("title").filter(pl.col("title") != "").last(), pl.col("price").median())
+                 .with_columns(pl.col("title").fill_null("").str.to_titlecase()))
+    return Dataset("online-retail", inter, Catalog(catalog), timestamped=True)
+
+
+def load_fashion() -> Dataset:
+    base = data_dir() / "fashion-product-images"
+    styles = pl.read_csv(_need(base / "styles.csv.gz"), infer_schema_length=0, truncate_ragged_lines=True)
+    images = base / "images"
+    with_image = {p.stem for p in images.glob("*.jpg")}
+    styles = styles.filter(pl.col("id").is_in(list(with_image))).with_columns(
+        pl.col("id").alias("item"),
+        pl.col("productDisplayName").fill_null("").alias("title"),
+        pl.col("articleType").alias("category"),
+        (pl.lit(str(images) + "/") + pl.col("id") + pl.lit(".jpg")).alias("image"),
+    ).drop("id", "productDisplayName")
+    return Dataset("fashion", None, Catalog(styles))
+
+
+BUILTIN: dict[str, tuple[Callable[[], Dataset], str]] = {
+    "ml-1m": (load_ml_1m, "MovieLens 1M as chronological sequences, items with < 5 events removed"),
+    "beauty": (load_beauty, "Amazon Beauty 5-core (S3-Rec preprocessing) with product titles"),
+    "ml-latest-small": (load_ml_latest_small, "MovieLens latest-small ratings with timestamps"),
+    "ml-100k": (load_ml_100k, "MovieLens 100K ratings with timestamps"),
+    "online-retail": (load_online_retail, "UCI Online Retail 2010-11 purchases (bundled, CC BY 4.0)"),
+    "fashion": (load_fashion, "Fashion product photos and catalogue (no events)"),
+}
+
+
+def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
+    """A built-in dataset by name, or an events table / sequences file by path (with an optional catalogue)."""
+    if name_or_path in BUILTIN:
+        ds = BUILTIN[name_or_path][0]()
+    else:
+        path = Path(name_or_path)
+        if not path.exists():
+            raise DeepshelfError(f"unknown dataset {name_or_path!r}: not a built-in name "
+                                 f"({', '.join(BUILTIN)}) and no such file")
+        if is_sequence_file(path):
+            ds = Dataset(path.name, read_sequences(path))
+        else:
+            inter = read_events(path)
+            ds = Dataset(path.name, inter, timestamped=bool(inter.timestamp.max() > 10_000_000))
+    if catalog is not None:
+        ds.catalog = read_catalog(catalog)
+    return ds
