@@ -1,0 +1,28 @@
+# The two front-door commands: `make run` (the demo store) and `make test` (the suite).
+# Both create or refresh the virtual environment first; nothing needs installing by hand.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export DEEPSHELF_DATA_DIR ?= $(abspath ../shared/data)
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: install run test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first and pinned: the machine has this CPU wheel; an unpinned torch pulls a multi-GB CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/deepshelf demo
+
+test: install
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

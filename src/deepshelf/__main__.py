@@ -1,0 +1,3 @@
+from deepshelf.cli.main import main
+
+main()

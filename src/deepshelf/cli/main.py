@@ -1,0 +1,118 @@
+"""The `deepshelf` command line: each command turns its arguments into a typed config and calls the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepshelf.errors import DeepshelfError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="deepshelf: deep-learning recommendations for online shops.")
+console = Console(stderr=True)
+out_console = Console()
+
+
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets with their statistics."""
+    from deepshelf.data.datasets import BUILTIN, load_dataset
+
+    table = Table(title="built-in datasets")
+    for col in ("name", "users", "items", "events", "catalogue", "description"):
+        table.add_column(col, justify="right" if col in ("users", "items", "events", "catalogue") else "left")
+    for name, (_, description) in BUILTIN.items():
+        try:
+            ds = load_dataset(name)
+        except DeepshelfError as exc:
+            table.add_row(name, "-", "-", "-", "-", f"unavailable: {exc}")
+            continue
+        inter = ds.interactions
+        stats = ("-", "-", "-") if inter is None else (f"{inter.n_users:,}", f"{inter.n_items:,}", f"{len(inter):,}")
+        table.add_row(name, *stats, f"{len(ds.catalog):,}" if ds.catalog is not None else "-", description)
+    out_console.print(table)
+
+
+@app.command()
+def train(
+    out: Annotated[Path, typer.Option(help="run folder to write, e.g. runs/ease-ml-1m")],
+    dataset: Annotated[Optional[str], typer.Option(help="built-in dataset name or path to events/sequences")] = None,
+    model: Annotated[Optional[str], typer.Option(help="model name (popularity, trending, itemknn, ease, als, sasrec)")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config file")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable)")] = [],
+    catalog: Annotated[Optional[str], typer.Option(help="catalogue file for a dataset given by path")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+) -> None:
+    """Train a model, evaluate it (full ranking) and write runs/NAME."""
+    from deepshelf.runs import build_train_config, train_run
+
+    cfg = build_train_config(dataset, model, config, list(set_))
+    if catalog:
+        cfg.catalog = catalog
+    with console.status("training") as status:
+        path = train_run(cfg, out, overwrite=overwrite, progress=lambda m: status.update(m) or console.log(m))
+    _print_metrics(json.loads((path / "metrics.json").read_text()))
+
+
+def _print_metrics(metrics: dict) -> None:
+    table = Table(title=f"{metrics['model']} on {metrics['dataset']} ({metrics['protocol']})")
+    cols = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10"]
+    table.add_column("split")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for split in ("valid", "test"):
+        m = metrics[split]["metrics"]
+        table.add_row(split, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
+    out_console.print(table)
+    out_console.print(f"training {metrics['train_seconds']:.1f}s on {metrics['device']}")
+
+
+@app.command()
+def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
+             users: Annotated[str, typer.Option(help="test or valid")] = "test",
+             k: Annotated[list[int], typer.Option(help="cut-offs")] = [10, 20]) -> None:
+    """Re-evaluate a saved run on its split and print the metrics."""
+    from deepshelf.evaluation.evaluate import evaluate as run_eval
+    from deepshelf.runs import eval_split_of, load_run
+
+    loaded = load_run(run)
+    _, split, es = eval_split_of(loaded, users)
+    result = run_eval(loaded.model, es, tuple(k), split.train.item_popularity())
+    table = Table(title=f"{run} ({users}, {len(es)} users)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for name, value in result.metrics.items():
+        table.add_row(name, f"{value:.4f}")
+    out_console.print(table)
+
+
+@app.command()
+def recommend(run: Annotated[Path, typer.Option(help="run folder")],
+              output: Annotated[Path, typer.Option(help="CSV to write: user_id,item_id,rank,score")],
+              users: Annotated[str, typer.Option(help="test or valid")] = "test",
+              k: Annotated[int, typer.Option(min=1, max=1000)] = 10) -> None:
+    """Export top-k recommendations for every evaluated user, in original ids."""
+    from deepshelf.runs import export_recommendations, load_run
+
+    rows = export_recommendations(load_run(run), users, k, output)
+    out_console.print(f"wrote {rows:,} rows to {output}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except DeepshelfError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

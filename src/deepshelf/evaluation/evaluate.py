@@ -1,0 +1,59 @@
+"""Full-ranking evaluation through the same `recommend()` the server calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepshelf.data.splits import EvalSet
+from deepshelf.evaluation.metrics import coverage, mean_popularity, per_user_metrics
+from deepshelf.models.base import Recommender
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, float]  # averaged over users (+ coverage, popularity)
+    per_user: dict[str, np.ndarray]  # metric -> [U]
+    ranked: np.ndarray  # int64 [U, max k] recommended item indices
+    scores: np.ndarray  # float32 [U, max k]
+    history_length: np.ndarray  # int [U]
+    slices: dict[str, dict[str, float]]  # slice name -> averaged metrics
+    seconds: float
+
+
+def recommend_all(model: Recommender, evalset: EvalSet, k: int, batch_size: int = 512,
+                  on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k for every evaluated user, batch by batch, seen items excluded: int64 [U, k], float32 [U, k]."""
+    U = len(evalset)
+    ranked = np.full((U, k), -1, np.int64)
+    scores = np.full((U, k), -np.inf, np.float32)
+    for start in range(0, U, batch_size):
+        rows = np.arange(start, min(start + batch_size, U))
+        idx, top = model.recommend(evalset.inputs.select(rows), k=k, exclude_seen=True)
+        ranked[rows, : idx.shape[1]], scores[rows, : idx.shape[1]] = idx, top
+        if on_batch is not None:
+            on_batch(len(rows))
+    return ranked, scores
+
+
+def evaluate(model: Recommender, evalset: EvalSet, ks: tuple[int, ...] = (10, 20),
+             item_popularity: np.ndarray | None = None, batch_size: int = 512,
+             on_batch: Callable[[int], None] | None = None) -> EvalResult:
+    """HR, Recall, NDCG, MRR, precision at each k over all evaluated users, ranking over all items."""
+    start = time.perf_counter()
+    kmax = max(ks)
+    ranked, scores = recommend_all(model, evalset, kmax, batch_size, on_batch)
+    per_user = per_user_metrics(ranked, evalset.targets, ks)
+    metrics = {name: float(v.mean()) if len(v) else 0.0 for name, v in per_user.items()}
+    for k in ks:
+        metrics[f"coverage@{k}"] = coverage(ranked, model.n_items, k)
+        if item_popularity is not None:
+            metrics[f"popularity@{k}"] = mean_popularity(ranked, item_popularity, k)
+    metrics["users"] = float(len(evalset))
+    slices = {name: {m: float(v[mask].mean()) for m, v in per_user.items()} | {"users": float(mask.sum())}
+              for name, mask in evalset.slices.items() if mask.any()}
+    return EvalResult(metrics, per_user, ranked, scores, evalset.inputs.lengths, slices,
+                      time.perf_counter() - start)

@@ -1,0 +1,139 @@
+"""The model contract every deepshelf recommender follows.
+
+`fit(train, catalog) -> self`, `score(histories) -> float32 [B, n_items]`, and `recommend()` implemented once
+here from `score()` (mask seen items and filters, then exact top-k). `save()` / `load()` write a folder with
+`model.json` (name + typed config), `item_ids.npy` (the item id map) and the weights, never pickles.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deepshelf.data.catalog import Catalog
+from deepshelf.data.idmap import IdMap
+from deepshelf.data.interactions import Histories, Interactions
+from deepshelf.errors import DeepshelfError
+from deepshelf.index.exact import topk
+
+if TYPE_CHECKING:
+    from deepshelf.data.splits import EvalSet
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's typed config: unknown keys are refused, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    seed: int = 42
+
+
+def build_config(config_cls: type[ModelConfig], values: dict) -> ModelConfig:
+    """Validate `values` into `config_cls`, turning a validation failure into one line naming the field."""
+    try:
+        return config_cls(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(config_cls.model_fields)
+            raise DeepshelfError(f"unknown parameter {field!r} for {config_cls.__name__} (known: {known})") from None
+        raise DeepshelfError(f"parameter {field!r}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+class Recommender(ABC):
+    """A recommender estimator. Subclasses set `name`, `Config`, and implement `_fit`, `score`, `_state`."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    # Reason shown to shoppers for an item this model produced (`sequence`, `also_bought`, `trending`, ...).
+    reason: ClassVar[str] = "personal"
+
+    def __init__(self, config: ModelConfig | None = None, **overrides):
+        base = config.model_dump() if config is not None else {}
+        self.config = build_config(self.Config, {**base, **overrides})
+        self.item_map: IdMap | None = None
+
+    @property
+    def n_items(self) -> int:
+        if self.item_map is None:
+            raise RuntimeError(f"{self.name}: model is not fitted")
+        return len(self.item_map)
+
+    def fit(self, train: Interactions, catalog: Catalog | None = None, valid: "EvalSet | None" = None) -> Self:
+        """Learn from `train`; `valid` is used by models that stop early on validation quality."""
+        if len(train) == 0:
+            raise DeepshelfError(f"{self.name}: cannot fit on zero interactions")
+        self.item_map = train.item_map
+        self._fit(train, catalog, valid)
+        return self
+
+    @abstractmethod
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid: "EvalSet | None") -> None: ...
+
+    @abstractmethod
+    def score(self, histories: Histories) -> np.ndarray:
+        """Scores of every item for each history: float32 [B, n_items] (higher is better)."""
+
+    def recommend(self, histories: Histories, k: int = 10, exclude_seen: bool = True,
+                  filters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` item indices and scores per history ([B, k] each), best first.
+
+        exclude_seen drops items in the history; `filters` is a bool mask of allowed items, [n_items] or
+        [B, n_items]. Slots with no allowed item left have index -1 and score -inf.
+        """
+        scores = np.array(self.score(histories), dtype=np.float32, copy=True)
+        if exclude_seen and len(histories.items):
+            rows = np.repeat(np.arange(len(histories)), histories.lengths)
+            scores[rows, histories.items] = -np.inf
+        if filters is not None:
+            scores[~np.broadcast_to(filters, scores.shape)] = -np.inf
+        idx, top = topk(scores, k)
+        idx[~np.isfinite(top)] = -1
+        return idx, top
+
+    # ---- persistence -------------------------------------------------------------------------------------
+    @abstractmethod
+    def _state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with the config and item map, reproduce the model's scores."""
+
+    @abstractmethod
+    def _set_state(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def _save_weights(self, path: Path) -> None:
+        np.savez(path / "weights.npz", **self._state())
+
+    def _load_weights(self, path: Path) -> None:
+        with np.load(path / "weights.npz", allow_pickle=False) as data:
+            self._set_state({k: data[k] for k in data.files})
+
+    def save(self, path: str | Path) -> None:
+        """Write the model into folder `path` (created if needed)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "model.json").write_text(json.dumps({"name": self.name, "config": self.config.model_dump()}, indent=2))
+        self.item_map.save(path / "item_ids.npy")
+        self._save_weights(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recommender":
+        """Load any saved model (the class comes from `model.json` through the registry)."""
+        from deepshelf.models.registry import model_class
+
+        path = Path(path)
+        try:
+            meta = json.loads((path / "model.json").read_text())
+        except FileNotFoundError:
+            raise DeepshelfError(f"{path}: not a saved model (no model.json)") from None
+        except json.JSONDecodeError as exc:
+            raise DeepshelfError(f"{path / 'model.json'}: corrupt ({exc})") from None
+        klass = model_class(meta["name"])
+        model = klass(klass.Config(**meta["config"]))
+        model.item_map = IdMap.load(path / "item_ids.npy")
+        model._load_weights(path)
+        return model

@@ -1,0 +1,66 @@
+"""Item-kNN: cosine similarity on item co-occurrence ("customers who bought this also bought")."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from deepshelf.data.interactions import Histories, Interactions
+from deepshelf.index.exact import topk
+from deepshelf.models.base import ModelConfig, Recommender
+
+
+class ItemKNNConfig(ModelConfig):
+    neighbors: int = Field(default=200, gt=0)  # similar items kept per item
+    shrink: float = Field(default=0.0, ge=0)  # shrinks similarities of rarely co-occurring pairs
+    chunk: int = Field(default=1024, gt=0)  # items per dense block when building the neighbour lists
+
+
+class ItemKNN(Recommender):
+    """score(history) = Σ_{j in history} sim(j, ·), with sim the top-`neighbors` cosine similarities."""
+
+    name = "itemknn"
+    Config = ItemKNNConfig
+    reason = "also_bought"
+
+    def _fit(self, train: Interactions, catalog, valid) -> None:
+        X = train.to_csr(binary=True)
+        XT = X.T.tocsr()
+        norms = np.sqrt(np.asarray(X.sum(axis=0)).ravel()).astype(np.float32)
+        n, k = self.n_items, min(self.config.neighbors, self.n_items - 1)
+        rows, cols, vals = [], [], []
+        for start in range(0, n, self.config.chunk):  # blocks of items, each a dense matmul: memory stays bounded
+            stop = min(start + self.config.chunk, n)
+            co = (XT[start:stop] @ X).toarray().astype(np.float32)  # (chunk, n_items) co-occurrence counts
+            sim = co / (norms[start:stop, None] * norms[None, :] + self.config.shrink + 1e-9)
+            sim[np.arange(stop - start), np.arange(start, stop)] = 0.0  # an item is not its own neighbour
+            idx, top = topk(sim, k)
+            keep = top > 0
+            rows.append(np.repeat(np.arange(start, stop), keep.sum(1)))
+            cols.append(idx[keep])
+            vals.append(top[keep])
+        self.similarity = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n), dtype=np.float32
+        )
+
+    def score(self, histories: Histories) -> np.ndarray:
+        X = histories.to_csr(self.n_items)
+        X.data[:] = 1.0
+        return (X @ self.similarity).toarray().astype(np.float32)
+
+    def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` neighbours of each item (indices, cosine), from the stored neighbour lists."""
+        sims = self.similarity[np.asarray(items)].toarray()
+        sims[sims == 0] = -np.inf
+        idx, top = topk(sims, k)
+        idx[~np.isfinite(top)] = -1
+        return idx, top
+
+    def _state(self) -> dict[str, np.ndarray]:
+        s = self.similarity
+        return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        n = len(state["indptr"]) - 1
+        self.similarity = sp.csr_matrix((state["data"], state["indices"], state["indptr"]), shape=(n, n))
