@@ -49,10 +49,15 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable)")] = [],
     catalog: Annotated[Optional[str], typer.Option(help="catalogue file for a dataset given by path")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
+    nproc: Annotated[int, typer.Option(min=1, help="processes for distributed data-parallel training")] = 1,
 ) -> None:
     """Train a model, evaluate it (full ranking) and write runs/NAME."""
     from deepshelf.runs import build_train_config, train_run
 
+    if nproc > 1:  # re-launch this same command under torchrun; rank 0 writes the run
+        from deepshelf.training.distributed import launch
+
+        raise typer.Exit(launch(nproc, sys.argv[1:]))
     cfg = build_train_config(dataset, model, config, list(set_))
     if catalog:
         cfg.catalog = catalog
@@ -105,9 +110,18 @@ def recommend(run: Annotated[Path, typer.Option(help="run folder")],
     out_console.print(f"wrote {rows:,} rows to {output}")
 
 
+def _register_command_groups() -> None:
+    """Commands that live beside their subsystem: content (similar, search), serving, demo."""
+    from deepshelf.cli import content, demo, serve
+
+    for module in (content, serve, demo):
+        module.register(app)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _register_command_groups()
         app()
     except DeepshelfError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "ease": ("deepshelf.models.ease", "EASE"),
     "als": ("deepshelf.models.als", "ALS"),
     "sasrec": ("deepshelf.models.sasrec", "SASRec"),
+    "content": ("deepshelf.models.content", "ContentModel"),
 }
 
 
