@@ -88,28 +88,27 @@ def _first_bad_row(mask: pl.Series) -> int:
 
 
 def parse_timestamps(col: pl.Series, path: Path) -> np.ndarray:
-    """Unix seconds (int64) from ISO 8601 strings, datetimes or numbers; names the first bad row."""
+    """Unix seconds (int64) from ISO 8601 strings, datetimes or numbers (mixed per row); names the first bad row."""
     if col.dtype in (pl.Datetime, pl.Date):
-        parsed = col.cast(pl.Datetime("us"))
+        seconds = col.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
     elif col.dtype.is_numeric():
-        parsed = None
         seconds = col.cast(pl.Float64)
     else:
         text = col.cast(pl.Utf8).str.strip_chars()
-        numeric = text.cast(pl.Float64, strict=False)
-        if numeric.null_count() == text.null_count():
-            parsed, seconds = None, numeric
-        else:
-            parsed = text.str.to_datetime(strict=False, time_unit="us")
-            if parsed.dtype == pl.Datetime and parsed.dtype.time_zone is not None:
-                parsed = parsed.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-    if parsed is not None:
-        bad = parsed.is_null() & col.is_not_null()
+        frame = pl.DataFrame({"t": text})
+        # Each row may be Unix seconds or ISO 8601 with or without time / zone: try each reading in turn.
+        readings = [pl.col("t").cast(pl.Float64, strict=False)] + [
+            pl.col("t").str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+            .dt.epoch("s").cast(pl.Float64)
+            for fmt in ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f",
+                        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+        ]
+        seconds = frame.select(pl.coalesce(readings)).to_series()
+        bad = seconds.is_null() & text.is_not_null() & (text != "")
         if bad.any():
             row = _first_bad_row(bad)
             raise DeepshelfError(f"{path}: row {row}, column 'timestamp': {col[row - 1]!r} is not a time "
                                  "(expected ISO 8601 like 2024-05-01T12:00:00 or Unix seconds)")
-        seconds = parsed.dt.epoch("s").cast(pl.Float64)
     if seconds.null_count():
         row = _first_bad_row(seconds.is_null())
         raise DeepshelfError(f"{path}: row {row}, column 'timestamp' is empty")

@@ -58,6 +58,7 @@ class Recommender(ABC):
         base = config.model_dump() if config is not None else {}
         self.config = build_config(self.Config, {**base, **overrides})
         self.item_map: IdMap | None = None
+        self.item_popularity: np.ndarray | None = None  # float32 [n_items], max 1
 
     @property
     def n_items(self) -> int:
@@ -70,6 +71,9 @@ class Recommender(ABC):
         if len(train) == 0:
             raise DeepshelfError(f"{self.name}: cannot fit on zero interactions")
         self.item_map = train.item_map
+        # Kept by every model: the answer for a history with no events (a shopper we know nothing about yet).
+        counts = train.item_popularity()
+        self.item_popularity = (counts / max(counts.max(), 1.0)).astype(np.float32)
         self._fit(train, catalog, valid)
         return self
 
@@ -88,6 +92,9 @@ class Recommender(ABC):
         [B, n_items]. Slots with no allowed item left have index -1 and score -inf.
         """
         scores = np.array(self.score(histories), dtype=np.float32, copy=True)
+        empty = histories.lengths == 0
+        if empty.any():
+            scores[empty] = self.item_popularity
         if exclude_seen and len(histories.items):
             rows = np.repeat(np.arange(len(histories)), histories.lengths)
             scores[rows, histories.items] = -np.inf
@@ -118,6 +125,7 @@ class Recommender(ABC):
         path.mkdir(parents=True, exist_ok=True)
         (path / "model.json").write_text(json.dumps({"name": self.name, "config": self.config.model_dump()}, indent=2))
         self.item_map.save(path / "item_ids.npy")
+        np.save(path / "item_popularity.npy", self.item_popularity, allow_pickle=False)
         self._save_weights(path)
 
     @classmethod
@@ -134,6 +142,12 @@ class Recommender(ABC):
             raise DeepshelfError(f"{path / 'model.json'}: corrupt ({exc})") from None
         klass = model_class(meta["name"])
         model = klass(klass.Config(**meta["config"]))
-        model.item_map = IdMap.load(path / "item_ids.npy")
-        model._load_weights(path)
+        try:
+            model.item_map = IdMap.load(path / "item_ids.npy")
+            model.item_popularity = np.load(path / "item_popularity.npy", allow_pickle=False)
+            model._load_weights(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise DeepshelfError(f"{path}: cannot load {meta['name']} model ({exc})") from None
+        if len(model.item_popularity) != len(model.item_map):
+            raise DeepshelfError(f"{path}: item map and weights disagree on the number of items")
         return model

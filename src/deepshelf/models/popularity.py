@@ -34,16 +34,17 @@ class Popularity(Recommender):
         if cfg.half_life_days is not None:
             weight = weight * np.exp2(-age_days / cfg.half_life_days)
         counts = np.bincount(train.item, weights=weight, minlength=self.n_items)
-        self.item_scores = (counts / max(counts.max(), 1e-12)).astype(np.float32)
+        # The model is its own empty-history answer, so the base class stores (and saves) the scores.
+        self.item_popularity = (counts / max(counts.max(), 1e-12)).astype(np.float32)
 
     def score(self, histories: Histories) -> np.ndarray:
-        return np.broadcast_to(self.item_scores, (len(histories), self.n_items))
+        return np.broadcast_to(self.item_popularity, (len(histories), self.n_items))
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"item_scores": self.item_scores}
+        return {}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.item_scores = state["item_scores"]
+        pass
 
 
 class TrendingConfig(PopularityConfig):

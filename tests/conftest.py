@@ -1,0 +1,53 @@
+"""Shared fixtures: small synthetic data with planted structure, and the real datasets folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("DEEPSHELF_DATA_DIR", str(ROOT.parent / "shared" / "data"))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: implicit wants single-threaded BLAS
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from deepshelf.data.interactions import Interactions  # noqa: E402
+
+
+def planted_clusters(n_groups: int = 4, users_per_group: int = 60, items_per_group: int = 25,
+                     events_per_user: int = 12, seed: int = 0) -> Interactions:
+    """Users of group g only touch items of group g (plus nothing else): any collaborative model must
+    recommend a user items of their own group. Item popularity within a group is skewed (Zipf-like)."""
+    rng = np.random.default_rng(seed)
+    users, items, times = [], [], []
+    p = 1.0 / np.arange(1, items_per_group + 1)
+    p /= p.sum()
+    t = 0
+    for g in range(n_groups):
+        for u in range(users_per_group):
+            chosen = rng.choice(items_per_group, size=events_per_user, replace=False, p=p) + g * items_per_group
+            for i in chosen:
+                users.append(f"u{g}_{u}")
+                items.append(f"i{i}")
+                times.append(t)
+                t += 1
+    return Interactions.from_ids(np.array(users), np.array(items), timestamp=np.array(times))
+
+
+def group_of_item(inter: Interactions, items_per_group: int = 25) -> np.ndarray:
+    """Planted group of each item index."""
+    return np.array([int(x[1:]) // items_per_group for x in inter.item_map.ids])
+
+
+@pytest.fixture
+def clusters() -> Interactions:
+    return planted_clusters()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    path = Path(os.environ["DEEPSHELF_DATA_DIR"])
+    if not path.is_dir():
+        pytest.skip(f"shared datasets not found at {path}")
+    return path

@@ -1,0 +1,63 @@
+"""IdMap, Interactions and Histories: mapping, validation, conversions against simple references."""
+
+import numpy as np
+import pytest
+
+from deepshelf.data.idmap import IdMap
+from deepshelf.data.interactions import Histories, Interactions
+from deepshelf.data.schema import EventType
+
+
+def test_idmap_first_appearance_and_unknown(tmp_path):
+    m, codes = IdMap.from_values(["b", "a", "b", "c"])
+    assert list(m.ids) == ["b", "a", "c"] and codes.tolist() == [0, 1, 0, 2]
+    assert m.lookup(["c", "zzz"]).tolist() == [2, -1]
+    with pytest.raises(KeyError):
+        m.index("zzz")
+    m.save(tmp_path / "ids.npy")
+    assert IdMap.load(tmp_path / "ids.npy") == m
+    assert list(m.extend(["a", "d"]).ids) == ["b", "a", "c", "d"]
+
+
+def test_interactions_validate():
+    m = IdMap(["a", "b"])
+    with pytest.raises(ValueError, match="out of range"):
+        Interactions(np.array([0, 5]), np.array([0, 1]), m, m)
+    with pytest.raises(ValueError, match="rows"):
+        Interactions(np.array([0, 1]), np.array([0]), m, m)
+
+
+def test_sequences_in_time_order_and_truncated():
+    inter = Interactions.from_ids(np.array(["u1", "u2", "u1", "u1"]), np.array(["x", "y", "z", "y"]),
+                                  timestamp=np.array([30, 5, 10, 20]))
+    seq = inter.to_sequences()
+    ids = inter.item_map.ids
+    assert [list(ids[seq[u]]) for u in range(2)] == [["z", "y", "x"], ["y"]]
+    last2 = inter.to_sequences(max_len=2)
+    assert [list(ids[last2[u]]) for u in range(2)] == [["y", "x"], ["y"]]
+
+
+def test_csr_weights_and_type_weights():
+    inter = Interactions.from_ids(np.array(["u", "u", "u"]), np.array(["a", "a", "b"]),
+                                  type=np.array([EventType.VIEW, EventType.PURCHASE, EventType.CART]))
+    weighted = inter.with_type_weights()
+    dense = weighted.to_csr().toarray()
+    assert dense.tolist() == [[1.0 + 4.0, 2.0]]
+    assert inter.to_csr(binary=True).toarray().tolist() == [[1.0, 1.0]]
+    assert inter.with_type_weights({"view": 0.5}).to_csr().toarray()[0, 0] == 4.5
+
+
+def test_histories_padded_select_against_reference():
+    rng = np.random.default_rng(0)
+    lists = [list(rng.integers(0, 50, size=rng.integers(0, 9))) for _ in range(40)]
+    h = Histories.from_lists(lists)
+    padded = h.padded(5)
+    for row, items in zip(padded, lists):
+        tail = [i + 1 for i in items[-5:]]
+        assert row.tolist() == [0] * (5 - len(tail)) + tail
+    rows = np.array([3, 0, 17, 17])
+    sub = h.select(rows)
+    assert [list(sub[b]) for b in range(4)] == [lists[r] for r in rows]
+    dense = h.to_csr(50).toarray()
+    for b, items in enumerate(lists):
+        assert dense[b].sum() == len(items)

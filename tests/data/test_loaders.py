@@ -1,0 +1,76 @@
+"""Loaders: every format loads, and every kind of bad input is a one-line error naming file, row and column."""
+
+import gzip
+import json
+
+import polars as pl
+import pytest
+
+from deepshelf.data.datasets import load_dataset
+from deepshelf.data.loaders import read_catalog, read_events, read_sequences
+from deepshelf.data.schema import EventType
+from deepshelf.errors import DeepshelfError
+
+CSV = "user_id,item_id,type,timestamp\nu1,a,view,2024-05-01T10:00:00\nu1,b,purchase,2024-05-01T11:00:00\nu2,a,cart,1714560000\n"
+
+
+def test_csv_parquet_jsonl_agree(tmp_path):
+    (tmp_path / "e.csv").write_text(CSV)
+    csv = read_events(tmp_path / "e.csv")
+    pl.read_csv(tmp_path / "e.csv", infer_schema_length=0).write_parquet(tmp_path / "e.parquet")
+    with open(tmp_path / "e.jsonl", "w") as f:
+        for row in pl.read_csv(tmp_path / "e.csv", infer_schema_length=0).iter_rows(named=True):
+            f.write(json.dumps(row) + "\n")
+    for other in (read_events(tmp_path / "e.parquet"), read_events(tmp_path / "e.jsonl")):
+        assert other.item.tolist() == csv.item.tolist()
+        assert other.timestamp.tolist() == csv.timestamp.tolist()
+        assert other.type.tolist() == csv.type.tolist()
+    assert csv.type.tolist() == [EventType.VIEW, EventType.PURCHASE, EventType.CART]
+    assert csv.timestamp.tolist() == [1714557600, 1714561200, 1714560000]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "file is empty"),
+    ("user,item\n", "header but no rows"),
+    ("user,item,item\nu,a,b\n", "duplicate column 'item'"),
+    ("user,product_name\nu,a\n", "missing column 'item'"),
+    ("user,item,timestamp\nu,a,2024-01-01\nu,b,yesterday\n", "row 2, column 'timestamp'"),
+    ("user,item,type\nu,a,view\nu,b,like\n", "row 2, column 'type': unknown event type 'like'"),
+    ("user,item\nu,a\n,b\n", "row 2, column 'user' is empty"),
+])
+def test_bad_events_files(tmp_path, content, message):
+    path = tmp_path / "events.csv"
+    path.write_text(content)
+    with pytest.raises(DeepshelfError, match=message) as err:
+        read_events(path)
+    assert str(path) in str(err.value)
+
+
+def test_sequences_file(tmp_path):
+    path = tmp_path / "s.txt.gz"
+    with gzip.open(path, "wt") as f:
+        f.write("1 10 11 12\n2 11 13\n")
+    inter = read_sequences(path)
+    assert (inter.n_users, inter.n_items, len(inter)) == (2, 4, 5)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1 10 11\n1 12\n")
+    with pytest.raises(DeepshelfError, match="line 2: user '1' appears on more than one line"):
+        read_sequences(bad)
+
+
+def test_catalog_validation(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("sku,name,price,in_stock\nA,Mug,3.5,yes\nB,Cup,abc,no\n")
+    with pytest.raises(DeepshelfError, match="row 2, column 'price'"):
+        read_catalog(path)
+    path.write_text("sku,name,price,in_stock,colour\nA,Mug,3.5,yes,red\nB,Cup,,no,blue\n")
+    cat = read_catalog(path)
+    assert cat.table["in_stock"].to_list() == [True, False] and cat.attributes == ["colour"]
+    path.write_text("sku,name\nA,Mug\nA,Cup\n")
+    with pytest.raises(DeepshelfError, match="'A' appears more than once"):
+        read_catalog(path)
+
+
+def test_unknown_dataset_name():
+    with pytest.raises(DeepshelfError, match="unknown dataset 'nope'"):
+        load_dataset("nope")
