@@ -1,0 +1,85 @@
+"""`create_app(settings)`: the FastAPI application. Nothing happens at import; the store is opened and the run
+loaded in the lifespan, and closed on shutdown."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from deepshelf import __version__
+from deepshelf.errors import DeepshelfError
+from deepshelf.serving.metrics import Metrics, MetricsMiddleware
+from deepshelf.serving.routes import admin, events, items, recommendations, system
+from deepshelf.serving.service import NotAvailable, NotFound, Service
+from deepshelf.serving.settings import Settings
+from deepshelf.serving.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        store = await run_in_threadpool(open_store, settings.database, settings.sqlite_synchronous)
+        service = Service(settings, store, metrics)
+        await run_in_threadpool(service.start)
+        app.state.service = service
+        if not settings.keys:
+            log.warning("no API keys configured (DEEPSHELF_API_KEYS): writes and admin calls will be refused")
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.stop)
+
+    app = FastAPI(title="deepshelf", version=__version__, lifespan=lifespan,
+                  description="Recommendations, similar products and search for an online shop.")
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
+    for module in (events, recommendations, items, admin, system):
+        app.include_router(module.router)
+    _add_error_handlers(app)
+    web = system.web_dir()
+    if web.is_dir():  # the pages may not be built/installed; the API works without them
+        app.mount("/static", StaticFiles(directory=str(web)), name="static")
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(NotAvailable)
+    async def not_available(request: Request, exc: NotAvailable):
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(DeepshelfError)
+    async def bad_input(request: Request, exc: DeepshelfError):
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def store_busy(request: Request, exc: Exception):
+        log.error("store error on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503)
+
+    try:
+        import psycopg
+
+        app.add_exception_handler(psycopg.OperationalError, store_busy)
+    except ImportError:
+        pass
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error"}, status_code=500)

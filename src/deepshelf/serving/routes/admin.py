@@ -1,0 +1,141 @@
+"""Admin and dashboard data: model reload (hot swap), runs with their metrics and plots, event and latency stats."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path as FsPath
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from deepshelf.errors import DeepshelfError
+from deepshelf.serving.deps import ReadAuth, ServiceDep, WriteAuth
+from deepshelf.serving.schemas import (
+    EventBucket,
+    EventStats,
+    LatencyStats,
+    ReloadIn,
+    ReloadOut,
+    RouteLatency,
+    RunInfo,
+    RunsOut,
+    RunSummary,
+)
+
+router = APIRouter(prefix="/v1", tags=["admin"])
+
+BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@router.post("/admin/reload", response_model=ReloadOut, dependencies=[WriteAuth],
+             responses={409: {"description": "the new run was refused; the current one keeps serving"}})
+async def reload(service: ServiceDep, body: Annotated[ReloadIn | None, Body()] = None) -> ReloadOut:
+    """Load a run (default: the served path again, e.g. after its symlink moved) and swap it in atomically.
+    Requests keep being answered by the current run while the new one loads; a broken run is refused (409)."""
+    try:
+        state = await run_in_threadpool(service.reload, body.run if body and body.run else None)
+    except DeepshelfError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return ReloadOut(model_version=state.version, path=str(state.path) if state.path else None,
+                     items=len(state.view))
+
+
+def _plots(folder: FsPath, name: str) -> list[str]:
+    plots = folder / "plots"
+    return [f"/v1/runs/{name}/plots/{p.name}" for p in sorted(plots.glob("*.png"))] if plots.is_dir() else []
+
+
+def _metrics(folder: FsPath) -> dict:
+    try:
+        return json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_folders(service) -> list[FsPath]:
+    """The served run's folder and its siblings that look like runs (have config.json)."""
+    state = service.state
+    if state is None or state.path is None:
+        return []
+    served = state.path
+    parent = served.parent
+    folders = [served]
+    try:
+        for p in sorted(parent.iterdir()):
+            if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists() and p != served:
+                folders.append(p)
+    except OSError:
+        pass
+    return folders[:200]
+
+
+@router.get("/runs", response_model=RunsOut, dependencies=[ReadAuth])
+def runs(service: ServiceDep) -> RunsOut:
+    """The served run (metrics, report, plots) and the other runs beside it."""
+    state = service.state
+    summaries = []
+    served_real = FsPath(state.path).resolve() if state is not None and state.path else None
+    for folder in _run_folders(service):
+        m = _metrics(folder)
+        serving = folder.resolve() == served_real
+        summaries.append(RunSummary(name=folder.name, path=str(folder), version=m.get("version"),
+                                    model=m.get("model"), dataset=m.get("dataset"), serving=serving, metrics=m,
+                                    plots=_plots(folder, folder.name)))
+    if state is None or state.path is None:
+        current = RunInfo(path=None, version=None, model=None, dataset=None, loaded_at=None, metrics={}, plots=[],
+                          report=None)
+    else:
+        report = state.path / "report.md"
+        current = RunInfo(path=str(state.path), version=state.version, model=getattr(state.model, "name", None),
+                          dataset=state.run.config.dataset, loaded_at=datetime.fromtimestamp(state.loaded_at,
+                                                                                            timezone.utc),
+                          metrics=state.run.metrics, plots=_plots(state.path, "current"),
+                          report=report.read_text() if report.exists() else None)
+    return RunsOut(model_version=state.version if state else None,
+                   serving=state.path.name if state is not None and state.path else None,
+                   current=current, runs=summaries, last_reload_error=service.last_reload_error)
+
+
+@router.get("/runs/{name}/plots/{plot}", dependencies=[ReadAuth], response_class=FileResponse,
+            responses={200: {"content": {"image/png": {}}}, 404: {"description": "no such plot"}})
+def run_plot(service: ServiceDep, name: Annotated[str, Path(max_length=256)],
+             plot: Annotated[str, Path(max_length=256)]):
+    """A report plot of the served run (`current`) or of a sibling run folder."""
+    folders = {f.name: f for f in _run_folders(service)}
+    state = service.state
+    if name == "current" and state is not None and state.path is not None:
+        folders["current"] = state.path
+    folder = folders.get(name)
+    # names are looked up, never joined blindly: no path traversal out of the runs folder
+    if folder is None or "/" in plot or "\\" in plot or plot.startswith(".") or not plot.endswith(".png"):
+        raise HTTPException(404, f"no plot {plot!r} for run {name!r}")
+    path = folder / "plots" / plot
+    if not path.is_file():
+        raise HTTPException(404, f"no plot {plot!r} for run {name!r}")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/stats/events", response_model=EventStats, dependencies=[ReadAuth])
+def event_stats(service: ServiceDep, bucket: Literal["minute", "hour", "day"] = "hour",
+                days: Annotated[float, Query(gt=0, le=3660)] = 7.0) -> EventStats:
+    """Events stored per time bucket (and per type) over the last `days`."""
+    seconds = BUCKETS[bucket]
+    since = time.time() - days * 86400
+    grouped: dict[float, dict[str, int]] = {}
+    for start, kind, n in service.store.event_buckets(seconds, since):
+        grouped.setdefault(start, {})[kind] = n
+    buckets = [EventBucket(start=datetime.fromtimestamp(s, timezone.utc), count=sum(by.values()), by_type=by)
+               for s, by in sorted(grouped.items())]
+    return EventStats(bucket_seconds=seconds, since=datetime.fromtimestamp(since, timezone.utc),
+                      total=service.store.count_events(), buckets=buckets)
+
+
+@router.get("/stats/latency", response_model=LatencyStats, dependencies=[ReadAuth])
+def latency_stats(request: Request) -> LatencyStats:
+    """p50 / p95 / p99 per route over this server's most recent requests."""
+    metrics = request.app.state.metrics
+    return LatencyStats(window=metrics.window, routes=[RouteLatency(**r) for r in metrics.percentiles()])

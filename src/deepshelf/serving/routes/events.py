@@ -1,0 +1,46 @@
+"""Shopper events: ingest a batch (durably, before answering) and read a shopper's history."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from deepshelf.serving.deps import ReadAuth, ServiceDep, SettingsDep, WriteAuth, invalid
+from deepshelf.serving.schemas import Accepted, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
+from deepshelf.serving.store import Event
+
+router = APIRouter(prefix="/v1", tags=["events"])
+
+UserId = Annotated[str, Path(min_length=1, max_length=256)]
+
+
+@router.post("/events", response_model=Accepted, dependencies=[WriteAuth],
+             responses={401: {"description": "missing or invalid API key"}, 413: {"description": "body too large"}})
+def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep) -> Accepted:
+    """Store a batch of events; answers only after they are committed, so a 200 means they are kept."""
+    if len(batch.events) > settings.max_batch:
+        raise invalid("body", "events", f"at most {settings.max_batch} events per request", len(batch.events))
+    now = time.time()
+    rows = [Event(e.user_id, e.item_id, e.type, e.timestamp.timestamp() if e.timestamp else now, e.session_id,
+                  e.value) for e in batch.events]
+    return Accepted(accepted=service.ingest(rows))
+
+
+@router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[ReadAuth])
+def user_events(user_id: UserId, service: ServiceDep,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> UserEvents:
+    """The shopper's events, newest first ("recently viewed")."""
+    events = service.history(user_id, limit)
+    return UserEvents(user_id=user_id, events=[
+        EventOut(item_id=e.item_id, type=e.type, timestamp=datetime.fromtimestamp(e.ts, timezone.utc),
+                 session_id=e.session_id, value=e.value) for e in events])
+
+
+@router.get("/users", response_model=UsersOut, dependencies=[ReadAuth])
+def recent_users(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> UsersOut:
+    """The most recently active shoppers (for the demo storefront's shopper picker)."""
+    return UsersOut(users=[UserSummary(user_id=u, events=n, last_seen=datetime.fromtimestamp(ts, timezone.utc))
+                           for u, n, ts in service.store.recent_users(limit)])

@@ -1,0 +1,229 @@
+"""Request and response bodies of the HTTP API (kept apart: what a client sends is not what it gets back)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from deepshelf.data.schema import EVENT_TYPE_NAMES
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
+EventTypeName = Literal[tuple(EVENT_TYPE_NAMES)]  # type: ignore[valid-type]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests -------------------------------------------------------------------------------------------------
+class EventIn(Strict):
+    user_id: Id
+    item_id: Id
+    type: EventTypeName = "view"
+    timestamp: datetime | None = None  # ISO 8601; now when absent; no timezone means UTC
+    session_id: Annotated[str, StringConstraints(max_length=256)] | None = None
+    value: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _plausible(cls, ts: datetime | None) -> datetime | None:
+        if ts is None:
+            return None
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        if not (1970 <= ts.year <= 2200):
+            raise ValueError("timestamp must be between 1970 and 2200")
+        return ts
+
+
+class EventBatchIn(Strict):
+    events: list[EventIn] = Field(min_length=1)
+
+
+class RulesIn(Strict):
+    """Business rules for one request; any field left out takes the server's default."""
+
+    categories: list[Annotated[str, StringConstraints(max_length=256)]] | None = Field(default=None, max_length=100)
+    min_price: float | None = Field(default=None, allow_inf_nan=False)
+    max_price: float | None = Field(default=None, allow_inf_nan=False)
+    in_stock: bool | None = None
+    exclude: list[Annotated[str, StringConstraints(max_length=256)]] = Field(default_factory=list, max_length=1000)
+    exclude_purchased: bool | None = None
+    exclude_seen: bool | None = None
+    max_per_category: int | None = Field(default=None, ge=1, le=1000)
+    boost_categories: dict[Annotated[str, StringConstraints(max_length=256)],
+                           Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=100)
+    boost_items: dict[Annotated[str, StringConstraints(max_length=256)],
+                      Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]] = Field(
+        default_factory=dict, max_length=1000)
+
+
+class SessionIn(Strict):
+    # the anonymous shopper's items, oldest first (`items` accepted as another name)
+    item_ids: list[Id] = Field(max_length=10_000, validation_alias=AliasChoices("item_ids", "items"))
+    k: int | None = Field(default=None, ge=1)  # overrides the k query parameter when given
+    exclude: list[Annotated[str, StringConstraints(max_length=256)]] = Field(default_factory=list, max_length=1000)
+    rules: RulesIn | None = None
+
+
+class ItemIn(Strict):
+    title: Annotated[str, StringConstraints(max_length=1000)] = ""
+    description: Annotated[str, StringConstraints(max_length=20_000)] = ""
+    category: Annotated[str, StringConstraints(max_length=256)] = ""
+    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    in_stock: bool = True
+    image_url: Annotated[str, StringConstraints(max_length=2000)] = ""
+    # a product photo sent inline (base64 of a JPEG / PNG / WebP); served back at /v1/items/{id}/image
+    image_base64: str | None = None
+    attributes: dict[Annotated[str, StringConstraints(max_length=100)], Any] = Field(default_factory=dict,
+                                                                                    max_length=100)
+
+
+class ItemWithIdIn(ItemIn):
+    item_id: Id
+
+
+class ItemBatchIn(Strict):
+    items: list[ItemWithIdIn] = Field(min_length=1)
+
+
+class ReloadIn(Strict):
+    run: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None  # default: the served path
+
+
+# ---- responses ------------------------------------------------------------------------------------------------
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    reason: str  # the signal that produced it: sequence, also_bought, personal, trending, popular, new_arrival, ...
+    title: str | None = None
+    category: str | None = None
+    price: float | None = None
+    image: str | None = None
+
+
+class ItemList(BaseModel):
+    items: list[RecommendedItem]
+    model_version: str | None
+    source: str  # model | fallback | content | keyword
+
+
+class EventOut(BaseModel):
+    item_id: str
+    type: str
+    timestamp: datetime
+    session_id: str | None = None
+    value: float | None = None
+
+
+class UserEvents(BaseModel):
+    user_id: str
+    events: list[EventOut]  # newest first
+
+
+class Accepted(BaseModel):
+    accepted: int
+
+
+class ItemOut(BaseModel):
+    item_id: str
+    title: str
+    description: str
+    category: str
+    price: float | None
+    in_stock: bool
+    image: str | None  # a URL to show: this server's copy when an image was uploaded, else the shop's image_url
+    attributes: dict[str, Any]
+    known_to_model: bool  # False for products added since the run was trained
+    updated_at: datetime | None
+
+
+class ItemPage(BaseModel):
+    items: list[ItemOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    status: str
+    model_version: str | None
+    store: str
+    items: int
+    items_new_since_training: int
+
+
+class RunInfo(BaseModel):
+    path: str | None
+    version: str | None
+    model: str | None
+    dataset: str | None
+    loaded_at: datetime | None
+    metrics: dict[str, Any]
+    plots: list[str]  # URLs of the evaluation report's plots
+    report: str | None  # the run's report.md text
+
+
+class RunSummary(BaseModel):
+    name: str
+    path: str
+    version: str | None
+    model: str | None
+    dataset: str | None
+    serving: bool
+    metrics: dict[str, Any]  # the run's metrics.json
+    plots: list[str]  # URLs of its report plots
+
+
+class RunsOut(BaseModel):
+    model_version: str | None
+    serving: str | None  # name of the run being served
+    current: RunInfo
+    runs: list[RunSummary]  # the served run and its sibling run folders
+    last_reload_error: str | None
+
+
+class UserSummary(BaseModel):
+    user_id: str
+    events: int
+    last_seen: datetime
+
+
+class UsersOut(BaseModel):
+    users: list[UserSummary]
+
+
+class ReloadOut(BaseModel):
+    model_version: str | None
+    path: str | None
+    items: int
+
+
+class EventBucket(BaseModel):
+    start: datetime
+    count: int
+    by_type: dict[str, int]
+
+
+class EventStats(BaseModel):
+    bucket_seconds: int
+    since: datetime
+    total: int
+    buckets: list[EventBucket]
+
+
+class RouteLatency(BaseModel):
+    route: str
+    method: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+
+class LatencyStats(BaseModel):
+    window: int  # most recent requests per route the percentiles are computed over
+    routes: list[RouteLatency]

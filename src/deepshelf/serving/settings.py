@@ -1,0 +1,61 @@
+"""Server settings: every knob comes from the environment (prefix `DEEPSHELF_`) or from `deepshelf serve` options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Typed server configuration. `DEEPSHELF_API_KEYS=k1,k2` sets the keys accepted in `X-API-Key`."""
+
+    model_config = SettingsConfigDict(env_prefix="DEEPSHELF_", extra="ignore")
+
+    run: Path | None = None  # run folder (or a symlink to one: re-pointing it swaps the model)
+    database: str = "sqlite:///deepshelf.db"  # sqlite:///path or postgresql://user@host:port/db
+    # Kept as text: pydantic-settings would otherwise expect JSON for a list in an environment variable.
+    api_keys: str = ""
+    require_key_for_reads: bool = False
+
+    # ---- limits: requests beyond them get a 413 / 422 naming the field, never a slow answer or a 500 --------
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    max_batch: int = Field(default=1000, gt=0)  # events per POST /v1/events, items per POST /v1/items
+    max_k: int = Field(default=100, gt=0)
+    max_history: int = Field(default=200, gt=0)  # most recent events of a shopper fed to the model
+    max_session_items: int = Field(default=200, gt=0)
+    max_image_bytes: int = Field(default=500_000, gt=0)
+
+    # ---- retrieval ---------------------------------------------------------------------------------------
+    # Below this many items exact scoring is fast enough and is the reference; above it a FAISS index is built.
+    ann_threshold: int = Field(default=50_000, gt=0)
+    ann_nprobe: int = Field(default=24, gt=0)
+
+    # ---- business-rule defaults (a request can override each) ---------------------------------------------
+    default_in_stock: bool = True  # hide out-of-stock products unless a request asks for them
+    default_exclude_purchased: bool = True
+    default_max_per_category: int | None = Field(default=None, gt=0)
+    # Catalogue items the run has never seen (added since training) get this many slots per answer, so a new
+    # product is shown without retraining; ranked by live trending, then newest first.
+    new_item_slots: int = Field(default=1, ge=0)
+
+    # ---- freshness --------------------------------------------------------------------------------------
+    trending_days: float = Field(default=7.0, gt=0)
+    trending_refresh_s: float = Field(default=10.0, gt=0)
+    catalog_refresh_s: float = Field(default=1.0, gt=0)  # how stale another server's catalogue upserts may be
+    watch_interval_s: float = Field(default=2.0, gt=0)  # how often the run path's target is checked; 0 disables
+    watch_run: bool = True
+
+    sqlite_synchronous: str = "FULL"  # FULL: an acknowledged event survives a crash or power loss
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _sync_mode(cls, value: str) -> str:
+        if value.upper() not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("sqlite_synchronous must be FULL, EXTRA or NORMAL")
+        return value.upper()
+
+    @property
+    def keys(self) -> frozenset[str]:
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())

@@ -1,0 +1,154 @@
+"""Serving fixtures: tiny runs trained on synthetic shop events (planted groups), apps on both stores, and a
+throwaway PostgreSQL server (from DEEPSHELF_TEST_POSTGRES_URL, else started by scripts/start-postgres.sh)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "test-key"
+N_GROUPS, ITEMS_PER_GROUP = 4, 25
+
+
+def group_of(item_id: str) -> int:
+    return int(item_id[1:]) // ITEMS_PER_GROUP
+
+
+def write_shop(folder: Path, seed: int = 0, users_per_group: int = 30, events_per_user: int = 8) -> tuple[Path, Path]:
+    """Events (users of group g only touch items of group g) and a catalogue (category = group, prices, stock)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    t0 = 1_700_000_000
+    for g in range(N_GROUPS):
+        p = 1.0 / np.arange(1, ITEMS_PER_GROUP + 1)
+        p /= p.sum()
+        for u in range(users_per_group):
+            for j, i in enumerate(rng.choice(ITEMS_PER_GROUP, size=events_per_user, replace=False, p=p)):
+                rows.append((f"u{g}_{u}", f"i{g * ITEMS_PER_GROUP + i}", "purchase" if j % 3 == 0 else "view",
+                             t0 + len(rows) * 60))
+    events = folder / "events.csv"
+    pl.DataFrame(rows, schema=["user", "item", "type", "timestamp"], orient="row").write_csv(events)
+    n = N_GROUPS * ITEMS_PER_GROUP
+    catalog = folder / "catalog.csv"
+    pl.DataFrame({"item": [f"i{i}" for i in range(n)], "title": [f"Product {i} of group {i // ITEMS_PER_GROUP}"
+                                                                  for i in range(n)],
+                  "category": [f"cat{i // ITEMS_PER_GROUP}" for i in range(n)],
+                  "price": [float(10 + i) for i in range(n)],
+                  "in_stock": ["no" if i % 10 == 9 else "yes" for i in range(n)]}).write_csv(catalog)
+    return events, catalog
+
+
+def train(events: Path, catalog: Path, out: Path, model: str, **params) -> Path:
+    from deepshelf.runs import TrainConfig, train_run
+
+    cfg = TrainConfig(dataset=str(events), catalog=str(catalog), model=model, params=params,
+                      protocol="leave-one-out")
+    return train_run(cfg, out)
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory) -> tuple[Path, Path]:
+    return write_shop(tmp_path_factory.mktemp("shop"))
+
+
+@pytest.fixture(scope="session")
+def runs_dir(tmp_path_factory, shop) -> Path:
+    """runs/knn (item-kNN), runs/als (ALS) and runs/pop (popularity), trained once per session."""
+    folder = tmp_path_factory.mktemp("runs")
+    events, catalog = shop
+    train(events, catalog, folder / "knn", "itemknn")
+    train(events, catalog, folder / "als", "als", factors=8, iterations=5, threads=1)
+    train(events, catalog, folder / "pop", "popularity")
+    return folder
+
+
+@pytest.fixture
+def run_link(tmp_path, runs_dir) -> Path:
+    """A symlink to the item-kNN run (re-pointing it swaps the model)."""
+    link = tmp_path / "current"
+    link.symlink_to(runs_dir / "knn")
+    return link
+
+
+def make_settings(run: Path | None, database: str, **overrides):
+    from deepshelf.serving.settings import Settings
+
+    values = dict(run=run, database=database, api_keys=f"{KEY},other-key", watch_interval_s=0.2,
+                  trending_refresh_s=0.5, catalog_refresh_s=0.05)
+    values.update(overrides)
+    return Settings(**values)
+
+
+# ---- PostgreSQL ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("DEEPSHELF_TEST_POSTGRES_URL")
+    if url:
+        return url
+    script = ROOT / "scripts" / "start-postgres.sh"
+    if not (shutil.which("pg_ctl") or Path("/usr/local/bin/pg_ctl").exists() or list(Path("/usr/lib").glob(
+            "postgresql/*/bin/pg_ctl"))) and os.geteuid() != 0:
+        pytest.skip("no PostgreSQL binaries and not root to install them; set DEEPSHELF_TEST_POSTGRES_URL")
+    try:
+        out = subprocess.run([str(script)], capture_output=True, text=True, timeout=300, check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"could not start PostgreSQL: {getattr(exc, 'stderr', exc)}")
+    url = out.stdout.strip().splitlines()[-1]
+    os.environ["DEEPSHELF_TEST_POSTGRES_URL"] = url  # child server processes and later fixtures reuse it
+    return url
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url) -> str:
+    """A new empty database on the test server, dropped afterwards."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    base, _, _ = postgres_url.rpartition("/")
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request, tmp_path) -> str:
+    """Each store in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("fresh_postgres")
+
+
+@pytest.fixture
+def client(run_link, database):
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+
+    app = create_app(make_settings(run_link, database))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def sqlite_client(run_link, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+
+    app = create_app(make_settings(run_link, f"sqlite:///{tmp_path / 'store.db'}"))
+    with TestClient(app) as c:
+        yield c
+
+
+def auth() -> dict[str, str]:
+    return {"X-API-Key": KEY}
