@@ -1,0 +1,2 @@
+"""Offline product encoders: text (all-MiniLM-L6-v2, 384-d) and image (EfficientNet-Lite0 via ONNX, 1280-d, plus a
+colour descriptor), both batched and backed by a content-hash embedding cache (`cache.py`)."""

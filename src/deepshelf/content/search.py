@@ -1,0 +1,189 @@
+"""Semantic product search: words -> text vector -> products by their text and by their photos, fused with BM25.
+
+For a query q (one string):
+- text score  = cos(text_encoder(q), product text vector)            (what the product's words say)
+- photo score = cos(text_tower(text_encoder(q)), image_tower(photo))  (what its photo shows; `align.py`)
+- lexical     = BM25(q, product text + id) / max over products        (Robertson & Zaragoza 2009, via bm25s)
+
+`by="text"` ranks by text + lexical, `by="photo"` by the photo score alone (words -> pictures), `by="hybrid"`
+by the mean of the text and photo scores plus the lexical term. The lexical term is what lets an exact brand
+or product code win over a product that is merely "about the same thing". Optionally the top candidates are
+re-ranked for one shopper by a sequential model's scores for their history (`scorer`, any `Recommender`).
+
+Server use:
+
+    search = SearchIndex.load("runs/fashion-content")    # the encoder loads lazily on the first query
+    ids, scores = search.search("red summer dress", k=10, by="hybrid")   # original ids [k'], float32 [k']
+    rows, scores = search.search_rows("red summer dress", k=10)          # row indices into search.item_ids
+
+Bad input is a `DeepshelfError` with a one-line message: an empty query, one longer than `max_query_chars`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from deepshelf.content.heads import Projection
+from deepshelf.content.similar import content_dir
+from deepshelf.errors import DeepshelfError
+from deepshelf.index.exact import topk
+
+log = logging.getLogger(__name__)
+
+SearchBy = Literal["text", "photo", "hybrid"]
+
+
+def _bm25_tokens(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+
+class SearchIndex:
+    """Product search over text vectors, aligned photo vectors and a BM25 index of the product texts."""
+
+    def __init__(self, item_ids: np.ndarray, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray,
+                 photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "onnx",
+                 lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None):
+        self.item_ids = np.asarray(item_ids).astype(str)
+        self.texts = list(texts)
+        self.text_vectors = np.ascontiguousarray(text_vectors, np.float32)
+        self.photo_vectors = np.ascontiguousarray(photo_vectors, np.float32)
+        self.photo_valid = np.asarray(photo_valid, bool)
+        self.text_tower = text_tower
+        self.text_backend = text_backend
+        self.lexical_weight = lexical_weight
+        self.max_query_chars = max_query_chars
+        self._encoder = encoder
+        import bm25s
+
+        # Ids join the indexed text so a shopper typing a product code finds it lexically.
+        docs = [f"{item} {text}" for item, text in zip(self.item_ids.tolist(), self.texts)]
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from deepshelf.encoders.text import TextEncoder
+
+            # Queries are one-offs: caching them would only grow the cache.
+            self._encoder = TextEncoder(backend=self.text_backend, cache=False)
+        return self._encoder
+
+    def _check(self, query: str) -> str:
+        if not isinstance(query, str) or not query.strip():
+            raise DeepshelfError("search query is empty")
+        if len(query) > self.max_query_chars:
+            raise DeepshelfError(f"search query is {len(query):,} characters long; the limit is "
+                                 f"{self.max_query_chars:,}")
+        return query.strip()
+
+    def lexical_scores(self, queries: list[str]) -> np.ndarray:
+        """BM25 of each query against every product, divided by the query's best score: float32 [B, n] in [0, 1]."""
+        out = np.zeros((len(queries), len(self.item_ids)), np.float32)
+        for b, tokens in enumerate(_bm25_tokens(queries)):  # bm25s scores one query at a time
+            if tokens:
+                s = self._bm25.get_scores(tokens)
+                out[b] = s / s.max() if s.max() > 0 else 0.0
+        return out
+
+    def scores(self, queries: list[str], by: SearchBy = "hybrid") -> np.ndarray:
+        """Fused relevance of every product for each query: float32 [B, n] (-inf for no photo in `photo` mode)."""
+        if by not in ("text", "photo", "hybrid"):
+            raise DeepshelfError(f"--by {by!r}: expected text, photo or hybrid")
+        queries = [self._check(q) for q in queries]
+        q = self.encoder.encode(queries)  # (B, 384), unit rows
+        if by != "text" and self.text_tower is None:
+            raise DeepshelfError("this run has no photo alignment (it was trained without images); use by=text")
+        photo = None
+        if by != "text":
+            photo = self.text_tower(q) @ self.photo_vectors.T  # (B, n)
+            photo[:, ~self.photo_valid] = -np.inf if by == "photo" else 0.0
+            if by == "photo":
+                return photo
+        text = q @ self.text_vectors.T  # (B, n)
+        semantic = text if photo is None else 0.5 * (text + photo)
+        return semantic + self.lexical_weight * self.lexical_scores(queries)
+
+    def search(self, query: str, k: int = 10, by: SearchBy = "hybrid", user_history=None, scorer=None,
+               in_stock: np.ndarray | None = None, rerank_weight: float = 0.3,
+               rerank_depth: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` products for `query` in original ids: (str [k'], float32 [k']), best first.
+
+        `search_rows` is the same answering with row indices (int64) into `item_ids`.
+        """
+        idx, scores = self.search_rows(query, k, by, user_history, scorer, in_stock, rerank_weight, rerank_depth)
+        return self.item_ids[idx], scores
+
+    def search_rows(self, query: str, k: int = 10, by: SearchBy = "hybrid", user_history=None, scorer=None,
+                    in_stock: np.ndarray | None = None, rerank_weight: float = 0.3,
+                    rerank_depth: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` products for `query`: (int64 [k'] rows of `item_ids`, float32 [k']), best first.
+
+        user_history: item indices (of this index's items) the shopper interacted with, oldest first; with a
+        `scorer` (a fitted Recommender over the same item ids), the best `rerank_depth` candidates are re-ranked
+        by relevance + rerank_weight * the scorer's standardised score for that history.
+        """
+        if k < 1:
+            raise DeepshelfError(f"k must be at least 1 (got {k})")
+        scores = self.scores([query], by)[0]
+        if in_stock is not None:
+            scores = np.where(np.asarray(in_stock, bool), scores, -np.inf)
+        if user_history is not None and scorer is not None and len(user_history):
+            scores = self._rerank(scores, user_history, scorer, rerank_weight, rerank_depth)
+        idx, top = topk(scores[None, :], k)
+        keep = np.isfinite(top[0])
+        return idx[0][keep], top[0][keep]
+
+    def _rerank(self, scores, user_history, scorer, weight, depth):
+        from deepshelf.data.interactions import Histories
+
+        # Map our item rows to the scorer's item indices through the original ids.
+        ours_in_theirs = scorer.item_map.lookup(self.item_ids)
+        hist = scorer.item_map.lookup(self.item_ids[np.asarray(user_history, np.int64)])
+        hist = hist[hist >= 0]
+        if not len(hist):
+            return scores
+        personal = scorer.score(Histories.from_lists([hist.tolist()]))[0]  # (n_scorer_items,)
+        cand, _ = topk(scores[None, :], depth)
+        cand = cand[0][np.isfinite(scores[cand[0]])]
+        known = ours_in_theirs[cand] >= 0
+        p = np.zeros(len(cand), np.float32)
+        p[known] = personal[ours_in_theirs[cand[known]]]
+        p = (p - p.mean()) / (p.std() + 1e-6)  # standardised so the weight means the same for any scorer
+        out = np.full_like(scores, -np.inf)
+        out[cand] = scores[cand] + weight * p
+        return out
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {"item_ids": self.item_ids.astype(np.str_), "texts": np.array(self.texts, dtype=np.str_),
+                  "text_vectors": self.text_vectors, "photo_vectors": self.photo_vectors,
+                  "photo_valid": self.photo_valid, "text_backend": np.array(self.text_backend),
+                  "lexical_weight": np.float32(self.lexical_weight),
+                  "max_query_chars": np.int64(self.max_query_chars)}
+        if self.text_tower is not None:
+            arrays.update(self.text_tower.state("text_tower"))
+        np.savez(folder / "search.npz", **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path, encoder=None) -> "SearchIndex":
+        folder = content_dir(path)
+        with np.load(folder / "search.npz", allow_pickle=False) as data:
+            state = {k: data[k] for k in data.files}
+        tower = Projection.from_state(state, "text_tower") if "text_tower.w1" in state else None
+        return cls(state["item_ids"], state["texts"].tolist(), state["text_vectors"], state["photo_vectors"],
+                   state["photo_valid"], tower, str(state["text_backend"]), float(state["lexical_weight"]),
+                   int(state["max_query_chars"]), encoder=encoder)
+
+
+def load(path: str | Path) -> SearchIndex:
+    """`SearchIndex.load(path)`: a run folder, its model/ folder or its content/ folder."""
+    return SearchIndex.load(path)
