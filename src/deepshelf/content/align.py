@@ -65,7 +65,7 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
     prototypes = torch.nn.ParameterDict({a: torch.nn.Parameter(torch.randn(int(y.max()) + 1, cfg.dim) * 0.1)
                                          for a, y in ys.items()})
     params = [*text_tower.parameters(), *image_tower.parameters(), *prototypes.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     steps = cfg.epochs * max(1, -(-len(rows) // cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -92,7 +92,7 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
         log.debug("align epoch %d loss %.4f", epoch, total)
     text_tower.eval()
     image_tower.eval()

@@ -118,7 +118,7 @@ def train_attribute_heads(x: np.ndarray, labels: dict[str, np.ndarray], train_ma
     prototypes = torch.nn.ParameterDict({a: torch.nn.Parameter(torch.randn(int(ys[a].max()) + 1, cfg.dim) * 0.1)
                                          for a in names})
     params = list(towers.parameters()) + list(prototypes.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     steps = cfg.epochs * max(1, -(-len(rows) // cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -139,7 +139,7 @@ def train_attribute_heads(x: np.ndarray, labels: dict[str, np.ndarray], train_ma
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss)
+            total += float(loss.detach())
         log.debug("heads epoch %d loss %.4f", epoch, total)
     towers.eval()
     return {a: _to_projection(towers[a], mean, scale) for a in names}

@@ -35,6 +35,7 @@ class EmbeddingCache:
         self._keys = np.zeros(0, dtype="S40")
         self._vectors: np.ndarray | None = None
         self._row: dict[bytes, int] = {}
+        self._dirty = False
         if self.dir is not None and (self.dir / "keys.npy").exists():
             try:
                 keys = np.load(self.dir / "keys.npy", allow_pickle=False)
@@ -58,8 +59,9 @@ class EmbeddingCache:
         out[found] = self._vectors[rows[found]]
         return found, out
 
-    def put(self, keys: list[str], vectors: np.ndarray) -> None:
-        """Add vectors for new keys (existing keys keep their vectors) and persist."""
+    def put(self, keys: list[str], vectors: np.ndarray, persist: bool = True) -> None:
+        """Add vectors for new keys (existing keys keep their vectors); `persist` writes the files now (an
+        encoder adding many batches persists every few thousand rows and at the end, not after each batch)."""
         if self.dir is None:  # caching disabled: remember nothing, so every lookup really misses
             return
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -75,8 +77,17 @@ class EmbeddingCache:
         self._keys = np.concatenate([self._keys, add_keys])
         self._vectors = add_vecs if self._vectors is None else np.concatenate([self._vectors, add_vecs])
         self._row.update({k: start + i for i, k in enumerate(add_keys.tolist())})
+        self._dirty = True
+        if persist:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the namespace's files (atomically) if anything was added since the last write."""
+        if self.dir is None or not getattr(self, "_dirty", False):
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         for name, arr in (("vectors", self._vectors), ("keys", self._keys)):
             tmp = self.dir / f".{name}.{os.getpid()}.npy"
             np.save(tmp, arr)
             tmp.replace(self.dir / f"{name}.npy")
+        self._dirty = False

@@ -211,8 +211,12 @@ class ImageEncoder:
                     batch = np.stack([im for im in decoded if isinstance(im, np.ndarray)])
                     feats, cols = self.forward(batch), colour_descriptor(batch)
                     features[rows[good]], colour[rows[good]], ok[rows[good]] = feats, cols, True
-                    self.cache.put([keys[j] for j in good], np.concatenate([feats, cols], 1).reshape(-1, width))
+                    self.cache.put([keys[j] for j in good], np.concatenate([feats, cols], 1).reshape(-1, width),
+                                   persist=False)
+                if (start // bs) % 64 == 63:  # persist now and then, so an interrupted run keeps its work
+                    self.cache.flush()
                 advance(len(rows))
+        self.cache.flush()
         if (~ok).any():
             log.warning("%d of %d images could not be read and were skipped", int((~ok).sum()), n)
         return ImageEncoding(features, colour, ok)

@@ -54,6 +54,7 @@ class ContentConfig(ModelConfig):
     heads: HeadConfig = Field(default_factory=HeadConfig)
     align: AlignConfig = Field(default_factory=AlignConfig)
     k: int = Field(default=10, ge=1)  # cut-off of the content metrics
+    cache_dir: str | None = None  # embedding cache folder (None: DEEPSHELF_CACHE_DIR or .cache/deepshelf)
 
 
 class ContentModel(Recommender):
@@ -74,6 +75,7 @@ class ContentModel(Recommender):
         if catalog is None or len(catalog) == 0:
             raise DeepshelfError("content model: the catalogue is empty")
         self.item_map = catalog.item_map
+        self.item_popularity = np.zeros(len(self.item_map), np.float32)  # no events: no product is more popular
         self._build(catalog, None, progress)
         return self
 
@@ -113,7 +115,7 @@ class ContentModel(Recommender):
         labels = {a: encode_labels(v, train_mask)[0] for a, v in raw_labels.items()}
         log.info("content model: %d items (%d held out), attributes %s", len(ids), held.sum(), attrs)
 
-        text_enc = TextEncoder(backend=cfg.text_backend)
+        text_enc = TextEncoder(backend=cfg.text_backend, cache_dir=cfg.cache_dir)
         text_vectors = text_enc.encode(texts, progress=progress)  # (n, 384): product text
         title_vectors = text_enc.encode(titles, progress=progress)  # (n, 384): names, the queries' style
         has_text = np.array([bool(t.strip()) for t in texts])
@@ -122,7 +124,7 @@ class ContentModel(Recommender):
         photo_vectors, photo_valid, text_tower = np.zeros((len(ids), 1), np.float32), np.zeros(len(ids), bool), None
         images = take("image")
         if cfg.images and (images != "").any():
-            enc = ImageEncoder().encode(images.tolist(), progress=progress, names=[f"item {i}" for i in ids])
+            enc = ImageEncoder(cache_dir=cfg.cache_dir).encode(images.tolist(), progress=progress, names=[f"item {i}" for i in ids])
             photo_valid = enc.ok
             raw = enc.combined()  # (n, 1280 + colour)
             learn = train_mask & photo_valid
@@ -139,7 +141,6 @@ class ContentModel(Recommender):
                                                       pair_ids, cfg.align)
             photo_vectors = image_tower(image_input)
             photo_vectors[~photo_valid] = 0.0
-            self._photo_input = image_input
         if item_user is not None:
             beh, beh_valid = behaviour_vectors(item_user, cfg.behavior_dim, cfg.seed)
             vectors["behavior"], valid["behavior"] = beh, beh_valid

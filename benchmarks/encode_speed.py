@@ -1,0 +1,85 @@
+"""Encoder throughput on this machine: product titles/s (text) and photos/s including JPEG decode (image).
+
+    python benchmarks/encode_speed.py [--titles 4000] [--images 640]
+
+Uses the `fashion` display names and photos, the embedding cache off (every item really runs the model), after
+one warm-up batch. Writes "Encoder throughput" under "Product understanding" in docs/benchmarks.md. Targets
+(issue 4): >= 800 titles/s and >= 150 images/s on 2 cores. The load average at the start is recorded because the
+machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from content_section import write_subsection  # noqa: E402
+from mdsection import machine  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from deepshelf.data.datasets import load_dataset  # noqa: E402
+from deepshelf.encoders.image import ImageEncoder  # noqa: E402
+from deepshelf.encoders.text import TextEncoder  # noqa: E402
+
+
+def rate(fn, n: int, repeats: int = 2) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return n / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--titles", type=int, default=4000)
+    parser.add_argument("--images", type=int, default=640)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    catalog = load_dataset("fashion").catalog
+    titles = catalog.table["title"].to_list()[: args.titles]
+    paths = catalog.table["image"].to_list()[: args.images]
+    rows = []
+    vectors = {}
+    for backend in ("onnx", "torch"):
+        enc = TextEncoder(backend=backend, cache=False)
+        enc.encode(titles[:64])
+        r = rate(lambda: vectors.__setitem__(backend, enc.encode(titles)), len(titles))
+        rows.append((f"text, {backend}" + (" int8" if backend == "onnx" else " fp32 (sentence-transformers)"),
+                     f"{len(titles):,} titles", r, "titles/s", 800))
+    agreement = float((vectors["onnx"] * vectors["torch"]).sum(1).mean())
+    enc = ImageEncoder(cache=False)
+    enc.encode(paths[:32])
+    r = rate(lambda: enc.encode(paths), len(paths))
+    rows.append(("image, ONNX EfficientNet-Lite0 + colour, incl. JPEG read + decode", f"{len(paths):,} photos", r,
+                 "images/s", 150))
+    cached = ImageEncoder(cache_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "deepshelf-bench-cache")
+    cached.encode(paths)
+    r = rate(lambda: cached.encode(paths), len(paths))
+    rows.append(("image, unchanged catalogue again (content-hash cache hit)", f"{len(paths):,} photos", r,
+                 "images/s", None))
+    lines = [f"Command: `python benchmarks/encode_speed.py --titles {args.titles} --images {args.images}`  ",
+             f"Machine: {machine()}; load average at start {load[0]:.1f} (shared machine); measured "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
+             "Embedding cache off except where stated; best of 2 passes after a warm-up batch.", "",
+             "| encoder | input | throughput | target | met |", "|---|---|---:|---:|---|"]
+    for name, n, value, unit, target in rows:
+        lines.append(f"| {name} | {n} | {value:,.0f} {unit} | {f'>= {target}' if target else '-'} | "
+                     f"{'-' if target is None else ('yes' if value >= target else 'no')} |")
+    lines.append("")
+    lines.append(f"int8 ONNX vs fp32 torch text vectors: mean cosine {agreement:.4f}.")
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_subsection("Encoder throughput", body)
+
+
+if __name__ == "__main__":
+    main()
