@@ -1,0 +1,160 @@
+"""SASRec: a planted sequential pattern is learned; causal masking, padding invariance, batch == single,
+save/load, sampled vs full softmax, event types, and bad configs refused with the field named.
+
+Tiny models on tiny data so the file runs in well under a minute on two busy cores.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from deepshelf.data.interactions import Histories, Interactions
+from deepshelf.data.splits import leave_one_out
+from deepshelf.errors import DeepshelfError
+from deepshelf.evaluation.evaluate import evaluate
+from deepshelf.models.base import Recommender
+from deepshelf.models.sasrec import SASRec, SASRecNetwork
+
+N_ITEMS = 30
+TINY = dict(dim=16, layers=1, heads=2, max_len=16, dropout=0.0, batch_size=32, lr=1e-2, warmup=5,
+            epochs=25, eval_every=5, patience=2, progress=False, threads=1)
+
+
+def successor_data(users: int = 160, length: int = 12, seed: int = 0) -> Interactions:
+    """Every shopper walks the catalogue in order from a random start: item i is always followed by i + 1."""
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(N_ITEMS, size=users)
+    items = (starts[:, None] + np.arange(length)) % N_ITEMS  # (users, length)
+    types = rng.integers(0, 3, size=items.shape)  # view / cart / purchase, for the event-type path
+    return Interactions.from_ids(np.repeat(np.arange(users), length).astype(str), items.ravel().astype(str),
+                                 type=types.ravel())
+
+
+@pytest.fixture(scope="module")
+def split():
+    return leave_one_out(successor_data())
+
+
+@pytest.fixture(scope="module")
+def trained(split):
+    return SASRec(**TINY).fit(split.train, valid=split.valid)
+
+
+def next_item_of(split, model, histories):
+    """The planted answer in index space: the successor of each history's last item."""
+    ids = model.item_map.ids
+    last = np.array([int(ids[h[-1]]) for h in (histories[b] for b in range(len(histories)))])
+    return model.item_map.lookup(((last + 1) % N_ITEMS).astype(str))
+
+
+def test_planted_successor_learned(trained, split):
+    result = evaluate(trained, split.test, ks=(1, 10))
+    assert result.metrics["hr@1"] >= 0.95, result.metrics
+    assert trained.training_log and all("seconds" in e for e in trained.training_log)
+    assert any("valid_ndcg@10" in e for e in trained.training_log)
+
+
+def test_anonymous_history_scored_without_a_user_id(trained):
+    session = Histories.from_lists([[trained.item_map.lookup(np.array(["3"]))[0],
+                                     trained.item_map.lookup(np.array(["4"]))[0]]])
+    idx, _ = trained.recommend(session, k=1)
+    assert trained.item_map.ids[idx[0, 0]] == "5"
+
+
+def test_causal_masking():
+    """Changing the item at position t never changes the output at positions before t."""
+    torch.manual_seed(0)
+    net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0).eval()
+    items = torch.randint(1, N_ITEMS + 1, (3, 20))
+    items[0, :5] = 0  # a padded row too
+    changed = items.clone()
+    changed[:, 12] = (changed[:, 12] % N_ITEMS) + 1
+    with torch.no_grad():
+        a, b = net(items), net(changed)
+    torch.testing.assert_close(a[:, :12], b[:, :12], rtol=0, atol=0)
+    assert not torch.allclose(a[:, 12:], b[:, 12:])
+
+
+def test_padding_does_not_change_scores(trained, split):
+    """A short history scores the same alone, left-padded to any length, and inside a batch of long ones."""
+    net = trained.network
+    short = torch.tensor([[3, 7, 9]])
+    with torch.no_grad():
+        alone = net(short)[:, -1]
+        padded = net(torch.cat([torch.zeros(1, 10, dtype=torch.long), short], 1))[:, -1]
+    torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-5)
+    hist = split.test.inputs
+    mixed = Histories.from_lists([hist[0][:2], hist[1], hist[2][:1]])
+    together = trained.score(mixed)
+    single = np.vstack([trained.score(mixed.select([b])) for b in range(3)])
+    np.testing.assert_allclose(together, single, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_equals_single(trained, split):
+    batch = split.test.inputs.select(np.arange(10))
+    scores = trained.score(batch)
+    assert scores.shape == (10, trained.n_items) and scores.dtype == np.float32
+    single = np.vstack([trained.score(batch.select([b])) for b in range(10)])
+    np.testing.assert_allclose(scores, single, rtol=1e-5, atol=1e-5)
+
+
+def test_history_longer_than_max_len_uses_the_newest_items(trained):
+    long = Histories.from_lists([list(range(25))])
+    tail = Histories.from_lists([list(range(25))[-TINY["max_len"]:]])
+    np.testing.assert_allclose(trained.score(long), trained.score(tail), rtol=1e-6)
+
+
+def test_save_load_reproduces_scores(trained, split, tmp_path):
+    trained.save(tmp_path / "m")
+    assert (tmp_path / "m" / "weights.pt").exists()
+    loaded = Recommender.load(tmp_path / "m")
+    assert isinstance(loaded, SASRec) and loaded.config == trained.config
+    batch = split.test.inputs.select(np.arange(20))
+    np.testing.assert_array_equal(loaded.score(batch), trained.score(batch))
+
+
+def test_sampled_softmax_agrees_with_full(trained, split):
+    sampled = SASRec(**{**TINY, "loss": "sampled", "n_negatives": 16}).fit(split.train, valid=split.valid)
+    batch = split.test.inputs
+    top_full = trained.recommend(batch, k=1)[0][:, 0]
+    top_sampled = sampled.recommend(batch, k=1)[0][:, 0]
+    assert (top_full == top_sampled).mean() >= 0.9
+    assert evaluate(sampled, split.test, ks=(1,)).metrics["hr@1"] >= 0.9
+
+
+def test_event_types_and_type_weights_train(split):
+    model = SASRec(**{**TINY, "epochs": 2, "use_event_types": True,
+                      "type_weights": {"purchase": 4.0, "view": 0.5}}).fit(split.train)
+    assert model.network.type_embeddings is not None
+    scores = model.score(split.test.inputs.select(np.arange(4)))
+    assert np.isfinite(scores).all()
+
+
+def test_same_seed_same_weights(split):
+    a = SASRec(**{**TINY, "epochs": 2, "dropout": 0.3}).fit(split.train)
+    b = SASRec(**{**TINY, "epochs": 2, "dropout": 0.3}).fit(split.train)
+    for (name, x), y in zip(a.network.state_dict().items(), b.network.state_dict().values()):
+        torch.testing.assert_close(x, y, rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"max_len": -5}, "max_len"),
+    ({"dim": 64, "heads": 3}, "heads"),
+    ({"loss": "bpr"}, "loss"),
+    ({"dropout": 1.5}, "dropout"),
+    ({"epochs": 0}, "epochs"),
+    ({"type_weights": {"sneeze": 1.0}}, "type_weights"),
+    ({"layrs": 2}, "layrs"),
+])
+def test_bad_config_refused_naming_the_field(params, field):
+    with pytest.raises(DeepshelfError, match=field):
+        SASRec(**params)
+
+
+def test_bad_config_refused_from_the_command_line_settings():
+    from deepshelf.runs import build_train_config
+
+    with pytest.raises(DeepshelfError, match="heads"):
+        build_train_config("ml-1m", "sasrec", None, ["dim=64", "heads=5"])
+    cfg = build_train_config("ml-1m", "sasrec", None, ["max_len=50", "loss=sampled", "lr=0.002"])
+    assert cfg.params == {"max_len": 50, "loss": "sampled", "lr": 0.002}

@@ -1,0 +1,83 @@
+"""The epoch loop: best validated weights are restored, early stopping, warm-up, clipping, time limit."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from deepshelf.training.distributed import _strip_nproc
+from deepshelf.training.loop import LoopSettings, resolve_device, train_loop
+
+
+def regression_problem(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 4, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+    return x, y
+
+
+def run(settings: LoopSettings, scripted: list[float] | None = None):
+    torch.manual_seed(0)
+    module = nn.Linear(4, 1)
+    x, y = regression_problem()
+    snapshots = []
+
+    def loss_of(net, batch):
+        xb, yb = batch
+        return ((net(xb).squeeze(-1) - yb) ** 2).mean()
+
+    def batches(epoch):
+        for s in range(0, 64, 16):
+            yield x[s : s + 16], y[s : s + 16]
+
+    def validate():
+        snapshots.append({k: v.clone() for k, v in module.state_dict().items()})
+        return scripted[len(snapshots) - 1]
+
+    log = train_loop(module, loss_of, batches, settings, torch.device("cpu"), validate if scripted else None)
+    return module, log, snapshots
+
+
+def test_loss_goes_down_and_epochs_are_timed():
+    _, log, _ = run(LoopSettings(epochs=30, lr=0.05, progress=False))
+    assert log[-1]["loss"] < 0.1 * log[0]["loss"]
+    assert all(e["seconds"] >= 0 and e["epoch"] == i + 1 for i, e in enumerate(log))
+
+
+def test_best_checkpoint_restored_and_early_stop():
+    scripted = [0.1, 0.3, 0.2, 0.25, 0.1, 0.9]  # best at epoch 2; patience 3 stops at epoch 5
+    module, log, snapshots = run(LoopSettings(epochs=6, lr=0.05, patience=3, progress=False), scripted)
+    assert [e["epoch"] for e in log] == [1, 2, 3, 4, 5]
+    assert [e.get("valid_ndcg@10") for e in log] == scripted[:5]
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, snapshots[1][key], rtol=0, atol=0)
+
+
+def test_eval_every():
+    _, log, snapshots = run(LoopSettings(epochs=5, lr=0.05, eval_every=2, progress=False), [0.1, 0.2, 0.3])
+    assert [("valid_ndcg@10" in e) for e in log] == [False, True, False, True, True]  # last epoch always
+
+
+def test_warmup_and_clipping_keep_a_huge_lr_finite():
+    _, log, _ = run(LoopSettings(epochs=3, lr=10.0, warmup_steps=1000, clip=0.1, progress=False))
+    assert np.isfinite([e["loss"] for e in log]).all()
+
+
+def test_divergence_is_reported():
+    with pytest.raises(FloatingPointError, match="diverged"):
+        run(LoopSettings(epochs=20, lr=1e30, clip=0.0, progress=False))
+
+
+def test_time_limit_stops_early():
+    _, log, _ = run(LoopSettings(epochs=1000, lr=0.01, time_limit=1e-9, progress=False))
+    assert len(log) == 1
+
+
+def test_device_choice():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_nproc_removed_from_relaunched_command():
+    argv = ["train", "--dataset", "ml-1m", "--nproc", "2", "--out", "r", "--nproc=4"]
+    assert _strip_nproc(argv) == ["train", "--dataset", "ml-1m", "--out", "r"]
