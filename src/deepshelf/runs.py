@@ -170,6 +170,11 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     start = time.perf_counter()
     model.fit(split.train, ds.catalog, valid=split.valid)
     train_seconds = time.perf_counter() - start
+    from deepshelf.training.distributed import is_main_process, wait_for_main
+
+    if not is_main_process():  # under torchrun (--nproc N) rank 0 alone evaluates and writes the run
+        wait_for_main(out, since=time.time() - train_seconds)
+        return out
     say(f"trained {cfg.model} in {train_seconds:.1f}s; evaluating")
     popularity = split.train.item_popularity()
     results = {name: evaluate(model, es, cfg.ks, popularity) for name, es in (("valid", split.valid),
