@@ -1,5 +1,96 @@
-"""CLI commands of this subsystem (filled in by its owner)."""
+"""`deepshelf demo`: build the demo store (train, evaluate, seed) and serve the storefront and dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 
 def register(app) -> None:
     """Add this module's commands to the deepshelf Typer app."""
+    app.command()(demo)
+
+
+def demo(
+    dataset: Annotated[str, typer.Option(help="online-retail (bundled purchases) or fashion (product photos)")] = "online-retail",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port")] = 8000,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    runs_dir: Annotated[Path, typer.Option(help="where the demo's runs and store live (reused by the next run)")] = Path("runs/demo"),
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="start the service after building")] = True,
+    sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="also train SASRec")] = True,
+    content: Annotated[bool, typer.Option("--content/--no-content", help="also train the content model (text encoder)")] = True,
+    api_key: Annotated[str, typer.Option(envvar="DEEPSHELF_DEMO_KEY", help="API key for events and admin")] = "demo-key",
+) -> None:
+    """Train the demo models on a bundled shop, print their evaluation, seed the store and serve the storefront."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from deepshelf import demo as lib
+    from deepshelf.errors import DeepshelfError
+
+    console = Console()
+    if dataset not in ("online-retail", "fashion"):
+        raise DeepshelfError(f"--dataset {dataset!r}: expected online-retail or fashion")
+    if dataset != "online-retail":
+        runs_dir = runs_dir / dataset
+    paths = lib.DemoPaths(runs_dir)
+    console.rule(f"[bold]deepshelf demo[/bold]: {dataset} -> {runs_dir}")
+
+    with console.status(f"loading {dataset}"):
+        ds = lib.demo_dataset(dataset)
+    if ds.interactions is None:
+        raise DeepshelfError(f"dataset {dataset!r} has no shopper events, so there is nothing to recommend from; "
+                             "this demo needs a shop with purchases (try the default, online-retail)")
+
+    # One line per model; SASRec and the encoders draw their own progress bars (rich allows one live bar at once).
+    models = lib.demo_models(include_sequential=sequential, include_content=content)
+    total = len(models)
+
+    def progress(message: str, number: int, n: int) -> None:
+        console.log(f"[{number}/{n}] {message}", highlight=False)
+
+    runs = lib.train_models(dataset, runs_dir, models, progress)
+    serving = lib.choose_serving(runs)
+    content_dir = lib.content_folder(runs)
+    lib.link_current(runs_dir, lib.serving_folder(runs_dir, serving, content_dir))
+
+    first = runs[0].metrics
+    table = Table(title=f"{dataset}: full-ranking evaluation, {first.get('protocol', '')} split",
+                  caption=f"{first.get('users', 0):,} shoppers, {first.get('items', 0):,} products; "
+                          "test columns: the last 30 days, over all products")
+    table.add_column("model", no_wrap=True)
+    for col in ("valid NDCG@10", "test HR@10", "test NDCG@10", "test MRR@10", "test cov@10", "train s"):
+        table.add_column(col, justify="right")
+    table.add_column("", no_wrap=True)
+    for row in lib.evaluation_rows(runs, serving):
+        table.add_row(*row, style="bold green" if row[-1] == "serving" else None)
+    console.print(table)
+    console.print(f"{total} models; serving [bold]{serving.name}[/bold] (best validation NDCG@10 among the models "
+                  f"that use a shopper's history); reports: {runs_dir}/<model>/report.md")
+    console.print("similar by text and semantic search: " +
+                  (f"text-encoder vectors from {content_dir}" if content_dir else "off (no content model here)"))
+
+    columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("seeding the store", total=None)
+        counts = lib.seed_store(paths.database, ds, progress=lambda m: bar.update(task, description=m[:70]))
+    console.print(f"store {paths.database}: {counts['items']:,} products, {counts['events']:,} events")
+
+    shoppers = lib.demo_shoppers(ds)
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    base = f"http://{shown_host}:{port}"
+    if not serve:
+        console.print(f"built; serve it with: deepshelf demo{'' if dataset == 'online-retail' else ' --dataset ' + dataset}"
+                      f" --runs-dir {runs_dir if dataset == 'online-retail' else runs_dir.parent}")
+        return
+    console.rule()
+    console.print(f"storefront  [bold]{base}/[/bold]\n"
+                  f"dashboard   {base}/admin\n"
+                  f"demo shoppers: {', '.join(shoppers) or '-'} (pick one in the storefront's 'Shopping as' menu)\n"
+                  f"API key for events and reload: [bold]{api_key}[/bold]        Ctrl+C stops the server")
+    console.rule()
+    lib.serve(paths, host, port, api_key)

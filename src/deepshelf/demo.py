@@ -1,0 +1,326 @@
+"""The one-command demo store: train the models on a bundled shop, seed the service's store, serve the storefront.
+
+`deepshelf demo` (and `make run`) calls, in order:
+
+1. `train_models()`  - one run per model under `runs/demo/<model>/`; a run whose config is unchanged is reused;
+2. `choose_serving()` - the best validation NDCG@10 among the models that react to a shopper's history, linked
+   (with 3.) as `runs/demo/current` (the service watches that link, so re-pointing it swaps the model);
+3. `serving_folder()` - the chosen run plus the content run's indexes (text-encoder vectors, similar by
+   text / picture, semantic search) when the content model is installed;
+4. `seed_store()`   - the shop's purchases and catalogue written once into `runs/demo/store.db`;
+5. `serve()`        - the HTTP service with the storefront at `/` and the dashboard at `/admin`.
+
+Everything is a plain function so tests build a small demo from the same code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepshelf.errors import DeepshelfError
+
+log = logging.getLogger(__name__)
+
+DEMO_API_KEY = "demo-key"
+
+# Models of the demo, in training order, with parameters chosen so the whole set trains in a few minutes on a
+# 2-core laptop. SASRec is short (few epochs, short window): the demo shows it working, benchmarks/ tunes it.
+CLASSIC_MODELS: dict[str, dict[str, Any]] = {
+    "popularity": {},
+    "trending": {},
+    "itemknn": {},
+    "ease": {},
+    "als": {},
+}
+SEQUENTIAL_MODELS: dict[str, dict[str, Any]] = {
+    # ~20-30 s an epoch on 2 cores; validation NDCG@10 is still rising at 8 epochs, so this is a demo setting
+    "sasrec": {"epochs": 8, "max_len": 50, "dim": 64, "layers": 2, "dropout": 0.2, "lr": 0.002, "patience": 3,
+               "batch_size": 128, "device": "cpu"},
+}
+# The content model (text encoder vectors, similar-by-text/picture and semantic search indexes).
+CONTENT_MODELS: dict[str, dict[str, Any]] = {"content": {}}
+# Models never picked to serve "recommended for you": their answer ignores the shopper's history (popularity,
+# trending) or they supply the content indexes beside the served model (content).
+NOT_SERVED = ("popularity", "trending", "content")
+
+
+def available(module: str) -> bool:
+    """Whether an optional part of deepshelf (another subsystem) is installed in this checkout."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def demo_models(include_sequential: bool = True, include_content: bool = True) -> dict[str, dict[str, Any]]:
+    """The models `deepshelf demo` trains here: the classic ones, plus SASRec and the content model when their
+    modules are present in this checkout."""
+    models = dict(CLASSIC_MODELS)
+    if include_sequential and available("deepshelf.models.sasrec"):
+        models.update(SEQUENTIAL_MODELS)
+    if include_content and available("deepshelf.models.content"):
+        models.update(CONTENT_MODELS)
+    return models
+
+
+@dataclass
+class TrainedRun:
+    name: str
+    path: Path
+    metrics: dict
+    reused: bool
+
+
+def _same_config(path: Path, wanted: dict) -> bool:
+    try:
+        have = json.loads((path / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    keys = ("dataset", "model", "params", "protocol")
+    return (path / "metrics.json").exists() and all(have.get(k) == wanted.get(k) for k in keys)
+
+
+def train_models(dataset: str, runs_dir: Path, models: dict[str, dict[str, Any]],
+                 progress: Callable[[str, int, int], None] | None = None) -> list[TrainedRun]:
+    """Train (or reuse) one run per model under `runs_dir/<model>`; returns them in `models` order.
+
+    `progress(message, number, total)` is called as work proceeds (`number`: 1-based index of the model).
+    """
+    from deepshelf.models.base import build_config
+    from deepshelf.models.registry import model_class
+    from deepshelf.runs import TrainConfig, train_run
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    out: list[TrainedRun] = []
+    say = progress or (lambda msg, done, total: log.info(msg))
+    for number, (name, params) in enumerate(models.items(), 1):
+        path = runs_dir / name
+        build_config(model_class(name).Config, params)  # a bad parameter fails before any data is loaded
+        cfg = TrainConfig(dataset=dataset, model=name, params=params)
+        reused = _same_config(path, cfg.model_dump(mode="json"))
+        if reused:
+            say(f"{name}: reusing {path} (same config)", number, len(models))
+        else:
+            train_run(cfg, path, overwrite=True, progress=lambda m, n=name, i=number: say(f"{n}: {m}", i, len(models)))
+        out.append(TrainedRun(name, path, json.loads((path / "metrics.json").read_text()), reused))
+    return out
+
+
+def choose_serving(runs: Sequence[TrainedRun], metric: str = "ndcg@10") -> TrainedRun:
+    """The run to serve: best *validation* `metric` among models that use the shopper's history.
+
+    Chosen on validation, not test, so the test numbers printed beside it stay an honest estimate.
+    """
+    personal = [r for r in runs if r.metrics.get("model", r.name) not in NOT_SERVED] or list(runs)
+    if not personal:
+        raise DeepshelfError("no trained runs to serve")
+    return max(personal, key=lambda r: r.metrics.get("valid", {}).get("metrics", {}).get(metric, float("-inf")))
+
+
+def content_folder(runs: Sequence[TrainedRun]) -> Path | None:
+    """The content indexes (similar-by-text/picture, semantic search) of the demo's content run, if any."""
+    for r in runs:
+        folder = r.path / "model" / "content"
+        if r.metrics.get("model") == "content" and (folder / "similar.npz").exists():
+            return folder
+    return None
+
+
+def serving_folder(runs_dir: Path, run: TrainedRun, content: Path | None) -> Path:
+    """The folder the service loads: `run` plus the content run's indexes as `content/`.
+
+    Runs stay immutable, so this is a separate folder of relative symlinks (`.serve-<model>`, hidden from the
+    dashboard's run list), written to a temporary name and renamed into place.
+    """
+    name = f".serve-{run.name}" + ("+content" if content is not None else "")
+    target = runs_dir / name
+    wanted = {p.name: os.path.join("..", run.path.name, p.name) for p in run.path.iterdir() if not p.name.startswith(".")}
+    if content is not None:
+        wanted["content"] = os.path.relpath(content, runs_dir / name)
+    if target.is_dir() and all(os.path.islink(target / k) and os.readlink(target / k) == v for k, v in wanted.items()):
+        return target
+    tmp = runs_dir / f".tmp-{name.lstrip('.')}-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for k, v in wanted.items():
+        os.symlink(v, tmp / k)
+    if target.exists():
+        import shutil
+
+        trash = runs_dir / f".old-{name.lstrip('.')}-{time.time_ns()}"
+        target.rename(trash)
+        tmp.rename(target)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        tmp.rename(target)
+    return target
+
+
+def link_current(runs_dir: Path, folder: Path) -> Path:
+    """Point `runs_dir/current` at `folder` atomically (a relative symlink replaced with os.replace); a running
+    service notices the new target and swaps models without a restart."""
+    link = runs_dir / "current"
+    tmp = runs_dir / f".current.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(folder.name, tmp)
+    os.replace(tmp, link)
+    return link
+
+
+def evaluation_rows(runs: Sequence[TrainedRun], serving: TrainedRun | None = None,
+                    columns: Sequence[str] = ("hr@10", "ndcg@10", "mrr@10", "coverage@10")) -> list[list[str]]:
+    """Rows of the evaluation table: model, validation NDCG@10, test `columns`, training seconds, serving marker."""
+    rows = []
+    for r in runs:
+        valid = r.metrics.get("valid", {}).get("metrics", {})
+        test = r.metrics.get("test", {}).get("metrics", {})
+        rows.append([r.name, f"{valid.get('ndcg@10', float('nan')):.4f}",
+                     *(f"{test.get(c, float('nan')):.4f}" for c in columns),
+                     f"{r.metrics.get('train_seconds', float('nan')):.1f}",
+                     "serving" if serving is not None and r.name == serving.name else ""])
+    return rows
+
+
+# ---- the catalogue and the store ----------------------------------------------------------------------------
+def demo_dataset(name: str):
+    from deepshelf.data.datasets import load_dataset
+
+    return load_dataset(name)
+
+
+def catalogue_items(catalog) -> list:
+    """The dataset's `Catalog` as store rows (serving's `Item`)."""
+    from deepshelf.serving.store import Item
+
+    table = catalog.table
+    extra = [c for c in catalog.attributes if c not in ("quantity", "invoice")]
+    items = []
+    for row in table.iter_rows(named=True):
+        price = row.get("price")
+        items.append(Item(
+            item_id=str(row["item"]), title=row.get("title") or "", description=row.get("description") or "",
+            category=row.get("category") or "",
+            price=None if price is None or (isinstance(price, float) and np.isnan(price)) else round(float(price), 2),
+            in_stock=bool(row.get("in_stock", True)),
+            attributes={k: row[k] for k in extra if row.get(k) not in (None, "")},
+        ))
+    return items
+
+
+def seed_store(database: str, dataset, progress: Callable[[str], None] | None = None,
+               images: bool = True) -> dict:
+    """Write the dataset's events and catalogue into the service's store once (a store with events is kept).
+
+    Returns counts. Images (fashion) are stored as bytes so the service can serve them at its image URL.
+    """
+    from deepshelf.data.schema import EventType
+    from deepshelf.serving.store import Event, open_store
+
+    say = progress or log.info
+    store = open_store(database, sqlite_synchronous="NORMAL")
+    try:
+        n_items = store.count_items()
+        if dataset.catalog is not None and n_items == 0:
+            items = catalogue_items(dataset.catalog)
+            store.upsert_items(items)
+            say(f"catalogue: {len(items):,} products stored")
+            if images and "image" in dataset.catalog.table.columns:
+                _store_images(store, dataset.catalog, say)
+        n_events = store.count_events()
+        inter = dataset.interactions
+        if inter is not None and n_events == 0:
+            users = inter.user_map.ids[inter.user].astype(str)
+            items_ = inter.item_map.ids[inter.item].astype(str)
+            types = [EventType(t).name.lower() for t in range(len(EventType))]
+            type_names = np.asarray(types)[inter.type] if inter.type is not None else np.full(len(inter), "purchase")
+            ts = inter.timestamp.astype(np.float64) if inter.timestamp is not None else np.arange(len(inter), dtype=float)
+            batch = 50_000
+            for start in range(0, len(inter), batch):
+                stop = min(start + batch, len(inter))
+                store.add_events([Event(u, i, t, float(s)) for u, i, t, s in
+                                  zip(users[start:stop], items_[start:stop], type_names[start:stop], ts[start:stop])])
+                say(f"events: {stop:,} / {len(inter):,} stored")
+        return {"items": store.count_items(), "events": store.count_events()}
+    finally:
+        store.close()
+
+
+def _store_images(store, catalog, say) -> None:
+    paths = [(str(item), str(image)) for item, image in catalog.table.select("item", "image").iter_rows() if image]
+    for n, (item, image) in enumerate(paths, 1):
+        try:
+            store.put_image(item, "image/jpeg", Path(image).read_bytes())
+        except OSError:
+            continue
+        if n % 1000 == 0 or n == len(paths):
+            say(f"images: {n:,} / {len(paths):,} stored")
+
+
+def demo_shoppers(dataset, n: int = 5, min_events: int = 8, max_events: int = 60) -> list[str]:
+    """A few real shoppers with a readable history (between `min_events` and `max_events`), most recent first."""
+    inter = dataset.interactions
+    if inter is None:
+        return []
+    counts = np.bincount(inter.user, minlength=inter.n_users)
+    last = np.zeros(inter.n_users)
+    ts = inter.timestamp if inter.timestamp is not None else np.arange(len(inter))
+    np.maximum.at(last, inter.user, ts.astype(float))
+    ok = np.flatnonzero((counts >= min_events) & (counts <= max_events))
+    ok = ok[np.argsort(-last[ok], kind="stable")]
+    return [str(x) for x in inter.user_map.ids[ok[:n]]]
+
+
+# ---- serving ------------------------------------------------------------------------------------------------
+@dataclass
+class DemoPaths:
+    runs_dir: Path
+    current: Path = field(init=False)
+    database: str = field(init=False)
+
+    def __post_init__(self):
+        self.runs_dir = Path(self.runs_dir)
+        self.current = self.runs_dir / "current"
+        self.database = f"sqlite:///{(self.runs_dir / 'store.db').resolve()}"
+
+
+def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY):
+    """The service app over the demo's run and store (the API key for writes and the dashboard's reload)."""
+    from deepshelf.serving.app import create_app
+    from deepshelf.serving.settings import Settings
+
+    settings = Settings(run=paths.current, database=paths.database, api_keys=api_key)
+    return create_app(settings)
+
+
+def serve(paths: DemoPaths, host: str, port: int, api_key: str = DEMO_API_KEY) -> None:
+    """Run the service in this process until interrupted."""
+    import uvicorn
+
+    os.environ.setdefault("DEEPSHELF_API_KEYS", api_key)
+    uvicorn.run(make_app(paths, api_key), host=host, port=port, log_level="warning")
+
+
+def wait_for(url: str, timeout: float = 60.0) -> None:
+    """Block until `url` answers 200 (the server has loaded its run), or raise."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise DeepshelfError(f"{url} did not come up in {timeout:.0f}s ({last})")

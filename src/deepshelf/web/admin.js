@@ -1,0 +1,235 @@
+// The admin dashboard: serving model and runs with their metrics, the evaluation report plots, events ingested
+// over time, latency percentiles and a reload button. Uses only the service's public endpoints.
+
+import { apiKey, enc, esc, fmt, optional, request, setApiKey } from "./api.js";
+import { barChart, percentilesFromPrometheus, timeChart } from "./charts.js";
+
+const METRIC_COLUMNS = ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10", "popularity@10"];
+let runs = [];
+let selectedRun = null;
+
+// ---- normalising answers (tolerant of small shape differences) ----------------------------------------------
+function baseName(path) {
+  return String(path || "").replace(/\/+$/, "").split("/").pop();
+}
+
+function splitMetrics(metrics, split) {
+  const m = metrics?.[split];
+  if (!m) return {};
+  return m.metrics ?? m;
+}
+
+function normaliseRuns(answer) {
+  const list = Array.isArray(answer) ? answer : answer?.runs ?? answer?.items ?? [];
+  const servingName = answer?.serving ?? answer?.current ?? answer?.serving_run ?? null;
+  const servingVersion = answer?.model_version ?? null;
+  return list.map((r) => {
+    const metrics = r.metrics ?? r;
+    const name = r.name ?? r.run ?? baseName(r.path);
+    const version = r.version ?? r.model_version ?? metrics.version ?? "";
+    const plots = (r.plots ?? metrics.plots ?? []).map((p) => {
+      const file = typeof p === "string" ? p : p.url ?? p.path ?? p.name;
+      const url = /^(\/|https?:)/.test(file) ? file : `/v1/runs/${enc(name)}/plots/${baseName(file)}`;
+      return { url, name: typeof p === "object" && p.title ? p.title : baseName(file) };
+    });
+    const serving = Boolean(r.serving ?? r.active ?? r.current ?? (servingName != null && (name === servingName || baseName(servingName) === name)))
+      || (servingVersion != null && version === servingVersion);
+    return {
+      name, version, serving, plots,
+      model: r.model ?? metrics.model ?? "",
+      dataset: r.dataset ?? metrics.dataset ?? "",
+      protocol: metrics.protocol ?? "",
+      trainSeconds: r.train_seconds ?? metrics.train_seconds,
+      device: r.device ?? metrics.device ?? "",
+      test: splitMetrics(metrics, "test"),
+      valid: splitMetrics(metrics, "valid"),
+    };
+  });
+}
+
+// ---- service tiles ------------------------------------------------------------------------------------------
+async function loadHealth() {
+  const tiles = document.getElementById("tiles");
+  try {
+    const health = await request("/health");
+    const entries = Object.entries(health).filter(([, v]) => v === null || typeof v !== "object");
+    tiles.innerHTML = entries.map(([k, v]) => `<div class="tile" data-key="${esc(k)}">
+        <div class="label">${esc(k.replace(/_/g, " "))}</div><div class="value">${esc(v ?? "–")}</div></div>`).join("");
+    tiles.dataset.modelVersion = health.model_version ?? "";
+  } catch (err) {
+    tiles.innerHTML = `<p class="status error">Service unreachable: ${esc(err.message)}</p>`;
+  }
+}
+
+// ---- runs table and per-model chart -------------------------------------------------------------------------
+async function loadRuns() {
+  const wrap = document.querySelector("#runs .table-wrap");
+  let answer;
+  try {
+    answer = await optional("/v1/runs");
+  } catch (err) {
+    wrap.innerHTML = `<p class="status error" style="padding:.6rem">${esc(err.message)}</p>`;
+    return;
+  }
+  if (!answer) {
+    wrap.innerHTML = `<p class="muted" style="padding:.6rem">This server has no <code>/v1/runs</code> endpoint.</p>`;
+    return;
+  }
+  runs = normaliseRuns(answer);
+  if (!runs.length) {
+    wrap.innerHTML = `<p class="muted" style="padding:.6rem">No runs found.</p>`;
+    return;
+  }
+  const cols = METRIC_COLUMNS.filter((c) => runs.some((r) => c in r.test));
+  wrap.innerHTML = `<table>
+    <caption class="visually-hidden">Runs and their test metrics</caption>
+    <thead><tr><th scope="col">run</th><th scope="col">model</th>${cols.map((c) => `<th scope="col">${esc(c)}</th>`).join("")}
+      <th scope="col">train s</th><th scope="col">version</th></tr></thead>
+    <tbody>${runs.map((r, i) => `<tr class="${r.serving ? "serving" : ""}" data-run="${esc(r.name)}">
+      <td><button type="button" class="secondary" data-index="${i}" aria-label="Show the report of ${esc(r.name)}">${esc(r.name)}</button>
+        ${r.serving ? '<span class="reason" data-reason="sequence">serving</span>' : ""}</td>
+      <td>${esc(r.model)}</td>${cols.map((c) => `<td>${fmt(r.test[c])}</td>`).join("")}
+      <td>${r.trainSeconds != null ? Number(r.trainSeconds).toFixed(1) : "–"}</td><td>${esc(r.version)}</td></tr>`).join("")}</tbody>
+  </table>`;
+  wrap.querySelectorAll("button[data-index]").forEach((b) =>
+    b.addEventListener("click", () => showReport(runs[Number(b.dataset.index)])));
+  if (!selectedRun || !runs.some((r) => r.name === selectedRun.name)) showReport(runs.find((r) => r.serving) || runs[0]);
+}
+
+function showReport(run) {
+  selectedRun = run;
+  document.getElementById("report-run").textContent = `${run.name}${run.serving ? " (serving)" : ""} · ${run.dataset} · ${run.protocol}`;
+  const plots = document.getElementById("plots");
+  const compare = runs.length > 1 ? `<figure id="per-model">${barChart({
+    title: "Metrics per model (test)",
+    labels: runs.map((r) => r.name),
+    series: ["hr@10", "ndcg@10", "coverage@10"].map((m) => ({ name: m, values: runs.map((r) => Number(r.test[m])) })),
+  })}<figcaption>Full ranking over all products, purchased-before excluded.</figcaption></figure>` : "";
+  plots.innerHTML = compare + run.plots.map((p) => `<figure>
+      <img src="${esc(p.url)}" alt="${esc(p.name.replace(/[_-]/g, " ").replace(/\.png$/, ""))} for ${esc(run.name)}" loading="lazy">
+      <figcaption>${esc(p.name)}</figcaption></figure>`).join("")
+    || (compare ? "" : `<p class="muted">This run has no plots.</p>`);
+}
+
+// ---- traffic: events over time and latency ------------------------------------------------------------------
+async function loadEvents() {
+  const fig = document.getElementById("events-figure");
+  try {
+    const answer = await optional("/v1/stats/events");
+    if (!answer) {
+      fig.innerHTML = `<p class="muted">No <code>/v1/stats/events</code> on this server.</p>`;
+      return;
+    }
+    const rows = answer.buckets ?? answer.series ?? answer.items ?? (Array.isArray(answer) ? answer : []);
+    const byStart = new Map();
+    for (const row of rows) {
+      const raw = Array.isArray(row) ? row[0] : row.start ?? row.t ?? row.time ?? row.bucket ?? row.ts;
+      const count = Number(Array.isArray(row) ? row[row.length - 1] : row.count ?? row.events ?? row.n ?? 0);
+      const t = typeof raw === "number" ? new Date(raw < 1e12 ? raw * 1000 : raw) : new Date(raw);
+      const key = t.getTime();
+      byStart.set(key, (byStart.get(key) || 0) + count);
+    }
+    const points = [...byStart.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => ({ t: new Date(k), v }));
+    const total = answer.total ?? answer.total_events ?? points.reduce((s, p) => s + p.v, 0);
+    const bucket = answer.bucket_s ?? answer.bucket_seconds ?? answer.interval_s;
+    fig.innerHTML = points.length
+      ? `${timeChart({ points, title: "Events ingested over time", yLabel: bucket ? `events per ${bucket} s` : "events" })}
+        <figcaption>${esc(Number(total).toLocaleString())} events in the store; new events appear here within seconds.</figcaption>`
+      : `<p class="muted">No events ingested recently.</p><figcaption>${esc(Number(total).toLocaleString())} events in the store.</figcaption>`;
+    fig.dataset.total = String(total);
+  } catch (err) {
+    fig.innerHTML = `<p class="status error">${esc(err.message)}</p>`;
+  }
+}
+
+function latencyRows(answer) {
+  const list = Array.isArray(answer) ? answer : answer.routes ?? answer.items ?? answer.latency ?? null;
+  const entries = list ?? Object.entries(answer).filter(([, v]) => v && typeof v === "object").map(([route, v]) => ({ route, ...v }));
+  return entries.map((r) => {
+    const ms = (key) => (r[`${key}_ms`] != null ? Number(r[`${key}_ms`]) : r[`${key}_s`] != null ? Number(r[`${key}_s`]) * 1000
+      : r[key] != null ? Number(r[key]) * (answer.unit === "ms" ? 1 : 1000) : NaN);
+    return { route: `${r.method ? `${r.method} ` : ""}${r.route ?? r.path ?? r.name}`, count: r.count ?? r.requests ?? 0,
+      p50: ms("p50"), p95: ms("p95"), p99: ms("p99") };
+  });
+}
+
+async function loadLatency() {
+  const fig = document.getElementById("latency-figure");
+  const table = document.getElementById("latency-table");
+  let rows = [];
+  let source = "";
+  try {
+    const answer = await optional("/v1/stats/latency");
+    if (answer) {
+      rows = latencyRows(answer);
+      source = "/v1/stats/latency";
+    } else {
+      const response = await fetch("/metrics");
+      if (response.ok) {
+        rows = percentilesFromPrometheus(await response.text()).map((r) => ({ ...r, p50: r.p50 * 1000, p95: r.p95 * 1000, p99: r.p99 * 1000 }));
+        source = "/metrics histograms";
+      }
+    }
+  } catch (err) {
+    fig.innerHTML = `<p class="status error">${esc(err.message)}</p>`;
+    return;
+  }
+  rows = rows.filter((r) => r.count > 0 && !/^(GET )?\/(static|metrics|health|admin|favicon)/.test(r.route) && r.route !== "GET /")
+    .sort((a, b) => b.count - a.count).slice(0, 8);
+  if (!rows.length) {
+    fig.innerHTML = `<p class="muted">No API requests timed yet.</p>`;
+    table.innerHTML = "";
+    return;
+  }
+  fig.innerHTML = `${barChart({
+    title: "Latency percentiles per route (ms)",
+    labels: rows.map((r) => shortRoute(r.route)),
+    series: [{ name: "p50", values: rows.map((r) => r.p50) }, { name: "p95", values: rows.map((r) => r.p95) },
+      { name: "p99", values: rows.map((r) => r.p99) }],
+  })}<figcaption>From ${esc(source)} (the service's own timings, since it started).</figcaption>`;
+  table.innerHTML = `<table><caption class="visually-hidden">Latency percentiles per route</caption>
+    <thead><tr><th scope="col">route</th><th scope="col">requests</th><th scope="col">p50 ms</th><th scope="col">p95 ms</th><th scope="col">p99 ms</th></tr></thead>
+    <tbody>${rows.map((r) => `<tr><td>${esc(r.route)}</td><td>${Number(r.count).toLocaleString()}</td>
+      <td>${fmt(r.p50, 2)}</td><td>${fmt(r.p95, 2)}</td><td>${fmt(r.p99, 2)}</td></tr>`).join("")}</tbody></table>`;
+}
+
+function shortRoute(route) {
+  return route.replace(/^(GET|POST|PUT) /, (m) => m[0] + " ").replace("/v1/", "/").replace(/\{(\w)\w*\}/g, "{$1}").slice(0, 22);
+}
+
+// ---- reload -------------------------------------------------------------------------------------------------
+function wireReload() {
+  const form = document.getElementById("reload-form");
+  const input = document.getElementById("reload-key");
+  const status = document.getElementById("reload-status");
+  input.value = apiKey();
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const button = document.getElementById("reload");
+    button.disabled = true;
+    status.classList.remove("error");
+    status.textContent = "Reloading…";
+    try {
+      const answer = await request("/v1/admin/reload", { method: "POST", key: input.value.trim() });
+      setApiKey(input.value.trim());
+      status.textContent = `Reloaded: serving ${answer?.model_version ?? answer?.version ?? "the run"}${answer?.changed === false ? " (unchanged)" : ""}.`;
+      await Promise.all([loadHealth(), loadRuns()]);
+    } catch (err) {
+      status.classList.add("error");
+      status.textContent = err.status === 401 || err.status === 403 ? `Refused: wrong API key (${err.status}).` : err.message;
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+async function refreshTraffic() {
+  await Promise.all([loadEvents(), loadLatency()]);
+  document.getElementById("traffic").dataset.loaded = String(Date.now());
+}
+
+wireReload();
+Promise.all([loadHealth(), loadRuns(), refreshTraffic()]).then(() => (document.body.dataset.ready = "true"));
+setInterval(() => {
+  if (!document.hidden) Promise.all([loadHealth(), refreshTraffic()]);
+}, 5000);

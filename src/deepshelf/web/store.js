@@ -1,0 +1,466 @@
+// The demo storefront: a single page (hash routes) over deepshelf's public API.
+//   #/            home: recommended for you + trending + recently viewed
+//   #/item/ID     product page: similar by behaviour / text / picture / hybrid, customers also bought
+//   #/search?q=…  semantic search
+// Every product click sends a real event (POST /v1/events) and the recommendations are fetched again at once.
+
+import { ApiError, apiKey, enc, esc, idOf, itemsOf, optional, request, setApiKey } from "./api.js";
+
+const K = 10;
+const main = document.getElementById("content");
+const shopperSelect = document.getElementById("shopper");
+const activityList = document.getElementById("activity");
+const lastEvent = document.getElementById("last-event");
+const itemCache = new Map(); // item_id -> catalogue fields seen so far
+
+// ---- shopper identity -------------------------------------------------------------------------------------
+// "you": a browser-local shopper id (new to the service, so its first answers are cold-start ones);
+// "anon": no shopper id; the items of this visit are sent to POST /v1/sessions/recommendations;
+// any other value: a shopper id the service knows (demo shoppers from the training data).
+const ANON = "__anonymous__";
+
+function randomId(prefix) {
+  return `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+function browserShopper() {
+  let id = localStorage.getItem("deepshelf.shopper.you");
+  if (!id) {
+    id = randomId("web");
+    localStorage.setItem("deepshelf.shopper.you", id);
+  }
+  return id;
+}
+
+const session = {
+  id: sessionStorage.getItem("deepshelf.session") || randomId("s"),
+  items: JSON.parse(sessionStorage.getItem("deepshelf.session.items") || "[]"),
+  save() {
+    sessionStorage.setItem("deepshelf.session", this.id);
+    sessionStorage.setItem("deepshelf.session.items", JSON.stringify(this.items.slice(-50)));
+  },
+};
+session.save();
+
+function currentShopper() {
+  return shopperSelect.value || browserShopper();
+}
+
+function isAnonymous() {
+  return currentShopper() === ANON;
+}
+
+/** The user id events are recorded under: the shopper, or an id for this anonymous visit. */
+function eventUser() {
+  return isAnonymous() ? `anon-${session.id}` : currentShopper();
+}
+
+async function loadShoppers() {
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("shopper");
+  const options = [
+    { value: browserShopper(), label: `You (${browserShopper()})` },
+    { value: ANON, label: "Anonymous visitor" },
+  ];
+  let demo = (params.get("shoppers") || "").split(",").filter(Boolean).map((id) => ({ user_id: id }));
+  if (!demo.length) {
+    try {
+      // A few real shoppers with purchase histories; the service's list of known users, when it has one.
+      const answer = await optional(`/v1/users?limit=6`);
+      demo = answer ? itemsOf(answer.users ? { items: answer.users } : answer) : [];
+    } catch {
+      demo = [];
+    }
+  }
+  for (const user of demo.slice(0, 8)) {
+    const id = String(user.user_id ?? user.id ?? user);
+    const n = user.events ?? user.n_events ?? user.history_length;
+    options.push({ value: id, label: `Shopper ${id}${n ? ` (${n} purchases)` : ""}` });
+  }
+  const custom = localStorage.getItem("deepshelf.shopper.custom");
+  if (custom && !options.some((o) => o.value === custom)) options.push({ value: custom, label: `Shopper ${custom}` });
+  if (wanted && !options.some((o) => o.value === wanted)) options.push({ value: wanted, label: `Shopper ${wanted}` });
+  shopperSelect.innerHTML = options.map((o) => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join("");
+  // The first real shopper is the default: "recommended for you" is personal from the first screen.
+  const saved = wanted || localStorage.getItem("deepshelf.shopper.current") || (options[2] && options[2].value);
+  if (saved && options.some((o) => o.value === saved)) shopperSelect.value = saved;
+}
+
+// ---- items and cards ----------------------------------------------------------------------------------------
+function remember(item) {
+  const id = idOf(item);
+  if (!id) return;
+  const known = itemCache.get(id) || {};
+  const merged = { ...known };
+  for (const [key, value] of Object.entries(item)) {
+    if (value !== null && value !== undefined && value !== "" && !["score", "reason", "rank"].includes(key)) merged[key] = value;
+  }
+  itemCache.set(id, merged);
+}
+
+/** Catalogue fields of an item: from list answers seen so far, else GET /v1/items/{id}. */
+async function itemDetails(id) {
+  const known = itemCache.get(id);
+  if (known && known.title) return known;
+  try {
+    const answer = await optional(`/v1/items/${enc(id)}`);
+    if (answer) remember({ ...(answer.item || answer), item_id: id });
+  } catch {
+    /* shown without details */
+  }
+  return itemCache.get(id) || { item_id: id };
+}
+
+async function withDetails(items) {
+  items.forEach(remember);
+  return Promise.all(items.map(async (item) => ({ ...(await itemDetails(idOf(item))), ...stripEmpty(item) })));
+}
+
+function stripEmpty(item) {
+  return Object.fromEntries(Object.entries(item).filter(([, v]) => v !== null && v !== undefined && v !== ""));
+}
+
+const REASONS = {
+  sequence: "From your recent clicks",
+  session: "From this visit",
+  also_bought: "Bought together",
+  co_purchase: "Bought together",
+  behavior: "Shoppers also chose",
+  behaviour: "Shoppers also chose",
+  collaborative: "Shoppers like you",
+  personal: "For you",
+  trending: "Trending now",
+  popular: "Popular",
+  popularity: "Popular",
+  text: "Similar description",
+  semantic: "Matches your search",
+  search: "Matches your search",
+  keyword: "Matches your search",
+  visual: "Looks similar",
+  hybrid: "Similar overall",
+  content: "Similar product",
+  new_item: "New in",
+  boost: "Featured",
+};
+
+function reasonLabel(item) {
+  const reason = String(item.reason ?? "").toLowerCase();
+  if (!reason) return "";
+  return REASONS[reason] || reason.replace(/_/g, " ");
+}
+
+function hue(id) {
+  let h = 0;
+  for (const c of id) h = (h * 31 + c.charCodeAt(0)) % 360;
+  return h;
+}
+
+function initials(title, id) {
+  const words = String(title || id).replace(/[^A-Za-z0-9 ]/g, " ").split(/\s+/).filter((w) => w.length > 1);
+  return (words.slice(0, 2).map((w) => w[0]).join("") || String(id).slice(0, 2)).toUpperCase();
+}
+
+function imageOf(item) {
+  // The API answers a URL: this server's copy (/v1/items/ID/image) or the shop's own image_url.
+  const url = String(item.image || item.image_url || "");
+  return /^(https?:\/\/|\/)/.test(url) ? url : "";
+}
+
+function thumb(item, big = false) {
+  const id = idOf(item);
+  const url = imageOf(item);
+  const style = `background: hsl(${hue(id)} 38% ${big ? 42 : 46}%)`;
+  if (url) return `<div class="thumb" style="background:#fff"><img src="${esc(url)}" alt="" loading="lazy"></div>`;
+  return `<div class="thumb" style="${style}" aria-hidden="true">${esc(initials(item.title, id))}</div>`;
+}
+
+function price(item) {
+  const p = Number(item.price);
+  return Number.isFinite(p) && item.price !== null && item.price !== undefined ? `£${p.toFixed(2)}` : "";
+}
+
+function card(item) {
+  const id = idOf(item);
+  const title = item.title || `Product ${id}`;
+  const label = reasonLabel(item);
+  const why = item.reason ? `reason: ${item.reason}${item.because ? ` (because of ${item.because})` : ""}` : "";
+  const score = typeof item.score === "number" ? `score ${item.score.toFixed(3)}` : "";
+  return `<li class="card" data-item-id="${esc(id)}" data-reason="${esc(item.reason ?? "")}">
+    <a class="open" href="#/item/${enc(id)}" aria-label="${esc(title)}${label ? `, ${esc(label)}` : ""}">
+      ${thumb(item)}
+      <div class="body">
+        <span class="title">${esc(title)}</span>
+        <span class="price">${esc(price(item))}</span>
+        ${label ? `<span class="reason" data-reason="${esc(String(item.reason).toLowerCase())}" title="${esc(why)}">${esc(label)}</span>` : ""}
+        ${score ? `<span class="score">${esc(score)}</span>` : ""}
+      </div>
+    </a>
+  </li>`;
+}
+
+/** Fill a section's list from a loader; shows the model version and an honest message on empty or error. */
+async function fill(sectionId, loader, emptyText = "Nothing to show yet.") {
+  const section = document.getElementById(sectionId);
+  if (!section) return;
+  const list = section.querySelector("ul");
+  const meta = section.querySelector("h2 small");
+  try {
+    const answer = await loader();
+    const items = await withDetails(itemsOf(answer).filter((it) => idOf(it)));
+    if (!document.body.contains(section)) return; // the page changed meanwhile
+    list.innerHTML = items.length ? items.map(card).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
+    section.dataset.loaded = String(Date.now());
+    section.dataset.items = items.map(idOf).join(",");
+    if (meta) meta.textContent = answer && answer.model_version ? `model ${answer.model_version}` : "";
+    list.classList.remove("flash");
+    void list.offsetWidth; // restart the highlight animation
+    list.classList.add("flash");
+  } catch (err) {
+    if (!document.body.contains(section)) return;
+    const text = err instanceof ApiError && err.status === 400 ? err.message : `Could not load: ${err.message}`;
+    list.innerHTML = `<li class="row-empty status error">${esc(text)}</li>`;
+    section.dataset.loaded = String(Date.now());
+    section.dataset.items = "";
+  }
+}
+
+function sectionHtml(id, title, extra = "") {
+  return `<section id="${id}" aria-labelledby="${id}-h">
+    <h2 id="${id}-h">${esc(title)} <small></small></h2>${extra}
+    <ul class="grid" aria-label="${esc(title)}"><li class="row-empty">Loading…</li></ul>
+  </section>`;
+}
+
+// ---- answers from the API -----------------------------------------------------------------------------------
+function recommendationsForYou(exclude = []) {
+  if (isAnonymous()) {
+    if (!session.items.length) return request(`/v1/popular?k=${K}&details=true`);
+    return request(`/v1/sessions/recommendations?k=${K}&details=true`, {
+      method: "POST",
+      body: { item_ids: session.items.slice(-50), k: K, exclude: exclude },
+    });
+  }
+  return request(`/v1/users/${enc(currentShopper())}/recommendations?k=${K}&details=true`);
+}
+
+async function sendEvent(type, itemId) {
+  const started = performance.now();
+  const body = {
+    events: [{ user_id: eventUser(), item_id: itemId, type, session_id: session.id, timestamp: new Date().toISOString() }],
+  };
+  try {
+    await request("/v1/events", { method: "POST", body, key: apiKey() });
+    if (isAnonymous() && type !== "search") {
+      session.items.push(itemId);
+      session.save();
+    }
+    const ms = Math.round(performance.now() - started);
+    lastEvent.classList.remove("error");
+    lastEvent.textContent = `Sent ${type} of ${itemId}: stored in ${ms} ms.`;
+    return true;
+  } catch (err) {
+    lastEvent.classList.add("error");
+    lastEvent.textContent = err.status === 401 || err.status === 403
+      ? `Event refused: the API key is wrong (set it under Settings). ${err.message}`
+      : `Event not sent: ${err.message}`;
+    return false;
+  }
+}
+
+async function refreshActivity() {
+  const rows = [];
+  if (isAnonymous()) {
+    for (const id of session.items.slice(-8).reverse()) rows.push({ type: "view", item_id: id });
+  } else {
+    try {
+      const answer = await optional(`/v1/users/${enc(currentShopper())}/events?limit=8`);
+      rows.push(...itemsOf(answer ? { items: answer.events || answer.items || answer } : null).slice(0, 8));
+    } catch {
+      /* the panel stays empty */
+    }
+  }
+  const detailed = await Promise.all(rows.map(async (ev) => ({ ev, item: await itemDetails(String(ev.item_id)) })));
+  activityList.innerHTML = detailed.length
+    ? detailed.map(({ ev, item }) => `<li><a href="#/item/${enc(ev.item_id)}">${esc(item.title || ev.item_id)}</a>
+        <span class="muted">${esc(ev.type || "")}</span></li>`).join("")
+    : `<li class="muted">No events yet: open a product.</li>`;
+}
+
+// ---- pages --------------------------------------------------------------------------------------------------
+async function homePage() {
+  document.title = "deepshelf demo store";
+  const who = isAnonymous() ? "this visit" : `shopper ${currentShopper()}`;
+  main.innerHTML = `<h1>Welcome</h1>
+    <p class="muted">Recommendations for ${esc(who)}; click any product and watch them change.</p>
+    ${sectionHtml("recs", "Recommended for you")}
+    ${sectionHtml("trending", "Trending now")}`;
+  await Promise.all([
+    fill("recs", () => recommendationsForYou()),
+    fill("trending", () => request(`/v1/popular?k=${K}&details=true`)),
+  ]);
+}
+
+async function productPage(id) {
+  main.innerHTML = `<p class="muted">Loading product ${esc(id)}…</p>`;
+  const sent = sendEvent("view", id); // a product opened is a view event
+  const item = await itemDetails(id);
+  const title = item.title || `Product ${id}`;
+  document.title = `${title} · deepshelf demo store`;
+  const facts = [["Product code", id], ["Price", price(item)], ["Category", item.category],
+    ["Colour", item.baseColour || item.colour || item.color], ["In stock", item.in_stock === false ? "no" : item.in_stock ? "yes" : ""]]
+    .filter(([, v]) => v);
+  const hasPicture = Boolean(imageOf(item) || item.image);
+  const modes = [["behavior", "Behaviour"], ["text", "Text"], ...(hasPicture ? [["visual", "Picture"]] : []), ["hybrid", "Hybrid"]];
+  main.innerHTML = `<article class="product" aria-labelledby="product-h">
+      ${thumb(item, true)}
+      <div>
+        <h1 id="product-h">${esc(title)}</h1>
+        ${item.description ? `<p>${esc(item.description)}</p>` : ""}
+        <dl>${facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("")}</dl>
+        <div class="actions">
+          <button type="button" id="add-to-cart">Add to cart</button>
+          <button type="button" class="secondary" id="buy-now">Buy now</button>
+          <a class="button secondary" href="#/">Back to the shop</a>
+        </div>
+      </div>
+    </article>
+    ${sectionHtml("similar", "Similar products", `<div class="tabs" role="tablist" aria-label="Similar by">
+        ${modes.map(([m, label], i) => `<button type="button" role="tab" id="tab-${m}" data-mode="${m}"
+          aria-selected="${i === 0}" tabindex="${i === 0 ? 0 : -1}" aria-controls="similar-list">${label}</button>`).join("")}
+      </div>`)}
+    ${sectionHtml("also-bought", "Customers also bought")}
+    ${sectionHtml("recs", "Recommended for you now")}`;
+  main.querySelector("#similar ul").id = "similar-list";
+  main.querySelector("#add-to-cart").addEventListener("click", () => act("cart", id));
+  main.querySelector("#buy-now").addEventListener("click", () => act("purchase", id));
+  setupTabs(id);
+  await sent;
+  await Promise.all([
+    fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=behavior&k=${K}&details=true`)),
+    fill("also-bought", () => alsoBought(id)),
+    fill("recs", () => recommendationsForYou([id])),
+    refreshActivity(),
+  ]);
+}
+
+/** Shoppers who bought this bought next: the session model seeded with this one product. */
+function alsoBought(id) {
+  return request(`/v1/sessions/recommendations?k=${K}&details=true`, { method: "POST", body: { item_ids: [id], k: K } });
+}
+
+function setupTabs(id) {
+  const tabs = [...main.querySelectorAll("[role=tab]")];
+  const select = (tab, focus) => {
+    tabs.forEach((t) => {
+      t.setAttribute("aria-selected", String(t === tab));
+      t.tabIndex = t === tab ? 0 : -1;
+    });
+    if (focus) tab.focus();
+    const mode = tab.dataset.mode;
+    document.getElementById("similar").dataset.mode = mode;
+    fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`),
+      mode === "visual" ? "No picture to compare." : "No similar products found.");
+  };
+  tabs.forEach((tab, i) => {
+    tab.addEventListener("click", () => select(tab, false));
+    tab.addEventListener("keydown", (e) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+      if (step) {
+        e.preventDefault();
+        select(tabs[(i + step + tabs.length) % tabs.length], true);
+      }
+    });
+  });
+  document.getElementById("similar").dataset.mode = "behavior";
+}
+
+async function act(type, id) {
+  const ok = await sendEvent(type, id);
+  if (ok) toast(type === "cart" ? "Added to cart. Recommendations updated." : "Purchased (demo). Recommendations updated.");
+  await Promise.all([fill("recs", () => recommendationsForYou([id])), refreshActivity()]);
+}
+
+async function searchPage(query) {
+  document.title = `${query} · search · deepshelf demo store`;
+  document.getElementById("q").value = query;
+  main.innerHTML = `<h1>Results for “${esc(query)}”</h1>${sectionHtml("results", "Search results")}`;
+  const user = isAnonymous() ? "" : `&user_id=${enc(currentShopper())}`;
+  await fill("results", () => request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`), "No products match.");
+}
+
+let toastTimer;
+function toast(text) {
+  const el = document.getElementById("toast");
+  el.textContent = text;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (el.hidden = true), 2500);
+}
+
+// ---- routing ------------------------------------------------------------------------------------------------
+async function route() {
+  const hash = location.hash || "#/";
+  const [path, queryString] = hash.slice(1).split("?");
+  main.dataset.page = "loading";
+  let page = "home";
+  if (path.startsWith("/item/")) {
+    page = "product";
+    await productPage(decodeURIComponent(path.slice("/item/".length)));
+  } else if (path === "/search") {
+    page = "search";
+    await searchPage(new URLSearchParams(queryString).get("q") || "");
+  } else {
+    await Promise.all([homePage(), refreshActivity()]);
+  }
+  main.dataset.page = page;
+}
+
+function wire() {
+  document.getElementById("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const q = document.getElementById("q").value.trim();
+    if (q) location.hash = `#/search?q=${enc(q)}`;
+  });
+  shopperSelect.addEventListener("change", () => {
+    localStorage.setItem("deepshelf.shopper.current", shopperSelect.value);
+    route();
+  });
+  const keyInput = document.getElementById("api-key");
+  keyInput.value = apiKey();
+  document.getElementById("save-key").addEventListener("click", () => {
+    setApiKey(keyInput.value.trim());
+    toast("API key saved in this browser.");
+  });
+  document.getElementById("use-shopper").addEventListener("click", () => {
+    const id = document.getElementById("custom-shopper").value.trim();
+    if (!id) return;
+    localStorage.setItem("deepshelf.shopper.custom", id);
+    if (![...shopperSelect.options].some((o) => o.value === id)) shopperSelect.add(new Option(`Shopper ${id}`, id));
+    shopperSelect.value = id;
+    shopperSelect.dispatchEvent(new Event("change"));
+  });
+  document.getElementById("new-shopper").addEventListener("click", () => {
+    localStorage.removeItem("deepshelf.shopper.you");
+    session.items = [];
+    session.save();
+    const id = browserShopper();
+    shopperSelect.options[0].value = id;
+    shopperSelect.options[0].textContent = `You (${id})`;
+    shopperSelect.value = id;
+    shopperSelect.dispatchEvent(new Event("change"));
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "/" && !["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName)) {
+      e.preventDefault();
+      document.getElementById("q").focus();
+    }
+  });
+  window.addEventListener("hashchange", () => {
+    route();
+    main.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  });
+}
+
+wire();
+loadShoppers().then(route);
