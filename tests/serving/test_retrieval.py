@@ -89,3 +89,16 @@ def test_served_list_equals_model_recommend(runs_dir, tmp_path, run):
         idx, scores = model.recommend(hist, k=60)
         expected = [str(x) for x, s in zip(model.item_map.ids[idx[0]], scores[0]) if run != "knn" or s > 0][:10]
         assert answer[: len(expected)] == expected
+
+
+def test_als_fold_in_matches_the_model(runs_dir):
+    """The serving fold-in (YᵀY cached) solves the same equation as ALS.user_factors, the reference."""
+    from deepshelf.data.interactions import Histories
+    from deepshelf.runs import load_run
+    from deepshelf.serving.retrieval import vector_model
+
+    model = load_run(runs_dir / "als").model
+    vm = vector_model(model)
+    hist = Histories.from_lists([[0, 3, 3, 7], [12], [40, 41, 42, 43, 44, 45]])
+    assert np.allclose(vm.query(hist), model.user_factors(hist), atol=1e-4)
+    assert np.allclose(vm.query(hist) @ vm.items.T, model.score(hist), atol=1e-3)

@@ -298,7 +298,8 @@ class Service:
                           excluded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Up to `m` allowed items scored by the model from history `hist` (model indices, oldest first)."""
         n = state.n_model
-        histories = Histories.from_lists([hist], [types])
+        histories = Histories(np.array([0, len(hist)], dtype=np.int64), np.asarray(hist, dtype=np.int32),
+                              np.asarray(types, dtype=np.int8))
         if state.index is not None:  # big catalogue, vector model: ANN retrieval, then the rules
             query = state.vectors.query(histories)
             fetch = m + len(excluded)

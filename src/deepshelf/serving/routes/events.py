@@ -30,7 +30,7 @@ def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep)
 
 
 @router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[ReadAuth])
-def user_events(user_id: UserId, service: ServiceDep,
+async def user_events(user_id: UserId, service: ServiceDep,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> UserEvents:
     """The shopper's events, newest first ("recently viewed")."""
     events = service.history(user_id, limit)

@@ -93,7 +93,7 @@ def list_items(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] 
 
 @router.get("/items/{item_id}", response_model=ItemOut, dependencies=[ReadAuth],
             responses={404: {"description": "unknown item"}})
-def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
+async def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
     item = service.store.get_item(item_id)
     state = service.state
     known = state is not None and state.view.index.get(item_id, state.n_model) < state.n_model

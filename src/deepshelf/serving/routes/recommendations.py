@@ -2,87 +2,97 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from deepshelf.serving.deps import (
-    KDep,
+    LIST_QUERY_OPENAPI,
+    ListDep,
     ReadAuth,
-    RulesDep,
     ServiceDep,
     SettingsDep,
     check_k,
     invalid,
     to_rules,
 )
-from deepshelf.serving.schemas import ItemList, RecommendedItem, SessionIn
+from deepshelf.serving.schemas import ItemList, SessionIn
 from deepshelf.serving.service import Answer, Service
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ReadAuth])
 
-Details = Annotated[bool, Query(description="add title, category, price and image of each item")]
+# The fast answers are `async def` and compute on the event loop: about a millisecond of CPU-bound numpy (the GIL
+# would serialise it anyway) plus a short indexed store read, so a thread-pool hop would only add latency. Search
+# scans titles when the run has no semantic index, so it stays a plain `def` (thread pool).
+
 ItemId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
-def to_list(answer: Answer, service: Service, details: bool) -> ItemList:
-    items = [RecommendedItem(item_id=i, score=s, reason=r)
+def to_list(answer: Answer, service: Service, details: bool) -> Response:
+    """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
+    the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)"""
+    items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
     if details and items:
-        rows = service.store.get_items([it.item_id for it in items])
+        rows = service.store.get_items([it["item_id"] for it in items])
         for it in items:
-            row = rows.get(it.item_id)
+            row = rows.get(it["item_id"])
             if row is not None:
-                it.title, it.category, it.price = row.title, row.category, row.price
-                it.image = f"/v1/items/{quote(row.item_id, safe='')}/image" if row.has_image else (row.image_url or None)
-    return ItemList(items=items, model_version=answer.model_version, source=answer.source)
+                it.update(title=row.title, category=row.category)
+                if row.price is not None:
+                    it["price"] = row.price
+                image = f"/v1/items/{quote(row.item_id, safe='')}/image" if row.has_image else row.image_url
+                if image:
+                    it["image"] = image
+    body = {"items": items, "model_version": answer.model_version, "source": answer.source}
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
-@router.get("/users/{user_id}/recommendations", response_model=ItemList, response_model_exclude_none=True)
-def user_recommendations(user_id: Annotated[str, Path(min_length=1, max_length=256)], service: ServiceDep,
-                         k: KDep, rules: RulesDep, details: Details = False) -> ItemList:
+@router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+async def user_recommendations(user_id: Annotated[str, Path(min_length=1, max_length=256)], service: ServiceDep,
+                               params: ListDep) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
     events gets trending items."""
-    return to_list(service.recommend_user(user_id, k, rules), service, details)
+    return to_list(service.recommend_user(user_id, params.k, params.rules), service, params.details)
 
 
-@router.post("/sessions/recommendations", response_model=ItemList, response_model_exclude_none=True)
-def session_recommendations(body: SessionIn, service: ServiceDep, settings: SettingsDep, k: KDep,
-                            details: Details = False) -> ItemList:
-    """For an anonymous shopper: recommendations from the items of this visit (oldest first)."""
+@router.post("/sessions/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+async def session_recommendations(body: SessionIn, service: ServiceDep, settings: SettingsDep,
+                                  params: ListDep) -> Response:
+    """For an anonymous shopper: recommendations from the items of this visit (oldest first). Rules come from
+    the query, or from the body's `rules` when given; `k` in the body overrides the query's."""
     if len(body.item_ids) > settings.max_session_items:
         raise invalid("body", "item_ids", f"at most {settings.max_session_items} items", len(body.item_ids))
-    if body.k is not None:
-        k = check_k(settings, body.k, "body")
-    rules = to_rules(settings, body.rules)
+    k = check_k(settings, body.k, "body") if body.k is not None else params.k
+    rules = to_rules(settings, body.rules) if body.rules is not None else params.rules
     rules.exclude = list(rules.exclude) + list(body.exclude)
-    return to_list(service.recommend_session(list(body.item_ids), k, rules), service, details)
+    return to_list(service.recommend_session(list(body.item_ids), k, rules), service, params.details)
 
 
-@router.get("/items/{item_id}/similar", response_model=ItemList, response_model_exclude_none=True,
+@router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
             responses={404: {"description": "unknown item"}, 409: {"description": "mode not available for this run"}})
-def similar_items(item_id: ItemId, service: ServiceDep, k: KDep, rules: RulesDep,
-                  mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior",
-                  details: Details = False) -> ItemList:
+async def similar_items(item_id: ItemId, service: ServiceDep, params: ListDep,
+                        mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
     """Similar products: by behaviour (bought together), or by text / picture / both when the run has content
     vectors."""
-    return to_list(service.similar(item_id, k, mode, rules), service, details)
+    return to_list(service.similar(item_id, params.k, mode, params.rules), service, params.details)
 
 
-@router.get("/search", response_model=ItemList, response_model_exclude_none=True)
-def search(service: ServiceDep, k: KDep, rules: RulesDep,
+@router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+def search(service: ServiceDep, params: ListDep,
            q: Annotated[str, Query(min_length=1, max_length=500, description="the shopper's query")],
-           user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
-           details: Details = False) -> ItemList:
+           user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None) -> Response:
     """Product search: semantic when the run has a content index, else matching titles; personalised for
     `user_id`."""
     if not q.strip():
         raise invalid("query", "q", "query is blank", q)
-    return to_list(service.search(q.strip(), k, user_id, rules), service, details)
+    return to_list(service.search(q.strip(), params.k, user_id, params.rules), service, params.details)
 
 
-@router.get("/popular", response_model=ItemList, response_model_exclude_none=True)
-def popular(service: ServiceDep, k: KDep, rules: RulesDep, details: Details = False) -> ItemList:
+@router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+async def popular(service: ServiceDep, params: ListDep) -> Response:
     """Trending now (weighted events of the last days), else popular of all time."""
-    return to_list(service.popular(k, rules), service, details)
+    return to_list(service.popular(params.k, params.rules), service, params.details)

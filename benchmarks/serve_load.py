@@ -1,0 +1,372 @@
+"""Load test of `deepshelf serve` on loopback: a synthetic shop (1M items, 100k shoppers by default), one server
+process, and an open-loop load generator in this process (a fixed arrival rate, latency counted from each
+request's scheduled send time, so a stalled server cannot hide its queueing).
+
+    .venv/bin/python benchmarks/serve_load.py                     # full size, prints the table
+    .venv/bin/python benchmarks/serve_load.py --write-docs        # ... and replaces `## Service` in docs/benchmarks.md
+    .venv/bin/python benchmarks/serve_load.py --items 100000 --users 10000 --duration 10   # a quick look
+
+The model is ALS with synthetic clustered item factors (32-d) written as a normal run folder: this measures the
+service (store read, fold-in, FAISS IVF retrieval, rules, HTTP), not model quality. Everything stays on 127.0.0.1
+and every phase is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("serve_load")
+KEY = "bench-key"
+
+
+# ---- the synthetic shop ------------------------------------------------------------------------------------------
+def build(workdir: Path, n_items: int, n_users: int, events_per_user: int, dim: int, seed: int = 0) -> tuple[Path, str]:
+    """A run folder (ALS, synthetic factors) and a SQLite store holding the catalogue and the shoppers' events.
+    Cached in `workdir` by size."""
+    from deepshelf.data.idmap import IdMap
+    from deepshelf.models.als import ALS
+    from deepshelf.runs import TrainConfig
+    from deepshelf.serving.store import Event, Item, open_store
+
+    tag = f"{n_items}-{n_users}-{events_per_user}-{dim}"
+    run, db = workdir / f"run-{tag}", workdir / f"store-{tag}.db"
+    database = f"sqlite:///{db}"
+    if run.exists() and (workdir / f"store-{tag}.ok").exists():
+        return run, database
+    workdir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n_clusters = max(10, n_items // 2000)
+    cluster = rng.integers(n_clusters, size=n_items)
+    centres = rng.normal(size=(n_clusters, dim)).astype(np.float32)
+    factors = (centres[cluster] + 0.5 * rng.normal(size=(n_items, dim))).astype(np.float32) * 0.3
+    ids = np.array([f"p{i}" for i in range(n_items)], dtype=object)
+
+    t = time.perf_counter()
+    model = ALS(factors=dim)
+    model.item_map = IdMap(ids)
+    model.item_factors = factors
+    popularity = rng.zipf(1.3, size=n_items).astype(np.float64)
+    model.item_popularity = (popularity / popularity.max()).astype(np.float32)
+    tmp = workdir / f".run-{tag}.tmp"
+    tmp.mkdir(exist_ok=True)
+    (tmp / "config.json").write_text(TrainConfig(dataset="synthetic", model="als", params={"factors": dim})
+                                     .model_dump_json(indent=2))
+    model.save(tmp / "model")
+    (tmp / "metrics.json").write_text(json.dumps({"version": f"synthetic-als-{tag}", "model": "als",
+                                                  "dataset": "synthetic", "items": n_items}))
+    tmp.rename(run)
+    log.info("run written in %.1fs", time.perf_counter() - t)
+
+    if db.exists():
+        db.unlink()
+    store = open_store(database, sqlite_synchronous="NORMAL")  # bulk load; the server itself runs FULL
+    t = time.perf_counter()
+    by_cluster = np.argsort(cluster, kind="stable")
+    starts = np.searchsorted(cluster[by_cluster], np.arange(n_clusters + 1))
+    for lo in range(0, n_items, 20_000):
+        hi = min(n_items, lo + 20_000)
+        store.upsert_items([Item(item_id=ids[i], title=f"{WORDS[i % len(WORDS)]} {WORDS[(i * 7) % len(WORDS)]} {i}",
+                                 category=f"c{cluster[i] % 200}", price=float(5 + (i % 500)),
+                                 in_stock=bool(i % 20)) for i in range(lo, hi)])
+    log.info("catalogue of %d items stored in %.1fs", n_items, time.perf_counter() - t)
+    t = time.perf_counter()
+    now = time.time()
+    types = ["view"] * 7 + ["cart"] * 2 + ["purchase"]
+    batch = []
+    for u in range(n_users):
+        liked = rng.integers(n_clusters, size=2)
+        for _ in range(events_per_user):
+            c = liked[rng.integers(2)]
+            members = by_cluster[starts[c]:starts[c + 1]]
+            item = members[min(int(rng.zipf(1.5)) - 1, len(members) - 1)] if len(members) else rng.integers(n_items)
+            batch.append(Event(f"s{u}", ids[item], types[rng.integers(len(types))], now - rng.uniform(0, 3 * 86400)))
+        if len(batch) >= 50_000:
+            store.add_events(batch)
+            batch = []
+    store.add_events(batch)
+    store.close()
+    (workdir / f"store-{tag}.ok").write_text("ok")
+    log.info("%d events stored in %.1fs", n_users * events_per_user, time.perf_counter() - t)
+    return run, database
+
+
+WORDS = ["lamp", "chair", "mug", "shirt", "vase", "candle", "table", "scarf", "clock", "bowl", "plate", "jacket",
+         "basket", "mirror", "pillow", "rug", "kettle", "glass", "towel", "frame"]
+
+
+# ---- a minimal keep-alive HTTP/1.1 client (cheap per request, so the generator leaves CPU to the server) -------
+class Connection:
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {KEY}\r\n"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + (body or b""))
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("server closed the connection")
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+
+async def open_loop(host, port, make, rate: float, duration: float, conns: int) -> dict:
+    """Send `make()` requests at `rate`/s for `duration` s over up to `conns` connections."""
+    loop = asyncio.get_running_loop()
+    free: asyncio.Queue = asyncio.Queue()
+    for _ in range(conns):
+        c = Connection(host, port)
+        await c.open()
+        free.put_nowait(c)
+    latencies, errors = [], 0
+
+    async def one(scheduled: float, req):
+        nonlocal errors
+        conn = await free.get()
+        try:
+            status, _ = await conn.request(*req)
+            if status != 200:
+                errors += 1
+        except (ConnectionError, asyncio.IncompleteReadError, OSError):
+            errors += 1
+            conn = Connection(host, port)
+            await conn.open()
+        finally:
+            free.put_nowait(conn)
+        latencies.append(time.perf_counter() - scheduled)
+
+    start = time.perf_counter() + 0.05
+    tasks, i = [], 0
+    while True:
+        scheduled = start + i / rate
+        if scheduled > start + duration:
+            break
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled, make())))
+        i += 1
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    while not free.empty():
+        free.get_nowait().writer.close()
+    lat = np.array(latencies) * 1000
+    return {"requests": len(lat), "errors": errors, "rps": len(lat) / elapsed,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
+
+
+async def closed_loop(host, port, make, duration: float, conns: int, per_request: int) -> dict:
+    """As many requests as `conns` connections can do back to back: the ingestion rate."""
+    loop = asyncio.get_running_loop()
+    end = time.perf_counter() + duration
+    latencies, errors = [], 0
+
+    async def worker():
+        nonlocal errors
+        c = Connection(host, port)
+        await c.open()
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            status, _ = await c.request(*make())
+            latencies.append(time.perf_counter() - t)
+            errors += status != 200
+        c.writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conns)))
+    elapsed = time.perf_counter() - start
+    lat = np.array(latencies) * 1000
+    ok = len(lat) - errors
+    return {"requests": len(lat), "errors": errors, "rps": len(lat) / elapsed, "events_per_s": ok * per_request / elapsed,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
+
+
+# ---- driver ------------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+async def run_phases(host, port, args, n_items, n_users) -> list[tuple[str, dict]]:
+    rnd = random.Random(1)
+    user = lambda: f"s{rnd.randrange(n_users)}"  # noqa: E731
+    item = lambda: f"p{rnd.randrange(n_items)}"  # noqa: E731
+    results = []
+    # warm-up (page cache, first-call costs), not reported
+    await open_loop(host, port, lambda: ("GET", f"/v1/users/{user()}/recommendations?k=10"), 100, 3, 16)
+    phases = [
+        ("GET /v1/users/{id}/recommendations", lambda: ("GET", f"/v1/users/{user()}/recommendations?k=10"),
+         args.rate, args.duration),
+        ("POST /v1/sessions/recommendations", lambda: ("POST", "/v1/sessions/recommendations?k=10", json.dumps(
+            {"item_ids": [item() for _ in range(3)]}).encode()), args.rate, args.short),
+        ("GET /v1/items/{id}/similar", lambda: ("GET", f"/v1/items/{item()}/similar?k=10"), args.rate, args.short),
+        ("GET /v1/popular", lambda: ("GET", "/v1/popular?k=10"), args.rate, args.short),
+        ("GET /v1/users/{id}/events", lambda: ("GET", f"/v1/users/{user()}/events?limit=20"), args.rate, args.short),
+        ("GET /v1/items/{id}", lambda: ("GET", f"/v1/items/{item()}"), args.rate, args.short),
+        ("GET /v1/search", lambda: ("GET", f"/v1/search?q={rnd.choice(WORDS)}%20{rnd.randrange(1000)}&k=10"),
+         args.search_rate, args.short),
+    ]
+    for name, make, rate, duration in phases:
+        log.info("%s: %.0f req/s for %.0fs", name, rate, duration)
+        results.append((name, {"rate": rate, **await open_loop(host, port, make, rate, duration, 32)}))
+    single = lambda: ("POST", "/v1/events", json.dumps(  # noqa: E731
+        {"events": [{"user_id": user(), "item_id": item(), "type": "view"}]}).encode())
+    batched = lambda: ("POST", "/v1/events", json.dumps(  # noqa: E731
+        {"events": [{"user_id": user(), "item_id": item(), "type": "view"} for _ in range(100)]}).encode())
+    log.info("ingestion: single events, then batches of 100, %.0fs each", args.short)
+    results.append(("POST /v1/events (1 event per request)", await closed_loop(host, port, single, args.short, 8, 1)))
+    results.append(("POST /v1/events (100 events per request)", await closed_loop(host, port, batched, args.short, 4,
+                                                                                   100)))
+    return results
+
+
+def table(results, server_side: dict) -> str:
+    lines = ["| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | errors | server p50 / p99 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results:
+        target = f"{r['rate']:.0f}" if "rate" in r else "closed loop"
+        route = name.split(" (")[0]
+        ss = server_side.get(route)
+        ss_text = f"{ss['p50_ms']:.2f} / {ss['p99_ms']:.2f}" if ss else "-"
+        extra = f" ({r['events_per_s']:,.0f} events/s)" if "events_per_s" in r else ""
+        lines.append(f"| {name}{extra} | {target} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+                     f"{r['max']:.1f} | {r['errors']} | {ss_text} |")
+    return "\n".join(lines)
+
+
+def write_docs(section: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find("\n## Service\n")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + 1)
+        text = text[: start + 1] + section + (text[end:] if end >= 0 else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--items", type=int, default=1_000_000)
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--events-per-user", type=int, default=20)
+    ap.add_argument("--dim", type=int, default=32)
+    ap.add_argument("--rate", type=float, default=500.0, help="arrival rate of each read phase, req/s")
+    ap.add_argument("--search-rate", type=float, default=20.0)
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of the user-recommendations phase")
+    ap.add_argument("--short", type=float, default=10.0, help="seconds of every other phase")
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-serve-bench"))
+    ap.add_argument("--write-docs", action="store_true", help="replace the '## Service' section of docs/benchmarks.md")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    run, database = build(args.workdir, args.items, args.users, args.events_per_user, args.dim)
+    port = free_port()
+    env = {**os.environ, "DEEPSHELF_API_KEYS": KEY, "PYTHONPATH": str(ROOT / "src"),
+           # the live-trending aggregate scans the event table; once at start is enough for a load test
+           "DEEPSHELF_TRENDING_REFRESH_S": "3600", "OMP_NUM_THREADS": "1"}
+    server_log = args.workdir / "server.log"
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "deepshelf", "serve", "--run", str(run), "--database", database,
+                             "--port", str(port), "--log-level", "warning"], env=env,
+                            stdout=open(server_log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        import httpx
+
+        deadline = time.time() + 600
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited: {server_log.read_text()[-3000:]}")
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                if time.time() > deadline:
+                    raise SystemExit("server did not start in 10 minutes") from None
+                time.sleep(0.5)
+        startup = time.perf_counter() - t
+        log.info("server up in %.1fs: %s", startup, health)
+        results = asyncio.run(run_phases("127.0.0.1", port, args, args.items, args.users))
+        server_side = {f"{r['method']} {r['route'].replace('{user_id}', '{id}').replace('{item_id}', '{id}')}": r
+                       for r in httpx.get(f"http://127.0.0.1:{port}/v1/stats/latency").json()["routes"]}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    body = table(results, server_side)
+    section = (
+        "## Service\n\n"
+        f"`benchmarks/serve_load.py` ({time.strftime('%Y-%m-%d')}): one `deepshelf serve` process (uvicorn, one "
+        f"worker) and the load generator on the same machine, loopback only. Machine: {machine()}.\n"
+        f"Synthetic shop: {args.items:,} items, {args.users:,} shoppers with {args.events_per_user} events each in the "
+        f"SQLite store (WAL, synchronous=FULL); model ALS with {args.dim}-d synthetic item factors, retrieval by a "
+        "FAISS IVF index (exact below 50,000 items), business-rule defaults on (in stock only, purchased excluded). "
+        f"Server start-up (catalogue into memory, index build): {startup:.0f} s.\n\n"
+        "Read phases are open loop: requests are sent at the target rate whatever the server does, and latency "
+        "counts from each request's scheduled send time (queueing included). Ingestion phases are closed loop "
+        "(8 connections sending single events, 4 sending batches of 100); every request is answered after the "
+        "commit. 'server p50 / p99' is the server's own view (`/v1/stats/latency`, last 10,000 requests per "
+        f"route). User recommendations ran {args.duration:.0f} s; the other phases {args.short:.0f} s each.\n\n"
+        f"{body}\n\n"
+        "Search has no semantic index in this run, so it falls back to a substring match over a million titles "
+        "(a table scan), hence its low rate.\n"
+    )
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+        log.info("wrote the Service section of docs/benchmarks.md")
+
+
+if __name__ == "__main__":
+    main()
