@@ -1,0 +1,122 @@
+"""SASRec speed and quality: scoring latency for one shopper, per-epoch training time, and the trained runs'
+metrics recomputed independently from their `deepshelf recommend` export. Writes the `## SASRec` section of
+docs/benchmarks.md.
+
+    python benchmarks/train_speed.py --runs pretrained/sasrec-ml-1m pretrained/sasrec-beauty
+
+RecBole 1.2.1 side-by-side timing is not implemented yet (see the section it writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from mdsection import machine, write_section  # noqa: E402
+from recompute_metrics import load_targets, recompute  # noqa: E402
+
+from deepshelf.data.interactions import Histories  # noqa: E402
+from deepshelf.models.sasrec import SASRec, SASRecNetwork  # noqa: E402
+from deepshelf.runs import load_run  # noqa: E402
+
+SEQUENCE_FILES = {"ml-1m": ("movielens-1m/ml-1m_user_sequences.txt.gz", 5),
+                  "beauty": ("amazon-s3rec-5core/Beauty.txt.gz", 0)}
+
+
+def scoring_latency(model: SASRec, length: int = 200, repeats: int = 200) -> dict[str, float]:
+    """Milliseconds to score one history of `length` items against the whole catalogue (median, p95)."""
+    rng = np.random.default_rng(0)
+    history = Histories.from_lists([rng.integers(model.n_items, size=length).tolist()])
+    for _ in range(10):
+        model.score(history)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.score(history)
+        times.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95))}
+
+
+def untrained(n_items: int, max_len: int) -> SASRec:
+    """An ml-1m-sized model with random weights: latency does not depend on what the weights are."""
+    from deepshelf.data.idmap import IdMap
+
+    model = SASRec(max_len=max_len)
+    model.item_map, _ = IdMap.from_values(np.arange(n_items).astype(str))
+    model.network = SASRecNetwork(n_items, max_len, 64, 2, 1, 0.0).eval()
+    return model
+
+
+def export_check(run_path: Path, dataset: str) -> dict[str, float]:
+    """HR@10 / NDCG@10 recomputed from the CSV that `deepshelf recommend` writes (independent code)."""
+    rel, min_count = SEQUENCE_FILES[dataset]
+    data_dir = Path(os.environ.get("DEEPSHELF_DATA_DIR", ROOT.parent / "shared" / "data"))
+    with tempfile.TemporaryDirectory() as tmp:
+        recs = Path(tmp) / "recs.csv"
+        cmd = [sys.executable, "-m", "deepshelf", "recommend", "--run", str(run_path), "--users", "test",
+               "--k", "10", "--output", str(recs)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        return recompute(str(recs), load_targets(str(data_dir / rel), min_count, "test"), 10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="*", default=[], help="trained SASRec run folders to report")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    lines = [f"Command: `python benchmarks/train_speed.py --runs {' '.join(args.runs)}`  ",
+             f"Machine: {machine()}, torch {torch.__version__}, {args.threads} torch thread(s); "
+             f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
+             "Protocol: leave-one-out, last item = test target, ranking over all items, seen items excluded.", ""]
+    lines += ["### Quality of the committed runs", "",
+              "deepshelf's own metrics and the same metrics recomputed by `benchmarks/recompute_metrics.py` from "
+              "the `deepshelf recommend --users test --k 10` export.", "",
+              "| run | epochs run (best) | s / epoch (median) | train s | HR@10 | NDCG@10 | HR@10 export | "
+              "NDCG@10 export | published SASRec (HR / NDCG) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    published = {"ml-1m": "0.3152 / 0.1821", "beauty": "0.0921 / 0.0531"}
+    for run_path in map(Path, args.runs):
+        run = load_run(run_path)
+        m = json.loads((run_path / "metrics.json").read_text())
+        log = m.get("training", [])
+        best = max((e for e in log if "valid_ndcg@10" in e), key=lambda e: e["valid_ndcg@10"], default={})
+        check = export_check(run_path, run.config.dataset)
+        test = m["test"]["metrics"]
+        lines.append(f"| `{run_path}` | {len(log)} ({best.get('epoch', '-')}) | "
+                     f"{np.median([e['seconds'] for e in log]):.1f} | {m['train_seconds']:.0f} | "
+                     f"{test['hr@10']:.4f} | {test['ndcg@10']:.4f} | {check['hr@10']:.4f} | {check['ndcg@10']:.4f} | "
+                     f"{published.get(run.config.dataset, '-')} |")
+        print(lines[-1], flush=True)
+
+    lines += ["", "### Scoring latency", "",
+              "One anonymous history of 200 items scored against the whole ml-1m catalogue (3,416 items), "
+              "`SASRec.score`, 2 blocks of width 64.", "", "| model | median ms | p95 ms |", "|---|---:|---:|"]
+    ml = next((load_run(p).model for p in args.runs if load_run(p).config.dataset == "ml-1m"), None)
+    model = ml if ml is not None else untrained(3416, 200)
+    lat = scoring_latency(model)
+    lines.append(f"| {'trained ml-1m run' if ml is not None else 'random weights, ml-1m size'} | "
+                 f"{lat['median_ms']:.2f} | {lat['p95_ms']:.2f} |")
+    print(lines[-1], flush=True)
+    lines += ["", "RecBole 1.2.1 side-by-side training time: not measured yet (the script does not install it)."]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("SASRec", body)
+
+
+if __name__ == "__main__":
+    main()
