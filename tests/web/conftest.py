@@ -1,0 +1,110 @@
+"""Browser fixtures: a real server on a free loopback port over a small demo build, and Debian's chromium.
+
+The demo build comes from the same functions as `deepshelf demo` (two quick models on the bundled Online Retail
+purchases, store seeded with its events and catalogue). Screenshots go to `test-artifacts/web/` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+API_KEY = "web-test-key"
+
+if not CHROMIUM.exists():
+    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)",
+                allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory):
+    """A small demo: popularity + item-kNN trained on online-retail, item-kNN served, store seeded."""
+    from deepshelf import demo
+
+    runs_dir = tmp_path_factory.mktemp("web-demo") / "demo"
+    ds = demo.demo_dataset("online-retail")
+    runs = demo.train_models("online-retail", runs_dir, {"popularity": {}, "itemknn": {}})
+    serving = demo.choose_serving(runs)
+    demo.link_current(runs_dir, demo.serving_folder(runs_dir, serving, demo.content_folder(runs)))
+    paths = demo.DemoPaths(runs_dir)
+    demo.seed_store(paths.database, ds)
+    return paths, demo.demo_shoppers(ds)
+
+
+@pytest.fixture(scope="session")
+def server(demo_build):
+    """Base URL of a uvicorn server (in a thread of this process) serving the demo build."""
+    import uvicorn
+
+    from deepshelf import demo
+
+    paths, _ = demo_build
+    port = free_port()
+    app = demo.make_app(paths, api_key=API_KEY)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, name="web-test-server", daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    demo.wait_for(f"{base}/health", timeout=90)
+    yield base
+    srv.should_exit = True
+    thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    """A fresh browser context (empty storage) with the test key saved, failing on any page error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
+    context.add_init_script(f"localStorage.setItem('deepshelf.apiKey', '{API_KEY}')")
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield pg
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
+    except Exception:  # a screenshot must not hide the test's own result
+        pass
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(page, name: str) -> Path:
+    """Save a full-page screenshot as a test artifact."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def api(server: str, path: str):
+    response = httpx.get(server + path, timeout=10)
+    response.raise_for_status()
+    return response.json()
+

@@ -1,0 +1,204 @@
+"""The storefront and the dashboard in a real browser (Debian's chromium) against a real server.
+
+Each test drives the pages the way a shopper or an admin would and checks what the service recorded.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from .conftest import API_KEY, api, shot
+
+PERSONAL_ANONYMOUS = "__anonymous__"
+
+
+def cards(page, section: str) -> list[str]:
+    return page.eval_on_selector_all(f"#{section} li.card", "els => els.map(e => e.dataset.itemId)")
+
+
+def reasons(page, section: str) -> set[str]:
+    return set(page.eval_on_selector_all(f"#{section} li.card", "els => els.map(e => e.dataset.reason)"))
+
+
+def wait_page(page, name: str) -> None:
+    page.wait_for_selector(f"main[data-page={name}]")
+
+
+def wait_changed(page, section: str, before: str) -> None:
+    page.wait_for_function(
+        "([id, prev]) => { const s = document.getElementById(id); return s && s.dataset.loaded && s.dataset.items !== prev; }",
+        arg=[section, before])
+
+
+def test_home_shows_personal_recommendations_and_trending(page, server):
+    page.goto("/")
+    wait_page(page, "home")
+    shopper = page.input_value("#shopper")
+    assert shopper.isdigit(), "a real demo shopper is chosen by default"
+    recs, trending = cards(page, "recs"), cards(page, "trending")
+    assert len(recs) >= 5 and len(trending) >= 5
+    # what the page shows is what the API answers for that shopper, and every item says why it is there
+    expected = [it["item_id"] for it in api(server, f"/v1/users/{shopper}/recommendations?k=10")["items"]]
+    assert recs == expected
+    assert page.locator("#recs li.card .reason").count() == len(recs)
+    assert "popular" not in reasons(page, "recs") and "trending" not in reasons(page, "recs")
+    titles = page.locator("#recs li.card .title").all_inner_texts()
+    assert all(t.strip() and not t.startswith("Product ") for t in titles), "titles come from the catalogue"
+    assert page.locator("#activity li a").count() >= 1, "the shopper's history is listed"
+    shot(page, "home")
+
+
+def test_product_page_shows_similar_products_and_records_the_view(page, server):
+    page.goto("/")
+    wait_page(page, "home")
+    shopper = page.input_value("#shopper")
+    item = cards(page, "trending")[0]
+    page.click(f"#trending li.card[data-item-id='{item}'] a")
+    wait_page(page, "product")
+    assert page.url.endswith(f"#/item/{item}")
+    assert page.locator("#product-h").inner_text().strip()
+    similar, also = cards(page, "similar"), cards(page, "also-bought")
+    assert len(similar) >= 5 and item not in similar
+    assert len(also) >= 5 and item not in also
+    # without content vectors the run answers similar-by-behaviour; the selected tab says which
+    assert page.get_attribute("#similar", "data-mode") in ("behavior", "text", "visual")
+    assert page.get_attribute("[role=tab][aria-selected=true]", "data-mode") == page.get_attribute("#similar", "data-mode")
+    # the click reached the store as a real event, newest first
+    events = api(server, f"/v1/users/{shopper}/events?limit=1")["events"]
+    assert events[0]["item_id"] == item and events[0]["type"] == "view"
+    page.click("#add-to-cart")
+    page.wait_for_selector("#last-event:has-text('Sent cart')")
+    events = api(server, f"/v1/users/{shopper}/events?limit=2")["events"]
+    assert [(e["type"], e["item_id"]) for e in events] == [("cart", item), ("view", item)]
+    # the behaviour tab answers from the served model
+    page.click("[role=tab][data-mode=behavior]")
+    page.wait_for_function("document.getElementById('similar').dataset.mode === 'behavior'")
+    page.wait_for_selector("#similar li.card")
+    shot(page, "product")
+
+
+def test_new_shopper_recommendations_change_after_clicks(page, server):
+    page.goto("/")
+    wait_page(page, "home")
+    page.select_option("#shopper", index=0)  # "You": a shopper the service has never seen
+    shopper = page.input_value("#shopper")
+    assert shopper.startswith("web-")
+    page.wait_for_function(f"document.querySelector('#recs')?.dataset.loaded && document.querySelector('main').dataset.page === 'home' && document.title.length > 0")
+    wait_page(page, "home")
+    before = page.get_attribute("#recs", "data-items")
+    assert reasons(page, "recs") <= {"popular", "trending"}, "a new shopper first sees what is popular"
+
+    first = cards(page, "trending")[0]
+    page.click(f"#trending li.card[data-item-id='{first}'] a")
+    wait_page(page, "product")
+    second = cards(page, "also-bought")[0]
+    page.click(f"#also-bought li.card[data-item-id='{second}'] a")
+    wait_page(page, "product")
+    page.click("#buy-now")
+    page.wait_for_selector("#last-event:has-text('Sent purchase')")
+
+    page.click("a.brand")
+    wait_page(page, "home")
+    after = page.get_attribute("#recs", "data-items")
+    assert after != before, "the recommendations reacted to the clicks"
+    assert reasons(page, "recs") - {"popular", "trending"}, "and now come from the model"
+    history = [(e["type"], e["item_id"]) for e in api(server, f"/v1/users/{shopper}/events")["events"]]
+    assert history == [("purchase", second), ("view", second), ("view", first)]
+    shot(page, "new-shopper-after-clicks")
+
+
+def test_anonymous_visit_gets_session_recommendations(page, server):
+    page.goto("/")
+    wait_page(page, "home")
+    page.select_option("#shopper", PERSONAL_ANONYMOUS)
+    page.wait_for_function("document.querySelector('h1')?.textContent === 'Welcome' && document.querySelector('main').dataset.page === 'home'")
+    before = page.get_attribute("#recs", "data-items")
+    item = cards(page, "trending")[2]
+    page.click(f"#trending li.card[data-item-id='{item}'] a")
+    wait_page(page, "product")
+    page.click("a.brand")
+    wait_page(page, "home")
+    wait_changed(page, "recs", before)
+    assert item not in cards(page, "recs")
+    assert page.locator("#activity li a").first.get_attribute("href") == f"#/item/{item}"
+
+
+def test_search_finds_products(page, server):
+    page.goto("/")
+    wait_page(page, "home")
+    page.fill("#q", "heart")
+    page.press("#q", "Enter")
+    wait_page(page, "search")
+    titles = page.locator("#results li.card .title").all_inner_texts()
+    assert len(titles) >= 3
+    assert sum("heart" in t.lower() for t in titles) >= len(titles) // 2
+    page.click("#results li.card a >> nth=0")
+    wait_page(page, "product")
+    shot(page, "search-then-product")
+
+
+def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
+    httpx.get(f"{server}/v1/popular?k=5", timeout=10)  # at least one timed API request
+    page.goto("/admin")
+    page.wait_for_selector("body[data-ready=true]")
+    rows = page.locator("#runs tbody tr")
+    assert rows.count() == 2  # popularity and itemknn; the served link is not a third run
+    serving = page.locator("#runs tbody tr.serving")
+    assert serving.count() == 1 and serving.get_attribute("data-run") == "itemknn"
+    assert page.locator("#tiles [data-key=model_version] .value").inner_text().startswith("itemknn-")
+    # report plots (PNG from the run) and the per-model comparison chart
+    page.wait_for_function("[...document.querySelectorAll('#plots img')].length >= 2 && "
+                           "[...document.querySelectorAll('#plots img')].every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("#per-model svg rect").count() >= 4
+    assert page.locator("#events-figure svg").count() == 1
+    page.wait_for_selector("#latency-figure svg")
+    assert page.locator("#latency-table tbody tr").count() >= 1
+    # reload needs the key
+    page.fill("#reload-key", "wrong-key")
+    page.click("#reload")
+    page.wait_for_selector("#reload-status:has-text('Refused')")
+    page.fill("#reload-key", API_KEY)
+    page.click("#reload")
+    page.wait_for_selector("#reload-status:has-text('Reloaded')")
+    shot(page, "dashboard")
+
+
+def test_phone_width_and_keyboard(browser, server):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    try:
+        page.goto("/")
+        wait_page(page, "home")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 391, f"no sideways scrolling at phone width (page is {width}px wide)"
+        # keyboard only: Tab reaches a product, Enter opens it
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.matches('li.card a.open')"):
+                break
+        else:
+            raise AssertionError("no product reachable with Tab")
+        item = page.evaluate("document.activeElement.closest('li.card').dataset.itemId")
+        page.keyboard.press("Enter")
+        wait_page(page, "product")
+        assert page.url.endswith(f"#/item/{item}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 391
+        # arrow keys move between the similar-products tabs
+        page.focus("[role=tab][aria-selected=true]")
+        start = page.evaluate("document.activeElement.dataset.mode")
+        page.keyboard.press("ArrowRight")
+        assert page.evaluate("document.activeElement.dataset.mode") != start
+        assert page.evaluate("document.activeElement.getAttribute('aria-selected')") == "true"
+        # "/" jumps to search
+        page.keyboard.press("Escape")
+        page.evaluate("document.activeElement.blur()")
+        page.keyboard.press("/")
+        assert page.evaluate("document.activeElement.id") == "q"
+        shot(page, "phone-product")
+        page.goto("/admin")
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 391
+        shot(page, "phone-dashboard")
+    finally:
+        context.close()
