@@ -76,6 +76,14 @@ def browser():
         b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.web_failed = report.failed
+
+
 @pytest.fixture
 def page(browser, server, request):
     """A fresh browser context (empty storage) with the test key saved, failing on any page error."""
@@ -86,11 +94,11 @@ def page(browser, server, request):
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     yield pg
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
-    except Exception:  # a screenshot must not hide the test's own result
-        pass
+    if getattr(request.node, "web_failed", False):  # what the page looked like when the test failed
+        try:
+            shot(pg, f"FAILED-{request.node.name}")
+        except Exception:  # a screenshot must not hide the test's own result
+            pass
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 

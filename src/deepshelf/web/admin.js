@@ -2,8 +2,9 @@
 // over time, latency percentiles and a reload button. Uses only the service's public endpoints.
 
 import { apiKey, enc, esc, fmt, optional, request, setApiKey } from "./api.js";
-import { barChart, percentilesFromPrometheus, timeChart } from "./charts.js";
+import { barChart, hbarChart, percentilesFromPrometheus, timeChart } from "./charts.js";
 
+const LIVE_MINUTES = 60;
 const METRIC_COLUMNS = ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10", "popularity@10"];
 let runs = [];
 let selectedRun = null;
@@ -47,6 +48,27 @@ function normaliseRuns(answer) {
   });
 }
 
+/** One row per run: the served path (e.g. a `current` link) and the run folder it points at are one run. */
+function dedupe(list) {
+  const byVersion = new Map();
+  const out = [];
+  for (const run of list) {
+    const key = run.version || run.name;
+    const seen = byVersion.get(key);
+    if (!seen) {
+      byVersion.set(key, run);
+      out.push(run);
+      continue;
+    }
+    seen.serving = seen.serving || run.serving;
+    if (/^(current|latest|serving)$|^\./.test(seen.name) && !/^(current|latest|serving)$|^\./.test(run.name)) {
+      seen.name = run.name;
+      if (run.plots.length) seen.plots = run.plots;
+    }
+  }
+  return out.sort((a, b) => Number(b.serving) - Number(a.serving));
+}
+
 // ---- service tiles ------------------------------------------------------------------------------------------
 async function loadHealth() {
   const tiles = document.getElementById("tiles");
@@ -54,7 +76,8 @@ async function loadHealth() {
     const health = await request("/health");
     const entries = Object.entries(health).filter(([, v]) => v === null || typeof v !== "object");
     tiles.innerHTML = entries.map(([k, v]) => `<div class="tile" data-key="${esc(k)}">
-        <div class="label">${esc(k.replace(/_/g, " "))}</div><div class="value">${esc(v ?? "–")}</div></div>`).join("");
+        <div class="label">${esc(k.replace(/_/g, " "))}</div>
+        <div class="value${String(v ?? "").length > 12 ? " long" : ""}">${esc(typeof v === "number" ? v.toLocaleString() : v ?? "–")}</div></div>`).join("");
     tiles.dataset.modelVersion = health.model_version ?? "";
   } catch (err) {
     tiles.innerHTML = `<p class="status error">Service unreachable: ${esc(err.message)}</p>`;
@@ -75,7 +98,7 @@ async function loadRuns() {
     wrap.innerHTML = `<p class="muted" style="padding:.6rem">This server has no <code>/v1/runs</code> endpoint.</p>`;
     return;
   }
-  runs = normaliseRuns(answer);
+  runs = dedupe(normaliseRuns(answer));
   if (!runs.length) {
     wrap.innerHTML = `<p class="muted" style="padding:.6rem">No runs found.</p>`;
     return;
@@ -115,7 +138,7 @@ function showReport(run) {
 async function loadEvents() {
   const fig = document.getElementById("events-figure");
   try {
-    const answer = await optional("/v1/stats/events");
+    const answer = await optional(`/v1/stats/events?bucket=minute&days=${LIVE_MINUTES / 1440}`);
     if (!answer) {
       fig.innerHTML = `<p class="muted">No <code>/v1/stats/events</code> on this server.</p>`;
       return;
@@ -129,13 +152,18 @@ async function loadEvents() {
       const key = t.getTime();
       byStart.set(key, (byStart.get(key) || 0) + count);
     }
-    const points = [...byStart.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => ({ t: new Date(k), v }));
+    // One column per minute of the last hour, zeros included, so quiet minutes show as quiet.
+    const minute = 60000;
+    const end = Math.floor(Date.now() / minute) * minute;
+    const points = [];
+    for (let t = end - (LIVE_MINUTES - 1) * minute; t <= end; t += minute) {
+      points.push({ t: new Date(t), v: byStart.get(t) || 0, label: new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) });
+    }
     const total = answer.total ?? answer.total_events ?? points.reduce((s, p) => s + p.v, 0);
-    const bucket = answer.bucket_s ?? answer.bucket_seconds ?? answer.interval_s;
-    fig.innerHTML = points.length
-      ? `${timeChart({ points, title: "Events ingested over time", yLabel: bucket ? `events per ${bucket} s` : "events" })}
-        <figcaption>${esc(Number(total).toLocaleString())} events in the store; new events appear here within seconds.</figcaption>`
-      : `<p class="muted">No events ingested recently.</p><figcaption>${esc(Number(total).toLocaleString())} events in the store.</figcaption>`;
+    const recent = points.reduce((sum, p) => sum + p.v, 0);
+    fig.innerHTML = `${timeChart({ points, title: `Events ingested, last ${LIVE_MINUTES} minutes`, yLabel: "events per minute" })}
+        <figcaption>${esc(recent.toLocaleString())} events in the last hour; ${esc(Number(total).toLocaleString())} in the store
+        (the shop's history included).</figcaption>`;
     fig.dataset.total = String(total);
   } catch (err) {
     fig.innerHTML = `<p class="status error">${esc(err.message)}</p>`;
@@ -181,8 +209,9 @@ async function loadLatency() {
     table.innerHTML = "";
     return;
   }
-  fig.innerHTML = `${barChart({
-    title: "Latency percentiles per route (ms)",
+  fig.innerHTML = `${hbarChart({
+    title: "Latency per route",
+    unit: "ms",
     labels: rows.map((r) => shortRoute(r.route)),
     series: [{ name: "p50", values: rows.map((r) => r.p50) }, { name: "p95", values: rows.map((r) => r.p95) },
       { name: "p99", values: rows.map((r) => r.p99) }],
@@ -194,7 +223,7 @@ async function loadLatency() {
 }
 
 function shortRoute(route) {
-  return route.replace(/^(GET|POST|PUT) /, (m) => m[0] + " ").replace("/v1/", "/").replace(/\{(\w)\w*\}/g, "{$1}").slice(0, 22);
+  return route.replace("/v1/", "/").replace(/\{(\w)\w*\}/g, "{$1}").slice(0, 30);
 }
 
 // ---- reload -------------------------------------------------------------------------------------------------

@@ -136,3 +136,36 @@ export function percentilesFromPrometheus(text, metricPrefix = "") {
   }
   return rows.sort((a, b) => b.count - a.count);
 }
+
+/** Horizontal grouped bars, one row per label (long labels such as routes stay readable at any width). */
+export function hbarChart({ labels, series, title, unit = "", width = 560 }) {
+  const rowH = 10 * series.length + 12;
+  const pad = { left: 170, right: 46, top: 28, bottom: 26 };
+  const height = pad.top + pad.bottom + rowH * labels.length;
+  const innerW = width - pad.left - pad.right;
+  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))));
+  const parts = [];
+  for (let t = 0; t <= 4; t++) {
+    const v = (max * t) / 4;
+    const x = pad.left + (v / max) * innerW;
+    parts.push(`<line x1="${x}" x2="${x}" y1="${pad.top - 4}" y2="${height - pad.bottom}" stroke="#e3e6eb"/>`);
+    parts.push(`<text x="${x}" y="${height - pad.bottom + 14}" font-size="11" text-anchor="middle" fill="#5b6575">${tickText(v)}${t === 4 ? ` ${esc(unit)}` : ""}</text>`);
+  }
+  labels.forEach((label, r) => {
+    const y0 = pad.top + r * rowH;
+    parts.push(`<text x="${pad.left - 6}" y="${y0 + rowH / 2 + 2}" font-size="11" text-anchor="end" fill="#1d2430">${esc(label)}</text>`);
+    series.forEach((s, i) => {
+      const v = s.values[r];
+      if (!Number.isFinite(v)) return;
+      const w = Math.max(1, (v / max) * innerW);
+      parts.push(`<rect x="${pad.left}" y="${y0 + 4 + i * 10}" width="${w.toFixed(1)}" height="9" fill="${s.color || PALETTE[i % PALETTE.length]}">
+        <title>${esc(label)} · ${esc(s.name)}: ${tickText(v)} ${esc(unit)}</title></rect>`);
+    });
+  });
+  const legend = series.map((s, i) => `<rect x="${pad.left + i * 70}" y="8" width="10" height="10" fill="${s.color || PALETTE[i % PALETTE.length]}"/>
+      <text x="${pad.left + i * 70 + 14}" y="17" font-size="11" fill="#1d2430">${esc(s.name)}</text>`);
+  return `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg">
+    <title>${esc(title)}</title>
+    <text x="4" y="17" font-size="13" font-weight="600" fill="#1d2430">${esc(title)}</text>
+    ${legend.join("")}${parts.join("")}</svg>`;
+}

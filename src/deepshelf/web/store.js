@@ -310,7 +310,8 @@ async function productPage(id) {
     ["Colour", item.baseColour || item.colour || item.color], ["In stock", item.in_stock === false ? "no" : item.in_stock ? "yes" : ""]]
     .filter(([, v]) => v);
   const hasPicture = Boolean(imageOf(item) || item.image);
-  const modes = [["behavior", "Behaviour"], ["text", "Text"], ...(hasPicture ? [["visual", "Picture"]] : []), ["hybrid", "Hybrid"]];
+  const modes = [["text", "By description"], ...(hasPicture ? [["visual", "By picture"]] : []), ["behavior", "By behaviour"],
+    ["hybrid", "Hybrid"]];
   main.innerHTML = `<article class="product" aria-labelledby="product-h">
       ${thumb(item, true)}
       <div>
@@ -333,14 +334,25 @@ async function productPage(id) {
   main.querySelector("#similar ul").id = "similar-list";
   main.querySelector("#add-to-cart").addEventListener("click", () => act("cart", id));
   main.querySelector("#buy-now").addEventListener("click", () => act("purchase", id));
-  setupTabs(id);
+  const selectTab = setupTabs(id);
   await sent;
   await Promise.all([
-    fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=behavior&k=${K}&details=true`)),
+    similarFirst(id, hasPicture ? "visual" : "text", selectTab),
     fill("also-bought", () => alsoBought(id)),
     fill("recs", () => recommendationsForYou([id])),
     refreshActivity(),
   ]);
+}
+
+/** The first similar-products tab that this run can answer (text/picture need the content model). */
+async function similarFirst(id, mode, selectTab) {
+  try {
+    const answer = await request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`);
+    await fill("similar", async () => answer);
+    selectTab(mode, false);
+  } catch (err) {
+    selectTab("behavior", true); // e.g. 409: this run has no content vectors
+  }
 }
 
 /** Shoppers who bought this bought next: the session model seeded with this one product. */
@@ -350,28 +362,35 @@ function alsoBought(id) {
 
 function setupTabs(id) {
   const tabs = [...main.querySelectorAll("[role=tab]")];
-  const select = (tab, focus) => {
+  const section = document.getElementById("similar");
+  const select = (tab, { focus = false, load = true } = {}) => {
     tabs.forEach((t) => {
       t.setAttribute("aria-selected", String(t === tab));
       t.tabIndex = t === tab ? 0 : -1;
     });
     if (focus) tab.focus();
     const mode = tab.dataset.mode;
-    document.getElementById("similar").dataset.mode = mode;
-    fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`),
-      mode === "visual" ? "No picture to compare." : "No similar products found.");
+    section.dataset.mode = mode;
+    if (load) {
+      fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`),
+        mode === "visual" ? "No picture to compare." : "No similar products found.");
+    }
   };
   tabs.forEach((tab, i) => {
-    tab.addEventListener("click", () => select(tab, false));
+    tab.addEventListener("click", () => select(tab));
     tab.addEventListener("keydown", (e) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
       if (step) {
         e.preventDefault();
-        select(tabs[(i + step + tabs.length) % tabs.length], true);
+        select(tabs[(i + step + tabs.length) % tabs.length], { focus: true });
       }
     });
   });
-  document.getElementById("similar").dataset.mode = "behavior";
+  // select(mode, load): used once the first answer is known
+  return (mode, load) => {
+    const tab = tabs.find((t) => t.dataset.mode === mode) || tabs[0];
+    select(tab, { load });
+  };
 }
 
 async function act(type, id) {
