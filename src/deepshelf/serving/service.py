@@ -443,8 +443,11 @@ class Service:
         excluded.discard(-1)
         excluded_arr = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
         m = k * 4 + 20
+        if state.content is not None and mode in state.content.modes:
+            # the content run's own behaviour vectors are not used for "behavior": the served model's are fresher
+            pass
         if mode != "behavior":
-            if state.content is None:
+            if state.content is None or mode not in state.content.modes:
                 raise NotAvailable(f"mode {mode!r} is not available for this run: it has no content vectors "
                                    "(train the content model into the run's content/ folder); use mode=behavior")
             ids, scores, reason = state.content.similar(item_id, m, mode)
@@ -546,6 +549,4 @@ class Service:
         state = self.state
         if state is not None:
             state.view.refresh()  # this server sees its own upsert at once; others within catalog_refresh_s
-            if state.content is not None:
-                state.content.add_items(items)
         return n
