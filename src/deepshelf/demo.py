@@ -218,10 +218,13 @@ def catalogue_items(catalog) -> list:
 
 
 def seed_store(database: str, dataset, progress: Callable[[str], None] | None = None,
-               images: bool = True) -> dict:
+               images: bool = True, replay_to_now: bool = True) -> dict:
     """Write the dataset's events and catalogue into the service's store once (a store with events is kept).
 
-    Returns counts. Images (fashion) are stored as bytes so the service can serve them at its image URL.
+    `replay_to_now` shifts every timestamp by one constant so the shop's last event happened now: the service's
+    "trending" (events of the last days) then means the shop's last week, not only the clicks of this demo.
+    Order and gaps are kept; the trained runs are untouched (they use the dataset's own times).
+    Returns counts. Images are stored as bytes so the service can serve them at its image URL.
     """
     from deepshelf.data.schema import EventType
     from deepshelf.serving.store import Event, open_store
@@ -244,6 +247,8 @@ def seed_store(database: str, dataset, progress: Callable[[str], None] | None = 
             types = [EventType(t).name.lower() for t in range(len(EventType))]
             type_names = np.asarray(types)[inter.type] if inter.type is not None else np.full(len(inter), "purchase")
             ts = inter.timestamp.astype(np.float64) if inter.timestamp is not None else np.arange(len(inter), dtype=float)
+            if replay_to_now and len(ts):
+                ts = ts + (time.time() - 60.0 - float(ts.max()))  # the last event a minute ago
             batch = 50_000
             for start in range(0, len(inter), batch):
                 stop = min(start + batch, len(inter))

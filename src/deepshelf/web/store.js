@@ -66,16 +66,17 @@ async function loadShoppers() {
   if (!demo.length) {
     try {
       // A few real shoppers with purchase histories; the service's list of known users, when it has one.
-      const answer = await optional(`/v1/users?limit=6`);
+      const answer = await optional(`/v1/users?limit=30`);
       demo = answer ? itemsOf(answer.users ? { items: answer.users } : answer) : [];
     } catch {
       demo = [];
     }
   }
-  for (const user of demo.slice(0, 8)) {
-    const id = String(user.user_id ?? user.id ?? user);
-    const n = user.events ?? user.n_events ?? user.history_length;
-    options.push({ value: id, label: `Shopper ${id}${n ? ` (${n} purchases)` : ""}` });
+  // Real shoppers only: not the ids this page makes up for browsers and anonymous visits.
+  const real = demo.map((u) => ({ id: String(u.user_id ?? u.id ?? u), n: u.events ?? u.n_events }))
+    .filter((u) => !/^(web|anon)-/.test(u.id));
+  for (const { id, n } of real.slice(0, 8)) {
+    options.push({ value: id, label: `Shopper ${id}${n ? ` (${n} events)` : ""}` });
   }
   const custom = localStorage.getItem("deepshelf.shopper.custom");
   if (custom && !options.some((o) => o.value === custom)) options.push({ value: custom, label: `Shopper ${custom}` });
@@ -351,7 +352,11 @@ async function similarFirst(id, mode, selectTab) {
     await fill("similar", async () => answer);
     selectTab(mode, false);
   } catch (err) {
-    selectTab("behavior", true); // e.g. 409: this run has no content vectors
+    if (err instanceof ApiError && err.status === 409) {
+      // this run has no content vectors: only the behaviour tab can answer
+      main.querySelectorAll("#similar [role=tab]:not([data-mode=behavior])").forEach((t) => t.remove());
+    }
+    selectTab("behavior", true);
   }
 }
 
@@ -361,10 +366,10 @@ function alsoBought(id) {
 }
 
 function setupTabs(id) {
-  const tabs = [...main.querySelectorAll("[role=tab]")];
+  const tabs = () => [...main.querySelectorAll("#similar [role=tab]")];
   const section = document.getElementById("similar");
   const select = (tab, { focus = false, load = true } = {}) => {
-    tabs.forEach((t) => {
+    tabs().forEach((t) => {
       t.setAttribute("aria-selected", String(t === tab));
       t.tabIndex = t === tab ? 0 : -1;
     });
@@ -376,20 +381,21 @@ function setupTabs(id) {
         mode === "visual" ? "No picture to compare." : "No similar products found.");
     }
   };
-  tabs.forEach((tab, i) => {
+  tabs().forEach((tab) => {
     tab.addEventListener("click", () => select(tab));
     tab.addEventListener("keydown", (e) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
       if (step) {
         e.preventDefault();
-        select(tabs[(i + step + tabs.length) % tabs.length], { focus: true });
+        const all = tabs();
+        select(all[(all.indexOf(tab) + step + all.length) % all.length], { focus: true });
       }
     });
   });
   // select(mode, load): used once the first answer is known
   return (mode, load) => {
-    const tab = tabs.find((t) => t.dataset.mode === mode) || tabs[0];
-    select(tab, { load });
+    const all = tabs();
+    select(all.find((t) => t.dataset.mode === mode) || all[0], { load });
   };
 }
 
