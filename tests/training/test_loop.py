@@ -53,6 +53,14 @@ def test_best_checkpoint_restored_and_early_stop():
         torch.testing.assert_close(value, snapshots[1][key], rtol=0, atol=0)
 
 
+def test_best_checkpoint_written_to_disk(tmp_path):
+    path = tmp_path / "best.pt"
+    module, _, _ = run(LoopSettings(epochs=4, lr=0.05, progress=False, checkpoint=str(path)), [0.1, 0.5, 0.2, 0.3])
+    saved = torch.load(path, weights_only=True)
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, saved[key], rtol=0, atol=0)
+
+
 def test_eval_every():
     _, log, snapshots = run(LoopSettings(epochs=5, lr=0.05, eval_every=2, progress=False), [0.1, 0.2, 0.3])
     assert [("valid_ndcg@10" in e) for e in log] == [False, True, False, True, True]  # last epoch always

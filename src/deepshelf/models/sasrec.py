@@ -52,6 +52,7 @@ class SASRecConfig(ModelConfig):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 autocast on GPU only
     threads: int = Field(default=0, ge=0)  # CPU threads for torch, 0 = torch's default
     progress: bool = True
+    checkpoint: str | None = None  # file to keep the best validated weights in while training (state_dict)
 
     @field_validator("heads")
     @classmethod
@@ -191,7 +192,8 @@ class SASRec(Recommender):
             validate = lambda: evaluate(self, valid, (10,)).metrics["ndcg@10"]  # noqa: E731
         settings = LoopSettings(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, warmup_steps=c.warmup,
                                 clip=c.clip, patience=c.patience, eval_every=c.eval_every, precision=c.precision,
-                                time_limit=c.time_limit, progress=c.progress)
+                                time_limit=c.time_limit, progress=c.progress,
+                                checkpoint=c.checkpoint)
         self.training_log = train_loop(self.network, loss_of, batches, settings, self.device, validate)
         self.network.eval()
 

@@ -6,6 +6,7 @@ when launched by torchrun. The model supplies batches and a loss; the loop owns 
 from __future__ import annotations
 
 import copy
+import os
 import logging
 import random
 import sys
@@ -35,6 +36,7 @@ class LoopSettings:
     precision: str = "auto"  # auto (bf16/fp16 on GPU, fp32 on CPU) | fp32 | bf16 | fp16
     time_limit: float = 0.0  # minutes of training after which to stop (best weights kept); 0 = no limit
     progress: bool = True
+    checkpoint: str | None = None  # file to write the best weights to (rank 0) each time they improve
 
 
 def seed_everything(seed: int) -> None:
@@ -49,8 +51,6 @@ def resolve_device(name: str) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda" and device.index is None:
-        import os
-
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     return device
 
@@ -150,6 +150,10 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
                 if metric > best:
                     best, stale = metric, 0
                     best_state = copy.deepcopy(module.state_dict())
+                    if settings.checkpoint and rank == 0:  # survives a crash or a kill of a long run
+                        tmp = f"{settings.checkpoint}.tmp"
+                        torch.save({k: v.cpu() for k, v in best_state.items()}, tmp)
+                        os.replace(tmp, settings.checkpoint)
                     entry["best"] = True
                 else:
                     stale += 1
