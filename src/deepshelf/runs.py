@@ -165,6 +165,8 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     model = model_class(cfg.model)(**cfg.params)
     say(f"loading {cfg.dataset}")
     ds = load_dataset(cfg.dataset, catalog=cfg.catalog)
+    if ds.interactions is None and hasattr(model, "fit_catalog"):
+        return _train_catalog_run(cfg, model, ds, out, say)
     split = split_dataset(ds, cfg)
     say(f"{split.protocol} split: {split.train} ; {len(split.test)} test users")
     start = time.perf_counter()
@@ -187,13 +189,54 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         **{name: _summary(r) for name, r in results.items()},
         **({"training": model.training_log} if getattr(model, "training_log", None) else {}),
     }
+    _write_run(out, cfg, model, metrics,
+               lambda tmp: write_report(tmp, f"{cfg.model} on {cfg.dataset}", results, popularity))
+    say(f"wrote {out}")
+    return out
+
+
+def _train_catalog_run(cfg: TrainConfig, model: Recommender, ds: Dataset, out: Path,
+                       say: Callable[[str], None]) -> Path:
+    """A content-only run (a catalogue without shopper events): the model's own held-out content metrics."""
+    if ds.catalog is None:
+        raise DeepshelfError(f"dataset {ds.name!r} has neither shopper events nor a catalogue")
+    start = time.perf_counter()
+    model.fit_catalog(ds.catalog, progress=True)
+    train_seconds = time.perf_counter() - start
+    metrics = {
+        "version": f"{out.name}-{time.strftime('%Y%m%d%H%M%S')}",
+        "dataset": cfg.dataset, "model": cfg.model, "protocol": "catalogue-holdout",
+        "train_seconds": round(train_seconds, 3), "device": device_name(), "deepshelf": __version__,
+        "users": 0, "items": len(ds.catalog), "train_events": 0, "content": model.content_metrics,
+    }
+
+    def report(tmp: Path) -> None:
+        lines = [f"# {cfg.model} on {cfg.dataset}", "", "Held-out products' neighbours: share with the same value "
+                 f"(P@{model.content_metrics.get('k', 10)}).", "", "| mode | " +
+                 " | ".join(model.content_metrics.get("attributes", [])) + " |",
+                 "|---|" + "---|" * len(model.content_metrics.get("attributes", []))]
+        for mode, values in model.content_metrics.items():
+            if isinstance(values, dict):
+                lines.append(f"| {mode} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
+        (tmp / "report.md").write_text("\n".join(lines) + "\n")
+
+    _write_run(out, cfg, model, metrics, report)
+    say(f"trained {cfg.model} in {train_seconds:.1f}s; wrote {out}")
+    return out
+
+
+def _write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
+               report: Callable[[Path], None]) -> None:
+    """Write config, model, metrics and report into a temp folder and rename it into place (atomic)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "config.json").write_text(cfg.model_dump_json(indent=2))
         model.save(tmp / "model")
+        if (tmp / "model" / "content").is_dir():  # where a server looks for the content indexes: RUN/content
+            (tmp / "content").symlink_to(Path("model") / "content", target_is_directory=True)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        write_report(tmp, f"{cfg.model} on {cfg.dataset}", results, popularity)
+        report(tmp)
         if out.exists():
             trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
             out.rename(trash)
@@ -204,8 +247,6 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    say(f"wrote {out}")
-    return out
 
 
 def eval_split_of(run: Run, which: str):

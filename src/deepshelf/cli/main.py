@@ -67,6 +67,10 @@ def train(
 
 
 def _print_metrics(metrics: dict) -> None:
+    if "content" in metrics:  # a catalogue-only run has content P@k, not ranking metrics
+        from deepshelf.cli.content import print_content_metrics
+
+        return print_content_metrics(metrics, out_console)
     table = Table(title=f"{metrics['model']} on {metrics['dataset']} ({metrics['protocol']})")
     cols = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10"]
     table.add_column("split")

@@ -63,6 +63,10 @@ class SimilarIndex:
     def __len__(self) -> int:
         return len(self.item_ids)
 
+    def __contains__(self, item_id: object) -> bool:
+        """Whether an original item id has a row here (a product added after the run has none)."""
+        return str(item_id) in self._row
+
     def lookup(self, item_ids) -> np.ndarray:
         """Row indices of original item ids; an unknown id is a user error naming it."""
         rows = []

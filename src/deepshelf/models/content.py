@@ -134,8 +134,9 @@ class ContentModel(Recommender):
             visual = combine(parts)
             visual[~photo_valid] = 0.0
             vectors["visual"], valid["visual"] = visual, photo_valid
-            # The bridge learns from the titles (what shoppers type) and the photo + its tuned embedding.
-            image_input = np.concatenate([raw, visual], axis=1)
+            # The bridge learns from the titles (what shoppers type) and the tuned photo embedding (which
+            # carries the raw ImageNet + colour block too).
+            image_input = visual
             pair_ids = np.unique(np.char.lower(np.array(titles, dtype=str)), return_inverse=True)[1]
             text_tower, image_tower = train_alignment(title_vectors, image_input, learn & has_text, labels,
                                                       pair_ids, cfg.align)

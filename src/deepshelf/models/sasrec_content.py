@@ -1,0 +1,124 @@
+"""Content-aware SASRec: an item is its id embedding plus a projection of its text vector (issue 4, part 6).
+
+`item = warm(i) * id_embedding(i) + W @ text_vector(i)`: the id part carries what events taught about the item,
+the content part what its words say. A product with no events at all (added to the catalogue after training)
+has no id part, but its content part puts it where similar products sit, so it is recommendable at once.
+Training hides the id part of a random share of items in every step (`id_dropout`, as in DropoutNet, Volkovs
+et al. 2017), so the content projection must carry real signal on its own instead of idling behind the ids.
+
+The item table covers the whole catalogue: the training events' items first (same indices as the events), then
+every catalogue product without events ("cold"), so `score()` ranks cold products like any other. Everything
+else (sequence encoder, loss, training loop, persistence) is `deepshelf.models.sasrec`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from deepshelf.data.catalog import Catalog
+from deepshelf.data.interactions import Interactions
+from deepshelf.errors import DeepshelfError
+from deepshelf.models.layers import causal_padding_mask
+from deepshelf.models.sasrec import SASRec, SASRecConfig, SASRecNetwork
+
+log = logging.getLogger(__name__)
+
+
+class ContentSASRecConfig(SASRecConfig):
+    content_dim: int = Field(default=384, gt=0)  # the text encoder's width
+    id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
+    text_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    cache_dir: str | None = None
+
+
+class ContentSASRecNetwork(SASRecNetwork):
+    """SASRecNetwork whose item table is `warm * id_embeddings + content_projection(content)`."""
+
+    def __init__(self, n_items: int, content_dim: int, id_dropout: float, **kwargs):
+        super().__init__(n_items, **kwargs)
+        dim = self.item_embeddings.embedding_dim
+        self.register_buffer("content", torch.zeros(n_items + 1, content_dim))  # row 0: padding
+        self.register_buffer("warm", torch.zeros(n_items + 1))  # 1 for items seen in training events
+        self.content_projection = nn.Linear(content_dim, dim, bias=False)
+        nn.init.normal_(self.content_projection.weight, std=content_dim**-0.5 * dim**-0.5)
+        self.id_dropout = id_dropout
+        self._table: torch.Tensor | None = None
+
+    def item_table(self) -> torch.Tensor:
+        """(n_items + 1, d) item vectors; in training, a fresh random id-dropout mask per call."""
+        keep = self.warm
+        if self.training and self.id_dropout > 0:
+            keep = keep * (torch.rand_like(keep) >= self.id_dropout)
+        table = self.item_embeddings.weight * keep[:, None] + self.content_projection(self.content)
+        return table * (torch.arange(len(table), device=table.device) > 0)[:, None]  # padding stays zero
+
+    def forward(self, items: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
+        """items, types: int64 (B, T), left-padded with 0 -> output vectors (B, T, d)."""
+        self._table = self.item_table()  # the same (masked) table scores this step's outputs
+        T = items.shape[1]
+        keep = items > 0  # (B, T)
+        positions = torch.arange(T - 1, -1, -1, device=items.device)  # (T,)
+        x = F.embedding(items, self._table) + self.position_embeddings(positions)  # (B, T, d)
+        if self.type_embeddings is not None and types is not None:
+            x = x + self.type_embeddings(types)
+        x = self.drop(x) * keep[..., None]
+        mask = causal_padding_mask(keep)  # (B, 1, T, T)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.norm(x)  # (B, T, d)
+
+    @property
+    def output_embeddings(self) -> torch.Tensor:
+        table = self._table if (self.training and self._table is not None) else self.item_table()
+        return table[1:]  # (n_items, d)
+
+
+class ContentSASRec(SASRec):
+    """SASRec over id + text item vectors; recommends catalogue products that have no events yet."""
+
+    name = "sasrec-content"
+    Config = ContentSASRecConfig
+    reason = "sequence"
+
+    def _build(self, n_items: int) -> ContentSASRecNetwork:
+        from deepshelf.data.schema import EVENT_TYPE_NAMES
+
+        c = self.config
+        n_items = len(self.item_map)  # the whole catalogue, not only the items with events
+        n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
+        net = ContentSASRecNetwork(n_items, c.content_dim, c.id_dropout, max_len=c.max_len, dim=c.dim,
+                                   layers=c.layers, heads=c.heads, dropout=c.dropout, n_types=n_types,
+                                   ffn_mult=c.ffn_mult)
+        if getattr(self, "_content", None) is not None:  # fitting; a loaded model gets them from its state_dict
+            with torch.no_grad():
+                net.content.copy_(torch.from_numpy(self._content))
+                net.warm.copy_(torch.from_numpy(self._warm))
+        return net
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, valid) -> None:
+        if catalog is None:
+            raise DeepshelfError("sasrec-content needs a catalogue with product texts (pass --catalog)")
+        from deepshelf.encoders.text import TextEncoder
+
+        # Items with events keep their indices; catalogue products without events are appended as cold items.
+        self.item_map = train.item_map.extend(catalog.item_map.ids)
+        n_warm = train.n_items
+        self.item_popularity = np.concatenate(
+            [self.item_popularity, np.zeros(len(self.item_map) - n_warm, np.float32)])
+        rows = catalog.rows_for(self.item_map)
+        texts = np.array(catalog.texts(), dtype=object)
+        item_texts = np.where(rows >= 0, texts[np.maximum(rows, 0)], "").astype(str).tolist()
+        vectors = TextEncoder(backend=self.config.text_backend, cache_dir=self.config.cache_dir).encode(item_texts)
+        warm = np.zeros(len(self.item_map) + 1, np.float32)
+        warm[1:n_warm + 1] = train.item_popularity() > 0
+        log.info("sasrec-content: %d items with events, %d cold catalogue products", int(warm.sum()),
+                 len(self.item_map) - int(warm.sum()))
+        self._content = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
+        self._warm = warm
+        super()._fit(train, catalog, valid)
