@@ -227,7 +227,25 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-async def run_phases(host, port, args, n_items, n_users) -> list[tuple[str, dict]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of the server process and its worker processes (Linux /proc)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+async def run_phases(host, port, args, n_items, n_users, server_pid: int) -> list[tuple[str, dict]]:
     rnd = random.Random(1)
     user = lambda: f"s{rnd.randrange(n_users)}"  # noqa: E731
     item = lambda: f"p{rnd.randrange(n_items)}"  # noqa: E731
@@ -248,21 +266,30 @@ async def run_phases(host, port, args, n_items, n_users) -> list[tuple[str, dict
     ]
     for name, make, rate, duration in phases:
         log.info("%s: %.0f req/s for %.0fs", name, rate, duration)
-        results.append((name, {"rate": rate, **await open_loop(host, port, make, rate, duration, 32)}))
+        cpu = cpu_seconds(server_pid)
+        result = {"rate": rate, **await open_loop(host, port, make, rate, duration, 32)}
+        result["cpu_ms"] = (cpu_seconds(server_pid) - cpu) * 1000 / max(1, result["requests"])
+        log.info("  -> %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d", result["rps"], result["p50"], result["p99"],
+                 result["errors"])
+        results.append((name, result))
     single = lambda: ("POST", "/v1/events", json.dumps(  # noqa: E731
         {"events": [{"user_id": user(), "item_id": item(), "type": "view"}]}).encode())
     batched = lambda: ("POST", "/v1/events", json.dumps(  # noqa: E731
         {"events": [{"user_id": user(), "item_id": item(), "type": "view"} for _ in range(100)]}).encode())
     log.info("ingestion: single events, then batches of 100, %.0fs each", args.short)
-    results.append(("POST /v1/events (1 event per request)", await closed_loop(host, port, single, args.short, 8, 1)))
-    results.append(("POST /v1/events (100 events per request)", await closed_loop(host, port, batched, args.short, 4,
-                                                                                   100)))
+    for name, make, conns, per in (("POST /v1/events (1 event per request)", single, 8, 1),
+                                   ("POST /v1/events (100 events per request)", batched, 4, 100)):
+        cpu = cpu_seconds(server_pid)
+        result = await closed_loop(host, port, make, args.short, conns, per)
+        result["cpu_ms"] = (cpu_seconds(server_pid) - cpu) * 1000 / max(1, result["requests"])
+        results.append((name, result))
     return results
 
 
 def table(results, server_side: dict) -> str:
-    lines = ["| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | errors | server p50 / p99 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | errors | server p50 / p99 ms "
+             "| server CPU ms / request |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results:
         target = f"{r['rate']:.0f}" if "rate" in r else "closed loop"
         route = name.split(" (")[0]
@@ -270,7 +297,7 @@ def table(results, server_side: dict) -> str:
         ss_text = f"{ss['p50_ms']:.2f} / {ss['p99_ms']:.2f}" if ss else "-"
         extra = f" ({r['events_per_s']:,.0f} events/s)" if "events_per_s" in r else ""
         lines.append(f"| {name}{extra} | {target} | {r['rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-                     f"{r['max']:.1f} | {r['errors']} | {ss_text} |")
+                     f"{r['max']:.1f} | {r['errors']} | {ss_text} | {r.get('cpu_ms', float('nan')):.2f} |")
     return "\n".join(lines)
 
 
@@ -294,10 +321,11 @@ def main() -> None:
     ap.add_argument("--events-per-user", type=int, default=20)
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--rate", type=float, default=500.0, help="arrival rate of each read phase, req/s")
-    ap.add_argument("--search-rate", type=float, default=20.0)
+    ap.add_argument("--search-rate", type=float, default=2.0)
     ap.add_argument("--duration", type=float, default=60.0, help="seconds of the user-recommendations phase")
     ap.add_argument("--short", type=float, default=10.0, help="seconds of every other phase")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-serve-bench"))
+    ap.add_argument("--workers", type=int, default=1, help="server processes (deepshelf serve --workers)")
     ap.add_argument("--write-docs", action="store_true", help="replace the '## Service' section of docs/benchmarks.md")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -309,7 +337,9 @@ def main() -> None:
     except ImportError:
         pass
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the cleanup below when killed
     run, database = build(args.workdir, args.items, args.users, args.events_per_user, args.dim)
+    load_before = f"{os.getloadavg()[0]:.1f}"
     port = free_port()
     env = {**os.environ, "DEEPSHELF_API_KEYS": KEY, "PYTHONPATH": str(ROOT / "src"),
            # the live-trending aggregate scans the event table; once at start is enough for a load test
@@ -317,7 +347,7 @@ def main() -> None:
     server_log = args.workdir / "server.log"
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "deepshelf", "serve", "--run", str(run), "--database", database,
-                             "--port", str(port), "--log-level", "warning"], env=env,
+                             "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)], env=env,
                             stdout=open(server_log, "wb"), stderr=subprocess.STDOUT)
     try:
         import httpx
@@ -335,10 +365,10 @@ def main() -> None:
                 time.sleep(0.5)
         startup = time.perf_counter() - t
         log.info("server up in %.1fs: %s", startup, health)
-        results = asyncio.run(run_phases("127.0.0.1", port, args, args.items, args.users))
+        results = asyncio.run(run_phases("127.0.0.1", port, args, args.items, args.users, proc.pid))
         server_side = {f"{r['method']} {r['route'].replace('{user_id}', '{id}').replace('{item_id}', '{id}')}": r
                        for r in httpx.get(f"http://127.0.0.1:{port}/v1/stats/latency").json()["routes"]}
-    finally:
+    finally:  # also on Ctrl-C / SIGTERM of this script: never leave the server behind
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(20)
@@ -347,8 +377,10 @@ def main() -> None:
     body = table(results, server_side)
     section = (
         "## Service\n\n"
-        f"`benchmarks/serve_load.py` ({time.strftime('%Y-%m-%d')}): one `deepshelf serve` process (uvicorn, one "
-        f"worker) and the load generator on the same machine, loopback only. Machine: {machine()}.\n"
+        f"`benchmarks/serve_load.py --workers {args.workers}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
+        f"`deepshelf serve` with {args.workers} worker process(es) and the load generator on the same machine, "
+        f"loopback only. Machine: {machine()}; load average before the run {load_before}, after {os.getloadavg()[0]:.1f} "
+        "(the machine is shared with other work).\n"
         f"Synthetic shop: {args.items:,} items, {args.users:,} shoppers with {args.events_per_user} events each in the "
         f"SQLite store (WAL, synchronous=FULL); model ALS with {args.dim}-d synthetic item factors, retrieval by a "
         "FAISS IVF index (exact below 50,000 items), business-rule defaults on (in stock only, purchased excluded). "
@@ -357,7 +389,10 @@ def main() -> None:
         "counts from each request's scheduled send time (queueing included). Ingestion phases are closed loop "
         "(8 connections sending single events, 4 sending batches of 100); every request is answered after the "
         "commit. 'server p50 / p99' is the server's own view (`/v1/stats/latency`, last 10,000 requests per "
-        f"route). User recommendations ran {args.duration:.0f} s; the other phases {args.short:.0f} s each.\n\n"
+        f"route). 'server CPU ms / request' is the server processes' user + system CPU time over the phase divided "
+        "by its requests: the cost of one request independent of how busy the machine is (on an idle 2-core machine "
+        "500 req/s needs 500 x that many ms of CPU per second). "
+        f"User recommendations ran {args.duration:.0f} s; the other phases {args.short:.0f} s each.\n\n"
         f"{body}\n\n"
         "Search has no semantic index in this run, so it falls back to a substring match over a million titles "
         "(a table scan), hence its low rate.\n"

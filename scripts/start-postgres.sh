@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL server on loopback for tests / CI and print its URL on stdout (last line).
 #
-#   eval "$(scripts/start-postgres.sh --export)"   # sets DEEPSHELF_TEST_POSTGRES_URL (and PGDATA_DIR for stopping)
+#   eval "$(scripts/start-postgres.sh --export)"   # sets DEEPSHELF_TEST_POSTGRES_URL, PGDATA_DIR and PG_BINDIR
 #   URL=$(scripts/start-postgres.sh | tail -n1)
-#   pg_ctl -D "$PGDATA_DIR" stop                    # when done (or just let the machine go)
+#   su postgres -c "$PG_BINDIR/pg_ctl -D $PGDATA_DIR stop"   # when done (as root; else without su)
 #
 # Uses postgres/initdb/pg_ctl on PATH or /usr/local/bin or /usr/lib/postgresql/*/bin; installs the Debian
 # package if none exist. Postgres refuses to run as root, so the server runs as the `postgres` user
@@ -77,7 +77,7 @@ fi
 URL="postgresql://postgres@127.0.0.1:$PORT/$DB"
 log "server running (data $DATA, stop with: pg_ctl -D $DATA/data stop)"
 if [[ $EXPORT -eq 1 ]]; then
-  echo "export DEEPSHELF_TEST_POSTGRES_URL='$URL' PGDATA_DIR='$DATA/data'"
+  echo "export DEEPSHELF_TEST_POSTGRES_URL='$URL' PGDATA_DIR='$DATA/data' PG_BINDIR='$BINDIR'"
 else
   echo "$URL"
 fi

@@ -4,6 +4,7 @@ throwaway PostgreSQL server (from DEEPSHELF_TEST_POSTGRES_URL, else started by s
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import uuid
@@ -89,21 +90,28 @@ def make_settings(run: Path | None, database: str, **overrides):
 
 # ---- PostgreSQL ---------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
+def postgres_url():
+    """DEEPSHELF_TEST_POSTGRES_URL (CI starts the server), else a server started here and stopped at the end."""
     url = os.environ.get("DEEPSHELF_TEST_POSTGRES_URL")
     if url:
-        return url
+        yield url
+        return
     script = ROOT / "scripts" / "start-postgres.sh"
-    if not (shutil.which("pg_ctl") or Path("/usr/local/bin/pg_ctl").exists() or list(Path("/usr/lib").glob(
-            "postgresql/*/bin/pg_ctl"))) and os.geteuid() != 0:
-        pytest.skip("no PostgreSQL binaries and not root to install them; set DEEPSHELF_TEST_POSTGRES_URL")
     try:
-        out = subprocess.run([str(script)], capture_output=True, text=True, timeout=300, check=True)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"could not start PostgreSQL: {getattr(exc, 'stderr', exc)}")
-    url = out.stdout.strip().splitlines()[-1]
-    os.environ["DEEPSHELF_TEST_POSTGRES_URL"] = url  # child server processes and later fixtures reuse it
-    return url
+        out = subprocess.run([str(script), "--export"], capture_output=True, text=True, timeout=300, check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        pytest.skip(f"could not start PostgreSQL (set DEEPSHELF_TEST_POSTGRES_URL): {getattr(exc, 'stderr', exc)}")
+    exports = dict(shlex.split(word)[0].split("=", 1) for word in shlex.split(out.stdout.strip().splitlines()[-1])[1:])
+    url = exports["DEEPSHELF_TEST_POSTGRES_URL"]
+    os.environ["DEEPSHELF_TEST_POSTGRES_URL"] = url  # child server processes reuse it
+    try:
+        yield url
+    finally:
+        os.environ.pop("DEEPSHELF_TEST_POSTGRES_URL", None)
+        stop = f"{exports['PG_BINDIR']}/pg_ctl -D {exports['PGDATA_DIR']} stop -m fast"
+        cmd = ["su", "postgres", "-s", "/bin/bash", "-c", stop] if os.geteuid() == 0 else ["bash", "-c", stop]
+        subprocess.run(cmd, capture_output=True, timeout=60)
+        shutil.rmtree(Path(exports["PGDATA_DIR"]).parent, ignore_errors=True)
 
 
 @pytest.fixture

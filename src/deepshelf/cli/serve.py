@@ -21,10 +21,13 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
     access_log: Annotated[bool, typer.Option(help="log every request")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="server processes sharing the port (each loads the "
+                                                             "run; they share the store)")] = 1,
 ) -> None:
     """Serve recommendations, similar products and search over HTTP (settings also from DEEPSHELF_* variables,
     e.g. DEEPSHELF_API_KEYS=key1,key2)."""
     import logging
+    import os
 
     import uvicorn
 
@@ -37,6 +40,13 @@ def serve(
     overrides = {"run": run}
     if database:
         overrides["database"] = database
-    settings = Settings(**overrides)
+    settings = Settings(**overrides)  # validates the environment and options here, before any worker starts
     logging.getLogger("deepshelf").setLevel(log_level.upper())
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
+        return
+    # Several processes: uvicorn imports the app factory in each; the settings travel as DEEPSHELF_* variables.
+    os.environ["DEEPSHELF_RUN"] = str(settings.run)
+    os.environ["DEEPSHELF_DATABASE"] = settings.database
+    uvicorn.run("deepshelf.serving.app:create_app", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level, access_log=access_log)
