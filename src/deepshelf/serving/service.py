@@ -368,13 +368,14 @@ class Service:
         top_i, top_s = top_i.tolist(), top_s.tolist()
         if slots:
             top_i, top_s, top_r = self._new_item_slots(state, top_i, top_s, list(top_r), k, slots, rules,
-                                                       excluded_arr)
+                                                       excluded_arr, hist_idx)
         return top_i, top_s, list(top_r), source
 
-    def _new_item_slots(self, state, top_i, top_s, top_r, k, slots, rules, excluded):
-        """Reserve up to `slots` places for catalogue items the model has never seen (added since training):
-        ranked by live trending, then newest first. This is how a new product is recommended without retraining
-        when the run has no content vectors."""
+    def _new_item_slots(self, state, top_i, top_s, top_r, k, slots, rules, excluded, hist_idx=()):
+        """Reserve up to `slots` places for catalogue items the model has never seen (added since training), so
+        a new product is recommended without retraining. With content text vectors (the run has content indexes)
+        they are ranked by text similarity to the shopper's recent items (reason `text`); otherwise, or for a
+        shopper without history, by live trending, then newest first (reason `new_arrival`)."""
         view = state.view
         new = np.arange(state.n_model, len(view))
         new = new[allowed(view, new, rules, excluded) & ~np.isin(new, top_i)]
@@ -382,12 +383,21 @@ class Service:
             return top_i, top_s, top_r
         tr = state.trending.item_scores if state.trending else {}
         trend = np.array([tr.get(i, 0.0) for i in new.tolist()])
-        order = np.lexsort((-view.cols.added_at[new], -trend))[:slots]
+        content_score = np.zeros(len(new))
+        content = state.content
+        recent = [i for i in list(hist_idx)[-20:] if i >= 0]
+        if content is not None and content.has_text and recent:
+            hist_vecs, hist_ok = content.text_vectors(view.cols.ids[recent])
+            new_vecs, new_ok = content.text_vectors(view.cols.ids[new])
+            if hist_ok.any() and new_ok.any():
+                query = hist_vecs[hist_ok].mean(0)
+                content_score = np.where(new_ok, new_vecs @ query, 0.0)
+        order = np.lexsort((-view.cols.added_at[new], -trend, -content_score))[:slots]
         picks = new[order].tolist()
+        reasons = ["text" if content_score[o] > 0 else "new_arrival" for o in order]
         keep = max(0, min(len(top_i), k - len(picks)))
         floor = min(top_s[:keep], default=0.0)
-        return (top_i[:keep] + picks, top_s[:keep] + [floor] * len(picks),
-                top_r[:keep] + ["new_arrival"] * len(picks))
+        return top_i[:keep] + picks, top_s[:keep] + [floor] * len(picks), top_r[:keep] + reasons
 
     def _answer(self, state: LoadedRun, idx: list[int], scores: list[float], reasons: list[str],
                 source: str) -> Answer:
@@ -549,4 +559,6 @@ class Service:
         state = self.state
         if state is not None:
             state.view.refresh()  # this server sees its own upsert at once; others within catalog_refresh_s
+            if state.content is not None:
+                state.content.add_items(items)
         return n
