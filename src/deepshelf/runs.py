@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deepshelf import __version__
 from deepshelf.data.datasets import Dataset, load_dataset
+from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.data.splits import Split, make_split
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import EvalResult, evaluate
@@ -46,6 +47,19 @@ class TrainConfig(BaseModel):
     test_days: float = Field(default=30.0, gt=0)  # temporal protocol: length of the test period
     valid_days: float = Field(default=30.0, gt=0)
     ks: tuple[int, ...] = (10, 20)
+    # Strength of each event type (view/cart/purchase/...) over schema.DEFAULT_EVENT_WEIGHTS; a type
+    # weighted 0 (impressions and searches by default) carries no preference and is left out of training.
+    event_weights: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("event_weights")
+    @classmethod
+    def _known_event_types(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if name not in EVENT_TYPE_NAMES:
+                raise ValueError(f"unknown event type {name!r} (expected one of {', '.join(EVENT_TYPE_NAMES)})")
+            if weight < 0:
+                raise ValueError(f"weight of {name!r} must be >= 0")
+        return value
 
 
 def parse_value(text: str) -> Any:
@@ -104,14 +118,18 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
 def split_dataset(ds: Dataset, cfg: TrainConfig) -> Split:
     if ds.interactions is None:
         raise DeepshelfError(f"dataset {ds.name!r} has no shopper events to train a recommender on")
+    inter = ds.interactions.with_type_weights(cfg.event_weights)
+    inter = inter.subset(inter.weight > 0)
+    if len(inter) == 0:
+        raise DeepshelfError(f"dataset {ds.name!r}: no events left with a positive event weight")
     protocol = cfg.protocol
     if protocol == "auto":
         protocol = "temporal" if ds.timestamped else "leave-one-out"
     if protocol == "temporal":
         if not ds.timestamped:
             raise DeepshelfError(f"dataset {ds.name!r} has no timestamps; use protocol=leave-one-out")
-        return make_split(ds.interactions, "temporal", test_days=cfg.test_days, valid_days=cfg.valid_days)
-    return make_split(ds.interactions, "leave-one-out")
+        return make_split(inter, "temporal", test_days=cfg.test_days, valid_days=cfg.valid_days)
+    return make_split(inter, "leave-one-out")
 
 
 @dataclass

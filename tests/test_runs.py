@@ -1,0 +1,47 @@
+"""Training runs: event-type weights from the config reach the models; bad weights are refused."""
+
+import json
+
+import pytest
+
+from deepshelf.errors import DeepshelfError
+from deepshelf.runs import build_train_config, load_run, train_run
+
+
+def events_file(tmp_path):
+    rows = ["user,item,type,timestamp"]
+    # item "imp" is only ever shown (impressions), "viewed" only viewed, "bought" bought by fewer shoppers
+    for u in range(30):
+        rows.append(f"u{u},imp,impression,{1000 + u}")
+        rows.append(f"u{u},viewed,view,{2000 + u}")
+        rows.append(f"u{u},other{u % 5},view,{3000 + u}")
+    for u in range(12):
+        rows.append(f"u{u},bought,purchase,{4000 + u}")
+    for u in range(30):  # the last two events of everyone are held out (validation, test): unique fillers
+        rows.append(f"u{u},tail_a{u},view,{9000 + u}")
+        rows.append(f"u{u},tail_b{u},view,{9100 + u}")
+    path = tmp_path / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_event_weights_shape_popularity(tmp_path):
+    path = events_file(tmp_path)
+    cfg = build_train_config(str(path), "popularity", None, ["use_weights=true", "protocol=leave-one-out"])
+    run = load_run(train_run(cfg, tmp_path / "default"))
+    ranked = list(run.model.item_map.ids[run.model.item_popularity.argsort()[::-1]])
+    assert "imp" not in ranked[:3]  # impressions weigh 0 by default: never counted as preference
+    assert run.model.item_popularity[run.model.item_map.index("imp")] == 0
+    # 12 purchases x 4 outweigh 30 views x 1; with purchases weighted 1 the order flips
+    assert ranked.index("bought") < ranked.index("viewed")
+    cfg = build_train_config(str(path), "popularity", None,
+                             ["use_weights=true", "protocol=leave-one-out", "event_weights={purchase=1.0}"])
+    run = load_run(train_run(cfg, tmp_path / "flat"))
+    ranked = list(run.model.item_map.ids[run.model.item_popularity.argsort()[::-1]])
+    assert ranked.index("viewed") < ranked.index("bought")
+    assert json.loads((tmp_path / "flat" / "config.json").read_text())["event_weights"] == {"purchase": 1.0}
+
+
+def test_bad_event_weights_refused(tmp_path):
+    with pytest.raises(DeepshelfError, match="event_weights"):
+        build_train_config("ml-1m", "ease", None, ["event_weights={like=2.0}"])
