@@ -268,16 +268,21 @@ class Service:
                   skip: set[int]) -> tuple[list[int], list[float], list[str]]:
         """Up to `need` allowed items from the trending list, then from the rest of the catalogue."""
         tr = state.trending
-        ok = allowed(state.view, tr.order, rules, excluded)
         out_i, out_s, out_r = [], [], []
-        for i, s in zip(tr.order[ok].tolist(), tr.scores[ok].tolist()):
-            if i not in skip:
-                out_i.append(i)
-                out_s.append(s)
-                out_r.append(tr.reason)
-                skip.add(i)
-                if len(out_i) >= need:
-                    return out_i, out_s, out_r
+        # in growing chunks: the rules are checked on a few times `need` items, not the whole trending list
+        start, chunk = 0, max(256, 4 * (need + len(skip)))
+        while start < len(tr.order):
+            order, scores = tr.order[start:start + chunk], tr.scores[start:start + chunk]
+            ok = allowed(state.view, order, rules, excluded)
+            for i, s in zip(order[ok].tolist(), scores[ok].tolist()):
+                if i not in skip:
+                    out_i.append(i)
+                    out_s.append(s)
+                    out_r.append(tr.reason)
+                    skip.add(i)
+                    if len(out_i) >= need:
+                        return out_i, out_s, out_r
+            start, chunk = start + chunk, chunk * 4
         # The tail: anything the rules allow, newest arrivals first (vectorised over the whole catalogue).
         n = len(state.view)
         mask = allowed(state.view, np.arange(n), rules, excluded)
