@@ -26,7 +26,6 @@ def demo(
     """Train the demo models on a bundled shop, print their evaluation, seed the store and serve the storefront."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from deepshelf import demo as lib
     from deepshelf.errors import DeepshelfError
@@ -41,37 +40,18 @@ def demo(
 
     with console.status(f"loading {dataset}"):
         ds = lib.demo_dataset(dataset)
-    if ds.interactions is None:
-        raise DeepshelfError(f"dataset {dataset!r} has no shopper events, so there is nothing to recommend from; "
-                             "this demo needs a shop with purchases (try the default, online-retail)")
-
-    # One line per model; SASRec and the encoders draw their own progress bars (rich allows one live bar at once).
-    models = lib.demo_models(include_sequential=sequential, include_content=content)
-    total = len(models)
 
     def progress(message: str, number: int, n: int) -> None:
         console.log(f"[{number}/{n}] {message}", highlight=False)
 
-    runs = lib.train_models(dataset, runs_dir, models, progress)
-    serving = lib.choose_serving(runs)
-    content_dir = lib.content_folder(runs)
-    lib.link_current(runs_dir, lib.serving_folder(runs_dir, serving, content_dir))
-
-    first = runs[0].metrics
-    table = Table(title=f"{dataset}: full-ranking evaluation, {first.get('protocol', '')} split",
-                  caption=f"{first.get('users', 0):,} shoppers, {first.get('items', 0):,} products; "
-                          "test columns: the last 30 days, over all products")
-    table.add_column("model", no_wrap=True)
-    for col in ("valid NDCG@10", "test HR@10", "test NDCG@10", "test MRR@10", "test cov@10", "train s"):
-        table.add_column(col, justify="right")
-    table.add_column("", no_wrap=True)
-    for row in lib.evaluation_rows(runs, serving):
-        table.add_row(*row, style="bold green" if row[-1] == "serving" else None)
-    console.print(table)
-    console.print(f"{total} models; serving [bold]{serving.name}[/bold] (best validation NDCG@10 among the models "
-                  f"that use a shopper's history); reports: {runs_dir}/<model>/report.md")
-    console.print("similar by text and semantic search: " +
-                  (f"text-encoder vectors from {content_dir}" if content_dir else "off (no content model here)"))
+    if ds.interactions is None:  # a catalogue with photos and no shopper events yet: the content model alone
+        if not lib.available("deepshelf.models.content"):
+            raise DeepshelfError(f"dataset {dataset!r} has no shopper events; its demo needs the content model")
+        (run,) = lib.train_models(dataset, runs_dir, lib.CONTENT_MODELS, progress)
+        lib.link_current(runs_dir, lib.serving_folder(runs_dir, run, lib.content_folder([run])))
+        _print_content_metrics(console, run.metrics.get("content", {}))
+    else:
+        _train_and_report(console, lib, dataset, runs_dir, progress, sequential, content)
 
     columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
@@ -94,3 +74,51 @@ def demo(
                   f"API key for events and reload: [bold]{api_key}[/bold]        Ctrl+C stops the server")
     console.rule()
     lib.serve(paths, host, port, api_key)
+
+
+def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: bool, content: bool):
+    """Train (or reuse) the demo's models, link the serving folder, print the evaluation table."""
+    from rich.table import Table
+
+    # One line per model; SASRec and the encoders draw their own progress bars (rich allows one live bar at once).
+    models = lib.demo_models(include_sequential=sequential, include_content=content)
+    total = len(models)
+    runs = lib.train_models(dataset, runs_dir, models, progress)
+    serving = lib.choose_serving(runs)
+    content_dir = lib.content_folder(runs)
+    lib.link_current(runs_dir, lib.serving_folder(runs_dir, serving, content_dir))
+
+    first = runs[0].metrics
+    table = Table(title=f"{dataset}: full-ranking evaluation, {first.get('protocol', '')} split",
+                  caption=f"{first.get('users', 0):,} shoppers, {first.get('items', 0):,} products; "
+                          "test columns: the last 30 days, over all products")
+    table.add_column("model", no_wrap=True)
+    for col in ("valid NDCG@10", "test HR@10", "test NDCG@10", "test MRR@10", "test cov@10", "train s"):
+        table.add_column(col, justify="right")
+    table.add_column("", no_wrap=True)
+    for row in lib.evaluation_rows(runs, serving):
+        table.add_row(*row, style="bold green" if row[-1] == "serving" else None)
+    console.print(table)
+    console.print(f"{total} models; serving [bold]{serving.name}[/bold] (best validation NDCG@10 among the models "
+                  f"that use a shopper's history); reports: {runs_dir}/<model>/report.md")
+    console.print("similar by text and semantic search: " +
+                  (f"text-encoder vectors from {content_dir}" if content_dir else "off (no content model here)"))
+    return content_dir
+
+
+def _print_content_metrics(console, metrics: dict) -> None:
+    """Attribute precision of held-out products' nearest neighbours, per similarity mode."""
+    from rich.table import Table
+
+    modes = [m for m, v in metrics.items() if isinstance(v, dict)]
+    attrs = metrics.get("attributes", [])
+    if not modes or not attrs:
+        return
+    table = Table(title=f"content model: attribute P@{metrics.get('k', 10)} of held-out products' neighbours",
+                  caption=f"{metrics.get('heldout_items', 0):,} held-out products, never seen by a learned head")
+    table.add_column("mode")
+    for a in attrs:
+        table.add_column(a, justify="right")
+    for m in modes:
+        table.add_row(m, *(f"{metrics[m].get(a, float('nan')):.4f}" for a in attrs))
+    console.print(table)

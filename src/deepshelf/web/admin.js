@@ -44,6 +44,7 @@ function normaliseRuns(answer) {
       device: r.device ?? metrics.device ?? "",
       test: splitMetrics(metrics, "test"),
       valid: splitMetrics(metrics, "valid"),
+      content: metrics.content && typeof metrics.content === "object" ? metrics.content : null,
     };
   });
 }
@@ -104,6 +105,7 @@ async function loadRuns() {
     return;
   }
   const cols = METRIC_COLUMNS.filter((c) => runs.some((r) => c in r.test));
+  if (!cols.length) cols.push("protocol");
   wrap.innerHTML = `<table>
     <caption class="visually-hidden">Runs and their test metrics</caption>
     <thead><tr><th scope="col">run</th><th scope="col">model</th>${cols.map((c) => `<th scope="col">${esc(c)}</th>`).join("")}
@@ -111,7 +113,7 @@ async function loadRuns() {
     <tbody>${runs.map((r, i) => `<tr class="${r.serving ? "serving" : ""}" data-run="${esc(r.name)}">
       <td><button type="button" class="secondary" data-index="${i}" aria-label="Show the report of ${esc(r.name)}">${esc(r.name)}</button>
         ${r.serving ? '<span class="reason" data-reason="sequence">serving</span>' : ""}</td>
-      <td>${esc(r.model)}</td>${cols.map((c) => `<td>${fmt(r.test[c])}</td>`).join("")}
+      <td>${esc(r.model)}</td>${cols.map((c) => `<td>${c === "protocol" ? esc(r.protocol) : fmt(r.test[c])}</td>`).join("")}
       <td>${r.trainSeconds != null ? Number(r.trainSeconds).toFixed(1) : "–"}</td><td>${esc(r.version)}</td></tr>`).join("")}</tbody>
   </table>`;
   wrap.querySelectorAll("button[data-index]").forEach((b) =>
@@ -128,10 +130,23 @@ function showReport(run) {
     labels: runs.map((r) => r.name),
     series: ["hr@10", "ndcg@10", "coverage@10"].map((m) => ({ name: m, values: runs.map((r) => Number(r.test[m])) })),
   })}<figcaption>Full ranking over all products, purchased-before excluded.</figcaption></figure>` : "";
-  plots.innerHTML = compare + run.plots.map((p) => `<figure>
+  plots.innerHTML = compare + contentFigure(run) + run.plots.map((p) => `<figure>
       <img src="${esc(p.url)}" alt="${esc(p.name.replace(/[_-]/g, " ").replace(/\.png$/, ""))} for ${esc(run.name)}" loading="lazy">
       <figcaption>${esc(p.name)}</figcaption></figure>`).join("")
     || (compare ? "" : `<p class="muted">This run has no plots.</p>`);
+}
+
+/** Content model quality: attribute precision of held-out products' neighbours, per similarity mode. */
+function contentFigure(run) {
+  const c = run.content;
+  const modes = c ? Object.keys(c).filter((m) => c[m] && typeof c[m] === "object" && !Array.isArray(c[m])) : [];
+  const attrs = c && Array.isArray(c.attributes) ? c.attributes : [];
+  if (!modes.length || !attrs.length) return "";
+  return `<figure id="content-quality">${barChart({
+    title: `Content: attribute P@${c.k ?? 10} of held-out products' neighbours`,
+    labels: modes.map((m) => m.replace(/_/g, " ")),
+    series: attrs.map((a) => ({ name: a, values: modes.map((m) => Number(c[m][a])) })),
+  })}<figcaption>${esc(Number(c.heldout_items ?? 0).toLocaleString())} held-out products, never seen by a learned head.</figcaption></figure>`;
 }
 
 // ---- traffic: events over time and latency ------------------------------------------------------------------
