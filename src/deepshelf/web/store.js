@@ -141,13 +141,22 @@ const REASONS = {
   hybrid: "Similar overall",
   content: "Similar product",
   new_item: "New in",
+  new_arrival: "New in",
+  catalog: "From the catalogue",
+  similar: "Like what you viewed",
+  text_match: "Title matches",
   boost: "Featured",
 };
+// In search results "text" means the query's meaning matched, not a similar description.
+const SEARCH_REASONS = { text: "Matches the meaning", text_match: "Words match", keyword: "Words match" };
 
-function reasonLabel(item) {
-  const reason = String(item.reason ?? "").toLowerCase();
-  if (!reason) return "";
-  return REASONS[reason] || reason.replace(/_/g, " ");
+/** A shopper-readable label for the API's `reason` ("text+personal" -> "Matches the meaning, for you"). */
+function reasonLabel(item, context = "") {
+  const parts = String(item.reason ?? "").toLowerCase().split("+").filter(Boolean);
+  if (!parts.length) return "";
+  const table = context === "search" ? { ...REASONS, ...SEARCH_REASONS } : REASONS;
+  const main = parts.filter((p) => p !== "personal" || parts.length === 1).map((p) => table[p] || p.replace(/_/g, " "));
+  return main.join(", ") + (parts.length > 1 && parts.includes("personal") ? ", for you" : "");
 }
 
 function hue(id) {
@@ -180,10 +189,10 @@ function price(item) {
   return Number.isFinite(p) && item.price !== null && item.price !== undefined ? `£${p.toFixed(2)}` : "";
 }
 
-function card(item) {
+function card(item, context = "") {
   const id = idOf(item);
   const title = item.title || `Product ${id}`;
-  const label = reasonLabel(item);
+  const label = reasonLabel(item, context);
   const why = item.reason ? `reason: ${item.reason}${item.because ? ` (because of ${item.because})` : ""}` : "";
   const score = typeof item.score === "number" ? `score ${item.score.toFixed(3)}` : "";
   return `<li class="card" data-item-id="${esc(id)}" data-reason="${esc(item.reason ?? "")}">
@@ -192,7 +201,7 @@ function card(item) {
       <div class="body">
         <span class="title">${esc(title)}</span>
         <span class="price">${esc(price(item))}</span>
-        ${label ? `<span class="reason" data-reason="${esc(String(item.reason).toLowerCase())}" title="${esc(why)}">${esc(label)}</span>` : ""}
+        ${label ? `<span class="reason" data-reason="${esc(String(item.reason).toLowerCase().split("+")[0])}" title="${esc(why)}">${esc(label)}</span>` : ""}
         ${score ? `<span class="score">${esc(score)}</span>` : ""}
       </div>
     </a>
@@ -200,7 +209,7 @@ function card(item) {
 }
 
 /** Fill a section's list from a loader; shows the model version and an honest message on empty or error. */
-async function fill(sectionId, loader, emptyText = "Nothing to show yet.") {
+async function fill(sectionId, loader, emptyText = "Nothing to show yet.", context = "") {
   const section = document.getElementById(sectionId);
   if (!section) return;
   const list = section.querySelector("ul");
@@ -209,7 +218,7 @@ async function fill(sectionId, loader, emptyText = "Nothing to show yet.") {
     const answer = await loader();
     const items = await withDetails(itemsOf(answer).filter((it) => idOf(it)));
     if (!document.body.contains(section)) return; // the page changed meanwhile
-    list.innerHTML = items.length ? items.map(card).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
+    list.innerHTML = items.length ? items.map((it) => card(it, context)).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
     section.dataset.loaded = String(Date.now());
     section.dataset.items = items.map(idOf).join(",");
     if (meta) meta.textContent = answer && answer.model_version ? `model ${answer.model_version}` : "";
@@ -410,7 +419,7 @@ async function searchPage(query) {
   document.getElementById("q").value = query;
   main.innerHTML = `<h1>Results for “${esc(query)}”</h1>${sectionHtml("results", "Search results")}`;
   const user = isAnonymous() ? "" : `&user_id=${enc(currentShopper())}`;
-  await fill("results", () => request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`), "No products match.");
+  await fill("results", () => request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`), "No products match.", "search");
 }
 
 let toastTimer;
