@@ -198,6 +198,8 @@ class UsersOut(BaseModel):
 
 class ReloadOut(BaseModel):
     model_version: str | None
+    previous_version: str | None
+    changed: bool  # False when the same run was loaded again
     path: str | None
     items: int
 

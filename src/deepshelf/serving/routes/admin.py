@@ -36,12 +36,13 @@ BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 async def reload(service: ServiceDep, body: Annotated[ReloadIn | None, Body()] = None) -> ReloadOut:
     """Load a run (default: the served path again, e.g. after its symlink moved) and swap it in atomically.
     Requests keep being answered by the current run while the new one loads; a broken run is refused (409)."""
+    previous = service.state.version if service.state is not None else None
     try:
         state = await run_in_threadpool(service.reload, body.run if body and body.run else None)
     except DeepshelfError as exc:
         raise HTTPException(409, str(exc)) from None
-    return ReloadOut(model_version=state.version, path=str(state.path) if state.path else None,
-                     items=len(state.view))
+    return ReloadOut(model_version=state.version, previous_version=previous, changed=state.version != previous,
+                     path=str(state.path) if state.path else None, items=len(state.view))
 
 
 def _plots(folder: FsPath, name: str) -> list[str]:
