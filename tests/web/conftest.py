@@ -19,11 +19,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 API_KEY = "web-test-key"
 
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)",
-                allow_module_level=True)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,6 +63,8 @@ def server(demo_build):
 
 @pytest.fixture(scope="session")
 def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -85,7 +82,7 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture
-def page(browser, server, request):
+def page(browser, server, request):  # browser first: without chromium the server is never built
     """A fresh browser context (empty storage) with the test key saved, failing on any page error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
     context.add_init_script(f"localStorage.setItem('deepshelf.apiKey', '{API_KEY}')")

@@ -164,7 +164,7 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     shot(page, "dashboard")
 
 
-def test_phone_width_and_keyboard(browser, server):
+def test_phone_width_and_keyboard(browser, server):  # browser first: skips before the build
     context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server, has_touch=True)
     context.add_init_script(f"localStorage.setItem('deepshelf.apiKey', '{API_KEY}')")
     page = context.new_page()
