@@ -35,6 +35,7 @@ class AlignConfig(BaseModel):
     dropout: float = Field(default=0.2, ge=0, lt=1)
     temperature: float = Field(default=0.07, gt=0)
     label_weight: float = Field(default=0.5, ge=0)  # weight of the attribute term (0: pure InfoNCE)
+    threads: int = Field(default=1, ge=0)  # torch threads while training; 1 wins on a busy small machine, 0 = keep
     seed: int = 0
 
 
@@ -52,6 +53,8 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
 
     cfg = config or AlignConfig()
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     rows = np.flatnonzero(train_mask)
     t_mean, t_scale = standardiser(text_x[rows])
     i_mean, i_scale = standardiser(image_x[rows])

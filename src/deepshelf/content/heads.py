@@ -3,7 +3,7 @@
 Raw ImageNet features put a product near others of the same *shape*; shoppers also care about article type and
 colour. For each attribute (article type, colour, gender, ...) a head maps the frozen vector to a unit vector
 trained with a normalised-softmax (cosine) classifier (Wang et al. 2017, NormFace), which pulls products of a
-class together on the sphere. The item embedding is the weighted concatenation of the heads' outputs, so the dot
+class together on the sphere. The heads share one hidden layer (cheap to train for many attributes). The item embedding is the weighted concatenation of the heads' outputs, so the dot
 product of two embeddings is a weighted sum of per-attribute cosines and works with any inner-product index.
 
 Inference is plain numpy (`Projection`), so a server loads weights from an `.npz` and never needs torch.
@@ -35,6 +35,8 @@ class Projection:
     b1: np.ndarray  # [hidden]
     w2: np.ndarray  # [hidden, d_out]
     b2: np.ndarray  # [d_out]
+    classes: np.ndarray | None = None  # [C, d_out] unit class prototypes of a cosine-classifier head
+    class_scale: float = 16.0  # that classifier's softmax scale
 
     def __call__(self, x: np.ndarray, batch: int = 8192) -> np.ndarray:
         out = np.empty((len(x), self.w2.shape[1]), np.float32)
@@ -43,6 +45,17 @@ class Projection:
             h = np.maximum(h @ self.w1 + self.b1, 0.0)
             out[s:s + batch] = h @ self.w2 + self.b2
         return unit_rows(out)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, C] of a classifier head: softmax(scale * cos(embedding, prototypes)).
+
+        The dot product of two rows is the probability that the two products share the class (if the
+        predictions are independent and calibrated), the quantity attribute P@k rewards.
+        """
+        logits = self.class_scale * (self(x) @ self.classes.T)
+        logits -= logits.max(1, keepdims=True)
+        p = np.exp(logits)
+        return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}.{k}": getattr(self, k) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
@@ -64,6 +77,7 @@ class HeadConfig(BaseModel):
     dropout: float = Field(default=0.2, ge=0, lt=1)
     input_dropout: float = Field(default=0.1, ge=0, lt=1)
     scale: float = Field(default=16.0, gt=0)  # cosine-softmax temperature (NormFace's s)
+    threads: int = Field(default=1, ge=0)  # torch threads while training; 1 wins on a busy small machine, 0 = keep
     seed: int = 0
 
 
@@ -99,50 +113,61 @@ def encode_labels(values: np.ndarray, train_mask: np.ndarray, min_count: int = 2
 
 def train_attribute_heads(x: np.ndarray, labels: dict[str, np.ndarray], train_mask: np.ndarray,
                           config: HeadConfig | None = None) -> dict[str, Projection]:
-    """One cosine-classifier head per attribute, trained jointly on rows of `train_mask`.
+    """Cosine-classifier heads, one per attribute, on a shared hidden layer, trained on rows of `train_mask`.
 
     x: float32 [n, d] frozen vectors; labels: name -> int64 [n] class codes (-1 = unknown, ignored).
+    The shared first layer keeps training cost flat in the number of attributes; each head's `Projection`
+    carries its own copy of it, so heads stay independent at inference.
     """
     import torch
+    import torch.nn as nn
     import torch.nn.functional as F
 
     cfg = config or HeadConfig()
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     rows = np.flatnonzero(train_mask)
     mean, scale = standardiser(x[rows])
     xt = torch.from_numpy(((x[rows] - mean) / scale).astype(np.float32))
     names = [a for a, c in labels.items() if (c[rows] >= 0).any()]
-    ys = {a: torch.from_numpy(labels[a][rows]) for a in names}
-    towers = torch.nn.ModuleDict({a: _torch_tower(x.shape[1], cfg.hidden, cfg.dim, cfg.dropout, cfg.input_dropout)
-                                  for a in names})
-    prototypes = torch.nn.ParameterDict({a: torch.nn.Parameter(torch.randn(int(ys[a].max()) + 1, cfg.dim) * 0.1)
-                                         for a in names})
-    params = list(towers.parameters()) + list(prototypes.parameters())
+    ys = torch.from_numpy(np.stack([labels[a][rows] for a in names], 1))  # (n_train, A)
+    trunk = nn.Sequential(nn.Dropout(cfg.input_dropout), nn.Linear(x.shape[1], cfg.hidden), nn.ReLU(),
+                          nn.Dropout(cfg.dropout))
+    outs = nn.ModuleList(nn.Linear(cfg.hidden, cfg.dim) for _ in names)
+    prototypes = nn.ParameterList(nn.Parameter(torch.randn(int(ys[:, j].max()) + 1, cfg.dim) * 0.1)
+                                  for j in range(len(names)))
+    params = [*trunk.parameters(), *outs.parameters(), *prototypes.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     steps = cfg.epochs * max(1, -(-len(rows) // cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     gen = torch.Generator().manual_seed(cfg.seed)
     for epoch in range(cfg.epochs):
-        towers.train()
+        trunk.train()
         total = 0.0
         for batch in torch.randperm(len(rows), generator=gen).split(cfg.batch_size):
+            h = trunk(xt[batch])  # (b, hidden)
             loss = 0.0
-            for a in names:
-                y = ys[a][batch]
+            for j in range(len(names)):
+                y = ys[batch, j]
                 known = y >= 0
-                if not known.any():
-                    continue
-                z = F.normalize(towers[a](xt[batch][known]), dim=1)  # (b, dim)
-                logits = cfg.scale * z @ F.normalize(prototypes[a], dim=1).T  # (b, classes)
-                loss = loss + F.cross_entropy(logits, y[known])
+                if known.any():
+                    z = F.normalize(outs[j](h[known]), dim=1)  # (b', dim)
+                    logits = cfg.scale * z @ F.normalize(prototypes[j], dim=1).T  # (b', classes)
+                    loss = loss + F.cross_entropy(logits, y[known])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             total += float(loss.detach())
         log.debug("heads epoch %d loss %.4f", epoch, total)
-    towers.eval()
-    return {a: _to_projection(towers[a], mean, scale) for a in names}
+    trunk.eval()
+    lin1 = trunk[1]
+    w1, b1 = lin1.weight.detach().numpy().T.copy(), lin1.bias.detach().numpy().copy()
+    return {a: Projection(mean, scale, w1, b1, outs[j].weight.detach().numpy().T.copy(),
+                          outs[j].bias.detach().numpy().copy(),
+                          F.normalize(prototypes[j].detach(), dim=1).numpy().copy(), cfg.scale)
+            for j, a in enumerate(names)}
 
 
 def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
@@ -150,3 +175,17 @@ def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
     total = sum(w for _, w in parts if w > 0)
     blocks = [v * np.sqrt(w / total) for v, w in parts if w > 0]
     return unit_rows(np.concatenate(blocks, axis=1))
+
+
+def both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Unit rows whose dot product is ((1 + cos_a) / 2) * ((1 + cos_b) / 2): near only when near in both.
+
+    a [n, p], b [n, q] unit rows -> [n, (p + 1) * (q + 1)]. A weighted sum of cosines lets a strong match in one
+    attribute (same article type) hide a mismatch in the other (another colour); the product of the shifted
+    cosines is an AND, and as the outer product of [x, 1] / sqrt(2) vectors it stays an inner product.
+    """
+    def shifted(z):
+        return np.concatenate([z, np.ones((len(z), 1), np.float32)], axis=1) / np.sqrt(2.0)
+
+    sa, sb = shifted(a), shifted(b)
+    return unit_rows((sa[:, :, None] * sb[:, None, :]).reshape(len(a), -1))

@@ -38,12 +38,11 @@ log = logging.getLogger(__name__)
 class ContentConfig(ModelConfig):
     text_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
     images: bool = True
-    # Attributes the heads learn; None: the category plus every catalogue attribute with 2..1000 values.
+    # Attributes the photo heads learn; None: the category plus every catalogue column named like a colour.
     attributes: list[str] | None = None
-    # Weight of each attribute head in the visual embedding; unlisted attributes get `other_attribute_weight`.
-    attribute_weights: dict[str, float] = Field(default_factory=lambda: {"category": 1.0, "baseColour": 1.0})
-    other_attribute_weight: float = Field(default=0.25, ge=0)
-    raw_visual_weight: float = Field(default=0.25, ge=0)  # raw ImageNet + colour block beside the heads
+    # Weight of each attribute in the visual similarity (unlisted: 1).
+    attribute_weights: dict[str, float] = Field(default_factory=dict)
+    raw_visual_weight: float = Field(default=0.1, ge=0)  # raw ImageNet + colour block: orders look-alikes
     text_weight: float = Field(default=1.0, ge=0)  # hybrid = weighted text, visual and behaviour blocks
     visual_weight: float = Field(default=1.0, ge=0)
     behavior_weight: float = Field(default=1.0, ge=0)
@@ -92,9 +91,9 @@ class ContentModel(Recommender):
                 raise DeepshelfError(f"content model: attribute(s) {missing} not in the catalogue "
                                      f"(columns: {', '.join(table.columns)})")
             return list(cfg.attributes)
-        candidates = ["category", *[c for c in table.columns if c not in Catalog.STANDARD]]
-        return [c for c in candidates if table[c].dtype == __import__("polars").Utf8
-                and 2 <= table[c].n_unique() <= 1000]
+        colours = [c for c in table.columns if c not in Catalog.STANDARD and ("colour" in c.lower()
+                                                                            or "color" in c.lower())]
+        return [c for c in ["category", *colours] if table[c].n_unique() >= 2]
 
     def _build(self, catalog: Catalog, item_user, progress: bool) -> None:
         from deepshelf.encoders.image import ImageEncoder
@@ -129,14 +128,16 @@ class ContentModel(Recommender):
             raw = enc.combined()  # (n, 1280 + colour)
             learn = train_mask & photo_valid
             heads = train_attribute_heads(raw, labels, learn, cfg.heads)
-            weights = {a: cfg.attribute_weights.get(a, cfg.other_attribute_weight) for a in heads}
-            parts = [(heads[a](raw), w) for a, w in weights.items()] + [(unit_rows(raw), cfg.raw_visual_weight)]
-            visual = combine(parts)
+            # Visual similarity = sum over attributes of w * P(both products share it), from each head's class
+            # probabilities (a dot product of probability vectors), plus a small raw block that orders
+            # look-alikes among products the heads cannot tell apart. Not unit rows: dot is in [0, sum(w)].
+            parts = [np.sqrt(cfg.attribute_weights.get(a, 1.0)) * heads[a].probabilities(raw) for a in heads]
+            visual = np.concatenate(parts + [np.sqrt(cfg.raw_visual_weight) * unit_rows(raw)], axis=1)
             visual[~photo_valid] = 0.0
-            vectors["visual"], valid["visual"] = visual, photo_valid
-            # The bridge learns from the titles (what shoppers type) and the tuned photo embedding (which
-            # carries the raw ImageNet + colour block too).
-            image_input = visual
+            vectors["visual"], valid["visual"] = visual.astype(np.float32), photo_valid
+            # The bridge learns from the titles (what shoppers type) and the photo's head probabilities + raw
+            # features, so a query's words meet the article type and colour a photo shows.
+            image_input = np.concatenate(parts + [raw], axis=1)
             pair_ids = np.unique(np.char.lower(np.array(titles, dtype=str)), return_inverse=True)[1]
             text_tower, image_tower = train_alignment(title_vectors, image_input, learn & has_text, labels,
                                                       pair_ids, cfg.align)
