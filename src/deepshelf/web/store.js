@@ -258,12 +258,13 @@ async function sendEvent(type, itemId) {
   const body = {
     events: [{ user_id: eventUser(), item_id: itemId, type, session_id: session.id, timestamp: new Date().toISOString() }],
   };
+  if (isAnonymous()) {
+    // the visit's items travel with each session request, so they count even if the event is refused
+    session.items.push(itemId);
+    session.save();
+  }
   try {
     await request("/v1/events", { method: "POST", body, key: apiKey() });
-    if (isAnonymous() && type !== "search") {
-      session.items.push(itemId);
-      session.save();
-    }
     const ms = Math.round(performance.now() - started);
     lastEvent.classList.remove("error");
     lastEvent.textContent = `Sent ${type} of ${itemId}: stored in ${ms} ms.`;
