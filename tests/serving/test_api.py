@@ -172,6 +172,12 @@ def test_runs_plots_stats(client):
 def test_pages_and_static(client):
     assert client.get("/").status_code == 200 and "html" in client.get("/").headers["content-type"]
     assert client.get("/admin").status_code == 200
+    from deepshelf.serving.routes.system import web_dir
+
+    for asset in ("style.css", "api.js"):
+        if (web_dir() / asset).is_file():
+            assert client.get(f"/static/{asset}").status_code == 200
+    assert client.get("/static/no-such-file.js").status_code == 404
     assert client.get("/openapi.json").json()["info"]["title"] == "deepshelf"
 
 

@@ -60,9 +60,24 @@ def text_run(runs_dir, tmp_path):
     run = tmp_path / "knn-text"
     shutil.copytree(runs_dir / "knn", run)
     ids = np.array([f"i{i}" for i in range(100)])
-    vecs = TextEncoder(cache=False).encode([f"{GROUP_TEXT[i // 25]} model {i}" for i in range(100)])
+    texts = [f"{GROUP_TEXT[i // 25]} model {i}" for i in range(100)]
+    vecs = TextEncoder(cache=False).encode(texts)
     SimilarIndex(ids, {"text": vecs}, {"text": np.ones(100, bool)}).save(run / "content")
+    from deepshelf.content.search import SearchIndex
+
+    SearchIndex(ids, texts, vecs, np.zeros((100, 1), np.float32), np.zeros(100, bool), None).save(run / "content")
     return run
+
+
+def test_semantic_search(text_run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+
+    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 's.db'}"))) as c:
+        answer = c.get("/v1/search", params={"q": "something warm for my neck in winter", "k": 5}).json()
+        assert answer["source"] == "content" and answer["items"][0]["reason"] == "text"
+        assert all(50 <= int(i["item_id"][1:]) < 75 for i in answer["items"])
 
 
 def test_new_product_recommended_by_its_text_without_retraining(text_run, tmp_path):

@@ -109,7 +109,10 @@ class ContentFeatures:
         return [str(i) for i in ids], [float(s) for s in scores], mode
 
     def search(self, query: str, k: int) -> tuple[list[str], list[float]]:
-        ids, scores = self.search_index.search(query, k=k, by="hybrid")
+        index = self.search_index
+        # words -> pictures only when the run learnt that bridge (a catalogue with photos); else text alone
+        by = "hybrid" if index.text_tower is not None and index.photo_valid.any() else "text"
+        ids, scores = index.search(query, k=k, by=by)
         return [str(i) for i in ids], [float(s) for s in scores]
 
 
