@@ -458,9 +458,7 @@ class Service:
         excluded.discard(-1)
         excluded_arr = np.fromiter(excluded, dtype=np.int64, count=len(excluded))
         m = k * 4 + 20
-        if state.content is not None and mode in state.content.modes:
-            # the content run's own behaviour vectors are not used for "behavior": the served model's are fresher
-            pass
+        # "behavior" always comes from the served model (fresher than a content run's own behaviour vectors)
         if mode != "behavior":
             if state.content is None or mode not in state.content.modes:
                 raise NotAvailable(f"mode {mode!r} is not available for this run: it has no content vectors "
