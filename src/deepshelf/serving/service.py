@@ -428,10 +428,10 @@ class Service:
 
     def recommend_user(self, user_id: str, k: int, rules: Rules) -> Answer:
         state = self._state()
-        events = self.store.history(user_id, self.settings.max_history)[::-1]  # oldest first, as models expect
-        idx = state.view.lookup([e.item_id for e in events]).tolist()
-        types = [TYPE_CODE.get(e.type, 0) for e in events]
-        purchased = [i for i, e in zip(idx, events) if e.type == "purchase"]
+        events = self.store.recent_items(user_id, self.settings.max_history)[::-1]  # oldest first, as models expect
+        idx = state.view.lookup([item for item, _ in events]).tolist()
+        types = [TYPE_CODE.get(kind, 0) for _, kind in events]
+        purchased = [i for i, (_, kind) in zip(idx, events) if kind == "purchase"]
         top_i, top_s, top_r, source = self._rank(state, idx, types, purchased, k, rules)
         return self._answer(state, top_i, top_s, top_r, source)
 
@@ -535,8 +535,8 @@ class Service:
 
     def _personal_scores(self, state: LoadedRun, user_id: str, idx: np.ndarray) -> np.ndarray | None:
         """The user's model scores for candidate items `idx`, scaled to [0, 1]; None without a usable history."""
-        events = self.store.history(user_id, self.settings.max_history)[::-1]
-        hist = [i for i in state.view.lookup([e.item_id for e in events]).tolist() if 0 <= i < state.n_model]
+        events = self.store.recent_items(user_id, self.settings.max_history)[::-1]
+        hist = [i for i in state.view.lookup([item for item, _ in events]).tolist() if 0 <= i < state.n_model]
         if not hist:
             return None
         known = idx < state.n_model
