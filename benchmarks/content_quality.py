@@ -47,7 +47,7 @@ def baselines(catalog) -> dict[str, dict[str, float]]:
     out = {}
     for name, vecs in (("raw ImageNet features (visual)", unit_rows(enc.features)),
                        ("raw ImageNet + colour descriptor (visual)", enc.combined()),
-                       ("raw MiniLM product text (text)", text),
+                       ("raw MiniLM product text (title + category)", text),
                        ("raw MiniLM display name only (text)", titles)):
         q = held[enc.ok[held]] if "visual" in name else held
         out[name] = attribute_precision(vecs[q], q, vecs, attrs, 10, gallery_ok=enc.ok if "visual" in name else None)
@@ -79,7 +79,8 @@ def main() -> None:
              "| mode (held-out queries) | article type P@10 | base colour P@10 | target |", "|---|---:|---:|---|"]
     for name, values in base.items():
         lines.append(f"| {name}, no learning | {values['category']:.3f} | {values['baseColour']:.3f} | - |")
-    labels = {"visual": "visual: catalogue-tuned photo heads", "text": "text: MiniLM product text",
+    labels = {"visual": "visual: catalogue-tuned photo heads",
+              "text": "text: MiniLM product text (title + category)",
               "hybrid": "hybrid: text + visual", "words_to_pictures": "words -> pictures: display name -> photo vectors"}
     for mode in ("visual", "text", "hybrid", "words_to_pictures"):
         if mode in content:

@@ -1,10 +1,11 @@
 """Catalogue-tuned projection heads: small MLPs on frozen encoder vectors, trained on the shop's own attributes.
 
 Raw ImageNet features put a product near others of the same *shape*; shoppers also care about article type and
-colour. For each attribute (article type, colour, gender, ...) a head maps the frozen vector to a unit vector
-trained with a normalised-softmax (cosine) classifier (Wang et al. 2017, NormFace), which pulls products of a
-class together on the sphere. The heads share one hidden layer (cheap to train for many attributes). The item embedding is the weighted concatenation of the heads' outputs, so the dot
-product of two embeddings is a weighted sum of per-attribute cosines and works with any inner-product index.
+colour. For each attribute (article type, colour, ...) a head maps the frozen vector to a unit vector trained with
+a normalised-softmax (cosine) classifier (Wang et al. 2017, NormFace). The heads share one hidden layer (cheap to
+train for many attributes). `Projection.probabilities` turns a head into class probabilities; the dot product of
+two products' probability vectors is the chance they share the attribute, which is what attribute P@k rewards,
+so the visual embedding (`models/content.py`) is the weighted concatenation of those probability vectors.
 
 Inference is plain numpy (`Projection`), so a server loads weights from an `.npz` and never needs torch.
 Heads only ever see the rows in `train_mask`: held-out products are embedded, never learned from.

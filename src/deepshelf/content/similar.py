@@ -1,8 +1,10 @@
 """Similar products by behaviour, text, picture or all three.
 
-Each mode is a matrix of unit item vectors, so "similar" is an inner-product top-k:
+Each mode is a matrix of item vectors, so "similar" is an inner-product top-k:
 - `text`: the text encoder's vectors of the product text (title, category, description);
-- `visual`: catalogue-tuned photo embeddings (`heads.py`) beside the raw ImageNet + colour features;
+- `visual`: from the photo alone: per attribute (article type, colour) the class probabilities of a
+  catalogue-tuned head (`heads.py`), so a dot product sums the chances that two products share each attribute,
+  beside a small raw ImageNet + colour block that orders look-alikes;
 - `behavior`: item factors of the item-shopper matrix (truncated SVD of the cosine-normalised co-occurrences),
   available when the run was trained on shopper events;
 - `hybrid`: the weighted concatenation of the others, so its dot product is a weighted mean of their cosines.
@@ -46,7 +48,7 @@ def content_dir(path: str | Path) -> Path:
 
 
 class SimilarIndex:
-    """Per-mode unit item vectors with exact and FAISS top-k retrieval."""
+    """Per-mode item vectors with exact and FAISS (inner-product) top-k retrieval."""
 
     def __init__(self, item_ids: np.ndarray, vectors: dict[str, np.ndarray], valid: dict[str, np.ndarray],
                  faiss: dict[str, FaissIndex] | None = None):

@@ -1,7 +1,8 @@
 """ContentModel: products understood by their words and pictures (issue 4).
 
 Fit encodes every catalogue product once (text: all-MiniLM-L6-v2; photo: EfficientNet-Lite0 + colour, both
-cached by content hash), learns catalogue-tuned heads on the attributes (`content/heads.py`) and the
+cached by content hash), learns catalogue-tuned heads on the attributes (`content/heads.py`; visual similarity = summed chances that two
+photos share each attribute) and the
 words-to-pictures bridge (`content/align.py`) on the products that are **not** held out, and builds the
 similar-products (`content/similar.py`) and search (`content/search.py`) indexes over all products.
 Held-out products (numeric id divisible by `holdout_modulo`) are never seen by a learned head; the content
