@@ -112,10 +112,12 @@ def main() -> None:
              f"--id-dropout {args.id_dropout:g}`  ",
              f"Machine: {machine()}; torch device {device_name()}; measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
-             f"Beauty, leave-one-out; {cold.sum():,} of {n:,} products ({args.cold_share:.0%}, seed 0) have no training "
-             f"events; {len(cold_rows):,} test cases have a cold target, {len(warm_rows):,} a warm one. SASRec "
+             f"Beauty, leave-one-out; {cold.sum():,} of {n:,} products ({args.cold_share:.0%}, seed 0) have no "
+             f"training events; {len(cold_rows):,} test cases have a cold target, {len(warm_rows):,} a warm one. "
+             "SASRec "
              f"parameters from configs/sasrec-beauty.toml, at most {args.time_limit:g} min training each.", "",
-             "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | fit s |", "|---|---:|---:|---:|---:|---:|"]
+             "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | fit s |",
+             "|---|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         lines.append(f"| {name} | {r['cold']['hr@10']:.4f} | {r['cold']['ndcg@10']:.4f} | {r['warm']['hr@10']:.4f} | "
                      f"{r['warm']['ndcg@10']:.4f} | {seconds[name]:.0f} |")

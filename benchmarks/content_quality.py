@@ -81,13 +81,14 @@ def main() -> None:
         lines.append(f"| {name}, no learning | {values['category']:.3f} | {values['baseColour']:.3f} | - |")
     labels = {"visual": "visual: catalogue-tuned photo heads",
               "text": "text: MiniLM product text (title + category)",
-              "hybrid": "hybrid: text + visual", "words_to_pictures": "words -> pictures: display name -> photo vectors"}
+              "hybrid": "hybrid: text + visual",
+              "words_to_pictures": "words -> pictures: display name -> photo vectors"}
     for mode in ("visual", "text", "hybrid", "words_to_pictures"):
         if mode in content:
             t = TARGETS.get(mode)
             v = content[mode]
-            target = "-" if t is None else (f">= {t[0]} / >= {t[1]}: "
-                                            f"{'met' if v['category'] >= t[0] and v['baseColour'] >= t[1] else 'NOT met'}")
+            met = t is not None and v["category"] >= t[0] and v["baseColour"] >= t[1]
+            target = "-" if t is None else f">= {t[0]} / >= {t[1]}: {'met' if met else 'NOT met'}"
             lines.append(f"| {labels[mode]} | {v['category']:.3f} | {v['baseColour']:.3f} | {target} |")
     lines += ["", "FAISS (HNSW, M=32, efSearch=128) recall@10 against exact top-k, 2,000 random products: " +
               ", ".join(f"{m} {r:.4f}" for m, r in recall.items()) + "."]

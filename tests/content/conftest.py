@@ -59,7 +59,8 @@ def content_model(planted, tmp_path_factory):
 
     catalog, _ = planted
     cache = tmp_path_factory.mktemp("embcache")
-    return ContentModel(cache_dir=str(cache), heads={"epochs": 40, "hidden": 64}, align={"epochs": 40, "hidden": 64}).fit_catalog(catalog)
+    small = {"epochs": 40, "hidden": 64}
+    return ContentModel(cache_dir=str(cache), heads=small, align=small).fit_catalog(catalog)
 
 
 def random_unit(n, d, seed=0):

@@ -1,8 +1,8 @@
 """ContentModel: products understood by their words and pictures (issue 4).
 
 Fit encodes every catalogue product once (text: all-MiniLM-L6-v2; photo: EfficientNet-Lite0 + colour, both
-cached by content hash), learns catalogue-tuned heads on the attributes (`content/heads.py`; visual similarity = summed chances that two
-photos share each attribute) and the
+cached by content hash), learns catalogue-tuned heads on the attributes (`content/heads.py`; visual
+similarity = summed chances that two photos share each attribute) and the
 words-to-pictures bridge (`content/align.py`) on the products that are **not** held out, and builds the
 similar-products (`content/similar.py`) and search (`content/search.py`) indexes over all products.
 Held-out products (numeric id divisible by `holdout_modulo`) are never seen by a learned head; the content
@@ -124,7 +124,8 @@ class ContentModel(Recommender):
         photo_vectors, photo_valid, text_tower = np.zeros((len(ids), 1), np.float32), np.zeros(len(ids), bool), None
         images = take("image")
         if cfg.images and (images != "").any():
-            enc = ImageEncoder(cache_dir=cfg.cache_dir).encode(images.tolist(), progress=progress, names=[f"item {i}" for i in ids])
+            enc = ImageEncoder(cache_dir=cfg.cache_dir).encode(images.tolist(), progress=progress,
+                                                              names=[f"item {i}" for i in ids])
             photo_valid = enc.ok
             raw = enc.combined()  # (n, 1280 + colour)
             learn = train_mask & photo_valid
