@@ -100,12 +100,12 @@ function remember(item) {
 }
 
 /** Catalogue fields of an item: from list answers seen so far, else GET /v1/items/{id}. */
-async function itemDetails(id) {
+async function itemDetails(id, full = false) {
   const known = itemCache.get(id);
-  if (known && known.title) return known;
+  if (known && known.title && (!full || known.fetched)) return known;
   try {
     const answer = await optional(`/v1/items/${enc(id)}`);
-    if (answer) remember({ ...(answer.item || answer), item_id: id });
+    if (answer) remember({ ...(answer.item || answer), item_id: id, fetched: true });
   } catch {
     /* shown without details */
   }
@@ -314,12 +314,16 @@ async function homePage() {
 async function productPage(id) {
   main.innerHTML = `<p class="muted">Loading product ${esc(id)}…</p>`;
   const sent = sendEvent("view", id); // a product opened is a view event
-  const item = await itemDetails(id);
+  const item = await itemDetails(id, true); // the whole catalogue row: description, attributes
   const title = item.title || `Product ${id}`;
   document.title = `${title} · deepshelf demo store`;
-  const facts = [["Product code", id], ["Price", price(item)], ["Category", item.category],
-    ["Colour", item.baseColour || item.colour || item.color], ["In stock", item.in_stock === false ? "no" : item.in_stock ? "yes" : ""]]
-    .filter(([, v]) => v);
+  // free catalogue attributes (colour, gender, season, ...) as they come from GET /v1/items/{id}
+  const attributes = Object.entries(item.attributes || {})
+    .filter(([, v]) => ["string", "number"].includes(typeof v) && String(v).length < 40).slice(0, 6)
+    .map(([k, v]) => [k.replace(/([a-z])([A-Z])/g, "$1 $2").replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()), v]);
+  const facts = [["Product code", id], ["Price", price(item)], ["Category", item.category], ...attributes,
+    ["In stock", item.in_stock === false ? "no" : item.in_stock ? "yes" : ""]]
+    .filter(([, v]) => v !== "" && v !== null && v !== undefined);
   const hasPicture = Boolean(imageOf(item) || item.image);
   const modes = [["text", "By description"], ...(hasPicture ? [["visual", "By picture"]] : []), ["behavior", "By behaviour"],
     ["hybrid", "Hybrid"]];
