@@ -87,3 +87,24 @@ def test_existing_run_is_not_overwritten(sequences, tmp_path):
     res = deepshelf("train", "--dataset", sequences, "--model", "ease", "--out", run)
     assert res.returncode == 2 and "already exists" in res.stderr
     assert (run / "metrics.json").read_text() == before
+
+
+def test_train_from_the_event_store(tmp_path):
+    """`deepshelf train --database URL` trains on what a running service has stored."""
+    from deepshelf.serving.store import Event, open_store
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    store = open_store(url)
+    day = 86400.0
+    # 40 shoppers buy along a chain of 8 items over 80 days; the temporal split keeps the last 30 days for test
+    store.add_events([Event(f"u{u}", f"i{(u + j) % 8}", "purchase", 1e9 + (u + 10 * j) * day / 5)
+                      for u in range(40) for j in range(8)])
+    store.close()
+    run = tmp_path / "r"
+    res = deepshelf("train", "--database", url, "--model", "popularity", "--set", "test_days=5",
+                    "--set", "valid_days=5", "--out", run)
+    assert res.returncode == 0, res.stderr
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["protocol"] == "temporal" and metrics["items"] == 8 and metrics["users"] == 40
+    res = deepshelf("train", "--database", url, "--dataset", "ml-1m", "--model", "ease", "--out", tmp_path / "x")
+    assert res.returncode == 2 and "either --dataset or --database" in res.stderr

@@ -48,6 +48,8 @@ def train(
     config: Annotated[Optional[Path], typer.Option(help="TOML config file")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable)")] = [],
     catalog: Annotated[Optional[str], typer.Option(help="catalogue file for a dataset given by path")] = None,
+    database: Annotated[Optional[str], typer.Option(help="train from a service's event store (sqlite:///… or "
+                                                         "postgresql://…) instead of --dataset")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="processes for distributed data-parallel training")] = 1,
 ) -> None:
@@ -58,7 +60,9 @@ def train(
         from deepshelf.training.distributed import launch
 
         raise typer.Exit(launch(nproc, sys.argv[1:]))
-    cfg = build_train_config(dataset, model, config, list(set_))
+    if database and dataset:
+        raise DeepshelfError("give either --dataset or --database, not both")
+    cfg = build_train_config(database or dataset, model, config, list(set_))
     if catalog:
         cfg.catalog = catalog
     with console.status("training") as status:

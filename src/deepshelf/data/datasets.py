@@ -168,9 +168,17 @@ BUILTIN: dict[str, tuple[Callable[[], Dataset], str]] = {
 }
 
 
+STORE_URL_PREFIXES = ("sqlite://", "postgresql://", "postgres://")
+
+
 def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
-    """A built-in dataset by name, or an events table / sequences file by path (with an optional catalogue)."""
-    if name_or_path in BUILTIN:
+    """A built-in dataset by name, an event store by URL (`sqlite:///…`, `postgresql://…`), or an events
+    table / sequences file by path (with an optional catalogue)."""
+    if name_or_path.startswith(STORE_URL_PREFIXES):
+        from deepshelf.serving.store import load_training_data  # the store owns its schema
+
+        ds = load_training_data(name_or_path)
+    elif name_or_path in BUILTIN:
         ds = BUILTIN[name_or_path][0]()
     else:
         path = Path(name_or_path)
