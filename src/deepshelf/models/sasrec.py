@@ -157,7 +157,7 @@ class SASRec(Recommender):
 
         def batches(epoch: int):
             # Batches of similar lengths (sorted within random chunks of 32 batches, then shuffled) cut the
-            # padding the transformer computes on, ~1.5x on ml-1m, while keeping each epoch's mix random.
+            # padding the transformer computes on, while keeping each epoch's mix random.
             rng = np.random.default_rng([c.seed, epoch])
             order = rng.permutation(len(rows))
             chunk = c.batch_size * 32
