@@ -249,12 +249,9 @@ def seed_store(database: str, dataset, progress: Callable[[str], None] | None = 
             ts = inter.timestamp.astype(np.float64) if inter.timestamp is not None else np.arange(len(inter), dtype=float)
             if replay_to_now and len(ts):
                 ts = ts + (time.time() - 60.0 - float(ts.max()))  # the last event a minute ago
-            batch = 50_000
-            for start in range(0, len(inter), batch):
-                stop = min(start + batch, len(inter))
-                store.add_events([Event(u, i, t, float(s)) for u, i, t, s in
-                                  zip(users[start:stop], items_[start:stop], type_names[start:stop], ts[start:stop])])
-                say(f"events: {stop:,} / {len(inter):,} stored")
+            say(f"events: storing {len(inter):,}")
+            # one transaction: an interrupted first run leaves no half-seeded store behind
+            store.add_events([Event(u, i, t, float(s)) for u, i, t, s in zip(users, items_, type_names, ts)])
         return {"items": store.count_items(), "events": store.count_events()}
     finally:
         store.close()
