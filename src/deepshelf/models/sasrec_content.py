@@ -56,6 +56,10 @@ class ContentSASRecNetwork(SASRecNetwork):
         if self.training and self.id_dropout > 0:
             keep = keep * (torch.rand_like(keep) >= self.id_dropout)
         table = self.item_embeddings.weight * keep[:, None] + self.content_projection(self.content)
+        if self.training:
+            # Products without events are never a training target; as ever-present negatives they would teach
+            # the projection to bury exactly their texts. In training they score a constant 0 instead.
+            return table * self.warm[:, None]
         return table * (torch.arange(len(table), device=table.device) > 0)[:, None]  # padding stays zero
 
     def forward(self, items: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
