@@ -18,7 +18,6 @@ import asyncio
 import json
 import logging
 import os
-import platform
 import random
 import signal
 import socket
@@ -28,6 +27,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mdsection import machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("serve_load")
@@ -139,7 +141,6 @@ class Connection:
 
 async def open_loop(host, port, make, rate: float, duration: float, conns: int) -> dict:
     """Send `make()` requests at `rate`/s for `duration` s over up to `conns` connections."""
-    loop = asyncio.get_running_loop()
     free: asyncio.Queue = asyncio.Queue()
     for _ in range(conns):
         c = Connection(host, port)
@@ -184,7 +185,6 @@ async def open_loop(host, port, make, rate: float, duration: float, conns: int) 
 
 async def closed_loop(host, port, make, duration: float, conns: int, per_request: int) -> dict:
     """As many requests as `conns` connections can do back to back: the ingestion rate."""
-    loop = asyncio.get_running_loop()
     end = time.perf_counter() + duration
     latencies, errors = [], 0
 
@@ -213,18 +213,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -303,19 +291,6 @@ def table(results, server_side: dict) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    path = ROOT / "docs" / "benchmarks.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find("\n## Service\n")
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[: start + 1] + section + (text[end:] if end >= 0 else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=1_000_000)
@@ -385,7 +360,6 @@ def main() -> None:
                f"{main_phase['p99']:.1f} ms. The server's CPU cost is {main_phase['cpu_ms']:.2f} ms per request, so "
                f"500 req/s needs {main_phase['cpu_ms'] * 0.5:.2f} CPU-seconds per second.")
     section = (
-        "## Service\n\n"
         f"`benchmarks/serve_load.py --workers {args.workers}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
         f"`deepshelf serve` with {args.workers} worker process(es) and the load generator on the same machine, "
         f"loopback only. Machine: {machine()}; load average before the run {load_before}, after {os.getloadavg()[0]:.1f} "
@@ -408,7 +382,7 @@ def main() -> None:
     )
     print(section)
     if args.write_docs:
-        write_docs(section)
+        write_section("Service", section)
         log.info("wrote the Service section of docs/benchmarks.md")
 
 
