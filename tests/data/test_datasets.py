@@ -1,7 +1,6 @@
 """Built-in datasets match the published statistics."""
 
 import numpy as np
-import pytest
 
 from deepshelf.data.datasets import load_dataset
 from deepshelf.data.splits import leave_one_out, temporal

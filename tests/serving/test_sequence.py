@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tests.serving.conftest import auth, group_of, make_settings, train
 

@@ -84,7 +84,7 @@ def test_new_shopper_recommendations_change_after_clicks(page, server):
     page.select_option("#shopper", index=0)  # "You": a shopper the service has never seen
     shopper = page.input_value("#shopper")
     assert shopper.startswith("web-")
-    page.wait_for_function(f"document.querySelector('#recs')?.dataset.loaded && document.querySelector('main').dataset.page === 'home' && document.title.length > 0")
+    page.wait_for_function("document.querySelector('#recs')?.dataset.loaded && document.querySelector('main').dataset.page === 'home' && document.title.length > 0")
     wait_page(page, "home")
     before = page.get_attribute("#recs", "data-items")
     assert reasons(page, "recs") <= NOT_PERSONAL, "a new shopper first sees what is popular"
