@@ -115,7 +115,8 @@ def main() -> None:
     lines += [""] + [f"- {n}" for n in notes] + [
         f"- Load average while this benchmark ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine "
         "was shared with other jobs, so all times here are inflated)."]
-    lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN` (the config "
+    lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN` (for the "
+              "committed runs RUN was /tmp/runs/sasrec-DATASET, copied unchanged into pretrained/; the config "
               "file's dataset, model and parameters are stored in `RUN/config.json`); per-epoch loss, seconds and "
               "validation NDCG@10 are in `RUN/metrics.json` under `training`."]
     lines += ["", "### Scoring latency", "",
