@@ -20,8 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from content_section import write_subsection  # noqa: E402
 from mdsection import machine  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 from deepshelf.data.datasets import load_dataset  # noqa: E402
 from deepshelf.encoders.image import ImageEncoder  # noqa: E402
 from deepshelf.encoders.text import TextEncoder  # noqa: E402
