@@ -4,10 +4,8 @@ single-process training within noise, and `deepshelf train --nproc 2` writes one
 import json
 import os
 import socket
-import sys
 
 import numpy as np
-import pytest
 import torch
 
 from deepshelf.data.interactions import Interactions

@@ -60,7 +60,6 @@ class FaissIndex:
         (many excluded items near the query) is answered exactly instead of coming back short.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        B = len(queries)
         k = min(k, self.n)
         blocked = 0 if allowed is None else int((~allowed).sum())
         fetch = min(self.n, k + 1 + min(blocked, 4 * k))  # over-fetch so filtering still leaves k

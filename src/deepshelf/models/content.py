@@ -23,12 +23,11 @@ import numpy as np
 from pydantic import Field
 
 from deepshelf.content.align import AlignConfig, train_alignment
-from deepshelf.content.heads import HeadConfig, Projection, combine, encode_labels, train_attribute_heads, unit_rows
+from deepshelf.content.heads import HeadConfig, combine, encode_labels, train_attribute_heads, unit_rows
 from deepshelf.content.quality import attribute_precision, heldout_mask
 from deepshelf.content.search import SearchIndex
 from deepshelf.content.similar import SimilarIndex, behaviour_vectors
 from deepshelf.data.catalog import Catalog
-from deepshelf.data.idmap import IdMap
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import ModelConfig, Recommender

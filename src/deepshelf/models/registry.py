@@ -14,6 +14,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "als": ("deepshelf.models.als", "ALS"),
     "sasrec": ("deepshelf.models.sasrec", "SASRec"),
     "content": ("deepshelf.models.content", "ContentModel"),
+    "sasrec-content": ("deepshelf.models.sasrec_content", "ContentSASRec"),
 }
 
 
