@@ -94,12 +94,16 @@ class SASRecNetwork(nn.Module):
         with torch.no_grad():
             self.item_embeddings.weight[0].zero_()
 
+    def embed_items(self, items: torch.Tensor) -> torch.Tensor:
+        """int64 (B, T) -> input vectors (B, T, d); a content-aware network overrides this alone."""
+        return self.item_embeddings(items)
+
     def forward(self, items: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
         """items, types: int64 (B, T), left-padded with 0 -> output vectors (B, T, d)."""
         T = items.shape[1]
         keep = items > 0  # (B, T)
         positions = torch.arange(T - 1, -1, -1, device=items.device)  # (T,) distance from the newest item
-        x = self.item_embeddings(items) + self.position_embeddings(positions)  # (B, T, d)
+        x = self.embed_items(items) + self.position_embeddings(positions)  # (B, T, d)
         if self.type_embeddings is not None and types is not None:
             x = x + self.type_embeddings(types)
         x = self.drop(x) * keep[..., None]

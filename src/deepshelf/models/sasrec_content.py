@@ -24,7 +24,6 @@ from torch import nn
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Interactions
 from deepshelf.errors import DeepshelfError
-from deepshelf.models.layers import causal_padding_mask
 from deepshelf.models.sasrec import SASRec, SASRecConfig, SASRecNetwork
 
 log = logging.getLogger(__name__)
@@ -62,20 +61,9 @@ class ContentSASRecNetwork(SASRecNetwork):
             return table * self.warm[:, None]
         return table * (torch.arange(len(table), device=table.device) > 0)[:, None]  # padding stays zero
 
-    def forward(self, items: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
-        """items, types: int64 (B, T), left-padded with 0 -> output vectors (B, T, d)."""
+    def embed_items(self, items: torch.Tensor) -> torch.Tensor:
         self._table = self.item_table()  # the same (masked) table scores this step's outputs
-        T = items.shape[1]
-        keep = items > 0  # (B, T)
-        positions = torch.arange(T - 1, -1, -1, device=items.device)  # (T,)
-        x = F.embedding(items, self._table) + self.position_embeddings(positions)  # (B, T, d)
-        if self.type_embeddings is not None and types is not None:
-            x = x + self.type_embeddings(types)
-        x = self.drop(x) * keep[..., None]
-        mask = causal_padding_mask(keep)  # (B, 1, T, T)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.norm(x)  # (B, T, d)
+        return F.embedding(items, self._table)  # (B, T, d)
 
     @property
     def output_embeddings(self) -> torch.Tensor:
