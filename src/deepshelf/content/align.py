@@ -16,27 +16,18 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from deepshelf.content.heads import Projection, _to_projection, _torch_tower, standardiser
+from deepshelf.content.heads import Projection, ProjectionTrainingConfig, _to_projection, _torch_tower, standardiser
 
 log = logging.getLogger(__name__)
 
 
-class AlignConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    hidden: int = Field(default=512, ge=8)
+class AlignConfig(ProjectionTrainingConfig):
     dim: int = Field(default=128, ge=4)
-    epochs: int = Field(default=40, ge=1)
     batch_size: int = Field(default=512, ge=8)
-    lr: float = Field(default=2e-3, gt=0)
-    weight_decay: float = Field(default=1e-4, ge=0)
-    dropout: float = Field(default=0.2, ge=0, lt=1)
     temperature: float = Field(default=0.07, gt=0)
     label_weight: float = Field(default=0.5, ge=0)  # weight of the attribute term (0: pure InfoNCE)
-    threads: int = Field(default=1, ge=0)  # torch threads while training; 1 wins on a busy small machine, 0 = keep
-    seed: int = 0
 
 
 def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndarray,

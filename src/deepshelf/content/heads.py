@@ -66,7 +66,9 @@ class Projection:
         return cls(**{k: state[f"{prefix}.{k}"].astype(np.float32) for k in ("mean", "scale", "w1", "b1", "w2", "b2")})
 
 
-class HeadConfig(BaseModel):
+class ProjectionTrainingConfig(BaseModel):
+    """What every small projection tower trained here shares: its size and its optimiser settings."""
+
     model_config = ConfigDict(extra="forbid")
 
     hidden: int = Field(default=512, ge=8)
@@ -76,10 +78,13 @@ class HeadConfig(BaseModel):
     lr: float = Field(default=2e-3, gt=0)
     weight_decay: float = Field(default=1e-4, ge=0)
     dropout: float = Field(default=0.2, ge=0, lt=1)
-    input_dropout: float = Field(default=0.1, ge=0, lt=1)
-    scale: float = Field(default=16.0, gt=0)  # cosine-softmax temperature (NormFace's s)
     threads: int = Field(default=1, ge=0)  # torch threads while training; 1 wins on a busy small machine, 0 = keep
     seed: int = 0
+
+
+class HeadConfig(ProjectionTrainingConfig):
+    input_dropout: float = Field(default=0.1, ge=0, lt=1)
+    scale: float = Field(default=16.0, gt=0)  # cosine-softmax temperature (NormFace's s)
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
