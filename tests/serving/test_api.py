@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.serving.conftest import KEY, auth, group_of
+from tests.serving.conftest import KEY, auth, group_of, make_settings
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
 
@@ -266,3 +266,20 @@ def test_limits(sqlite_client):
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "min_price"
     r = sqlite_client.post("/v1/events", content=b"{not json", headers={**auth(), "content-type": "application/json"})
     assert r.status_code == 422
+
+
+def test_runs_lists_a_linked_run_once(runs_dir, tmp_path):
+    """`current` pointing at a sibling run: that run is listed once, as the served one."""
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+
+    shop_runs = tmp_path / "runs"
+    shop_runs.mkdir()
+    for name in ("knn", "pop"):
+        (shop_runs / name).symlink_to(runs_dir / name)
+    (shop_runs / "current").symlink_to("knn")
+    with TestClient(create_app(make_settings(shop_runs / "current", f"sqlite:///{tmp_path / 's.db'}"))) as client:
+        runs = client.get("/v1/runs").json()["runs"]
+    assert sorted(r["name"] for r in runs) == ["current", "pop"]
+    assert [r["name"] for r in runs if r["serving"]] == ["current"]

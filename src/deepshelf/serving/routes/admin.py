@@ -65,9 +65,12 @@ def _run_folders(service) -> list[FsPath]:
     served = state.path
     parent = served.parent
     folders = [served]
+    served_real = served.resolve()
     try:
         for p in sorted(parent.iterdir()):
-            if p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists() and p != served:
+            # the served folder is often a link (`current`) to a sibling: list that run once, as served
+            if (p.is_dir() and not p.name.startswith(".") and (p / "config.json").exists()
+                    and p.resolve() != served_real):
                 folders.append(p)
     except OSError:
         pass
