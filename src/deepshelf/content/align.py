@@ -18,7 +18,8 @@ import logging
 import numpy as np
 from pydantic import Field
 
-from deepshelf.content.heads import Projection, ProjectionTrainingConfig, _to_projection, _torch_tower, standardiser
+from deepshelf.content.heads import (Projection, ProjectionTrainingConfig, _optimiser, _to_projection, _torch_tower,
+                                     standardiser)
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,7 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
     prototypes = torch.nn.ParameterDict({a: torch.nn.Parameter(torch.randn(int(y.max()) + 1, cfg.dim) * 0.1)
                                          for a, y in ys.items()})
     params = [*text_tower.parameters(), *image_tower.parameters(), *prototypes.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    steps = cfg.epochs * max(1, -(-len(rows) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    opt, sched, gen = _optimiser(params, cfg, len(rows))
     for epoch in range(cfg.epochs):
         text_tower.train()
         image_tower.train()

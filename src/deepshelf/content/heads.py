@@ -100,6 +100,16 @@ def _torch_tower(d_in: int, hidden: int, d_out: int, dropout: float, input_dropo
                          nn.Linear(hidden, d_out))
 
 
+def _optimiser(params, cfg: ProjectionTrainingConfig, n_rows: int):
+    """AdamW under a one-cycle schedule over all epochs, and the seeded generator that shuffles batches."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    steps = cfg.epochs * max(1, -(-n_rows // cfg.batch_size))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
+    return opt, sched, torch.Generator().manual_seed(cfg.seed)
+
+
 def _to_projection(tower, mean, scale) -> Projection:
     lin1, lin2 = tower[1], tower[4]
     return Projection(mean, scale, lin1.weight.detach().numpy().T.copy(), lin1.bias.detach().numpy().copy(),
@@ -144,10 +154,7 @@ def train_attribute_heads(x: np.ndarray, labels: dict[str, np.ndarray], train_ma
     prototypes = nn.ParameterList(nn.Parameter(torch.randn(int(ys[:, j].max()) + 1, cfg.dim) * 0.1)
                                   for j in range(len(names)))
     params = [*trunk.parameters(), *outs.parameters(), *prototypes.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    steps = cfg.epochs * max(1, -(-len(rows) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    opt, sched, gen = _optimiser(params, cfg, len(rows))
     for epoch in range(cfg.epochs):
         trunk.train()
         total = 0.0
