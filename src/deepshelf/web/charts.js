@@ -22,13 +22,8 @@ function tickText(v) {
  * Grouped bar chart. labels: group names; series: [{name, values}] (one value per label).
  * Returns an SVG element string with a <title> and a legend.
  */
-export function barChart({ labels, series, title, yLabel = "", width = 560, height = 280 }) {
-  const pad = { left: 48, right: 12, top: 28, bottom: 58 };
-  const innerW = width - pad.left - pad.right;
-  const innerH = height - pad.top - pad.bottom;
-  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))));
-  const groupW = innerW / Math.max(labels.length, 1);
-  const barW = Math.max(3, (groupW * 0.8) / Math.max(series.length, 1));
+/** Five horizontal grid lines with their value labels, from 0 to `max`. */
+function yGrid(pad, width, innerH, max) {
   const parts = [];
   for (let t = 0; t <= 4; t++) {
     const v = (max * t) / 4;
@@ -36,6 +31,17 @@ export function barChart({ labels, series, title, yLabel = "", width = 560, heig
     parts.push(`<line x1="${pad.left}" x2="${width - pad.right}" y1="${y}" y2="${y}" stroke="#e3e6eb"/>`);
     parts.push(`<text x="${pad.left - 6}" y="${y + 4}" font-size="11" text-anchor="end" fill="#5b6575">${tickText(v)}</text>`);
   }
+  return parts;
+}
+
+export function barChart({ labels, series, title, yLabel = "", width = 560, height = 280 }) {
+  const pad = { left: 48, right: 12, top: 28, bottom: 58 };
+  const innerW = width - pad.left - pad.right;
+  const innerH = height - pad.top - pad.bottom;
+  const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))));
+  const groupW = innerW / Math.max(labels.length, 1);
+  const barW = Math.max(3, (groupW * 0.8) / Math.max(series.length, 1));
+  const parts = yGrid(pad, width, innerH, max);
   labels.forEach((label, g) => {
     const x0 = pad.left + g * groupW + groupW * 0.1;
     series.forEach((s, i) => {
@@ -69,13 +75,7 @@ export function timeChart({ points, title, yLabel = "", width = 560, height = 24
   const innerH = height - pad.top - pad.bottom;
   const max = niceMax(Math.max(0, ...points.map((p) => p.v)));
   const w = innerW / Math.max(points.length, 1);
-  const parts = [];
-  for (let t = 0; t <= 4; t++) {
-    const v = (max * t) / 4;
-    const y = pad.top + innerH - (v / max) * innerH;
-    parts.push(`<line x1="${pad.left}" x2="${width - pad.right}" y1="${y}" y2="${y}" stroke="#e3e6eb"/>`);
-    parts.push(`<text x="${pad.left - 6}" y="${y + 4}" font-size="11" text-anchor="end" fill="#5b6575">${tickText(v)}</text>`);
-  }
+  const parts = yGrid(pad, width, innerH, max);
   points.forEach((p, i) => {
     const h = (p.v / max) * innerH;
     parts.push(`<rect x="${(pad.left + i * w + w * 0.1).toFixed(1)}" y="${(pad.top + innerH - h).toFixed(1)}"
