@@ -71,9 +71,3 @@ class Catalog:
             out = out.astype(object)
             out[~known] = fill
         return out
-
-    def upsert(self, rows: pl.DataFrame) -> "Catalog":
-        """A new catalogue with `rows` replacing items of the same id and new items appended."""
-        incoming = Catalog(rows).table
-        kept = self.table.filter(~pl.col("item").is_in(incoming["item"].implode()))
-        return Catalog(pl.concat([kept, incoming], how="diagonal_relaxed"))

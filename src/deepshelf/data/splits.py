@@ -34,12 +34,6 @@ class Split:
     protocol: str
 
 
-def _last_positions(sorted_users: np.ndarray, n_users: int):
-    counts = np.bincount(sorted_users, minlength=n_users)
-    ends = np.cumsum(counts)
-    return counts, ends
-
-
 def leave_one_out(inter: Interactions, min_events: int = 3) -> Split:
     """Per user: last event = test target, second-to-last = validation target, the rest trains.
 
@@ -47,7 +41,8 @@ def leave_one_out(inter: Interactions, min_events: int = 3) -> Split:
     Users with fewer than `min_events` events only train.
     """
     order = inter.time_order()
-    counts, ends = _last_positions(inter.user[order], inter.n_users)
+    counts = np.bincount(inter.user[order], minlength=inter.n_users)
+    ends = np.cumsum(counts)  # one past each user's last event in time order
     eligible = np.flatnonzero(counts >= min_events)
     test_pos, valid_pos = order[ends[eligible] - 1], order[ends[eligible] - 2]
     train_mask = np.ones(len(inter), bool)
