@@ -18,10 +18,52 @@ def _weighted_mean(losses: torch.Tensor, weights: torch.Tensor | None) -> torch.
 
 
 def full_softmax_loss(hidden: torch.Tensor, item_embeddings: torch.Tensor, targets: torch.Tensor,
-                      weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy of each target (N,) against all items. hidden (N, d), item_embeddings (n_items, d)."""
-    logits = hidden @ item_embeddings.T  # (N, n_items)
-    return _weighted_mean(F.cross_entropy(logits.float(), targets, reduction="none"), weights)
+                      weights: torch.Tensor | None = None, chunk: int | None = None) -> torch.Tensor:
+    """Cross-entropy of each target (N,) against all items. hidden (N, d), item_embeddings (n_items, d).
+
+    Computed in row chunks that never materialise the (N, n_items) logits: at ml-1m size that matrix is
+    350 MB per batch, and reading and writing it (log-softmax, its backward, zero-filled gradients) cost
+    more than the matrix products themselves. Under bf16 autocast the products run in bf16 (AMX on recent
+    Xeons, tensor cores on GPU) while the softmax and the gradient sums stay fp32.
+    """
+    device = hidden.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+    if chunk is None:  # rows of logits per step: ~8 MB of them on CPU (cache-sized), ~256 MB on GPU
+        chunk = max(1, (2**26 if device == "cuda" else 2**21) // item_embeddings.shape[0])
+    if weights is None:
+        weights = torch.ones_like(targets, dtype=torch.float32)
+    return _ChunkedCrossEntropy.apply(hidden, item_embeddings, targets, weights.float(), chunk, dtype)
+
+
+class _ChunkedCrossEntropy(torch.autograd.Function):
+    """Weighted mean cross-entropy; forward keeps only each row's log-sum-exp, backward recomputes the logits."""
+
+    @staticmethod
+    def forward(ctx, hidden, items, targets, weights, chunk: int, dtype: torch.dtype):
+        h, e = hidden.detach().to(dtype), items.detach().to(dtype)
+        lse = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)  # (N,)
+        for s in range(0, len(targets), chunk):
+            lse[s : s + chunk] = torch.logsumexp((h[s : s + chunk] @ e.T).float(), dim=1)
+        target_logits = (h.float() * e[targets].float()).sum(-1)  # (N,), same rounding as the chunks
+        ctx.save_for_backward(h, e, targets, weights, lse)
+        ctx.chunk, ctx.dtypes = chunk, (hidden.dtype, items.dtype)
+        return ((lse - target_logits) * weights).sum() / weights.sum().clamp_min(1e-12)
+
+    @staticmethod
+    def backward(ctx, grad):
+        h, e, targets, weights, lse = ctx.saved_tensors
+        coef = weights * (grad / weights.sum().clamp_min(1e-12))  # (N,) d loss / d row loss
+        d_hidden = torch.empty(h.shape, dtype=torch.float32, device=h.device)  # (N, d)
+        d_items = torch.zeros(e.shape, dtype=torch.float32, device=h.device)  # (n_items, d)
+        rows = torch.arange(min(ctx.chunk, len(targets)), device=h.device)
+        for s in range(0, len(targets), ctx.chunk):
+            hc, n = h[s : s + ctx.chunk], min(ctx.chunk, len(targets) - s)
+            p = torch.exp((hc @ e.T).float() - lse[s : s + n, None])  # (n, n_items) softmax
+            p[rows[:n], targets[s : s + n]] -= 1.0  # d CE / d logits = softmax - one-hot
+            p = (p * coef[s : s + n, None]).to(h.dtype)
+            d_hidden[s : s + n] = p @ e
+            d_items += (p.T @ hc).float()
+        return d_hidden.to(ctx.dtypes[0]), d_items.to(ctx.dtypes[1]), None, None, None, None
 
 
 def sampled_softmax_loss(hidden: torch.Tensor, item_embeddings: torch.Tensor, targets: torch.Tensor,

@@ -116,6 +116,10 @@ class SASRecNetwork(nn.Module):
     def output_embeddings(self) -> torch.Tensor:
         return self.item_embeddings.weight[1:]  # (n_items, d): input and output share the table
 
+    def output_vectors(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """The vectors scored against `output_embeddings`: (B, T, d) -> (B, T, d'); here the outputs as they are."""
+        return hidden
+
 
 class SASRec(Recommender):
     """Next-item transformer; see the module docstring. `training_log` holds per-epoch loss, time, NDCG@10."""
@@ -181,6 +185,7 @@ class SASRec(Recommender):
             seq, seq_types = batch
             inputs, targets = seq[:, :-1], seq[:, 1:]  # (B, T) each
             hidden = net(inputs, seq_types[:, :-1] if c.use_event_types else None)  # (B, T, d)
+            hidden = self.network.output_vectors(hidden, inputs)
             keep = inputs > 0  # logits only where there is an input: most of a padded batch is skipped
             h, y = hidden[keep], targets[keep] - 1  # (N, d), (N,)
             weights = type_lut[seq_types[:, 1:][keep]] if type_lut is not None else None
@@ -213,7 +218,7 @@ class SASRec(Recommender):
             T = int(max(1, min(self.config.max_len, part.lengths.max(initial=1))))
             items = torch.from_numpy(part.padded(T)).to(self.device)  # (b, T)
             types = torch.from_numpy(part.padded_types(T)).to(self.device) if self.config.use_event_types else None
-            last = net(items, types)[:, -1]  # (b, d): the state after the newest item
+            last = net.output_vectors(net(items, types), items)[:, -1]  # (b, d): the state after the newest item
             out[start : start + len(part)] = (last @ items_t.T).float().cpu().numpy()
         return out
 

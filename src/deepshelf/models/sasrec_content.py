@@ -6,6 +6,13 @@ has no id part, but its content part puts it where similar products sit, so it i
 Training hides the id part of a random share of items in every step (`id_dropout`, as in DropoutNet, Volkovs
 et al. 2017), so the content projection must carry real signal on its own instead of idling behind the ids.
 
+A 64-d projection keeps what a text says about taste, not which product line it names, and next items in a shop
+are often the same line or brand as the last one. So each logit also gets a learned multiple of the text
+similarity between the newest history item and the candidate, in the top `similarity_dim` singular directions
+of the catalogue's text vectors (dot products there approximate the full 384-d cosine). It is appended to the
+output vectors: `[h, w * s(last)] . [item, s(item)] = h . item + w * s(last) . s(item)`, so training, the
+full-softmax loss and ANN serving all stay one dot product.
+
 The item table covers the whole catalogue: the training events' items first (same indices as the events), then
 every catalogue product without events ("cold"), so `score()` ranks cold products like any other. Everything
 else (sequence encoder, loss, training loop, persistence) is `deepshelf.models.sasrec`'s.
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 class ContentSASRecConfig(SASRecConfig):
     content_dim: int = Field(default=384, gt=0)  # the text encoder's width
     id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
+    similarity_dim: int = Field(default=64, ge=0)  # last-item text similarity term; 0 = off
     text_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
     cache_dir: str | None = None
 
@@ -39,10 +47,13 @@ class ContentSASRecConfig(SASRecConfig):
 class ContentSASRecNetwork(SASRecNetwork):
     """SASRecNetwork whose item table is `warm * id_embeddings + content_projection(content)`."""
 
-    def __init__(self, n_items: int, content_dim: int, id_dropout: float, **kwargs):
+    def __init__(self, n_items: int, content_dim: int, id_dropout: float, similarity_dim: int = 0, **kwargs):
         super().__init__(n_items, **kwargs)
         dim = self.item_embeddings.embedding_dim
         self.register_buffer("content", torch.zeros(n_items + 1, content_dim))  # row 0: padding
+        # text vectors in their top singular directions (row 0: padding), and the weight of their similarity
+        self.register_buffer("similarity", torch.zeros(n_items + 1, similarity_dim))
+        self.similarity_weight = nn.Parameter(torch.tensor(5.0)) if similarity_dim else None
         self.register_buffer("warm", torch.zeros(n_items + 1))  # 1 for items seen in training events
         self.content_projection = nn.Linear(content_dim, dim, bias=False)
         nn.init.normal_(self.content_projection.weight, std=content_dim**-0.5 * dim**-0.5)
@@ -68,7 +79,16 @@ class ContentSASRecNetwork(SASRecNetwork):
     @property
     def output_embeddings(self) -> torch.Tensor:
         table = self._table if (self.training and self._table is not None) else self.item_table()
-        return table[1:]  # (n_items, d)
+        if self.similarity_weight is not None:
+            similarity = self.similarity * self.warm[:, None] if self.training else self.similarity  # as above
+            table = torch.cat([table, similarity], dim=1)  # (n_items + 1, d + similarity_dim)
+        return table[1:]
+
+    def output_vectors(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        if self.similarity_weight is None:
+            return hidden
+        newest = self.similarity_weight * F.embedding(items, self.similarity)  # (B, T, similarity_dim)
+        return torch.cat([hidden, newest.to(hidden.dtype)], dim=-1)  # (B, T, d + similarity_dim)
 
 
 class ContentSASRec(SASRec):
@@ -84,13 +104,14 @@ class ContentSASRec(SASRec):
         c = self.config
         n_items = len(self.item_map)  # the whole catalogue, not only the items with events
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
-        net = ContentSASRecNetwork(n_items, c.content_dim, c.id_dropout, max_len=c.max_len, dim=c.dim,
-                                   layers=c.layers, heads=c.heads, dropout=c.dropout, n_types=n_types,
+        net = ContentSASRecNetwork(n_items, c.content_dim, c.id_dropout, c.similarity_dim, max_len=c.max_len,
+                                   dim=c.dim, layers=c.layers, heads=c.heads, dropout=c.dropout, n_types=n_types,
                                    ffn_mult=c.ffn_mult)
         if getattr(self, "_content", None) is not None:  # fitting; a loaded model gets them from its state_dict
             with torch.no_grad():
                 net.content.copy_(torch.from_numpy(self._content))
                 net.warm.copy_(torch.from_numpy(self._warm))
+                net.similarity.copy_(torch.from_numpy(self._similarity))
         return net
 
     def _fit(self, train: Interactions, catalog: Catalog | None, valid) -> None:
@@ -113,4 +134,11 @@ class ContentSASRec(SASRec):
                  len(self.item_map) - int(warm.sum()))
         self._content = np.concatenate([np.zeros((1, vectors.shape[1]), np.float32), vectors])
         self._warm = warm
+        # The top right singular vectors of the (uncentred) text matrix: the rank-k basis whose dot products best
+        # approximate the texts' cosines.
+        basis = np.zeros((vectors.shape[1], self.config.similarity_dim), np.float32)  # (384, k)
+        if self.config.similarity_dim:
+            top = np.linalg.svd(vectors, full_matrices=False)[2][: self.config.similarity_dim].T  # fewer on tiny data
+            basis[:, : top.shape[1]] = top
+        self._similarity = (self._content @ basis).astype(np.float32)  # padding row stays 0
         super()._fit(train, catalog, valid)

@@ -78,7 +78,7 @@ def vector_model(model) -> VectorModel | None:
     # A model may expose the pair directly (the sequential and content models are expected to).
     if callable(getattr(model, "query_vectors", None)) and callable(getattr(model, "item_vectors", None)):
         return VectorModel(model.query_vectors, np.asarray(model.item_vectors(), dtype=np.float32))
-    if getattr(model, "name", None) == "sasrec" and getattr(model, "network", None) is not None:
+    if getattr(model, "name", None) in ("sasrec", "sasrec-content") and getattr(model, "network", None) is not None:
         return VectorModel(SASRecQuery(model), model.network.output_embeddings.detach().float().cpu().numpy())
     if getattr(model, "name", None) == "als" and getattr(model, "item_factors", None) is not None:
         return VectorModel(ALSFoldIn(model), np.asarray(model.item_factors, dtype=np.float32))
@@ -130,4 +130,4 @@ class SASRecQuery:
             items = torch.from_numpy(histories.padded(T)).to(model.device)
             types = (torch.from_numpy(histories.padded_types(T)).to(model.device)
                      if model.config.use_event_types else None)
-            return net(items, types)[:, -1].float().cpu().numpy()
+            return net.output_vectors(net(items, types), items)[:, -1].float().cpu().numpy()
