@@ -40,6 +40,7 @@ class ContentSASRecConfig(SASRecConfig):
     content_dim: int = Field(default=384, gt=0)  # the text encoder's width
     id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
     similarity_dim: int = Field(default=64, ge=0)  # last-item text similarity term; 0 = off
+    impute_neighbours: int = Field(default=10, ge=0)  # cold products' id vector from this many text neighbours
     text_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
     cache_dir: str | None = None
 
@@ -54,6 +55,7 @@ class ContentSASRecNetwork(SASRecNetwork):
         # text vectors in their top singular directions (row 0: padding), and the weight of their similarity
         self.register_buffer("similarity", torch.zeros(n_items + 1, similarity_dim))
         self.similarity_weight = nn.Parameter(torch.tensor(5.0)) if similarity_dim else None
+        self.register_buffer("imputed", torch.zeros(n_items + 1, dim))  # id part of cold rows, set after training
         self.register_buffer("warm", torch.zeros(n_items + 1))  # 1 for items seen in training events
         self.content_projection = nn.Linear(content_dim, dim, bias=False)
         nn.init.normal_(self.content_projection.weight, std=content_dim**-0.5 * dim**-0.5)
@@ -66,6 +68,8 @@ class ContentSASRecNetwork(SASRecNetwork):
         if self.training and self.id_dropout > 0:
             keep = keep * (torch.rand_like(keep) >= self.id_dropout)
         table = self.item_embeddings.weight * keep[:, None] + self.content_projection(self.content)
+        if not self.training:
+            table = table + self.imputed  # products without events borrow their text neighbours' id vectors
         if self.training:
             # Products without events are never a training target; as ever-present negatives they would teach
             # the projection to bury exactly their texts. In training they score a constant 0 instead.
@@ -142,3 +146,27 @@ class ContentSASRec(SASRec):
             basis[:, : top.shape[1]] = top
         self._similarity = (self._content @ basis).astype(np.float32)  # padding row stays 0
         super()._fit(train, catalog, valid)
+        self.impute_cold(self.config.impute_neighbours)
+
+    @torch.no_grad()
+    def impute_cold(self, k: int) -> None:
+        """Give each product without events the similarity-weighted mean id vector of its `k` nearest products
+        with events by text. Without it a cold product lacks the id part that makes up most of a warm product's
+        score and ranks below every relevant warm one, however well its words match; with it, it scores like the
+        products it reads like. k = 0 clears the imputation."""
+        net = self.network
+        net.imputed.zero_()
+        if k <= 0:
+            return
+        warm = torch.nonzero(net.warm > 0).flatten()
+        cold = torch.nonzero(net.warm[1:] == 0).flatten() + 1
+        if not len(warm) or not len(cold):
+            return
+        text = F.normalize(net.content, dim=1)
+        ids = net.item_embeddings.weight
+        for start in range(0, len(cold), 1024):  # (1024, n_warm) similarities at a time
+            rows = cold[start : start + 1024]
+            sims, nearest = (text[rows] @ text[warm].T).topk(min(k, len(warm)), dim=1)  # (b, k)
+            weights = sims.clamp_min(0) + 1e-6
+            weights = weights / weights.sum(1, keepdim=True)
+            net.imputed[rows] = (weights[..., None] * ids[warm[nearest]]).sum(1)

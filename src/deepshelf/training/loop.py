@@ -94,7 +94,8 @@ class _Progress:
 def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tensor],
                batches: Callable[[int], Iterable[Any]], settings: LoopSettings, device: torch.device,
                validate: Callable[[], float] | None = None) -> list[dict]:
-    """Train `module` in place; returns one dict per epoch (epoch, loss, seconds, valid_ndcg@10 when validated).
+    """Train `module` in place; returns one dict per epoch (epoch, loss, seconds of training, valid_ndcg@10 when
+    validated, elapsed seconds since the start including validations).
 
     loss_of(net, batch) -> scalar loss, where `net` is the module or its DDP wrapper (call it for the forward
     pass so gradients are synchronised). batches(epoch) yields this process's batches. validate() returns the
@@ -158,6 +159,7 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
                 else:
                     stale += 1
                     stop = stale >= settings.patience
+            entry["elapsed"] = round(time.perf_counter() - began, 3)  # wall time so far, validations included
             over = bool(settings.time_limit) and time.perf_counter() - began > settings.time_limit * 60
             if settings.time_limit and size > 1:  # rank 0's clock decides for all, so no rank waits alone
                 over = bool(_on_rank0(lambda: float(over), rank, size, device))
