@@ -71,12 +71,11 @@ class ContentSASRecNetwork(SASRecNetwork):
             keep = keep * (torch.rand_like(keep) >= self.id_dropout)
         self._keep = keep
         table = self.item_embeddings.weight * keep[:, None] + self.content_projection(self.content)
-        if not self.training:
-            table = table + self.imputed  # products without events borrow their text neighbours' id vectors
         if self.training:
             # Products without events are never a training target; as ever-present negatives they would teach
             # the projection to bury exactly their texts. In training they score a constant 0 instead.
             return table * self.warm[:, None]
+        table = table + self.imputed  # products without events borrow their text neighbours' id vectors
         return table * (torch.arange(len(table), device=table.device) > 0)[:, None]  # padding stays zero
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
