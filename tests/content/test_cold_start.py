@@ -58,3 +58,22 @@ def test_save_load_roundtrip(cold_world, tmp_path, monkeypatch):
     loaded = Recommender.load(tmp_path / "m")
     h = Histories.from_lists([[0, 1, 2]])
     np.testing.assert_allclose(loaded.score(h), model.score(h), atol=1e-5)
+
+
+def test_cold_products_borrow_their_text_neighbours_id_vectors(cold_world):
+    """impute_cold: warm rows stay untouched; a cold product's id part is its own group's, not another's."""
+    model, _ = cold_world
+    net = model.network
+    ids = model.item_map.ids.astype(str)
+    group = np.array([int(i[1]) for i in ids])
+    cold = net.warm[1:].numpy() == 0
+    imputed = net.imputed[1:].numpy()
+    assert cold.sum() == 8 and not imputed[~cold].any() and (np.abs(imputed[cold]).sum(1) > 0).all()
+    id_vectors = net.item_embeddings.weight[1:].detach().numpy()
+    centres = np.stack([id_vectors[~cold & (group == g)].mean(0) for g in range(4)])
+    for row in np.flatnonzero(cold):
+        sims = centres @ imputed[row] / np.linalg.norm(centres, axis=1) / np.linalg.norm(imputed[row])
+        assert sims.argmax() == group[row]
+    model.impute_cold(0)  # k = 0 clears it
+    assert not net.imputed.any()
+    model.impute_cold(model.config.impute_neighbours)
