@@ -108,7 +108,8 @@ class TextEncoder:
             import torch
 
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                vectors = self._st_model.encode(texts, batch_size=len(texts), convert_to_tensor=True)
+                vectors = self._st_model.encode(texts, batch_size=len(texts), convert_to_tensor=True,
+                                                show_progress_bar=False)  # deepshelf shows its own
             vectors = vectors.float().numpy()  # normalised here, in fp32
             return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         encodings = self._tokenizer.encode_batch(texts)

@@ -21,6 +21,7 @@ else (sequence encoder, loss, training loop, persistence) is `deepshelf.models.s
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import torch
@@ -54,8 +55,11 @@ class ContentSASRecNetwork(SASRecNetwork):
         self.register_buffer("content", torch.zeros(n_items + 1, content_dim))  # row 0: padding
         # text vectors in their top singular directions (row 0: padding), and the weight of their similarity
         self.register_buffer("similarity", torch.zeros(n_items + 1, similarity_dim))
-        self.similarity_weight = nn.Parameter(torch.tensor(5.0)) if similarity_dim else None
-        self.cold_similarity_scale = nn.Parameter(torch.tensor(1.0)) if similarity_dim else None
+        # Both scalars are learned as logarithms: Adam moves a parameter by about lr per step whatever its size,
+        # so a plain weight of 5 would barely move in a whole training run (measured: 5.0 -> 4.7), while its
+        # logarithm can change by a factor of e per thousand steps at lr 1e-3.
+        self.log_similarity_weight = nn.Parameter(torch.tensor(math.log(5.0))) if similarity_dim else None
+        self.log_cold_similarity_scale = nn.Parameter(torch.tensor(0.0)) if similarity_dim else None
         self.register_buffer("imputed", torch.zeros(n_items + 1, dim))  # id part of cold rows, set after training
         self.register_buffer("warm", torch.zeros(n_items + 1))  # 1 for items seen in training events
         self.content_projection = nn.Linear(content_dim, dim, bias=False)
@@ -85,11 +89,11 @@ class ContentSASRecNetwork(SASRecNetwork):
     @property
     def output_embeddings(self) -> torch.Tensor:
         table = self._table if (self.training and self._table is not None) else self.item_table()
-        if self.similarity_weight is not None:
+        if self.log_similarity_weight is not None:
             # An item whose id part is missing (no events, or dropped in this step) leans on its words: its text
-            # similarity counts `cold_similarity_scale` times, a factor the dropped items teach in training.
+            # similarity counts a learned factor more (or less), which the dropped items teach in training.
             keep = self._keep if self.training and self._keep is not None else self.warm
-            scale = keep + (1 - keep) * self.cold_similarity_scale
+            scale = keep + (1 - keep) * self.log_cold_similarity_scale.exp()
             similarity = self.similarity * scale[:, None]
             if self.training:
                 similarity = similarity * self.warm[:, None]  # as in item_table
@@ -97,9 +101,9 @@ class ContentSASRecNetwork(SASRecNetwork):
         return table[1:]
 
     def output_vectors(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        if self.similarity_weight is None:
+        if self.log_similarity_weight is None:
             return hidden
-        newest = self.similarity_weight * F.embedding(items, self.similarity)  # (B, T, similarity_dim)
+        newest = self.log_similarity_weight.exp() * F.embedding(items, self.similarity)  # (B, T, similarity_dim)
         return torch.cat([hidden, newest.to(hidden.dtype)], dim=-1)  # (B, T, d + similarity_dim)
 
 
@@ -155,7 +159,7 @@ class ContentSASRec(SASRec):
         self._similarity = (self._content @ basis).astype(np.float32)  # padding row stays 0
         super()._fit(train, catalog, valid)
         self.impute_cold(self.config.impute_neighbours)
-        if valid is not None and len(valid) and self.network.similarity_weight is not None:
+        if valid is not None and len(valid) and self.network.log_similarity_weight is not None:
             self.calibrate_similarity(valid)
 
     @torch.no_grad()
@@ -163,19 +167,20 @@ class ContentSASRec(SASRec):
         """Scale the text-similarity weight by the factor with the best validation NDCG@10.
 
         Trained under dropout, the weight settles where noisy training outputs want it; the clean outputs at
-        serving time rank better with more of it (on beauty validation: NDCG@10 +20% at 4x). One scalar, chosen
+        serving time may rank better with more of it. One scalar, chosen
         on validation, never on test."""
         from deepshelf.evaluation.evaluate import evaluate
 
-        weight = self.network.similarity_weight
-        base = float(weight)
+        log_weight = self.network.log_similarity_weight
+        base = float(log_weight)
         scores = {}
         for f in factors:
-            weight.fill_(base * f)
+            log_weight.fill_(base + math.log(f))
             scores[f] = evaluate(self, valid, (10,)).metrics["ndcg@10"]
         best = max(scores, key=scores.get)
-        weight.fill_(base * best)
-        log.info("sasrec-content: text similarity weight %.2f -> %.2f (validation NDCG@10 %s)", base, base * best,
+        log_weight.fill_(base + math.log(best))
+        log.info("sasrec-content: text similarity weight %.2f -> %.2f, cold items x%.2f (validation NDCG@10 %s)",
+                 math.exp(base), math.exp(base) * best, float(self.network.log_cold_similarity_scale.exp()),
                  {f: round(v, 4) for f, v in scores.items()})
         return best
 
