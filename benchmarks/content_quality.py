@@ -72,7 +72,8 @@ def main() -> None:
     sets = " ".join(f"--set {o}" for o in args.overrides)
     lines = [f"Command: `python benchmarks/content_quality.py --out {args.out}{' ' + sets if sets else ''}` "
              f"(= `deepshelf train --dataset fashion --model content --out {args.out}{' ' + sets if sets else ''}`)  ",
-             f"Machine: {machine()}; run {seconds:.0f} s incl. encoding (embeddings cached from earlier runs); "
+             f"Machine: {machine()}; run {seconds:.0f} s (default encoders: text bf16/fp32 "
+             "torch, photos int8 ONNX; embeddings already in the cache are not recomputed); "
              f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
              f"Held-out products (id % 5 == 0): {content['heldout_items']:,}; gallery = all products with a vector; "
              "the product itself is never counted as its own neighbour.", "",
