@@ -82,7 +82,7 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
 
     params = tomllib.loads((ROOT / "configs" / f"sasrec-{dataset}.toml").read_text())["params"]
     ours_params = {**params, "time_limit": minutes, "eval_every": 1, "patience": 10_000, "threads": threads,
-                   "progress": False}
+                   "stop_at_ndcg": target, "progress": False}
     split = make_split(load_dataset(dataset).interactions, "leave-one-out")
     ours = SASRec(**ours_params).fit(split.train, None, split.valid).training_log
     with tempfile.TemporaryDirectory() as tmp:

@@ -195,3 +195,13 @@ def test_bf16_full_softmax_close_to_fp32():
     assert low.dtype == torch.float32 and abs(low.item() - exact.item()) < 0.05 * exact.item()
     g_exact, g_low = torch.autograd.grad(exact, h)[0], torch.autograd.grad(low, h)[0]
     assert torch.nn.functional.cosine_similarity(g_exact.flatten(), g_low.flatten(), dim=0) > 0.99
+
+
+def test_training_stops_once_validation_reaches_the_target(split):
+    """stop_at_ndcg ends training at the first validation at or above it (time-to-quality benchmarks)."""
+    full = SASRec(**{**TINY, "epochs": 6, "eval_every": 1}).fit(split.train, valid=split.valid)
+    first = full.training_log[0]["valid_ndcg@10"]
+    stopped = SASRec(**{**TINY, "epochs": 6, "eval_every": 1, "stop_at_ndcg": first}).fit(split.train,
+                                                                                         valid=split.valid)
+    assert len(full.training_log) == 6 and len(stopped.training_log) == 1
+    assert "elapsed" in stopped.training_log[0]

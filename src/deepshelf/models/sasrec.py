@@ -48,6 +48,7 @@ class SASRecConfig(ModelConfig):
     patience: int = Field(default=10, ge=1)  # validations without a better NDCG@10 before stopping
     eval_every: int = Field(default=1, ge=1)  # epochs between validations
     time_limit: float = Field(default=0.0, ge=0)  # minutes of training before stopping (best kept); 0 = none
+    stop_at_ndcg: float = Field(default=0.0, ge=0)  # stop once validation NDCG@10 reaches this; 0 = never
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16/fp16 autocast on GPU only
     threads: int = Field(default=0, ge=0)  # CPU threads for torch, 0 = torch's default
@@ -201,7 +202,7 @@ class SASRec(Recommender):
             validate = lambda: evaluate(self, valid, (10,)).metrics["ndcg@10"]  # noqa: E731
         settings = LoopSettings(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, warmup_steps=c.warmup,
                                 clip=c.clip, patience=c.patience, eval_every=c.eval_every, precision=c.precision,
-                                time_limit=c.time_limit, progress=c.progress,
+                                time_limit=c.time_limit, stop_at=c.stop_at_ndcg, progress=c.progress,
                                 checkpoint=c.checkpoint)
         self.training_log = train_loop(self.network, loss_of, batches, settings, self.device, validate)
         self.network.eval()

@@ -37,6 +37,7 @@ class LoopSettings:
     time_limit: float = 0.0  # minutes of training after which to stop (best weights kept); 0 = no limit
     progress: bool = True
     checkpoint: str | None = None  # file to write the best weights to (rank 0) each time they improve
+    stop_at: float = 0.0  # stop once the validation metric reaches this (time-to-quality runs); 0 = never
 
 
 def seed_everything(seed: int) -> None:
@@ -160,6 +161,9 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
                     stale += 1
                     stop = stale >= settings.patience
             entry["elapsed"] = round(time.perf_counter() - began, 3)  # wall time so far, validations included
+            if settings.stop_at and entry.get("valid_ndcg@10", -np.inf) >= settings.stop_at:
+                stop = True
+                log.info("stopping at epoch %d: validation metric reached %s", epoch, settings.stop_at)
             over = bool(settings.time_limit) and time.perf_counter() - began > settings.time_limit * 60
             if settings.time_limit and size > 1:  # rank 0's clock decides for all, so no rank waits alone
                 over = bool(_on_rank0(lambda: float(over), rank, size, device))
