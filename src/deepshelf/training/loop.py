@@ -160,11 +160,14 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
                 else:
                     stale += 1
                     stop = stale >= settings.patience
+                    if stop:
+                        log.info("early stop at epoch %d: no improvement for %d validations", epoch,
+                                 settings.patience)
+                if settings.stop_at and entry["valid_ndcg@10"] >= settings.stop_at:  # as logged
+                    stop = True
+                    log.info("stopping at epoch %d: validation metric reached %s", epoch, settings.stop_at)
             entry["elapsed"] = round(time.perf_counter() - began, 3)  # wall time so far, validations included
-            if settings.stop_at and entry.get("valid_ndcg@10", -np.inf) >= settings.stop_at:
-                stop = True
-                log.info("stopping at epoch %d: validation metric reached %s", epoch, settings.stop_at)
-            over = bool(settings.time_limit) and time.perf_counter() - began > settings.time_limit * 60
+            over = bool(settings.time_limit) and entry["elapsed"] > settings.time_limit * 60
             if settings.time_limit and size > 1:  # rank 0's clock decides for all, so no rank waits alone
                 over = bool(_on_rank0(lambda: float(over), rank, size, device))
             if over:
@@ -174,7 +177,6 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
             progress.update({k: v for k, v in entry.items() if k != "best"})
             log.info("epoch %s", entry)
             if stop:
-                log.info("early stop at epoch %d: no improvement for %d validations", epoch, settings.patience)
                 break
     finally:
         progress.close()
