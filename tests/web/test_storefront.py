@@ -190,9 +190,11 @@ def test_phone_width_and_keyboard(browser, server):  # browser first: skips befo
         page.focus("[role=tab][aria-selected=true]")
         modes = page.eval_on_selector_all("[role=tab]", "els => els.map(e => e.dataset.mode)")
         assert modes == ["behavior"], "tabs this run cannot answer are not offered"
+        assert page.locator("#similar li.card").count() >= 5, "the page is ready only once the list is filled"
         page.keyboard.press("ArrowRight")
         assert page.evaluate("document.activeElement.getAttribute('aria-selected')") == "true"
-        assert page.locator("#similar li.card").count() >= 5
+        # the list reloads asynchronously after the key press: wait for it rather than racing it
+        page.wait_for_function("document.querySelectorAll('#similar li.card').length >= 5")
         # "/" jumps to search
         page.keyboard.press("Escape")
         page.evaluate("document.activeElement.blur()")

@@ -364,13 +364,13 @@ async function similarFirst(id, mode, selectTab) {
   try {
     const answer = await request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`);
     await fill("similar", async () => answer);
-    selectTab(mode, false);
+    await selectTab(mode, false);
   } catch (err) {
     if (err instanceof ApiError && err.status === 409) {
       // this run has no content vectors: only the behaviour tab can answer
       main.querySelectorAll("#similar [role=tab]:not([data-mode=behavior])").forEach((t) => t.remove());
     }
-    selectTab("behavior", true);
+    await selectTab("behavior", true); // the page counts as ready only once this list is filled
   }
 }
 
@@ -390,10 +390,9 @@ function setupTabs(id) {
     if (focus) tab.focus();
     const mode = tab.dataset.mode;
     section.dataset.mode = mode;
-    if (load) {
-      fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`),
-        mode === "visual" ? "No picture to compare." : "No similar products found.");
-    }
+    if (!load) return Promise.resolve();
+    return fill("similar", () => request(`/v1/items/${enc(id)}/similar?mode=${mode}&k=${K}&details=true`),
+      mode === "visual" ? "No picture to compare." : "No similar products found.");
   };
   tabs().forEach((tab) => {
     tab.addEventListener("click", () => select(tab));
@@ -409,7 +408,7 @@ function setupTabs(id) {
   // select(mode, load): used once the first answer is known
   return (mode, load) => {
     const all = tabs();
-    select(all.find((t) => t.dataset.mode === mode) || all[0], { load });
+    return select(all.find((t) => t.dataset.mode === mode) || all[0], { load });
   };
 }
 
