@@ -77,3 +77,30 @@ def test_cold_products_borrow_their_text_neighbours_id_vectors(cold_world):
     model.impute_cold(0)  # k = 0 clears it
     assert not net.imputed.any()
     model.impute_cold(model.config.impute_neighbours)
+
+
+def test_cold_exposure_takes_the_largest_factor_within_budget(cold_world, monkeypatch):
+    """calibrate_cold: validation NDCG falls as the cold scale rises; the last factor within the budget wins and
+    the search stops at the first one over it."""
+    import math
+    from types import SimpleNamespace
+
+    import deepshelf.evaluation.evaluate as ev
+
+    model, _ = cold_world
+    log_scale = model.network.log_cold_similarity_scale
+    base = log_scale.item()
+    tried = []
+
+    def fake_evaluate(m, valid, ks):  # 0.50 at the trained scale, 0.01 less per +0.1 of factor
+        factor = math.exp(log_scale.item() - base)
+        tried.append(round(factor, 3))
+        return SimpleNamespace(metrics={"ndcg@10": 0.5 - 0.1 * (factor - 1)})
+
+    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    try:
+        chosen = model.calibrate_cold(object(), budget=0.05)  # bound 0.475: 1.2 (0.48) in, 1.3 (0.47) out
+        assert chosen == 1.2 and tried == [1.0, 1.1, 1.2, 1.3]
+        assert math.exp(log_scale.item() - base) == pytest.approx(1.2)
+    finally:
+        log_scale.data.fill_(base)

@@ -207,21 +207,33 @@ class SASRec(Recommender):
         self.training_log = train_loop(self.network, loss_of, batches, settings, self.device, validate)
         self.network.eval()
 
+    def _states(self, part: Histories) -> torch.Tensor:
+        """(b, d') the network's state after each history's newest item: what the output vectors are scored by."""
+        net = self.network.eval()
+        # pad to the longest history in this batch only: positions count from the newest item, so equal
+        T = int(max(1, min(self.config.max_len, part.lengths.max(initial=1))))
+        items = torch.from_numpy(part.padded(T)).to(self.device)  # (b, T)
+        types = torch.from_numpy(part.padded_types(T)).to(self.device) if self.config.use_event_types else None
+        return net.output_vectors(net(items, types), items)[:, -1]
+
     @torch.no_grad()
     def score(self, histories: Histories, batch_size: int = 256) -> np.ndarray:
         """float32 [B, n_items]: scores of every item as the next one after each history (oldest first)."""
-        net = self.network.eval()
-        items_t = net.output_embeddings  # (n_items, d)
+        items_t = self.network.eval().output_embeddings  # (n_items, d')
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
         for start in range(0, len(histories), batch_size):
             part = histories.select(slice(start, start + batch_size))
-            # pad to the longest history in this batch only: positions count from the newest item, so equal
-            T = int(max(1, min(self.config.max_len, part.lengths.max(initial=1))))
-            items = torch.from_numpy(part.padded(T)).to(self.device)  # (b, T)
-            types = torch.from_numpy(part.padded_types(T)).to(self.device) if self.config.use_event_types else None
-            last = net.output_vectors(net(items, types), items)[:, -1]  # (b, d): the state after the newest item
-            out[start : start + len(part)] = (last @ items_t.T).float().cpu().numpy()
+            out[start : start + len(part)] = (self._states(part) @ items_t.T).float().cpu().numpy()
         return out
+
+    # `score` as a dot product, for the service's ANN index: query_vectors(h) @ item_vectors().T == score(h)
+    @torch.no_grad()
+    def query_vectors(self, histories: Histories) -> np.ndarray:
+        return self._states(histories).float().cpu().numpy()  # (B, d')
+
+    @torch.no_grad()
+    def item_vectors(self) -> np.ndarray:
+        return self.network.eval().output_embeddings.float().cpu().numpy()  # (n_items, d')
 
     # ---- persistence: a torch state_dict, loaded without unpickling -------------------------------------
     def _save_weights(self, path: Path) -> None:

@@ -42,6 +42,9 @@ class ContentSASRecConfig(SASRecConfig):
     id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
     similarity_dim: int = Field(default=64, ge=0)  # last-item text similarity term; 0 = off
     impute_neighbours: int = Field(default=10, ge=0)  # cold products' id vector from this many text neighbours
+    # Share of validation NDCG@10 the model may give up to rank products without events higher (new-product
+    # exposure); 0 keeps the trained scale. See `calibrate_cold`.
+    cold_exposure_budget: float = Field(default=0.05, ge=0.0, lt=1.0)
     text_backend: str = Field(default="torch", pattern="^(onnx|torch)$")
     cache_dir: str | None = None
 
@@ -113,6 +116,7 @@ class ContentSASRec(SASRec):
     name = "sasrec-content"
     Config = ContentSASRecConfig
     reason = "sequence"
+    cold_factor = 1.0  # set by calibrate_cold (for reports; the scale itself is in the network's weights)
 
     def _build(self, n_items: int) -> ContentSASRecNetwork:
         from deepshelf.data.schema import EVENT_TYPE_NAMES
@@ -161,6 +165,8 @@ class ContentSASRec(SASRec):
         self.impute_cold(self.config.impute_neighbours)
         if valid is not None and len(valid) and self.network.log_similarity_weight is not None:
             self.calibrate_similarity(valid)
+            if self.config.cold_exposure_budget > 0 and bool((self.network.warm[1:] == 0).any()):
+                self.calibrate_cold(valid, self.config.cold_exposure_budget)
 
     @torch.no_grad()
     def calibrate_similarity(self, valid, factors=(1.0, 2.0, 4.0, 8.0)) -> float:
@@ -183,6 +189,34 @@ class ContentSASRec(SASRec):
                  math.exp(base), math.exp(base) * best, float(self.network.log_cold_similarity_scale.exp()),
                  {f: round(v, 4) for f, v in scores.items()})
         return best
+
+    @torch.no_grad()
+    def calibrate_cold(self, valid, budget: float, factors=(1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0)) -> float:
+        """Raise the text-similarity scale of products without events by the largest factor that keeps
+        validation NDCG@10 within `budget` (a share) of its value without the raise.
+
+        Nothing ranks a product without events from evidence about itself, and a ranking tuned for accuracy on
+        past events alone keeps such products out of sight, so they never earn the events that would teach the
+        model about them. The budget makes that trade explicit: the shop gives up at most this share of measured
+        accuracy for new-product exposure. Factors are tried in increasing order (the validation NDCG falls as
+        cold products push into the lists) and the search stops at the first one over budget."""
+        from deepshelf.evaluation.evaluate import evaluate
+
+        log_scale = self.network.log_cold_similarity_scale
+        base = float(log_scale)
+        reference = evaluate(self, valid, (10,)).metrics["ndcg@10"]
+        chosen, scores = 1.0, {1.0: reference}
+        for f in factors:
+            log_scale.fill_(base + math.log(f))
+            scores[f] = evaluate(self, valid, (10,)).metrics["ndcg@10"]
+            if scores[f] < (1 - budget) * reference:
+                break
+            chosen = f
+        log_scale.fill_(base + math.log(chosen))
+        self.cold_factor = chosen
+        log.info("sasrec-content: cold products' text similarity x%.2f within a %.0f%% validation budget "
+                 "(validation NDCG@10 %s)", chosen, budget * 100, {f: round(v, 4) for f, v in scores.items()})
+        return chosen
 
     @torch.no_grad()
     def impute_cold(self, k: int) -> None:

@@ -78,11 +78,9 @@ class VectorModel:
 def vector_model(model) -> VectorModel | None:
     if model is None:
         return None
-    # A model may expose the pair directly (the sequential and content models are expected to).
+    # A model may expose the pair directly (the sequential models do).
     if callable(getattr(model, "query_vectors", None)) and callable(getattr(model, "item_vectors", None)):
         return VectorModel(model.query_vectors, np.asarray(model.item_vectors(), dtype=np.float32))
-    if getattr(model, "name", None) in ("sasrec", "sasrec-content") and getattr(model, "network", None) is not None:
-        return VectorModel(SASRecQuery(model), model.network.output_embeddings.detach().float().cpu().numpy())
     if getattr(model, "name", None) == "als" and getattr(model, "item_factors", None) is not None:
         return VectorModel(ALSFoldIn(model), np.asarray(model.item_factors, dtype=np.float32))
     return None
@@ -115,22 +113,3 @@ class ALSFoldIn:
             A = self.base + (Yi.T * (c - 1.0)) @ Yi
             out[b] = np.linalg.solve(A, Yi.T @ c)
         return out
-
-
-class SASRecQuery:
-    """The transformer's state after the newest item of each history: its dot product with the output item
-    embeddings is `SASRec.score` (the reference, compared in tests), so an index over those embeddings serves it."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __call__(self, histories) -> np.ndarray:
-        import torch
-
-        model, net = self.model, self.model.network.eval()
-        T = int(max(1, min(model.config.max_len, histories.lengths.max(initial=1))))
-        with torch.no_grad():
-            items = torch.from_numpy(histories.padded(T)).to(model.device)
-            types = (torch.from_numpy(histories.padded_types(T)).to(model.device)
-                     if model.config.use_event_types else None)
-            return net.output_vectors(net(items, types), items)[:, -1].float().cpu().numpy()
