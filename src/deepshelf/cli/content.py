@@ -86,7 +86,6 @@ def export_search(run: Path, queries: Path, k: int, output: Path, by: str = "hyb
 
     from deepshelf.content.search import SearchIndex
 
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it reports each index build at DEBUG on the CLI
     index = SearchIndex.load(run)
     history, scorer = None, None
     if user is not None:

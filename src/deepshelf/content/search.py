@@ -61,6 +61,7 @@ class SearchIndex:
         self._encoder = encoder
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
         # Ids join the indexed text so a shopper typing a product code finds it lexically.
         docs = [f"{item} {text}" for item, text in zip(self.item_ids.tolist(), self.texts)]
         self._bm25 = bm25s.BM25()
