@@ -205,3 +205,14 @@ def test_training_stops_once_validation_reaches_the_target(split):
                                                                                          valid=split.valid)
     assert len(full.training_log) == 6 and len(stopped.training_log) == 1
     assert "elapsed" in stopped.training_log[0]
+
+
+def test_init_std_sets_the_embedding_scale():
+    default = SASRecNetwork(500, 20, 64, 1, 1, 0.0)
+    small = SASRecNetwork(500, 20, 64, 1, 1, 0.0, init_std=0.02)
+    assert abs(default.item_embeddings.weight[1:].std().item() - 64**-0.5) < 0.01
+    assert abs(small.item_embeddings.weight[1:].std().item() - 0.02) < 0.002
+    assert abs(small.position_embeddings.weight.std().item() - 0.02) < 0.004
+    assert not small.item_embeddings.weight[0].any()  # padding row stays zero
+    with pytest.raises(ValueError, match="init_std"):
+        SASRec(init_std=-1.0)

@@ -36,6 +36,9 @@ class SASRecConfig(ModelConfig):
     heads: int = Field(default=1, ge=1)
     ffn_mult: int = Field(default=1, ge=1)  # feed-forward width / dim: 1 as in SASRec, 4 as in GPT
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    # std of the item and position embeddings at init; None = dim**-0.5 (unit-variance logits). A small value
+    # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights: faster early epochs.
+    init_std: float | None = Field(default=None, gt=0)
     batch_size: int = Field(default=128, gt=0)  # sequences per optimiser step (over all processes)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
@@ -81,7 +84,7 @@ class SASRecNetwork(nn.Module):
     """
 
     def __init__(self, n_items: int, max_len: int, dim: int, layers: int, heads: int, dropout: float,
-                 n_types: int = 0, ffn_mult: int = 1):
+                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None):
         super().__init__()
         self.item_embeddings = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.position_embeddings = nn.Embedding(max_len, dim)
@@ -90,8 +93,8 @@ class SASRecNetwork(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
         for emb in (self.item_embeddings, self.position_embeddings, self.type_embeddings):
-            if emb is not None:  # unit-variance logits at init: LayerNorm'd outputs have norm ~sqrt(dim)
-                nn.init.normal_(emb.weight, std=dim**-0.5)
+            if emb is not None:  # default: unit-variance logits at init (LayerNorm'd outputs have norm ~sqrt(dim))
+                nn.init.normal_(emb.weight, std=init_std or dim**-0.5)
         with torch.no_grad():
             self.item_embeddings.weight[0].zero_()
 
@@ -138,7 +141,8 @@ class SASRec(Recommender):
     def _build(self, n_items: int) -> SASRecNetwork:
         c = self.config
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
-        return SASRecNetwork(n_items, c.max_len, c.dim, c.layers, c.heads, c.dropout, n_types, c.ffn_mult)
+        return SASRecNetwork(n_items, c.max_len, c.dim, c.layers, c.heads, c.dropout, n_types, c.ffn_mult,
+                             c.init_std)
 
     def _fit(self, train: Interactions, catalog, valid) -> None:
         c = self.config
