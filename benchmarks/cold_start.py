@@ -69,10 +69,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cold-share", type=float, default=0.1)
     parser.add_argument("--id-dropout", type=float, default=0.5, help="sasrec-content: items trained as if cold")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a parameter of configs/sasrec-beauty.toml for both SASRecs (e.g. lr=0.003)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     params = tomllib.loads((ROOT / "configs" / "sasrec-beauty.toml").read_text())["params"]
-    params.update(time_limit=args.time_limit, device=args.device, progress=False)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    params.update(overrides, time_limit=args.time_limit, device=args.device, progress=False)
     if args.device != "cpu":
         params.pop("threads", None)
     ds = load_dataset("beauty")
@@ -111,14 +114,17 @@ def main() -> None:
     text = results["text similarity to the last item"]
     beats = all(content["cold"][m] > max(ids_only["cold"][m], text["cold"][m]) for m in ("hr@10", "ndcg@10"))
     warm_loss = 1 - content["warm"]["ndcg@10"] / max(ids_only["warm"]["ndcg@10"], 1e-12)
+    sets = "".join(f" --set {k}={v}" for k, v in overrides.items())
+    with_overrides = (" with " + ", ".join(f"{k} = {v}" for k, v in overrides.items())) if overrides else ""
     lines = [f"Command: `python benchmarks/cold_start.py --time-limit {args.time_limit:g} --device {args.device} "
-             f"--id-dropout {args.id_dropout:g}`  ",
+             f"--id-dropout {args.id_dropout:g}{sets}`  ",
              f"Machine: {machine()}; torch device {device_name()}; measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
              f"Beauty, leave-one-out; {cold.sum():,} of {n:,} products ({args.cold_share:.0%}, seed 0) have no "
              f"training events; {len(cold_rows):,} test cases have a cold target, {len(warm_rows):,} a warm one. "
              "SASRec "
-             f"parameters from configs/sasrec-beauty.toml, at most {args.time_limit:g} min training each; "
+             f"parameters from configs/sasrec-beauty.toml{with_overrides}, "
+             f"at most {args.time_limit:g} min training each; "
              "validation (early stopping and every calibration) uses warm targets only. The content model "
              "raised its cold products' text-similarity scale by the largest factor that kept validation NDCG@10 "
              f"within its exposure budget ({content_model.config.cold_exposure_budget:.0%}): "
