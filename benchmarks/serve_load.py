@@ -403,7 +403,7 @@ def main() -> None:
         f"`benchmarks/serve_load.py --workers {args.workers}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
         f"`deepshelf serve` with {args.workers} worker process(es) and the load generator on the same machine, "
         f"loopback only. Machine: {machine()}; load average before the run {load_before}, after {os.getloadavg()[0]:.1f} "
-        "(the machine is shared with other work).\n"
+        f"({'nothing else was running' if float(load_before) < 0.5 else 'the machine was shared with other work'}).\n"
         f"Synthetic shop: {args.items:,} items, {args.users:,} shoppers with {args.events_per_user} events each in the "
         f"SQLite store (WAL, synchronous=FULL); model ALS with {args.dim}-d synthetic item factors, retrieval by a "
         "FAISS IVF index (exact below 50,000 items), business-rule defaults on (in stock only, purchased excluded). "
