@@ -68,7 +68,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=10.0, help="minutes per SASRec")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--cold-share", type=float, default=0.1)
-    parser.add_argument("--id-dropout", type=float, default=0.5, help="sasrec-content: items trained as if cold")
+    parser.add_argument("--id-dropout", type=float, default=0.2, help="sasrec-content: items trained as if cold")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a parameter of configs/sasrec-beauty.toml for both SASRecs (e.g. lr=0.003)")
     parser.add_argument("--no-write", action="store_true")
