@@ -102,5 +102,8 @@ def test_cold_exposure_takes_the_largest_factor_within_budget(cold_world, monkey
         chosen = model.calibrate_cold(object(), budget=0.05)  # bound 0.475: 1.2 (0.48) in, 1.3 (0.47) out
         assert chosen == 1.2 and tried == [1.0, 1.1, 1.2, 1.3]
         assert math.exp(log_scale.item() - base) == pytest.approx(1.2)
+        log_scale.data.fill_(base)
+        tried.clear()  # a reference the caller just measured is not measured again
+        assert model.calibrate_cold(object(), budget=0.05, reference=0.5) == 1.2 and tried == [1.1, 1.2, 1.3]
     finally:
         log_scale.data.fill_(base)

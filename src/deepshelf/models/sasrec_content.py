@@ -164,13 +164,14 @@ class ContentSASRec(SASRec):
         super()._fit(train, catalog, valid)
         self.impute_cold(self.config.impute_neighbours)
         if valid is not None and len(valid) and self.network.log_similarity_weight is not None:
-            self.calibrate_similarity(valid)
+            _, ndcg = self.calibrate_similarity(valid)
             if self.config.cold_exposure_budget > 0 and bool((self.network.warm[1:] == 0).any()):
-                self.calibrate_cold(valid, self.config.cold_exposure_budget)
+                self.calibrate_cold(valid, self.config.cold_exposure_budget, reference=ndcg)
 
     @torch.no_grad()
-    def calibrate_similarity(self, valid, factors=(1.0, 2.0, 4.0, 8.0)) -> float:
-        """Scale the text-similarity weight by the factor with the best validation NDCG@10.
+    def calibrate_similarity(self, valid, factors=(1.0, 2.0, 4.0, 8.0)) -> tuple[float, float]:
+        """Scale the text-similarity weight by the factor with the best validation NDCG@10; returns (factor,
+        validation NDCG@10 with it).
 
         Trained under dropout, the weight settles where noisy training outputs want it; the clean outputs at
         serving time may rank better with more of it. One scalar, chosen
@@ -188,10 +189,11 @@ class ContentSASRec(SASRec):
         log.info("sasrec-content: text similarity weight %.2f -> %.2f, cold items x%.2f (validation NDCG@10 %s)",
                  math.exp(base), math.exp(base) * best, float(self.network.log_cold_similarity_scale.exp()),
                  {f: round(v, 4) for f, v in scores.items()})
-        return best
+        return best, scores[best]
 
     @torch.no_grad()
-    def calibrate_cold(self, valid, budget: float, factors=(1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0)) -> float:
+    def calibrate_cold(self, valid, budget: float, factors=(1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0),
+                       reference: float | None = None) -> float:
         """Raise the text-similarity scale of products without events by the largest factor that keeps
         validation NDCG@10 within `budget` (a share) of its value without the raise.
 
@@ -199,12 +201,14 @@ class ContentSASRec(SASRec):
         past events alone keeps such products out of sight, so they never earn the events that would teach the
         model about them. The budget makes that trade explicit: the shop gives up at most this share of measured
         accuracy for new-product exposure. Factors are tried in increasing order (the validation NDCG falls as
-        cold products push into the lists) and the search stops at the first one over budget."""
+        cold products push into the lists) and the search stops at the first one over budget. `reference` is the
+        validation NDCG@10 at the current scale when the caller has just measured it (saves one evaluation)."""
         from deepshelf.evaluation.evaluate import evaluate
 
         log_scale = self.network.log_cold_similarity_scale
         base = float(log_scale)
-        reference = evaluate(self, valid, (10,)).metrics["ndcg@10"]
+        if reference is None:
+            reference = evaluate(self, valid, (10,)).metrics["ndcg@10"]
         chosen, scores = 1.0, {1.0: reference}
         for f in factors:
             log_scale.fill_(base + math.log(f))
