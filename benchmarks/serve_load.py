@@ -354,7 +354,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the cleanup below when killed
     run, database = build(args.workdir, args.items, args.users, args.events_per_user, args.dim)
-    load_before = f"{os.getloadavg()[0]:.1f}"
+    load_before = os.getloadavg()[0]
     jitter = jitter_probe(args.jitter_seconds)
     log.info("machine jitter: fixed work median %.2f ms, p99 %.2f ms, max %.1f ms", jitter["median"], jitter["p99"],
              jitter["max"])
@@ -402,8 +402,8 @@ def main() -> None:
     section = (
         f"`benchmarks/serve_load.py --workers {args.workers}` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
         f"`deepshelf serve` with {args.workers} worker process(es) and the load generator on the same machine, "
-        f"loopback only. Machine: {machine()}; load average before the run {load_before}, after {os.getloadavg()[0]:.1f} "
-        f"({'nothing else was running' if float(load_before) < 0.5 else 'the machine was shared with other work'}).\n"
+        f"loopback only. Machine: {machine()}; load average before the run {load_before:.1f}, after {os.getloadavg()[0]:.1f} "
+        f"({'nothing else was running' if load_before < 0.5 else 'the machine was shared with other work'}).\n"
         f"Synthetic shop: {args.items:,} items, {args.users:,} shoppers with {args.events_per_user} events each in the "
         f"SQLite store (WAL, synchronous=FULL); model ALS with {args.dim}-d synthetic item factors, retrieval by a "
         "FAISS IVF index (exact below 50,000 items), business-rule defaults on (in stock only, purchased excluded). "
