@@ -47,6 +47,29 @@ def test_csr_weights_and_type_weights():
     assert inter.with_type_weights({"view": 0.5}).to_csr().toarray()[0, 0] == 4.5
 
 
+def test_histories_windows_hand_computed():
+    h = Histories.from_lists([[1, 2, 3, 4, 5, 6, 7], [8], [9, 10], [11, 12, 13], []],
+                             types=[[0] * 7, [1], [2, 2], [1, 0, 2], []])
+    w = h.windows(3)
+    # 7 items: targets 2..7 in windows of 2 targets each, newest first; one item or none: no window
+    assert [w[b].tolist() for b in range(len(w))] == [[5, 6, 7], [3, 4, 5], [1, 2, 3], [9, 10], [11, 12, 13]]
+    assert w.types.tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 1, 0, 2]
+
+
+def test_histories_windows_cover_every_target_once():
+    rng = np.random.default_rng(1)
+    lists = [list(rng.integers(0, 1000, size=rng.integers(0, 40))) for _ in range(60)]
+    for size in (2, 5, 16, 64):
+        w = Histories.from_lists(lists).windows(size)
+        assert (w.lengths >= 2).all() and (w.lengths <= size).all()
+        # (previous item, target) pairs over all windows == those of the full rows, each exactly once
+        pairs = sorted((int(w[b][t - 1]), int(w[b][t])) for b in range(len(w)) for t in range(1, len(w[b])))
+        full = sorted((int(x[t - 1]), int(x[t])) for x in lists for t in range(1, len(x)))
+        assert pairs == full
+    with pytest.raises(ValueError, match="window size"):
+        Histories.from_lists(lists).windows(1)
+
+
 def test_histories_padded_select_against_reference():
     rng = np.random.default_rng(0)
     lists = [list(rng.integers(0, 50, size=rng.integers(0, 9))) for _ in range(40)]

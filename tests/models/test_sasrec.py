@@ -61,10 +61,11 @@ def test_anonymous_history_scored_without_a_user_id(trained):
     assert trained.item_map.ids[idx[0, 0]] == "5"
 
 
-def test_causal_masking():
+@pytest.mark.parametrize("post_norm", [False, True])
+def test_causal_masking(post_norm):
     """Changing the item at position t never changes the output at positions before t."""
     torch.manual_seed(0)
-    net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0).eval()
+    net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, post_norm=post_norm).eval()
     items = torch.randint(1, N_ITEMS + 1, (3, 20))
     items[0, :5] = 0  # a padded row too
     changed = items.clone()
@@ -88,6 +89,38 @@ def test_padding_does_not_change_scores(trained, split):
     together = trained.score(mixed)
     single = np.vstack([trained.score(mixed.select([b])) for b in range(3)])
     np.testing.assert_allclose(together, single, rtol=1e-5, atol=1e-5)
+
+
+def test_post_norm_learns_the_planted_successor_and_ignores_padding(split):
+    model = SASRec(**TINY, norm="post").fit(split.train, valid=split.valid)
+    assert model.network.blocks[0].post_norm
+    assert evaluate(model, split.test, ks=(1,)).metrics["hr@1"] >= 0.95
+    short = torch.tensor([[3, 7, 9]])
+    with torch.no_grad():
+        alone = model.network(short)[:, -1]
+        padded = model.network(torch.cat([torch.zeros(1, 10, dtype=torch.long), short], 1))[:, -1]
+    torch.testing.assert_close(alone, padded, rtol=1e-5, atol=1e-5)
+
+
+def test_all_windows_learn_from_events_older_than_max_len():
+    """Each shopper's old events walk the catalogue (i -> i + 1); the newest max_len + 1 are noise from other
+    items. Only training on every window sees the walks, so only it can predict a successor."""
+    rng = np.random.default_rng(0)
+    users, walk, noise, max_len = 120, 12, 9, 8
+    starts = rng.integers(N_ITEMS, size=users)
+    walks = (starts[:, None] + np.arange(walk)) % N_ITEMS
+    tails = N_ITEMS + rng.integers(N_ITEMS, size=(users, noise))  # items N_ITEMS .. 2 N_ITEMS - 1
+    items = np.hstack([walks, tails])
+    train = Interactions.from_ids(np.repeat(np.arange(users), walk + noise).astype(str), items.ravel().astype(str))
+    params = {**TINY, "max_len": max_len, "epochs": 30}
+    probe = Histories.from_lists([train.item_map.lookup(np.array([str(i), str(i + 1)])) for i in range(N_ITEMS - 1)])
+    expected = train.item_map.lookup(np.array([str((i + 2) % N_ITEMS) for i in range(N_ITEMS - 1)]))
+    hits = {}
+    for windows in ("last", "all"):
+        model = SASRec(**params, windows=windows).fit(train)
+        top, _ = model.recommend(probe, k=1)
+        hits[windows] = float((top[:, 0] == expected).mean())
+    assert hits["all"] >= 0.9 and hits["last"] <= 0.2, hits
 
 
 def test_batch_equals_single(trained, split):

@@ -47,7 +47,27 @@ class Histories:
     def select(self, rows: np.ndarray | slice) -> "Histories":
         """The sub-batch of `rows` (vectorised gather, no per-row Python loop)."""
         rows = np.arange(len(self))[rows] if isinstance(rows, slice) else np.asarray(rows, dtype=np.int64)
-        starts, lengths = self.indptr[rows], self.lengths[rows]
+        return self._slices(self.indptr[rows], self.lengths[rows])
+
+    def windows(self, size: int) -> "Histories":
+        """Every row cut into windows of up to `size` items that overlap by one, newest window first.
+
+        Window j of a row of n items ends j * (size - 1) items before its end, so each item after a row's first
+        is the last one of exactly one window's `size - 1` prediction targets. Windows shorter than 2 are dropped.
+        """
+        if size < 2:
+            raise ValueError(f"window size must be >= 2, got {size}")
+        step = size - 1
+        count = np.maximum(self.lengths - 1, 0)
+        count = -(-count // step)  # windows per row: ceil(targets / step)
+        row = np.repeat(np.arange(len(self)), count)
+        j = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        ends = self.indptr[row + 1] - j * step
+        starts = np.maximum(self.indptr[row], ends - size)
+        return self._slices(starts, ends - starts)
+
+    def _slices(self, starts: np.ndarray, lengths: np.ndarray) -> "Histories":
+        """Rows `items[starts[b] : starts[b] + lengths[b]]`, gathered without a Python loop."""
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         gather = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
         t = None if self.types is None else self.types[gather]

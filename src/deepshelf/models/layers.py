@@ -1,4 +1,4 @@
-"""Transformer building blocks for sequential recommenders (pre-norm causal self-attention, Vaswani et al. 2017).
+"""Transformer building blocks for sequential recommenders (causal self-attention, Vaswani et al. 2017).
 
 Sequences are left-padded with item index 0; `keep` masks are bool (B, T), true at real items.
 """
@@ -41,19 +41,25 @@ class CausalSelfAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attn(LN(x)), then x + FFN(LN(x)). Pre-norm trains stably without a long warm-up.
+    """Pre-norm block: x + attn(LN(x)), then x + FFN(LN(x)); pre-norm trains stably without a long warm-up.
+    Post-norm (`post_norm=True`, the original Transformer and SASRec's RecBole form): LN(x + attn(x)), then
+    LN(x + FFN(x)).
 
     The feed-forward width is `ffn_mult * dim`: SASRec uses 1 (its point-wise FFN), GPT-style models 4.
     Dropout sits on the two residual branches only; a mask inside the FFN costs CPU time for no gain.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float, ffn_mult: int = 1):
+    def __init__(self, dim: int, heads: int, dropout: float, ffn_mult: int = 1, post_norm: bool = False):
         super().__init__()
+        self.post_norm = post_norm
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.attn = CausalSelfAttention(dim, heads)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.post_norm:
+            x = self.norm1(x + self.drop(self.attn(x, mask)))  # (B, T, d)
+            return self.norm2(x + self.drop(self.ffn(x)))  # (B, T, d)
         x = x + self.drop(self.attn(self.norm1(x), mask))  # (B, T, d)
         return x + self.drop(self.ffn(self.norm2(x)))  # (B, T, d)

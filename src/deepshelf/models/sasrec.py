@@ -35,6 +35,10 @@ class SASRecConfig(ModelConfig):
     layers: int = Field(default=2, ge=1)
     heads: int = Field(default=1, ge=1)
     ffn_mult: int = Field(default=1, ge=1)  # feed-forward width / dim: 1 as in SASRec, 4 as in GPT
+    norm: Literal["pre", "post"] = "pre"  # LayerNorm before each block's branches, or after each residual sum
+    # which events train: "last" = each shopper's newest max_len + 1 (SASRec's convention); "all" = older ones
+    # too, cut into further windows of max_len + 1, so long histories (a third of ml-1m's events) are not wasted
+    windows: Literal["last", "all"] = "last"
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     # std of the item and position embeddings at init; None = dim**-0.5 (unit-variance logits). A small value
     # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights: faster early epochs.
@@ -84,12 +88,15 @@ class SASRecNetwork(nn.Module):
     """
 
     def __init__(self, n_items: int, max_len: int, dim: int, layers: int, heads: int, dropout: float,
-                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None):
+                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None, post_norm: bool = False):
         super().__init__()
         self.item_embeddings = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.position_embeddings = nn.Embedding(max_len, dim)
         self.type_embeddings = nn.Embedding(n_types + 1, dim, padding_idx=0) if n_types else None
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout, ffn_mult) for _ in range(layers))
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout, ffn_mult, post_norm) for _ in range(layers))
+        # pre-norm: one LayerNorm on the blocks' output; post-norm normalises the summed input embeddings instead
+        # (each block already ends in one), as BERT and RecBole's SASRec do
+        self.post_norm = post_norm
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
         for emb in (self.item_embeddings, self.position_embeddings, self.type_embeddings):
@@ -110,11 +117,13 @@ class SASRecNetwork(nn.Module):
         x = self.embed_items(items) + self.position_embeddings(positions)  # (B, T, d)
         if self.type_embeddings is not None and types is not None:
             x = x + self.type_embeddings(types)
+        if self.post_norm:
+            x = self.norm(x)
         x = self.drop(x) * keep[..., None]
         mask = causal_padding_mask(keep)  # (B, 1, T, T)
         for block in self.blocks:
             x = block(x, mask)
-        return self.norm(x)  # (B, T, d)
+        return x if self.post_norm else self.norm(x)  # (B, T, d)
 
     @property
     def output_embeddings(self) -> torch.Tensor:
@@ -142,7 +151,7 @@ class SASRec(Recommender):
         c = self.config
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
         return SASRecNetwork(n_items, c.max_len, c.dim, c.layers, c.heads, c.dropout, n_types, c.ffn_mult,
-                             c.init_std)
+                             c.init_std, c.norm == "post")
 
     def _fit(self, train: Interactions, catalog, valid) -> None:
         c = self.config
@@ -153,8 +162,8 @@ class SASRec(Recommender):
         seed_everything(c.seed)  # same seed on every rank: identical initial weights
         self.network = self._build(train.n_items).to(self.device)
 
-        # Each row: the last max_len + 1 events; inputs are all but the newest, targets all but the oldest.
-        seqs = train.to_sequences(c.max_len + 1)
+        # Each row: max_len + 1 events; inputs are all but the newest, targets all but the oldest.
+        seqs = train.to_sequences(c.max_len + 1) if c.windows == "last" else train.to_sequences().windows(c.max_len + 1)
         seqs = seqs.select(np.flatnonzero(seqs.lengths >= 2))
         rows = torch.from_numpy(seqs.padded(c.max_len + 1))  # (U, L + 1), item + 1, 0 = pad
         types = torch.from_numpy(seqs.padded_types(c.max_len + 1)) if c.use_event_types or c.type_weights else None
