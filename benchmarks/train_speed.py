@@ -137,9 +137,11 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
     lines += ["", "An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) "
               "sample per event, each padded to max_len, deepshelf each sequence once with a loss at every "
               "position; both see every training target once per epoch. Differences in the model: RecBole's "
-              "SASRec is post-LayerNorm with no warm-up or clipping; deepshelf's is pre-LayerNorm and its config "
-              f"may ask for bf16 products (here: {params.get('precision', 'fp32')}). Details: "
-              "benchmarks/recbole_sasrec.py.", ""]
+              "SASRec is post-LayerNorm with N(0, 0.02) initialisation and no warm-up or clipping; deepshelf's "
+              f"here is {params.get('norm', 'pre')}-LayerNorm with "
+              f"{'N(0, %g)' % params['init_std'] if params.get('init_std') else 'N(0, 1/width)'} initialisation, "
+              f"a {params.get('warmup', 100)}-step warm-up and gradient clipping, and its config may ask for bf16 "
+              f"products (here: {params.get('precision', 'fp32')}). Details: benchmarks/recbole_sasrec.py.", ""]
     print("\n".join(lines), flush=True)
     return lines
 
