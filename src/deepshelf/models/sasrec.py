@@ -35,14 +35,17 @@ class SASRecConfig(ModelConfig):
     layers: int = Field(default=2, ge=1)
     heads: int = Field(default=1, ge=1)
     ffn_mult: int = Field(default=1, ge=1)  # feed-forward width / dim: 1 as in SASRec, 4 as in GPT
-    norm: Literal["pre", "post"] = "pre"  # LayerNorm before each block's branches, or after each residual sum
+    # LayerNorm after each residual sum ("post", as the original SASRec and RecBole) or before each block's
+    # branches ("pre"); with init_std 0.02, post-norm reached beauty's best validation NDCG@10 in a third of the
+    # epochs pre-norm needed, at the same test quality
+    norm: Literal["pre", "post"] = "post"
     # which events train: "last" = each shopper's newest max_len + 1 (SASRec's convention); "all" = older ones
     # too, cut into further windows of max_len + 1, so long histories (a third of ml-1m's events) are not wasted
-    windows: Literal["last", "all"] = "last"
+    windows: Literal["last", "all"] = "all"
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     # std of the item and position embeddings at init; None = dim**-0.5 (unit-variance logits). A small value
     # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights: faster early epochs.
-    init_std: float | None = Field(default=None, gt=0)
+    init_std: float | None = Field(default=0.02, gt=0)
     batch_size: int = Field(default=128, gt=0)  # sequences per optimiser step (over all processes)
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
