@@ -105,5 +105,9 @@ def test_cold_exposure_takes_the_largest_factor_within_budget(cold_world, monkey
         log_scale.data.fill_(base)
         tried.clear()  # a reference the caller just measured is not measured again
         assert model.calibrate_cold(object(), budget=0.05, reference=0.5) == 1.2 and tried == [1.1, 1.2, 1.3]
+        log_scale.data.fill_(base)
+        tried.clear()  # against an id-only model's 0.40: bound 0.38, so 2.0 (0.40) is in and 2.5 (0.35) out
+        assert model.calibrate_cold(object(), budget=0.05, reference=0.5, baseline=0.4) == 2.0
+        assert tried == [1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0, 2.5]
     finally:
         log_scale.data.fill_(base)

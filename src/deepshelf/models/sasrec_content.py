@@ -192,10 +192,12 @@ class ContentSASRec(SASRec):
         return best, scores[best]
 
     @torch.no_grad()
-    def calibrate_cold(self, valid, budget: float, factors=(1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0),
-                       reference: float | None = None) -> float:
+    def calibrate_cold(self, valid, budget: float, factors=(1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0),
+                       reference: float | None = None, baseline: float | None = None) -> float:
         """Raise the text-similarity scale of products without events by the largest factor that keeps
-        validation NDCG@10 within `budget` (a share) of its value without the raise.
+        validation NDCG@10 within `budget` (a share) of `baseline`: by default its own value without the raise;
+        given an id-only model's validation NDCG@10, the model may spend what its texts add to accuracy on
+        new-product exposure, down to `budget` below what the shop would have without texts.
 
         Nothing ranks a product without events from evidence about itself, and a ranking tuned for accuracy on
         past events alone keeps such products out of sight, so they never earn the events that would teach the
@@ -209,17 +211,19 @@ class ContentSASRec(SASRec):
         base = float(log_scale)
         if reference is None:
             reference = evaluate(self, valid, (10,)).metrics["ndcg@10"]
+        floor = (1 - budget) * (reference if baseline is None else baseline)
         chosen, scores = 1.0, {1.0: reference}
         for f in factors:
             log_scale.fill_(base + math.log(f))
             scores[f] = evaluate(self, valid, (10,)).metrics["ndcg@10"]
-            if scores[f] < (1 - budget) * reference:
+            if scores[f] < floor:
                 break
             chosen = f
         log_scale.fill_(base + math.log(chosen))
         self.cold_factor = chosen
-        log.info("sasrec-content: cold products' text similarity x%.2f within a %.0f%% validation budget "
-                 "(validation NDCG@10 %s)", chosen, budget * 100, {f: round(v, 4) for f, v in scores.items()})
+        log.info("sasrec-content: cold products' text similarity x%.2f keeps validation NDCG@10 >= %.4f "
+                 "(%.0f%% budget; validation NDCG@10 %s)", chosen, floor, budget * 100,
+                 {f: round(v, 4) for f, v in scores.items()})
         return chosen
 
     @torch.no_grad()
