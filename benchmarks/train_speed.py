@@ -135,8 +135,9 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
         lines += ["", f"deepshelf reached it in {ours_t / theirs_t:.2f}x RecBole's time ({theirs_t / ours_t:.1f}x "
                   f"faster; goal: at most 1/4 of RecBole's time: {goal})."]
     lines += ["", "An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) "
-              "sample per event, each padded to max_len, deepshelf each sequence once with a loss at every "
-              "position; both see every training target once per epoch. Differences in the model: RecBole's "
+              "sample per event, each padded to max_len, deepshelf each history once (cut into windows of max_len + "
+              "1 events where longer) with a loss at every position; both see every training target once per "
+              "epoch. Differences in the model: RecBole's "
               "SASRec is post-LayerNorm with N(0, 0.02) initialisation and no warm-up or clipping; deepshelf's "
               f"here is {params.get('norm', 'pre')}-LayerNorm with "
               f"{'N(0, %g)' % params['init_std'] if params.get('init_std') else 'N(0, 1/width)'} initialisation, "
