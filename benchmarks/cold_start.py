@@ -132,6 +132,7 @@ def main() -> None:
     beats = all(content["cold"][m] > max(ids_only["cold"][m], text["cold"][m]) for m in ("hr@10", "ndcg@10"))
     warm_loss = 1 - content["warm"]["ndcg@10"] / max(ids_only["warm"]["ndcg@10"], 1e-12)
     sets = "".join(f" --set {k}={v}" for k, v in overrides.items())
+    baseline_name = "the id-only model's" if args.exposure_baseline == "id-only" else "its own"
     with_overrides = (" with " + ", ".join(f"{k} = {v}" for k, v in overrides.items())) if overrides else ""
     lines = [f"Command: `python benchmarks/cold_start.py --time-limit {args.time_limit:g} --device {args.device} "
              f"--id-dropout {args.id_dropout:g} --exposure-baseline {args.exposure_baseline}{sets}`  ",
@@ -145,7 +146,7 @@ def main() -> None:
              "validation (early stopping and every calibration) uses warm targets only. The content model "
              "raised its cold products' text-similarity scale by the largest factor that kept validation NDCG@10 "
              f"within its exposure budget ({content_model.config.cold_exposure_budget:.0%}) of "
-             f"{'the id-only model' if args.exposure_baseline == 'id-only' else 'its own'} validation NDCG@10: "
+             f"{baseline_name} validation NDCG@10: "
              f"x{content_model.cold_factor:g}.", "",
              "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | fit s |",
              "|---|---:|---:|---:|---:|---:|"]
