@@ -203,10 +203,7 @@ class Interactions:
             hist = hist.select(users)
         if max_len is not None:
             keep = np.minimum(hist.lengths, max_len)
-            pos = np.arange(keep.sum()) - np.repeat(np.cumsum(keep) - keep, keep)
-            src = np.repeat(hist.indptr[1:] - keep, keep) + pos
-            t = None if hist.types is None else hist.types[src]
-            hist = Histories(np.concatenate([[0], np.cumsum(keep)]).astype(np.int64), hist.items[src], t)
+            hist = hist._slices(hist.indptr[1:] - keep, keep)
         return hist
 
     def item_popularity(self) -> np.ndarray:
