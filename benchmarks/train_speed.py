@@ -89,6 +89,24 @@ def previous_compare() -> list[str]:
     return match.group(0).rstrip().splitlines() + [""] if match else []
 
 
+def epoch_and_model_differences(params: dict) -> str:
+    """What an epoch and the model are in deepshelf vs RecBole, from the config file's values over SASRec's
+    defaults (as training sees them)."""
+    config = SASRec.Config(**params)
+    if config.windows == "all":
+        history = ("each history once (cut into windows of max_len + 1 events where longer) with a loss at every "
+                   "position; both see every training target once per epoch")
+    else:
+        history = "the newest max_len + 1 events of each history with a loss at every position"
+    init = f"N(0, {config.init_std:g})" if config.init_std else "N(0, 1/width)"
+    clip = f"gradient clipping at norm {config.clip:g}" if config.clip else "no gradient clipping"
+    return ("An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) sample per "
+            f"event, each padded to max_len, deepshelf {history}. Differences in the model: RecBole's SASRec is "
+            "post-LayerNorm with N(0, 0.02) initialisation and no warm-up or clipping; deepshelf's here is "
+            f"{config.norm}-LayerNorm with {init} initialisation, a {config.warmup}-step warm-up and {clip}, and "
+            f"its config may ask for bf16 products (here: {config.precision}). Details: benchmarks/recbole_sasrec.py.")
+
+
 def compare(dataset: str, target: float, minutes: float, threads: int) -> list[str]:
     """deepshelf vs RecBole 1.2.1 SASRec, same data, parameters and threads: wall time to a validation NDCG@10."""
     from deepshelf.data.datasets import load_dataset
@@ -134,15 +152,7 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
         goal = "met" if ours_t <= theirs_t / 4 else "NOT met"
         lines += ["", f"deepshelf reached it in {ours_t / theirs_t:.2f}x RecBole's time ({theirs_t / ours_t:.1f}x "
                   f"faster; goal: at most 1/4 of RecBole's time: {goal})."]
-    lines += ["", "An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) "
-              "sample per event, each padded to max_len, deepshelf each history once (cut into windows of max_len + "
-              "1 events where longer) with a loss at every position; both see every training target once per "
-              "epoch. Differences in the model: RecBole's "
-              "SASRec is post-LayerNorm with N(0, 0.02) initialisation and no warm-up or clipping; deepshelf's "
-              f"here is {params.get('norm', 'pre')}-LayerNorm with "
-              f"{'N(0, %g)' % params['init_std'] if params.get('init_std') else 'N(0, 1/width)'} initialisation, "
-              f"a {params.get('warmup', 100)}-step warm-up and gradient clipping, and its config may ask for bf16 "
-              f"products (here: {params.get('precision', 'fp32')}). Details: benchmarks/recbole_sasrec.py.", ""]
+    lines += ["", epoch_and_model_differences(params), ""]
     print("\n".join(lines), flush=True)
     return lines
 
