@@ -79,35 +79,63 @@ def test_cold_products_borrow_their_text_neighbours_id_vectors(cold_world):
     model.impute_cold(model.config.impute_neighbours)
 
 
-def test_cold_exposure_takes_the_largest_factor_within_budget(cold_world, monkeypatch):
-    """calibrate_cold: validation NDCG falls as the cold scale rises; the last factor within the budget wins and
-    the search stops at the first one over it."""
+def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_world, monkeypatch):
+    """calibrate_cold, with a stubbed evaluation: validation NDCG (warm targets) falls as the cold factor rises
+    and differs by neighbour count; each count stops at its first factor over budget; among the settings within
+    budget, the best NDCG on pseudo-cold targets (products with events scored as if they had none) wins."""
     import math
     from types import SimpleNamespace
 
     import deepshelf.evaluation.evaluate as ev
+    from deepshelf.data.splits import leave_one_out
 
-    model, _ = cold_world
-    log_scale = model.network.log_cold_similarity_scale
-    base = log_scale.item()
+    model, inter = cold_world
+    net = model.network
+    valid = leave_one_out(inter).valid
+    log_scale = net.log_cold_similarity_scale
+    base, warm_before, imputed_before = log_scale.item(), net.warm.clone(), net.imputed.clone()
+    state = {"k": None}
+    real_impute = model.impute_cold
+
+    def impute(k):
+        state["k"] = k
+        real_impute(k)
+
     tried = []
+    penalty, bonus = {1: 0.03, 3: 0.015, 10: 0.0}, {1: 0.0, 3: 0.07, 10: 0.0}
 
-    def fake_evaluate(m, valid, ks):  # 0.50 at the trained scale, 0.01 less per +0.1 of factor
-        factor = math.exp(log_scale.item() - base)
-        tried.append(round(factor, 3))
-        return SimpleNamespace(metrics={"ndcg@10": 0.5 - 0.1 * (factor - 1)})
+    def fake_evaluate(m, evalset, ks):
+        f, k = round(math.exp(log_scale.item() - base), 3), state["k"]
+        n_cold = int((net.warm[1:] == 0).sum())
+        if n_cold > 8:  # pseudo-cold: some products with events are scored as cold, on their cases only
+            assert len(evalset) < len(valid) and np.isin(evalset.targets.items, np.flatnonzero((net.warm[1:] == 0).numpy())).all()
+            return SimpleNamespace(metrics={"ndcg@10": 0.1 * f + bonus[k]})
+        tried.append((k, f))
+        return SimpleNamespace(metrics={"ndcg@10": 0.5 - 0.08 * (f - 1) - penalty[k]})
 
     monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    monkeypatch.setattr(model, "impute_cold", impute)
+    factors = (1.0, 1.5, 2.0, 3.0)
     try:
-        chosen = model.calibrate_cold(object(), budget=0.05)  # bound 0.475: 1.2 (0.48) in, 1.3 (0.47) out
-        assert chosen == 1.2 and tried == [1.0, 1.1, 1.2, 1.3]
-        assert math.exp(log_scale.item() - base) == pytest.approx(1.2)
-        log_scale.data.fill_(base)
-        tried.clear()  # a reference the caller just measured is not measured again
-        assert model.calibrate_cold(object(), budget=0.05, reference=0.5) == 1.2 and tried == [1.1, 1.2, 1.3]
-        log_scale.data.fill_(base)
-        tried.clear()  # against an id-only model's 0.40: bound 0.38, so 2.0 (0.40) is in and 2.5 (0.35) out
-        assert model.calibrate_cold(object(), budget=0.05, reference=0.5, baseline=0.4) == 2.0
-        assert tried == [1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0, 2.5]
+        # budget 10% of 0.5: floor 0.45. Within it: k=10 at x1, x1.5 (0.46); k=3 and k=1 at x1 only.
+        # Pseudo-cold: k=3 x1 scores 0.17 against k=10 x1.5's 0.15.
+        assert model.calibrate_cold(valid, 0.1, factors=factors, reference=0.5, pseudo_share=0.3) == (3, 1.0)
+        assert tried == [(1, 1.0), (1, 1.5), (3, 1.0), (3, 1.5), (10, 1.0), (10, 1.5), (10, 2.0)]
+        assert model.config.impute_neighbours == 3 and state["k"] == 3 and model.cold_factor == 1.0
+        assert log_scale.item() == pytest.approx(base)
+        assert torch_equal(net.warm, warm_before)  # the pseudo-cold products got their events back
+        # Against an id-only model's 0.40: floor 0.38; x2 is within budget for every k, x3 for none; k=3 x2 wins.
+        tried.clear()
+        assert model.calibrate_cold(valid, 0.05, factors=factors, baseline=0.4, pseudo_share=0.3) == (3, 2.0)
+        assert math.exp(log_scale.item() - base) == pytest.approx(2.0)
     finally:
         log_scale.data.fill_(base)
+        net.warm.copy_(warm_before)
+        net.imputed.copy_(imputed_before)
+        model.config = model.config.model_copy(update={"impute_neighbours": 10})
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

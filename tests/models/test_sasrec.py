@@ -76,6 +76,34 @@ def test_causal_masking(post_norm):
     assert not torch.allclose(a[:, 12:], b[:, 12:])
 
 
+def test_positions_from_the_oldest_item_keep_earlier_outputs_when_events_are_added():
+    """Counting positions from the oldest item, an output depends only on the items up to it, so appending
+    events leaves every earlier output as it was; counted back from the newest, appending shifts them all."""
+    torch.manual_seed(0)
+    items = torch.randint(1, N_ITEMS + 1, (3, 20))
+    items[0, :5] = 0
+    for from_oldest in (True, False):
+        net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, post_norm=True, from_oldest=from_oldest).eval()
+        with torch.no_grad():
+            whole, prefix = net(items), net(items[:, :12])
+        same = torch.allclose(whole[:, :12], prefix, rtol=1e-5, atol=1e-5)
+        assert same == from_oldest
+
+
+def test_model_saved_before_positions_were_a_choice_loads_counting_from_the_newest(split, tmp_path):
+    import json
+
+    model = SASRec(**{**TINY, "epochs": 1}, positions="newest").fit(split.train)
+    model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    del meta["config"]["positions"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.config.positions == "newest" and not loaded.network.from_oldest
+    batch = split.test.inputs.select(np.arange(20))
+    np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
+
+
 def test_padding_does_not_change_scores(trained, split):
     """A short history scores the same alone, left-padded to any length, and inside a batch of long ones."""
     net = trained.network

@@ -129,6 +129,11 @@ class Recommender(ABC):
         self._save_weights(path)
 
     @classmethod
+    def saved_config(cls, values: dict) -> ModelConfig:
+        """The config a saved model was trained with; a model whose defaults changed says what older saves meant."""
+        return cls.Config(**values)
+
+    @classmethod
     def load(cls, path: str | Path) -> "Recommender":
         """Load any saved model (the class comes from `model.json` through the registry)."""
         from deepshelf.models.registry import model_class
@@ -141,7 +146,7 @@ class Recommender(ABC):
         except json.JSONDecodeError as exc:
             raise DeepshelfError(f"{path / 'model.json'}: corrupt ({exc})") from None
         klass = model_class(meta["name"])
-        model = klass(klass.Config(**meta["config"]))
+        model = klass(klass.saved_config(meta["config"]))
         try:
             model.item_map = IdMap.load(path / "item_ids.npy")
             model.item_popularity = np.load(path / "item_popularity.npy", allow_pickle=False)

@@ -42,6 +42,11 @@ class SASRecConfig(ModelConfig):
     # which events train: "last" = each shopper's newest max_len + 1 (SASRec's convention); "all" = older ones
     # too, cut into further windows of max_len + 1, so long histories (a third of ml-1m's events) are not wasted
     windows: Literal["last", "all"] = "all"
+    # what a position embedding encodes: an item's index from the oldest item the model sees ("oldest", as
+    # RecBole and SASRec+ do), so an output never depends on how many events come after it, or its distance
+    # back from the newest ("newest", as the original SASRec's left-padded arrays); runs saved before this
+    # was a choice counted from the newest
+    positions: Literal["oldest", "newest"] = "oldest"
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     # std of the item and position embeddings at init; None = dim**-0.5 (unit-variance logits). A small value
     # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights: faster early epochs.
@@ -87,12 +92,15 @@ class SASRecConfig(ModelConfig):
 class SASRecNetwork(nn.Module):
     """Causal transformer over item sequences. Index 0 is padding; item i is stored at index i + 1.
 
-    Positions are counted back from the newest item, so left-padding a sequence to any length changes nothing.
+    Positions count the real (non-padding) items, from the oldest or back from the newest, so left-padding a
+    sequence to any length changes nothing.
     """
 
     def __init__(self, n_items: int, max_len: int, dim: int, layers: int, heads: int, dropout: float,
-                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None, post_norm: bool = False):
+                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None, post_norm: bool = False,
+                 from_oldest: bool = True):
         super().__init__()
+        self.from_oldest = from_oldest
         self.item_embeddings = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.position_embeddings = nn.Embedding(max_len, dim)
         self.type_embeddings = nn.Embedding(n_types + 1, dim, padding_idx=0) if n_types else None
@@ -114,9 +122,11 @@ class SASRecNetwork(nn.Module):
 
     def forward(self, items: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
         """items, types: int64 (B, T), left-padded with 0 -> output vectors (B, T, d)."""
-        T = items.shape[1]
         keep = items > 0  # (B, T)
-        positions = torch.arange(T - 1, -1, -1, device=items.device)  # (T,) distance from the newest item
+        if self.from_oldest:  # (B, T) index among the real items; padding gets 0 and is masked anyway
+            positions = (keep.cumsum(1) - 1).clamp(min=0)
+        else:  # (T,) distance from the newest item
+            positions = torch.arange(items.shape[1] - 1, -1, -1, device=items.device)
         x = self.embed_items(items) + self.position_embeddings(positions)  # (B, T, d)
         if self.type_embeddings is not None and types is not None:
             x = x + self.type_embeddings(types)
@@ -154,7 +164,12 @@ class SASRec(Recommender):
         c = self.config
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
         return SASRecNetwork(n_items, c.max_len, c.dim, c.layers, c.heads, c.dropout, n_types, c.ffn_mult,
-                             c.init_std, c.norm == "post")
+                             c.init_std, c.norm == "post", c.positions == "oldest")
+
+    @classmethod
+    def saved_config(cls, values: dict) -> SASRecConfig:
+        # models saved before `positions` was a choice counted them back from the newest item
+        return super().saved_config({"positions": "newest", **values})
 
     def _fit(self, train: Interactions, catalog, valid) -> None:
         c = self.config
@@ -226,7 +241,7 @@ class SASRec(Recommender):
     def _states(self, part: Histories) -> torch.Tensor:
         """(b, d') the network's state after each history's newest item: what the output vectors are scored by."""
         net = self.network.eval()
-        # pad to the longest history in this batch only: positions count from the newest item, so equal
+        # pad to the longest history in this batch only: positions count real items, so padding changes nothing
         T = int(max(1, min(self.config.max_len, part.lengths.max(initial=1))))
         items = torch.from_numpy(part.padded(T)).to(self.device)  # (b, T)
         types = torch.from_numpy(part.padded_types(T)).to(self.device) if self.config.use_event_types else None

@@ -41,9 +41,10 @@ class ContentSASRecConfig(SASRecConfig):
     content_dim: int = Field(default=384, gt=0)  # the text encoder's width
     id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
     similarity_dim: int = Field(default=64, ge=0)  # last-item text similarity term; 0 = off
-    impute_neighbours: int = Field(default=10, ge=0)  # cold products' id vector from this many text neighbours
+    # cold products' id vector from this many text neighbours; `calibrate_cold` replaces it with its choice
+    impute_neighbours: int = Field(default=10, ge=0)
     # Share of validation NDCG@10 the model may give up to rank products without events higher (new-product
-    # exposure); 0 keeps the trained scale. See `calibrate_cold`.
+    # exposure); 0 keeps the trained scale and `impute_neighbours`. See `calibrate_cold`.
     cold_exposure_budget: float = Field(default=0.05, ge=0.0, lt=1.0)
     text_backend: str = Field(default="torch", pattern="^(onnx|torch)$")
     cache_dir: str | None = None
@@ -126,7 +127,8 @@ class ContentSASRec(SASRec):
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
         net = ContentSASRecNetwork(n_items, c.content_dim, c.id_dropout, c.similarity_dim, max_len=c.max_len,
                                    dim=c.dim, layers=c.layers, heads=c.heads, dropout=c.dropout, n_types=n_types,
-                                   ffn_mult=c.ffn_mult, init_std=c.init_std, post_norm=c.norm == "post")
+                                   ffn_mult=c.ffn_mult, init_std=c.init_std, post_norm=c.norm == "post",
+                                   from_oldest=c.positions == "oldest")
         if getattr(self, "_content", None) is not None:  # fitting; a loaded model gets them from its state_dict
             with torch.no_grad():
                 net.content.copy_(torch.from_numpy(self._content))
@@ -192,39 +194,74 @@ class ContentSASRec(SASRec):
         return best, scores[best]
 
     @torch.no_grad()
-    def calibrate_cold(self, valid, budget: float, factors=(1.1, 1.2, 1.3, 1.4, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0),
-                       reference: float | None = None, baseline: float | None = None) -> float:
-        """Raise the text-similarity scale of products without events by the largest factor that keeps
-        validation NDCG@10 within `budget` (a share) of `baseline`: by default its own value without the raise;
-        given an id-only model's validation NDCG@10, the model may spend what its texts add to accuracy on
-        new-product exposure, down to `budget` below what the shop would have without texts.
+    def calibrate_cold(self, valid, budget: float, neighbours=(1, 3, 10), factors=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0),
+                       reference: float | None = None, baseline: float | None = None, pseudo_share: float = 0.1,
+                       seed: int = 0) -> tuple[int, float]:
+        """Choose how products without events are scored: from how many text neighbours their id vector is
+        borrowed (`impute_cold`) and by what factor their text similarity is raised. Returns (neighbours, factor).
 
         Nothing ranks a product without events from evidence about itself, and a ranking tuned for accuracy on
         past events alone keeps such products out of sight, so they never earn the events that would teach the
-        model about them. The budget makes that trade explicit: the shop gives up at most this share of measured
-        accuracy for new-product exposure. Factors are tried in increasing order (the validation NDCG falls as
-        cold products push into the lists) and the search stops at the first one over budget. `reference` is the
-        validation NDCG@10 at the current scale when the caller has just measured it (saves one evaluation)."""
+        model about them. The budget makes the trade explicit: validation NDCG@10 may fall at most `budget` (a
+        share) below `baseline`: by default the model's own value as trained, given an id-only model's
+        validation NDCG@10, what the shop would have without texts. `reference` is the model's own value when
+        the caller has just measured it.
+
+        Validation has no targets without events, so it can count what exposure costs but not what it gains.
+        The gain is measured on "pseudo-cold" products: a random `pseudo_share` of the products with events is
+        scored as if it had none (id part dropped and borrowed from text neighbours, raised text similarity), on
+        the validation cases whose target is one of them. Among the settings within budget (factors are tried in
+        increasing order and each neighbour count stops at its first one over budget), the one that ranks those
+        targets best (NDCG@10) wins; ties go to the smaller factor."""
         from deepshelf.evaluation.evaluate import evaluate
 
-        log_scale = self.network.log_cold_similarity_scale
+        net = self.network
+        log_scale = net.log_cold_similarity_scale
         base = float(log_scale)
-        if reference is None:
+        trained_k = self.config.impute_neighbours
+        if reference is None and baseline is None:
             reference = evaluate(self, valid, (10,)).metrics["ndcg@10"]
         floor = (1 - budget) * (reference if baseline is None else baseline)
-        chosen, scores = 1.0, {1.0: reference}
-        for f in factors:
-            log_scale.fill_(base + math.log(f))
-            scores[f] = evaluate(self, valid, (10,)).metrics["ndcg@10"]
-            if scores[f] < floor:
-                break
-            chosen = f
-        log_scale.fill_(base + math.log(chosen))
-        self.cold_factor = chosen
-        log.info("sasrec-content: cold products' text similarity x%.2f keeps validation NDCG@10 >= %.4f "
-                 "(%.0f%% budget; validation NDCG@10 %s)", chosen, floor, budget * 100,
-                 {f: round(v, 4) for f, v in scores.items()})
-        return chosen
+        warm = net.warm.clone()
+        warm_items = np.flatnonzero(warm[1:].cpu().numpy() > 0)
+        rng = np.random.default_rng(seed)
+        pseudo = rng.choice(warm_items, size=int(round(pseudo_share * len(warm_items))), replace=False)
+        pseudo_cases = valid.select(np.flatnonzero(np.isin(valid.targets.items, pseudo)))
+
+        def ndcg(evalset, factor: float) -> float:
+            log_scale.fill_(base + math.log(factor))
+            return evaluate(self, evalset, (10,)).metrics["ndcg@10"]
+
+        costs: dict[tuple[int, float], float] = {}
+        gains: dict[tuple[int, float], float] = {}
+        for k in neighbours:
+            self.impute_cold(k)
+            for f in factors:
+                costs[k, f] = ndcg(valid, f)
+                if costs[k, f] < floor:
+                    break
+            within = [f for f in factors if costs.get((k, f), -1.0) >= floor]
+            if within and len(pseudo_cases):
+                net.warm[1:][torch.from_numpy(pseudo)] = 0  # the pseudo-cold products lose their events
+                self.impute_cold(k)
+                for f in within:
+                    gains[k, f] = ndcg(pseudo_cases, f)
+                net.warm.copy_(warm)
+        if gains:
+            k, f = max(gains, key=lambda kf: (gains[kf], -kf[1]))
+        elif costs:  # nothing within budget: the setting that costs least
+            k, f = max(costs, key=costs.get)
+        else:
+            k, f = trained_k, 1.0
+        self.impute_cold(k)
+        log_scale.fill_(base + math.log(f))
+        self.cold_factor = f
+        self.config = self.config.model_copy(update={"impute_neighbours": k})
+        log.info("sasrec-content: cold products borrow %d text neighbours' id vectors, text similarity x%.2f; "
+                 "validation NDCG@10 >= %.4f (%.0f%% budget) %s; pseudo-cold NDCG@10 (%d cases) %s", k, f, floor,
+                 budget * 100, {kf: round(v, 4) for kf, v in costs.items()}, len(pseudo_cases),
+                 {kf: round(v, 4) for kf, v in gains.items()})
+        return k, f
 
     @torch.no_grad()
     def impute_cold(self, k: int) -> None:
