@@ -212,7 +212,8 @@ class ContentSASRec(SASRec):
         scored as if it had none (id part dropped and borrowed from text neighbours, raised text similarity), on
         the validation cases whose target is one of them. Among the settings within budget (factors are tried in
         increasing order and each neighbour count stops at its first one over budget), the one that ranks those
-        targets best (NDCG@10) wins; ties go to the smaller factor."""
+        targets best (NDCG@10) wins; ties go to the smaller factor. Without pseudo-cold cases (a tiny catalogue),
+        or with no setting within budget, the setting with the best validation NDCG@10 wins."""
         from deepshelf.evaluation.evaluate import evaluate
 
         net = self.network
@@ -226,7 +227,8 @@ class ContentSASRec(SASRec):
         warm_items = np.flatnonzero(warm[1:].cpu().numpy() > 0)
         rng = np.random.default_rng(seed)
         pseudo = rng.choice(warm_items, size=int(round(pseudo_share * len(warm_items))), replace=False)
-        pseudo_cases = valid.select(np.flatnonzero(np.isin(valid.targets.items, pseudo)))
+        case_of_target = np.repeat(np.arange(len(valid.targets)), valid.targets.lengths)
+        pseudo_cases = valid.select(np.unique(case_of_target[np.isin(valid.targets.items, pseudo)]))
 
         def ndcg(evalset, factor: float) -> float:
             log_scale.fill_(base + math.log(factor))
