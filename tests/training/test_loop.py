@@ -71,6 +71,16 @@ def test_warmup_and_clipping_keep_a_huge_lr_finite():
     assert np.isfinite([e["loss"] for e in log]).all()
 
 
+def test_cosine_schedule_decays_the_learning_rate_each_epoch():
+    import math
+
+    _, log, _ = run(LoopSettings(epochs=4, lr=0.1, schedule="cosine", progress=False))
+    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
+    assert [e["lr"] for e in log] == pytest.approx(expected, rel=1e-3)
+    _, log, _ = run(LoopSettings(epochs=3, lr=0.1, progress=False))
+    assert [e["lr"] for e in log] == [0.1, 0.1, 0.1]
+
+
 def test_divergence_is_reported():
     with pytest.raises(FloatingPointError, match="diverged"):
         run(LoopSettings(epochs=20, lr=1e30, clip=0.0, progress=False))

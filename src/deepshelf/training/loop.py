@@ -1,4 +1,5 @@
-"""The epoch loop shared by deepshelf's torch models: AdamW with linear warm-up, gradient clipping, early
+"""The epoch loop shared by deepshelf's torch models: AdamW with linear warm-up (and optionally cosine decay),
+gradient clipping, early
 stopping on a validation metric with the best weights kept, autocast on GPU, and DistributedDataParallel
 when launched by torchrun. The model supplies batches and a loss; the loop owns everything else.
 """
@@ -6,8 +7,9 @@ when launched by torchrun. The model supplies batches and a loss; the loop owns 
 from __future__ import annotations
 
 import copy
-import os
 import logging
+import math
+import os
 import random
 import sys
 import time
@@ -30,6 +32,9 @@ class LoopSettings:
     lr: float
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    # "cosine": the learning rate falls from lr to 0 over `epochs` (half a cosine, one value per epoch), so the
+    # last epochs settle instead of wandering at full step size; "constant": lr throughout
+    schedule: str = "constant"
     clip: float = 1.0  # max gradient norm; 0 turns clipping off
     patience: int = 10  # validations without improvement before stopping
     eval_every: int = 1  # epochs between validations
@@ -115,7 +120,7 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
     warmup = max(1, settings.warmup_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+    lr_share, updates = 1.0, 0  # lr_share: this epoch's share of lr (cosine schedule)
     amp_dtype = _autocast_dtype(settings.precision, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
@@ -126,6 +131,8 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
     try:
         for epoch in range(1, settings.epochs + 1):
             net.train()
+            if settings.schedule == "cosine":
+                lr_share = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / settings.epochs))
             start = time.perf_counter()
             total, steps = torch.zeros((), device=device), 0
             for batch in batches(epoch):
@@ -136,15 +143,18 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
                 if settings.clip > 0:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(module.parameters(), settings.clip)
+                for group in optimizer.param_groups:  # linear warm-up over the first updates, times the decay
+                    group["lr"] = settings.lr * min(1.0, (updates + 1) / warmup) * lr_share
                 scaler.step(optimizer)
                 scaler.update()
-                scheduler.step()
+                updates += 1
                 total += loss.detach()  # summed on-device: no host sync per step
                 steps += 1
             mean_loss = float(total) / max(steps, 1)
             if not np.isfinite(mean_loss):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss {mean_loss}); lower lr")
-            entry = {"epoch": epoch, "loss": round(mean_loss, 5), "seconds": round(time.perf_counter() - start, 3)}
+            entry = {"epoch": epoch, "loss": round(mean_loss, 5), "seconds": round(time.perf_counter() - start, 3),
+                     "lr": float(f"{settings.lr * lr_share:.4g}")}
             stop = False
             if validate is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
                 metric = _on_rank0(validate, rank, size, device)
