@@ -100,11 +100,12 @@ def epoch_and_model_differences(params: dict) -> str:
         history = "the newest max_len + 1 events of each history with a loss at every position"
     init = f"N(0, {config.init_std:g})" if config.init_std else "N(0, 1/width)"
     clip = f"gradient clipping at norm {config.clip:g}" if config.clip else "no gradient clipping"
+    decay = f", cosine learning-rate decay over {config.epochs} epochs" if config.lr_schedule == "cosine" else ""
     return ("An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) sample per "
             f"event, each padded to max_len, deepshelf {history}. Differences in the model: RecBole's SASRec is "
             "post-LayerNorm with N(0, 0.02) initialisation, positions counted from the oldest item, and no warm-up "
             f"or clipping; deepshelf's here is {config.norm}-LayerNorm with {init} initialisation, positions counted "
-            f"from the {config.positions} item, a {config.warmup}-step warm-up and {clip}, and "
+            f"from the {config.positions} item, a {config.warmup}-step warm-up{decay} and {clip}, and "
             f"its config may ask for bf16 products (here: {config.precision}). Details: benchmarks/recbole_sasrec.py.")
 
 
