@@ -139,3 +139,27 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(cold_world):
+    """Unstubbed: the choice is one of the candidates, the pseudo-cold products get their events back, and the
+    cold products' id vectors are exactly those of the chosen neighbour count."""
+    import torch
+
+    from deepshelf.data.splits import leave_one_out
+
+    model, inter = cold_world
+    net = model.network
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    config = model.config
+    try:
+        k, f = model.calibrate_cold(leave_one_out(inter).valid, 0.05, neighbours=(1, 3), factors=(1.0, 2.0),
+                                    pseudo_share=0.3)
+        assert k in (1, 3) and f in (1.0, 2.0) and model.config.impute_neighbours == k
+        assert torch.equal(net.warm, saved["warm"])
+        chosen = net.imputed.clone()
+        model.impute_cold(k)
+        assert torch.equal(net.imputed, chosen)
+    finally:
+        net.load_state_dict(saved)
+        model.config = config
