@@ -198,6 +198,9 @@ def main() -> None:
             notes.append(f"`{run_path}` trained under `time_limit = {limit}` minutes ({m['device']}).")
         validated = [e for e in log if "valid_ndcg@10" in e]
         improving = "yes" if validated and validated[-1] is best else "no"
+        if improving == "yes" and run.config.params.get("lr_schedule") == "cosine" and \
+                len(log) == run.config.params.get("epochs"):
+            improving = "best at the end of its lr decay"
         lines.append(f"| `{run_path}` | {len(log)} ({best.get('epoch', '-')}) | {improving} | "
                      f"{np.median([e['seconds'] for e in log]):.1f} | {m['train_seconds']:.0f} | "
                      f"{test['hr@10']:.4f} | {test['ndcg@10']:.4f} | {check['hr@10']:.4f} | {check['ndcg@10']:.4f} | "
@@ -208,7 +211,7 @@ def main() -> None:
         f"- Load average while this benchmark ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine "
         "was shared with other jobs, so all times here are inflated)."]
     lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN` (for the "
-              "committed runs RUN was /tmp/runs/sasrec-DATASET, copied unchanged into pretrained/; the config "
+              "committed runs RUN was a folder under /tmp/runs, copied unchanged into pretrained/; the config "
               "file's dataset, model and parameters are stored in `RUN/config.json`); per-epoch loss, seconds and "
               "validation NDCG@10 are in `RUN/metrics.json` under `training`."]
     lines += [""] + (compare(args.compare, args.target_ndcg, args.compare_minutes, args.threads) if args.compare
