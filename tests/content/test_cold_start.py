@@ -94,6 +94,7 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
     valid = leave_one_out(inter).valid
     log_scale = net.log_cold_similarity_scale
     base, warm_before, imputed_before = log_scale.item(), net.warm.clone(), net.imputed.clone()
+    factor_before = model.cold_factor
     state = {"k": None}
     real_impute = model.impute_cold
 
@@ -133,6 +134,7 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
         net.warm.copy_(warm_before)
         net.imputed.copy_(imputed_before)
         model.config = model.config.model_copy(update={"impute_neighbours": 10})
+        model.cold_factor = factor_before
 
 
 def torch_equal(a, b) -> bool:
@@ -151,7 +153,7 @@ def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(
     model, inter = cold_world
     net = model.network
     saved = {k: v.clone() for k, v in net.state_dict().items()}
-    config = model.config
+    config, factor = model.config, model.cold_factor
     try:
         k, f = model.calibrate_cold(leave_one_out(inter).valid, 0.05, neighbours=(1, 3), factors=(1.0, 2.0),
                                     pseudo_share=0.3)
@@ -162,4 +164,29 @@ def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(
         assert torch.equal(net.imputed, chosen)
     finally:
         net.load_state_dict(saved)
-        model.config = config
+        model.config, model.cold_factor = config, factor
+
+
+def test_interrupted_cold_calibration_leaves_the_model_as_it_was(cold_world, monkeypatch):
+    import torch
+
+    import deepshelf.evaluation.evaluate as ev
+    from deepshelf.data.splits import leave_one_out
+
+    model, inter = cold_world
+    net = model.network
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    real, calls = ev.evaluate, []
+
+    def failing_evaluate(m, evalset, ks):  # fails on the first pseudo-cold scoring, with products made cold
+        calls.append(int((net.warm[1:] == 0).sum()))
+        if calls[-1] > 8:
+            raise KeyboardInterrupt
+        return real(m, evalset, ks)
+
+    monkeypatch.setattr(ev, "evaluate", failing_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        model.calibrate_cold(leave_one_out(inter).valid, 0.5, neighbours=(3,), factors=(1.0, 2.0), pseudo_share=0.3)
+    assert calls[-1] > 8  # it did fail half-way
+    for key, value in saved.items():
+        assert torch.equal(net.state_dict()[key], value), key

@@ -71,14 +71,32 @@ def test_warmup_and_clipping_keep_a_huge_lr_finite():
     assert np.isfinite([e["loss"] for e in log]).all()
 
 
-def test_cosine_schedule_decays_the_learning_rate_each_epoch():
+def test_cosine_schedule_decays_the_learning_rate_each_epoch(monkeypatch):
+    """Every update's lr is warm-up share x the epoch's cosine share (4 updates per epoch, 6 of warm-up); the log
+    holds each epoch's last one."""
     import math
 
-    _, log, _ = run(LoopSettings(epochs=4, lr=0.1, schedule="cosine", progress=False))
-    expected = [0.1 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]  # 0.1, 0.0854, 0.05, 0.0146
-    assert [e["lr"] for e in log] == pytest.approx(expected, rel=1e-3)
+    used = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    _, log, _ = run(LoopSettings(epochs=4, lr=0.1, warmup_steps=6, schedule="cosine", progress=False))
+    share = [0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]  # 1, 0.854, 0.5, 0.146
+    expected = [0.1 * min(1.0, (u + 1) / 6) * share[u // 4] for u in range(16)]
+    assert used == pytest.approx(expected, rel=1e-9)
+    assert [e["lr"] for e in log] == pytest.approx(expected[3::4], rel=1e-3)
+    used.clear()
     _, log, _ = run(LoopSettings(epochs=3, lr=0.1, progress=False))
-    assert [e["lr"] for e in log] == [0.1, 0.1, 0.1]
+    assert used == pytest.approx([0.1] * 12) and [e["lr"] for e in log] == [0.1, 0.1, 0.1]
+
+
+def test_unknown_schedule_refused():
+    with pytest.raises(ValueError, match="schedule"):
+        run(LoopSettings(epochs=1, lr=0.1, schedule="cosnie", progress=False))
 
 
 def test_divergence_is_reported():

@@ -210,7 +210,7 @@ class ContentSASRec(SASRec):
         Validation has no targets without events, so it can count what exposure costs but not what it gains.
         The gain is measured on "pseudo-cold" products: a random `pseudo_share` of the products with events is
         scored as if it had none (id part dropped and borrowed from text neighbours, raised text similarity), on
-        the validation cases whose target is one of them. Among the settings within budget (factors are tried in
+        the validation cases with one of them among their targets (the only target under leave-one-out). Among the settings within budget (factors are tried in
         increasing order and each neighbour count stops at its first one over budget), the one that ranks those
         targets best (NDCG@10) wins; ties go to the smaller factor. Without pseudo-cold cases (a tiny catalogue),
         or with no setting within budget, the setting with the best validation NDCG@10 wins."""
@@ -236,19 +236,25 @@ class ContentSASRec(SASRec):
 
         costs: dict[tuple[int, float], float] = {}
         gains: dict[tuple[int, float], float] = {}
-        for k in neighbours:
-            self.impute_cold(k)
-            for f in factors:
-                costs[k, f] = ndcg(valid, f)
-                if costs[k, f] < floor:
-                    break
-            within = [f for f in factors if costs.get((k, f), -1.0) >= floor]
-            if within and len(pseudo_cases):
-                net.warm[1:][torch.from_numpy(pseudo)] = 0  # the pseudo-cold products lose their events
+        try:
+            for k in neighbours:
                 self.impute_cold(k)
-                for f in within:
-                    gains[k, f] = ndcg(pseudo_cases, f)
-                net.warm.copy_(warm)
+                for f in factors:
+                    costs[k, f] = ndcg(valid, f)
+                    if costs[k, f] < floor:
+                        break
+                within = [f for f in factors if costs.get((k, f), -1.0) >= floor]
+                if within and len(pseudo_cases):
+                    net.warm[1:][torch.from_numpy(pseudo)] = 0  # the pseudo-cold products lose their events
+                    self.impute_cold(k)
+                    for f in within:
+                        gains[k, f] = ndcg(pseudo_cases, f)
+                    net.warm.copy_(warm)
+        except BaseException:  # interrupted: leave the model as it was, not half-way through the search
+            net.warm.copy_(warm)
+            self.impute_cold(trained_k)
+            log_scale.fill_(base)
+            raise
         if gains:
             k, f = max(gains, key=lambda kf: (gains[kf], -kf[1]))
         elif costs:  # nothing within budget: the setting that costs least

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,9 +32,10 @@ class LoopSettings:
     lr: float
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    # "cosine": the learning rate falls from lr to 0 over `epochs` (half a cosine, one value per epoch), so the
-    # last epochs settle instead of wandering at full step size; "constant": lr throughout
-    schedule: str = "constant"
+    # "cosine": the learning rate falls from lr towards 0 over `epochs` (half a cosine, one value per epoch; the
+    # last epoch's is lr * (1 - cos(pi / epochs)) / 2), so the last epochs settle instead of wandering at full step
+    # size; "constant": lr throughout
+    schedule: Literal["constant", "cosine"] = "constant"
     clip: float = 1.0  # max gradient norm; 0 turns clipping off
     patience: int = 10  # validations without improvement before stopping
     eval_every: int = 1  # epochs between validations
@@ -100,14 +101,16 @@ class _Progress:
 def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tensor],
                batches: Callable[[int], Iterable[Any]], settings: LoopSettings, device: torch.device,
                validate: Callable[[], float] | None = None) -> list[dict]:
-    """Train `module` in place; returns one dict per epoch (epoch, loss, seconds of training, valid_ndcg@10 when
-    validated, elapsed seconds since the start including validations).
+    """Train `module` in place; returns one dict per epoch (epoch, loss, seconds of training, lr of its last
+    update, valid_ndcg@10 when validated, elapsed seconds since the start including validations).
 
     loss_of(net, batch) -> scalar loss, where `net` is the module or its DDP wrapper (call it for the forward
     pass so gradients are synchronised). batches(epoch) yields this process's batches. validate() returns the
     metric to maximise; it runs on rank 0 only and the result is broadcast so all ranks stop together. At the
     end the best validated weights are loaded back into `module`.
     """
+    if settings.schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown learning-rate schedule {settings.schedule!r}; expected constant or cosine")
     rank, size = distributed.world()
     net: nn.Module = module
     if size > 1:
@@ -154,7 +157,7 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
             if not np.isfinite(mean_loss):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss {mean_loss}); lower lr")
             entry = {"epoch": epoch, "loss": round(mean_loss, 5), "seconds": round(time.perf_counter() - start, 3),
-                     "lr": float(f"{settings.lr * lr_share:.4g}")}
+                     "lr": float(f"{optimizer.param_groups[0]['lr']:.4g}")}  # its last update's (warm-up included)
             stop = False
             if validate is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
                 metric = _on_rank0(validate, rank, size, device)
