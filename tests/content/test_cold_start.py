@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Histories, Interactions
@@ -109,7 +110,8 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
         f, k = round(math.exp(log_scale.item() - base), 3), state["k"]
         n_cold = int((net.warm[1:] == 0).sum())
         if n_cold > 8:  # pseudo-cold: some products with events are scored as cold, on their cases only
-            assert len(evalset) < len(valid) and np.isin(evalset.targets.items, np.flatnonzero((net.warm[1:] == 0).numpy())).all()
+            cold_now = np.flatnonzero((net.warm[1:] == 0).numpy())
+            assert len(evalset) < len(valid) and np.isin(evalset.targets.items, cold_now).all()
             return SimpleNamespace(metrics={"ndcg@10": 0.1 * f + bonus[k]})
         tried.append((k, f))
         return SimpleNamespace(metrics={"ndcg@10": 0.5 - 0.08 * (f - 1) - penalty[k]})
@@ -121,10 +123,11 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
         # budget 10% of 0.5: floor 0.45. Within it: k=10 at x1, x1.5 (0.46); k=3 and k=1 at x1 only.
         # Pseudo-cold: k=3 x1 scores 0.17 against k=10 x1.5's 0.15.
         assert model.calibrate_cold(valid, 0.1, factors=factors, reference=0.5, pseudo_share=0.3) == (3, 1.0)
-        assert tried == [(1, 1.0), (1, 1.5), (3, 1.0), (3, 1.5), (10, 1.0), (10, 1.5), (10, 2.0)]
+        # the reference the caller just measured stands for the trained setting (10 neighbours, x1)
+        assert tried == [(1, 1.0), (1, 1.5), (3, 1.0), (3, 1.5), (10, 1.5), (10, 2.0)]
         assert model.config.impute_neighbours == 3 and state["k"] == 3 and model.cold_factor == 1.0
         assert log_scale.item() == pytest.approx(base)
-        assert torch_equal(net.warm, warm_before)  # the pseudo-cold products got their events back
+        assert torch.equal(net.warm, warm_before)  # the pseudo-cold products got their events back
         # Against an id-only model's 0.40: floor 0.38; x2 is within budget for every k, x3 for none; k=3 x2 wins.
         tried.clear()
         assert model.calibrate_cold(valid, 0.05, factors=factors, baseline=0.4, pseudo_share=0.3) == (3, 2.0)
@@ -137,17 +140,9 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
         model.cold_factor = factor_before
 
 
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))
-
-
 def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(cold_world):
     """Unstubbed: the choice is one of the candidates, the pseudo-cold products get their events back, and the
     cold products' id vectors are exactly those of the chosen neighbour count."""
-    import torch
-
     from deepshelf.data.splits import leave_one_out
 
     model, inter = cold_world
@@ -168,8 +163,6 @@ def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(
 
 
 def test_interrupted_cold_calibration_leaves_the_model_as_it_was(cold_world, monkeypatch):
-    import torch
-
     import deepshelf.evaluation.evaluate as ev
     from deepshelf.data.splits import leave_one_out
 

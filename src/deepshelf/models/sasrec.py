@@ -55,7 +55,7 @@ class SASRecConfig(ModelConfig):
     lr: float = Field(default=1e-3, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     warmup: int = Field(default=100, ge=0)  # optimiser steps of linear learning-rate warm-up
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr falls to 0 over `epochs`
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: lr falls towards 0 over `epochs`
     clip: float = Field(default=1.0, ge=0)  # max gradient norm, 0 = off
     loss: Literal["full", "sampled"] = "full"
     n_negatives: int = Field(default=256, gt=0)  # sampled loss: in-batch and uniform negatives, each

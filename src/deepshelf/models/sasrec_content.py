@@ -205,15 +205,17 @@ class ContentSASRec(SASRec):
         model about them. The budget makes the trade explicit: validation NDCG@10 may fall at most `budget` (a
         share) below `baseline`: by default the model's own value as trained, given an id-only model's
         validation NDCG@10, what the shop would have without texts. `reference` is the model's own value when
-        the caller has just measured it.
+        the caller has just measured it (at its current neighbour count and factor x1, so it is not measured
+        again).
 
         Validation has no targets without events, so it can count what exposure costs but not what it gains.
         The gain is measured on "pseudo-cold" products: a random `pseudo_share` of the products with events is
         scored as if it had none (id part dropped and borrowed from text neighbours, raised text similarity), on
-        the validation cases with one of them among their targets (the only target under leave-one-out). Among the settings within budget (factors are tried in
-        increasing order and each neighbour count stops at its first one over budget), the one that ranks those
-        targets best (NDCG@10) wins; ties go to the smaller factor. Without pseudo-cold cases (a tiny catalogue),
-        or with no setting within budget, the setting with the best validation NDCG@10 wins."""
+        the validation cases with one of them among their targets (the only target under leave-one-out). Among
+        the settings within budget (factors are tried in increasing order and each neighbour count stops at its
+        first one over budget), the one that ranks those targets best (NDCG@10) wins; ties go to the smaller
+        factor. Without pseudo-cold cases (a tiny catalogue), or with no setting within budget, the setting with
+        the best validation NDCG@10 wins."""
         from deepshelf.evaluation.evaluate import evaluate
 
         net = self.network
@@ -240,7 +242,8 @@ class ContentSASRec(SASRec):
             for k in neighbours:
                 self.impute_cold(k)
                 for f in factors:
-                    costs[k, f] = ndcg(valid, f)
+                    measured = reference is not None and (k, f) == (trained_k, 1.0)
+                    costs[k, f] = reference if measured else ndcg(valid, f)
                     if costs[k, f] < floor:
                         break
                 within = [f for f in factors if costs.get((k, f), -1.0) >= floor]

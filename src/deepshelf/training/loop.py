@@ -1,7 +1,7 @@
 """The epoch loop shared by deepshelf's torch models: AdamW with linear warm-up (and optionally cosine decay),
-gradient clipping, early
-stopping on a validation metric with the best weights kept, autocast on GPU, and DistributedDataParallel
-when launched by torchrun. The model supplies batches and a loss; the loop owns everything else.
+gradient clipping, early stopping on a validation metric with the best weights kept, autocast on GPU, and
+DistributedDataParallel when launched by torchrun. The model supplies batches and a loss; the loop owns everything
+else.
 """
 
 from __future__ import annotations
