@@ -12,6 +12,7 @@ from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.splits import leave_one_out
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import evaluate
+from deepshelf.models.layers import TransformerBlock, causal_padding_mask
 from deepshelf.models.base import Recommender
 from deepshelf.models.sasrec import SASRec, SASRecNetwork
 
@@ -61,11 +62,11 @@ def test_anonymous_history_scored_without_a_user_id(trained):
     assert trained.item_map.ids[idx[0, 0]] == "5"
 
 
-@pytest.mark.parametrize("post_norm", [False, True])
-def test_causal_masking(post_norm):
+@pytest.mark.parametrize("norm", ["pre", "post", "query"])
+def test_causal_masking(norm):
     """Changing the item at position t never changes the output at positions before t."""
     torch.manual_seed(0)
-    net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, post_norm=post_norm).eval()
+    net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, norm=norm).eval()
     items = torch.randint(1, N_ITEMS + 1, (3, 20))
     items[0, :5] = 0  # a padded row too
     changed = items.clone()
@@ -83,7 +84,7 @@ def test_positions_from_the_oldest_item_keep_earlier_outputs_when_events_are_add
     items = torch.randint(1, N_ITEMS + 1, (3, 20))
     items[0, :5] = 0
     for from_oldest in (True, False):
-        net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, post_norm=True, from_oldest=from_oldest).eval()
+        net = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, norm="post", from_oldest=from_oldest).eval()
         with torch.no_grad():
             whole, prefix = net(items), net(items[:, :12])
         same = torch.allclose(whole[:, :12], prefix, rtol=1e-5, atol=1e-5)
@@ -119,9 +120,10 @@ def test_padding_does_not_change_scores(trained, split):
     np.testing.assert_allclose(together, single, rtol=1e-5, atol=1e-5)
 
 
-def test_pre_norm_learns_the_planted_successor_and_ignores_padding(split):
-    model = SASRec(**TINY, norm="pre", init_std=None).fit(split.train, valid=split.valid)
-    assert not model.network.blocks[0].post_norm
+@pytest.mark.parametrize("norm, scale_items, init_std", [("pre", False, None), ("query", True, 0.02)])
+def test_other_norms_learn_the_planted_successor_and_ignore_padding(split, norm, scale_items, init_std):
+    model = SASRec(**TINY, norm=norm, scale_items=scale_items, init_std=init_std).fit(split.train, valid=split.valid)
+    assert model.network.blocks[0].norm == norm and model.network.item_scale == (4.0 if scale_items else 1.0)
     assert evaluate(model, split.test, ks=(1,)).metrics["hr@1"] >= 0.95
     short = torch.tensor([[3, 7, 9]])
     with torch.no_grad():
@@ -277,3 +279,40 @@ def test_init_std_sets_the_embedding_scale():
     assert not small.item_embeddings.weight[0].any()  # padding row stays zero
     with pytest.raises(ValueError, match="init_std"):
         SASRec(init_std=-1.0)
+
+
+def test_query_norm_block_matches_its_formula():
+    """norm="query": q = LN1(x); h = LN2(q + attn(queries q, keys and values x)); out = h + FFN(h)."""
+    torch.manual_seed(0)
+    block = TransformerBlock(8, 2, 0.0, norm="query").eval()
+    x = torch.randn(2, 5, 8)
+    keep = torch.ones(2, 5, dtype=torch.bool)
+    keep[1, :2] = False
+    mask = causal_padding_mask(keep)
+    q_in = block.norm1(x)
+    w, b = block.attn.qkv.weight, block.attn.qkv.bias
+    q, k, v = q_in @ w[:8].T + b[:8], x @ w[8:16].T + b[8:16], x @ w[16:].T + b[16:]
+    heads = []
+    for h in range(2):  # each head by hand: softmax(q k^T / sqrt(4)) v over the allowed keys
+        cols = slice(4 * h, 4 * h + 4)
+        logits = q[..., cols] @ k[..., cols].transpose(1, 2) / 2.0
+        logits = logits.masked_fill(~mask[:, 0], float("-inf"))
+        heads.append(logits.softmax(-1) @ v[..., cols])
+    h = block.norm2(q_in + block.attn.proj(torch.cat(heads, -1)))
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, mask), h + block.ffn(h), rtol=1e-5, atol=1e-5)
+
+
+def test_scale_items_multiplies_input_item_vectors_only():
+    """scale_items=True reads item vectors times sqrt(dim); the same net with a table pre-multiplied by
+    sqrt(dim) and no scaling computes the same outputs."""
+    torch.manual_seed(0)
+    scaled = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, norm="query", scale_items=True).eval()
+    plain = SASRecNetwork(N_ITEMS, 20, 16, 2, 2, 0.0, norm="query").eval()
+    plain.load_state_dict(scaled.state_dict())
+    with torch.no_grad():
+        plain.item_embeddings.weight.mul_(4.0)
+        items = torch.randint(1, N_ITEMS + 1, (3, 20))
+        torch.testing.assert_close(scaled(items), plain(items), rtol=1e-5, atol=1e-5)
+        plain.load_state_dict(scaled.state_dict())  # same table, unscaled: different outputs
+        assert not torch.allclose(scaled(items), plain(items), rtol=1e-3, atol=1e-3)

@@ -5,6 +5,8 @@ Sequences are left-padded with item index 0; `keep` masks are bool (B, T), true 
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,43 +25,62 @@ def causal_padding_mask(keep: torch.Tensor) -> torch.Tensor:
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
         self.heads = heads
+        self.dropout = dropout  # on the attention weights, in training
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, T, d) keys and values, and queries unless `query` (B, T, d) is given."""
         B, T, d = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, d/h)
-        # No dropout on the attention weights: on CPU it forces a (B, h, T, T) random mask, the single most
-        # expensive op of a training step, for no measurable gain over dropout on the residual branches.
+        if query is None:
+            qkv = self.qkv(x)
+        else:  # the same weights, with the queries from their own input
+            w, b = self.qkv.weight, self.qkv.bias
+            qkv = torch.cat([F.linear(query, w[:d], b[:d]), F.linear(x, w[d:], b[d:])], -1)
+        q, k, v = qkv.view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, d/h)
         if x.device.type == "cpu":  # CPU flash attention's bf16 backward is ~2x slower than its fp32 one
             q, k, v = q.float(), k.float(), v.float()
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, T, d/h)
+        # Attention-weight dropout is off by default: on CPU it draws a (B, h, T, T) random mask, the single most
+        # expensive op of a training step.
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, T, d/h)
         return self.proj(y.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
 
 
+Norm = Literal["pre", "post", "query"]
+
+
 class TransformerBlock(nn.Module):
-    """Pre-norm block: x + attn(LN(x)), then x + FFN(LN(x)); pre-norm trains stably without a long warm-up.
-    Post-norm (`post_norm=True`, the original Transformer and SASRec's RecBole form): LN(x + attn(x)), then
-    LN(x + FFN(x)).
+    """One causal self-attention block, in one of three LayerNorm placements (`norm`):
+
+    - "pre": x + attn(LN(x)), then x + FFN(LN(x)); trains stably without a long warm-up.
+    - "post" (the original Transformer, BERT and RecBole's SASRec): LN(x + attn(x)), then LN(x + FFN(x)).
+    - "query" (the original SASRec code, and SASRec+ after it): q = LN(x); x = q + attn(queries q, keys and
+      values x); then LN(x) + FFN(LN(x)). Only the queries are normalised, and the residual carries them.
 
     The feed-forward width is `ffn_mult * dim`: SASRec uses 1 (its point-wise FFN), GPT-style models 4.
     Dropout sits on the two residual branches only; a mask inside the FFN costs CPU time for no gain.
     """
 
-    def __init__(self, dim: int, heads: int, dropout: float, ffn_mult: int = 1, post_norm: bool = False):
+    def __init__(self, dim: int, heads: int, dropout: float, ffn_mult: int = 1, norm: Norm = "pre",
+                 attn_dropout: float = 0.0):
         super().__init__()
-        self.post_norm = post_norm
+        self.norm = norm
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = CausalSelfAttention(dim, heads)
+        self.attn = CausalSelfAttention(dim, heads, attn_dropout)
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim))
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self.post_norm:
+        if self.norm == "post":
             x = self.norm1(x + self.drop(self.attn(x, mask)))  # (B, T, d)
             return self.norm2(x + self.drop(self.ffn(x)))  # (B, T, d)
+        if self.norm == "query":
+            q = self.norm1(x)
+            x = self.norm2(q + self.drop(self.attn(x, mask, query=q)))  # (B, T, d)
+            return x + self.drop(self.ffn(x))  # (B, T, d)
         x = x + self.drop(self.attn(self.norm1(x), mask))  # (B, T, d)
         return x + self.drop(self.ffn(self.norm2(x)))  # (B, T, d)

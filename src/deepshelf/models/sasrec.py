@@ -20,7 +20,7 @@ from torch import nn
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.models.base import ModelConfig, Recommender
-from deepshelf.models.layers import TransformerBlock, causal_padding_mask
+from deepshelf.models.layers import Norm, TransformerBlock, causal_padding_mask
 from deepshelf.models.losses import full_softmax_loss, sampled_softmax_loss
 from deepshelf.training import distributed
 from deepshelf.training.loop import LoopSettings, resolve_device, seed_everything, train_loop
@@ -35,10 +35,14 @@ class SASRecConfig(ModelConfig):
     layers: int = Field(default=2, ge=1)
     heads: int = Field(default=1, ge=1)
     ffn_mult: int = Field(default=1, ge=1)  # feed-forward width / dim: 1 as in SASRec, 4 as in GPT
-    # LayerNorm after each residual sum ("post", as the original SASRec and RecBole) or before each block's
-    # branches ("pre"); with init_std 0.02, post-norm reached beauty's best validation NDCG@10 in a third of the
-    # epochs pre-norm needed, at the same test quality
-    norm: Literal["pre", "post"] = "post"
+    # where each block's LayerNorms sit (layers.TransformerBlock): after each residual sum ("post", as RecBole),
+    # before each branch ("pre"), or on the attention's queries ("query", the original SASRec code's form);
+    # with init_std 0.02, post-norm reached beauty's best validation NDCG@10 in a third of the epochs pre-norm
+    # needed, at the same test quality
+    norm: Norm = "post"
+    # multiply input item vectors by sqrt(dim), as the original SASRec code does: with both tables drawn at one
+    # std, the item's identity then outweighs its position 8:1 at dim 64 (the output side is unscaled)
+    scale_items: bool = False
     # which events train: "last" = each shopper's newest max_len + 1 (SASRec's convention); "all" = older ones
     # too, cut into further windows of max_len + 1, so long histories (a third of ml-1m's events) are not wasted
     windows: Literal["last", "all"] = "all"
@@ -48,6 +52,7 @@ class SASRecConfig(ModelConfig):
     # was a choice counted from the newest
     positions: Literal["oldest", "newest"] = "oldest"
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
+    attn_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)  # on attention weights, as the original SASRec
     # std of the item and position embeddings at init; None = dim**-0.5 (unit-variance logits). A small value
     # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights: faster early epochs.
     init_std: float | None = Field(default=0.02, gt=0)
@@ -98,17 +103,19 @@ class SASRecNetwork(nn.Module):
     """
 
     def __init__(self, n_items: int, max_len: int, dim: int, layers: int, heads: int, dropout: float,
-                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None, post_norm: bool = False,
-                 from_oldest: bool = True):
+                 n_types: int = 0, ffn_mult: int = 1, init_std: float | None = None, norm: Norm = "pre",
+                 from_oldest: bool = True, scale_items: bool = False, attn_dropout: float = 0.0):
         super().__init__()
         self.from_oldest = from_oldest
+        self.item_scale = dim**0.5 if scale_items else 1.0
         self.item_embeddings = nn.Embedding(n_items + 1, dim, padding_idx=0)
         self.position_embeddings = nn.Embedding(max_len, dim)
         self.type_embeddings = nn.Embedding(n_types + 1, dim, padding_idx=0) if n_types else None
-        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout, ffn_mult, post_norm) for _ in range(layers))
-        # pre-norm: one LayerNorm on the blocks' output; post-norm normalises the summed input embeddings instead
-        # (each block already ends in one), as BERT and RecBole's SASRec do
-        self.post_norm = post_norm
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout, ffn_mult, norm, attn_dropout)
+                                    for _ in range(layers))
+        # pre- and query-norm: one LayerNorm on the blocks' output; post-norm normalises the summed input
+        # embeddings instead (each block already ends in one), as BERT and RecBole's SASRec do
+        self.post_norm = norm == "post"
         self.norm = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
         for emb in (self.item_embeddings, self.position_embeddings, self.type_embeddings):
@@ -128,7 +135,7 @@ class SASRecNetwork(nn.Module):
             positions = (keep.cumsum(1) - 1).clamp(min=0)
         else:  # (T,) distance from the newest item
             positions = torch.arange(items.shape[1] - 1, -1, -1, device=items.device)
-        x = self.embed_items(items) + self.position_embeddings(positions)  # (B, T, d)
+        x = self.embed_items(items) * self.item_scale + self.position_embeddings(positions)  # (B, T, d)
         if self.type_embeddings is not None and types is not None:
             x = x + self.type_embeddings(types)
         if self.post_norm:
@@ -165,7 +172,7 @@ class SASRec(Recommender):
         c = self.config
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
         return SASRecNetwork(n_items, c.max_len, c.dim, c.layers, c.heads, c.dropout, n_types, c.ffn_mult,
-                             c.init_std, c.norm == "post", c.positions == "oldest")
+                             c.init_std, c.norm, c.positions == "oldest", c.scale_items, c.attn_dropout)
 
     @classmethod
     def saved_config(cls, values: dict) -> SASRecConfig:

@@ -127,8 +127,9 @@ class ContentSASRec(SASRec):
         n_types = len(EVENT_TYPE_NAMES) if c.use_event_types else 0
         net = ContentSASRecNetwork(n_items, c.content_dim, c.id_dropout, c.similarity_dim, max_len=c.max_len,
                                    dim=c.dim, layers=c.layers, heads=c.heads, dropout=c.dropout, n_types=n_types,
-                                   ffn_mult=c.ffn_mult, init_std=c.init_std, post_norm=c.norm == "post",
-                                   from_oldest=c.positions == "oldest")
+                                   ffn_mult=c.ffn_mult, init_std=c.init_std, norm=c.norm,
+                                   from_oldest=c.positions == "oldest", scale_items=c.scale_items,
+                                   attn_dropout=c.attn_dropout)
         if getattr(self, "_content", None) is not None:  # fitting; a loaded model gets them from its state_dict
             with torch.no_grad():
                 net.content.copy_(torch.from_numpy(self._content))
