@@ -159,6 +159,16 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
     return lines
 
 
+def config_differences(params: dict, dataset: str) -> str:
+    """How a run's parameters differ from configs/sasrec-DATASET.toml as it is now (the `--set` overrides)."""
+    path = ROOT / "configs" / f"sasrec-{dataset}.toml"
+    file = tomllib.loads(path.read_text())["params"]
+    diffs = [f"{k} = {params.get(k, '(unset)')!r} (file: {file.get(k, '(unset)')!r})"
+             for k in sorted(set(params) | set(file)) if params.get(k) != file.get(k)]
+    return f"its parameters differ from {path.relative_to(ROOT)} in: " + ", ".join(diffs) if diffs else \
+        f"its parameters equal {path.relative_to(ROOT)}'s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="*", default=[], help="trained SASRec run folders to report")
@@ -178,10 +188,10 @@ def main() -> None:
     lines += ["### Quality of the committed runs", "",
               "deepshelf's own metrics and the same metrics recomputed by `benchmarks/recompute_metrics.py` from "
               "the `deepshelf recommend --users test --k 10` export.", "",
-              "| run | epochs run (best) | still improving at stop | s / epoch (median) | train s | HR@10 | NDCG@10 | "
-              "HR@10 export | NDCG@10 export | published SASRec (HR / NDCG) | target met |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    published = {"ml-1m": "0.3152 / 0.1821", "beauty": "0.0921 / 0.0531"}
+              "| run | blocks x width | epochs run (best) | still improving at stop | s / epoch (median) | train s | "
+              "HR@10 | NDCG@10 | HR@10 export | NDCG@10 export | published SASRec (HR / NDCG) | target met |",
+              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    published = {"ml-1m": "0.3152 / 0.1821", "beauty": "0.0921 / 0.0531"}  # ml-1m: SASRec+, 2 blocks x 64
     targets = {"ml-1m": (0.315, 0.182), "beauty": (0.092, 0.053)}  # issue 3: HR@10, NDCG@10 to reach
     notes = []
     for run_path in map(Path, args.runs):
@@ -194,14 +204,16 @@ def main() -> None:
         goal = targets.get(run.config.dataset)
         met = "-" if goal is None else ("yes" if check["hr@10"] >= goal[0] and check["ndcg@10"] >= goal[1] else "no")
         limit = run.config.params.get("time_limit")
-        if limit:
-            notes.append(f"`{run_path}` trained under `time_limit = {limit}` minutes ({m['device']}).")
+        notes.append(f"`{run_path}` trained on {m['device']}"
+                     + (f" under `time_limit = {limit}` minutes" if limit else "") + "; "
+                     + config_differences(run.config.params, run.config.dataset) + ".")
         validated = [e for e in log if "valid_ndcg@10" in e]
         improving = "yes" if validated and validated[-1] is best else "no"
         if improving == "yes" and run.config.params.get("lr_schedule") == "cosine" and \
                 len(log) == run.config.params.get("epochs"):
             improving = "best at the end of its lr decay"
-        lines.append(f"| `{run_path}` | {len(log)} ({best.get('epoch', '-')}) | {improving} | "
+        lines.append(f"| `{run_path}` | {run.model.config.layers} x {run.model.config.dim} | "
+                     f"{len(log)} ({best.get('epoch', '-')}) | {improving} | "
                      f"{np.median([e['seconds'] for e in log]):.1f} | {m['train_seconds']:.0f} | "
                      f"{test['hr@10']:.4f} | {test['ndcg@10']:.4f} | {check['hr@10']:.4f} | {check['ndcg@10']:.4f} | "
                      f"{published.get(run.config.dataset, '-')} | {met} |")
@@ -210,17 +222,19 @@ def main() -> None:
     lines += [""] + [f"- {n}" for n in notes] + [
         f"- Load average while this benchmark ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine "
         "was shared with other jobs, so all times here are inflated)."]
-    lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN` (for the "
-              "committed runs RUN was a folder under /tmp/runs, copied unchanged into pretrained/; the config "
-              "file's dataset, model and parameters are stored in `RUN/config.json`); per-epoch loss, seconds and "
-              "validation NDCG@10 are in `RUN/metrics.json` under `training`."]
+    lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN`, with the "
+              "`--set` overrides its note names, and copied unchanged into pretrained/; the parameters it trained "
+              "with are in `RUN/config.json`, per-epoch loss, seconds and validation NDCG@10 in `RUN/metrics.json` "
+              "under `training`."]
     lines += [""] + (compare(args.compare, args.target_ndcg, args.compare_minutes, args.threads) if args.compare
                      else previous_compare())
-    lines += ["", "### Scoring latency", "",
-              "One anonymous history of 200 items scored against the whole ml-1m catalogue (3,416 items), "
-              "`SASRec.score`, 2 blocks of width 64.", "", "| model | median ms | p95 ms |", "|---|---:|---:|"]
     ml = next((load_run(p).model for p in args.runs if load_run(p).config.dataset == "ml-1m"), None)
     model = ml if ml is not None else untrained(3416, 200)
+    c = model.config
+    lines += ["", "### Scoring latency", "",
+              "One anonymous history of 200 items scored against the whole ml-1m catalogue (3,416 items), "
+              f"`SASRec.score`, {c.layers} blocks of width {c.dim}, on this machine's CPU.", "",
+              "| model | median ms | p95 ms |", "|---|---:|---:|"]
     lat = scoring_latency(model)
     lines.append(f"| {'trained ml-1m run' if ml is not None else 'random weights, ml-1m size'} | "
                  f"{lat['median_ms']:.2f} | {lat['p95_ms']:.2f} |")
@@ -230,7 +244,7 @@ def main() -> None:
               "machine two processes only share the same cores, so no speed-up is claimed; "
               "`tests/training/test_distributed.py` checks that 2 CPU processes end with identical weights and "
               "single-process quality.",
-              "- GPU wall time to NDCG@10 >= 0.18 on ml-1m: no GPU was available for these runs."]
+              "- GPU training: see \"SASRec on a GPU\" (`benchmarks/gpu_sweep.py`)."]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

@@ -1,0 +1,105 @@
+"""Summarise SASRec recipe sweeps trained side by side on one GPU, and write the "SASRec on a GPU" section of
+docs/benchmarks.md.
+
+    python benchmarks/gpu_sweep.py benchmarks/results/sasrec-gpu-2026-11-28/sweep-1 \
+        benchmarks/results/sasrec-gpu-2026-11-28/sweep-2
+
+A sweep folder holds `sweep.json` (machine, torch, code and config commits, how many runs shared the GPU, the
+time limit, each run's config file and `--set` overrides), the script that launched it (`launch.sh`, which first
+unpacks the Python packages the GPU machine lacked) and, per run, the run folder's `config.json` and
+`metrics.json` (weights left out). The times are the training loop's own wall clock
+(`elapsed` in the training log: training and validation, not data loading), measured while all the sweep's
+runs shared the one GPU, so they are upper bounds for a run alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from mdsection import write_section
+
+THRESHOLDS = {"ml-1m": (0.17, 0.175, 0.18), "beauty": (0.06, 0.065)}
+
+
+def first_at(log: list[dict], level: float) -> str:
+    hit = next((e for e in log if e.get("valid_ndcg@10", -1) >= level), None)
+    return "-" if hit is None else f"{hit['elapsed']:.0f} ({hit['epoch']})"
+
+
+def sweep_table(folder: Path) -> list[str]:
+    meta = json.loads((folder / "sweep.json").read_text())
+    lines = [f"### {folder.name}", "",
+             f"{meta['machine']}, torch {meta['torch']}; {meta['concurrent_runs']} runs at once on the one GPU, "
+             f"each under `time_limit = {meta['time_limit_minutes']}` minutes; all done in "
+             f"{meta['wall_seconds_all_runs']:.0f} s. Code: commit {meta['code_at']}; config files as of commit "
+             f"{meta['configs_at']}; "
+             f"launched by `{folder}/launch.sh`.", ""]
+    for dataset, levels in THRESHOLDS.items():
+        names = [n for n, r in meta["runs"].items() if f"sasrec-{dataset}" in r["config"]]
+        if not names:
+            continue
+        lines += [f"`{dataset}`:", "",
+                  "| run | overrides | epochs run / set | s / epoch (median) | best valid NDCG@10 (epoch) | "
+                  + " | ".join(f"s to valid >= {v} (epoch)" for v in levels) + " | test HR@10 | test NDCG@10 |",
+                  "|---|---|---:|---:|---:|" + "---:|" * len(levels) + "---:|---:|"]
+        for name in names:
+            m = json.loads((folder / name / "metrics.json").read_text())
+            params = json.loads((folder / name / "config.json").read_text())["params"]
+            log = m["training"]
+            best = max((e for e in log if "valid_ndcg@10" in e), key=lambda e: e["valid_ndcg@10"])
+            test = m["test"]["metrics"]
+            lines.append(f"| {name} | {' '.join(meta['runs'][name]['set']) or '-'} | {len(log)} / {params['epochs']} | "
+                         f"{np.median([e['seconds'] for e in log]):.2f} | "
+                         f"{best['valid_ndcg@10']:.4f} ({best['epoch']}) | "
+                         + " | ".join(first_at(log, v) for v in levels)
+                         + f" | {test['hr@10']:.4f} | {test['ndcg@10']:.4f} |")
+        lines.append("")
+    return lines
+
+
+def headline(sweeps: list[Path], level: float = 0.18) -> str:
+    """The issue's GPU number: the first ml-1m run to reach `level`, or the best any run reached."""
+    found = []  # (elapsed or None, best valid, sweep/run, epoch)
+    for folder in sweeps:
+        meta = json.loads((folder / "sweep.json").read_text())
+        for name, r in meta["runs"].items():
+            if "sasrec-ml-1m" not in r["config"]:
+                continue
+            log = json.loads((folder / name / "metrics.json").read_text())["training"]
+            best = max((e for e in log if "valid_ndcg@10" in e), key=lambda e: e["valid_ndcg@10"])
+            hit = next((e for e in log if e.get("valid_ndcg@10", -1) >= level), None)
+            found.append((hit["elapsed"] if hit else None, best["valid_ndcg@10"], f"{folder.name}/{name}",
+                          hit["epoch"] if hit else best["epoch"]))
+    reached = sorted(f for f in found if f[0] is not None)
+    if reached:
+        t, _, name, epoch = reached[0]
+        return f"{name} reached {level} after {t:.0f} s (epoch {epoch}), sharing the GPU as above."
+    _, ndcg, name, epoch = max(found, key=lambda f: f[1])
+    return (f"Not reached: none of the {len(found)} ml-1m runs got to {level}; the best, {name}, "
+            f"reached {ndcg:.4f} (epoch {epoch}).")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (sweep.json + one folder per run)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    lines = [f"Command: `python benchmarks/gpu_sweep.py {' '.join(str(s) for s in args.sweeps)}`  ",
+             "Each run: `deepshelf train --config CONFIG --set device=cuda --set time_limit=LIMIT --set OVERRIDES`; "
+             "bf16 autocast, as the configs ask. Times are the training loop's wall clock (training and "
+             "validation every 2 epochs, not data loading) while all of a sweep's runs shared the GPU: upper "
+             "bounds for a run alone. Test metrics: leave-one-out, full ranking, seen items excluded.", ""]
+    for folder in args.sweeps:
+        lines += sweep_table(folder)
+    lines += ["### Wall time to validation NDCG@10 >= 0.18 on ml-1m", "", headline(args.sweeps)]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section("SASRec on a GPU", body)
+
+
+if __name__ == "__main__":
+    main()
