@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mdsection import machine, write_section  # noqa: E402
 from recompute_metrics import load_targets, recompute  # noqa: E402
+from traininglog import best_validated, first_reaching  # noqa: E402
 
 from deepshelf.data.interactions import Histories  # noqa: E402
 from deepshelf.models.sasrec import SASRec, SASRecNetwork  # noqa: E402
@@ -130,11 +131,8 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
         subprocess.run(cmd, check=True)
         theirs = json.loads(out.read_text())
 
-    def reached(log, ndcg_key, elapsed_key):
-        return next((e[elapsed_key] for e in log if e.get(ndcg_key, 0) >= target), None)
-
-    ours_t = reached(ours, "valid_ndcg@10", "elapsed")
-    theirs_t = reached(theirs["epochs"], "valid_ndcg@10", "elapsed_seconds")
+    ours_t = (first_reaching(ours, target) or {}).get("elapsed")
+    theirs_t = (first_reaching(theirs["epochs"], target) or {}).get("elapsed_seconds")
     fmt = lambda t: f"{t:.0f}" if t is not None else f"not reached in {minutes:g} min"  # noqa: E731
     rows = [("deepshelf", np.median([e["seconds"] for e in ours]), len(ours),
              max(e.get("valid_ndcg@10", 0) for e in ours), ours_t),
@@ -157,6 +155,16 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
     lines += ["", epoch_and_model_differences(params), ""]
     print("\n".join(lines), flush=True)
     return lines
+
+
+def sweep_origin(version: str) -> str:
+    """Where a run came from when it was one of the recorded GPU sweeps' runs (same version string)."""
+    for path in sorted((ROOT / "benchmarks" / "results").glob("*/*/*/metrics.json")):
+        if json.loads(path.read_text()).get("version") == version:
+            meta = json.loads((path.parents[1] / "sweep.json").read_text())
+            return (f", as run {path.parent.name} of {path.parents[1].relative_to(ROOT)}, one of "
+                    f"{meta['concurrent_runs']} runs sharing the GPU (\"SASRec on a GPU\")")
+    return ""
 
 
 def config_differences(params: dict, dataset: str) -> str:
@@ -188,31 +196,33 @@ def main() -> None:
     lines += ["### Quality of the committed runs", "",
               "deepshelf's own metrics and the same metrics recomputed by `benchmarks/recompute_metrics.py` from "
               "the `deepshelf recommend --users test --k 10` export.", "",
-              "| run | blocks x width | epochs run (best) | still improving at stop | s / epoch (median) | train s | "
-              "HR@10 | NDCG@10 | HR@10 export | NDCG@10 export | published SASRec (HR / NDCG) | target met |",
-              "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    published = {"ml-1m": "0.3152 / 0.1821", "beauty": "0.0921 / 0.0531"}  # ml-1m: SASRec+, 2 blocks x 64
+              "Training times are from the machine each run trained on (its note says which).", "",
+              "| run | blocks x width | trained on | epochs run (best) | still improving at stop | s / epoch (median) | "
+              "train s | HR@10 | NDCG@10 | HR@10 export | NDCG@10 export | published (HR / NDCG) | target met |",
+              "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    # ml-1m: SASRec+ (Klenitskiy & Vasilev 2023), 2 blocks x 64; beauty: the best published SASRec on this file
+    published = {"ml-1m": "0.3152 / 0.1821", "beauty": "0.0921 / 0.0531"}
     targets = {"ml-1m": (0.315, 0.182), "beauty": (0.092, 0.053)}  # issue 3: HR@10, NDCG@10 to reach
     notes = []
     for run_path in map(Path, args.runs):
         run = load_run(run_path)
         m = json.loads((run_path / "metrics.json").read_text())
         log = m.get("training", [])
-        best = max((e for e in log if "valid_ndcg@10" in e), key=lambda e: e["valid_ndcg@10"], default={})
+        best = best_validated(log) or {}
         check = export_check(run_path, run.config.dataset)
         test = m["test"]["metrics"]
         goal = targets.get(run.config.dataset)
         met = "-" if goal is None else ("yes" if check["hr@10"] >= goal[0] and check["ndcg@10"] >= goal[1] else "no")
         limit = run.config.params.get("time_limit")
         notes.append(f"`{run_path}` trained on {m['device']}"
-                     + (f" under `time_limit = {limit}` minutes" if limit else "") + "; "
-                     + config_differences(run.config.params, run.config.dataset) + ".")
+                     + (f" under `time_limit = {limit}` minutes" if limit else "") + sweep_origin(m["version"])
+                     + "; " + config_differences(run.config.params, run.config.dataset) + ".")
         validated = [e for e in log if "valid_ndcg@10" in e]
         improving = "yes" if validated and validated[-1] is best else "no"
         if improving == "yes" and run.config.params.get("lr_schedule") == "cosine" and \
                 len(log) == run.config.params.get("epochs"):
             improving = "best at the end of its lr decay"
-        lines.append(f"| `{run_path}` | {run.model.config.layers} x {run.model.config.dim} | "
+        lines.append(f"| `{run_path}` | {run.model.config.layers} x {run.model.config.dim} | {m['device']} | "
                      f"{len(log)} ({best.get('epoch', '-')}) | {improving} | "
                      f"{np.median([e['seconds'] for e in log]):.1f} | {m['train_seconds']:.0f} | "
                      f"{test['hr@10']:.4f} | {test['ndcg@10']:.4f} | {check['hr@10']:.4f} | {check['ndcg@10']:.4f} | "
@@ -222,10 +232,10 @@ def main() -> None:
     lines += [""] + [f"- {n}" for n in notes] + [
         f"- Load average while this benchmark ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (the machine "
         "was shared with other jobs, so all times here are inflated)."]
-    lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN`, with the "
-              "`--set` overrides its note names, and copied unchanged into pretrained/; the parameters it trained "
-              "with are in `RUN/config.json`, per-epoch loss, seconds and validation NDCG@10 in `RUN/metrics.json` "
-              "under `training`."]
+    lines += ["", "Each run was made by `deepshelf train --config configs/sasrec-DATASET.toml --out RUN` with "
+              "`--set` overrides where its note lists differences from the config file as it is now, and copied "
+              "unchanged into pretrained/; the parameters it trained with are in `RUN/config.json`, per-epoch loss, "
+              "seconds and validation NDCG@10 in `RUN/metrics.json` under `training`."]
     lines += [""] + (compare(args.compare, args.target_ndcg, args.compare_minutes, args.threads) if args.compare
                      else previous_compare())
     ml = next((load_run(p).model for p in args.runs if load_run(p).config.dataset == "ml-1m"), None)

@@ -183,3 +183,13 @@ def test_interrupted_cold_calibration_leaves_the_model_as_it_was(cold_world, mon
     assert calls[-1] > 8  # it did fail half-way
     for key, value in saved.items():
         assert torch.equal(net.state_dict()[key], value), key
+
+
+def test_content_network_takes_the_block_options():
+    """The content model builds its network with the SASRec block options it is given."""
+    from deepshelf.models.sasrec_content import ContentSASRec
+
+    model = ContentSASRec(dim=16, max_len=8, norm="query", scale_items=True, attn_dropout=0.1)
+    model.item_map = Interactions.from_ids(np.array(["u", "u", "u"]), np.array(["a", "b", "c"])).item_map
+    net = model._build(3)
+    assert net.blocks[0].norm == "query" and net.item_scale == 4.0 and net.blocks[0].attn.dropout == 0.1

@@ -12,8 +12,8 @@ from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.splits import leave_one_out
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import evaluate
-from deepshelf.models.layers import TransformerBlock, causal_padding_mask
 from deepshelf.models.base import Recommender
+from deepshelf.models.layers import TransformerBlock, causal_padding_mask
 from deepshelf.models.sasrec import SASRec, SASRecNetwork
 
 N_ITEMS = 30
@@ -92,15 +92,19 @@ def test_positions_from_the_oldest_item_keep_earlier_outputs_when_events_are_add
 
 
 def test_model_saved_before_positions_were_a_choice_loads_counting_from_the_newest(split, tmp_path):
+    """A model.json from before `positions`, `scale_items` and `attn_dropout` existed loads as it was trained:
+    positions from the newest item, unscaled inputs, no attention dropout, and scores exactly as saved."""
     import json
 
     model = SASRec(**{**TINY, "epochs": 1}, positions="newest").fit(split.train)
     model.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
-    del meta["config"]["positions"]
+    for key in ("positions", "scale_items", "attn_dropout"):
+        del meta["config"][key]
     (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
     loaded = Recommender.load(tmp_path / "m")
     assert loaded.config.positions == "newest" and not loaded.network.from_oldest
+    assert loaded.network.item_scale == 1.0 and loaded.network.blocks[0].attn.dropout == 0.0
     batch = split.test.inputs.select(np.arange(20))
     np.testing.assert_array_equal(loaded.score(batch), model.score(batch))
 
@@ -316,3 +320,18 @@ def test_scale_items_multiplies_input_item_vectors_only():
         torch.testing.assert_close(scaled(items), plain(items), rtol=1e-5, atol=1e-5)
         plain.load_state_dict(scaled.state_dict())  # same table, unscaled: different outputs
         assert not torch.allclose(scaled(items), plain(items), rtol=1e-3, atol=1e-3)
+    # the output side scores against the table as it is
+    assert torch.equal(scaled.output_embeddings, scaled.item_embeddings.weight[1:])
+
+
+def test_attention_dropout_acts_in_training_only():
+    torch.manual_seed(0)
+    block = TransformerBlock(8, 2, 0.0, attn_dropout=0.5)
+    plain = TransformerBlock(8, 2, 0.0)
+    plain.load_state_dict(block.state_dict())
+    x, mask = torch.randn(2, 6, 8), causal_padding_mask(torch.ones(2, 6, dtype=torch.bool))
+    assert not torch.allclose(block.train()(x, mask), block(x, mask))  # a fresh mask per call
+    with torch.no_grad():
+        torch.testing.assert_close(block.eval()(x, mask), plain.eval()(x, mask), rtol=0, atol=0)
+    model = SASRec(**{**TINY, "epochs": 1}, attn_dropout=0.1)
+    assert all(b.attn.dropout == 0.1 for b in model._build(N_ITEMS).blocks)

@@ -62,7 +62,8 @@ class TransformerBlock(nn.Module):
       values x); then LN(x) + FFN(LN(x)). Only the queries are normalised, and the residual carries them.
 
     The feed-forward width is `ffn_mult * dim`: SASRec uses 1 (its point-wise FFN), GPT-style models 4.
-    Dropout sits on the two residual branches only; a mask inside the FFN costs CPU time for no gain.
+    Dropout sits on the two residual branches, and with `attn_dropout` on the attention weights too; a mask
+    inside the FFN costs CPU time for no gain.
     """
 
     def __init__(self, dim: int, heads: int, dropout: float, ffn_mult: int = 1, norm: Norm = "pre",
