@@ -335,3 +335,25 @@ def test_attention_dropout_acts_in_training_only():
         torch.testing.assert_close(block.eval()(x, mask), plain.eval()(x, mask), rtol=0, atol=0)
     model = SASRec(**{**TINY, "epochs": 1}, attn_dropout=0.1)
     assert all(b.attn.dropout == 0.1 for b in model._build(N_ITEMS).blocks)
+
+
+@pytest.mark.parametrize("batching", ["by_length", "shuffled"])
+def test_batching_mixes_lengths_only_when_shuffled(monkeypatch, batching):
+    """by_length: a batch holds sequences of about one length; shuffled: of any length, as drawn."""
+    import deepshelf.models.sasrec as sasrec_module
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 40, size=600)
+    users = np.repeat(np.arange(600), lengths).astype(str)
+    items = np.concatenate([rng.integers(N_ITEMS, size=n) for n in lengths]).astype(str)
+    spreads = []
+
+    def first_epoch_only(module, loss_of, batches, settings, device, validate):
+        for seq, _ in batches(1):
+            spreads.append(float((seq[:, :-1] > 0).sum(1).float().std()))
+        return []
+
+    monkeypatch.setattr(sasrec_module, "train_loop", first_epoch_only)
+    SASRec(**{**TINY, "max_len": 40, "batch_size": 16}, batching=batching).fit(Interactions.from_ids(users, items))
+    assert len(spreads) == 38  # every sequence, once, in batches of 16
+    assert (np.mean(spreads) < 1.0) == (batching == "by_length"), np.mean(spreads)

@@ -46,6 +46,10 @@ class SASRecConfig(ModelConfig):
     # which events train: "last" = each shopper's newest max_len + 1 (SASRec's convention); "all" = older ones
     # too, cut into further windows of max_len + 1, so long histories (a third of ml-1m's events) are not wasted
     windows: Literal["last", "all"] = "all"
+    # how sequences meet in a batch: "by_length" sorts them by length within random chunks of 32 batches (less
+    # padding to compute on; as the loss is a mean over a batch's positions, each sequence then weighs about the
+    # same), "shuffled" draws them at random (each position weighs about the same, as in SASRec and RecBole)
+    batching: Literal["by_length", "shuffled"] = "by_length"
     # what a position embedding encodes: an item's index from the oldest item the model sees ("oldest", as
     # RecBole and SASRec+ do), so an output never depends on how many events come after it, or its distance
     # back from the newest ("newest", as the original SASRec's left-padded arrays); runs saved before this
@@ -208,9 +212,10 @@ class SASRec(Recommender):
             # padding the transformer computes on, while keeping each epoch's mix random.
             rng = np.random.default_rng([c.seed, epoch])
             order = rng.permutation(len(rows))
-            chunk = c.batch_size * 32
-            order = np.concatenate([part[np.argsort(-lengths[part], kind="stable")]
-                                    for part in np.split(order, range(chunk, len(order), chunk))])
+            if c.batching == "by_length":
+                chunk = c.batch_size * 32
+                order = np.concatenate([part[np.argsort(-lengths[part], kind="stable")]
+                                        for part in np.split(order, range(chunk, len(order), chunk))])
             steps = [order[s : s + c.batch_size] for s in range(0, len(order), c.batch_size)]
             for b in rng.permutation(len(steps)):
                 if len(steps[b]) < world:  # every rank must take the same steps, or DDP's all-reduce hangs
