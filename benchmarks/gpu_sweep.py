@@ -86,35 +86,12 @@ def headline(sweeps: list[Path], level: float) -> str:
             f"{best['valid_ndcg@10']:.4f} (epoch {best['epoch']}).")
 
 
-def cpu_check(cpu_run: Path, gpu_run: Path) -> list[str]:
-    """The same config trained on this CPU (for as long as it was given) against the GPU run, epoch by epoch."""
-    cpu, gpu = (json.loads((p / "metrics.json").read_text()) for p in (cpu_run, gpu_run))
-    cpu_params, gpu_params = (json.loads((p / "config.json").read_text())["params"] for p in (cpu_run, gpu_run))
-    differ = {k for k in set(cpu_params) | set(gpu_params) if cpu_params.get(k) != gpu_params.get(k)}
-    by_epoch = {e["epoch"]: e for e in gpu["training"]}
-    shared = [e for e in cpu["training"] if "valid_ndcg@10" in e and "valid_ndcg@10" in by_epoch.get(e["epoch"], {})]
-    seconds = [e["seconds"] for e in cpu["training"]]
-    lines = ["### CPU check", "",
-             f"`{cpu_run}` trained the config of `{gpu_run}` on {cpu['device']} ({cpu['train_seconds']:.0f} s, "
-             f"{len(cpu['training'])} epochs, median {np.median(seconds):.1f} s of training per epoch); "
-             f"parameters that differ: {', '.join(f'{k} ({cpu_params.get(k)!r} vs {gpu_params.get(k)!r})' for k in sorted(differ)) or 'none'}. "
-             "Validation NDCG@10 at the epochs both validated:", "",
-             "| epoch | CPU | GPU |", "|---:|---:|---:|"]
-    lines += [f"| {e['epoch']} | {e['valid_ndcg@10']:.4f} | {by_epoch[e['epoch']]['valid_ndcg@10']:.4f} |"
-              for e in shared]
-    return lines + [""]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (sweep.json + one folder per run)")
-    ap.add_argument("--cpu-check", nargs=2, type=Path, metavar=("CPU_RUN", "GPU_RUN"),
-                    help="compare a CPU run of a sweep run's config with that run (a folder with metrics.json)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    command = " ".join(["python benchmarks/gpu_sweep.py", *map(str, args.sweeps)]
-                       + (["--cpu-check", *map(str, args.cpu_check)] if args.cpu_check else []))
-    lines = [f"Command: `{command}`  ",
+    lines = [f"Command: `python benchmarks/gpu_sweep.py {' '.join(map(str, args.sweeps))}`  ",
              "Each run: `deepshelf train --config CONFIG --set device=cuda --set time_limit=LIMIT --set OVERRIDES`; "
              "bf16 autocast, as the configs ask. Times are the training loop's wall clock (training and "
              "validation every 2 epochs, not data loading) while all of a sweep's runs shared the GPU: upper "
@@ -125,8 +102,6 @@ def main() -> None:
         lines += sweep_table(folder)
     level = THRESHOLDS["ml-1m"][-1]
     lines += [f"### Wall time to validation NDCG@10 >= {level} on ml-1m", "", headline(args.sweeps, level), ""]
-    if args.cpu_check:
-        lines += cpu_check(*args.cpu_check)
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

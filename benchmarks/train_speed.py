@@ -143,7 +143,8 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
              f"--compare-minutes {minutes:g}`; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", "",
              f"`{dataset}`, parameters of configs/sasrec-{dataset}.toml (max_len {params['max_len']}, width "
              f"{params['dim']}, {params['layers']} blocks, dropout {params['dropout']}, batch {params['batch_size']}, "
-             f"lr {params['lr']}, full-softmax cross-entropy), {threads} torch thread(s) each, trained one after the "
+             f"lr {params['lr']}, full-softmax cross-entropy; deepshelf's batching {params.get('batching', 'by_length')}), "
+             f"{threads} torch thread(s) each, trained one after the "
              f"other in this run; validation (full ranking) after every epoch, its time included.", "",
              f"| library | s / epoch (median) | epochs run | best valid NDCG@10 | wall s to valid NDCG@10 >= {target} |",
              "|---|---:|---:|---:|---:|"]
