@@ -35,8 +35,15 @@ def best_cell(log: list[dict]) -> str:
     return "-" if best is None else f"{best['valid_ndcg@10']:.4f} ({best['epoch']})"
 
 
-def sweep_table(folder: Path) -> list[str]:
+def load_sweep(folder: Path) -> tuple[dict, dict[str, tuple[dict, dict]]]:
+    """sweep.json, and each run's (metrics.json, config params) by run name."""
     meta = json.loads((folder / "sweep.json").read_text())
+    runs = {name: (json.loads((folder / name / "metrics.json").read_text()),
+                   json.loads((folder / name / "config.json").read_text())["params"]) for name in meta["runs"]}
+    return meta, runs
+
+
+def sweep_table(folder: Path, meta: dict, runs: dict[str, tuple[dict, dict]]) -> list[str]:
     lines = [f"### {folder.name}", "",
              f"{meta['machine']}, torch {meta['torch']}; {meta['concurrent_runs']} runs at once on the one GPU, "
              f"each under `time_limit = {meta['time_limit_minutes']}` minutes; all done in "
@@ -52,8 +59,7 @@ def sweep_table(folder: Path) -> list[str]:
                   + " | ".join(f"s to valid >= {v} (epoch)" for v in levels) + " | test HR@10 | test NDCG@10 |",
                   "|---|---|---:|---:|---:|" + "---:|" * len(levels) + "---:|---:|"]
         for name in names:
-            m = json.loads((folder / name / "metrics.json").read_text())
-            params = json.loads((folder / name / "config.json").read_text())["params"]
+            m, params = runs[name]
             log = m["training"]
             test = m["test"]["metrics"]
             lines.append(f"| {name} | {' '.join(meta['runs'][name]['set']) or '-'} | {len(log)} / {params['epochs']} | "
@@ -64,13 +70,12 @@ def sweep_table(folder: Path) -> list[str]:
     return lines
 
 
-def headline(sweeps: list[Path], level: float) -> str:
+def headline(sweeps: dict[Path, tuple[dict, dict]], level: float) -> str:
     """The issue's GPU number: the first ml-1m run to reach `level`, or the best any run reached."""
     found = []  # (elapsed to level or None, best validation entry, sweep/run)
-    for folder in sweeps:
-        meta = json.loads((folder / "sweep.json").read_text())
+    for folder, (meta, runs) in sweeps.items():
         for name, r in meta["runs"].items():
-            log = json.loads((folder / name / "metrics.json").read_text())["training"]
+            log = runs[name][0]["training"]
             best = best_validated(log)
             if "sasrec-ml-1m" in r["config"] and best is not None:
                 hit = first_reaching(log, level)
@@ -98,10 +103,11 @@ def main() -> None:
              "bounds for a run alone. Test metrics: leave-one-out, full ranking, seen items excluded. Each "
              "sweep's `launch.sh` is kept as it ran, from the repository root's `.dev/` folder (not committed), "
              "beside the Python packages the GPU machine lacked and the data files.", ""]
-    for folder in args.sweeps:
-        lines += sweep_table(folder)
+    sweeps = {folder: load_sweep(folder) for folder in args.sweeps}
+    for folder, (meta, runs) in sweeps.items():
+        lines += sweep_table(folder, meta, runs)
     level = THRESHOLDS["ml-1m"][-1]
-    lines += [f"### Wall time to validation NDCG@10 >= {level} on ml-1m", "", headline(args.sweeps, level), ""]
+    lines += [f"### Wall time to validation NDCG@10 >= {level} on ml-1m", "", headline(sweeps, level), ""]
     body = "\n".join(lines)
     print(body)
     if not args.no_write:

@@ -208,11 +208,9 @@ class SASRec(Recommender):
         lengths = (rows[:, :-1] > 0).sum(1).numpy()
 
         def batches(epoch: int):
-            # Batches of similar lengths (sorted within random chunks of 32 batches, then shuffled) cut the
-            # padding the transformer computes on, while keeping each epoch's mix random.
             rng = np.random.default_rng([c.seed, epoch])
             order = rng.permutation(len(rows))
-            if c.batching == "by_length":
+            if c.batching == "by_length":  # sorted within random chunks of 32 batches: less padding to compute on
                 chunk = c.batch_size * 32
                 order = np.concatenate([part[np.argsort(-lengths[part], kind="stable")]
                                         for part in np.split(order, range(chunk, len(order), chunk))])
