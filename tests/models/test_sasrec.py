@@ -77,6 +77,20 @@ def test_causal_masking(norm):
     assert not torch.allclose(a[:, 12:], b[:, 12:])
 
 
+@pytest.mark.parametrize("norm", ["pre", "post", "query"])
+def test_newest_only_equals_the_newest_row_of_the_full_pass(norm):
+    """Scoring runs the last block for the newest position alone; it must give that row of the full pass."""
+    torch.manual_seed(0)
+    net = SASRecNetwork(N_ITEMS, 20, 16, 3, 2, 0.0, norm=norm).eval()
+    items = torch.randint(1, N_ITEMS + 1, (4, 20))
+    items[0, :5] = 0  # left-padded rows, as scoring builds them
+    items[1, :19] = 0
+    with torch.no_grad():
+        full, newest = net(items), net(items, newest_only=True)
+    assert newest.shape == (4, 1, 16)
+    torch.testing.assert_close(newest[:, 0], full[:, -1], rtol=1e-5, atol=1e-5)
+
+
 def test_positions_from_the_oldest_item_keep_earlier_outputs_when_events_are_added():
     """Counting positions from the oldest item, an output depends only on the items up to it, so appending
     events leaves every earlier output as it was; counted back from the newest, appending shifts them all."""

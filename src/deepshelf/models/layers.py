@@ -33,21 +33,23 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
-        """x: (B, T, d) keys and values, and queries unless `query` (B, T, d) is given."""
+        """x: (B, T, d) keys and values, and queries unless `query` (B, Tq, d) is given (Tq = T, or fewer: the
+        newest positions, with `mask` cut to their rows)."""
         B, T, d = x.shape
+        split = (B, -1, self.heads, d // self.heads)  # -> (B, h, T, d/h) after a transpose
         if query is None:
-            qkv = self.qkv(x)
+            q, k, v = self.qkv(x).view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         else:  # the same weights, with the queries from their own input
             w, b = self.qkv.weight, self.qkv.bias
-            qkv = torch.cat([F.linear(query, w[:d], b[:d]), F.linear(x, w[d:], b[d:])], -1)
-        q, k, v = qkv.view(B, T, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, h, T, d/h)
+            q = F.linear(query, w[:d], b[:d]).view(split).transpose(1, 2)
+            k, v = F.linear(x, w[d:], b[d:]).view(B, T, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         if x.device.type == "cpu":  # CPU flash attention's bf16 backward is ~2x slower than its fp32 one
             q, k, v = q.float(), k.float(), v.float()
         # Attention-weight dropout is off by default: on CPU it draws a (B, h, T, T) random mask, the single most
         # expensive op of a training step.
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, T, d/h)
-        return self.proj(y.transpose(1, 2).reshape(B, T, d))  # (B, T, d)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Tq, d/h)
+        return self.proj(y.transpose(1, 2).reshape(B, q.shape[2], d))  # (B, Tq, d)
 
 
 Norm = Literal["pre", "post", "query"]
@@ -75,13 +77,21 @@ class TransformerBlock(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, ffn_mult * dim), nn.GELU(), nn.Linear(ffn_mult * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """(B, T, d) -> (B, T, d); with `newest_only`, (B, 1, d): the newest position's output alone, all a
+        recommendation reads from the last block (every position still serves as a key and value)."""
+        if newest_only:
+            mask = mask[:, :, -1:]
         if self.norm == "post":
-            x = self.norm1(x + self.drop(self.attn(x, mask)))  # (B, T, d)
-            return self.norm2(x + self.drop(self.ffn(x)))  # (B, T, d)
+            q = x[:, -1:] if newest_only else x
+            x = self.norm1(q + self.drop(self.attn(x, mask, query=q if newest_only else None)))  # (B, Tq, d)
+            return self.norm2(x + self.drop(self.ffn(x)))
         if self.norm == "query":
             q = self.norm1(x)
-            x = self.norm2(q + self.drop(self.attn(x, mask, query=q)))  # (B, T, d)
-            return x + self.drop(self.ffn(x))  # (B, T, d)
-        x = x + self.drop(self.attn(self.norm1(x), mask))  # (B, T, d)
-        return x + self.drop(self.ffn(self.norm2(x)))  # (B, T, d)
+            q = q[:, -1:] if newest_only else q
+            x = self.norm2(q + self.drop(self.attn(x, mask, query=q)))  # (B, Tq, d)
+            return x + self.drop(self.ffn(x))
+        h = self.norm1(x)
+        q = h[:, -1:] if newest_only else None
+        x = (x[:, -1:] if newest_only else x) + self.drop(self.attn(h, mask, query=q))  # (B, Tq, d)
+        return x + self.drop(self.ffn(self.norm2(x)))
