@@ -135,7 +135,7 @@ class SASRecNetwork(nn.Module):
     def forward(self, items: torch.Tensor, types: torch.Tensor | None = None, newest_only: bool = False
                 ) -> torch.Tensor:
         """items, types: int64 (B, T), left-padded with 0 -> output vectors (B, T, d), or (B, 1, d) for the newest
-        position alone (`newest_only`: the last block skips the others, a quarter of a 3-block model's work)."""
+        position alone (`newest_only`: the last block computes queries and feed-forward for that position only)."""
         keep = items > 0  # (B, T)
         if self.from_oldest:  # (B, T) index among the real items; padding gets 0 and is masked anyway
             positions = (keep.cumsum(1) - 1).clamp(min=0)
