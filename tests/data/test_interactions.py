@@ -84,3 +84,12 @@ def test_histories_padded_select_against_reference():
     dense = h.to_csr(50).toarray()
     for b, items in enumerate(lists):
         assert dense[b].sum() == len(items)
+
+
+def test_to_csr_leaves_the_histories_unchanged_when_items_repeat():
+    """scipy's sum_duplicates sorts and compacts in place: the batch's own rows must not be the ones it rewrites."""
+    hist = Histories.from_lists([[5, 3, 5, 1], [2, 2, 4]])
+    m = hist.to_csr(10)
+    assert hist[0].tolist() == [5, 3, 5, 1] and hist[1].tolist() == [2, 2, 4]
+    assert hist.indptr.tolist() == [0, 4, 7]
+    assert m.toarray()[0, 5] == 2 and m.toarray()[1, 2] == 2 and m.toarray()[1, 4] == 1

@@ -76,7 +76,9 @@ class Histories:
     def to_csr(self, n_items: int, weights: np.ndarray | None = None) -> sp.csr_matrix:
         """[B, n_items] matrix; repeated items add up. `weights` is per event (default 1)."""
         data = np.ones(len(self.items), dtype=np.float32) if weights is None else weights.astype(np.float32)
-        m = sp.csr_matrix((data, self.items, self.indptr), shape=(len(self), n_items))
+        # Copies: scipy keeps the arrays it is given and `sum_duplicates` sorts and compacts them in place, which
+        # would rewrite this (frozen) batch's own rows and break every later read of them (the seen-item mask).
+        m = sp.csr_matrix((data, self.items.copy(), self.indptr.copy()), shape=(len(self), n_items))
         m.sum_duplicates()
         return m
 
