@@ -38,7 +38,7 @@ from deepshelf.evaluation.evaluate import evaluate  # noqa: E402
 from deepshelf.models.base import Recommender  # noqa: E402
 from deepshelf.models.sasrec import SASRec  # noqa: E402
 from deepshelf.models.sasrec_content import ContentSASRec  # noqa: E402
-from deepshelf.runs import device_name  # noqa: E402
+from deepshelf.runs.artifacts import device_name  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@
 
     python benchmarks/content_quality.py [--out runs/fashion-content] [--set key=value ...]
 
-Trains the content model through `deepshelf.runs.train_run` (the path `deepshelf train --dataset fashion --model
+Trains the content model through `deepshelf.runs.pipeline.train_run` (the path `deepshelf train --dataset fashion --model
 content` takes), so the numbers are the ones the run's metrics.json records. Held-out products: numeric id
 divisible by 5 (1,917 of 9,583); no learned head sees their photos or names. P@10 = share of a held-out
 product's 10 nearest neighbours (itself excluded, gallery = all products with a vector) sharing its article type
@@ -31,7 +31,8 @@ from deepshelf.content.similar import SimilarIndex  # noqa: E402
 from deepshelf.data.datasets import load_dataset  # noqa: E402
 from deepshelf.encoders.image import ImageEncoder  # noqa: E402
 from deepshelf.encoders.text import TextEncoder  # noqa: E402
-from deepshelf.runs import build_train_config, train_run  # noqa: E402
+from deepshelf.runs.config import build_train_config  # noqa: E402
+from deepshelf.runs.pipeline import train_run  # noqa: E402
 
 TARGETS = {"visual": (0.85, 0.60), "words_to_pictures": (0.70, 0.45)}
 

@@ -2,7 +2,7 @@
 
     python benchmarks/quality.py [--datasets ml-1m beauty] [--models popularity itemknn ease als]
 
-Trains each model through `deepshelf.runs.train_run` (the path `deepshelf train` takes), so the numbers are
+Trains each model through `deepshelf.runs.pipeline.train_run` (the path `deepshelf train` takes), so the numbers are
 the ones `metrics.json` records, and writes the table to docs/benchmarks.md ("Classic models").
 """
 
@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mdsection import machine, write_section  # noqa: E402
 
-from deepshelf.runs import build_train_config, train_run  # noqa: E402
+from deepshelf.runs.config import build_train_config  # noqa: E402
+from deepshelf.runs.pipeline import train_run  # noqa: E402
 
 # Per-dataset parameters, fixed before the run (never chosen on the test split).
 PARAMS = {

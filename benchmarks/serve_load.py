@@ -42,8 +42,8 @@ def build(workdir: Path, n_items: int, n_users: int, events_per_user: int, dim: 
     Cached in `workdir` by size."""
     from deepshelf.data.idmap import IdMap
     from deepshelf.models.als import ALS
-    from deepshelf.runs import TrainConfig
-    from deepshelf.serving.store import Event, Item, open_store
+    from deepshelf.runs.config import TrainConfig
+    from deepshelf.storage import Event, Item, open_store
 
     tag = f"{n_items}-{n_users}-{events_per_user}-{dim}"
     run, db = workdir / f"run-{tag}", workdir / f"store-{tag}.db"

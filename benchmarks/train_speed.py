@@ -35,7 +35,7 @@ from traininglog import best_validated, first_reaching  # noqa: E402
 
 from deepshelf.data.interactions import Histories  # noqa: E402
 from deepshelf.models.sasrec import SASRec, SASRecNetwork  # noqa: E402
-from deepshelf.runs import load_run  # noqa: E402
+from deepshelf.runs.artifacts import load_run  # noqa: E402
 
 SEQUENCE_FILES = {"ml-1m": ("movielens-1m/ml-1m_user_sequences.txt.gz", 5),
                   "beauty": ("amazon-s3rec-5core/Beauty.txt.gz", 0)}

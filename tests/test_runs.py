@@ -5,7 +5,9 @@ import json
 import pytest
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.runs import build_train_config, load_run, train_run
+from deepshelf.runs.artifacts import load_run
+from deepshelf.runs.config import build_train_config
+from deepshelf.runs.pipeline import train_run
 
 
 def events_file(tmp_path):

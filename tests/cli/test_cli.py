@@ -91,7 +91,7 @@ def test_existing_run_is_not_overwritten(sequences, tmp_path):
 
 def test_train_from_the_event_store(tmp_path):
     """`deepshelf train --database URL` trains on what a running service has stored."""
-    from deepshelf.serving.store import Event, open_store
+    from deepshelf.storage import Event, open_store
 
     url = f"sqlite:///{tmp_path / 'events.db'}"
     store = open_store(url)

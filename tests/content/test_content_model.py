@@ -117,10 +117,11 @@ def test_cli_similar_and_search(content_model, tmp_path):
     from typer.testing import CliRunner
 
     from deepshelf.cli import main as cli
-    from deepshelf.runs import TrainConfig, _write_run
+    from deepshelf.runs.artifacts import write_run
+    from deepshelf.runs.config import TrainConfig
 
     run = tmp_path / "run"
-    _write_run(run, TrainConfig(dataset="planted", model="content"), content_model, {}, lambda tmp: None)
+    write_run(run, TrainConfig(dataset="planted", model="content"), content_model, {}, lambda tmp: None)
     assert (run / "content" / "similar.npz").exists()  # where the server looks
     cli._register_command_groups()
     runner = CliRunner()

@@ -233,7 +233,7 @@ def test_bad_config_refused_naming_the_field(params, field):
 
 
 def test_bad_config_refused_from_the_command_line_settings():
-    from deepshelf.runs import build_train_config
+    from deepshelf.runs.config import build_train_config
 
     with pytest.raises(DeepshelfError, match="heads"):
         build_train_config("ml-1m", "sasrec", None, ["dim=64", "heads=5"])

@@ -48,7 +48,8 @@ def write_shop(folder: Path, seed: int = 0, users_per_group: int = 30, events_pe
 
 
 def train(events: Path, catalog: Path, out: Path, model: str, **params) -> Path:
-    from deepshelf.runs import TrainConfig, train_run
+    from deepshelf.runs.config import TrainConfig
+    from deepshelf.runs.pipeline import train_run
 
     cfg = TrainConfig(dataset=str(events), catalog=str(catalog), model=model, params=params,
                       protocol="leave-one-out")

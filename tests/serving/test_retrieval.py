@@ -78,7 +78,7 @@ def test_sparse_itemknn_path_matches_dense_recommend(runs_dir, tmp_path):
 def test_served_list_equals_model_recommend(runs_dir, tmp_path, run):
     """What is evaluated is what is served: with no rules in the way the answer is the model's own top-k."""
     from deepshelf.data.interactions import Histories
-    from deepshelf.runs import load_run
+    from deepshelf.runs.artifacts import load_run
 
     model = load_run(runs_dir / run).model
     served, _ = _service_answers(runs_dir / run, tmp_path, run, SESSIONS[:3])
@@ -94,7 +94,7 @@ def test_served_list_equals_model_recommend(runs_dir, tmp_path, run):
 def test_als_fold_in_matches_the_model(runs_dir):
     """The serving fold-in (YᵀY cached) solves the same equation as ALS.user_factors, the reference."""
     from deepshelf.data.interactions import Histories
-    from deepshelf.runs import load_run
+    from deepshelf.runs.artifacts import load_run
     from deepshelf.serving.retrieval import vector_model
 
     model = load_run(runs_dir / "als").model

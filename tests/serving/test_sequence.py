@@ -18,7 +18,7 @@ def sasrec_run(shop, tmp_path_factory):
 
 def test_sasrec_query_vectors_match_score(sasrec_run):
     from deepshelf.data.interactions import Histories
-    from deepshelf.runs import load_run
+    from deepshelf.runs.artifacts import load_run
     from deepshelf.serving.retrieval import vector_model
 
     model = load_run(sasrec_run).model

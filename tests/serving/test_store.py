@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.serving.store import Event, Item, load_training_data, open_store
+from deepshelf.storage import Event, Item, load_training_data, open_store
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory):
     """A small demo: popularity + item-kNN trained on online-retail, item-kNN served, store seeded."""
-    from deepshelf import demo
+    from deepshelf.apps import demo
 
     runs_dir = tmp_path_factory.mktemp("web-demo") / "demo"
     ds = demo.demo_dataset("online-retail")
@@ -45,7 +45,7 @@ def server(demo_build):
     """Base URL of a uvicorn server (in a thread of this process) serving the demo build."""
     import uvicorn
 
-    from deepshelf import demo
+    from deepshelf.apps import demo
 
     paths, _ = demo_build
     port = free_port()

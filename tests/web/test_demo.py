@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from deepshelf import demo
+from deepshelf.apps import demo
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.datasets import Dataset
 from deepshelf.data.interactions import Interactions
@@ -41,7 +41,7 @@ def test_demo_models_include_what_is_installed():
 
 
 def test_second_build_reuses_runs_and_retrains_a_changed_config(demo_build):
-    from deepshelf.runs import TrainConfig
+    from deepshelf.runs.config import TrainConfig
 
     paths, _ = demo_build  # built by the same train_models() call moments ago
     runs_dir = paths.runs_dir
@@ -54,7 +54,7 @@ def test_second_build_reuses_runs_and_retrains_a_changed_config(demo_build):
 
 
 def test_serving_folder_links_the_run_and_content_and_current_moves_atomically(demo_build, tmp_path):
-    from deepshelf.runs import load_run
+    from deepshelf.runs.artifacts import load_run
 
     paths, _ = demo_build
     trained = []
@@ -88,7 +88,7 @@ def small_shop() -> Dataset:
 
 
 def test_seed_store_once_replaying_history_up_to_now(tmp_path):
-    from deepshelf.serving.store import open_store
+    from deepshelf.storage import open_store
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     before = time.time()

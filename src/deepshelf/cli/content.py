@@ -50,7 +50,7 @@ def export_similar(run: Path, mode: str, k: int, output: Path, exact: bool = Fal
 
 def _in_stock_mask(run: Path, item_ids: np.ndarray) -> np.ndarray:
     from deepshelf.data.datasets import load_dataset
-    from deepshelf.runs import load_run
+    from deepshelf.runs.artifacts import load_run
 
     loaded = load_run(run)
     ds = load_dataset(loaded.config.dataset, catalog=loaded.config.catalog)
@@ -112,7 +112,7 @@ def export_search(run: Path, queries: Path, k: int, output: Path, by: str = "hyb
 def _user_history(index, user: str, rerank_run: Path):
     """The shopper's events (oldest first) from the re-ranking run's dataset, as rows of `index`."""
     from deepshelf.data.datasets import load_dataset
-    from deepshelf.runs import load_run
+    from deepshelf.runs.artifacts import load_run
 
     loaded = load_run(rerank_run)
     ds = load_dataset(loaded.config.dataset, catalog=loaded.config.catalog)

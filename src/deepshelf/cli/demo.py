@@ -27,7 +27,7 @@ def demo(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from deepshelf import demo as lib
+    from deepshelf.apps import demo as lib
     from deepshelf.errors import DeepshelfError
 
     console = Console()

@@ -54,7 +54,8 @@ def train(
     nproc: Annotated[int, typer.Option(min=1, help="processes for distributed data-parallel training")] = 1,
 ) -> None:
     """Train a model, evaluate it (full ranking) and write runs/NAME."""
-    from deepshelf.runs import build_train_config, train_run
+    from deepshelf.runs.config import build_train_config
+    from deepshelf.runs.pipeline import train_run
 
     if nproc > 1:  # re-launch this same command under torchrun; rank 0 writes the run
         from deepshelf.training.distributed import launch
@@ -93,7 +94,8 @@ def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
              k: Annotated[list[int], typer.Option(help="cut-offs")] = [10, 20]) -> None:
     """Re-evaluate a saved run on its split and print the metrics."""
     from deepshelf.evaluation.evaluate import evaluate as run_eval
-    from deepshelf.runs import eval_split_of, load_run
+    from deepshelf.runs.artifacts import load_run
+    from deepshelf.runs.pipeline import eval_split_of
 
     loaded = load_run(run)
     _, split, es = eval_split_of(loaded, users)
@@ -112,7 +114,8 @@ def recommend(run: Annotated[Path, typer.Option(help="run folder")],
               users: Annotated[str, typer.Option(help="test or valid")] = "test",
               k: Annotated[int, typer.Option(min=1, max=1000)] = 10) -> None:
     """Export top-k recommendations for every evaluated user, in original ids."""
-    from deepshelf.runs import export_recommendations, load_run
+    from deepshelf.runs.artifacts import load_run
+    from deepshelf.runs.pipeline import export_recommendations
 
     rows = export_recommendations(load_run(run), users, k, output)
     out_console.print(f"wrote {rows:,} rows to {output}")

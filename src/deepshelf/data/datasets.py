@@ -175,7 +175,7 @@ def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
     """A built-in dataset by name, an event store by URL (`sqlite:///…`, `postgresql://…`), or an events
     table / sequences file by path (with an optional catalogue)."""
     if name_or_path.startswith(STORE_URL_PREFIXES):
-        from deepshelf.serving.store import load_training_data  # the store owns its schema
+        from deepshelf.storage import load_training_data  # the store owns its schema
 
         ds = load_training_data(name_or_path)
     elif name_or_path in BUILTIN:

@@ -18,7 +18,7 @@ from deepshelf.serving.metrics import Metrics, MetricsMiddleware
 from deepshelf.serving.routes import admin, events, items, recommendations, system
 from deepshelf.serving.service import NotAvailable, NotFound, Service
 from deepshelf.serving.settings import Settings
-from deepshelf.serving.store import open_store
+from deepshelf.storage import open_store
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepshelf.data.idmap import IdMap
-from deepshelf.serving.store import Store
+from deepshelf.storage import Store
 
 
 @dataclass(frozen=True)

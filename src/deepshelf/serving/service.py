@@ -24,7 +24,7 @@ from deepshelf.serving.catalog_view import CatalogView
 from deepshelf.serving.retrieval import VectorIndex, VectorModel, vector_model
 from deepshelf.serving.rules import Rules, allowed, full_mask, rerank
 from deepshelf.serving.settings import Settings
-from deepshelf.serving.store import Event, Item, Store
+from deepshelf.storage import Event, Item, Store
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class LoadedRun:
     path: Path | None
     signature: tuple | None
     version: str | None
-    run: object | None  # deepshelf.runs.Run
+    run: object | None  # deepshelf.runs.artifacts.Run
     model: object | None
     view: CatalogView
     vectors: VectorModel | None = None
@@ -187,7 +187,7 @@ class Service:
             state = LoadedRun(None, None, None, None, None, view)
             state.trending = self._compute_trending(state)
             return state
-        from deepshelf.runs import load_run
+        from deepshelf.runs.artifacts import load_run
 
         signature = run_signature(path)
         run = load_run(path)

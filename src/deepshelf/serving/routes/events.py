@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 
 from deepshelf.serving.deps import ReadAuth, ServiceDep, SettingsDep, WriteAuth, invalid
 from deepshelf.serving.schemas import Accepted, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
-from deepshelf.serving.store import Event
+from deepshelf.storage import Event
 
 router = APIRouter(prefix="/v1", tags=["events"])
 

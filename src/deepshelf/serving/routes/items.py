@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from deepshelf.serving.deps import ReadAuth, ServiceDep, SettingsDep, WriteAuth, invalid
 from deepshelf.serving.schemas import Accepted, ItemBatchIn, ItemIn, ItemOut, ItemPage
 from deepshelf.serving.settings import Settings
-from deepshelf.serving.store import Item
+from deepshelf.storage import Item
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 

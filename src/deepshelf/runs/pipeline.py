@@ -1,118 +1,31 @@
-"""Training runs: train + evaluate a model on a dataset and write an immutable `runs/<name>/` folder.
-
-Layout: `config.json` (the TrainConfig), `model/` (the saved model), `metrics.json`, `report.md`, `plots/`.
-A run is written to a temporary sibling folder and renamed into place, so readers never see half a run.
-"""
+"""The training pipeline: load, split, fit, evaluate on validation and test, write the run; export a run's lists."""
 
 from __future__ import annotations
 
-import json
 import logging
-import platform
-import shutil
-import tempfile
 import time
-import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deepshelf import __version__
 from deepshelf.data.datasets import Dataset, load_dataset
-from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.data.splits import Split, make_split
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import EvalResult, evaluate
 from deepshelf.evaluation.report import write_report
-from deepshelf.models.base import Recommender, build_config
+from deepshelf.models.base import Recommender
 from deepshelf.models.registry import model_class
+from deepshelf.runs.artifacts import Run, device_name, write_run
+from deepshelf.runs.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
-class TrainConfig(BaseModel):
-    """What `deepshelf train` does: which data, which model with which parameters, which protocol."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str
-    model: str
-    params: dict[str, Any] = Field(default_factory=dict)  # the model's own config values
-    catalog: str | None = None  # catalogue file for a dataset given by path
-    protocol: Literal["auto", "leave-one-out", "temporal"] = "auto"
-    test_days: float = Field(default=30.0, gt=0)  # temporal protocol: length of the test period
-    valid_days: float = Field(default=30.0, gt=0)
-    ks: tuple[int, ...] = (10, 20)
-    # Strength of each event type (view/cart/purchase/...) over schema.DEFAULT_EVENT_WEIGHTS; a type
-    # weighted 0 (impressions and searches by default) carries no preference and is left out of training.
-    event_weights: dict[str, float] = Field(default_factory=dict)
-
-    @field_validator("event_weights")
-    @classmethod
-    def _known_event_types(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, weight in value.items():
-            if name not in EVENT_TYPE_NAMES:
-                raise ValueError(f"unknown event type {name!r} (expected one of {', '.join(EVENT_TYPE_NAMES)})")
-            if weight < 0:
-                raise ValueError(f"weight of {name!r} must be >= 0")
-        return value
-
-
-def parse_value(text: str) -> Any:
-    """A `--set` value: TOML scalar syntax when it parses (1, 0.5, true, "x"), else the raw string."""
-    if text.lower() in ("none", "null"):
-        return None
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def build_train_config(dataset: str | None, model: str | None, config_file: Path | None,
-                       overrides: list[str]) -> TrainConfig:
-    """Merge a TOML config file, command-line dataset/model and `--set key=value` into a validated config.
-
-    A `--set` key is a model parameter, or one of TrainConfig's own fields (protocol, test_days, ...).
-    """
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        try:
-            values = tomllib.loads(Path(config_file).read_text())
-        except FileNotFoundError:
-            raise DeepshelfError(f"{config_file}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise DeepshelfError(f"{config_file}: not valid TOML: {exc}") from None
-    if dataset:
-        values["dataset"] = dataset
-    if model:
-        values["model"] = model
-    params = dict(values.get("params", {}))
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise DeepshelfError(f"--set {item!r}: expected key=value")
-        if key in TrainConfig.model_fields and key not in ("params", "dataset", "model"):
-            values[key] = parse_value(raw)
-        else:
-            params[key] = parse_value(raw)
-    values["params"] = params
-    for required in ("dataset", "model"):
-        if not values.get(required):
-            raise DeepshelfError(f"missing --{required} (or '{required} = ...' in the config file)")
-    try:
-        cfg = TrainConfig(**values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise DeepshelfError(f"config field {field!r}: {err['msg']}") from None
-    # Validate the model parameters now, before any data is loaded, so a typo fails in a second.
-    build_config(model_class(cfg.model).Config, cfg.params)
-    return cfg
+def load_source(name_or_url: str, catalog: str | None = None) -> Dataset:
+    """The training data a config names: a built-in dataset, a file path, or an event store URL."""
+    return load_dataset(name_or_url, catalog=catalog)
 
 
 def split_dataset(ds: Dataset, cfg: TrainConfig) -> Split:
@@ -132,43 +45,6 @@ def split_dataset(ds: Dataset, cfg: TrainConfig) -> Split:
     return make_split(inter, "leave-one-out")
 
 
-@dataclass
-class Run:
-    """A trained run loaded back: its config, model and recorded metrics."""
-
-    path: Path
-    config: TrainConfig
-    model: Recommender
-    metrics: dict
-
-    @property
-    def version(self) -> str:
-        return self.metrics.get("version", self.path.name)
-
-
-def load_run(path: str | Path) -> Run:
-    path = Path(path)
-    if not (path / "config.json").exists():
-        raise DeepshelfError(f"{path}: not a deepshelf run (no config.json)")
-    try:
-        cfg = TrainConfig(**json.loads((path / "config.json").read_text()))
-        metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
-    except (json.JSONDecodeError, ValidationError) as exc:
-        raise DeepshelfError(f"{path}: corrupt run files ({str(exc).splitlines()[0]})") from None
-    return Run(path, cfg, Recommender.load(path / "model"), metrics)
-
-
-def device_name() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return f"cpu ({platform.processor() or platform.machine()})"
-
-
 def _summary(result: EvalResult) -> dict:
     return {"metrics": result.metrics, "slices": result.slices, "seconds": round(result.seconds, 3)}
 
@@ -182,7 +58,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     say = progress or (lambda msg: log.info(msg))
     model = model_class(cfg.model)(**cfg.params)
     say(f"loading {cfg.dataset}")
-    ds = load_dataset(cfg.dataset, catalog=cfg.catalog)
+    ds = load_source(cfg.dataset, cfg.catalog)
     if ds.interactions is None and hasattr(model, "fit_catalog"):
         return _train_catalog_run(cfg, model, ds, out, say)
     split = split_dataset(ds, cfg)
@@ -207,7 +83,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         **{name: _summary(r) for name, r in results.items()},
         **({"training": model.training_log} if getattr(model, "training_log", None) else {}),
     }
-    _write_run(out, cfg, model, metrics,
+    write_run(out, cfg, model, metrics,
                lambda tmp: write_report(tmp, f"{cfg.model} on {cfg.dataset}", results, popularity))
     say(f"wrote {out}")
     return out
@@ -238,40 +114,16 @@ def _train_catalog_run(cfg: TrainConfig, model: Recommender, ds: Dataset, out: P
                 lines.append(f"| {mode} | " + " | ".join(f"{v:.4f}" for v in values.values()) + " |")
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
 
-    _write_run(out, cfg, model, metrics, report)
+    write_run(out, cfg, model, metrics, report)
     say(f"trained {cfg.model} in {train_seconds:.1f}s; wrote {out}")
     return out
-
-
-def _write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
-               report: Callable[[Path], None]) -> None:
-    """Write config, model, metrics and report into a temp folder and rename it into place (atomic)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        (tmp / "config.json").write_text(cfg.model_dump_json(indent=2))
-        model.save(tmp / "model")
-        if (tmp / "model" / "content").is_dir():  # where a server looks for the content indexes: RUN/content
-            (tmp / "content").symlink_to(Path("model") / "content", target_is_directory=True)
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        report(tmp)
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def eval_split_of(run: Run, which: str):
     """Reload the run's dataset and rebuild the split deterministically; return (dataset, split, evalset)."""
     if which not in ("test", "valid"):
         raise DeepshelfError(f"--users {which!r}: expected test or valid")
-    ds = load_dataset(run.config.dataset, catalog=run.config.catalog)
+    ds = load_source(run.config.dataset, run.config.catalog)
     split = split_dataset(ds, run.config)
     if split.train.item_map != run.model.item_map:
         raise DeepshelfError(f"{run.path}: the dataset {run.config.dataset!r} no longer matches the run's items")

@@ -98,7 +98,8 @@ def train_models(dataset: str, runs_dir: Path, models: dict[str, dict[str, Any]]
     """
     from deepshelf.models.base import build_config
     from deepshelf.models.registry import model_class
-    from deepshelf.runs import TrainConfig, train_run
+    from deepshelf.runs.config import TrainConfig
+    from deepshelf.runs.pipeline import train_run
 
     runs_dir.mkdir(parents=True, exist_ok=True)
     out: list[TrainedRun] = []
@@ -200,7 +201,7 @@ def demo_dataset(name: str):
 
 def catalogue_items(catalog) -> list:
     """The dataset's `Catalog` as store rows (serving's `Item`)."""
-    from deepshelf.serving.store import Item
+    from deepshelf.storage import Item
 
     table = catalog.table
     extra = [c for c in catalog.attributes if c not in ("quantity", "invoice")]
@@ -227,7 +228,7 @@ def seed_store(database: str, dataset, progress: Callable[[str], None] | None = 
     Returns counts. Images are stored as bytes so the service can serve them at its image URL.
     """
     from deepshelf.data.schema import EventType
-    from deepshelf.serving.store import Event, open_store
+    from deepshelf.storage import Event, open_store
 
     say = progress or log.info
     store = open_store(database, sqlite_synchronous="NORMAL")

@@ -1,0 +1,1 @@
+"""Applications built over the library and the service (the demo store)."""

@@ -1,0 +1,83 @@
+"""Run folders: load one back, write one atomically. The only part of `runs` that serving imports.
+
+Layout: `config.json` (the TrainConfig), `model/` (the saved model), `metrics.json`, `report.md`, `plots/`.
+A run is written to a temporary sibling folder and renamed into place, so readers never see half a run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from deepshelf.errors import DeepshelfError
+from deepshelf.models.base import Recommender
+from deepshelf.runs.config import TrainConfig
+
+
+@dataclass
+class Run:
+    """A trained run loaded back: its config, model and recorded metrics."""
+
+    path: Path
+    config: TrainConfig
+    model: Recommender
+    metrics: dict
+
+    @property
+    def version(self) -> str:
+        return self.metrics.get("version", self.path.name)
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    if not (path / "config.json").exists():
+        raise DeepshelfError(f"{path}: not a deepshelf run (no config.json)")
+    try:
+        cfg = TrainConfig(**json.loads((path / "config.json").read_text()))
+        metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise DeepshelfError(f"{path}: corrupt run files ({str(exc).splitlines()[0]})") from None
+    return Run(path, cfg, Recommender.load(path / "model"), metrics)
+
+
+def device_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return f"cpu ({platform.processor() or platform.machine()})"
+
+
+def write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
+               report: Callable[[Path], None]) -> None:
+    """Write config, model, metrics and report into a temp folder and rename it into place (atomic)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "config.json").write_text(cfg.model_dump_json(indent=2))
+        model.save(tmp / "model")
+        if (tmp / "model" / "content").is_dir():  # where a server looks for the content indexes: RUN/content
+            (tmp / "content").symlink_to(Path("model") / "content", target_is_directory=True)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        report(tmp)
+        if out.exists():
+            trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
+            out.rename(trash)
+            tmp.rename(out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
