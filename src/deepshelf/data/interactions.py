@@ -23,16 +23,18 @@ class Histories:
     indptr: np.ndarray  # int64 [B + 1]
     items: np.ndarray  # int32 [nnz]
     types: np.ndarray | None = None  # int8 [nnz], event types when known
+    timestamps: np.ndarray | None = None  # int64 [nnz], Unix seconds of each event when known
 
     @classmethod
-    def from_lists(cls, lists: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None = None) -> "Histories":
+    def from_lists(cls, lists: Sequence[Sequence[int]], types: Sequence[Sequence[int]] | None = None,
+                   timestamps: Sequence[Sequence[int]] | None = None) -> "Histories":
         lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        items = np.fromiter((i for x in lists for i in x), dtype=np.int32, count=int(indptr[-1]))
-        t = None
-        if types is not None:
-            t = np.fromiter((i for x in types for i in x), dtype=np.int8, count=int(indptr[-1]))
-        return cls(indptr, items, t)
+        n = int(indptr[-1])
+        items = np.fromiter((i for x in lists for i in x), dtype=np.int32, count=n)
+        t = None if types is None else np.fromiter((i for x in types for i in x), dtype=np.int8, count=n)
+        ts = None if timestamps is None else np.fromiter((i for x in timestamps for i in x), dtype=np.int64, count=n)
+        return cls(indptr, items, t, ts)
 
     def __len__(self) -> int:
         return len(self.indptr) - 1
@@ -71,7 +73,8 @@ class Histories:
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         gather = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
         t = None if self.types is None else self.types[gather]
-        return Histories(indptr, self.items[gather], t)
+        ts = None if self.timestamps is None else self.timestamps[gather]
+        return Histories(indptr, self.items[gather], t, ts)
 
     def to_csr(self, n_items: int, weights: np.ndarray | None = None) -> sp.csr_matrix:
         """[B, n_items] matrix; repeated items add up. `weights` is per event (default 1)."""
@@ -200,7 +203,7 @@ class Interactions:
         user_sorted = self.user[order]
         counts = np.bincount(user_sorted, minlength=self.n_users)
         indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        hist = Histories(indptr, self.item[order], self.type[order])
+        hist = Histories(indptr, self.item[order], self.type[order], self.timestamp[order])
         if users is not None:
             hist = hist.select(users)
         if max_len is not None:

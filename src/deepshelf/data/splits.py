@@ -57,7 +57,8 @@ def leave_one_out(inter: Interactions, min_events: int = 3) -> Split:
         keep = lengths - drop
         indptr = np.concatenate([[0], np.cumsum(keep)]).astype(np.int64)
         src = np.repeat(full.indptr[:-1] - indptr[:-1], keep) + np.arange(indptr[-1])
-        return Histories(indptr, full.items[src], None if full.types is None else full.types[src])
+        return Histories(indptr, full.items[src], None if full.types is None else full.types[src],
+                         None if full.timestamps is None else full.timestamps[src])
 
     one = np.arange(len(eligible) + 1, dtype=np.int64)
     test = EvalSet(eligible, truncated(1), Histories(one, inter.item[test_pos]))

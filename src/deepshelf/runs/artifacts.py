@@ -48,6 +48,19 @@ def load_run(path: str | Path) -> Run:
     return Run(path, cfg, Recommender.load(path / "model"), metrics)
 
 
+def content_dir(run_path: str | Path) -> Path | None:
+    """The run's content indexes (similar by text / picture, semantic search), if it has any.
+
+    A content run keeps them in `model/content`; a serving folder that pairs a behaviour model with a content
+    run's indexes links them in as `content/`.
+    """
+    run_path = Path(run_path)
+    for folder in (run_path / "content", run_path / "model" / "content"):
+        if folder.is_dir():
+            return folder
+    return None
+
+
 def device_name() -> str:
     try:
         import torch
