@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from deepshelf.data.datasets import load_dataset  # noqa: E402
 from deepshelf.data.splits import make_split  # noqa: E402
-from deepshelf.evaluation.evaluate import evaluate  # noqa: E402
+from deepshelf.evaluation.evaluate import evaluate, validation  # noqa: E402
 from deepshelf.models.base import Recommender  # noqa: E402
 from deepshelf.models.sasrec import SASRec  # noqa: E402
 from deepshelf.models.sasrec_content import ContentSASRec  # noqa: E402
@@ -108,16 +108,16 @@ def main() -> None:
         model = ContentSASRec(**params, id_dropout=args.id_dropout)
         budget = model.config.cold_exposure_budget
         model.config.cold_exposure_budget = 0.0  # calibrated below, against the chosen baseline
-        model.fit(train, ds.catalog, valid)
+        model.fit(train, ds.catalog, validation(valid))
         model.config.cold_exposure_budget = budget
         baseline = None
         if args.exposure_baseline == "id-only":
             baseline = evaluate(fitted["sasrec (id only)"], valid, (10,)).metrics["ndcg@10"]
-        model.calibrate_cold(valid, budget, baseline=baseline)
+        model.calibrate_cold(validation(valid), budget, baseline=baseline)
         return model
 
     models = {
-        "sasrec (id only)": lambda: SASRec(**params).fit(train, ds.catalog, valid),
+        "sasrec (id only)": lambda: SASRec(**params).fit(train, ds.catalog, validation(valid)),
         "text similarity to the last item": lambda: LastItemText(split.train.item_map, vectors),
         "sasrec-content (id + text)": content,
     }

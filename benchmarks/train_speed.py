@@ -114,12 +114,13 @@ def compare(dataset: str, target: float, minutes: float, threads: int) -> list[s
     """deepshelf vs RecBole 1.2.1 SASRec, same data, parameters and threads: wall time to a validation NDCG@10."""
     from deepshelf.data.datasets import load_dataset
     from deepshelf.data.splits import make_split
+    from deepshelf.evaluation.evaluate import validation
 
     params = tomllib.loads((ROOT / "configs" / f"sasrec-{dataset}.toml").read_text())["params"]
     ours_params = {**params, "time_limit": minutes, "eval_every": 1, "patience": 10_000, "threads": threads,
                    "stop_at_ndcg": target, "progress": False}
     split = make_split(load_dataset(dataset).interactions, "leave-one-out")
-    ours = SASRec(**ours_params).fit(split.train, None, split.valid).training_log
+    ours = SASRec(**ours_params).fit(split.train, None, validation(split.valid)).training_log
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "recbole.json"
         cmd = [sys.executable, str(ROOT / "benchmarks" / "recbole_sasrec.py"), "--dataset", dataset,

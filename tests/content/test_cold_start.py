@@ -85,10 +85,9 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
     and differs by neighbour count; each count stops at its first factor over budget; among the settings within
     budget, the best NDCG on pseudo-cold targets (products with events scored as if they had none) wins."""
     import math
-    from types import SimpleNamespace
 
-    import deepshelf.evaluation.evaluate as ev
     from deepshelf.data.splits import leave_one_out
+    from deepshelf.models.base import Validation
 
     model, inter = cold_world
     net = model.network
@@ -106,23 +105,23 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
     tried = []
     penalty, bonus = {1: 0.03, 3: 0.015, 10: 0.0}, {1: 0.0, 3: 0.07, 10: 0.0}
 
-    def fake_evaluate(m, evalset, ks):
+    def fake_ndcg(m, evalset):
         f, k = round(math.exp(log_scale.item() - base), 3), state["k"]
         n_cold = int((net.warm[1:] == 0).sum())
         if n_cold > 8:  # pseudo-cold: some products with events are scored as cold, on their cases only
             cold_now = np.flatnonzero((net.warm[1:] == 0).numpy())
             assert len(evalset) < len(valid) and np.isin(evalset.targets.items, cold_now).all()
-            return SimpleNamespace(metrics={"ndcg@10": 0.1 * f + bonus[k]})
+            return 0.1 * f + bonus[k]
         tried.append((k, f))
-        return SimpleNamespace(metrics={"ndcg@10": 0.5 - 0.08 * (f - 1) - penalty[k]})
+        return 0.5 - 0.08 * (f - 1) - penalty[k]
 
-    monkeypatch.setattr(ev, "evaluate", fake_evaluate)
+    stub = Validation(valid, fake_ndcg)
     monkeypatch.setattr(model, "impute_cold", impute)
     factors = (1.0, 1.5, 2.0, 3.0)
     try:
         # budget 10% of 0.5: floor 0.45. Within it: k=10 at x1, x1.5 (0.46); k=3 and k=1 at x1 only.
         # Pseudo-cold: k=3 x1 scores 0.17 against k=10 x1.5's 0.15.
-        assert model.calibrate_cold(valid, 0.1, factors=factors, reference=0.5, pseudo_share=0.3) == (3, 1.0)
+        assert model.calibrate_cold(stub, 0.1, factors=factors, reference=0.5, pseudo_share=0.3) == (3, 1.0)
         # the reference the caller just measured stands for the trained setting (10 neighbours, x1)
         assert tried == [(1, 1.0), (1, 1.5), (3, 1.0), (3, 1.5), (10, 1.5), (10, 2.0)]
         assert model.config.impute_neighbours == 3 and state["k"] == 3 and model.cold_factor == 1.0
@@ -130,7 +129,7 @@ def test_cold_calibration_picks_the_best_pseudo_cold_ranking_within_budget(cold_
         assert torch.equal(net.warm, warm_before)  # the pseudo-cold products got their events back
         # Against an id-only model's 0.40: floor 0.38; x2 is within budget for every k, x3 for none; k=3 x2 wins.
         tried.clear()
-        assert model.calibrate_cold(valid, 0.05, factors=factors, baseline=0.4, pseudo_share=0.3) == (3, 2.0)
+        assert model.calibrate_cold(stub, 0.05, factors=factors, baseline=0.4, pseudo_share=0.3) == (3, 2.0)
         assert math.exp(log_scale.item() - base) == pytest.approx(2.0)
     finally:
         log_scale.data.fill_(base)
@@ -144,13 +143,14 @@ def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(
     """Unstubbed: the choice is one of the candidates, the pseudo-cold products get their events back, and the
     cold products' id vectors are exactly those of the chosen neighbour count."""
     from deepshelf.data.splits import leave_one_out
+    from deepshelf.evaluation.evaluate import validation
 
     model, inter = cold_world
     net = model.network
     saved = {k: v.clone() for k, v in net.state_dict().items()}
     config, factor = model.config, model.cold_factor
     try:
-        k, f = model.calibrate_cold(leave_one_out(inter).valid, 0.05, neighbours=(1, 3), factors=(1.0, 2.0),
+        k, f = model.calibrate_cold(validation(leave_one_out(inter).valid), 0.05, neighbours=(1, 3), factors=(1.0, 2.0),
                                     pseudo_share=0.3)
         assert k in (1, 3) and f in (1.0, 2.0) and model.config.impute_neighbours == k
         assert torch.equal(net.warm, saved["warm"])
@@ -162,24 +162,24 @@ def test_cold_calibration_on_real_validation_leaves_the_chosen_setting_in_place(
         model.config, model.cold_factor = config, factor
 
 
-def test_interrupted_cold_calibration_leaves_the_model_as_it_was(cold_world, monkeypatch):
-    import deepshelf.evaluation.evaluate as ev
+def test_interrupted_cold_calibration_leaves_the_model_as_it_was(cold_world):
     from deepshelf.data.splits import leave_one_out
+    from deepshelf.evaluation.evaluate import validation
+    from deepshelf.models.base import Validation
 
     model, inter = cold_world
     net = model.network
     saved = {k: v.clone() for k, v in net.state_dict().items()}
-    real, calls = ev.evaluate, []
+    real, calls = validation(leave_one_out(inter).valid), []
 
-    def failing_evaluate(m, evalset, ks):  # fails on the first pseudo-cold scoring, with products made cold
+    def failing_ndcg(m, evalset):  # fails on the first pseudo-cold scoring, with products made cold
         calls.append(int((net.warm[1:] == 0).sum()))
         if calls[-1] > 8:
             raise KeyboardInterrupt
-        return real(m, evalset, ks)
+        return real(m, evalset)
 
-    monkeypatch.setattr(ev, "evaluate", failing_evaluate)
     with pytest.raises(KeyboardInterrupt):
-        model.calibrate_cold(leave_one_out(inter).valid, 0.5, neighbours=(3,), factors=(1.0, 2.0), pseudo_share=0.3)
+        model.calibrate_cold(Validation(real.evalset, failing_ndcg), 0.5, neighbours=(3,), factors=(1.0, 2.0), pseudo_share=0.3)
     assert calls[-1] > 8  # it did fail half-way
     for key, value in saved.items():
         assert torch.equal(net.state_dict()[key], value), key

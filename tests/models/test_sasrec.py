@@ -11,7 +11,7 @@ import torch
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.splits import leave_one_out
 from deepshelf.errors import DeepshelfError
-from deepshelf.evaluation.evaluate import evaluate
+from deepshelf.evaluation.evaluate import evaluate, validation
 from deepshelf.models.base import Recommender
 from deepshelf.models.layers import TransformerBlock, causal_padding_mask
 from deepshelf.models.sasrec import SASRec, SASRecNetwork
@@ -38,7 +38,7 @@ def split():
 
 @pytest.fixture(scope="module")
 def trained(split):
-    return SASRec(**TINY).fit(split.train, valid=split.valid)
+    return SASRec(**TINY).fit(split.train, validation=validation(split.valid))
 
 
 def next_item_of(split, model, histories):
@@ -140,7 +140,7 @@ def test_padding_does_not_change_scores(trained, split):
 
 @pytest.mark.parametrize("norm, scale_items, init_std", [("pre", False, None), ("query", True, 0.02)])
 def test_other_norms_learn_the_planted_successor_and_ignore_padding(split, norm, scale_items, init_std):
-    model = SASRec(**TINY, norm=norm, scale_items=scale_items, init_std=init_std).fit(split.train, valid=split.valid)
+    model = SASRec(**TINY, norm=norm, scale_items=scale_items, init_std=init_std).fit(split.train, validation=validation(split.valid))
     assert model.network.blocks[0].norm == norm and model.network.item_scale == (4.0 if scale_items else 1.0)
     assert evaluate(model, split.test, ks=(1,)).metrics["hr@1"] >= 0.95
     short = torch.tensor([[3, 7, 9]])
@@ -195,7 +195,7 @@ def test_save_load_reproduces_scores(trained, split, tmp_path):
 
 
 def test_sampled_softmax_agrees_with_full(trained, split):
-    sampled = SASRec(**{**TINY, "loss": "sampled", "n_negatives": 16}).fit(split.train, valid=split.valid)
+    sampled = SASRec(**{**TINY, "loss": "sampled", "n_negatives": 16}).fit(split.train, validation=validation(split.valid))
     batch = split.test.inputs
     top_full = trained.recommend(batch, k=1)[0][:, 0]
     top_sampled = sampled.recommend(batch, k=1)[0][:, 0]
@@ -281,9 +281,9 @@ def test_bf16_full_softmax_close_to_fp32():
 def test_training_stops_once_validation_reaches_the_target(split):
     """stop_at_ndcg ends training at the first validation at or above it (time-to-quality benchmarks)."""
     params = {**TINY, "epochs": 6, "eval_every": 1, "patience": 10}
-    full = SASRec(**params).fit(split.train, valid=split.valid)
+    full = SASRec(**params).fit(split.train, validation=validation(split.valid))
     first = full.training_log[0]["valid_ndcg@10"]
-    stopped = SASRec(**params, stop_at_ndcg=first).fit(split.train, valid=split.valid)
+    stopped = SASRec(**params, stop_at_ndcg=first).fit(split.train, validation=validation(split.valid))
     assert len(full.training_log) == 6 and len(stopped.training_log) == 1
     assert "elapsed" in stopped.training_log[0]
 

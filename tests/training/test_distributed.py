@@ -10,7 +10,7 @@ import torch
 
 from deepshelf.data.interactions import Interactions
 from deepshelf.data.splits import leave_one_out
-from deepshelf.evaluation.evaluate import evaluate
+from deepshelf.evaluation.evaluate import evaluate, validation
 from deepshelf.models.sasrec import SASRec
 
 N_ITEMS = 30
@@ -37,7 +37,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
     split = leave_one_out(successor_data())
-    model = SASRec(**PARAMS, device="cpu").fit(split.train, valid=split.valid)
+    model = SASRec(**PARAMS, device="cpu").fit(split.train, validation=validation(split.valid))
     torch.save(model.network.state_dict(), os.path.join(out, f"rank{rank}.pt"))
     if rank == 0:
         hr = evaluate(model, split.test, ks=(1,)).metrics["hr@1"]
@@ -54,7 +54,7 @@ def test_two_processes_identical_replicas_and_single_process_quality(tmp_path):
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=0, msg=name)
     ddp = json.loads((tmp_path / "metrics.json").read_text())
     split = leave_one_out(successor_data())
-    single = SASRec(**PARAMS, device="cpu").fit(split.train, valid=split.valid)
+    single = SASRec(**PARAMS, device="cpu").fit(split.train, validation=validation(split.valid))
     hr_single = evaluate(single, split.test, ks=(1,)).metrics["hr@1"]
     # same global batch (each rank takes half), so the two should learn the pattern alike
     assert hr_single >= 0.85 and ddp["hr@1"] >= 0.85

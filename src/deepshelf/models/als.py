@@ -31,7 +31,7 @@ class ALS(Recommender):
     reason = "personal"
     fold_in_group = 64  # histories solved together in one batched call
 
-    def _fit(self, train: Interactions, catalog, valid) -> None:
+    def _fit(self, train: Interactions, catalog, validation) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
 
         cfg = self.config

@@ -1,7 +1,9 @@
 """The model contract every deepshelf recommender follows.
 
-`fit(train, catalog) -> self`, `score(histories) -> float32 [B, n_items]`, and `recommend()` implemented once
-here from `score()` (mask seen items and filters, then exact top-k). `save()` / `load()` write a folder with
+`fit(train, catalog, validation) -> self`, `score(histories) -> float32 [B, n_items]`, and `recommend()`
+implemented once here from `score()` (mask seen items and filters, then exact top-k). A model that chooses epochs
+or a setting on validation quality gets a `Validation` from its caller (the training pipeline builds one with
+`deepshelf.evaluation.evaluate.validation`): models never import the evaluation layer. `save()` / `load()` write a folder with
 `model.json` (name + typed config), `item_ids.npy` (the item id map) and the weights, never pickles.
 """
 
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -18,11 +22,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.idmap import IdMap
 from deepshelf.data.interactions import Histories, Interactions
+from deepshelf.data.splits import EvalSet
 from deepshelf.errors import DeepshelfError
 from deepshelf.index.exact import topk
-
-if TYPE_CHECKING:
-    from deepshelf.data.splits import EvalSet
 
 
 class ModelConfig(BaseModel):
@@ -46,6 +48,21 @@ def build_config(config_cls: type[ModelConfig], values: dict) -> ModelConfig:
         raise DeepshelfError(f"parameter {field!r}: {err['msg']} (got {err.get('input')!r})") from None
 
 
+@dataclass(frozen=True)
+class Validation:
+    """Held-out cases and how to measure a model on them (higher is better; NDCG@10 from the pipeline)."""
+
+    evalset: EvalSet
+    measure: Callable[["Recommender", EvalSet], float]
+
+    def __len__(self) -> int:
+        return len(self.evalset)
+
+    def __call__(self, model: "Recommender", evalset: EvalSet | None = None) -> float:
+        """The model's quality on the validation cases, or on `evalset` (a subset of them) when given."""
+        return float(self.measure(model, self.evalset if evalset is None else evalset))
+
+
 class Recommender(ABC):
     """A recommender estimator. Subclasses set `name`, `Config`, and implement `_fit`, `score`, `_state`."""
 
@@ -66,19 +83,20 @@ class Recommender(ABC):
             raise RuntimeError(f"{self.name}: model is not fitted")
         return len(self.item_map)
 
-    def fit(self, train: Interactions, catalog: Catalog | None = None, valid: "EvalSet | None" = None) -> Self:
-        """Learn from `train`; `valid` is used by models that stop early on validation quality."""
+    def fit(self, train: Interactions, catalog: Catalog | None = None,
+            validation: Validation | None = None) -> Self:
+        """Learn from `train`; `validation` is used by models that stop early or tune a setting on it."""
         if len(train) == 0:
             raise DeepshelfError(f"{self.name}: cannot fit on zero interactions")
         self.item_map = train.item_map
         # Kept by every model: the answer for a history with no events (a shopper we know nothing about yet).
         counts = train.item_popularity()
         self.item_popularity = (counts / max(counts.max(), 1.0)).astype(np.float32)
-        self._fit(train, catalog, valid)
+        self._fit(train, catalog, validation if validation is not None and len(validation) else None)
         return self
 
     @abstractmethod
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid: "EvalSet | None") -> None: ...
+    def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None: ...
 
     @abstractmethod
     def score(self, histories: Histories) -> np.ndarray:

@@ -78,7 +78,7 @@ class ContentModel(Recommender):
         self._build(catalog, None, progress)
         return self
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid) -> None:
+    def _fit(self, train: Interactions, catalog: Catalog | None, validation) -> None:
         if catalog is None:
             raise DeepshelfError("content model needs a catalogue (titles and/or images); pass --catalog")
         self._build(catalog, train.to_csr(binary=True).T.tocsr(), progress=False)

@@ -20,7 +20,7 @@ class EASE(Recommender):
     Config = EASEConfig
     reason = "also_bought"
 
-    def _fit(self, train: Interactions, catalog, valid) -> None:
+    def _fit(self, train: Interactions, catalog, validation) -> None:
         X = train.to_csr(binary=True).astype(np.float64)
         gram = (X.T @ X).toarray()
         gram[np.diag_indices_from(gram)] += self.config.l2

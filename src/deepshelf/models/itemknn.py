@@ -24,7 +24,7 @@ class ItemKNN(Recommender):
     Config = ItemKNNConfig
     reason = "also_bought"
 
-    def _fit(self, train: Interactions, catalog, valid) -> None:
+    def _fit(self, train: Interactions, catalog, validation) -> None:
         X = train.to_csr(binary=True)
         XT = X.T.tocsr()
         norms = np.sqrt(np.asarray(X.sum(axis=0)).ravel()).astype(np.float32)

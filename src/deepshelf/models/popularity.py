@@ -25,7 +25,7 @@ class Popularity(Recommender):
     Config = PopularityConfig
     reason = "popular"
 
-    def _fit(self, train: Interactions, catalog, valid) -> None:
+    def _fit(self, train: Interactions, catalog, validation) -> None:
         cfg = self.config
         age_days = (train.timestamp.max() - train.timestamp) / 86400.0
         weight = train.weight.astype(np.float64) if cfg.use_weights else np.ones(len(train))

@@ -19,7 +19,7 @@ from torch import nn
 
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.schema import EVENT_TYPE_NAMES
-from deepshelf.models.base import ModelConfig, Recommender
+from deepshelf.models.base import ModelConfig, Recommender, Validation
 from deepshelf.models.layers import Norm, TransformerBlock, causal_padding_mask
 from deepshelf.models.losses import full_softmax_loss, sampled_softmax_loss
 from deepshelf.training import distributed
@@ -185,7 +185,7 @@ class SASRec(Recommender):
         # models saved before `positions` was a choice counted them back from the newest item
         return super().saved_config({"positions": "newest", **values})
 
-    def _fit(self, train: Interactions, catalog, valid) -> None:
+    def _fit(self, train: Interactions, catalog, validation: Validation | None) -> None:
         c = self.config
         if c.threads:
             torch.set_num_threads(c.threads)
@@ -239,11 +239,7 @@ class SASRec(Recommender):
                 return full_softmax_loss(h, items, y, weights)
             return sampled_softmax_loss(h, items, y, log_popularity, c.n_negatives, generator, weights)
 
-        validate = None
-        if valid is not None and len(valid):
-            from deepshelf.evaluation.evaluate import evaluate
-
-            validate = lambda: evaluate(self, valid, (10,)).metrics["ndcg@10"]  # noqa: E731
+        validate = None if validation is None else (lambda: validation(self))
         settings = LoopSettings(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, warmup_steps=c.warmup,
                                 schedule=c.lr_schedule,
                                 clip=c.clip, patience=c.patience, eval_every=c.eval_every, precision=c.precision,

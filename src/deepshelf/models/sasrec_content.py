@@ -32,6 +32,7 @@ from torch import nn
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Interactions
 from deepshelf.errors import DeepshelfError
+from deepshelf.models.base import Validation
 from deepshelf.models.sasrec import SASRec, SASRecConfig, SASRecNetwork
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class ContentSASRec(SASRec):
                 net.similarity.copy_(torch.from_numpy(self._similarity))
         return net
 
-    def _fit(self, train: Interactions, catalog: Catalog | None, valid) -> None:
+    def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None:
         if catalog is None:
             raise DeepshelfError("sasrec-content needs a catalogue with product texts (pass --catalog)")
         from deepshelf.encoders.text import TextEncoder
@@ -164,29 +165,27 @@ class ContentSASRec(SASRec):
             top = np.linalg.svd(vectors, full_matrices=False)[2][: self.config.similarity_dim].T  # fewer on tiny data
             basis[:, : top.shape[1]] = top
         self._similarity = (self._content @ basis).astype(np.float32)  # padding row stays 0
-        super()._fit(train, catalog, valid)
+        super()._fit(train, catalog, validation)
         self.impute_cold(self.config.impute_neighbours)
-        if valid is not None and len(valid) and self.network.log_similarity_weight is not None:
-            _, ndcg = self.calibrate_similarity(valid)
+        if validation is not None and self.network.log_similarity_weight is not None:
+            _, ndcg = self.calibrate_similarity(validation)
             if self.config.cold_exposure_budget > 0 and bool((self.network.warm[1:] == 0).any()):
-                self.calibrate_cold(valid, self.config.cold_exposure_budget, reference=ndcg)
+                self.calibrate_cold(validation, self.config.cold_exposure_budget, reference=ndcg)
 
     @torch.no_grad()
-    def calibrate_similarity(self, valid, factors=(1.0, 2.0, 4.0, 8.0)) -> tuple[float, float]:
+    def calibrate_similarity(self, validation: Validation, factors=(1.0, 2.0, 4.0, 8.0)) -> tuple[float, float]:
         """Scale the text-similarity weight by the factor with the best validation NDCG@10; returns (factor,
         validation NDCG@10 with it).
 
         Trained under dropout, the weight settles where noisy training outputs want it; the clean outputs at
         serving time may rank better with more of it. One scalar, chosen
         on validation, never on test."""
-        from deepshelf.evaluation.evaluate import evaluate
-
         log_weight = self.network.log_similarity_weight
         base = float(log_weight)
         scores = {}
         for f in factors:
             log_weight.fill_(base + math.log(f))
-            scores[f] = evaluate(self, valid, (10,)).metrics["ndcg@10"]
+            scores[f] = validation(self)
         best = max(scores, key=scores.get)
         log_weight.fill_(base + math.log(best))
         log.info("sasrec-content: text similarity weight %.2f -> %.2f, cold items x%.2f (validation NDCG@10 %s)",
@@ -195,7 +194,7 @@ class ContentSASRec(SASRec):
         return best, scores[best]
 
     @torch.no_grad()
-    def calibrate_cold(self, valid, budget: float, neighbours=(1, 3, 10), factors=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0),
+    def calibrate_cold(self, validation: Validation, budget: float, neighbours=(1, 3, 10), factors=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0),
                        reference: float | None = None, baseline: float | None = None, pseudo_share: float = 0.1,
                        seed: int = 0) -> tuple[int, float]:
         """Choose how products without events are scored: from how many text neighbours their id vector is
@@ -217,25 +216,24 @@ class ContentSASRec(SASRec):
         first one over budget), the one that ranks those targets best (NDCG@10) wins; ties go to the smaller
         factor. Without pseudo-cold cases (a tiny catalogue), or with no setting within budget, the setting with
         the best validation NDCG@10 wins."""
-        from deepshelf.evaluation.evaluate import evaluate
-
         net = self.network
         log_scale = net.log_cold_similarity_scale
         base = float(log_scale)
         trained_k = self.config.impute_neighbours
         if reference is None and baseline is None:
-            reference = evaluate(self, valid, (10,)).metrics["ndcg@10"]
+            reference = validation(self)
         floor = (1 - budget) * (reference if baseline is None else baseline)
         warm = net.warm.clone()
         warm_items = np.flatnonzero(warm[1:].cpu().numpy() > 0)
         rng = np.random.default_rng(seed)
         pseudo = rng.choice(warm_items, size=int(round(pseudo_share * len(warm_items))), replace=False)
+        valid = validation.evalset
         case_of_target = np.repeat(np.arange(len(valid.targets)), valid.targets.lengths)
         pseudo_cases = valid.select(np.unique(case_of_target[np.isin(valid.targets.items, pseudo)]))
 
         def ndcg(evalset, factor: float) -> float:
             log_scale.fill_(base + math.log(factor))
-            return evaluate(self, evalset, (10,)).metrics["ndcg@10"]
+            return validation(self, evalset)
 
         costs: dict[tuple[int, float], float] = {}
         gains: dict[tuple[int, float], float] = {}

@@ -1,4 +1,5 @@
-"""The training pipeline: load, split, fit, evaluate on validation and test, write the run; export a run's lists."""
+"""The training pipeline: load, split, fit, evaluate on validation and test, write the run; export a run's lists;
+the catalogue a run was trained with (to seed a new service's store)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from deepshelf import __version__
+from deepshelf.data.catalog import Catalog
 from deepshelf.data.datasets import Dataset, load_dataset
 from deepshelf.data.splits import Split, make_split
 from deepshelf.errors import DeepshelfError
-from deepshelf.evaluation.evaluate import EvalResult, evaluate
+from deepshelf.evaluation.evaluate import EvalResult, evaluate, validation
 from deepshelf.evaluation.report import write_report
+from deepshelf.files import atomic_path
 from deepshelf.models.base import Recommender
 from deepshelf.models.registry import model_class
-from deepshelf.runs.artifacts import Run, device_name, write_run
+from deepshelf.runs.artifacts import Run, device_name, load_config, write_run
 from deepshelf.runs.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -64,7 +67,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     split = split_dataset(ds, cfg)
     say(f"{split.protocol} split: {split.train} ; {len(split.test)} test users")
     start = time.perf_counter()
-    model.fit(split.train, ds.catalog, valid=split.valid)
+    model.fit(split.train, ds.catalog, validation(split.valid))
     train_seconds = time.perf_counter() - start
     from deepshelf.training.distributed import is_main_process, wait_for_main
 
@@ -143,9 +146,16 @@ def export_recommendations(run: Run, which: str, k: int, output: Path) -> int:
     ranks = np.broadcast_to(np.arange(1, ranked.shape[1] + 1), ranked.shape)[valid]
     table = pl.DataFrame({"user_id": users.astype(str), "item_id": run.model.item_map.ids[ranked[valid]].astype(str),
                           "rank": ranks, "score": scores[valid]})
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    table.write_csv(tmp)
-    tmp.replace(output)
+    with atomic_path(output) as tmp:
+        table.write_csv(tmp)
     return table.height
+
+
+def run_catalog(run_path: str | Path) -> Catalog | None:
+    """The catalogue of the dataset a run was trained on, or None when that dataset has none.
+
+    For a service's first start: `deepshelf serve` seeds an empty store's catalogue with it. Reads only the run's
+    config, not its model.
+    """
+    cfg = load_config(run_path)
+    return load_source(cfg.dataset, cfg.catalog).catalog
