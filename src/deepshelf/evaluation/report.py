@@ -9,13 +9,18 @@ import numpy as np
 from deepshelf.evaluation.evaluate import EvalResult
 
 HISTORY_BUCKETS = (0, 1, 5, 10, 20, 50, 100, 200, 10**9)
+COUNT_COLUMNS = ("users", "targets")
+
+
+def _cell(value: float, column: str) -> str:
+    return f"{value:.0f}" if column in COUNT_COLUMNS and np.isfinite(value) else f"{value:.4f}"
 
 
 def markdown_table(rows: dict[str, dict[str, float]], columns: list[str]) -> str:
     """`rows`: label -> metrics. One markdown table with the given metric columns."""
     head = "| | " + " | ".join(columns) + " |\n|---|" + "---:|" * len(columns) + "\n"
     body = "".join(
-        f"| {label} | " + " | ".join(f"{m.get(c, float('nan')):.4f}" for c in columns) + " |\n"
+        f"| {label} | " + " | ".join(_cell(m.get(c, float("nan")), c) for c in columns) + " |\n"
         for label, m in rows.items()
     )
     return head + body
@@ -38,7 +43,10 @@ def by_history_length(result: EvalResult, metric: str) -> tuple[list[str], np.nd
 
 def write_report(folder: Path, title: str, results: dict[str, EvalResult], item_popularity: np.ndarray,
                  k: int = 10) -> Path:
-    """Write `report.md` and `plots/*.png` for the given splits ("valid", "test") into `folder`."""
+    """Write `report.md` and `plots/*.png` for the given evaluation sets ("valid", "test", ...) into `folder`.
+
+    A result evaluated with seen items allowed (the buy-again view) is labelled so in the tables.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,11 +55,16 @@ def write_report(folder: Path, title: str, results: dict[str, EvalResult], item_
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     columns = [f"hr@{k}", f"ndcg@{k}", f"mrr@{k}", f"recall@{k}", f"coverage@{k}", f"popularity@{k}"]
-    text = [f"# {title}\n", "## Metrics (full ranking over all items, seen items excluded)\n",
-            markdown_table({name: r.metrics for name, r in results.items()}, columns)]
+    labels = {name: name if r.exclude_seen else f"{name} (seen items allowed)" for name, r in results.items()}
+    text = [f"# {title}\n", "## Metrics (full ranking over all items, seen items excluded unless stated)\n",
+            markdown_table({labels[name]: r.metrics for name, r in results.items()}, columns)]
     test = results.get("test") or next(iter(results.values()))
-    if test.slices:
-        text += ["\n## Test slices\n", markdown_table(test.slices, [f"hr@{k}", f"ndcg@{k}", "users"])]
+    slice_columns = [f"hr@{k}", f"recall@{k}", f"ndcg@{k}", "users", "targets"]
+    for name, r in results.items():
+        if name.startswith("test") and r.slices:
+            text += [f"\n## Slices of {labels[name]}\n", "\"new_items\" counts only the targets first sold in "
+                     "the period; the other slices are groups of users with all their targets.\n\n",
+                     markdown_table(r.slices, slice_columns)]
 
     labels, means, counts = by_history_length(test, f"ndcg@{k}")
     fig, ax = plt.subplots(figsize=(6, 3.5))
