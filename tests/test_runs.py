@@ -47,3 +47,44 @@ def test_event_weights_shape_popularity(tmp_path):
 def test_bad_event_weights_refused(tmp_path):
     with pytest.raises(DeepshelfError, match="event_weights"):
         build_train_config("ml-1m", "ease", None, ["event_weights={like=2.0}"])
+
+
+def test_overwriting_a_run_never_leaves_its_folder_missing(tmp_path):
+    """`write_run` over an existing run swaps the folders in one step: a reader polling the run's config.json
+    while the run is replaced again and again always finds one (the old run or the new)."""
+    import threading
+
+    from deepshelf.runs.artifacts import write_run
+    from deepshelf.runs.config import TrainConfig
+
+    class Saved:  # write_run asks a model only to save itself
+        def save(self, path):
+            path.mkdir()
+            (path / "weights.npz").write_bytes(b"0" * 1000)
+
+    model = Saved()
+    cfg = TrainConfig(dataset="tiny", model="popularity")
+    out = tmp_path / "run"
+    write_run(out, cfg, model, {"version": "0"})
+    done, missing, reads = threading.Event(), [], [0]
+
+    def reader():
+        while not done.is_set():
+            try:
+                (out / "config.json").read_bytes()
+                reads[0] += 1
+            except FileNotFoundError:
+                missing.append(reads[0])
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for n in range(1, 150):
+            write_run(out, cfg, model, {"version": str(n)})
+    finally:
+        done.set()
+        thread.join()
+    assert reads[0] > 0 and missing == []
+    assert json.loads((out / "metrics.json").read_text())["version"] == "149"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary or old folders left behind
+    assert not (out / "content").exists()  # servers find content indexes via runs.artifacts.content_dir

@@ -10,16 +10,9 @@ import numpy as np
 import typer
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.files import atomic_path
 
 log = logging.getLogger(__name__)
-
-
-def _write_csv(table, output: Path) -> None:
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    table.write_csv(tmp)
-    tmp.replace(output)
 
 
 def export_similar(run: Path, mode: str, k: int, output: Path, exact: bool = False,
@@ -44,18 +37,19 @@ def export_similar(run: Path, mode: str, k: int, output: Path, exact: bool = Fal
             "rank": np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[ok].astype(np.int32),
             "score": scores[ok]}))
     table = pl.concat(parts)
-    _write_csv(table, output)
+    with atomic_path(output) as tmp:
+        table.write_csv(tmp)
     return table.height
 
 
 def _in_stock_mask(run: Path, item_ids: np.ndarray) -> np.ndarray:
-    from deepshelf.data.datasets import load_dataset
-    from deepshelf.runs.artifacts import load_run
+    from deepshelf.runs.pipeline import run_catalog
 
-    loaded = load_run(run)
-    ds = load_dataset(loaded.config.dataset, catalog=loaded.config.catalog)
-    rows = ds.catalog.item_map.lookup(item_ids)
-    stock = ds.catalog.table["in_stock"].to_numpy()
+    catalog = run_catalog(run)
+    if catalog is None:
+        raise DeepshelfError(f"--in-stock-only: the dataset of {run} has no catalogue to read stock from")
+    rows = catalog.item_map.lookup(item_ids)
+    stock = catalog.table["in_stock"].to_numpy()
     return np.where(rows >= 0, stock[np.maximum(rows, 0)], False).astype(bool)
 
 
@@ -105,17 +99,18 @@ def export_search(run: Path, queries: Path, k: int, output: Path, by: str = "hyb
     if not rows:
         raise DeepshelfError(f"{queries}: no usable queries ({skipped} skipped)")
     table = pl.concat(rows)
-    _write_csv(table, output)
+    with atomic_path(output) as tmp:
+        table.write_csv(tmp)
     return table.height, skipped
 
 
 def _user_history(index, user: str, rerank_run: Path):
     """The shopper's events (oldest first) from the re-ranking run's dataset, as rows of `index`."""
-    from deepshelf.data.datasets import load_dataset
     from deepshelf.runs.artifacts import load_run
+    from deepshelf.runs.pipeline import load_source
 
     loaded = load_run(rerank_run)
-    ds = load_dataset(loaded.config.dataset, catalog=loaded.config.catalog)
+    ds = load_source(loaded.config.dataset, loaded.config.catalog)
     if ds.interactions is None or user not in ds.interactions.user_map:
         raise DeepshelfError(f"--user {user!r}: unknown shopper in dataset {loaded.config.dataset!r}")
     inter = ds.interactions

@@ -45,8 +45,6 @@ def demo(
         console.log(f"[{number}/{n}] {message}", highlight=False)
 
     if ds.interactions is None:  # a catalogue with photos and no shopper events yet: the content model alone
-        if not lib.available("deepshelf.models.content"):
-            raise DeepshelfError(f"dataset {dataset!r} has no shopper events; its demo needs the content model")
         (run,) = lib.train_models(dataset, runs_dir, lib.CONTENT_MODELS, progress)
         lib.link_current(runs_dir, lib.serving_folder(runs_dir, run, lib.content_folder([run])))
         _print_content_metrics(console, run.metrics.get("content", {}))

@@ -1,7 +1,8 @@
 """Run folders: load one back, write one atomically. The only part of `runs` that serving imports.
 
 Layout: `config.json` (the TrainConfig), `model/` (the saved model), `metrics.json`, `report.md`, `plots/`.
-A run is written to a temporary sibling folder and renamed into place, so readers never see half a run.
+A run is written to a temporary sibling folder and swapped into place (`deepshelf.files.replace_dir`), so readers
+never see half a run, nor, when a run is replaced, a moment without one.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import platform
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.files import replace_dir
 from deepshelf.models.base import Recommender
 from deepshelf.runs.config import TrainConfig
 
@@ -36,14 +37,23 @@ class Run:
         return self.metrics.get("version", self.path.name)
 
 
-def load_run(path: str | Path) -> Run:
+def load_config(path: str | Path) -> TrainConfig:
+    """The run's TrainConfig alone (what it was trained on, and how), without loading its model."""
     path = Path(path)
     if not (path / "config.json").exists():
         raise DeepshelfError(f"{path}: not a deepshelf run (no config.json)")
     try:
-        cfg = TrainConfig(**json.loads((path / "config.json").read_text()))
-        metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
+        return TrainConfig(**json.loads((path / "config.json").read_text()))
     except (json.JSONDecodeError, ValidationError) as exc:
+        raise DeepshelfError(f"{path}: corrupt run files ({str(exc).splitlines()[0]})") from None
+
+
+def load_run(path: str | Path) -> Run:
+    path = Path(path)
+    cfg = load_config(path)
+    try:
+        metrics = json.loads((path / "metrics.json").read_text()) if (path / "metrics.json").exists() else {}
+    except json.JSONDecodeError as exc:
         raise DeepshelfError(f"{path}: corrupt run files ({str(exc).splitlines()[0]})") from None
     return Run(path, cfg, Recommender.load(path / "model"), metrics)
 
@@ -52,7 +62,7 @@ def content_dir(run_path: str | Path) -> Path | None:
     """The run's content indexes (similar by text / picture, semantic search), if it has any.
 
     A content run keeps them in `model/content`; a serving folder that pairs a behaviour model with a content
-    run's indexes links them in as `content/`.
+    run's indexes links them in as `content/`. Servers look here, so no run needs a `content` link of its own.
     """
     run_path = Path(run_path)
     for folder in (run_path / "content", run_path / "model" / "content"):
@@ -73,24 +83,19 @@ def device_name() -> str:
 
 
 def write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
-               report: Callable[[Path], None]) -> None:
-    """Write config, model, metrics and report into a temp folder and rename it into place (atomic)."""
+              report: Callable[[Path], None] | None = None) -> None:
+    """Write config, model, metrics and report (`report(folder)` writes it) into a temporary sibling folder, then
+    put it at `out` in one step: a reader of `out` sees the old run or the new one, never none or half of one."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "config.json").write_text(cfg.model_dump_json(indent=2))
         model.save(tmp / "model")
-        if (tmp / "model" / "content").is_dir():  # where a server looks for the content indexes: RUN/content
-            (tmp / "content").symlink_to(Path("model") / "content", target_is_directory=True)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        report(tmp)
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old-{time.time_ns()}")
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        if report is not None:
+            report(tmp)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
