@@ -54,9 +54,6 @@ class IdMap:
         get = self._index.get
         return np.fromiter((get(str(e), -1) for e in externals), dtype=np.int64)
 
-    def to_external(self, indices: np.ndarray) -> np.ndarray:
-        return self._ids[np.asarray(indices)]
-
     def extend(self, externals: Iterable[str]) -> "IdMap":
         """A new map with unseen ids appended; existing indices keep their values."""
         new = [str(e) for e in dict.fromkeys(str(x) for x in externals) if str(e) not in self._index]

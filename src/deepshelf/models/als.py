@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import Field
 
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.errors import DeepshelfError
-from deepshelf.models.base import ModelConfig, Recommender
+from deepshelf.models.base import ModelConfig, Recommender, load_arrays, save_arrays
 
 
 class ALSConfig(ModelConfig):
@@ -24,6 +26,8 @@ class ALS(Recommender):
 
     The fold-in solves (YᵀY + λI + Σᵢ (cᵢ-1) yᵢyᵢᵀ) x = Σᵢ cᵢ yᵢ for the whole batch at once — the same equation
     `implicit` solves for a training user — so any history, including one from a new shopper, is scored.
+    YᵀY + λI depends on the item factors alone: it is computed once, when they are learned or loaded.
+    Scores are a dot product (`VectorScorer`): query_vectors(h) @ item_vectors().T == score(h).
     """
 
     name = "als"
@@ -40,21 +44,25 @@ class ALS(Recommender):
                                         num_threads=cfg.threads, calculate_training_loss=False)
         user_items = train.to_csr(binary=not cfg.use_weights)
         model.fit(user_items, show_progress=False)
-        self.item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)  # (n_items, f)
-        if not np.all(np.isfinite(self.item_factors)):
+        item_factors = np.ascontiguousarray(model.item_factors, dtype=np.float32)  # (n_items, f)
+        if not np.all(np.isfinite(item_factors)):
             raise DeepshelfError("als: training diverged (non-finite item factors); raise 'regularization'")
-        self.user_factors_train = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self._use_factors(item_factors)
+
+    def _use_factors(self, item_factors: np.ndarray) -> None:
+        self.item_factors = item_factors
+        Y = item_factors.astype(np.float64)
+        self._gram = Y.T @ Y + self.config.regularization * np.eye(Y.shape[1])  # (f, f) YᵀY + λI
 
     def user_factors(self, histories: Histories, weights: np.ndarray | None = None) -> np.ndarray:
         """Fold-in factors [B, f] for a batch of histories (repeated items add their confidence)."""
         cfg = self.config
-        Y = self.item_factors.astype(np.float64)
+        Y = self.item_factors
         B, f = len(histories), Y.shape[1]
         X = histories.to_csr(self.n_items, weights)
         if not cfg.use_weights:
             X.data[:] = 1.0
         conf = X.multiply(cfg.alpha).tocsr()
-        base = Y.T @ Y + cfg.regularization * np.eye(f)
         out = np.empty((B, f), np.float32)
         # Rows sorted by length and padded per group of similar length, so padding costs little compute;
         # each group is one batched matmul + solve.
@@ -70,17 +78,23 @@ class ALS(Recommender):
             items = np.zeros((len(group), L), np.int64)
             c = np.zeros((len(group), L))
             items[rows, cols], c[rows, cols] = sub.indices, sub.data
-            Yp = Y[items]  # (G, L, f); padded slots have c = 0 and add nothing
-            A = base[None] + np.matmul(Yp.transpose(0, 2, 1) * (c - (c != 0))[:, None, :], Yp)  # (G, f, f)
+            Yp = Y[items].astype(np.float64)  # (G, L, f); padded slots have c = 0 and add nothing
+            A = self._gram[None] + np.matmul(Yp.transpose(0, 2, 1) * (c - (c != 0))[:, None, :], Yp)  # (G, f, f)
             b = np.matmul(c[:, None, :], Yp)[:, 0]  # (G, f)
             out[group] = np.linalg.solve(A, b[..., None])[..., 0]
         return out
 
     def score(self, histories: Histories) -> np.ndarray:
-        return self.user_factors(histories) @ self.item_factors.T
+        return self.query_vectors(histories) @ self.item_factors.T
 
-    def _state(self) -> dict[str, np.ndarray]:
-        return {"item_factors": self.item_factors}
+    def query_vectors(self, histories: Histories) -> np.ndarray:
+        return self.user_factors(histories)  # (B, f)
 
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.item_factors = state["item_factors"]
+    def item_vectors(self) -> np.ndarray:
+        return self.item_factors  # (n_items, f)
+
+    def _save_weights(self, path: Path) -> None:
+        save_arrays(path, {"item_factors": self.item_factors})
+
+    def _load_weights(self, path: Path) -> None:
+        self._use_factors(np.ascontiguousarray(load_arrays(path)["item_factors"], dtype=np.float32))

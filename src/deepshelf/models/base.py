@@ -14,9 +14,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deepshelf.data.catalog import Catalog
@@ -63,8 +64,39 @@ class Validation:
         return float(self.measure(model, self.evalset if evalset is None else evalset))
 
 
+@runtime_checkable
+class VectorScorer(Protocol):
+    """A model whose scores are a dot product, so serving can retrieve through an ANN index:
+    `score(h) == query_vectors(h) @ item_vectors().T` up to float rounding."""
+
+    def item_vectors(self) -> np.ndarray:
+        """float32 [n_items, d]."""
+
+    def query_vectors(self, histories: Histories) -> np.ndarray:
+        """float32 [B, d], one per history."""
+
+
+@runtime_checkable
+class ItemSimilarity(Protocol):
+    """A model that scores a history by summing its items' rows of a sparse item-item matrix."""
+
+    def item_similarity(self) -> sp.csr_matrix:
+        """float32 csr [n_items, n_items]; row i: the items bought with item i (a zero: never together)."""
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """The `.npz` weights most models keep: `path / "weights.npz"`."""
+    np.savez(path / "weights.npz", **arrays)
+
+
+def load_arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path / "weights.npz", allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
 class Recommender(ABC):
-    """A recommender estimator. Subclasses set `name`, `Config`, and implement `_fit`, `score`, `_state`."""
+    """A recommender estimator. Subclasses set `name`, `Config`, and implement `_fit`, `score` and the
+    persistence hook pair `_save_weights` / `_load_weights` (`save_arrays` / `load_arrays` for `.npz` weights)."""
 
     name: ClassVar[str]
     Config: ClassVar[type[ModelConfig]] = ModelConfig
@@ -122,20 +154,14 @@ class Recommender(ABC):
         idx[~np.isfinite(top)] = -1
         return idx, top
 
-    # ---- persistence -------------------------------------------------------------------------------------
+    # ---- persistence: one hook pair, `_save_weights` / `_load_weights`, over the model's folder ---------------
     @abstractmethod
-    def _state(self) -> dict[str, np.ndarray]:
-        """Arrays that, with the config and item map, reproduce the model's scores."""
-
-    @abstractmethod
-    def _set_state(self, state: dict[str, np.ndarray]) -> None: ...
-
     def _save_weights(self, path: Path) -> None:
-        np.savez(path / "weights.npz", **self._state())
+        """Write what, with the config and item map, reproduces the model's scores into folder `path`."""
 
+    @abstractmethod
     def _load_weights(self, path: Path) -> None:
-        with np.load(path / "weights.npz", allow_pickle=False) as data:
-            self._set_state({k: data[k] for k in data.files})
+        """Read what `_save_weights` wrote (the config and item map are already loaded); never unpickles."""
 
     def save(self, path: str | Path) -> None:
         """Write the model into folder `path` (created if needed)."""

@@ -30,7 +30,7 @@ from deepshelf.content.similar import SimilarIndex, behaviour_vectors
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.errors import DeepshelfError
-from deepshelf.models.base import ModelConfig, Recommender
+from deepshelf.models.base import ModelConfig, Recommender, load_arrays, save_arrays
 
 log = logging.getLogger(__name__)
 
@@ -199,19 +199,13 @@ class ContentModel(Recommender):
         return (unit_rows(profile) @ vectors.T).astype(np.float32)
 
     # ---- persistence ---------------------------------------------------------------------------------------
-    def _state(self) -> dict[str, np.ndarray]:
-        return {"content_metrics": np.array(json.dumps(self.content_metrics))}
-
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.content_metrics = json.loads(str(state["content_metrics"]))
-
     def _save_weights(self, path: Path) -> None:
-        super()._save_weights(path)
+        save_arrays(path, {"content_metrics": np.array(json.dumps(self.content_metrics))})
         self.similar_index.save(path / "content")
         self.search_index.save(path / "content")
 
     def _load_weights(self, path: Path) -> None:
-        super()._load_weights(path)
+        self.content_metrics = json.loads(str(load_arrays(path)["content_metrics"]))
         self.similar_index = SimilarIndex.load(path / "content")
         self.search_index = SearchIndex.load(path / "content")
         if list(self.similar_index.item_ids) != list(self.item_map.ids.astype(str)):

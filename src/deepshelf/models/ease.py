@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import Field
 
 from deepshelf.data.interactions import Histories, Interactions
-from deepshelf.models.base import ModelConfig, Recommender
+from deepshelf.models.base import ModelConfig, Recommender, load_arrays, save_arrays
 
 
 class EASEConfig(ModelConfig):
@@ -34,8 +36,8 @@ class EASE(Recommender):
         X.data[:] = 1.0
         return np.asarray(X @ self.item_weights, dtype=np.float32)
 
-    def _state(self) -> dict[str, np.ndarray]:
-        return {"item_weights": self.item_weights}
+    def _save_weights(self, path: Path) -> None:
+        save_arrays(path, {"item_weights": self.item_weights})
 
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.item_weights = state["item_weights"]
+    def _load_weights(self, path: Path) -> None:
+        self.item_weights = load_arrays(path)["item_weights"]

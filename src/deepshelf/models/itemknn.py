@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.index.exact import topk
-from deepshelf.models.base import ModelConfig, Recommender
+from deepshelf.models.base import ModelConfig, Recommender, load_arrays, save_arrays
 
 
 class ItemKNNConfig(ModelConfig):
@@ -49,18 +51,15 @@ class ItemKNN(Recommender):
         X.data[:] = 1.0
         return (X @ self.similarity).toarray().astype(np.float32)
 
-    def similar_items(self, items: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` neighbours of each item (indices, cosine), from the stored neighbour lists."""
-        sims = self.similarity[np.asarray(items)].toarray()
-        sims[sims == 0] = -np.inf
-        idx, top = topk(sims, k)
-        idx[~np.isfinite(top)] = -1
-        return idx, top
+    def item_similarity(self) -> sp.csr_matrix:
+        """The neighbour lists, [n_items, n_items] csr: row i holds item i's top-`neighbors` cosines (`ItemSimilarity`)."""
+        return self.similarity
 
-    def _state(self) -> dict[str, np.ndarray]:
+    def _save_weights(self, path: Path) -> None:
         s = self.similarity
-        return {"data": s.data, "indices": s.indices, "indptr": s.indptr}
+        save_arrays(path, {"data": s.data, "indices": s.indices, "indptr": s.indptr})
 
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+    def _load_weights(self, path: Path) -> None:
+        state = load_arrays(path)
         n = len(state["indptr"]) - 1
         self.similarity = sp.csr_matrix((state["data"], state["indices"], state["indptr"]), shape=(n, n))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from pydantic import Field
 
 from deepshelf.data.interactions import Histories, Interactions
-from deepshelf.models.base import ModelConfig, Recommender
+from deepshelf.models.base import ModelConfig, Recommender, load_arrays, save_arrays
 
 
 class PopularityConfig(ModelConfig):
@@ -40,11 +42,11 @@ class Popularity(Recommender):
     def score(self, histories: Histories) -> np.ndarray:
         return np.broadcast_to(self.item_popularity, (len(histories), self.n_items))
 
-    def _state(self) -> dict[str, np.ndarray]:
-        return {}
+    def _save_weights(self, path: Path) -> None:
+        save_arrays(path, {})  # the scores are the saved item_popularity; an empty file keeps the layout
 
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        pass
+    def _load_weights(self, path: Path) -> None:
+        load_arrays(path)
 
 
 class TrendingConfig(PopularityConfig):

@@ -267,7 +267,7 @@ class SASRec(Recommender):
             out[start : start + len(part)] = (self._states(part) @ items_t.T).float().cpu().numpy()
         return out
 
-    # `score` as a dot product, for the service's ANN index: query_vectors(h) @ item_vectors().T == score(h)
+    # `score` as a dot product (`VectorScorer`), for the service's ANN index: query_vectors(h) @ item_vectors().T
     @torch.no_grad()
     def query_vectors(self, histories: Histories) -> np.ndarray:
         return self._states(histories).float().cpu().numpy()  # (B, d')
@@ -285,10 +285,3 @@ class SASRec(Recommender):
         self.network = self._build(len(self.item_map))
         self.network.load_state_dict(state)
         self.network.eval()
-
-    def _state(self) -> dict[str, np.ndarray]:
-        return {k: v.cpu().numpy() for k, v in self.network.state_dict().items()}
-
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.network = self._build(len(self.item_map))
-        self.network.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
