@@ -8,7 +8,8 @@ request's scheduled send time, so a stalled server cannot hide its queueing).
 
 The model is ALS with synthetic clustered item factors (32-d) written as a normal run folder: this measures the
 service (store read, fold-in, FAISS IVF retrieval, rules, HTTP), not model quality. Everything stays on 127.0.0.1
-and every phase is bounded in time.
+and every phase is bounded in time. This file holds the shop, the phases and the report; the HTTP client and the
+request drivers are in `loadgen.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import closed_loop, cpu_seconds, jitter_probe, open_loop  # noqa: E402
 from mdsection import machine, write_section  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +44,7 @@ def build(workdir: Path, n_items: int, n_users: int, events_per_user: int, dim: 
     Cached in `workdir` by size."""
     from deepshelf.data.idmap import IdMap
     from deepshelf.models.als import ALS
+    from deepshelf.runs.artifacts import write_run
     from deepshelf.runs.config import TrainConfig
     from deepshelf.storage import Event, Item, open_store
 
@@ -64,14 +67,8 @@ def build(workdir: Path, n_items: int, n_users: int, events_per_user: int, dim: 
     model.item_factors = factors
     popularity = rng.zipf(1.3, size=n_items).astype(np.float64)
     model.item_popularity = (popularity / popularity.max()).astype(np.float32)
-    tmp = workdir / f".run-{tag}.tmp"
-    tmp.mkdir(exist_ok=True)
-    (tmp / "config.json").write_text(TrainConfig(dataset="synthetic", model="als", params={"factors": dim})
-                                     .model_dump_json(indent=2))
-    model.save(tmp / "model")
-    (tmp / "metrics.json").write_text(json.dumps({"version": f"synthetic-als-{tag}", "model": "als",
-                                                  "dataset": "synthetic", "items": n_items}))
-    tmp.rename(run)
+    write_run(run, TrainConfig(dataset="synthetic", model="als", params={"factors": dim}), model,
+              {"version": f"synthetic-als-{tag}", "model": "als", "dataset": "synthetic", "items": n_items})
     log.info("run written in %.1fs", time.perf_counter() - t)
 
     if db.exists():
@@ -111,162 +108,11 @@ WORDS = ["lamp", "chair", "mug", "shirt", "vase", "candle", "table", "scarf", "c
          "basket", "mirror", "pillow", "rug", "kettle", "glass", "towel", "frame"]
 
 
-# ---- a minimal keep-alive HTTP/1.1 client (cheap per request, so the generator leaves CPU to the server) -------
-class Connection:
-    def __init__(self, host: str, port: int):
-        self.host, self.port = host, port
-        self.reader = self.writer = None
-
-    async def open(self):
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nX-API-Key: {KEY}\r\n"
-        if body is not None:
-            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        self.writer.write(head.encode() + b"\r\n" + (body or b""))
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        status = int(status_line.split()[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        return status, await self.reader.readexactly(length)
-
-
-async def open_loop(host, port, make, rate: float, duration: float, conns: int) -> dict:
-    """Send `make()` requests at `rate`/s for `duration` s over up to `conns` connections."""
-    free: asyncio.Queue = asyncio.Queue()
-    for _ in range(conns):
-        c = Connection(host, port)
-        await c.open()
-        free.put_nowait(c)
-    latencies, errors = [], 0
-
-    async def one(scheduled: float, req):
-        nonlocal errors
-        conn = await free.get()
-        try:
-            status, _ = await conn.request(*req)
-            if status != 200:
-                errors += 1
-        except (ConnectionError, asyncio.IncompleteReadError, OSError):
-            errors += 1
-            conn = Connection(host, port)
-            await conn.open()
-        finally:
-            free.put_nowait(conn)
-        latencies.append(time.perf_counter() - scheduled)
-
-    start = time.perf_counter() + 0.05
-    tasks, i = [], 0
-    while True:
-        scheduled = start + i / rate
-        if scheduled > start + duration:
-            break
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(scheduled, make())))
-        i += 1
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    while not free.empty():
-        free.get_nowait().writer.close()
-    lat = np.array(latencies) * 1000
-    return {"requests": len(lat), "errors": errors, "rps": len(lat) / elapsed,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
-
-
-async def closed_loop(host, port, make, duration: float, conns: int, per_request: int) -> dict:
-    """As many requests as `conns` connections can do back to back: the ingestion rate."""
-    end = time.perf_counter() + duration
-    latencies, errors = [], 0
-
-    async def worker():
-        nonlocal errors
-        c = Connection(host, port)
-        await c.open()
-        while time.perf_counter() < end:
-            t = time.perf_counter()
-            status, _ = await c.request(*make())
-            latencies.append(time.perf_counter() - t)
-            errors += status != 200
-        c.writer.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(conns)))
-    elapsed = time.perf_counter() - start
-    lat = np.array(latencies) * 1000
-    ok = len(lat) - errors
-    return {"requests": len(lat), "errors": errors, "rps": len(lat) / elapsed, "events_per_s": ok * per_request / elapsed,
-            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "max": float(lat.max())}
-
-
-# ---- the machine's own latency noise ---------------------------------------------------------------------------
-def steal_ticks() -> int:
-    """CPU time the hypervisor gave to others while this VM wanted it (/proc/stat 'steal', clock ticks)."""
-    try:
-        return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def jitter_probe(seconds: float, rate: float = 150.0) -> dict:
-    """Time a fixed ~0.3 ms piece of Python + numpy work `rate` times a second, with nothing else of ours running.
-
-    A request's latency can be no steadier than the machine under it: if this fixed work has a p99 several times
-    its median, the server's p99 inherits that factor whatever the server does.
-    """
-    data = np.random.default_rng(0).random(5000)
-
-    def work():
-        total = 0
-        for i in range(3000):
-            total += i * i
-        return total + float(np.sort(data).sum())
-
-    times, steal = [], steal_ticks()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - t) * 1000)
-        time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t)))
-    ms = np.array(times)
-    return {"median": float(np.median(ms)), "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
-            "slow_share": float((ms > 3 * np.median(ms)).mean()),
-            "steal_s": (steal_ticks() - steal) / os.sysconf("SC_CLK_TCK")}
-
-
 # ---- driver ------------------------------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of the server process and its worker processes (Linux /proc)."""
-    total = 0.0
-    pids = [pid]
-    try:
-        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    tick = os.sysconf("SC_CLK_TCK")
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
 
 
 async def run_phases(host, port, args, n_items, n_users, server_pid: int) -> list[tuple[str, dict]]:
@@ -275,7 +121,7 @@ async def run_phases(host, port, args, n_items, n_users, server_pid: int) -> lis
     item = lambda: f"p{rnd.randrange(n_items)}"  # noqa: E731
     results = []
     # warm-up (page cache, first-call costs), not reported
-    await open_loop(host, port, lambda: ("GET", f"/v1/users/{user()}/recommendations?k=10"), 100, 3, 16)
+    await open_loop(host, port, KEY, lambda: ("GET", f"/v1/users/{user()}/recommendations?k=10"), 100, 3, 16)
     phases = [
         (f"GET /v1/users/{{id}}/recommendations (at {args.low_rate:.0f} req/s)",
          lambda: ("GET", f"/v1/users/{user()}/recommendations?k=10"), args.low_rate, args.short * 2),
@@ -293,7 +139,7 @@ async def run_phases(host, port, args, n_items, n_users, server_pid: int) -> lis
     for name, make, rate, duration in phases:
         log.info("%s: %.0f req/s for %.0fs", name, rate, duration)
         cpu = cpu_seconds(server_pid)
-        result = {"rate": rate, **await open_loop(host, port, make, rate, duration, 32)}
+        result = {"rate": rate, **await open_loop(host, port, KEY, make, rate, duration, 32)}
         result["cpu_ms"] = (cpu_seconds(server_pid) - cpu) * 1000 / max(1, result["requests"])
         log.info("  -> %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d", result["rps"], result["p50"], result["p99"],
                  result["errors"])
@@ -306,7 +152,7 @@ async def run_phases(host, port, args, n_items, n_users, server_pid: int) -> lis
     for name, make, conns, per in (("POST /v1/events (1 event per request)", single, 8, 1),
                                    ("POST /v1/events (100 events per request)", batched, 4, 100)):
         cpu = cpu_seconds(server_pid)
-        result = await closed_loop(host, port, make, args.short, conns, per)
+        result = await closed_loop(host, port, KEY, make, args.short, conns, per)
         result["cpu_ms"] = (cpu_seconds(server_pid) - cpu) * 1000 / max(1, result["requests"])
         results.append((name, result))
     return results
