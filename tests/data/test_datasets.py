@@ -1,8 +1,11 @@
 """Built-in datasets match the published statistics."""
 
 import numpy as np
+import polars as pl
+import pytest
 
-from deepshelf.data.datasets import load_dataset
+from deepshelf.data.datasets import dataset_from_frames, load_dataset
+from deepshelf.errors import DeepshelfError
 from deepshelf.data.splits import leave_one_out, temporal
 
 
@@ -49,3 +52,21 @@ def test_temporal_split_has_no_leak():
         assert not set(split.test.targets[u]) & set(split.test.inputs[u])
     assert split.test.slices["new_users"].any() and split.test.slices["warm_users"].any()
     assert np.all(split.test.targets.lengths >= 1)
+
+
+def test_dataset_from_frames_validates_as_the_file_loaders_do():
+    events = pl.DataFrame({"user": ["u", "u", "v"], "item": ["a", "b", "a"], "type": ["view", "purchase", "cart"],
+                           "timestamp": [10.0, 20.0, 15.0]})
+    catalog = pl.DataFrame({"item": ["a", "b"], "title": ["A", "B"], "price": [1.0, None]})
+    ds = dataset_from_frames("shop", events, catalog)
+    assert ds.name == "shop" and ds.timestamped and len(ds.interactions) == 3 and ds.interactions.n_users == 2
+    assert ds.interactions.timestamp.tolist() == [10, 20, 15] and len(ds.catalog) == 2
+    assert dataset_from_frames("shop", events).catalog is None
+    with pytest.raises(DeepshelfError, match="shop: row 2, column 'type': unknown event type 'wish'"):
+        dataset_from_frames("shop", events.with_columns(pl.Series("type", ["view", "wish", "cart"])))
+
+
+def test_store_urls_are_not_datasets():
+    """The caller (runs.pipeline.load_source) decides between a store and a dataset; data/ never opens a store."""
+    with pytest.raises(DeepshelfError, match="unknown dataset 'sqlite:///shop.db'"):
+        load_dataset("sqlite:///shop.db")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage import Event, Item, load_training_data, open_store
+from deepshelf.runs.pipeline import load_source
+from deepshelf.storage import Event, Item, open_store, read_training_frames
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_training_data_from_the_store(database):
                       for u in range(6) for j in range(4)])
     store.upsert_items([Item(f"i{i}", title=f"T{i}", category="c", price=float(i)) for i in range(5)])
     store.close()
-    ds = load_training_data(database)
+    ds = load_source(database)  # what `deepshelf train --database URL` reads
     assert ds.timestamped and len(ds.interactions) == 24 and ds.interactions.n_users == 6
     assert ds.catalog is not None and len(ds.catalog) == 5
     assert "@" not in ds.name or ":" not in ds.name.split("@")[0].split("//")[1]  # no password in the name
@@ -61,9 +62,34 @@ def test_training_data_from_the_store(database):
     assert model.n_items == 5
 
 
+def test_training_frames_are_plain_tables_in_time_order(database):
+    store = open_store(database)
+    store.add_events([Event("u", "b", "purchase", 30.0), Event("v", "a", "view", 10.0), Event("u", "a", "cart", 20.0)])
+    store.close()
+    events, catalog = read_training_frames(database)
+    assert events.columns == ["user", "item", "type", "timestamp"] and catalog is None
+    assert events.rows() == [("v", "a", "view", 10.0), ("u", "a", "cart", 20.0), ("u", "b", "purchase", 30.0)]
+    store = open_store(database)
+    store.upsert_items([Item("a", title="A", price=2.5, in_stock=False), Item("b")])
+    store.close()
+    _, catalog = read_training_frames(database)
+    assert catalog.columns == ["item", "title", "description", "category", "price", "in_stock", "image"]
+    assert catalog.row(0) == ("a", "A", "", "", 2.5, False, "") and catalog["price"][1] is None
+
+
+def test_a_catalogue_file_replaces_the_stores(database, tmp_path):
+    store = open_store(database)
+    store.add_events([Event("u", "a", "view", 1.0), Event("u", "b", "view", 2.0)])
+    store.upsert_items([Item("a", title="from the store")])
+    store.close()
+    (tmp_path / "cat.csv").write_text("item,title\na,from the file\nb,B\n")
+    ds = load_source(database, str(tmp_path / "cat.csv"))
+    assert ds.catalog.table["title"].to_list() == ["from the file", "B"]
+
+
 def test_empty_store_and_bad_urls(tmp_path):
     with pytest.raises(DeepshelfError, match="no events"):
-        load_training_data(f"sqlite:///{tmp_path / 'empty.db'}")
+        load_source(f"sqlite:///{tmp_path / 'empty.db'}")
     with pytest.raises(DeepshelfError, match="expected sqlite"):
         open_store("mysql://x")
     with pytest.raises(DeepshelfError, match="cannot connect"):

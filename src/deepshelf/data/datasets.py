@@ -14,7 +14,14 @@ import polars as pl
 
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Interactions
-from deepshelf.data.loaders import is_sequence_file, read_catalog, read_events, read_sequences
+from deepshelf.data.loaders import (
+    catalog_from_frame,
+    events_from_frame,
+    is_sequence_file,
+    read_catalog,
+    read_events,
+    read_sequences,
+)
 from deepshelf.data.schema import EventType
 from deepshelf.errors import DeepshelfError
 
@@ -168,17 +175,12 @@ BUILTIN: dict[str, tuple[Callable[[], Dataset], str]] = {
 }
 
 
-STORE_URL_PREFIXES = ("sqlite://", "postgresql://", "postgres://")
-
-
 def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
-    """A built-in dataset by name, an event store by URL (`sqlite:///…`, `postgresql://…`), or an events
-    table / sequences file by path (with an optional catalogue)."""
-    if name_or_path.startswith(STORE_URL_PREFIXES):
-        from deepshelf.storage import load_training_data  # the store owns its schema
+    """A built-in dataset by name, or an events table / sequences file by path (with an optional catalogue).
 
-        ds = load_training_data(name_or_path)
-    elif name_or_path in BUILTIN:
+    Event stores are not datasets: `deepshelf.runs.pipeline.load_source` reads a store URL with
+    `deepshelf.storage.read_training_frames` and `dataset_from_frames`."""
+    if name_or_path in BUILTIN:
         ds = BUILTIN[name_or_path][0]()
     else:
         path = Path(name_or_path)
@@ -193,3 +195,11 @@ def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
     if catalog is not None:
         ds.catalog = read_catalog(catalog)
     return ds
+
+
+def dataset_from_frames(name: str, events: pl.DataFrame, catalog: pl.DataFrame | None = None,
+                        timestamped: bool = True) -> Dataset:
+    """A dataset from an events table and an optional catalogue table (columns as in `schema`), validated as the
+    file loaders validate; `name` stands for the source in messages."""
+    return Dataset(name, events_from_frame(events, name),
+                   None if catalog is None else catalog_from_frame(catalog, name), timestamped=timestamped)

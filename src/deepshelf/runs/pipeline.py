@@ -12,7 +12,8 @@ import numpy as np
 
 from deepshelf import __version__
 from deepshelf.data.catalog import Catalog
-from deepshelf.data.datasets import Dataset, load_dataset
+from deepshelf.data.datasets import Dataset, dataset_from_frames, load_dataset
+from deepshelf.data.loaders import read_catalog
 from deepshelf.data.splits import Split, make_split
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import EvalResult, evaluate, validation
@@ -22,13 +23,20 @@ from deepshelf.models.base import Recommender
 from deepshelf.models.registry import model_class
 from deepshelf.runs.artifacts import Run, device_name, load_config, write_run
 from deepshelf.runs.config import TrainConfig
+from deepshelf.storage import is_store_url, read_training_frames, redact_url
 
 log = logging.getLogger(__name__)
 
 
 def load_source(name_or_url: str, catalog: str | None = None) -> Dataset:
-    """The training data a config names: a built-in dataset, a file path, or an event store URL."""
-    return load_dataset(name_or_url, catalog=catalog)
+    """The training data a config names: an event store URL (`deepshelf train --database`), else a built-in dataset
+    or a file path; `catalog` (a file) replaces the source's own catalogue."""
+    if not is_store_url(name_or_url):
+        return load_dataset(name_or_url, catalog=catalog)
+    ds = dataset_from_frames(redact_url(name_or_url), *read_training_frames(name_or_url))
+    if catalog is not None:
+        ds.catalog = read_catalog(catalog)
+    return ds
 
 
 def split_dataset(ds: Dataset, cfg: TrainConfig) -> Split:

@@ -1,0 +1,228 @@
+"""The SQL store behind one interface: events, catalogue and images (the drivers live in sqlite.py, postgres.py).
+
+Every write is committed before the call returns, so an HTTP 200 means the events are on disk. The server keeps no
+state of its own beyond caches: several server processes can share one PostgreSQL store.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from deepshelf.storage.migrations import Dialect, migrate
+from deepshelf.storage.records import Event, Item
+from deepshelf.storage.urls import redact_url
+
+_ITEM_COLS = "item_id, title, description, category, price, in_stock, image_url, attributes, seq, updated_at"
+
+
+class Store(ABC):
+    """What the service needs from storage. Implementations are thread-safe (one connection per thread)."""
+
+    kind: str
+    dialect: Dialect
+
+    def __init__(self, url: str):
+        self.url = url
+        self._local = threading.local()
+        self._all_conns: list = []
+        self._lock = threading.Lock()
+
+    # ---- connection plumbing ------------------------------------------------------------------------------
+    @abstractmethod
+    def _connect(self): ...
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _drop_conn(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._all_conns:
+                    self._all_conns.remove(conn)
+            try:
+                conn.close()
+            except Exception:  # a broken connection may fail to close; it is discarded either way
+                pass
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all_conns = self._all_conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    @abstractmethod
+    @contextmanager
+    def _write(self) -> Iterator[Any]:
+        """A cursor inside a transaction that is committed (durably) when the block exits."""
+
+    @abstractmethod
+    def _read(self, sql: str, args: Sequence = ()) -> list[tuple]: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.dialect.param)
+
+    def _migrate(self) -> int:
+        """Bring the schema up to the newest version (drivers call this when they open a store)."""
+        return migrate(self._write, self.dialect, redact_url(self.url))
+
+    def schema_version(self) -> int:
+        """The newest schema migration applied to this store."""
+        return int(self._read("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0])
+
+    # ---- events -------------------------------------------------------------------------------------------
+    def add_events(self, events: Sequence[Event]) -> int:
+        """Insert a batch in one transaction; returns only after the commit."""
+        if not events:
+            return 0
+        with self._write() as cur:
+            cur.executemany(
+                self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value) VALUES (?,?,?,?,?,?)"),
+                [tuple(e) for e in events])
+        return len(events)
+
+    def history(self, user_id: str, limit: int) -> list[Event]:
+        """The shopper's `limit` most recent events, newest first."""
+        rows = self._read(
+            "SELECT user_id, item_id, type, ts, session_id, value FROM events WHERE user_id = ? "
+            "ORDER BY ts DESC, id DESC LIMIT ?", (user_id, int(limit)))
+        return [Event(*r) for r in rows]
+
+    def recent_users(self, limit: int) -> list[tuple[str, int, float]]:
+        """(user_id, events, last event time) of the most recently active shoppers (from the last 50k events)."""
+        return [(r[0], int(r[1]), float(r[2])) for r in self._read(
+            "SELECT user_id, COUNT(*), MAX(ts) FROM (SELECT user_id, ts FROM events ORDER BY id DESC LIMIT 50000) r "
+            "GROUP BY user_id ORDER BY MAX(ts) DESC, user_id LIMIT ?", (int(limit),))]
+
+    def recent_items(self, user_id: str, limit: int) -> list[tuple[str, str]]:
+        """(item_id, type) of the shopper's `limit` most recent events, newest first: the recommendation input,
+        answered from the covering index alone."""
+        return self._read("SELECT item_id, type FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
+                          (user_id, int(limit)))
+
+    def count_events(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM events")[0][0])
+
+    def item_counts(self, since_ts: float, weights: dict[str, float], limit: int) -> list[tuple[str, float]]:
+        """The `limit` items with the most weighted events since `since_ts`, best first: live trending."""
+        # The weights are the library's own constants (not user input), so inlining them is safe; it lets the
+        # database do the weighting and return only the top rows.
+        cases = " ".join(f"WHEN '{name}' THEN {float(w)!r}" for name, w in weights.items() if name.isalpha())
+        rows = self._read(f"SELECT item_id, SUM(CASE type {cases} ELSE 0 END) AS w FROM events WHERE ts >= ? "
+                          "GROUP BY item_id ORDER BY w DESC, item_id LIMIT ?", (since_ts, int(limit)))
+        return [(r[0], float(r[1])) for r in rows if r[1] and r[1] > 0]
+
+    @abstractmethod
+    def _bucket_expr(self) -> str: ...
+
+    def event_buckets(self, bucket_s: int, since_ts: float) -> list[tuple[float, str, int]]:
+        """(bucket start, type, count) for events since `since_ts`, buckets of `bucket_s` seconds."""
+        expr = self._bucket_expr()
+        rows = self._read(f"SELECT {expr} AS b, type, COUNT(*) FROM events WHERE ts >= ? GROUP BY b, type ORDER BY b",
+                          (bucket_s, bucket_s, since_ts))
+        return [(float(b), t, int(n)) for b, t, n in rows]
+
+    def all_events(self) -> list[Event]:
+        """Every event in time order (for training from the store)."""
+        rows = self._read("SELECT user_id, item_id, type, ts, session_id, value FROM events ORDER BY ts, id")
+        return [Event(*r) for r in rows]
+
+    # ---- catalogue ----------------------------------------------------------------------------------------
+    @abstractmethod
+    def _next_seq_sql(self) -> str: ...
+
+    def upsert_items(self, items: Sequence[Item]) -> int:
+        """Insert or replace catalogue rows (whole rows: fields not given are reset to defaults)."""
+        if not items:
+            return 0
+        now = time.time()
+        sql = self._sql(
+            f"INSERT INTO items ({_ITEM_COLS}) VALUES (?,?,?,?,?,?,?,?,{self._next_seq_sql()},?) "
+            "ON CONFLICT (item_id) DO UPDATE SET title=excluded.title, description=excluded.description, "
+            "category=excluded.category, price=excluded.price, in_stock=excluded.in_stock, "
+            "image_url=excluded.image_url, attributes=excluded.attributes, seq=excluded.seq, "
+            "updated_at=excluded.updated_at")
+        rows = [(i.item_id, i.title, i.description, i.category, i.price, bool(i.in_stock), i.image_url,
+                 json.dumps(i.attributes, sort_keys=True, default=str), now) for i in items]
+        with self._write() as cur:
+            cur.executemany(sql, rows)
+        return len(items)
+
+    def _items_from_rows(self, rows: list[tuple]) -> list[Item]:
+        return [Item(item_id=r[0], title=r[1], description=r[2], category=r[3], price=r[4], in_stock=bool(r[5]),
+                     image_url=r[6], attributes=json.loads(r[7] or "{}"), seq=int(r[8]), updated_at=float(r[9]),
+                     has_image=bool(r[10])) for r in rows]
+
+    def _item_select(self) -> str:
+        cols = ", ".join(f"i.{c.strip()}" for c in _ITEM_COLS.split(","))
+        return (f"SELECT {cols}, (img.item_id IS NOT NULL) FROM items i "
+                "LEFT JOIN item_images img ON img.item_id = i.item_id")
+
+    def get_item(self, item_id: str) -> Item | None:
+        rows = self._read(self._item_select() + " WHERE i.item_id = ?", (item_id,))
+        return self._items_from_rows(rows)[0] if rows else None
+
+    def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
+        if not item_ids:
+            return {}
+        marks = ",".join("?" * len(item_ids))
+        rows = self._read(self._item_select() + f" WHERE i.item_id IN ({marks})", tuple(item_ids))
+        return {i.item_id: i for i in self._items_from_rows(rows)}
+
+    def list_items(self, limit: int, offset: int, category: str | None = None,
+                   query: str | None = None) -> tuple[list[Item], int]:
+        """A page of the catalogue in id order (optionally one category / titles containing `query`) and the total."""
+        where, args = [], []
+        if category:
+            where.append("i.category = ?")
+            args.append(category)
+        if query:
+            where.append("LOWER(i.title) LIKE ?")
+            args.append(f"%{query.lower()}%")
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        total = int(self._read(f"SELECT COUNT(*) FROM items i{clause}", tuple(args))[0][0])
+        rows = self._read(self._item_select() + clause + " ORDER BY i.item_id LIMIT ? OFFSET ?",
+                          (*args, int(limit), int(offset)))
+        return self._items_from_rows(rows), total
+
+    def search_titles(self, query: str, limit: int) -> list[Item]:
+        """Items whose title or category contains `query` (case-insensitive): the fallback text search."""
+        needle = f"%{query.lower()}%"
+        rows = self._read(self._item_select() + " WHERE LOWER(i.title) LIKE ? OR LOWER(i.category) LIKE ? LIMIT ?",
+                          (needle, needle, int(limit)))
+        return self._items_from_rows(rows)
+
+    def catalog_columns(self, after_seq: int = -1) -> list[tuple]:
+        """(item_id, category, price, in_stock, seq, updated_at) rows after `after_seq`: light, for rule masks."""
+        return self._read("SELECT item_id, category, price, in_stock, seq, updated_at FROM items WHERE seq > ? "
+                          "ORDER BY seq", (int(after_seq),))
+
+    def count_items(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM items")[0][0])
+
+    # ---- images -------------------------------------------------------------------------------------------
+    def put_image(self, item_id: str, content_type: str, data: bytes) -> None:
+        with self._write() as cur:
+            cur.execute(self._sql("INSERT INTO item_images (item_id, content_type, data) VALUES (?,?,?) "
+                                  "ON CONFLICT (item_id) DO UPDATE SET content_type=excluded.content_type, "
+                                  "data=excluded.data"), (item_id, content_type, data))
+
+    def get_image(self, item_id: str) -> tuple[str, bytes] | None:
+        rows = self._read("SELECT content_type, data FROM item_images WHERE item_id = ?", (item_id,))
+        return (rows[0][0], bytes(rows[0][1])) if rows else None

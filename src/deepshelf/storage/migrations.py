@@ -1,0 +1,132 @@
+"""Versioned schema migrations: a `schema_version` table and an ordered list of migrations, each applied once.
+
+Opening a store brings its schema up to the newest version. Each pending migration runs in its own transaction
+together with the row that records it, so a failure leaves the store at the previous version with nothing half
+applied. The version is re-read inside the transaction, under the write lock (SQLite's `BEGIN IMMEDIATE`,
+PostgreSQL's advisory lock), so servers starting at once apply each migration exactly once.
+
+To change the schema, append a `Migration` with the next version number; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from deepshelf.errors import DeepshelfError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What the DDL and the runner need to know about a database."""
+
+    name: str
+    pk: str  # an auto-incrementing integer primary key
+    blob: str  # a column type for bytes
+    param: str  # the driver's placeholder
+    lock: str | None = None  # a statement that serialises migrating processes inside a transaction
+
+
+SQLITE = Dialect("sqlite", pk="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB", param="?")
+POSTGRES = Dialect("postgresql", pk="BIGSERIAL PRIMARY KEY", blob="BYTEA", param="%s",
+                   lock="SELECT pg_advisory_xact_lock(715517)")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: Callable[[Dialect], list[str]]  # one SQL statement each, for the given dialect
+
+
+def _baseline(d: Dialect) -> list[str]:
+    """The schema of every store made before versioning (all `IF NOT EXISTS`: such a store passes through)."""
+    statements = [
+        f"""CREATE TABLE IF NOT EXISTS events (
+            id {d.pk},
+            user_id TEXT NOT NULL,
+            item_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL,
+            session_id TEXT,
+            value DOUBLE PRECISION)""",
+        "DROP INDEX IF EXISTS events_user_ts",  # replaced by the covering index below in early stores
+        # covers the per-request read of a shopper's recent items (no table lookups), and orders their history
+        "CREATE INDEX IF NOT EXISTS events_user_ts_item ON events (user_id, ts, item_id, type)",
+        "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
+        """CREATE TABLE IF NOT EXISTS items (
+            item_id TEXT PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT '',
+            description TEXT NOT NULL DEFAULT '',
+            category TEXT NOT NULL DEFAULT '',
+            price DOUBLE PRECISION,
+            in_stock BOOLEAN NOT NULL DEFAULT TRUE,
+            image_url TEXT NOT NULL DEFAULT '',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            seq BIGINT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL)""",
+        "CREATE INDEX IF NOT EXISTS items_seq ON items (seq)",
+        "CREATE INDEX IF NOT EXISTS items_category ON items (category)",
+        f"""CREATE TABLE IF NOT EXISTS item_images (
+            item_id TEXT PRIMARY KEY,
+            content_type TEXT NOT NULL,
+            data {d.blob} NOT NULL)""",
+    ]
+    if d.name == "postgresql":
+        statements.append("CREATE SEQUENCE IF NOT EXISTS item_seq")  # the catalogue's upsert counter
+    return statements
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "events, items and item images with their indexes", _baseline),
+)
+
+_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
+                 "description TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"
+
+
+def latest_version(migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    return max((m.version for m in migrations), default=0)
+
+
+def migrate(transaction: Callable[[], AbstractContextManager[Any]], dialect: Dialect, where: str,
+            migrations: tuple[Migration, ...] | None = None) -> int:
+    """Apply the pending migrations, each in its own `transaction()` (a context manager yielding a cursor that
+    commits on exit and rolls back on error); returns the store's version. `where` names the store in errors."""
+    migrations = MIGRATIONS if migrations is None else migrations
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)) or (versions and versions[0] < 1):
+        raise DeepshelfError(f"schema migrations must have increasing versions from 1, got {versions}")
+    newest = latest_version(migrations)
+    while True:
+        with transaction() as cur:
+            if dialect.lock:
+                cur.execute(dialect.lock)
+            cur.execute(_VERSION_TABLE)
+            cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+            current = int(cur.fetchone()[0])
+            if current > newest:
+                raise DeepshelfError(f"{where}: the store's schema is version {current}, newer than this deepshelf "
+                                     f"knows ({newest}); upgrade deepshelf")
+            pending = [m for m in migrations if m.version > current]
+            if not pending:
+                return current
+            step = pending[0]
+            try:
+                for statement in step.statements(dialect):
+                    cur.execute(statement)
+            except DeepshelfError:
+                raise
+            except Exception as exc:  # the driver's error, tied to the store and the migration
+                raise DeepshelfError(f"{where}: schema migration {step.version} ({step.description}) failed: "
+                                     f"{str(exc).strip().splitlines()[0]}") from exc
+            p = dialect.param
+            cur.execute(f"INSERT INTO schema_version (version, description, applied_at) VALUES ({p}, {p}, {p})",
+                        (step.version, step.description, time.time()))
+        log.info("%s: schema migrated to version %d (%s)", where, step.version, step.description)
