@@ -15,6 +15,8 @@ MODELS: dict[str, tuple[str, str]] = {
     "sasrec": ("deepshelf.models.sasrec", "SASRec"),
     "content": ("deepshelf.models.content", "ContentModel"),
     "sasrec-content": ("deepshelf.models.sasrec_content", "ContentSASRec"),
+    "buyagain": ("deepshelf.models.buyagain", "BuyAgain"),
+    "ranker": ("deepshelf.models.ranker.model", "Ranker"),
 }
 
 

@@ -1,0 +1,1 @@
+"""The two-stage learned ranker: candidate generators, shop features, LightGBM / PyTorch learners."""

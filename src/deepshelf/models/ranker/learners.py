@@ -1,0 +1,216 @@
+"""Stage 2 learners over the same features: LightGBM lambdarank and a small PyTorch ranker (MLP + item embedding).
+
+Both learn from groups (one per shopper: their candidates, label 1 for an item they bought in the label period),
+stop on held-out shoppers' NDCG@10 over their candidates, and save without pickles (LightGBM's text format,
+a torch state_dict).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RankData:
+    """Feature rows grouped by shopper: rows of group g are `sizes[:g].sum()` onward, `sizes[g]` of them."""
+
+    X: np.ndarray  # float32 [C, F]
+    y: np.ndarray  # float32 [C] 1 = bought in the label period
+    sizes: np.ndarray  # int64 [G]
+    items: np.ndarray  # int64 [C]
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+
+def _padded(values: np.ndarray, sizes: np.ndarray, fill: float) -> np.ndarray:
+    """[G, max size] array of each group's values, `fill` after its end."""
+    G, L = len(sizes), int(sizes.max()) if len(sizes) else 0
+    out = np.full((G, L), fill, dtype=np.float64)
+    row = np.repeat(np.arange(G), sizes)
+    col = np.arange(len(values)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    out[row, col] = values
+    return out
+
+
+def grouped_ndcg(scores: np.ndarray, labels: np.ndarray, sizes: np.ndarray, k: int = 10) -> float:
+    """Mean NDCG@k over groups with a positive, ranking each group's candidates by score."""
+    if not len(sizes):
+        return 0.0
+    s = _padded(scores, sizes, -np.inf)
+    y = _padded(labels, sizes, 0.0)
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    discount = 1.0 / np.log2(np.arange(2, order.shape[1] + 2))
+    dcg = (np.take_along_axis(y, order, axis=1) * discount).sum(1)
+    ideal = (-np.sort(-y, axis=1)[:, :k] * discount).sum(1)
+    ok = ideal > 0
+    return float((dcg[ok] / ideal[ok]).mean()) if ok.any() else 0.0
+
+
+class LightGBMLearner:
+    name = "lightgbm"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.booster = None
+
+    def fit(self, train: RankData, valid: RankData, names: list[str], n_items: int) -> "LightGBMLearner":
+        import lightgbm as lgb
+
+        cfg = self.cfg
+        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": cfg.lgbm_lr,
+                  "num_leaves": cfg.lgbm_leaves, "min_data_in_leaf": cfg.lgbm_min_leaf,
+                  "feature_fraction": 0.8, "lambdarank_truncation_level": 20, "seed": cfg.seed,
+                  "deterministic": True, "num_threads": cfg.threads, "verbosity": -1}
+        dtrain = lgb.Dataset(train.X, train.y, group=train.sizes, feature_name=names, free_raw_data=False)
+        callbacks = []
+        valid_sets = []
+        if len(valid):
+            valid_sets = [lgb.Dataset(valid.X, valid.y, group=valid.sizes, reference=dtrain)]
+            callbacks = [lgb.early_stopping(cfg.patience_trees, verbose=False)]
+        self.booster = lgb.train(params, dtrain, num_boost_round=cfg.lgbm_trees, valid_sets=valid_sets,
+                                 callbacks=callbacks)
+        if self.booster.best_iteration > 0:
+            self.booster = lgb.Booster(model_str=self.booster.model_to_string(num_iteration=self.booster.best_iteration))
+        log.info("ranker: lightgbm kept %d trees", self.booster.num_trees())
+        return self
+
+    def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=1).astype(np.float32)
+
+    def importances(self) -> dict[str, float]:
+        gain = self.booster.feature_importance("gain")
+        total = max(float(gain.sum()), 1e-12)
+        names = self.booster.feature_name()
+        return {n: round(float(g) / total, 6) for n, g in sorted(zip(names, gain), key=lambda p: -p[1])}
+
+    def save(self, path: Path) -> None:
+        (path / "lightgbm.txt").write_text(self.booster.model_to_string())
+
+    def load(self, path: Path) -> "LightGBMLearner":
+        import lightgbm as lgb
+
+        self.booster = lgb.Booster(model_str=(path / "lightgbm.txt").read_text())
+        return self
+
+
+def _signed_log(X: np.ndarray) -> np.ndarray:
+    return np.sign(X) * np.log1p(np.abs(X))
+
+
+class TorchLearner:
+    """An MLP over standardised (signed-log) features and a learned item embedding, trained listwise
+    (softmax cross-entropy over each shopper's candidates)."""
+
+    name = "torch"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.net = None
+        self.mean = self.std = None
+
+    def _network(self, n_features: int, n_items: int):
+        import torch
+        from torch import nn
+
+        class RankerNet(nn.Module):
+            def __init__(self, n_features: int, n_items: int, dim: int, hidden: int):
+                super().__init__()
+                self.items = nn.Embedding(n_items, dim)
+                nn.init.normal_(self.items.weight, std=0.01)
+                self.mlp = nn.Sequential(nn.Linear(n_features + dim, hidden), nn.ReLU(),
+                                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+            def forward(self, x, items):  # x: [C, F], items: [C] -> [C]
+                return self.mlp(torch.cat([x, self.items(items)], dim=1)).squeeze(1)
+
+        return RankerNet(n_features, n_items, self.cfg.torch_dim, self.cfg.torch_hidden)
+
+    def _inputs(self, X: np.ndarray):
+        import torch
+
+        Z = (_signed_log(X) - self.mean) / self.std
+        return torch.from_numpy(np.nan_to_num(Z, nan=0.0).astype(np.float32))
+
+    def fit(self, train: RankData, valid: RankData, names: list[str], n_items: int) -> "TorchLearner":
+        import torch
+
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        L = _signed_log(train.X.astype(np.float64))
+        self.mean = np.nan_to_num(np.nanmean(L, axis=0)).astype(np.float32)
+        self.std = np.nan_to_num(np.nanstd(L, axis=0), nan=1.0).astype(np.float32)
+        self.std[self.std < 1e-6] = 1.0
+        self.n_features, self.n_items = train.X.shape[1], n_items
+        self.net = self._network(self.n_features, n_items)
+        opt = torch.optim.Adam(self.net.parameters(), lr=cfg.torch_lr, weight_decay=0.0)
+        x_all, items_all = self._inputs(train.X), torch.from_numpy(train.items)
+        starts = np.concatenate([[0], np.cumsum(train.sizes)])
+        best, best_state, bad = -1.0, None, 0
+        for epoch in range(cfg.torch_epochs):
+            self.net.train()
+            for chunk in np.array_split(rng.permutation(len(train)), max(1, len(train) // cfg.torch_groups)):
+                sizes = train.sizes[chunk]
+                offsets = np.cumsum(sizes) - sizes
+                idx = np.repeat(starts[chunk] - offsets, sizes) + np.arange(sizes.sum())
+                logits = self.net(x_all[idx], items_all[idx])
+                pad = torch.from_numpy(_padded(np.arange(len(idx)), sizes, -1).astype(np.int64))
+                mask = pad >= 0
+                z = torch.where(mask, logits[pad.clamp(min=0)], torch.tensor(-1e9))
+                y = torch.from_numpy(_padded(train.y[idx], sizes, 0.0).astype(np.float32))
+                loss = -(torch.log_softmax(z, dim=1) * y).sum(1) / y.sum(1).clamp(min=1.0)
+                loss = loss[y.sum(1) > 0].mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            quality = grouped_ndcg(self.predict(valid.X, valid.items), valid.y, valid.sizes) if len(valid) else 0.0
+            log.info("ranker: torch epoch %d held-out NDCG@10 %.4f", epoch + 1, quality)
+            if quality > best:
+                best, bad = quality, 0
+                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            else:
+                bad += 1
+                if bad >= cfg.patience_epochs:
+                    break
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        return self
+
+    def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
+        import torch
+
+        self.net.eval()
+        with torch.inference_mode():
+            return self.net(self._inputs(X), torch.from_numpy(np.asarray(items, np.int64))).numpy().astype(np.float32)
+
+    def importances(self) -> dict[str, float]:
+        return {}
+
+    def save(self, path: Path) -> None:
+        import torch
+
+        torch.save(self.net.state_dict(), path / "torch_ranker.pt")
+        np.savez(path / "torch_inputs.npz", mean=self.mean, std=self.std)
+        (path / "torch_ranker.json").write_text(json.dumps({"n_features": self.n_features, "n_items": self.n_items}))
+
+    def load(self, path: Path) -> "TorchLearner":
+        import torch
+
+        shape = json.loads((path / "torch_ranker.json").read_text())
+        self.n_features, self.n_items = shape["n_features"], shape["n_items"]
+        self.net = self._network(self.n_features, self.n_items)
+        self.net.load_state_dict(torch.load(path / "torch_ranker.pt", weights_only=True))
+        with np.load(path / "torch_inputs.npz", allow_pickle=False) as data:
+            self.mean, self.std = data["mean"], data["std"]
+        return self
+
+
+LEARNERS = {"lightgbm": LightGBMLearner, "torch": TorchLearner}

@@ -1,0 +1,225 @@
+"""The learned ranker (`--model ranker`): candidates from the configured generators, ranked by a learner.
+
+`fit(train)` is self-contained, so the same call trains for validation and refits before the test period:
+labels are the items shoppers bought in the last `label_days` of `train`; features and generators see only the
+events before that internal cut. The learner is trained on those labels, then the generators and the shop's
+statistics are refit on all of `train` for scoring ("now" = the end of `train`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from deepshelf.data.catalog import Catalog
+from deepshelf.data.interactions import Histories, Interactions
+from deepshelf.errors import DeepshelfError
+from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arrays, save_arrays
+from deepshelf.models.itemknn import ItemKNN
+from deepshelf.models.ranker.features import DAY, ShopStats, build_features, feature_names
+from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
+from deepshelf.models.ranker.learners import LEARNERS, RankData, grouped_ndcg
+
+log = logging.getLogger(__name__)
+
+
+def default_generators() -> list[GeneratorSpec]:
+    return [GeneratorSpec(model="trending"), GeneratorSpec(model="ease"), GeneratorSpec(model="itemknn"),
+            GeneratorSpec(model="buyagain", top_n=50)]
+
+
+class RankerConfig(ModelConfig):
+    generators: list[GeneratorSpec] = Field(default_factory=default_generators, min_length=1)
+    label_days: float = Field(default=30.0, gt=0)  # the last days of `train` whose purchases are the labels
+    # "new": learn to rank items new to the shopper (the discovery view); "all": repeat purchases count too
+    label_items: Literal["new", "all"] = "new"
+    learner: Literal["auto", "lightgbm", "torch"] = "auto"  # auto: the better on held-out shoppers / validation
+    holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
+    copurchase_neighbors: int = Field(default=100, gt=0)  # item-kNN neighbours behind the co-purchase features
+    batch_size: int = Field(default=256, gt=0)  # histories featurised at once (bounds the dense per-batch arrays)
+    threads: int = Field(default=0, ge=0)  # LightGBM training threads; 0: all cores
+    lgbm_trees: int = Field(default=400, gt=0)
+    lgbm_lr: float = Field(default=0.05, gt=0)
+    lgbm_leaves: int = Field(default=31, gt=1)
+    lgbm_min_leaf: int = Field(default=50, gt=0)
+    patience_trees: int = Field(default=40, gt=0)
+    torch_epochs: int = Field(default=20, gt=0)
+    torch_dim: int = Field(default=16, gt=0)
+    torch_hidden: int = Field(default=64, gt=0)
+    torch_lr: float = Field(default=1e-3, gt=0)
+    torch_groups: int = Field(default=32, gt=0)  # shoppers per torch update
+    patience_epochs: int = Field(default=3, gt=0)
+
+
+# What a shopper is told when a generator's list put the item there (the generator's own reason otherwise).
+REASON_OVERRIDES = {"content": "similar_to_recent"}
+
+
+class Ranker(Recommender):
+    """Two stages: the union of each generator's top N, then a learned ranking over shop features."""
+
+    name = "ranker"
+    Config = RankerConfig
+    reason = "personal"
+
+    def __init__(self, config=None, **overrides):
+        super().__init__(config, **overrides)
+        self.generators = Generators(self.config.generators)
+        self.stats: ShopStats | None = None
+        self.copurchase: sp.csr_matrix | None = None
+        self.learner = None
+        self.feature_importances: dict[str, float] = {}  # feature -> share of the LightGBM gain
+        self.learner_quality: dict[str, float] = {}  # learner -> NDCG@10 it was chosen on
+
+    @property
+    def feature_names(self) -> list[str]:
+        return feature_names(self.generators.labels)
+
+    # ---- fitting -------------------------------------------------------------------------------------------
+    def _fit_state(self, inter: Interactions, catalog: Catalog | None) -> None:
+        """Generators, item statistics and co-purchase similarity from `inter` (all that scoring reads)."""
+        self.generators.fit(inter, catalog)
+        self.stats = ShopStats.build(inter, catalog)
+        self.copurchase = ItemKNN(neighbors=self.config.copurchase_neighbors).fit(inter).item_similarity()
+
+    def label_cut(self, train: Interactions) -> int:
+        cut = int(train.timestamp.max() - self.config.label_days * DAY)
+        before = int((train.timestamp < cut).sum())
+        if before == 0 or before == len(train):
+            raise DeepshelfError(f"ranker: parameter 'label_days' = {self.config.label_days} leaves "
+                                 f"{'no events before' if before == 0 else 'no events after'} the label cut")
+        return cut
+
+    def training_examples(self, train: Interactions, catalog: Catalog | None,
+                          keep_unlabelled: bool = False) -> tuple[RankData, np.ndarray]:
+        """Fit the state on the events before the label cut and featurise the label shoppers' candidates.
+
+        Returns the groups and the user index of each group; groups without a positive are dropped unless
+        `keep_unlabelled` (the leakage test compares features shopper by shopper).
+        """
+        cut = self.label_cut(train)
+        past, future = train.subset(train.timestamp < cut), train.subset(train.timestamp >= cut)
+        self._fit_state(past, catalog)
+        labels = future.to_csr(binary=True)
+        if self.config.label_items == "new":
+            labels = labels - labels.multiply(past.to_csr(binary=True) > 0)
+            labels.eliminate_zeros()
+        users = np.flatnonzero(np.diff(labels.indptr) > 0) if not keep_unlabelled else np.unique(future.user)
+        hist = past.to_sequences(users=users)
+        cand, X = self._featurise(hist)
+        if self.config.label_items == "new":  # seen items are never shown in the discovery view
+            seen = np.asarray(hist.to_csr(self.n_items)[cand.rows, cand.items]).ravel() > 0
+            cand, X = cand.select(~seen), X[~seen]
+        y = np.asarray(labels[users[cand.rows], cand.items]).ravel().astype(np.float32)
+        sizes = np.bincount(cand.rows, minlength=len(users))
+        has_pos = np.bincount(cand.rows, weights=y, minlength=len(users)) > 0
+        keep_group = (sizes > 0) & (has_pos | keep_unlabelled)
+        keep = keep_group[cand.rows]
+        return RankData(X[keep], y[keep], sizes[keep_group], cand.items[keep]), users[keep_group]
+
+    def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None:
+        cfg = self.config
+        data, users = self.training_examples(train, catalog)
+        if not len(data):
+            raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
+        rng = np.random.default_rng(cfg.seed)
+        held = rng.random(len(data)) < cfg.holdout
+        fit_part, held_part = _groups(data, ~held), _groups(data, held)
+        log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(data), held.sum(),
+                 len(data.y), data.X.shape[1])
+        names = [cfg.learner] if cfg.learner != "auto" else list(LEARNERS)
+        learners = {n: LEARNERS[n](cfg).fit(fit_part, held_part, self.feature_names, self.n_items) for n in names}
+        self.learner_quality = {n: grouped_ndcg(m.predict(held_part.X, held_part.items), held_part.y,
+                                                held_part.sizes) for n, m in learners.items()}
+        self._fit_state(train, catalog)  # scoring reads the state refit on all of train
+        if len(learners) > 1 and validation is not None:
+            for n, m in learners.items():
+                self.learner = m
+                self.learner_quality[n] = validation(self)
+        best = max(self.learner_quality, key=self.learner_quality.get)
+        self.learner = learners[best]
+        log.info("ranker: learner %s (NDCG@10 %s)", best, self.learner_quality)
+        self.feature_importances = learners["lightgbm"].importances() if "lightgbm" in learners else {}
+
+    # ---- scoring -------------------------------------------------------------------------------------------
+    def _featurise(self, histories: Histories) -> tuple[Candidates, np.ndarray]:
+        """Candidates and their features for a batch, `batch_size` histories at a time."""
+        parts, offset = [], 0
+        for start in range(0, len(histories), self.config.batch_size):
+            h = histories.select(np.arange(start, min(start + self.config.batch_size, len(histories))))
+            cand = self.generators.candidates(h, self.n_items)
+            X = build_features(h, cand, self.stats, self.copurchase)
+            cand.rows = cand.rows + start
+            parts.append((cand, X))
+        if not parts:
+            return self.generators.candidates(histories, self.n_items), np.zeros((0, len(self.feature_names)))
+        cands = [p[0] for p in parts]
+        return Candidates(*(np.concatenate([getattr(c, f) for c in cands]) for f in
+                            ("rows", "items", "scores", "zscores", "ranks"))), np.concatenate([p[1] for p in parts])
+
+    def score(self, histories: Histories) -> np.ndarray:
+        """Candidates get the learner's score; every other item a finite score below all of them, by popularity."""
+        B = len(histories)
+        cand, X = self._featurise(histories)
+        s = self.learner.predict(X, cand.items).astype(np.float64) if len(cand) else np.zeros(0)
+        low = np.full(B, np.inf)
+        np.minimum.at(low, cand.rows, s)
+        low = np.where(np.isfinite(low), low, 0.0)
+        out = (low[:, None] - 1.0) + 0.5 * self.item_popularity[None, :]
+        out[cand.rows, cand.items] = s
+        return out.astype(np.float32)
+
+    def reasons(self, histories: Histories, items: np.ndarray) -> np.ndarray:
+        """Each recommended item's strongest signal: str [B, k] for item indices [B, k] (-1 slots get "").
+
+        `bought_before` when the shopper has bought it, else the reason of the generator that ranked it highest
+        (`trending`, `also_bought`, `sequence`, `similar_to_recent`, ...), else `popular`.
+        """
+        items = np.asarray(items, np.int64)
+        B, n = len(histories), self.n_items
+        cand = self.generators.candidates(histories, n)
+        sizes = np.array([s.top_n for s in self.generators.specs], np.float32)
+        best = np.argmin(cand.ranks / sizes, axis=1)
+        in_top = cand.ranks[np.arange(len(cand)), best] < sizes[best]
+        names = np.array([REASON_OVERRIDES.get(s.model, r) for s, r in
+                          zip(self.generators.specs, self.generators.reasons)] + ["popular", "bought_before", ""])
+        code = np.full((B, n), len(names) - 3, np.int64)
+        code[cand.rows, cand.items] = np.where(in_top, best, len(names) - 3)
+        ev_row = np.repeat(np.arange(B), histories.lengths)
+        code[ev_row, histories.items] = len(names) - 2
+        out = code[np.arange(B)[:, None], np.maximum(items, 0)]
+        return names[np.where(items >= 0, out, len(names) - 1)]
+
+    # ---- persistence ---------------------------------------------------------------------------------------
+    def _save_weights(self, path: Path) -> None:
+        c = self.copurchase
+        save_arrays(path, {**self.stats.state("stats_"), "co_data": c.data, "co_indices": c.indices,
+                           "co_indptr": c.indptr})
+        self.generators.save(path / "generators")
+        (path / "learner").mkdir(exist_ok=True)
+        self.learner.save(path / "learner")
+        meta = {"learner": self.learner.name, "learner_quality": self.learner_quality,
+                "feature_importances": self.feature_importances}
+        (path / "ranker.json").write_text(json.dumps(meta, indent=2))
+
+    def _load_weights(self, path: Path) -> None:
+        state = load_arrays(path)
+        self.stats = ShopStats.from_state(state, "stats_")
+        n = len(state["co_indptr"]) - 1
+        self.copurchase = sp.csr_matrix((state["co_data"], state["co_indices"], state["co_indptr"]), shape=(n, n))
+        self.generators.load(path / "generators")
+        meta = json.loads((path / "ranker.json").read_text())
+        self.learner = LEARNERS[meta["learner"]](self.config).load(path / "learner")
+        self.learner_quality, self.feature_importances = meta["learner_quality"], meta["feature_importances"]
+
+
+def _groups(data: RankData, keep: np.ndarray) -> RankData:
+    """The groups where `keep` is true."""
+    rows = np.repeat(keep, data.sizes)
+    return RankData(data.X[rows], data.y[rows], data.sizes[keep], data.items[rows])
