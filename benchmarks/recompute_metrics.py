@@ -21,7 +21,8 @@ Cleaning, re-implemented here from the dataset's documented rules:
 - UCI Online Retail: keep rows with a CustomerID, an invoice not starting with "C" (cancellations), Quantity > 0,
   UnitPrice > 0 and a StockCode starting with a digit (postage, fees and adjustments — POST, DOT, M, C2, D, S, B,
   BANK CHARGES, AMAZONFEE, CRUK, PADS, ADJUST — all start with a letter); the product is the upper-cased
-  StockCode, the shopper the CustomerID, the time InvoiceDate (read as UTC seconds).
+  StockCode, the shopper the CustomerID, the time InvoiceDate (read as UTC seconds); one event per (shopper,
+  product, invoice), at the invoice's first line (a few invoices span two minutes).
 - Events table: events of the types deepshelf weighs 0 by default (search, impression) are dropped.
 
 Protocol: end = the newest event; test period = events at or after end - test_days; validation = the valid_days
@@ -97,7 +98,9 @@ def clean_online_retail(raw: pl.DataFrame) -> pl.DataFrame:
         & (pl.col("UnitPrice").cast(pl.Float64) > 0)
         & code.str.contains(r"^\d")
     ).select(pl.col("CustomerID").cast(pl.Int64).cast(pl.Utf8).alias("user"), code.alias("item"),
-             when.dt.epoch("s").alias("timestamp"))
+             when.dt.epoch("s").alias("timestamp"), pl.col("InvoiceNo").cast(pl.Utf8).alias("invoice")
+    ).sort("timestamp", maintain_order=True).unique(["user", "item", "invoice"], keep="first", maintain_order=True
+    ).drop("invoice")
 
 
 def clean_events_table(raw: pl.DataFrame) -> pl.DataFrame:
