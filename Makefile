@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 export DEEPSHELF_DATA_DIR ?= $(abspath ../shared/data)
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run test bench clean
+.PHONY: install run test clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)

@@ -119,7 +119,7 @@ def steal_ticks() -> int:
 
 
 def jitter_probe(seconds: float, rate: float = 150.0) -> dict:
-    """Time a fixed ~0.3 ms piece of Python + numpy work `rate` times a second, with nothing else of ours running.
+    """Time a fixed piece of Python + numpy work `rate` times a second, with nothing else of ours running.
 
     A request's latency can be no steadier than the machine under it: if this fixed work has a p99 several times
     its median, the server's p99 inherits that factor whatever the server does.

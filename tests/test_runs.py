@@ -88,3 +88,15 @@ def test_overwriting_a_run_never_leaves_its_folder_missing(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["version"] == "149"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no temporary or old folders left behind
     assert not (out / "content").exists()  # servers find content indexes via runs.artifacts.content_dir
+
+
+def test_run_artifacts_do_not_import_the_pipeline():
+    """Serving imports runs.artifacts: loading a run must not drag in training, evaluation or reports."""
+    import subprocess
+    import sys
+
+    code = ("import sys, deepshelf.runs.artifacts; print(' '.join(m for m in sys.modules if m.startswith(("
+            "'deepshelf.evaluation', 'deepshelf.runs.pipeline', 'deepshelf.training', 'matplotlib', 'torch'))))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == []

@@ -6,7 +6,7 @@
 2. `choose_serving()` - the best validation NDCG@10 among the models that react to a shopper's history, linked
    (with 3.) as `runs/demo/current` (the service watches that link, so re-pointing it swaps the model);
 3. `serving_folder()` - the chosen run plus the content run's indexes (text-encoder vectors, similar by
-   text / picture, semantic search) when the content model is installed;
+   text / picture, semantic search) when the content model was trained;
 4. `seed_store()`   - the shop's purchases and catalogue written once into `runs/demo/store.db`;
 5. `serve()`        - the HTTP service with the storefront at `/` and the dashboard at `/admin`.
 
@@ -15,10 +15,10 @@ Everything is a plain function so tests build a small demo from the same code.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.files import atomic_path, replace_dir
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ CLASSIC_MODELS: dict[str, dict[str, Any]] = {
     "als": {},
 }
 SEQUENTIAL_MODELS: dict[str, dict[str, Any]] = {
-    # about 30 CPU-seconds an epoch on online-retail; validation NDCG@10 still rises at 8 epochs: a demo setting
+    # validation NDCG@10 still rises at 8 epochs: a demo setting, not a tuned one
     "sasrec": {"epochs": 8, "max_len": 50, "dim": 64, "layers": 2, "dropout": 0.2, "lr": 0.002, "patience": 3,
                "batch_size": 128},
 }
@@ -54,21 +55,12 @@ CONTENT_MODELS: dict[str, dict[str, Any]] = {"content": {}}
 NOT_SERVED = ("popularity", "trending", "content")
 
 
-def available(module: str) -> bool:
-    """Whether an optional part of deepshelf (another subsystem) is installed in this checkout."""
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 def demo_models(include_sequential: bool = True, include_content: bool = True) -> dict[str, dict[str, Any]]:
-    """The models `deepshelf demo` trains here: the classic ones, plus SASRec and the content model when their
-    modules are present in this checkout."""
+    """The models `deepshelf demo` trains: the classic ones, plus SASRec and the content model unless left out."""
     models = dict(CLASSIC_MODELS)
-    if include_sequential and available("deepshelf.models.sasrec"):
+    if include_sequential:
         models.update(SEQUENTIAL_MODELS)
-    if include_content and available("deepshelf.models.content"):
+    if include_content:
         models.update(CONTENT_MODELS)
     return models
 
@@ -141,7 +133,7 @@ def serving_folder(runs_dir: Path, run: TrainedRun, content: Path | None) -> Pat
     """The folder the service loads: `run` plus the content run's indexes as `content/`.
 
     Runs stay immutable, so this is a separate folder of relative symlinks (`.serve-<model>`, hidden from the
-    dashboard's run list), written to a temporary name and renamed into place.
+    dashboard's run list), written to a temporary name and swapped into place.
     """
     name = f".serve-{run.name}" + ("+content" if content is not None else "")
     target = runs_dir / name
@@ -150,31 +142,19 @@ def serving_folder(runs_dir: Path, run: TrainedRun, content: Path | None) -> Pat
         wanted["content"] = os.path.relpath(content, runs_dir / name)
     if target.is_dir() and all(os.path.islink(target / k) and os.readlink(target / k) == v for k, v in wanted.items()):
         return target
-    tmp = runs_dir / f".tmp-{name.lstrip('.')}-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name.lstrip('.')}-", dir=runs_dir))
     for k, v in wanted.items():
         os.symlink(v, tmp / k)
-    if target.exists():
-        import shutil
-
-        trash = runs_dir / f".old-{name.lstrip('.')}-{time.time_ns()}"
-        target.rename(trash)
-        tmp.rename(target)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        tmp.rename(target)
+    replace_dir(tmp, target)
     return target
 
 
 def link_current(runs_dir: Path, folder: Path) -> Path:
-    """Point `runs_dir/current` at `folder` atomically (a relative symlink replaced with os.replace); a running
+    """Point `runs_dir/current` at `folder` atomically (a relative symlink renamed over the old one); a running
     service notices the new target and swaps models without a restart."""
     link = runs_dir / "current"
-    tmp = runs_dir / f".current.{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    os.symlink(folder.name, tmp)
-    os.replace(tmp, link)
+    with atomic_path(link) as tmp:
+        os.symlink(folder.name, tmp)
     return link
 
 
@@ -199,25 +179,6 @@ def demo_dataset(name: str):
     return load_dataset(name)
 
 
-def catalogue_items(catalog) -> list:
-    """The dataset's `Catalog` as store rows (serving's `Item`)."""
-    from deepshelf.storage import Item
-
-    table = catalog.table
-    extra = [c for c in catalog.attributes if c not in ("quantity", "invoice")]
-    items = []
-    for row in table.iter_rows(named=True):
-        price = row.get("price")
-        items.append(Item(
-            item_id=str(row["item"]), title=row.get("title") or "", description=row.get("description") or "",
-            category=row.get("category") or "",
-            price=None if price is None or (isinstance(price, float) and np.isnan(price)) else round(float(price), 2),
-            in_stock=bool(row.get("in_stock", True)),
-            attributes={k: row[k] for k in extra if row.get(k) not in (None, "")},
-        ))
-    return items
-
-
 def seed_store(database: str, dataset, progress: Callable[[str], None] | None = None,
                images: bool = True, replay_to_now: bool = True) -> dict:
     """Write the dataset's events and catalogue into the service's store once (a store with events is kept).
@@ -228,14 +189,14 @@ def seed_store(database: str, dataset, progress: Callable[[str], None] | None = 
     Returns counts. Images are stored as bytes so the service can serve them at its image URL.
     """
     from deepshelf.data.schema import EventType
-    from deepshelf.storage import Event, open_store
+    from deepshelf.storage import Event, items_from_table, open_store
 
     say = progress or log.info
     store = open_store(database, sqlite_synchronous="NORMAL")
     try:
         n_items = store.count_items()
         if dataset.catalog is not None and n_items == 0:
-            items = catalogue_items(dataset.catalog)
+            items = items_from_table(dataset.catalog.table, dataset.catalog.attributes)
             store.upsert_items(items)
             say(f"catalogue: {len(items):,} products stored")
             if images and "image" in dataset.catalog.table.columns:

@@ -1,11 +1,14 @@
-"""`deepshelf serve`: the HTTP service over a trained run."""
+"""`deepshelf serve`: the HTTP service over a trained run (and the store's catalogue on its first start)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+log = logging.getLogger(__name__)
 
 
 def register(app) -> None:
@@ -26,7 +29,6 @@ def serve(
 ) -> None:
     """Serve recommendations, similar products and search over HTTP (settings also from DEEPSHELF_* variables,
     e.g. DEEPSHELF_API_KEYS=key1,key2)."""
-    import logging
     import os
 
     import uvicorn
@@ -42,6 +44,7 @@ def serve(
         overrides["database"] = database
     settings = Settings(**overrides)  # validates the environment and options here, before any worker starts
     logging.getLogger("deepshelf").setLevel(log_level.upper())
+    seed_catalog(settings.run, settings.database)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
         return
@@ -50,3 +53,33 @@ def serve(
     os.environ["DEEPSHELF_DATABASE"] = settings.database
     uvicorn.run("deepshelf.serving.app:create_app", factory=True, workers=workers, host=host, port=port,
                 log_level=log_level, access_log=access_log)
+
+
+def seed_catalog(run: Path, database: str) -> int:
+    """Give an empty store the catalogue of the run's dataset, so rules (category, price, stock) and item pages
+    work from the first start; after that the store is the source of truth (upserts over HTTP).
+
+    Done here, once, before any server process starts: the service itself never loads training data.
+    Returns the number of products stored.
+    """
+    from deepshelf.errors import DeepshelfError
+    from deepshelf.runs.pipeline import run_catalog
+    from deepshelf.storage import items_from_table, open_store
+
+    store = open_store(database)
+    try:
+        if store.count_items() > 0:
+            return 0
+        try:
+            catalog = run_catalog(run)
+        except (DeepshelfError, OSError) as exc:  # the dataset may not exist here; the catalogue can come later
+            log.warning("could not seed the catalogue from the run's dataset: %s", exc)
+            return 0
+        if catalog is None:
+            return 0
+        items = items_from_table(catalog.table, catalog.attributes)
+        store.upsert_items(items)  # one transaction: no half-seeded catalogue
+        log.info("seeded the store's catalogue with %d products from %s", len(items), run)
+        return len(items)
+    finally:
+        store.close()

@@ -1,0 +1,51 @@
+"""`deepshelf serve` seeds an empty store's catalogue from the run's dataset, once, before the service starts."""
+
+from deepshelf.cli.serve import seed_catalog
+from deepshelf.storage import Item, open_store
+
+
+def make_run(tmp_path, dataset: str, catalog: str | None):
+    from deepshelf.runs.artifacts import write_run
+    from deepshelf.runs.config import TrainConfig
+
+    class Saved:
+        def save(self, path):
+            path.mkdir()
+
+    run = tmp_path / "run"
+    write_run(run, TrainConfig(dataset=dataset, model="popularity", catalog=catalog), Saved(), {})
+    return run
+
+
+def test_empty_store_gets_the_runs_catalogue_once(tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_text("user,item,timestamp\nu1,a,2024-01-01\nu2,b,2024-01-02\n")
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("item,title,price,category\na,Red mug,2.5,kitchen\nb,Tea pot,,kitchen\nc,Lamp,NaN,\n")
+    run = make_run(tmp_path, str(events), str(catalog))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert seed_catalog(run, url) == 3
+    store = open_store(url)
+    try:
+        assert store.get_item("a").title == "Red mug" and store.get_item("a").price == 2.5
+        assert store.get_item("b").price is None and store.get_item("c").price is None  # unknown, not 0 or NaN
+        store.upsert_items([Item(item_id="a", title="Renamed mug")])
+    finally:
+        store.close()
+    assert seed_catalog(run, url) == 0  # a store with a catalogue is the source of truth: left as it is
+    store = open_store(url)
+    try:
+        assert store.get_item("a").title == "Renamed mug" and store.count_items() == 3
+    finally:
+        store.close()
+
+
+def test_missing_dataset_leaves_the_store_empty(tmp_path):
+    run = make_run(tmp_path, str(tmp_path / "gone.csv"), None)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert seed_catalog(run, url) == 0
+    store = open_store(url)
+    try:
+        assert store.count_items() == 0
+    finally:
+        store.close()
