@@ -354,7 +354,7 @@ def test_attention_dropout_acts_in_training_only():
 @pytest.mark.parametrize("batching", ["by_length", "shuffled"])
 def test_batching_mixes_lengths_only_when_shuffled(monkeypatch, batching):
     """by_length: a batch holds sequences of about one length; shuffled: of any length, as drawn."""
-    import deepshelf.models.sasrec as sasrec_module
+    import deepshelf.models.sasrec.estimator as sasrec_module
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 40, size=600)
