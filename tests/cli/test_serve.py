@@ -1,5 +1,7 @@
 """`deepshelf serve` seeds an empty store's catalogue from the run's dataset, once, before the service starts."""
 
+from contextlib import closing
+
 from deepshelf.cli.serve import seed_catalog
 from deepshelf.storage import Item, open_store
 
@@ -8,7 +10,7 @@ def make_run(tmp_path, dataset: str, catalog: str | None):
     from deepshelf.runs.artifacts import write_run
     from deepshelf.runs.config import TrainConfig
 
-    class Saved:
+    class Saved:  # seeding reads the run's config only
         def save(self, path):
             path.mkdir()
 
@@ -25,27 +27,18 @@ def test_empty_store_gets_the_runs_catalogue_once(tmp_path):
     run = make_run(tmp_path, str(events), str(catalog))
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert seed_catalog(run, url) == 3
-    store = open_store(url)
-    try:
+    with closing(open_store(url)) as store:
         assert store.get_item("a").title == "Red mug" and store.get_item("a").price == 2.5
         assert store.get_item("b").price is None and store.get_item("c").price is None  # unknown, not 0 or NaN
         store.upsert_items([Item(item_id="a", title="Renamed mug")])
-    finally:
-        store.close()
     assert seed_catalog(run, url) == 0  # a store with a catalogue is the source of truth: left as it is
-    store = open_store(url)
-    try:
+    with closing(open_store(url)) as store:
         assert store.get_item("a").title == "Renamed mug" and store.count_items() == 3
-    finally:
-        store.close()
 
 
 def test_missing_dataset_leaves_the_store_empty(tmp_path):
     run = make_run(tmp_path, str(tmp_path / "gone.csv"), None)
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert seed_catalog(run, url) == 0
-    store = open_store(url)
-    try:
+    with closing(open_store(url)) as store:
         assert store.count_items() == 0
-    finally:
-        store.close()

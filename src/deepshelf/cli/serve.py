@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -66,8 +67,7 @@ def seed_catalog(run: Path, database: str) -> int:
     from deepshelf.runs.pipeline import run_catalog
     from deepshelf.storage import items_from_table, open_store
 
-    store = open_store(database)
-    try:
+    with closing(open_store(database)) as store:
         if store.count_items() > 0:
             return 0
         try:
@@ -81,5 +81,3 @@ def seed_catalog(run: Path, database: str) -> int:
         store.upsert_items(items)  # one transaction: no half-seeded catalogue
         log.info("seeded the store's catalogue with %d products from %s", len(items), run)
         return len(items)
-    finally:
-        store.close()
