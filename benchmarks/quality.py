@@ -96,7 +96,7 @@ def temporal_table(rows: list[tuple[str, str, str, dict]]) -> str:
         cells = []
         for label in labels:
             m = views.get(label, {}).get("metrics", {})
-            cells += [f"{m['hr@10']:.4f}" if "hr@10" in m else "–", f"{m['ndcg@10']:.4f}" if "ndcg@10" in m else "–"]
+            cells += [f"{m[metric]:.4f}" if metric in m else "–" for metric in ("hr@10", "ndcg@10")]
         new = views.get(NEW_ITEMS_VIEW, {}).get("slices", {}).get("new_items", {})
         cells += [f"{new.get('hr@10', 0.0):.4f}", f"{new.get('recall@10', 0.0):.4f}", f"{int(new.get('users', 0))}"]
         body.append(f"| {dataset} | {model} | {params} | " + " | ".join(cells) + " |")
