@@ -18,8 +18,8 @@ import logging
 import numpy as np
 from pydantic import Field
 
-from deepshelf.content.heads import (Projection, ProjectionTrainingConfig, _optimiser, _to_projection, _torch_tower,
-                                     standardiser)
+from deepshelf.content.heads import (Projection, ProjectionTrainingConfig, standardiser, torch_tower,
+                                     tower_optimiser)
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,14 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
     xt = torch.from_numpy(((text_x[rows] - t_mean) / t_scale).astype(np.float32))
     xi = torch.from_numpy(((image_x[rows] - i_mean) / i_scale).astype(np.float32))
     pid = torch.from_numpy(np.arange(len(rows)) if pair_ids is None else np.asarray(pair_ids)[rows])
-    text_tower = _torch_tower(text_x.shape[1], cfg.hidden, cfg.dim, cfg.dropout, 0.0)
-    image_tower = _torch_tower(image_x.shape[1], cfg.hidden, cfg.dim, cfg.dropout, 0.1)
+    text_tower = torch_tower(text_x.shape[1], cfg.hidden, cfg.dim, cfg.dropout, 0.0)
+    image_tower = torch_tower(image_x.shape[1], cfg.hidden, cfg.dim, cfg.dropout, 0.1)
     labels = {a: c for a, c in (labels or {}).items() if (c[rows] >= 0).any()} if cfg.label_weight > 0 else {}
     ys = {a: torch.from_numpy(c[rows]) for a, c in labels.items()}
     prototypes = torch.nn.ParameterDict({a: torch.nn.Parameter(torch.randn(int(y.max()) + 1, cfg.dim) * 0.1)
                                          for a, y in ys.items()})
     params = [*text_tower.parameters(), *image_tower.parameters(), *prototypes.parameters()]
-    opt, sched, gen = _optimiser(params, cfg, len(rows))
+    opt, sched, gen = tower_optimiser(params, cfg, len(rows))
     for epoch in range(cfg.epochs):
         text_tower.train()
         image_tower.train()
@@ -88,4 +88,4 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
         log.debug("align epoch %d loss %.4f", epoch, total)
     text_tower.eval()
     image_tower.eval()
-    return _to_projection(text_tower, t_mean, t_scale), _to_projection(image_tower, i_mean, i_scale)
+    return Projection.from_tower(text_tower, t_mean, t_scale), Projection.from_tower(image_tower, i_mean, i_scale)

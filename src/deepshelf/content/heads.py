@@ -62,6 +62,13 @@ class Projection:
         return {f"{prefix}.{k}": getattr(self, k) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
 
     @classmethod
+    def from_tower(cls, tower, mean: np.ndarray, scale: np.ndarray) -> "Projection":
+        """The numpy form of a trained `torch_tower`."""
+        lin1, lin2 = tower[1], tower[4]
+        return cls(mean, scale, lin1.weight.detach().numpy().T.copy(), lin1.bias.detach().numpy().copy(),
+                   lin2.weight.detach().numpy().T.copy(), lin2.bias.detach().numpy().copy())
+
+    @classmethod
     def from_state(cls, state: dict[str, np.ndarray], prefix: str) -> "Projection":
         return cls(**{k: state[f"{prefix}.{k}"].astype(np.float32) for k in ("mean", "scale", "w1", "b1", "w2", "b2")})
 
@@ -93,14 +100,16 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, scale
 
 
-def _torch_tower(d_in: int, hidden: int, d_out: int, dropout: float, input_dropout: float):
+def torch_tower(d_in: int, hidden: int, d_out: int, dropout: float, input_dropout: float):
+    """The torch twin of a `Projection` (without its standardising and normalising): trained here and in
+    `align.py`, then read into a `Projection` by `Projection.from_tower`."""
     import torch.nn as nn
 
     return nn.Sequential(nn.Dropout(input_dropout), nn.Linear(d_in, hidden), nn.ReLU(), nn.Dropout(dropout),
                          nn.Linear(hidden, d_out))
 
 
-def _optimiser(params, cfg: ProjectionTrainingConfig, n_rows: int):
+def tower_optimiser(params, cfg: ProjectionTrainingConfig, n_rows: int):
     """AdamW under a one-cycle schedule over all epochs, and the seeded generator that shuffles batches."""
     import torch
 
@@ -108,12 +117,6 @@ def _optimiser(params, cfg: ProjectionTrainingConfig, n_rows: int):
     steps = cfg.epochs * max(1, -(-n_rows // cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     return opt, sched, torch.Generator().manual_seed(cfg.seed)
-
-
-def _to_projection(tower, mean, scale) -> Projection:
-    lin1, lin2 = tower[1], tower[4]
-    return Projection(mean, scale, lin1.weight.detach().numpy().T.copy(), lin1.bias.detach().numpy().copy(),
-                      lin2.weight.detach().numpy().T.copy(), lin2.bias.detach().numpy().copy())
 
 
 def encode_labels(values: np.ndarray, train_mask: np.ndarray, min_count: int = 2) -> tuple[np.ndarray, list[str]]:
@@ -154,7 +157,7 @@ def train_attribute_heads(x: np.ndarray, labels: dict[str, np.ndarray], train_ma
     prototypes = nn.ParameterList(nn.Parameter(torch.randn(int(ys[:, j].max()) + 1, cfg.dim) * 0.1)
                                   for j in range(len(names)))
     params = [*trunk.parameters(), *outs.parameters(), *prototypes.parameters()]
-    opt, sched, gen = _optimiser(params, cfg, len(rows))
+    opt, sched, gen = tower_optimiser(params, cfg, len(rows))
     for epoch in range(cfg.epochs):
         trunk.train()
         total = 0.0
@@ -188,17 +191,3 @@ def combine(parts: list[tuple[np.ndarray, float]]) -> np.ndarray:
     total = sum(w for _, w in parts if w > 0)
     blocks = [v * np.sqrt(w / total) for v, w in parts if w > 0]
     return unit_rows(np.concatenate(blocks, axis=1))
-
-
-def both(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Unit rows whose dot product is ((1 + cos_a) / 2) * ((1 + cos_b) / 2): near only when near in both.
-
-    a [n, p], b [n, q] unit rows -> [n, (p + 1) * (q + 1)]. A weighted sum of cosines lets a strong match in one
-    attribute (same article type) hide a mismatch in the other (another colour); the product of the shifted
-    cosines is an AND, and as the outer product of [x, 1] / sqrt(2) vectors it stays an inner product.
-    """
-    def shifted(z):
-        return np.concatenate([z, np.ones((len(z), 1), np.float32)], axis=1) / np.sqrt(2.0)
-
-    sa, sb = shifted(a), shifted(b)
-    return unit_rows((sa[:, :, None] * sb[:, None, :]).reshape(len(a), -1))

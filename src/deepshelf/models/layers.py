@@ -43,7 +43,7 @@ class CausalSelfAttention(nn.Module):
             w, b = self.qkv.weight, self.qkv.bias
             q = F.linear(query, w[:d], b[:d]).view(split).transpose(1, 2)
             k, v = F.linear(x, w[d:], b[d:]).view(B, T, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if x.device.type == "cpu":  # CPU flash attention's bf16 backward is ~2x slower than its fp32 one
+        if x.device.type == "cpu":  # fp32 attention on CPU even under bf16 autocast: the form the CPU runs used
             q, k, v = q.float(), k.float(), v.float()
         # Attention-weight dropout is off by default: on CPU it draws a (B, h, T, T) random mask, the single most
         # expensive op of a training step.

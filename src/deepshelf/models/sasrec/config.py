@@ -41,7 +41,7 @@ class SASRecConfig(ModelConfig):
     dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     attn_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)  # on attention weights, as the original SASRec
     # std of the item and position embeddings at init; None = dim**-0.5 (unit-variance logits). A small value
-    # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights: faster early epochs.
+    # (0.02) starts from near-uniform logits, where Adam's steps are large against the weights.
     init_std: float | None = Field(default=0.02, gt=0)
     batch_size: int = Field(default=128, gt=0)  # sequences per optimiser step (over all processes)
     lr: float = Field(default=1e-3, gt=0)
