@@ -64,7 +64,8 @@ def test_new_item_slice_counts_only_new_item_targets():
     inputs = Histories.from_lists([[0], [5], [1]])
     targets = Histories.from_lists([[1, 4], [2, 3], [0]])
     new_item = np.array([False, True, True, True, False])  # per target: a: 4 is new; b: 2 and 3; c: none
-    es = EvalSet(np.arange(3), inputs, targets, target_slices={"new_items": new_item})
+    es = EvalSet(np.arange(3), inputs, targets, {"first_two": np.array([True, True, False])},
+                 target_slices={"new_items": new_item})
     result = evaluate(model, es, ks=(3,))
     # top 3: a -> 1 2 3 (new target 4 missed); b -> 0 1 2 (new target 2 at rank 3, 3 missed); c -> 0 2 3
     assert result.ranked.tolist() == [[1, 2, 3], [0, 1, 2], [0, 2, 3]]
@@ -73,5 +74,8 @@ def test_new_item_slice_counts_only_new_item_targets():
     assert sliced["hr@3"] == pytest.approx(0.5)
     assert sliced["recall@3"] == pytest.approx((0 + 1 / 2) / 2)
     assert sliced["ndcg@3"] == pytest.approx((0 + (1 / math.log2(4)) / (1 + 1 / math.log2(3))) / 2)
+    # a user slice keeps all its users' targets: a and b, 4 targets, both hit
+    assert result.slices["first_two"]["users"] == 2 and result.slices["first_two"]["targets"] == 4
+    assert result.slices["first_two"]["hr@3"] == 1.0
     # over all targets a hits 1 at rank 1: the slice is not the overall metric
     assert result.metrics["hr@3"] == pytest.approx(1.0)

@@ -50,7 +50,7 @@ def evaluate(model: Recommender, evalset: EvalSet, ks: tuple[int, ...] = (10, 20
 
     Slices: each user slice averages the per-user metrics over its users; each target slice (e.g. "new_items")
     keeps only those targets and averages the metrics over the users with at least one of them (HR@k: one of
-    those targets in the top k; recall@k: the share of them found), plus its "users" and "targets" counts.
+    those targets in the top k; recall@k: the share of them found). Every slice counts its "users" and "targets".
     """
     start = time.perf_counter()
     kmax = max(ks)
@@ -62,7 +62,8 @@ def evaluate(model: Recommender, evalset: EvalSet, ks: tuple[int, ...] = (10, 20
         if item_popularity is not None:
             metrics[f"popularity@{k}"] = mean_popularity(ranked, item_popularity, k)
     metrics["users"] = float(len(evalset))
-    slices = {name: {m: float(v[mask].mean()) for m, v in per_user.items()} | {"users": float(mask.sum())}
+    slices = {name: {m: float(v[mask].mean()) for m, v in per_user.items()}
+              | {"users": float(mask.sum()), "targets": float(evalset.targets.lengths[mask].sum())}
               for name, mask in evalset.slices.items() if mask.any()}
     for name, keep in evalset.target_slices.items():
         rows, restricted = evalset.restrict_targets(keep)
