@@ -139,8 +139,14 @@ class Recommender(ABC):
         """Top-`k` item indices and scores per history ([B, k] each), best first.
 
         exclude_seen drops items in the history; `filters` is a bool mask of allowed items, [n_items] or
-        [B, n_items]. Slots with no allowed item left have index -1 and score -inf.
+        [B, n_items]. Slots with no allowed item left have index -1 and score -inf. Histories hold item indices:
+        an unknown id (-1 from `item_map.lookup`) is the caller's to drop, and is refused here rather than scored
+        as some other item.
         """
+        if len(histories.items) and not (0 <= histories.items.min() and histories.items.max() < self.n_items):
+            bad = histories.items[(histories.items < 0) | (histories.items >= self.n_items)][0]
+            raise DeepshelfError(f"{self.name}: history item index {bad} is not one of the model's "
+                                 f"{self.n_items} items (drop ids that item_map.lookup maps to -1)")
         scores = np.array(self.score(histories), dtype=np.float32, copy=True)
         empty = histories.lengths == 0
         if empty.any():
