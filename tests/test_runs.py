@@ -96,7 +96,7 @@ def test_run_artifacts_do_not_import_the_pipeline():
     import sys
 
     code = ("import sys, deepshelf.runs.artifacts; print(' '.join(m for m in sys.modules if m.startswith(("
-            "'deepshelf.evaluation', 'deepshelf.runs.pipeline', 'deepshelf.training', 'matplotlib', 'torch'))))")
+            "'deepshelf.evaluation', 'deepshelf.data.loaders', 'deepshelf.data.datasets', 'deepshelf.runs.pipeline', 'deepshelf.training', 'matplotlib', 'torch'))))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == []

@@ -1,10 +1,5 @@
-"""Data layer: schema, id maps, validated interactions, catalogue, loaders, built-in datasets and splits."""
+"""Data layer: schema, id maps, validated interactions, catalogue, loaders, built-in datasets and splits.
 
-from deepshelf.data.catalog import Catalog
-from deepshelf.data.datasets import Dataset, load_dataset
-from deepshelf.data.idmap import IdMap
-from deepshelf.data.interactions import Histories, Interactions
-from deepshelf.data.splits import EvalSet, Split, leave_one_out, make_split, temporal
-
-__all__ = ["Catalog", "Dataset", "EvalSet", "Histories", "IdMap", "Interactions", "Split", "leave_one_out",
-           "load_dataset", "make_split", "temporal"]
+Nothing is imported here: a server that only reads run folders needs the schema and id maps, not the file loaders
+and datasets, so each user imports the submodule it needs (`deepshelf.data.interactions`, ...).
+"""
