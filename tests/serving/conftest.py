@@ -1,5 +1,6 @@
-"""Serving fixtures: tiny runs trained on synthetic shop events (planted groups), apps on both stores, and a
-throwaway PostgreSQL server (from DEEPSHELF_TEST_POSTGRES_URL, else started by scripts/start-postgres.sh)."""
+"""Serving fixtures: tiny runs trained on synthetic shop events (planted groups), apps on both stores (their
+catalogue seeded with the shop's, as `deepshelf serve` does before the service starts), and a throwaway PostgreSQL
+server (from DEEPSHELF_TEST_POSTGRES_URL, else started by scripts/start-postgres.sh)."""
 
 from __future__ import annotations
 
@@ -37,14 +38,31 @@ def write_shop(folder: Path, seed: int = 0, users_per_group: int = 30, events_pe
                              t0 + len(rows) * 60))
     events = folder / "events.csv"
     pl.DataFrame(rows, schema=["user", "item", "type", "timestamp"], orient="row").write_csv(events)
-    n = N_GROUPS * ITEMS_PER_GROUP
     catalog = folder / "catalog.csv"
-    pl.DataFrame({"item": [f"i{i}" for i in range(n)], "title": [f"Product {i} of group {i // ITEMS_PER_GROUP}"
-                                                                  for i in range(n)],
-                  "category": [f"cat{i // ITEMS_PER_GROUP}" for i in range(n)],
-                  "price": [float(10 + i) for i in range(n)],
-                  "in_stock": ["no" if i % 10 == 9 else "yes" for i in range(n)]}).write_csv(catalog)
+    shop_catalog().with_columns(pl.when(pl.col("in_stock")).then(pl.lit("yes")).otherwise(pl.lit("no"))
+                                .alias("in_stock")).write_csv(catalog)
     return events, catalog
+
+
+def shop_catalog() -> pl.DataFrame:
+    """The shop's catalogue: category = group, prices 10.., every tenth item out of stock."""
+    n = N_GROUPS * ITEMS_PER_GROUP
+    return pl.DataFrame({"item": [f"i{i}" for i in range(n)],
+                         "title": [f"Product {i} of group {i // ITEMS_PER_GROUP}" for i in range(n)],
+                         "category": [f"cat{i // ITEMS_PER_GROUP}" for i in range(n)],
+                         "price": [float(10 + i) for i in range(n)],
+                         "in_stock": [i % 10 != 9 for i in range(n)]})
+
+
+def seed_store(database: str) -> None:
+    """Give an empty store the shop's catalogue (what `deepshelf serve` does from the run's dataset)."""
+    from contextlib import closing
+
+    from deepshelf.storage import items_from_table, open_store
+
+    with closing(open_store(database)) as store:
+        if store.count_items() == 0:
+            store.upsert_items(items_from_table(shop_catalog()))
 
 
 def train(events: Path, catalog: Path, out: Path, model: str, **params) -> Path:
@@ -81,7 +99,11 @@ def run_link(tmp_path, runs_dir) -> Path:
 
 
 def make_settings(run: Path | None, database: str, **overrides):
+    """Settings for a test app on `database`, whose catalogue is seeded with the shop's when a run is served."""
     from deepshelf.serving.settings import Settings
+
+    if run is not None:
+        seed_store(database)
 
     values = dict(run=run, database=database, api_keys=f"{KEY},other-key", watch_interval_s=0.2,
                   trending_refresh_s=0.5, catalog_refresh_s=0.05)

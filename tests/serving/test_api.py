@@ -92,8 +92,7 @@ def test_popular_and_trending(client):
     answer = client.get("/v1/popular", params={"k": 4}).json()
     assert len(answer["items"]) == 4 and answer["source"] == "fallback"
     post_events(client, *({"user_id": f"t{j}", "item_id": "i99", "type": "purchase"} for j in range(5)))
-    client.app.state.service.state.trending = client.app.state.service._compute_trending(
-        client.app.state.service.state)  # what the background refresh does every trending_refresh_s
+    client.app.state.service.runs.refresh_trending()  # what the background refresh does every trending_refresh_s
     top = client.get("/v1/popular", params={"k": 4, "in_stock": False}).json()["items"][0]
     assert top == {"item_id": "i99", "score": 1.0, "reason": "trending"}
 
@@ -101,7 +100,7 @@ def test_popular_and_trending(client):
 def test_search(client):
     post_events(client, {"user_id": "s", "item_id": "i77", "type": "purchase"})
     service = client.app.state.service
-    service.state.trending = service._compute_trending(service.state)
+    service.runs.refresh_trending()
     answer = client.get("/v1/search", params={"q": "Product 7", "k": 5}).json()
     ids = [i["item_id"] for i in answer["items"]]
     assert ids[0] == "i77" and all(i.startswith("i7") for i in ids) and answer["items"][0]["reason"] == "text_match"

@@ -1,44 +1,10 @@
-"""Fast retrieval paths against their references: FAISS vs exact top-k, and the service's ANN / sparse paths vs
-the model's own recommend()."""
+"""Fast retrieval paths against their references: the service's ANN / sparse paths vs the model's own recommend()
+(the index itself against exact top-k is tests/index)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from deepshelf.index.exact import topk
-from deepshelf.serving.retrieval import VectorIndex, recall_at_k
-
-
-def clustered(n: int, d: int, clusters: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(clusters, d))
-    return (centres[rng.integers(clusters, size=n)] + 0.35 * rng.normal(size=(n, d))).astype(np.float32)
-
-
-def test_faiss_recall_at_10_vs_exact():
-    vectors = clustered(30_000, 32, 200)
-    rng = np.random.default_rng(1)
-    # queries like a shopper's: the mean of a few items' vectors
-    queries = np.stack([vectors[rng.choice(len(vectors), 3)].mean(0) for _ in range(200)])
-    ann = VectorIndex(vectors, threshold=1_000, nprobe=24)
-    assert not ann.exact and ann.faiss_index is not None
-    exact_idx, exact_scores = topk(queries @ vectors.T, 10)
-    approx_idx, approx_scores = ann.search(queries, 10)
-    recall = recall_at_k(approx_idx, exact_idx)
-    assert recall >= 0.95, recall
-    # scores of the items both found agree (IVF-Flat stores the vectors themselves)
-    assert np.allclose(approx_scores[:, 0], (queries * vectors[approx_idx[:, 0]]).sum(1), atol=1e-3)
-
-
-def test_exact_index_below_threshold_is_the_reference():
-    vectors = clustered(500, 8, 10)
-    q = vectors[:5] + 0.01
-    index = VectorIndex(vectors, threshold=1_000)
-    assert index.exact
-    idx, scores = index.search(q, 7)
-    ref_idx, ref_scores = topk(q @ vectors.T, 7)
-    assert np.array_equal(idx, ref_idx) and np.allclose(scores, ref_scores)
 
 
 def _service_answers(run, tmp_path, name, sessions, **overrides):
@@ -91,14 +57,14 @@ def test_served_list_equals_model_recommend(runs_dir, tmp_path, run):
         assert answer[: len(expected)] == expected
 
 
-def test_als_fold_in_matches_the_model(runs_dir):
-    """The serving fold-in (YᵀY cached) solves the same equation as ALS.user_factors, the reference."""
+def test_als_vectors_the_service_uses_match_the_model(runs_dir):
+    """The service retrieves ALS items by query_vectors(h) @ item_vectors().T: the same ranking as score(h)."""
     from deepshelf.data.interactions import Histories
+    from deepshelf.models.base import VectorScorer
     from deepshelf.runs.artifacts import load_run
-    from deepshelf.serving.retrieval import vector_model
 
     model = load_run(runs_dir / "als").model
-    vm = vector_model(model)
+    assert isinstance(model, VectorScorer)
     hist = Histories.from_lists([[0, 3, 3, 7], [12], [40, 41, 42, 43, 44, 45]])
-    assert np.allclose(vm.query(hist), model.user_factors(hist), atol=1e-4)
-    assert np.allclose(vm.query(hist) @ vm.items.T, model.score(hist), atol=1e-3)
+    assert np.allclose(model.query_vectors(hist), model.user_factors(hist), atol=1e-4)
+    assert np.allclose(model.query_vectors(hist) @ model.item_vectors().T, model.score(hist), atol=1e-3)

@@ -18,13 +18,13 @@ def sasrec_run(shop, tmp_path_factory):
 
 def test_sasrec_query_vectors_match_score(sasrec_run):
     from deepshelf.data.interactions import Histories
+    from deepshelf.models.base import VectorScorer
     from deepshelf.runs.artifacts import load_run
-    from deepshelf.serving.retrieval import vector_model
 
     model = load_run(sasrec_run).model
-    vm = vector_model(model)
+    assert isinstance(model, VectorScorer)
     hist = Histories.from_lists([[0, 3, 7], [12], [40, 41, 42, 43]])
-    assert np.allclose(vm.query(hist) @ vm.items.T, model.score(hist), atol=1e-4)
+    assert np.allclose(model.query_vectors(hist) @ model.item_vectors().T, model.score(hist), atol=1e-4)
 
 
 @pytest.mark.parametrize("ann", [False, True])

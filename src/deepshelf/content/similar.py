@@ -9,8 +9,8 @@ Each mode is a matrix of item vectors, so "similar" is an inner-product top-k:
   available when the run was trained on shopper events;
 - `hybrid`: the weighted concatenation of the others, so its dot product is a weighted mean of their cosines.
 
-Exact top-k (`deepshelf.index.exact`) is the reference; a FAISS index per mode answers the same question faster
-and is checked against it (`check_recall`). The product itself is never its own neighbour, and an optional
+Exact top-k (`deepshelf.index.exact`) is the reference; an approximate index per mode (`deepshelf.index.faiss`)
+answers the same question and is checked against it (`check_recall`). The product itself is never its own neighbour, and an optional
 `in_stock` mask drops products that cannot be sold. A product without a vector in a mode (no photo, no events)
 gets an empty row there: -1 indices and -inf scores.
 
@@ -20,18 +20,20 @@ Server use (the run folder from `deepshelf train --model content`):
     ids, scores = index.similar("15970", k=10, mode="visual")            # one product, original ids
     rows = index.lookup(["15970", "15971"])                             # DeepshelfError for an unknown id
     idx, scores = index.similar(rows, k=10, mode="visual", in_stock=mask)   # batch: int64 [B, k] rows
+    vecs, ok = index.vectors_of(["15970", "new"], "text")               # [n, d] and whether each has one
+    index.add(["new"], vecs[:1], "text")                               # products added since the run
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.index.exact import topk
-from deepshelf.index.faiss import FaissIndex, recall_against_exact
+from deepshelf.index.faiss import VectorIndex, recall_at_k
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,20 @@ def content_dir(path: str | Path) -> Path:
 
 
 class SimilarIndex:
-    """Per-mode item vectors with exact and FAISS (inner-product) top-k retrieval."""
+    """Per-mode item vectors with exact and approximate (inner-product) top-k retrieval.
+
+    Readers may run while `add` writes: `add` publishes new arrays before the ids that point into them, so a
+    reader that finds a row always finds its vectors.
+    """
 
     def __init__(self, item_ids: np.ndarray, vectors: dict[str, np.ndarray], valid: dict[str, np.ndarray],
-                 faiss: dict[str, FaissIndex] | None = None):
+                 faiss: dict[str, VectorIndex] | None = None):
         self.item_ids = np.asarray(item_ids).astype(str)
         self.vectors = {m: np.ascontiguousarray(v, dtype=np.float32) for m, v in vectors.items()}
         self.valid = {m: np.asarray(v, bool) for m, v in valid.items()}
-        self.faiss = faiss or {}
+        self.faiss = faiss or {}  # mode -> approximate index; a mode without one is answered exactly
         self._row = {item: i for i, item in enumerate(self.item_ids.tolist())}
+        self._write = threading.Lock()
 
     @property
     def modes(self) -> list[str]:
@@ -79,6 +86,49 @@ class SimilarIndex:
             rows.append(row)
         return np.asarray(rows, dtype=np.int64)
 
+    def vectors_of(self, item_ids, mode: str) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of original `item_ids` in `mode` (float32 [n, d]) and whether each has one (bool [n]); an id
+        without a row here (a product added since the run) has none."""
+        self._check_mode(mode)
+        rows = np.fromiter((self._row.get(str(i), -1) for i in item_ids), dtype=np.int64)
+        vecs, valid = self.vectors[mode], self.valid[mode]
+        ok = rows >= 0
+        ok[ok] &= valid[rows[ok]]
+        return vecs[np.where(ok, rows, 0)], ok
+
+    def add(self, item_ids, vectors: np.ndarray, mode: str, valid: np.ndarray | None = None) -> int:
+        """Set the `mode` vectors [m, d] of `item_ids`: a known id's row is overwritten, a new id gets a row (with
+        no vector in the other modes). Returns how many rows were appended.
+
+        Appending drops the approximate indexes (they would never return the new rows): from then on
+        `similar` answers exactly.
+        """
+        self._check_mode(mode)
+        vectors = np.asarray(vectors, np.float32)
+        valid = np.ones(len(vectors), bool) if valid is None else np.asarray(valid, bool)
+        with self._write:
+            new: dict[str, int] = {}  # id -> position in the arguments (the last one wins)
+            for pos, item in enumerate(map(str, item_ids)):
+                row = self._row.get(item)
+                if row is None:
+                    new[item] = pos
+                else:
+                    self.vectors[mode][row] = vectors[pos]
+                    self.valid[mode][row] = valid[pos]
+            if not new:
+                return 0
+            m, start, picks = len(new), len(self.item_ids), list(new.values())
+            for name in list(self.vectors):
+                width = self.vectors[name].shape[1]
+                add = vectors[picks] if name == mode else np.zeros((m, width), np.float32)
+                self.vectors[name] = np.concatenate([self.vectors[name], add])
+                self.valid[name] = np.concatenate([self.valid[name], valid[picks] if name == mode
+                                                   else np.zeros(m, bool)])
+            self.faiss = {}
+            self.item_ids = np.concatenate([self.item_ids, np.array(list(new), dtype=self.item_ids.dtype)])
+            self._row.update({item: start + i for i, item in enumerate(new)})  # last: readers find complete rows
+        return m
+
     def _check_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise DeepshelfError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
@@ -89,14 +139,14 @@ class SimilarIndex:
 
     def build_faiss(self, kind: str = "auto") -> None:
         for mode, vecs in self.vectors.items():
-            self.faiss[mode] = FaissIndex.build(np.where(self.valid[mode][:, None], vecs, 0.0), kind=kind)
+            self.faiss[mode] = VectorIndex.build(np.where(self.valid[mode][:, None], vecs, 0.0), kind=kind)
 
     def similar(self, item_indices, k: int = 10, mode: str = "hybrid", in_stock: np.ndarray | None = None,
                 exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` similar products of each row in `item_indices` (int [B]): (int64 [B, k], float32 [B, k]).
 
         Never returns the product itself or one outside `in_stock` (bool [n]); unfilled slots are -1 / -inf.
-        `exact=True` (or no FAISS index) uses exact matmul top-k.
+        `exact=True` (or no approximate index for the mode) uses exact matmul top-k.
         Given one original item id (a `str`) instead, answers for that product in original ids: (str [k'],
         float32 [k']) with unfilled slots dropped; an unknown id is a `DeepshelfError`.
         """
@@ -113,10 +163,11 @@ class SimilarIndex:
         vecs, valid = self.vectors[mode], self.valid[mode]
         allowed = valid if in_stock is None else valid & np.asarray(in_stock, bool)
         queries = vecs[rows]
-        if exact or mode not in self.faiss:
+        ann = None if exact else self.faiss.get(mode)
+        if ann is None or len(ann) != len(vecs):
             idx, scores = self.exact(queries, rows, k, allowed, vecs)
         else:
-            idx, scores = self.faiss[mode].search(queries, k, exclude=rows, allowed=allowed, vectors=vecs)
+            idx, scores = ann.search(queries, k, exclude=rows, allowed=allowed)
         no_vector = ~valid[rows]
         if no_vector.any():  # a product with no vector in this mode has no neighbours in it
             idx[no_vector], scores[no_vector] = -1, -np.inf
@@ -124,29 +175,25 @@ class SimilarIndex:
 
     @staticmethod
     def exact(queries, rows, k, allowed, vecs, chunk: int = 4096):
-        """The reference: full matmul, mask, top-k (chunked over queries)."""
-        k = min(k, len(vecs))
-        out_idx = np.full((len(rows), k), -1, np.int64)
-        out_scores = np.full((len(rows), k), -np.inf, np.float32)
-        for s in range(0, len(rows), chunk):
-            scores = queries[s:s + chunk] @ vecs.T  # (b, n)
-            scores[:, ~allowed] = -np.inf
-            scores[np.arange(len(scores)), rows[s:s + chunk]] = -np.inf
-            i, v = topk(scores, k)
-            i[~np.isfinite(v)] = -1
-            out_idx[s:s + chunk], out_scores[s:s + chunk] = i, v
-        return out_idx, out_scores
+        """The reference: full matmul, mask, top-k, chunked over queries to bound the [chunk, n] score block."""
+        reference = VectorIndex.build(vecs, kind="exact")
+        parts = [reference.search(queries[s:s + chunk], k, exclude=rows[s:s + chunk], allowed=allowed)
+                 for s in range(0, len(rows), chunk)]
+        if not parts:
+            k = min(k, len(vecs))
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def check_recall(self, mode: str, k: int = 10, sample: int = 1000, seed: int = 0) -> float:
-        """Recall@k of the FAISS answer against exact top-k on a random sample of products."""
+        """Recall@k of the approximate answer against exact top-k on a random sample of products."""
         rng = np.random.default_rng(seed)
         rows = np.flatnonzero(self.valid[mode])
         rows = rng.choice(rows, size=min(sample, len(rows)), replace=False)
         approx, _ = self.similar(rows, k, mode)
         exact, _ = self.similar(rows, k, mode, exact=True)
-        return recall_against_exact(approx, exact)
+        return recall_at_k(approx, exact)
 
-    # ---- persistence: plain arrays + FAISS's own format, never pickles ------------------------------------
+    # ---- persistence: plain arrays + FAISS' own format, never pickles -------------------------------------
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -167,7 +214,8 @@ class SimilarIndex:
                         {m: data[f"valid.{m}"] for m in modes})
         for m in modes:
             if (folder / f"faiss_{m}.index").exists():
-                index.faiss[m] = FaissIndex.load(folder / f"faiss_{m}.index")
+                indexed = np.where(index.valid[m][:, None], index.vectors[m], 0.0)  # as `build_faiss` indexed them
+                index.faiss[m] = VectorIndex.load(folder / f"faiss_{m}.index", indexed)
         return index
 
 

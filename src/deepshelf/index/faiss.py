@@ -1,110 +1,157 @@
-"""Approximate nearest-neighbour search with FAISS (Johnson et al. 2017), inner-product metric.
+"""One inner-product vector index for the whole project: exact (numpy), or FAISS flat, HNSW or IVF.
 
-`exact.py` stays the reference: tests check this index's recall against `exact_search`. An HNSW graph
-(Malkov & Yashunin 2016) answers a query in microseconds without a training pass, and `ef_search` trades speed
-for recall. Small collections use a flat (exact) FAISS index, where a graph buys nothing.
+`exact.py` is the reference; tests check every approximate kind's recall against it (`recall_at_k`).
+- `exact`: a matmul and a top-k in numpy; nothing to build.
+- `flat`: FAISS' exact IndexFlatIP (same answers as `exact`, FAISS' kernels).
+- `hnsw`: a graph (Malkov & Yashunin 2016); no training pass, `ef_search` trades speed for recall.
+- `ivf`: an inverted file over k-means lists (Jégou et al. 2011); builds in seconds for millions of vectors,
+  `nprobe` trades speed for recall.
 
-    index = FaissIndex.build(vectors)                   # float32 [n, d], unit rows for cosine
-    idx, scores = index.search(queries, k=10, exclude=rows)  # [B, k] each, -1 / -inf where fewer than k
+    index = VectorIndex.build(vectors, kind="hnsw")            # float32 [n, d], unit rows for cosine
+    idx, scores = index.search(queries, k=10, exclude=rows)    # [B, k] each, -1 / -inf where fewer than k
+
+A row the ANN search cannot fill with `k` allowed items (many excluded items near the query) is answered
+exactly from the indexed vectors instead of coming back short.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
+from deepshelf.errors import DeepshelfError
 from deepshelf.index.exact import topk
 
 log = logging.getLogger(__name__)
 
+KINDS = ("exact", "flat", "hnsw", "ivf", "auto")
+AUTO_FLAT_BELOW = 2000  # `auto`: a graph buys nothing over a flat scan of a small collection
 
-class FaissIndex:
-    """An inner-product FAISS index over `n` vectors, with per-row exclusion and an allowed-items mask."""
 
-    def __init__(self, index, n: int):
-        self.index = index
-        self.n = n
+class VectorIndex:
+    """Inner-product top-k over `vectors` [n, d], with per-row exclusion and an allowed-items mask."""
+
+    def __init__(self, vectors: np.ndarray, kind: str, faiss_index=None):
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.kind = kind
+        self.faiss_index = faiss_index
+
+    @property
+    def exact(self) -> bool:
+        """Whether answers are exact top-k (the `exact` and `flat` kinds)."""
+        return self.kind in ("exact", "flat")
+
+    def __len__(self) -> int:
+        return len(self.vectors)
 
     @classmethod
-    def build(cls, vectors: np.ndarray, kind: str = "auto", m: int = 32, ef_construction: int = 80,
-              ef_search: int = 128, threads: int | None = None) -> "FaissIndex":
-        """Index `vectors` [n, d]. kind: `flat` (exact), `hnsw`, or `auto` (flat below 2,000 items)."""
+    def build(cls, vectors: np.ndarray, kind: str = "auto", *, hnsw_m: int = 32, ef_construction: int = 80,
+              ef_search: int = 128, nprobe: int = 24, seed: int = 0, threads: int | None = None) -> "VectorIndex":
+        """Index `vectors` [n, d]. kind: exact, flat, hnsw, ivf, or auto (flat below 2,000 items, else hnsw).
+
+        threads: FAISS' OpenMP threads (process-wide). A server answering one query per request passes 1: a
+        thread team costs more than it saves on one query, and its spinning threads take CPU from the requests
+        beside it.
+        """
+        if kind not in KINDS:
+            raise DeepshelfError(f"unknown vector index kind {kind!r} (expected one of {', '.join(KINDS)})")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        n, d = vectors.shape
+        if kind == "auto":
+            kind = "flat" if n < AUTO_FLAT_BELOW else "hnsw"
+        if kind == "exact":
+            return cls(vectors, kind)
         import faiss
 
         if threads:
             faiss.omp_set_num_threads(threads)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        n, d = vectors.shape
-        if kind == "auto":
-            kind = "flat" if n < 2000 else "hnsw"
         if kind == "flat":
             index = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
-            index = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = ef_construction
             index.hnsw.efSearch = ef_search
         else:
-            raise ValueError(f"unknown faiss index kind {kind!r} (flat, hnsw, auto)")
+            # ~2·sqrt(n) lists, so a probe scans ~n/nlist vectors; k-means on 40 points per list (FAISS' minimum
+            # without a warning) for 10 iterations.
+            nlist = max(16, int(2 * math.sqrt(n)))
+            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            index.cp.niter = 10
+            sample = vectors[np.random.default_rng(seed).choice(n, size=min(n, 40 * nlist), replace=False)]
+            index.train(sample)
+            index.nprobe = min(nprobe, nlist)
         index.add(vectors)
-        return cls(index, n)
+        log.info("built a %s vector index over %d items", kind, n)
+        return cls(vectors, kind, index)
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None,
-               allowed: np.ndarray | None = None, vectors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-`k` by inner product: (int64 [B, k], float32 [B, k]), -1 / -inf in unfilled slots.
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` by inner product: (int64 [B, k'], float32 [B, k']) best first, k' = min(k, n); -1 / -inf in
+        unfilled slots.
 
         exclude: int [B], one index to drop per query (the query item itself; -1 for none).
         allowed: bool [n], items that may be returned (e.g. in stock).
-        vectors: the indexed vectors; when given, a row the ANN search could not fill with `k` allowed items
-        (many excluded items near the query) is answered exactly instead of coming back short.
         """
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        k = min(k, self.n)
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        k = min(k, len(self))
+        if self.faiss_index is None:
+            return self._exact(queries, np.arange(len(queries)), k, exclude, allowed)
         blocked = 0 if allowed is None else int((~allowed).sum())
-        fetch = min(self.n, k + 1 + min(blocked, 4 * k))  # over-fetch so filtering still leaves k
-        scores, idx = self.index.search(queries, fetch)
+        fetch = min(len(self), k + (exclude is not None) + min(blocked, 4 * k))  # room for the filters
+        scores, idx = self.faiss_index.search(queries, fetch)
         keep = idx >= 0
         if exclude is not None:
             keep &= idx != np.asarray(exclude)[:, None]
         if allowed is not None:
             keep &= allowed[np.where(idx >= 0, idx, 0)]
-        # Stable partition: kept hits first in their ranked order.
-        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # kept hits first, in their ranked order
         out_idx = np.take_along_axis(idx, order, 1).astype(np.int64)
         out_scores = np.take_along_axis(scores, order, 1).astype(np.float32)
         filled = np.take_along_axis(keep, order, 1)
         out_idx[~filled] = -1
         out_scores[~filled] = -np.inf
         short = np.flatnonzero(filled.sum(1) < k)
-        if len(short) and vectors is not None:
-            exact = queries[short] @ np.asarray(vectors, np.float32).T
-            if exclude is not None:
-                ex = np.asarray(exclude)[short]
-                rows = ex >= 0
-                exact[np.flatnonzero(rows), ex[rows]] = -np.inf
-            if allowed is not None:
-                exact[:, ~allowed] = -np.inf
-            fi, fs = topk(exact, k)
-            fi[~np.isfinite(fs)] = -1
-            out_idx[short], out_scores[short] = fi, fs
+        if len(short):
+            out_idx[short], out_scores[short] = self._exact(queries, short, k, exclude, allowed)
         return out_idx, out_scores
 
-    def save(self, path: str | Path) -> None:
-        import faiss
+    def _exact(self, queries, rows, k, exclude, allowed) -> tuple[np.ndarray, np.ndarray]:
+        """The reference answer for `queries[rows]`: full matmul, mask, top-k."""
+        scores = queries[rows] @ self.vectors.T
+        if exclude is not None:
+            ex = np.asarray(exclude)[rows]
+            hit = np.flatnonzero(ex >= 0)
+            scores[hit, ex[hit]] = -np.inf
+        if allowed is not None:
+            scores[:, ~np.asarray(allowed, bool)] = -np.inf
+        idx, top = topk(scores, k)
+        idx[~np.isfinite(top)] = -1
+        return idx, top
 
-        faiss.write_index(self.index, str(path))
+    # ---- persistence: FAISS' own format, never pickles ---------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the FAISS index (the vectors are the caller's to keep); an exact index has nothing to write."""
+        if self.faiss_index is not None:
+            import faiss
+
+            faiss.write_index(self.faiss_index, str(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> "FaissIndex":
+    def load(cls, path: str | Path, vectors: np.ndarray) -> "VectorIndex":
+        """Read a FAISS index written by `save` over the same `vectors` [n, d]."""
         import faiss
 
         index = faiss.read_index(str(path))
-        return cls(index, index.ntotal)
+        if index.ntotal != len(vectors):
+            raise DeepshelfError(f"{path}: the index holds {index.ntotal} vectors, expected {len(vectors)}")
+        kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "ivf" if isinstance(index, faiss.IndexIVF) else "flat"
+        return cls(vectors, kind, index)
 
 
-def recall_against_exact(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
+def recall_at_k(approx_idx: np.ndarray, exact_idx: np.ndarray) -> float:
     """Share of the exact top-k (ignoring -1 slots) that the approximate top-k also returned."""
     hits = (approx_idx[:, :, None] == exact_idx[:, None, :]) & (exact_idx[:, None, :] >= 0)
-    total = (exact_idx >= 0).sum()
-    return float(hits.any(1).sum() / max(total, 1))
+    return float(hits.any(1).sum() / max((exact_idx >= 0).sum(), 1))

@@ -14,42 +14,51 @@ from pathlib import Path
 
 import numpy as np
 
-from deepshelf.errors import DeepshelfError
+from deepshelf.runs.artifacts import content_dir
 
 log = logging.getLogger(__name__)
 
 
 class ContentFeatures:
-    """A run's `SimilarIndex` (and `SearchIndex` when present), answering in original item ids."""
+    """A run's `SimilarIndex` (and `SearchIndex` when present), answering in original item ids.
+
+    Products upserted over HTTP are encoded on a worker thread, off the request path: the upsert answers after
+    the commit and the product's text vector follows a moment later. `close()` ends that thread (after the work
+    already handed to it); the service calls it when the run is swapped out or the server stops.
+    """
 
     def __init__(self, similar_index, search_index):
         self.similar_index = similar_index
         self.search_index = search_index
         self._encoder = None
-        self._lock = threading.Lock()
-        # Products upserted over HTTP are encoded here, off the request path: the upsert answers after the
-        # commit and the product's text vector follows a moment later.
+        self._lock = threading.Lock()  # submit vs close
+        self._closed = False
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepshelf-content")
 
     @property
     def has_text(self) -> bool:
-        return "text" in self.similar_index.vectors
+        return "text" in self.similar_index.modes
 
     def text_vectors(self, item_ids) -> tuple[np.ndarray, np.ndarray]:
         """Unit text vectors of `item_ids` [n, d] and whether each has one (bool [n])."""
-        index = self.similar_index
-        rows = np.array([index._row.get(str(i), -1) for i in item_ids], dtype=np.int64)
-        vecs, valid = index.vectors["text"], index.valid["text"]
-        ok = rows >= 0
-        ok[ok] &= valid[rows[ok]]
-        return vecs[np.where(ok, rows, 0)], ok
+        return self.similar_index.vectors_of(item_ids, "text")
 
     def add_items(self, items) -> Future | None:
         """Give upserted products text vectors (same encoder as the run's), so they are similar-by-text to the
-        catalogue and can be recommended by content before any retraining."""
+        catalogue and can be recommended by content before any retraining. None when there is nothing to do or
+        the features are closed (the run was swapped out: its successor has its own)."""
         if not self.has_text or not items:
             return None
-        return self._worker.submit(self._add_items, list(items))
+        with self._lock:
+            if self._closed:
+                return None
+            return self._worker.submit(self._add_items, list(items))
+
+    def close(self) -> None:
+        """Stop taking work and end the worker thread once the work already submitted is done."""
+        with self._lock:
+            self._closed = True
+        self._worker.shutdown(wait=True)
 
     def _text_encoder(self):
         if self.search_index is not None:
@@ -67,31 +76,9 @@ class ContentFeatures:
         except Exception:  # encoding is best effort: the product is still served by trending / new arrival
             log.exception("could not encode %d upserted products", len(items))
             return
-        index = self.similar_index
-        with self._lock:
-            new_ids, new_vecs, new_ok = [], [], []
-            for item, text, vec in zip(items, texts, vectors):
-                row = index._row.get(item.item_id)
-                if row is not None:
-                    index.vectors["text"][row] = vec
-                    index.valid["text"][row] = bool(text)
-                elif item.item_id not in new_ids:
-                    new_ids.append(item.item_id)
-                    new_vecs.append(vec)
-                    new_ok.append(bool(text))
-            if not new_ids:
-                return
-            start, m = len(index.item_ids), len(new_ids)
-            # Arrays first, the id lookup last: a reader that finds a new row always finds its vector.
-            for mode in list(index.vectors):
-                add = np.stack(new_vecs) if mode == "text" else np.zeros((m, index.vectors[mode].shape[1]), np.float32)
-                index.vectors[mode] = np.concatenate([index.vectors[mode], add])
-                index.valid[mode] = np.concatenate([index.valid[mode], np.array(new_ok) if mode == "text"
-                                                    else np.zeros(m, bool)])
-                index.faiss.pop(mode, None)  # an index without the new rows would never return them: exact search
-            index.item_ids = np.concatenate([index.item_ids, np.array(new_ids, dtype=index.item_ids.dtype)])
-            index._row.update({item: start + i for i, item in enumerate(new_ids)})
-        log.info("text vectors for %d new products", m)
+        added = self.similar_index.add([it.item_id for it in items], vectors, "text",
+                                       valid=np.array([bool(t) for t in texts]))
+        log.info("text vectors for %d upserted products (%d new)", len(items), added)
 
     @property
     def modes(self) -> list[str]:
@@ -103,7 +90,7 @@ class ContentFeatures:
 
     def similar(self, item_id: str, k: int, mode: str) -> tuple[list[str], list[float], str]:
         """Neighbours of `item_id` by `mode`; empty when the product has no content vector (added since)."""
-        if item_id not in self.similar_index._row:
+        if item_id not in self.similar_index:
             return [], [], mode
         ids, scores = self.similar_index.similar(item_id, k=k, mode=mode)
         return [str(i) for i in ids], [float(s) for s in scores], mode
@@ -116,21 +103,16 @@ class ContentFeatures:
         return [str(i) for i in ids], [float(s) for s in scores]
 
 
-def load(run_path: Path, item_map=None) -> ContentFeatures | None:
-    try:
-        from deepshelf.content import similar as similar_mod
-    except ImportError:
+def load(run_path: Path) -> ContentFeatures | None:
+    """The run's content features, or None when it has no content indexes (behaviour only)."""
+    folder = content_dir(run_path)
+    if folder is None or not (folder / "similar.npz").exists():
         return None
-    try:
-        folder = similar_mod.content_dir(run_path)
-    except DeepshelfError:
-        return None  # this run has no content indexes: behaviour-only
-    index = similar_mod.SimilarIndex.load(folder)
-    search_index = None
-    if (folder / "search.npz").exists():
-        from deepshelf.content import search as search_mod
+    from deepshelf.content.search import SearchIndex
+    from deepshelf.content.similar import SimilarIndex
 
-        search_index = search_mod.SearchIndex.load(folder)
+    index = SimilarIndex.load(folder)
+    search_index = SearchIndex.load(folder) if (folder / "search.npz").exists() else None
     log.info("content indexes from %s: similar by %s%s", folder, ", ".join(index.modes),
              "; semantic search" if search_index is not None else "")
     return ContentFeatures(index, search_index)

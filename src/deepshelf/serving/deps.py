@@ -1,21 +1,20 @@
 """Request dependencies shared by the routers: the service, API-key checks, k and business rules from the query.
 
-All are `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread pool, and those
-hops (several per request) cost more than the checks themselves."""
+All are `async def` although none awaits: FastAPI runs a plain `def` dependency in its thread pool, a hop per
+dependency for checks that take no time."""
 
 from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Query, Request, Security
+from fastapi import Depends, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
-from deepshelf.serving.rules import Rules
-from deepshelf.serving.schemas import RulesIn
+from deepshelf.serving.rules import Rules, RulesIn
 from deepshelf.serving.service import Service
 from deepshelf.serving.settings import Settings
 
@@ -64,26 +63,13 @@ def check_k(settings: Settings, k: int, location: str = "query") -> int:
     return k
 
 
-async def k_param(request: Request, k: Annotated[int, Query(ge=1, le=10_000, description="number of items")] = 10) -> int:
-    return check_k(request.app.state.settings, k)
-
-
 def to_rules(settings: Settings, given: RulesIn | None) -> Rules:
     """Request rules over the server's defaults."""
     given = given or RulesIn()
     if given.min_price is not None and given.max_price is not None and given.min_price > given.max_price:
         raise invalid("query", "min_price", "min_price is above max_price", given.min_price)
-    return Rules(
-        categories=given.categories or None,
-        min_price=given.min_price, max_price=given.max_price,
-        in_stock=settings.default_in_stock if given.in_stock is None else given.in_stock,
-        exclude=list(given.exclude),
-        exclude_purchased=(settings.default_exclude_purchased if given.exclude_purchased is None
-                           else given.exclude_purchased),
-        exclude_seen=True if given.exclude_seen is None else given.exclude_seen,
-        max_per_category=given.max_per_category or settings.default_max_per_category,
-        boost_categories=dict(given.boost_categories), boost_items=dict(given.boost_items),
-    )
+    return given.resolve(settings.default_in_stock, settings.default_exclude_purchased,
+                         settings.default_max_per_category)
 
 
 def _parse_boosts(values: list[str], field: str) -> dict[str, float]:
@@ -100,27 +86,39 @@ def _parse_boosts(values: list[str], field: str) -> dict[str, float]:
     return out
 
 
-class ListQuery(BaseModel):
-    """Query parameters shared by every list answer: k, details, and the business rules."""
+QueryText = Annotated[str, Field(max_length=256)]
+# How a rule is spelled in a URL where that differs from `RulesIn` (the JSON body): one repeatable `category`,
+# prices bounded, boosts as NAME:FACTOR strings. Every other rule is `RulesIn`'s own field.
+_URL_FORM: dict[str, tuple[str, Any, Any]] = {
+    "categories": ("category", list[QueryText], Field(
+        default_factory=list, max_length=100, description="allowed categories (repeat, or comma-separated)")),
+    "min_price": ("min_price", float | None, Field(default=None, ge=0, le=1e12, allow_inf_nan=False)),
+    "max_price": ("max_price", float | None, Field(default=None, ge=0, le=1e12, allow_inf_nan=False)),
+    "boost_categories": ("boost", list[Annotated[str, Field(max_length=300)]], Field(
+        default_factory=list, max_length=100, description="CATEGORY:FACTOR (repeat)")),
+    "boost_items": ("boost_item", list[Annotated[str, Field(max_length=300)]], Field(
+        default_factory=list, max_length=1000, description="ITEM:FACTOR (repeat)")),
+}
+_URL_NAME = {rule: _URL_FORM[rule][0] if rule in _URL_FORM else rule for rule in RulesIn.model_fields}
 
-    model_config = ConfigDict(extra="ignore")
+ListQuery = create_model(
+    "ListQuery",
+    __doc__="Query parameters shared by every list answer: k, details, and the business rules.",
+    __config__=ConfigDict(extra="ignore"),
+    k=(int, Field(default=10, ge=1, le=10_000, description="number of items")),
+    details=(bool, Field(default=False, description="add title, category, price and image of each item")),
+    **{_URL_NAME[rule]: _URL_FORM[rule][1:] if rule in _URL_FORM else (info.annotation, info)
+       for rule, info in RulesIn.model_fields.items()},
+)
 
-    k: int = Field(default=10, ge=1, le=10_000, description="number of items")
-    details: bool = Field(default=False, description="add title, category, price and image of each item")
-    category: list[Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=list, max_length=100, description="allowed categories (repeat, or comma-separated)")
-    min_price: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
-    max_price: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
-    in_stock: bool | None = Field(default=None, description="only in-stock items (server default: true)")
-    exclude: list[Annotated[str, Field(max_length=256)]] = Field(
-        default_factory=list, max_length=1000, description="item ids to leave out (repeat, or comma-separated)")
-    exclude_purchased: bool | None = Field(default=None, description="leave out items the shopper bought")
-    exclude_seen: bool | None = Field(default=None, description="leave out items in the shopper's history")
-    max_per_category: int | None = Field(default=None, ge=1, le=1000, description="diversity: at most N per category")
-    boost: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=100,
-                                                               description="CATEGORY:FACTOR (repeat)")
-    boost_item: list[Annotated[str, Field(max_length=300)]] = Field(default_factory=list, max_length=1000,
-                                                                    description="ITEM:FACTOR (repeat)")
+
+def rules_from_query(q) -> RulesIn:
+    """The `RulesIn` a validated `ListQuery` spells."""
+    values = {rule: getattr(q, url) for rule, url in _URL_NAME.items()}
+    values["categories"] = values["categories"] or None
+    values["boost_categories"] = _parse_boosts(q.boost, "boost")
+    values["boost_items"] = _parse_boosts(q.boost_item, "boost_item")
+    return RulesIn.model_construct(**values)
 
 
 _LIST_FIELDS = {name for name, f in ListQuery.model_fields.items() if f.default_factory is list}
@@ -134,9 +132,9 @@ def _openapi_parameters() -> list[dict]:
             for name, schema in props.items()]
 
 
-# The parameters are parsed by hand in `list_query` (one pydantic validation) rather than declared one by one:
-# FastAPI's per-parameter machinery cost ~1 ms per request on the hot endpoints, more than the recommendation
-# itself. This keeps them in the OpenAPI document (and so in the docs and the fuzz test) all the same.
+# The parameters are parsed by hand in `list_query` (one pydantic validation) rather than declared one by one, for
+# speed on the hot endpoints (see the `server CPU ms / request` column of docs/benchmarks.md's Service section for
+# what a whole request costs). This keeps them in the OpenAPI document (and so in the docs and the fuzz test).
 LIST_QUERY_OPENAPI = {"parameters": _openapi_parameters()}
 
 
@@ -164,16 +162,11 @@ async def list_query(request: Request) -> ListParams:
                                       for e in exc.errors(include_url=False, include_context=False)]) from None
     settings = request.app.state.settings
     check_k(settings, q.k)
-    rules = RulesIn(categories=q.category or None, min_price=q.min_price, max_price=q.max_price, in_stock=q.in_stock,
-                    exclude=q.exclude, exclude_purchased=q.exclude_purchased, exclude_seen=q.exclude_seen,
-                    max_per_category=q.max_per_category, boost_categories=_parse_boosts(q.boost, "boost"),
-                    boost_items=_parse_boosts(q.boost_item, "boost_item"))
-    return ListParams(q.k, q.details, to_rules(settings, rules))
+    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)))
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ListDep = Annotated[ListParams, Depends(list_query)]
-KDep = Annotated[int, Depends(k_param)]
 WriteAuth = Depends(require_key)
 ReadAuth = Depends(read_access)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from deepshelf.data.schema import EVENT_TYPE_NAMES
+from deepshelf.serving.rules import RulesIn
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 EventTypeName = Literal[tuple(EVENT_TYPE_NAMES)]  # type: ignore[valid-type]
@@ -40,25 +41,6 @@ class EventIn(Strict):
 
 class EventBatchIn(Strict):
     events: list[EventIn] = Field(min_length=1)
-
-
-class RulesIn(Strict):
-    """Business rules for one request; any field left out takes the server's default."""
-
-    categories: list[Annotated[str, StringConstraints(max_length=256)]] | None = Field(default=None, max_length=100)
-    min_price: float | None = Field(default=None, allow_inf_nan=False)
-    max_price: float | None = Field(default=None, allow_inf_nan=False)
-    in_stock: bool | None = None
-    exclude: list[Annotated[str, StringConstraints(max_length=256)]] = Field(default_factory=list, max_length=1000)
-    exclude_purchased: bool | None = None
-    exclude_seen: bool | None = None
-    max_per_category: int | None = Field(default=None, ge=1, le=1000)
-    boost_categories: dict[Annotated[str, StringConstraints(max_length=256)],
-                           Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]] = Field(
-        default_factory=dict, max_length=100)
-    boost_items: dict[Annotated[str, StringConstraints(max_length=256)],
-                      Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]] = Field(
-        default_factory=dict, max_length=1000)
 
 
 class SessionIn(Strict):

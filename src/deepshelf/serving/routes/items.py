@@ -84,19 +84,20 @@ def list_items(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] 
                q: Annotated[str | None, Query(max_length=500, description="title contains")] = None) -> ItemPage:
     """A page of the catalogue in id order (optionally one category, or titles containing `q`)."""
     items, total = service.store.list_items(limit, offset, category or None, q or None)
-    state = service.state
-    index = state.view.index if state is not None else {}
-    n_model = state.n_model if state is not None else 0
-    return ItemPage(items=[item_out(it, index.get(it.item_id, n_model) < n_model) for it in items], total=total,
+    return ItemPage(items=[item_out(it, _known_to_model(service, it.item_id)) for it in items], total=total,
                     limit=limit, offset=offset)
+
+
+def _known_to_model(service, item_id: str) -> bool:
+    state = service.state
+    return state is not None and 0 <= state.view.snapshot.position(item_id) < state.n_model
 
 
 @router.get("/items/{item_id}", response_model=ItemOut, dependencies=[ReadAuth],
             responses={404: {"description": "unknown item"}})
 async def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
     item = service.store.get_item(item_id)
-    state = service.state
-    known = state is not None and state.view.index.get(item_id, state.n_model) < state.n_model
+    known = _known_to_model(service, item_id)
     if item is None:
         if known:  # in the run but without a catalogue row: still a real item
             return item_out(Item(item_id=item_id), True)

@@ -24,9 +24,10 @@ from deepshelf.serving.service import Answer, Service
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ReadAuth])
 
-# The fast answers are `async def` and compute on the event loop: about a millisecond of CPU-bound numpy (the GIL
-# would serialise it anyway) plus a short indexed store read, so a thread-pool hop would only add latency. Search
-# scans titles when the run has no semantic index, so it stays a plain `def` (thread pool).
+# The fast answers are `async def` and compute on the event loop: CPU-bound numpy (the GIL would serialise it
+# anyway; see the `server CPU ms / request` column of docs/benchmarks.md's Service section) plus a short indexed
+# store read, so a thread-pool hop would only add latency. Search scans titles when the run has no semantic
+# index, so it stays a plain `def` (thread pool).
 
 ItemId = Annotated[str, Path(min_length=1, max_length=256)]
 

@@ -1,0 +1,208 @@
+"""The loaded run: loading a run folder into serving state, swapping it atomically, and the background thread
+that refreshes live trending and follows the run path to a new target.
+
+Requests take one `LoadedRun` reference and use it to the end; a reload builds the next one while the current
+one keeps serving, publishes it with one assignment, then closes the old one's resources.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from deepshelf.data.interactions import Histories
+from deepshelf.errors import DeepshelfError
+from deepshelf.index.faiss import VectorIndex
+from deepshelf.models.base import ItemSimilarity, VectorScorer
+from deepshelf.serving import content as content_features
+from deepshelf.serving.catalog_view import CatalogView
+from deepshelf.serving.settings import Settings
+from deepshelf.serving.trending import Trending, compute_trending
+from deepshelf.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedRun:
+    """Everything derived from one run."""
+
+    path: Path | None
+    signature: tuple | None
+    version: str | None
+    run: object | None  # deepshelf.runs.artifacts.Run
+    model: object | None
+    view: CatalogView
+    # Scoring every item per request is the reference path; above `ann_threshold` items the service uses
+    # `index` (a model scoring by query @ item vectors) or the sparse neighbour lists (`similarity`) instead.
+    dense_ok: bool = True
+    item_vectors: np.ndarray | None = None  # float32 [n_model, d] of a VectorScorer model
+    index: VectorIndex | None = None  # over item_vectors, only when not dense_ok
+    similarity: sp.csr_matrix | None = None  # [n_model, n_model] of an ItemSimilarity model
+    content: content_features.ContentFeatures | None = None
+    stages: tuple = ()  # second ranking stages (`ranking.Stage`), applied in order to the model's candidates
+    loaded_at: float = field(default_factory=time.time)
+    trending: Trending | None = None  # replaced (one assignment) by the background refresh
+
+    @property
+    def n_model(self) -> int:
+        return self.view.n_model
+
+    @property
+    def reason(self) -> str:
+        return getattr(self.model, "reason", "personal")
+
+    def close(self) -> None:
+        """Release what this run holds beyond memory (the content worker thread)."""
+        if self.content is not None:
+            self.content.close()
+
+
+def run_signature(path: Path) -> tuple | None:
+    """What identifies the run a path points at: its real target and the target's files' change times.
+
+    A re-pointed symlink changes the real path; a folder replaced by rename (`train --overwrite`) changes the
+    inode and config.json's mtime.
+    """
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+        cfg = os.stat(os.path.join(real, "config.json"))
+        return real, st.st_ino, cfg.st_mtime_ns
+    except OSError:
+        return None
+
+
+def refresh_trending(state: LoadedRun, store: Store, settings: Settings) -> Trending:
+    return compute_trending(state.view, store, settings.trending_days, getattr(state.model, "item_popularity", None))
+
+
+def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun:
+    """Load the run at `path` (None: no model, trending only) into serving state; DeepshelfError when refused."""
+    if path is None:
+        state = LoadedRun(None, None, None, None, None, CatalogView(None, store))
+        state.trending = refresh_trending(state, store, settings)
+        return state
+    from deepshelf.runs.artifacts import load_run
+
+    signature = run_signature(path)
+    run = load_run(path)
+    model = run.model
+    if model.item_map is None or len(model.item_map) == 0:
+        raise DeepshelfError("the run's model has no items")
+    n = len(model.item_map)
+    # Smoke test before anyone is served by it: a corrupt or incompatible model fails here, not on a request.
+    idx, scores = model.recommend(Histories.from_lists([[0], []]), k=min(5, n))
+    if idx.shape != (2, min(5, n)) or np.isnan(scores).any():
+        raise DeepshelfError(f"the model answered a test query with shape {idx.shape} / NaN scores")
+    state = LoadedRun(Path(path), signature, run.version, run, model, CatalogView(model.item_map, store),
+                      dense_ok=n <= settings.ann_threshold)
+    if isinstance(model, VectorScorer):
+        vectors = np.asarray(model.item_vectors(), dtype=np.float32)
+        if vectors.shape[0] != n:
+            raise DeepshelfError(f"item vectors have {vectors.shape[0]} rows for {n} items")
+        state.item_vectors = vectors
+        if not state.dense_ok:
+            state.index = VectorIndex.build(vectors, kind="ivf", nprobe=settings.ann_nprobe, threads=1)
+    if isinstance(model, ItemSimilarity):
+        state.similarity = sp.csr_matrix(model.item_similarity())
+    state.content = content_features.load(Path(path))
+    state.trending = refresh_trending(state, store, settings)
+    return state
+
+
+class RunHolder:
+    """The run being served, its reloads, and the background thread (live trending, watching the run path)."""
+
+    def __init__(self, settings: Settings, store: Store, metrics=None):
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.state: LoadedRun | None = None
+        self.last_reload_error: str | None = None
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed_signature: tuple | None = None
+
+    def start(self) -> None:
+        """Load the configured run (a failure here is fatal: there is nothing to keep serving) and start the
+        background thread."""
+        self.reload(self.settings.run, initial=True)
+        self._thread = threading.Thread(target=self._background, name="deepshelf-background", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._reload_lock:
+            if self.state is not None:
+                self.state.close()
+
+    def reload(self, path: str | Path | None = None, initial: bool = False) -> LoadedRun:
+        """Load `path` (default: the configured run path) and swap it in; the current run keeps serving while the
+        new one loads, and stays if the new one is refused (DeepshelfError)."""
+        with self._reload_lock:
+            target = Path(path) if path is not None else self.settings.run
+            try:
+                new = load_state(target, self.settings, self.store)
+            except Exception as exc:
+                msg = str(exc) if isinstance(exc, DeepshelfError) else f"{type(exc).__name__}: {exc}"
+                self.last_reload_error = f"{target}: {msg}"
+                if initial:
+                    raise DeepshelfError(f"cannot serve run {target}: {msg}") from None
+                raise DeepshelfError(f"run {target} refused ({msg}); still serving "
+                                     f"{self.state.version if self.state else 'no model'}") from None
+            if path is not None and not initial:
+                self.settings.run = Path(path)  # the watcher follows the newly chosen path from now on
+            old, self.state = self.state, new
+            self.last_reload_error = None
+            self._failed_signature = None
+            if self.metrics is not None:
+                self.metrics.set_model(new.version)
+            log.info("serving run %s (version %s, %d items)", target, new.version, len(new.view))
+            if old is not None:
+                old.close()  # requests still holding it answer from memory; its worker finishes its queue first
+            return new
+
+    def refresh_trending(self) -> None:
+        """Recompute the served run's live trending from the store (every `trending_refresh_s` in the background)."""
+        state = self.state
+        if state is not None:
+            state.trending = refresh_trending(state, self.store, self.settings)
+
+    def _background(self) -> None:
+        s = self.settings
+        next_trending = time.monotonic() + s.trending_refresh_s
+        next_watch = time.monotonic() + s.watch_interval_s
+        while not self._stop.wait(0.2):
+            now = time.monotonic()
+            try:
+                if now >= next_trending:
+                    next_trending = now + s.trending_refresh_s
+                    self.refresh_trending()
+                if s.watch_run and s.run is not None and now >= next_watch:
+                    next_watch = now + s.watch_interval_s
+                    self._check_run_path()
+            except Exception:  # a background hiccup (database restart, ...) must not end the thread
+                log.exception("background refresh failed; retrying later")
+
+    def _check_run_path(self) -> None:
+        state = self.state
+        sig = run_signature(self.settings.run)
+        if sig is None or (state is not None and sig == state.signature) or sig == self._failed_signature:
+            return
+        log.info("run path %s now points at %s; reloading", self.settings.run, sig[0])
+        try:
+            self.reload(self.settings.run)
+        except DeepshelfError as exc:
+            self._failed_signature = sig  # do not retry the same broken target every tick
+            log.error("new run refused, still serving %s: %s", state.version if state else None, exc)
