@@ -130,6 +130,15 @@ class Recommender(ABC):
     @abstractmethod
     def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None: ...
 
+    def refit_overrides(self) -> dict:
+        """Config values a fresh model needs to repeat, without validation, what this fit chose on validation.
+
+        The training pipeline refits on every event before the test period (`fit(..., validation=None)`) with
+        the fitted model's config plus these; e.g. `{"epochs": best_epoch}` for a model that stopped early.
+        Default: nothing (the config alone reproduces the fit).
+        """
+        return {}
+
     @abstractmethod
     def score(self, histories: Histories) -> np.ndarray:
         """Scores of every item for each history: float32 [B, n_items] (higher is better)."""

@@ -78,6 +78,13 @@ class SASRec(Recommender):
         self.training_log = train_loop(self.network, loss_of, batches, settings, self.device, validate)
         self.network.eval()
 
+    def refit_overrides(self) -> dict:
+        """The epoch with the best validation NDCG@10 (whose weights `fit` kept), for a refit without validation."""
+        validated = [e for e in self.training_log if "valid_ndcg@10" in e]
+        if not validated:
+            return {}
+        return {"epochs": max(validated, key=lambda e: e["valid_ndcg@10"])["epoch"]}
+
     def _states(self, part: Histories) -> torch.Tensor:
         """(b, d') the network's state after each history's newest item: what the output vectors are scored by."""
         net = self.network.eval()
