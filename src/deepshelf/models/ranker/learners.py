@@ -146,9 +146,11 @@ class TorchLearner:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         L = _signed_log(train.X.astype(np.float64))
-        self.mean = np.nan_to_num(np.nanmean(L, axis=0)).astype(np.float32)
-        self.std = np.nan_to_num(np.nanstd(L, axis=0), nan=1.0).astype(np.float32)
-        self.std[self.std < 1e-6] = 1.0
+        known = np.isfinite(L)
+        count = np.maximum(known.sum(axis=0), 1)
+        mean = np.where(known, L, 0.0).sum(axis=0) / count
+        std = np.sqrt(np.where(known, (L - mean) ** 2, 0.0).sum(axis=0) / count)
+        self.mean, self.std = mean.astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32)
         self.n_features, self.n_items = train.X.shape[1], n_items
         self.net = self._network(self.n_features, n_items)
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.torch_lr, weight_decay=0.0)

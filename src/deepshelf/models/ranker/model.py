@@ -37,6 +37,8 @@ def default_generators() -> list[GeneratorSpec]:
 class RankerConfig(ModelConfig):
     generators: list[GeneratorSpec] = Field(default_factory=default_generators, min_length=1)
     label_days: float = Field(default=30.0, gt=0)  # the last days of `train` whose purchases are the labels
+    # label periods of `label_days` each, counted back from the end of train (more shoppers to learn from)
+    label_windows: int = Field(default=1, gt=0)
     # "new": learn to rank items new to the shopper (the discovery view); "all": repeat purchases count too
     label_items: Literal["new", "all"] = "new"
     learner: Literal["auto", "lightgbm", "torch"] = "auto"  # auto: the better on held-out shoppers / validation
@@ -88,23 +90,35 @@ class Ranker(Recommender):
         self.stats = ShopStats.build(inter, catalog)
         self.copurchase = ItemKNN(neighbors=self.config.copurchase_neighbors).fit(inter).item_similarity()
 
-    def label_cut(self, train: Interactions) -> int:
-        cut = int(train.timestamp.max() - self.config.label_days * DAY)
-        before = int((train.timestamp < cut).sum())
-        if before == 0 or before == len(train):
-            raise DeepshelfError(f"ranker: parameter 'label_days' = {self.config.label_days} leaves "
-                                 f"{'no events before' if before == 0 else 'no events after'} the label cut")
-        return cut
+    def label_cuts(self, train: Interactions) -> list[int]:
+        """The start of each label window, newest first: the last `label_days` of train, then the ones before."""
+        cfg = self.config
+        end = int(train.timestamp.max())
+        cuts = [int(end - (w + 1) * cfg.label_days * DAY) for w in range(cfg.label_windows)]
+        for cut in cuts:
+            before = int((train.timestamp < cut).sum())
+            if before == 0:
+                raise DeepshelfError(f"ranker: parameter 'label_days' = {cfg.label_days} (x label_windows = "
+                                     f"{cfg.label_windows}) leaves no events before the label cut")
+        return cuts
 
     def training_examples(self, train: Interactions, catalog: Catalog | None,
                           keep_unlabelled: bool = False) -> tuple[RankData, np.ndarray]:
-        """Fit the state on the events before the label cut and featurise the label shoppers' candidates.
+        """Labelled candidate groups from each label window, features from the events before its start only.
 
         Returns the groups and the user index of each group; groups without a positive are dropped unless
         `keep_unlabelled` (the leakage test compares features shopper by shopper).
         """
-        cut = self.label_cut(train)
-        past, future = train.subset(train.timestamp < cut), train.subset(train.timestamp >= cut)
+        parts = []
+        for cut in self.label_cuts(train):
+            past = train.subset(train.timestamp < cut)
+            future = train.subset((train.timestamp >= cut) & (train.timestamp < cut + self.config.label_days * DAY))
+            parts.append(self._window_examples(past, future, catalog, keep_unlabelled))
+        data = RankData(*(np.concatenate([getattr(p[0], f) for p in parts]) for f in ("X", "y", "sizes", "items")))
+        return data, np.concatenate([p[1] for p in parts])
+
+    def _window_examples(self, past: Interactions, future: Interactions, catalog: Catalog | None,
+                         keep_unlabelled: bool) -> tuple[RankData, np.ndarray]:
         self._fit_state(past, catalog)
         labels = future.to_csr(binary=True)
         if self.config.label_items == "new":
@@ -128,8 +142,8 @@ class Ranker(Recommender):
         data, users = self.training_examples(train, catalog)
         if not len(data):
             raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
-        rng = np.random.default_rng(cfg.seed)
-        held = rng.random(len(data)) < cfg.holdout
+        # held out by shopper, so one shopper's windows fall on the same side
+        held = np.random.default_rng(cfg.seed).random(train.n_users)[users] < cfg.holdout
         fit_part, held_part = _groups(data, ~held), _groups(data, held)
         log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(data), held.sum(),
                  len(data.y), data.X.shape[1])
@@ -185,10 +199,14 @@ class Ranker(Recommender):
         B, n = len(histories), self.n_items
         cand = self.generators.candidates(histories, n)
         sizes = np.array([s.top_n for s in self.generators.specs], np.float32)
-        best = np.argmin(cand.ranks / sizes, axis=1)
-        in_top = cand.ranks[np.arange(len(cand)), best] < sizes[best]
-        names = np.array([REASON_OVERRIDES.get(s.model, r) for s, r in
-                          zip(self.generators.specs, self.generators.reasons)] + ["popular", "bought_before", ""])
+        gen_reasons = [REASON_OVERRIDES.get(s.model, r) for s, r in zip(self.generators.specs, self.generators.reasons)]
+        # a buy-again list only speaks for the shopper's own items, which are named below whatever ranked them
+        own = np.array([r == "bought_before" for r in gen_reasons])
+        # a generator speaks for an item it scores above its own average (an empty history scores nothing)
+        relative = np.where(own[None, :] | (cand.zscores <= 0), np.inf, cand.ranks / sizes)
+        best = np.argmin(relative, axis=1)
+        in_top = relative[np.arange(len(cand)), best] < 1
+        names = np.array(gen_reasons + ["popular", "bought_before", ""])
         code = np.full((B, n), len(names) - 3, np.int64)
         code[cand.rows, cand.items] = np.where(in_top, best, len(names) - 3)
         ev_row = np.repeat(np.arange(B), histories.lengths)

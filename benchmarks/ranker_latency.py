@@ -1,0 +1,90 @@
+"""Latency of the ranker stage for one shopper: features + learner over at most 300 candidates.
+
+    .venv/bin/python benchmarks/ranker_latency.py                      # both learners, 300 shoppers each
+    .venv/bin/python benchmarks/ranker_latency.py --learners lightgbm --shoppers 1000
+
+The ranker is fit on the bundled Online Retail year (events before the test period) with generators whose
+top-N lists union to at most 300 candidates; then, for test shoppers one at a time, the candidates are generated
+(untimed, stage 1) and the ranker stage is timed: building the features and scoring them. The end-to-end
+`score()` of one shopper (both stages) is timed too. The machine's own noise is probed first (`jitter_probe` from
+loadgen.py): a p99 can be no steadier than the machine under it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import jitter_probe  # noqa: E402
+from mdsection import machine  # noqa: E402
+
+GENERATORS = [{"model": "trending", "top_n": 100}, {"model": "ease", "top_n": 100},
+              {"model": "itemknn", "top_n": 70}, {"model": "buyagain", "top_n": 30}]  # union <= 300
+
+
+def timed(fn, n: int) -> np.ndarray:
+    ms = []
+    for i in range(n):
+        t = time.perf_counter()
+        fn(i)
+        ms.append((time.perf_counter() - t) * 1000)
+    return np.array(ms)
+
+
+def main() -> None:
+    from deepshelf.data.datasets import load_dataset
+    from deepshelf.data.splits import temporal
+    from deepshelf.models.ranker.features import build_features
+    from deepshelf.models.ranker.model import Ranker
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--learners", default="lightgbm,torch")
+    ap.add_argument("--shoppers", type=int, default=300)
+    ap.add_argument("--jitter-seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    import torch
+
+    torch.set_num_threads(1)  # one request, one thread: as the service scores
+
+    jitter = jitter_probe(args.jitter_seconds)
+    ds = load_dataset("online-retail")
+    inter = ds.interactions
+    split = temporal(inter, 30, 30)
+    before_test = inter.subset(inter.timestamp < int(inter.timestamp.max()) - 30 * 86400)
+    shoppers = split.test.inputs.select(np.arange(min(args.shoppers, len(split.test))))
+    rows = []
+    for learner in args.learners.split(","):
+        model = Ranker(generators=GENERATORS, learner=learner).fit(before_test, ds.catalog)
+        singles = [shoppers.select([b]) for b in range(len(shoppers))]
+        cands = [model.generators.candidates(h, model.n_items) for h in singles]
+        sizes = np.array([len(c) for c in cands])
+
+        def stage2(i):
+            X = build_features(singles[i], cands[i], model.stats, model.copurchase)
+            model.learner.predict(X, cands[i].items)
+
+        stage2(0)  # warm-up: first-call allocations
+        ranker_ms = timed(stage2, len(singles))
+        full_ms = timed(lambda i: model.score(singles[i]), len(singles))
+        rows.append((learner, sizes, ranker_ms, full_ms))
+
+    print(f"\nRanker stage latency, one shopper per call, Online Retail test shoppers. Machine: {machine()}.")
+    print(f"Machine noise first (fixed work): median {jitter['median']:.2f} ms, p99 {jitter['p99']:.2f} ms, "
+          f"slow share {jitter['slow_share']:.3f}.\n")
+    print("| learner | shoppers | candidates (median / max) | ranker stage median / p99 ms | "
+          "both stages (score) median / p99 ms |")
+    print("|---|---:|---:|---:|---:|")
+    for learner, sizes, r, f in rows:
+        print(f"| {learner} | {len(sizes)} | {np.median(sizes):.0f} / {sizes.max()} | "
+              f"{np.median(r):.2f} / {np.percentile(r, 99):.2f} | {np.median(f):.2f} / {np.percentile(f, 99):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
