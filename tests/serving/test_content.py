@@ -105,3 +105,23 @@ def test_new_product_recommended_by_its_text_without_retraining(text_run, tmp_pa
         last = c.get("/v1/users/l/recommendations", params={"k": 5}).json()["items"][-1]
         # a lamp the model has never seen: the new one, or a catalogue lamp missing from the training split
         assert last["reason"] == "text" and (last["item_id"] == "new-lamp" or 75 <= int(last["item_id"][1:]) < 100)
+
+
+def test_similar_index_add_and_vectors_of():
+    """The public write path the service uses for upserted products: a known id is overwritten, a new id gets a
+    row (empty in the other modes), and the approximate index is dropped so the new row can be found."""
+    from deepshelf.content.similar import SimilarIndex
+
+    angle = np.arange(100) / 100 * 2 * np.pi
+    text = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
+    index = SimilarIndex(np.array([f"i{i}" for i in range(100)]), {"text": text, "visual": text},
+                         {"text": np.ones(100, bool), "visual": np.ones(100, bool)})
+    index.build_faiss("flat")
+    assert index.add(["i5", "new", "new"], np.array([text[50], text[10], text[20]]), "text") == 1
+    vecs, ok = index.vectors_of(["i5", "new", "nope"], "text")
+    assert ok.tolist() == [True, True, False]
+    np.testing.assert_allclose(vecs[:2], [text[50], text[20]])  # the last of a repeated id wins
+    assert not index.vectors_of(["new"], "visual")[1].any()
+    assert index.faiss == {}
+    ids, _ = index.similar("i20", k=2, mode="text")
+    assert "new" in ids.tolist()
