@@ -181,7 +181,8 @@ def test_interrupted_cold_calibration_leaves_the_model_as_it_was(cold_world):
         return real(m, evalset)
 
     with pytest.raises(KeyboardInterrupt):
-        model.calibrate_cold(Validation(real.evalset, failing_ndcg), 0.5, neighbours=(3,), factors=(1.0, 2.0), pseudo_share=0.3)
+        model.calibrate_cold(Validation(real.evalset, failing_ndcg), 0.5, neighbours=(3,), factors=(1.0, 2.0),
+                             pseudo_share=0.3)
     assert calls[-1] > 8  # it did fail half-way
     for key, value in saved.items():
         assert torch.equal(net.state_dict()[key], value), key

@@ -136,7 +136,8 @@ def test_padding_does_not_change_scores(trained):
 
 @pytest.mark.parametrize("norm, scale_items, init_std", [("pre", False, None), ("query", True, 0.02)])
 def test_other_norms_learn_the_planted_successor_and_ignore_padding(split, norm, scale_items, init_std):
-    model = SASRec(**TINY, norm=norm, scale_items=scale_items, init_std=init_std).fit(split.train, validation=validation(split.valid))
+    model = SASRec(**TINY, norm=norm, scale_items=scale_items, init_std=init_std).fit(
+        split.train, validation=validation(split.valid))
     assert model.network.blocks[0].norm == norm and model.network.item_scale == (4.0 if scale_items else 1.0)
     assert evaluate(model, split.test, ks=(1,)).metrics["hr@1"] >= 0.95
     short = torch.tensor([[3, 7, 9]])
@@ -174,7 +175,8 @@ def test_history_longer_than_max_len_uses_the_newest_items(trained):
 
 
 def test_sampled_softmax_agrees_with_full(trained, split):
-    sampled = SASRec(**{**TINY, "loss": "sampled", "n_negatives": 16}).fit(split.train, validation=validation(split.valid))
+    sampled = SASRec(**{**TINY, "loss": "sampled", "n_negatives": 16}).fit(split.train,
+                                                                        validation=validation(split.valid))
     batch = split.test.inputs
     top_full = trained.recommend(batch, k=1)[0][:, 0]
     top_sampled = sampled.recommend(batch, k=1)[0][:, 0]

@@ -1,9 +1,10 @@
 """The model contract every deepshelf recommender follows.
 
 `fit(train, catalog, validation) -> self`, `score(histories) -> float32 [B, n_items]`, and `recommend()`
-implemented once here from `score()` (mask seen items and filters, then exact top-k). A model that chooses epochs
-or a setting on validation quality gets a `Validation` from its caller (the training pipeline builds one with
-`deepshelf.evaluation.evaluate.validation`): models never import the evaluation layer. `save()` / `load()` write a folder with
+implemented once here from `score()` (mask seen items and filters, then exact top-k). A model that chooses
+epochs or a setting on validation quality gets a `Validation` from its caller (the training pipeline builds one
+with `deepshelf.evaluation.evaluate.validation`): models never import the evaluation layer. `VectorScorer` and
+`ItemSimilarity` are what serving may ask of a model beyond `score()`. `save()` / `load()` write a folder with
 `model.json` (name + typed config), `item_ids.npy` (the item id map) and the weights, never pickles.
 """
 

@@ -52,7 +52,7 @@ class ItemKNN(Recommender):
         return (X @ self.similarity).toarray().astype(np.float32)
 
     def item_similarity(self) -> sp.csr_matrix:
-        """The neighbour lists, [n_items, n_items] csr: row i holds item i's top-`neighbors` cosines (`ItemSimilarity`)."""
+        """The neighbour lists as csr [n_items, n_items]: row i holds item i's top-`neighbors` cosines."""
         return self.similarity
 
     def _save_weights(self, path: Path) -> None:
