@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from deepshelf.errors import DeepshelfError
@@ -100,3 +101,148 @@ def test_run_artifacts_do_not_import_the_pipeline():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == []
+
+
+# ---- the shop protocol: choose on validation, refit before the test period ------------------------------------
+DAY = 86400
+T0 = 1_600_000_000
+
+
+def shop_events(tmp_path, seed=0):
+    """A shop's export: 60 days of purchases over 100 products (a few popular ones), then a validation period
+    (days 60-70) where product "late" is launched and bought by the even shoppers, and a test period (days
+    70-80) where the odd shoppers buy it, and everyone buys again one of their first products.
+
+    Returns (events.csv, catalog.csv)."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, 101)
+    rows = ["user,item,type,timestamp"]
+    for u in range(80):
+        for i in rng.choice(100, size=10, replace=False, p=weights / weights.sum()):
+            rows.append(f"u{u},p{i},purchase,{T0 + int(rng.uniform(0, 60) * DAY)}")
+        late_day = rng.uniform(61, 69) if u % 2 == 0 else rng.uniform(71, 79)
+        rows.append(f"u{u},late,purchase,{T0 + int(late_day * DAY)}")
+        rows.append(f"u{u},{rows[-2].split(',')[1]},purchase,{T0 + int(rng.uniform(70.5, 79) * DAY)}")
+    rows.append(f"u0,p0,view,{T0 + 80 * DAY}")  # the newest event: the test period is days 70-80
+    events = tmp_path / "events.csv"
+    events.write_text("\n".join(rows) + "\n")
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("item_id,title\n" + "".join(f"p{i},Product {i}\n" for i in range(100)) + "late,Late\n")
+    return events, catalog
+
+
+def shop_config(events, catalog, model="popularity", *sets):
+    cfg = build_train_config(str(events), model, None, ["test_days=10", "valid_days=10", *sets])
+    cfg.catalog = str(catalog)
+    return cfg
+
+
+def test_refit_protocol_the_saved_model_has_seen_the_validation_period(tmp_path):
+    from deepshelf.evaluation.evaluate import evaluate
+    from deepshelf.runs.artifacts import load_valid_model
+    from deepshelf.runs.pipeline import eval_split_of, view_model
+
+    events, catalog = shop_events(tmp_path)
+    run = load_run(train_run(shop_config(events, catalog), tmp_path / "run"))
+    first = load_valid_model(run.path)
+    late = run.model.item_map.index("late")
+    # "late" was only bought in the validation period before the test cut: the served model knows it, the first
+    # fit (training events only) does not
+    assert first.item_popularity[late] == 0
+    assert (run.model.item_popularity > run.model.item_popularity[late]).sum() < 10  # in the refit's top 10
+    ds, split, _ = eval_split_of(run, "test")
+    assert run.model.item_popularity.tolist() == pytest.approx(
+        (split.before_test.item_popularity() / split.before_test.item_popularity().max()).tolist())
+    assert view_model(run, "valid") is not run.model and view_model(run, "test") is run.model
+
+    m = run.metrics
+    # both fits recorded: the validation numbers and choice, the refit, test before and after the refit
+    assert {"valid", "valid_again", "test", "test_again", "chosen", "refit", "before_refit"} <= set(m)
+    assert m["refit"]["train_events"] == len(split.before_test) > m["train_events"] == len(split.train)
+    assert m["refit"]["overrides"] == {} and m["refit"]["train_seconds"] >= 0
+    assert set(m["before_refit"]) == {"test", "test_again"}
+    popularity = split.train.item_popularity()
+    for name in ("test", "test_again"):  # test numbers of the saved model; before_refit of the first fit
+        assert m[name]["metrics"] == pytest.approx(evaluate(run.model, getattr(split, name), (10, 20),
+                                                            popularity).metrics)
+        assert m["before_refit"][name]["metrics"] == pytest.approx(
+            evaluate(first, getattr(split, name), (10, 20), popularity).metrics)
+    assert m["valid"]["metrics"] == pytest.approx(evaluate(first, split.valid, (10, 20), popularity).metrics)
+    # the odd shoppers' test target "late" is found only after the refit
+    before, after = m["before_refit"]["test"]["metrics"]["hr@10"], m["test"]["metrics"]["hr@10"]
+    assert before < 0.5 and after == 1.0
+    report = (run.path / "report.md").read_text()
+    assert "Chosen on validation, then refit" in report and "before refit" in report
+
+
+def test_refit_can_be_turned_off(tmp_path):
+    events, catalog = shop_events(tmp_path)
+    run = load_run(train_run(shop_config(events, catalog, "popularity", "refit=false"), tmp_path / "run"))
+    assert "refit" not in run.metrics and "before_refit" not in run.metrics and "chosen" not in run.metrics
+    assert not (run.path / "valid_model").exists()
+    assert run.model.item_popularity[run.model.item_map.index("late")] == 0  # trained before validation only
+
+
+def test_search_chooses_on_validation_and_refits_the_choice(tmp_path):
+    events, catalog = shop_events(tmp_path)
+    cfg = shop_config(events, catalog, "ease", "search.l2=[1.0,1000000.0]")
+    run = load_run(train_run(cfg, tmp_path / "run"))
+    chosen = run.metrics["chosen"]
+    scores = {s["params"]["l2"]: s["valid_ndcg@10"] for s in chosen["search"]}
+    assert set(scores) == {1.0, 1000000.0}
+    best = max(scores, key=scores.get)
+    assert chosen["params"]["l2"] == best == run.model.config.l2
+    assert run.metrics["valid"]["metrics"]["ndcg@10"] == pytest.approx(scores[best], abs=1e-6)
+    assert run.metrics["refit"]["params"]["l2"] == best
+
+
+def test_refit_keeps_what_the_first_fit_chose():
+    """The refit builds its model from the chosen parameters plus the fitted model's refit_overrides()."""
+    from deepshelf.data.interactions import Interactions
+    from deepshelf.models.ease import EASE
+    from deepshelf.models.sasrec import SASRec
+    from deepshelf.runs.config import TrainConfig
+    from deepshelf.runs.protocol import Fitted, refit
+
+    class Chosen(EASE):
+        def refit_overrides(self):
+            return {"l2": 7.0}
+
+    events = Interactions.from_ids(["a", "a", "b", "b", "c"], ["x", "y", "x", "z", "y"], timestamp=np.arange(5))
+    refitted = refit(TrainConfig(dataset="d", model="ease"), Fitted(Chosen(l2=3.0), {"l2": 3.0}, 0.0), events, None)
+    assert isinstance(refitted.model, EASE) and refitted.model.config.l2 == 7.0
+    assert refitted.overrides == {"l2": 7.0} and refitted.params == {"l2": 7.0}
+    # SASRec keeps the epoch with the best validation NDCG@10 (the weights its fit kept), nothing without one
+    sasrec = SASRec()
+    sasrec.training_log = [{"epoch": 1, "valid_ndcg@10": 0.1}, {"epoch": 2, "valid_ndcg@10": 0.3},
+                           {"epoch": 3, "valid_ndcg@10": 0.2}, {"epoch": 4}]
+    assert sasrec.refit_overrides() == {"epochs": 2}
+    sasrec.training_log = [{"epoch": 1, "loss": 1.0}]
+    assert sasrec.refit_overrides() == {}
+
+
+def test_leave_one_out_runs_are_not_refit(tmp_path):
+    """Sequence data keeps its protocol: one fit on the training events, tested and saved; the same numbers as
+    that fit evaluated directly, and no refit records."""
+    from deepshelf.evaluation.evaluate import evaluate, validation
+    from deepshelf.models.itemknn import ItemKNN
+    from deepshelf.runs.pipeline import eval_split_of
+
+    rng = np.random.default_rng(1)
+    lines = []
+    for u in range(120):
+        start = rng.integers(0, 40)
+        lines.append(" ".join([f"user{u}", *[f"item{(start + j) % 40}" for j in range(rng.integers(4, 10))]]))
+    path = tmp_path / "walks.txt"
+    path.write_text("\n".join(lines) + "\n")
+    run = load_run(train_run(build_train_config(str(path), "itemknn", None, ["neighbors=10"]), tmp_path / "run"))
+    assert run.metrics["protocol"] == "leave-one-out"
+    assert not {"refit", "before_refit", "chosen", "valid_again", "test_again"} & set(run.metrics)
+    assert not (run.path / "valid_model").exists()
+    _, split, _ = eval_split_of(run, "test")
+    direct = ItemKNN(neighbors=10).fit(split.train, None, validation(split.valid))
+    for name in ("valid", "test"):
+        assert run.metrics[name]["metrics"] == pytest.approx(
+            evaluate(direct, getattr(split, name), (10, 20), split.train.item_popularity()).metrics)
+    with pytest.raises(DeepshelfError, match="no buy-again view"):
+        eval_split_of(run, "test_again")

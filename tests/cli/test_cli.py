@@ -10,7 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from recompute_metrics import load_targets, recompute  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))
+from recompute_metrics import load_events, load_targets, read_recs, recompute, recompute_temporal  # noqa: E402
+from test_runs import shop_events  # noqa: E402
 
 
 def deepshelf(*args, cwd=None):
@@ -108,3 +110,35 @@ def test_train_from_the_event_store(tmp_path):
     assert metrics["protocol"] == "temporal" and metrics["items"] == 8 and metrics["users"] == 40
     res = deepshelf("train", "--database", url, "--dataset", "ml-1m", "--model", "ease", "--out", tmp_path / "x")
     assert res.returncode == 2 and "either --dataset or --database" in res.stderr
+
+
+def test_shop_export_by_path_refit_and_views(tmp_path):
+    """A shop's own export trained by path with its catalogue: the run is refit before the test period; each view's
+    export, recomputed from the raw events by recompute_metrics.py, gives the run's numbers (the test views from
+    the saved refit model, the validation views from the first fit); discovery exports hold no seen item, the
+    buy-again export does."""
+    events, catalog = shop_events(tmp_path)
+    run = tmp_path / "runs" / "ease"
+    res = deepshelf("train", "--dataset", events, "--catalog", catalog, "--model", "ease", "--set", "l2=50",
+                    "--set", "test_days=10", "--set", "valid_days=10", "--out", run)
+    assert res.returncode == 0, res.stderr
+    assert "before refit" in res.stdout and "refit on" in res.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["refit"]["train_events"] > metrics["train_events"]
+    raw = load_events(str(events))
+    for which in ("test", "valid", "test_again", "valid_again"):
+        out = tmp_path / f"recs-{which}.csv"
+        res = deepshelf("recommend", "--run", run, "--users", which, "--k", 10, "--output", out)
+        assert res.returncode == 0, res.stderr
+        period, view = which.split("_")[0], "again" if which.endswith("_again") else "discovery"
+        again = recompute_temporal(read_recs(str(out)), raw, period, view, 10, test_days=10, valid_days=10)
+        ours = metrics[which]["metrics"]
+        assert again["users"] == ours["users"] and again["evaluated_users_missing_from_export"] == 0
+        assert again["hr@10"] == pytest.approx(ours["hr@10"], abs=1e-9)
+        assert again["ndcg@10"] == pytest.approx(ours["ndcg@10"], abs=1e-9)
+        if view == "discovery":
+            assert again["seen_rows"] == 0
+        else:
+            assert again["seen_rows"] > 0  # buying again: the shopper's own products are allowed, and ranked
+    res = deepshelf("recommend", "--run", run, "--users", "later", "--output", tmp_path / "x.csv")
+    assert res.returncode == 2 and "expected test, valid, test_again or valid_again" in res.stderr

@@ -17,6 +17,8 @@ from deepshelf.errors import DeepshelfError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="deepshelf: deep-learning recommendations for online shops.")
 console = Console(stderr=True)
+USERS_HELP = ("test or valid (discovery: items new to the shopper, seen items excluded); test_again or valid_again "
+              "(buy again: seen items allowed; timestamped data)")
 out_console = Console()
 
 
@@ -81,25 +83,32 @@ def _print_metrics(metrics: dict) -> None:
     table.add_column("split")
     for c in cols:
         table.add_column(c, justify="right")
-    for split in ("valid", "test"):
-        m = metrics[split]["metrics"]
-        table.add_row(split, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
+    rows = [(name, metrics[name]) for name in ("valid", "valid_again", "test", "test_again") if name in metrics]
+    rows += [(f"{name}, before refit", r) for name, r in metrics.get("before_refit", {}).items()]
+    for name, result in rows:
+        m = result["metrics"]
+        table.add_row(name, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
     out_console.print(table)
     out_console.print(f"training {metrics['train_seconds']:.1f}s on {metrics['device']}")
+    if "refit" in metrics:
+        refit = metrics["refit"]
+        out_console.print(f"refit on {refit['train_events']:,} events before the test period in "
+                          f"{refit['train_seconds']:.1f}s (kept from validation: {refit['overrides'] or 'nothing'}); "
+                          "the saved model is the refit one")
 
 
 @app.command()
 def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
-             users: Annotated[str, typer.Option(help="test or valid")] = "test",
+             users: Annotated[str, typer.Option(help=USERS_HELP)] = "test",
              k: Annotated[list[int], typer.Option(help="cut-offs")] = [10, 20]) -> None:
     """Re-evaluate a saved run on its split and print the metrics."""
     from deepshelf.evaluation.evaluate import evaluate as run_eval
     from deepshelf.runs.artifacts import load_run
-    from deepshelf.runs.pipeline import eval_split_of
+    from deepshelf.runs.pipeline import eval_split_of, view_model
 
     loaded = load_run(run)
     _, split, es = eval_split_of(loaded, users)
-    result = run_eval(loaded.model, es, tuple(k), split.train.item_popularity())
+    result = run_eval(view_model(loaded, users), es, tuple(k), split.train.item_popularity())
     table = Table(title=f"{run} ({users}, {len(es)} users)")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -111,9 +120,10 @@ def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
 @app.command()
 def recommend(run: Annotated[Path, typer.Option(help="run folder")],
               output: Annotated[Path, typer.Option(help="CSV to write: user_id,item_id,rank,score")],
-              users: Annotated[str, typer.Option(help="test or valid")] = "test",
+              users: Annotated[str, typer.Option(help=USERS_HELP)] = "test",
               k: Annotated[int, typer.Option(min=1, max=1000)] = 10) -> None:
-    """Export top-k recommendations for every evaluated user, in original ids."""
+    """Export top-k recommendations for every evaluated user, in original ids (the test views from the saved,
+    refit model; the validation views from the model fit before the validation period)."""
     from deepshelf.runs.artifacts import load_run
     from deepshelf.runs.pipeline import export_recommendations
 

@@ -1,6 +1,8 @@
 """Run folders: load one back, write one atomically. The only part of `runs` that serving imports.
 
-Layout: `config.json` (the TrainConfig), `model/` (the saved model), `metrics.json`, `report.md`, `plots/`.
+Layout: `config.json` (the TrainConfig), `model/` (the saved model: the one tested and served), `metrics.json`,
+`report.md`, `plots/`; a run refit before its test period also keeps `valid_model/`, the first fit (on the training
+events only) that its validation numbers and validation exports come from.
 A run is written to a temporary sibling folder and swapped into place (`deepshelf.files.replace_dir`), so readers
 never see half a run, nor, when a run is replaced, a moment without one.
 """
@@ -21,6 +23,9 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.files import replace_dir
 from deepshelf.models.base import Recommender
 from deepshelf.runs.config import TrainConfig
+
+
+VALID_MODEL = "valid_model"
 
 
 @dataclass
@@ -58,6 +63,12 @@ def load_run(path: str | Path) -> Run:
     return Run(path, cfg, Recommender.load(path / "model"), metrics)
 
 
+def load_valid_model(path: str | Path) -> Recommender | None:
+    """The first fit of a run refit before its test period (`valid_model/`), or None for a run without a refit."""
+    folder = Path(path) / VALID_MODEL
+    return Recommender.load(folder) if folder.is_dir() else None
+
+
 def content_dir(run_path: str | Path) -> Path | None:
     """The run's content indexes (similar by text / picture, semantic search), if it has any.
 
@@ -83,15 +94,18 @@ def device_name() -> str:
 
 
 def write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
-              report: Callable[[Path], None] | None = None) -> None:
-    """Write config, model, metrics and report (`report(folder)` writes it) into a temporary sibling folder, then
-    put it at `out` in one step: a reader of `out` sees the old run or the new one, never none or half of one."""
+              report: Callable[[Path], None] | None = None, valid_model: Recommender | None = None) -> None:
+    """Write config, model (and `valid_model`, if given), metrics and report (`report(folder)` writes it) into a
+    temporary sibling folder, then put it at `out` in one step: a reader of `out` sees the old run or the new one,
+    never none or half of one."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (tmp / "config.json").write_text(cfg.model_dump_json(indent=2))
         model.save(tmp / "model")
+        if valid_model is not None:
+            valid_model.save(tmp / VALID_MODEL)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if report is not None:
             report(tmp)

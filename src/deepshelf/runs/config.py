@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +13,9 @@ from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import build_config
 from deepshelf.models.registry import model_class
+
+
+MAX_GRID = 64  # combinations a search may fit: each is a full training run
 
 
 class TrainConfig(BaseModel):
@@ -30,6 +34,25 @@ class TrainConfig(BaseModel):
     # Strength of each event type (view/cart/purchase/...) over schema.DEFAULT_EVENT_WEIGHTS; a type
     # weighted 0 (impressions and searches by default) carries no preference and is left out of training.
     event_weights: dict[str, float] = Field(default_factory=dict)
+    # Model parameter -> values to try (`--set search.l2=[100,300,1000]`): each combination is fit on the training
+    # events and measured on validation (NDCG@10, discovery view); the best one is tested, saved (and refit).
+    search: dict[str, list[Any]] = Field(default_factory=dict)
+    # After choosing on validation, fit a fresh model on every event before the test period and test, save and
+    # serve that one, as a shop retrains up to today. None: on for the temporal protocol, off for leave-one-out.
+    refit: bool | None = None
+
+    @field_validator("search")
+    @classmethod
+    def _small_grid(cls, value: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for name, values in value.items():
+            if not values:
+                raise ValueError(f"search.{name}: expected at least one value")
+        size = 1
+        for values in value.values():
+            size *= len(values)
+        if size > MAX_GRID:
+            raise ValueError(f"{size} combinations to fit; at most {MAX_GRID}")
+        return value
 
     @field_validator("event_weights")
     @classmethod
@@ -40,6 +63,12 @@ class TrainConfig(BaseModel):
             if weight < 0:
                 raise ValueError(f"weight of {name!r} must be >= 0")
         return value
+
+
+def search_grid(cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Every combination of `cfg.search`'s values, as parameter overrides ([{}] without a search)."""
+    names = list(cfg.search)
+    return [dict(zip(names, values)) for values in itertools.product(*(cfg.search[n] for n in names))]
 
 
 def parse_value(text: str) -> Any:
@@ -71,16 +100,21 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
     if model:
         values["model"] = model
     params = dict(values.get("params", {}))
+    search = dict(values.get("search", {}))
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise DeepshelfError(f"--set {item!r}: expected key=value")
-        if key in TrainConfig.model_fields and key not in ("params", "dataset", "model"):
+        if key.startswith("search.") and key != "search.":
+            search[key.removeprefix("search.")] = parse_value(raw)
+        elif key in TrainConfig.model_fields and key not in ("params", "dataset", "model"):
             values[key] = parse_value(raw)
         else:
             params[key] = parse_value(raw)
     values["params"] = params
+    if search:
+        values["search"] = search
     for required in ("dataset", "model"):
         if not values.get(required):
             raise DeepshelfError(f"missing --{required} (or '{required} = ...' in the config file)")
@@ -91,5 +125,11 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
         field = ".".join(str(p) for p in err["loc"])
         raise DeepshelfError(f"config field {field!r}: {err['msg']}") from None
     # Validate the model parameters now, before any data is loaded, so a typo fails in a second.
-    build_config(model_class(cfg.model).Config, cfg.params)
+    config_cls = model_class(cfg.model).Config
+    build_config(config_cls, cfg.params)
+    for point in search_grid(cfg):
+        try:
+            build_config(config_cls, {**cfg.params, **point})
+        except DeepshelfError as exc:
+            raise DeepshelfError(f"search: {exc}") from None
     return cfg

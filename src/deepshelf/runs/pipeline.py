@@ -1,8 +1,10 @@
-"""The training pipeline: load, split, fit, evaluate on validation and test, write the run; export a run's lists;
-the catalogue a run was trained with (to seed a new service's store)."""
+"""The training pipeline: load, split, fit (choosing on validation), refit before the test period, evaluate on
+validation and test, write the run; export a run's lists; the catalogue a run was trained with (to seed a new
+service's store)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -16,13 +18,14 @@ from deepshelf.data.datasets import Dataset, dataset_from_frames, load_dataset
 from deepshelf.data.loaders import read_catalog
 from deepshelf.data.splits import Split, make_split
 from deepshelf.errors import DeepshelfError
-from deepshelf.evaluation.evaluate import EvalResult, evaluate, validation
+from deepshelf.evaluation.evaluate import EvalResult, evaluate
 from deepshelf.evaluation.report import write_report
 from deepshelf.files import atomic_path
 from deepshelf.models.base import Recommender
 from deepshelf.models.registry import model_class
-from deepshelf.runs.artifacts import Run, device_name, load_config, write_run
+from deepshelf.runs.artifacts import Run, device_name, load_config, load_valid_model, write_run
 from deepshelf.runs.config import TrainConfig
+from deepshelf.runs.protocol import fit_on_validation, refit
 from deepshelf.storage import is_store_url, read_training_frames, redact_url
 
 log = logging.getLogger(__name__)
@@ -60,44 +63,101 @@ def _summary(result: EvalResult) -> dict:
     return {"metrics": result.metrics, "slices": result.slices, "seconds": round(result.seconds, 3)}
 
 
+VIEWS = ("valid", "valid_again", "test", "test_again")  # a Split's evaluation sets (the *_again: temporal only)
+
+
+def _views(split: Split, prefix: str) -> dict:
+    return {name: getattr(split, name) for name in VIEWS if name.startswith(prefix) and getattr(split, name)}
+
+
 def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
               progress: Callable[[str], None] | None = None) -> Path:
-    """Load, split, fit, evaluate on validation and test, and write the run folder atomically."""
+    """Load, split, fit (choosing on validation), refit before the test period (temporal protocol, unless
+    `cfg.refit` is false), evaluate on validation and test, and write the run folder atomically.
+
+    The saved model is the one tested: the refit one when there is a refit (`valid_model/` keeps the one the
+    validation numbers came from); metrics.json records both fits (`before_refit`: the first fit's test numbers).
+    """
     out = Path(out)
     if out.exists() and not overwrite:
         raise DeepshelfError(f"{out} already exists (runs are immutable); choose another --out or pass --overwrite")
     say = progress or (lambda msg: log.info(msg))
-    model = model_class(cfg.model)(**cfg.params)
+    model = model_class(cfg.model)(**cfg.params)  # a bad model or parameter fails before any data is loaded
     say(f"loading {cfg.dataset}")
     ds = load_source(cfg.dataset, cfg.catalog)
     if ds.interactions is None and hasattr(model, "fit_catalog"):
         return _train_catalog_run(cfg, model, ds, out, say)
     split = split_dataset(ds, cfg)
     say(f"{split.protocol} split: {split.train} ; {len(split.test)} test users")
-    start = time.perf_counter()
-    model.fit(split.train, ds.catalog, validation(split.valid))
-    train_seconds = time.perf_counter() - start
+    began = time.time()
+    chosen, search = fit_on_validation(cfg, split, ds.catalog, say)
+    do_refit = cfg.refit if cfg.refit is not None else split.protocol == "temporal"
+    refitted = None
+    if do_refit:
+        say(f"trained {cfg.model} in {chosen.seconds:.1f}s; refitting on {len(split.before_test):,} events "
+            "before the test period")
+        refitted = refit(cfg, chosen, split.before_test, ds.catalog)
     from deepshelf.training.distributed import is_main_process, wait_for_main
 
     if not is_main_process():  # under torchrun (--nproc N) rank 0 alone evaluates and writes the run
-        wait_for_main(out, since=time.time() - train_seconds)
+        wait_for_main(out, since=began)
         return out
-    say(f"trained {cfg.model} in {train_seconds:.1f}s; evaluating")
+    say(f"trained {cfg.model}; evaluating")
+    tested = refitted or chosen
     popularity = split.train.item_popularity()
-    results = {name: evaluate(model, es, cfg.ks, popularity) for name, es in (("valid", split.valid),
-                                                                               ("test", split.test))}
+    results = {name: evaluate(chosen.model, es, cfg.ks, popularity) for name, es in _views(split, "valid").items()}
+    results |= {name: evaluate(tested.model, es, cfg.ks, popularity) for name, es in _views(split, "test").items()}
+    stale = {} if refitted is None else {
+        name: evaluate(chosen.model, es, cfg.ks, popularity) for name, es in _views(split, "test").items()}
     metrics = {
         "version": f"{out.name}-{time.strftime('%Y%m%d%H%M%S')}",
         "dataset": cfg.dataset, "model": cfg.model, "protocol": split.protocol,
-        "train_seconds": round(train_seconds, 3), "device": device_name(), "deepshelf": __version__,
+        "train_seconds": round(chosen.seconds, 3), "device": device_name(), "deepshelf": __version__,
         "users": split.train.n_users, "items": split.train.n_items, "train_events": len(split.train),
         **{name: _summary(r) for name, r in results.items()},
-        **({"training": model.training_log} if getattr(model, "training_log", None) else {}),
+        **({"training": chosen.model.training_log} if getattr(chosen.model, "training_log", None) else {}),
     }
-    write_run(out, cfg, model, metrics,
-               lambda tmp: write_report(tmp, f"{cfg.model} on {cfg.dataset}", results, popularity))
+    if search or refitted is not None:
+        metrics["chosen"] = {"params": chosen.params, "on": "validation ndcg@10 (discovery)", "search": search}
+    if refitted is not None:
+        metrics["refit"] = {"params": refitted.params, "overrides": refitted.overrides,
+                            "train_events": len(split.before_test), "train_seconds": round(refitted.seconds, 3),
+                            **({"training": refitted.model.training_log}
+                               if getattr(refitted.model, "training_log", None) else {})}
+        metrics["before_refit"] = {name: _summary(r) for name, r in stale.items()}
+
+    def report(tmp: Path) -> None:
+        shown = results | {f"{name}, before refit": r for name, r in stale.items()}
+        path = write_report(tmp, f"{cfg.model} on {cfg.dataset}", shown, popularity)
+        if refitted is not None:
+            with path.open("a") as f:
+                f.write(refit_section(metrics))
+
+    write_run(out, cfg, tested.model, metrics, report, valid_model=chosen.model if refitted is not None else None)
     say(f"wrote {out}")
     return out
+
+
+def refit_section(metrics: dict) -> str:
+    """The report's account of the refit: what was chosen on validation, what was refit, test before and after."""
+    chosen, refit_ = metrics["chosen"], metrics["refit"]
+    lines = ["\n## Chosen on validation, then refit\n",
+             f"Parameters chosen on {chosen['on']}: `{json.dumps(chosen['params'])}`.\n"]
+    if chosen["search"]:
+        lines += ["\n| parameters | validation NDCG@10 | training s |", "|---|---:|---:|"]
+        lines += [f"| `{json.dumps(s['params'])}` | {s['valid_ndcg@10']:.4f} | {s['train_seconds']:.1f} |"
+                  for s in chosen["search"]]
+        lines.append("")
+    lines += [f"\nRefit on the {refit_['train_events']:,} events before the test period (training and validation "
+              f"periods) in {refit_['train_seconds']:.1f}s, keeping `{json.dumps(refit_['overrides'])}` from the "
+              "first fit; the saved model (served, exported for the test views) is the refit one.\n",
+              "\n| test view | HR@10 before refit | HR@10 after | NDCG@10 before refit | NDCG@10 after |",
+              "|---|---:|---:|---:|---:|"]
+    for name, before in metrics["before_refit"].items():
+        b, a = before["metrics"], metrics[name]["metrics"]
+        lines.append(f"| {name} | {b.get('hr@10', float('nan')):.4f} | {a.get('hr@10', float('nan')):.4f} | "
+                     f"{b.get('ndcg@10', float('nan')):.4f} | {a.get('ndcg@10', float('nan')):.4f} |")
+    return "\n".join(lines) + "\n"
 
 
 def _train_catalog_run(cfg: TrainConfig, model: Recommender, ds: Dataset, out: Path,
@@ -131,28 +191,46 @@ def _train_catalog_run(cfg: TrainConfig, model: Recommender, ds: Dataset, out: P
 
 
 def eval_split_of(run: Run, which: str):
-    """Reload the run's dataset and rebuild the split deterministically; return (dataset, split, evalset)."""
-    if which not in ("test", "valid"):
-        raise DeepshelfError(f"--users {which!r}: expected test or valid")
+    """Reload the run's dataset and rebuild the split deterministically; return (dataset, split, evalset).
+
+    `which`: test or valid (discovery: items new to the shopper, seen items excluded), test_again or valid_again
+    (buy again: every item bought in the period, seen items allowed; temporal protocol only).
+    """
+    if which not in VIEWS:
+        raise DeepshelfError(f"--users {which!r}: expected test, valid, test_again or valid_again")
     ds = load_source(run.config.dataset, run.config.catalog)
     split = split_dataset(ds, run.config)
     if split.train.item_map != run.model.item_map:
         raise DeepshelfError(f"{run.path}: the dataset {run.config.dataset!r} no longer matches the run's items")
-    return ds, split, getattr(split, which)
+    evalset = getattr(split, which)
+    if evalset is None:
+        raise DeepshelfError(f"--users {which!r}: the {split.protocol} protocol has no buy-again view "
+                             "(expected test or valid)")
+    return ds, split, evalset
+
+
+def view_model(run: Run, which: str) -> Recommender:
+    """The model a view's recorded numbers came from: the saved (refit) model for the test views; for the
+    validation views the first fit (`valid_model/`) when the run was refit, as the refit one has seen them."""
+    if which.startswith("valid"):
+        return load_valid_model(run.path) or run.model
+    return run.model
 
 
 def export_recommendations(run: Run, which: str, k: int, output: Path) -> int:
-    """Write `user_id,item_id,rank,score` (original ids, rank from 1) for every evaluated user; returns rows."""
+    """Write `user_id,item_id,rank,score` (original ids, rank from 1) for every evaluated user of view `which`,
+    from `view_model(run, which)`; a discovery view (test, valid) never lists a shopper's seen item. Returns rows."""
     import polars as pl
 
     from deepshelf.evaluation.evaluate import recommend_all
 
     ds, split, es = eval_split_of(run, which)
-    ranked, scores = recommend_all(run.model, es, k)
+    model = view_model(run, which)
+    ranked, scores = recommend_all(model, es, k)
     valid = ranked >= 0
     users = np.repeat(split.train.user_map.ids[es.users], valid.sum(1))
     ranks = np.broadcast_to(np.arange(1, ranked.shape[1] + 1), ranked.shape)[valid]
-    table = pl.DataFrame({"user_id": users.astype(str), "item_id": run.model.item_map.ids[ranked[valid]].astype(str),
+    table = pl.DataFrame({"user_id": users.astype(str), "item_id": model.item_map.ids[ranked[valid]].astype(str),
                           "rank": ranks, "score": scores[valid]})
     with atomic_path(output) as tmp:
         table.write_csv(tmp)
