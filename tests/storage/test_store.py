@@ -28,6 +28,8 @@ def test_events_roundtrip_and_order(store):
     buckets = store.event_buckets(20, 0.0)
     assert sum(n for _, _, n in buckets) == 4 and min(b for b, _, _ in buckets) == 0.0
     assert [u for u, _, _ in store.recent_users(5)] == ["u", "v"]
+    # the recommendation input: newest first, with each event's type and time (the ranker reads both)
+    assert store.recent_events("u", 2) == [("b", "purchase", 30.0), ("c", "cart", 20.0)]
 
 
 def test_catalog_upsert_and_incremental_changes(store):

@@ -3,9 +3,9 @@
 `fit(train, catalog, validation) -> self`, `score(histories) -> float32 [B, n_items]`, and `recommend()`
 implemented once here from `score()` (mask seen items and filters, then exact top-k). A model that chooses
 epochs or a setting on validation quality gets a `Validation` from its caller (the training pipeline builds one
-with `deepshelf.evaluation.evaluate.validation`): models never import the evaluation layer. `VectorScorer` and
-`ItemSimilarity` are what serving may ask of a model beyond `score()`. `save()` / `load()` write a folder with
-`model.json` (name + typed config), `item_ids.npy` (the item id map) and the weights, never pickles.
+with `deepshelf.evaluation.evaluate.validation`): models never import the evaluation layer. `VectorScorer`,
+`ItemSimilarity` and `Explains` are what serving may ask of a model beyond `score()`. `save()` / `load()` write a
+folder with `model.json` (name + typed config), `item_ids.npy` (the item id map) and the weights, never pickles.
 """
 
 from __future__ import annotations
@@ -83,6 +83,16 @@ class ItemSimilarity(Protocol):
 
     def item_similarity(self) -> sp.csr_matrix:
         """float32 csr [n_items, n_items]; row i: the items bought with item i (a zero: never together)."""
+
+
+@runtime_checkable
+class Explains(Protocol):
+    """A model that names, per recommended item, the signal that put it there (`bought_before`, `sequence`,
+    `also_bought`, `trending`, `similar_to_recent`, ...), so serving shows each item's own reason instead of
+    the model's one `reason`."""
+
+    def reasons(self, histories: Histories, items: np.ndarray) -> np.ndarray:
+        """str [B, k] for item indices `items` [B, k] of the batch `histories` ("" where an index is -1)."""
 
 
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -3,8 +3,8 @@
     candidates   the model's best items for a history (an ANN index over item vectors, the sparse neighbour
                  lists, or the model's own `recommend()`, the reference) with the rules as filter; each
                  candidate carries its score and the reason shown to the shopper
-    stages       each of the run's `stages` re-scores the candidates (a learned ranker over every generator's
-                 scores, with a reason per item); a run without stages serves the first list as it is
+    stages       each of the run's `stages`, then the service's (the shopper's current visit, `visit.py`),
+                 re-scores the candidates; without stages the first list is served as it is
     fill         fallback items (trending, then the rest of the catalogue) below every model item, up to
                  `pool_size(k)`
     rules        boosts and per-category limits (`rules.rerank`), then the top k
@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepshelf.data.interactions import Histories
+from deepshelf.models.base import Explains
 from deepshelf.serving.catalog_view import Snapshot
 from deepshelf.serving.rules import Rules, allowed, rerank
 from deepshelf.serving.state import LoadedRun
@@ -58,13 +59,14 @@ class Shopper:
     items: np.ndarray  # int64 [L]
     types: np.ndarray  # int8 [L] event type codes (0 when unknown, e.g. an anonymous session)
     purchased: np.ndarray  # int64 indices the shopper bought
+    timestamps: np.ndarray  # int64 [L] Unix seconds of each event (an anonymous session's: the request's time)
 
     def for_model(self, n_model: int) -> Histories:
-        """The part of the history the model knows, as a one-row batch."""
+        """The part of the history the model knows, as a one-row batch with event types and times."""
         known = (self.items >= 0) & (self.items < n_model)
         items = self.items[known]
         return Histories(np.array([0, len(items)], dtype=np.int64), items.astype(np.int32),
-                         self.types[known].astype(np.int8))
+                         self.types[known].astype(np.int8), self.timestamps[known].astype(np.int64))
 
 
 @dataclass
@@ -95,10 +97,12 @@ class Candidates:
 
 
 class Stage(Protocol):
-    """A second ranking stage: re-scores (and may reorder or drop) the first stage's candidates for a shopper,
-    giving each item its own reason."""
+    """A second ranking stage: re-scores (and may reorder, drop or add to) the first stage's candidates for a
+    shopper, giving each item its own reason; an item it adds must be allowed by `rules` and not `excluded`.
+    `k`: the size of the answer the candidates are for."""
 
-    def rescore(self, state: LoadedRun, shopper: Shopper, candidates: Candidates) -> Candidates: ...
+    def rescore(self, state: LoadedRun, catalog: Snapshot, shopper: Shopper, candidates: Candidates, k: int,
+                rules: Rules, excluded: np.ndarray) -> Candidates: ...
 
 
 def top_up(state: LoadedRun, catalog: Snapshot, candidates: Candidates, need: int, rules: Rules,
@@ -113,7 +117,17 @@ def top_up(state: LoadedRun, catalog: Snapshot, candidates: Candidates, need: in
 
 def model_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories, m: int, rules: Rules,
                      excluded: np.ndarray) -> Candidates:
-    """Up to `m` allowed items scored by the model for the one-row batch `histories` (model indices)."""
+    """Up to `m` allowed items scored by the model for the one-row batch `histories` (model indices), each
+    with its own reason when the model explains itself (`Explains`), else the model's one reason."""
+    found = _scored_candidates(state, catalog, histories, m, rules, excluded)
+    if len(found) and isinstance(state.model, Explains):
+        named = state.model.reasons(histories, found.idx[None, :])[0]
+        found.reasons = [str(r) or state.reason for r in named.tolist()]
+    return found
+
+
+def _scored_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories, m: int, rules: Rules,
+                       excluded: np.ndarray) -> Candidates:
     n = state.n_model
     if state.index is not None:  # big catalogue, vector model: ANN retrieval, then the rules
         query = state.model.query_vectors(histories)
@@ -160,8 +174,9 @@ def behavior_neighbours(state: LoadedRun, catalog: Snapshot, i: int, m: int, rul
 
 
 def recommend(state: LoadedRun, catalog: Snapshot, shopper: Shopper, k: int, rules: Rules,
-              new_item_slots: int) -> tuple[Candidates, str]:
-    """The top `k` for `shopper` under `rules`, and what produced the list (`model` or `fallback`)."""
+              new_item_slots: int, stages: tuple[Stage, ...] = ()) -> tuple[Candidates, str]:
+    """The top `k` for `shopper` under `rules`, and what produced the list (`model` or `fallback`); the run's
+    stages, then `stages`, re-rank the model's candidates."""
     also = [*shopper.items.tolist()] if rules.exclude_seen else []
     if rules.exclude_purchased:
         also += shopper.purchased.tolist()
@@ -171,8 +186,8 @@ def recommend(state: LoadedRun, catalog: Snapshot, shopper: Shopper, k: int, rul
     candidates, source = Candidates.of([], [], []), "fallback"
     if state.model is not None and len(histories.items):
         candidates, source = model_candidates(state, catalog, histories, m, rules, excluded), "model"
-        for stage in state.stages:
-            candidates = stage.rescore(state, shopper, candidates)
+        for stage in (*state.stages, *stages):
+            candidates = stage.rescore(state, catalog, shopper, candidates, k, rules, excluded)
     candidates = top_up(state, catalog, candidates, m, rules, excluded)
     top = Candidates.of(*rerank(catalog, candidates.idx, candidates.scores, candidates.reasons, rules, k))
     if new_item_slots and catalog.n_new:

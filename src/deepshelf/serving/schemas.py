@@ -77,10 +77,20 @@ class ReloadIn(Strict):
 
 
 # ---- responses ------------------------------------------------------------------------------------------------
+class RelatedItem(BaseModel):
+    item_id: str
+    title: str | None = None
+
+
 class RecommendedItem(BaseModel):
     item_id: str
     score: float
-    reason: str  # the signal that produced it: sequence, also_bought, personal, trending, popular, new_arrival, ...
+    # the signal that produced it: bought_before, sequence, also_bought, similar_to_recent, personal, trending,
+    # popular, new_arrival, ...
+    reason: str
+    because: RelatedItem | None = Field(
+        default=None, description="for a reason drawn from the shopper's history (recommendations for a shopper or "
+                                  "a session): the shopper's recent item this one relates to most")
     title: str | None = None
     category: str | None = None
     price: float | None = None

@@ -7,6 +7,7 @@ this facade takes one run and one catalogue snapshot per request and hands them 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,11 +17,13 @@ from deepshelf.data.schema import EventType
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving import ranking
 from deepshelf.serving.catalog_view import Snapshot
+from deepshelf.serving.explain import because
 from deepshelf.serving.ranking import Candidates, Shopper
 from deepshelf.serving.rules import Rules, allowed, rerank
 from deepshelf.serving.settings import Settings
 from deepshelf.serving.state import LoadedRun, RunHolder
 from deepshelf.serving.trending import fallback
+from deepshelf.serving.visit import VisitStage
 from deepshelf.storage import Event, Item, Store
 
 TYPE_CODE = {t.name.lower(): int(t) for t in EventType}
@@ -41,6 +44,8 @@ class Answer:
     reasons: list[str]
     model_version: str | None
     source: str  # what produced the list: model, fallback (unknown shopper), ...
+    # per item, the id of the shopper's recent item it relates to most (None: the reason is not their history)
+    because: list[str | None] | None = None
 
 
 class Service:
@@ -49,6 +54,9 @@ class Service:
         self.store = store
         self.metrics = metrics
         self.runs = RunHolder(settings, store, metrics)
+        # what a known shopper's list adds to the model's answer (a session request is a visit already)
+        self.user_stages = (VisitStage(settings.visit_gap_s, settings.visit_share,
+                                       settings.visit_events),) if settings.visit_share else ()
 
     # ---- lifecycle: the loaded run ------------------------------------------------------------------------
     @property
@@ -78,17 +86,22 @@ class Service:
         return state, state.view.snapshot
 
     @staticmethod
-    def _answer(state: LoadedRun, catalog: Snapshot, top: Candidates, source: str) -> Answer:
+    def _answer(state: LoadedRun, catalog: Snapshot, top: Candidates, source: str,
+                shopper: Shopper | None = None) -> Answer:
         ids = catalog.cols.ids
-        return Answer([str(ids[i]) for i in top.idx.tolist()], [float(s) for s in top.scores], list(top.reasons),
-                      state.version, source)
+        answer = Answer([str(ids[i]) for i in top.idx.tolist()], [float(s) for s in top.scores], list(top.reasons),
+                        state.version, source)
+        if shopper is not None:
+            answer.because = [str(ids[i]) if i >= 0 else None for i in because(state, catalog, shopper, top).tolist()]
+        return answer
 
     def _shopper(self, catalog: Snapshot, user_id: str) -> Shopper:
-        events = self.store.recent_items(user_id, self.settings.max_history)[::-1]  # oldest first, as models expect
-        items = catalog.lookup([item for item, _ in events])
-        types = np.fromiter((TYPE_CODE.get(kind, 0) for _, kind in events), np.int8, len(events))
-        purchased = items[np.fromiter((kind == "purchase" for _, kind in events), bool, len(events))]
-        return Shopper(items, types, purchased)
+        events = self.store.recent_events(user_id, self.settings.max_history)[::-1]  # oldest first, as models expect
+        items = catalog.lookup([item for item, _, _ in events])
+        types = np.fromiter((TYPE_CODE.get(kind, 0) for _, kind, _ in events), np.int8, len(events))
+        times = np.fromiter((ts for _, _, ts in events), np.float64, len(events)).astype(np.int64)
+        purchased = items[np.fromiter((kind == "purchase" for _, kind, _ in events), bool, len(events))]
+        return Shopper(items, types, purchased, times)
 
     # ---- events -------------------------------------------------------------------------------------------
     def ingest(self, events: list[Event]) -> int:
@@ -103,16 +116,19 @@ class Service:
     # ---- list answers -------------------------------------------------------------------------------------
     def recommend_user(self, user_id: str, k: int, rules: Rules) -> Answer:
         state, catalog = self._request()
-        top, source = ranking.recommend(state, catalog, self._shopper(catalog, user_id), k, rules,
-                                        self.settings.new_item_slots)
-        return self._answer(state, catalog, top, source)
+        shopper = self._shopper(catalog, user_id)
+        top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots,
+                                        self.user_stages)
+        return self._answer(state, catalog, top, source, shopper)
 
     def recommend_session(self, item_ids: list[str], k: int, rules: Rules) -> Answer:
         state, catalog = self._request()
         items = catalog.lookup(item_ids)
-        shopper = Shopper(items, np.zeros(len(items), np.int8), np.zeros(0, np.int64))
+        # this visit's items, all seen just now (their order is the history's order)
+        shopper = Shopper(items, np.zeros(len(items), np.int8), np.zeros(0, np.int64),
+                          np.full(len(items), int(time.time()), np.int64))
         top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots)
-        return self._answer(state, catalog, top, source)
+        return self._answer(state, catalog, top, source, shopper)
 
     def popular(self, k: int, rules: Rules) -> Answer:
         state, catalog = self._request()

@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     # product is shown without retraining; ranked by live trending, then newest first.
     new_item_slots: int = Field(default=1, ge=0)
 
+    # ---- the shopper's current visit ---------------------------------------------------------------------
+    # A known shopper's trailing events with gaps under `visit_gap_s`, the newest under `visit_gap_s` old, are
+    # their current visit (its last `visit_events`); the model's answer for the visit alone fills `visit_share` of the first places of
+    # "recommended for you" (every other one), so a long history still follows what was just clicked. 0: off.
+    visit_gap_s: float = Field(default=1800.0, gt=0)
+    visit_share: float = Field(default=0.5, ge=0, le=1)
+    visit_events: int = Field(default=5, gt=0)  # the visit's most recent events the model is asked about
+
     # ---- freshness --------------------------------------------------------------------------------------
     trending_days: float = Field(default=7.0, gt=0)
     trending_refresh_s: float = Field(default=10.0, gt=0)

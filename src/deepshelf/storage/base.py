@@ -110,11 +110,12 @@ class Store(ABC):
             "SELECT user_id, COUNT(*), MAX(ts) FROM (SELECT user_id, ts FROM events ORDER BY id DESC LIMIT 50000) r "
             "GROUP BY user_id ORDER BY MAX(ts) DESC, user_id LIMIT ?", (int(limit),))]
 
-    def recent_items(self, user_id: str, limit: int) -> list[tuple[str, str]]:
-        """(item_id, type) of the shopper's `limit` most recent events, newest first: the recommendation input,
-        answered from the covering index alone."""
-        return self._read("SELECT item_id, type FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
+    def recent_events(self, user_id: str, limit: int) -> list[tuple[str, str, float]]:
+        """(item_id, type, ts) of the shopper's `limit` most recent events, newest first: the recommendation
+        input (the event types and times a model reads), answered from the covering index alone."""
+        rows = self._read("SELECT item_id, type, ts FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
                           (user_id, int(limit)))
+        return [(r[0], r[1], float(r[2])) for r in rows]
 
     def count_events(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM events")[0][0])

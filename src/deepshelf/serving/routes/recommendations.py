@@ -37,6 +37,13 @@ def to_list(answer: Answer, service: Service, details: bool) -> Response:
     the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)"""
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
+    related = answer.because or []
+    if any(related):  # the recent item each one relates to, with its title (whatever `details` says)
+        titles = service.store.get_items([b for b in set(related) if b is not None])
+        for it, b in zip(items, related):
+            if b is not None:
+                row = titles.get(b)
+                it["because"] = {"item_id": b, "title": row.title if row is not None and row.title else None}
     if details and items:
         rows = service.store.get_items([it["item_id"] for it in items])
         for it in items:
