@@ -34,7 +34,7 @@ def test_serving_run_is_best_on_validation_among_history_aware_models():
 
 def test_demo_models_leave_out_what_is_switched_off():
     models = demo.demo_models(include_sequential=False, include_content=False)
-    assert list(models) == ["popularity", "trending", "itemknn", "ease", "als"]
+    assert list(models) == ["popularity", "trending", "itemknn", "ease", "als", "ranker"]
     assert list(demo.demo_models()) == [*models, "sasrec", "content"]
     assert list(demo.demo_models(include_sequential=False)) == [*models, "content"]
 

@@ -108,6 +108,34 @@ def test_new_shopper_recommendations_change_after_clicks(page, server):
     shot(page, "new-shopper-after-clicks")
 
 
+def test_long_history_shopper_follows_three_views_and_says_why(page, server, demo_build):
+    """Issue 15's shopper 12713 (a long purchase history) opens three "Christmas Lights" products: back home,
+    "Recommended for you" has changed, marks what is new, and says which viewed product each new item is for."""
+    _, shoppers = demo_build
+    shopper = shoppers[1]
+    lights = [it for it in api(server, "/v1/search?q=christmas%20lights&k=20&details=true")["items"]]
+    seen = {e["item_id"] for e in api(server, f"/v1/users/{shopper}/events?limit=1000")["events"]}
+    views = [it for it in lights if it["item_id"] not in seen][:3]
+    assert len(views) == 3
+    page.goto(f"/?shopper={shopper}")
+    wait_page(page, "home")
+    assert page.input_value("#shopper") == shopper
+    before = cards(page, "recs")
+    for it in views:
+        page.goto(f"/?shopper={shopper}#/item/{it['item_id']}")
+        wait_page(page, "product")
+        page.wait_for_selector("#last-event:has-text('Sent view')")
+    page.click("a.brand")
+    wait_page(page, "home")
+    after = cards(page, "recs")
+    assert len(set(after) - set(before)) >= 3, "the list follows the clicks"
+    because = page.locator("#recs li.card .because").all_inner_texts()
+    titles = {it["title"] for it in views}
+    assert any(t.startswith("Because you viewed ") and t.removeprefix("Because you viewed ") in titles
+               for t in because), because
+    shot(page, "long-history-shopper-after-three-views")
+
+
 def test_anonymous_visit_gets_session_recommendations(page, server):
     page.goto("/")
     wait_page(page, "home")

@@ -48,6 +48,10 @@ SEQUENTIAL_MODELS: dict[str, dict[str, Any]] = {
     "sasrec": {"epochs": 8, "max_len": 50, "dim": 64, "layers": 2, "dropout": 0.2, "lr": 0.002, "patience": 3,
                "batch_size": 128},
 }
+# The learned ranker over the classic models' candidates (issue 15): LightGBM only (the PyTorch learner's
+# comparison is a benchmarks/ job) with its text feature, whose title vectors the content model's encoder cache
+# shares.
+RANKER_MODELS: dict[str, dict[str, Any]] = {"ranker": {"learner": "lightgbm", "text": True}}
 # The content model (text encoder vectors, similar-by-text/picture and semantic search indexes).
 CONTENT_MODELS: dict[str, dict[str, Any]] = {"content": {}}
 # Models never picked to serve "recommended for you": their answer ignores the shopper's history (popularity,
@@ -56,8 +60,9 @@ NOT_SERVED = ("popularity", "trending", "content")
 
 
 def demo_models(include_sequential: bool = True, include_content: bool = True) -> dict[str, dict[str, Any]]:
-    """The models `deepshelf demo` trains: the classic ones, plus SASRec and the content model unless left out."""
-    models = dict(CLASSIC_MODELS)
+    """The models `deepshelf demo` trains: the classic ones and the ranker, plus SASRec and the content model
+    unless left out."""
+    models = {**CLASSIC_MODELS, **RANKER_MODELS}
     if include_sequential:
         models.update(SEQUENTIAL_MODELS)
     if include_content:

@@ -146,6 +146,8 @@ const REASONS = {
   similar: "Like what you viewed",
   text_match: "Title matches",
   boost: "Featured",
+  bought_before: "Buy it again",
+  similar_to_recent: "Like what you viewed",
 };
 // In search results "text" means the query's meaning matched, not a similar description.
 const SEARCH_REASONS = { text: "Matches the meaning", text_match: "Words match", keyword: "Words match" };
@@ -189,24 +191,40 @@ function price(item) {
   return Number.isFinite(p) && item.price !== null && item.price !== undefined ? `£${p.toFixed(2)}` : "";
 }
 
-function card(item, context = "") {
+/** "Because you viewed …": the shopper's recent product the API says this one relates to (`because`). */
+function becauseText(item) {
+  const b = item.because;
+  if (!b || !b.item_id || b.item_id === idOf(item)) return "";
+  const known = itemCache.get(String(b.item_id)) || {};
+  return `Because you viewed ${b.title || known.title || `product ${b.item_id}`}`;
+}
+
+function card(item, context = "", fresh = false) {
   const id = idOf(item);
   const title = item.title || `Product ${id}`;
   const label = reasonLabel(item, context);
-  const why = item.reason ? `reason: ${item.reason}${item.because ? ` (because of ${item.because})` : ""}` : "";
+  const because = becauseText(item);
+  const why = item.reason ? `reason: ${item.reason}${item.because ? ` (because of ${item.because.item_id})` : ""}` : "";
   const score = typeof item.score === "number" ? `score ${item.score.toFixed(3)}` : "";
-  return `<li class="card" data-item-id="${esc(id)}" data-reason="${esc(item.reason ?? "")}">
-    <a class="open" href="#/item/${enc(id)}" aria-label="${esc(title)}${label ? `, ${esc(label)}` : ""}">
+  const spoken = [label, because, fresh ? "new for you" : ""].filter(Boolean).join(", ");
+  return `<li class="card${fresh ? " fresh" : ""}" data-item-id="${esc(id)}" data-reason="${esc(item.reason ?? "")}"${item.because ? ` data-because="${esc(item.because.item_id)}"` : ""}>
+    <a class="open" href="#/item/${enc(id)}" aria-label="${esc(title)}${spoken ? `, ${esc(spoken)}` : ""}">
       ${thumb(item)}
       <div class="body">
         <span class="title">${esc(title)}</span>
         <span class="price">${esc(price(item))}</span>
+        ${fresh ? `<span class="fresh-badge">New for you</span>` : ""}
         ${label ? `<span class="reason" data-reason="${esc(String(item.reason).toLowerCase().split("+")[0])}" title="${esc(why)}">${esc(label)}</span>` : ""}
+        ${because ? `<span class="because">${esc(because)}</span>` : ""}
         ${score ? `<span class="score">${esc(score)}</span>` : ""}
       </div>
     </a>
   </li>`;
 }
+
+// The last "recommended for you" list shown per shopper: items that were not in it are marked "New for you",
+// so a click's effect on the list is visible at a glance.
+const shownRecs = new Map();
 
 /** Fill a section's list from a loader; shows the model version and an honest message on empty or error. */
 async function fill(sectionId, loader, emptyText = "Nothing to show yet.", context = "") {
@@ -218,7 +236,10 @@ async function fill(sectionId, loader, emptyText = "Nothing to show yet.", conte
     const answer = await loader();
     const items = await withDetails(itemsOf(answer).filter((it) => idOf(it)));
     if (!document.body.contains(section)) return; // the page changed meanwhile
-    list.innerHTML = items.length ? items.map((it) => card(it, context)).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
+    const before = sectionId === "recs" ? shownRecs.get(currentShopper()) : undefined;
+    if (sectionId === "recs") shownRecs.set(currentShopper(), new Set(items.map(idOf)));
+    const fresh = (it) => Boolean(before && !before.has(idOf(it)));
+    list.innerHTML = items.length ? items.map((it) => card(it, context, fresh(it))).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
     section.dataset.loaded = String(Date.now());
     section.dataset.items = items.map(idOf).join(",");
     if (meta) meta.textContent = answer && answer.model_version ? `model ${answer.model_version}` : "";
