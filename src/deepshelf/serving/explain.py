@@ -22,6 +22,10 @@ HISTORY_REASONS = frozenset({"bought_before", "sequence", "also_bought", "simila
                              "session", "collaborative", "similar"})
 TEXT_REASONS = frozenset({"similar_to_recent", "text", "similar"})
 RECENT = 5  # the shopper's most recent distinct items an answer is explained by
+# A recent item explains a listed one when the model ranks that one among its RELATED_TOP best after the
+# recent item alone, or when their text vectors' cosine is at least TEXT_RELATED.
+RELATED_TOP = 50
+TEXT_RELATED = 0.5
 
 
 def recent_items(shopper: Shopper, n: int = RECENT) -> np.ndarray:
@@ -70,7 +74,8 @@ def _text_relation(state: LoadedRun, catalog: Snapshot, recent: np.ndarray, item
     iv, iok = content.text_vectors(ids[items])
     if not rok.any() or not iok.any():
         return None
-    return np.where(rok[:, None] & iok[None, :], rv @ iv.T, 0.0)
+    cosine = np.where(rok[:, None] & iok[None, :], rv @ iv.T, 0.0)
+    return np.where(cosine >= TEXT_RELATED, cosine, 0.0)
 
 
 def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> np.ndarray | None:
@@ -95,5 +100,8 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
         return None
     rows = np.asarray(rows, np.float64)
     z = (rows - rows.mean(axis=1, keepdims=True)) / np.maximum(rows.std(axis=1, keepdims=True), 1e-12)
-    out[np.ix_(known_r, known_i)] = z[:, items[known_i]]
+    listed = z[:, items[known_i]]
+    # rank of each listed item in each recent item's row (0: the best), from the sorted rows
+    ranks = np.stack([len(r) - np.searchsorted(np.sort(r), v, side="right") for r, v in zip(z, listed)])
+    out[np.ix_(known_r, known_i)] = np.where(ranks < RELATED_TOP, np.maximum(listed, 1e-6), 0.0)
     return out
