@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/ranker_quality.py                       # ranker (config's learner) vs trending
     .venv/bin/python benchmarks/ranker_quality.py --set learner=torch --set label_windows=1
 
-Validation: each model fit on the split's train (events before the validation period), evaluated on the
-validation period. Test ("refit"): each model fit on every event before the test period, evaluated on the test
+Validation: each model fit on the split's train (events before the validation period), choosing what it
+chooses (the ranker's learner under learner = "auto") on the validation period, and evaluated there. Test ("refit"): each model fit on every event before the test period, evaluated on the test
 period, as a shop retrains up to today. Full ranking over all products, items new to the shopper only
 (discovery). Nothing is chosen on the test period.
 """
@@ -28,7 +28,7 @@ log = logging.getLogger("ranker_quality")
 def main() -> None:
     from deepshelf.data.datasets import load_dataset
     from deepshelf.data.splits import temporal
-    from deepshelf.evaluation.evaluate import evaluate
+    from deepshelf.evaluation.evaluate import evaluate, validation
     from deepshelf.models.registry import model_class
     from deepshelf.runs.config import parse_value
 
@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "ranker-online-retail.toml")
     ap.add_argument("--set", action="append", default=[], help="ranker parameter override key=value")
     ap.add_argument("--baselines", default="trending", help="comma-separated models fitted the same way")
+    ap.add_argument("--periods", default="validation,test", help="validation, test or both (comma-separated)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -54,8 +55,15 @@ def main() -> None:
     for name, p in models:
         for period, train, evalset in (("validation", split.train, split.valid), ("test (refit)", before_test,
                                                                                  split.test)):
+            if period.split()[0] not in args.periods:
+                continue
             start = time.perf_counter()
-            model = model_class(name)(**p).fit(train, ds.catalog)
+            if period == "validation":  # the shop protocol: choose (the learner) on validation ...
+                model = model_class(name)(**p).fit(train, ds.catalog, validation(split.valid))
+                if name == "ranker":
+                    p = {**p, "learner": model.learner.name}
+            else:  # ... then refit the choice on everything before the test period
+                model = model_class(name)(**p).fit(train, ds.catalog)
             fit_s = time.perf_counter() - start
             m = evaluate(model, evalset, ks=(10,)).metrics
             extra = f" learner {model.learner.name}" if name == "ranker" else ""

@@ -140,3 +140,22 @@ def test_save_load_batch_single_and_reasons(learner, tmp_path):
     assert ((reasons == "bought_before") == seen[np.arange(4)[:, None], idx]).all()
     assert set(reasons.ravel()) <= {"bought_before", "trending", "also_bought", "popular"}
     assert model.reasons(h, np.full((4, 2), -1)).tolist() == [["", ""]] * 4
+
+
+def test_text_similarity_feature(tmp_path):
+    """With `text`, the similarity of an item's title to the shopper's last items is a feature, saved with the model."""
+    inter, catalog, _ = price_tiers(n_users=60)
+    words = ["garden hose", "red lipstick", "coffee beans"]
+    titles = [f"{words[i // 20]} {i}" for i in range(60)]
+    catalog = Catalog(catalog.table.with_columns(pl.Series("title", titles)))
+    train = inter.subset(inter.timestamp < 90 * DAY)
+    params = {**FAST, "learner": "lightgbm", "text": True, "cache_dir": str(tmp_path / "cache"),
+              "generators": [{"model": "popularity", "top_n": 60}]}
+    model = Ranker(**params).fit(train, catalog)
+    h = Histories.from_lists([inter.item_map.lookup(np.array(["i0", "i1"])).tolist()])  # two garden hoses
+    cand, X = model._featurise(h)
+    text = X[:, model.feature_names.index("text_last5")]
+    same = np.array([int(inter.item_map.ids[i][1:]) // 20 == 0 for i in cand.items])
+    assert text[same].min() > text[~same].max()
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(Recommender.load(tmp_path / "m").score(h), model.score(h))

@@ -43,10 +43,6 @@ class GeneratorSpec(BaseModel):
             raise ValueError(f"generator {self.model!r}: {exc}") from None
         return self
 
-    @property
-    def label(self) -> str:
-        return self.model
-
 
 @dataclass
 class Candidates:

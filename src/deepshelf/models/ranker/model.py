@@ -44,6 +44,9 @@ class RankerConfig(ModelConfig):
     learner: Literal["auto", "lightgbm", "torch"] = "auto"  # auto: the better on held-out shoppers / validation
     holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
     copurchase_neighbors: int = Field(default=100, gt=0)  # item-kNN neighbours behind the co-purchase features
+    # the text similarity of an item to the shopper's last five items (catalogue texts through the text encoder)
+    text: bool = False
+    cache_dir: str | None = None  # text encoder's embedding cache (None: its default)
     batch_size: int = Field(default=256, gt=0)  # histories featurised at once (bounds the dense per-batch arrays)
     threads: int = Field(default=0, ge=0)  # LightGBM training threads; 0: all cores
     lgbm_trees: int = Field(default=400, gt=0)
@@ -75,6 +78,7 @@ class Ranker(Recommender):
         self.generators = Generators(self.config.generators)
         self.stats: ShopStats | None = None
         self.copurchase: sp.csr_matrix | None = None
+        self.text_vectors: np.ndarray | None = None  # float32 [n_items, d] unit rows (zero: no text)
         self.learner = None
         self.feature_importances: dict[str, float] = {}  # feature -> share of the LightGBM gain
         self.learner_quality: dict[str, float] = {}  # learner -> NDCG@10 it was chosen on
@@ -137,8 +141,23 @@ class Ranker(Recommender):
         keep = keep_group[cand.rows]
         return RankData(X[keep], y[keep], sizes[keep_group], cand.items[keep]), users[keep_group]
 
+    def _encode_texts(self, catalog: Catalog | None) -> np.ndarray | None:
+        if not self.config.text or catalog is None:
+            return None
+        from deepshelf.encoders.text import TextEncoder
+
+        rows = catalog.rows_for(self.item_map)
+        texts = np.array(catalog.texts(), dtype=object)
+        texts = np.where(rows >= 0, texts[np.maximum(rows, 0)], "")
+        has = np.array([bool(str(t).strip()) for t in texts])
+        vectors = np.zeros((len(texts), TextEncoder.dim), np.float32)
+        if has.any():
+            vectors[has] = TextEncoder(cache_dir=self.config.cache_dir).encode([str(t) for t in texts[has]])
+        return vectors
+
     def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None:
         cfg = self.config
+        self.text_vectors = self._encode_texts(catalog)
         data, users = self.training_examples(train, catalog)
         if not len(data):
             raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
@@ -168,7 +187,7 @@ class Ranker(Recommender):
         for start in range(0, len(histories), self.config.batch_size):
             h = histories.select(np.arange(start, min(start + self.config.batch_size, len(histories))))
             cand = self.generators.candidates(h, self.n_items)
-            X = build_features(h, cand, self.stats, self.copurchase)
+            X = build_features(h, cand, self.stats, self.copurchase, self.text_vectors)
             cand.rows = cand.rows + start
             parts.append((cand, X))
         if not parts:
@@ -217,8 +236,9 @@ class Ranker(Recommender):
     # ---- persistence ---------------------------------------------------------------------------------------
     def _save_weights(self, path: Path) -> None:
         c = self.copurchase
+        text = {} if self.text_vectors is None else {"text_vectors": self.text_vectors}
         save_arrays(path, {**self.stats.state("stats_"), "co_data": c.data, "co_indices": c.indices,
-                           "co_indptr": c.indptr})
+                           "co_indptr": c.indptr, **text})
         self.generators.save(path / "generators")
         (path / "learner").mkdir(exist_ok=True)
         self.learner.save(path / "learner")
@@ -231,6 +251,7 @@ class Ranker(Recommender):
         self.stats = ShopStats.from_state(state, "stats_")
         n = len(state["co_indptr"]) - 1
         self.copurchase = sp.csr_matrix((state["co_data"], state["co_indices"], state["co_indptr"]), shape=(n, n))
+        self.text_vectors = state.get("text_vectors")
         self.generators.load(path / "generators")
         meta = json.loads((path / "ranker.json").read_text())
         self.learner = LEARNERS[meta["learner"]](self.config).load(path / "learner")
