@@ -16,7 +16,8 @@ import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "test-key"
+KEY = "test-key"  # a private key (DEEPSHELF_API_KEYS)
+PUBLIC_KEY = "test-public-key"  # a public one (DEEPSHELF_PUBLIC_KEYS)
 N_GROUPS, ITEMS_PER_GROUP = 4, 25
 
 
@@ -105,7 +106,8 @@ def make_settings(run: Path | None, database: str, **overrides):
     if run is not None:
         seed_store(database)
 
-    values = dict(run=run, database=database, api_keys=f"{KEY},other-key", watch_interval_s=0.2,
+    values = dict(run=run, database=database, api_keys=f"{KEY},other-key", public_keys=PUBLIC_KEY,
+                  watch_interval_s=0.2,
                   trending_refresh_s=0.5, catalog_refresh_s=0.05)
     values.update(overrides)
     return Settings(**values)
@@ -166,7 +168,7 @@ def client(run_link, database):
     from deepshelf.serving.app import create_app
 
     app = create_app(make_settings(run_link, database))
-    with TestClient(app) as c:
+    with TestClient(app, headers=auth()) as c:  # every call as the shop's server (test_auth.py checks scopes)
         yield c
 
 
@@ -177,7 +179,7 @@ def sqlite_client(run_link, tmp_path):
     from deepshelf.serving.app import create_app
 
     app = create_app(make_settings(run_link, f"sqlite:///{tmp_path / 'store.db'}"))
-    with TestClient(app) as c:
+    with TestClient(app, headers=auth()) as c:
         yield c
 
 

@@ -17,7 +17,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
-API_KEY = "web-test-key"
+API_KEY = "web-test-key"  # private: the dashboard asks for it
+PUBLIC_KEY = "web-test-public-key"  # the storefront page is given it
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -47,9 +48,9 @@ def server(demo_build):
 
     from deepshelf.apps import demo
 
-    paths, _ = demo_build
+    paths, shoppers = demo_build
     port = free_port()
-    app = demo.make_app(paths, api_key=API_KEY)
+    app = demo.make_app(paths, api_key=API_KEY, public_key=PUBLIC_KEY, shoppers=shoppers)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, name="web-test-server", daemon=True)
@@ -83,9 +84,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def page(browser, server, request):  # browser first: without chromium the server is never built
-    """A fresh browser context (empty storage) with the test key saved, failing on any page error."""
+    """A fresh browser context (empty storage), failing on any page error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
-    context.add_init_script(f"localStorage.setItem('deepshelf.apiKey', '{API_KEY}')")
     pg = context.new_page()
     pg.set_default_timeout(20_000)
     errors: list[str] = []
@@ -109,7 +109,8 @@ def shot(page, name: str) -> Path:
 
 
 def api(server: str, path: str):
-    response = httpx.get(server + path, timeout=10)
+    """What the shop's own server reads (with the private key)."""
+    response = httpx.get(server + path, headers={"X-API-Key": API_KEY}, timeout=10)
     response.raise_for_status()
     return response.json()
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx
 
-from .conftest import API_KEY, api, shot
+from .conftest import API_KEY, PUBLIC_KEY, api, shot
 
 PERSONAL_ANONYMOUS = "__anonymous__"
 NOT_PERSONAL = {"popular", "trending", "catalog", "new_arrival"}  # reasons that ignore the shopper
@@ -45,7 +45,8 @@ def test_home_shows_personal_recommendations_and_trending(page, server):
     assert reasons(page, "recs") - NOT_PERSONAL, "a shopper with a history gets personal recommendations"
     titles = page.locator("#recs li.card .title").all_inner_texts()
     assert all(t.strip() and not t.startswith("Product ") for t in titles), "titles come from the catalogue"
-    assert page.locator("#activity li a").count() >= 1, "the shopper's history is listed"
+    # a shopper's stored history is private: the page (public key) lists only the clicks made in this tab
+    assert page.locator("#activity li.muted").count() == 1 and page.locator("#activity li a").count() == 0
     shot(page, "home")
 
 
@@ -167,9 +168,14 @@ def test_search_finds_products(page, server):
 
 
 def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
-    httpx.get(f"{server}/v1/popular?k=5", timeout=10)  # at least one timed API request
+    httpx.get(f"{server}/v1/popular?k=5", headers={"X-API-Key": PUBLIC_KEY}, timeout=10)  # a timed API request
     page.goto("/admin")
     page.wait_for_selector("body[data-ready=true]")
+    assert page.locator("#runs tbody tr").count() == 0, "nothing private without the key"
+    page.fill("#admin-key", API_KEY)  # the admin types the private key; it stays in this tab
+    page.press("#admin-key", "Enter")
+    page.wait_for_selector("#runs tbody tr")
+    assert "key" not in page.url and page.evaluate("localStorage.length") == 0
     rows = page.locator("#runs tbody tr")
     assert rows.count() == 2  # popularity and itemknn; the served link is not a third run
     serving = page.locator("#runs tbody tr.serving")
@@ -183,10 +189,12 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     page.wait_for_selector("#latency-figure svg")
     assert page.locator("#latency-table tbody tr").count() >= 1
     # reload needs the key
-    page.fill("#reload-key", "wrong-key")
+    page.fill("#admin-key", "wrong-key")
+    page.press("#admin-key", "Enter")
     page.click("#reload")
     page.wait_for_selector("#reload-status:has-text('Refused')")
-    page.fill("#reload-key", API_KEY)
+    page.fill("#admin-key", API_KEY)
+    page.press("#admin-key", "Enter")
     page.click("#reload")
     page.wait_for_selector("#reload-status:has-text('Reloaded')")
     shot(page, "dashboard")
@@ -194,7 +202,6 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
 
 def test_phone_width_and_keyboard(browser, server):  # browser first: skips before the build
     context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=server, has_touch=True)
-    context.add_init_script(f"localStorage.setItem('deepshelf.apiKey', '{API_KEY}')")
     page = context.new_page()
     page.set_default_timeout(20_000)
     try:

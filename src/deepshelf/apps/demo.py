@@ -32,7 +32,9 @@ from deepshelf.files import atomic_path, replace_dir
 
 log = logging.getLogger(__name__)
 
+# The private key (server-side: the dashboard asks for it) and the public one the storefront page is given.
 DEMO_API_KEY = "demo-key"
+DEMO_PUBLIC_KEY = "demo-public-key"
 
 # Models of the demo, in training order, with parameters chosen so the whole set trains in a few minutes on a
 # 2-core laptop. SASRec is short (few epochs, short window): the demo shows it working, benchmarks/ tunes it.
@@ -263,21 +265,27 @@ class DemoPaths:
         self.database = f"sqlite:///{(self.runs_dir / 'store.db').resolve()}"
 
 
-def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY):
-    """The service app over the demo's run and store (the API key for writes and the dashboard's reload)."""
+def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY, public_key: str = DEMO_PUBLIC_KEY,
+             shoppers: Sequence[str] = ()):
+    """The service app over the demo's run and store: `api_key` is the private key (dashboard, reload),
+    `public_key` the one the storefront page gets, `shoppers` the demo shoppers its picker offers."""
     from deepshelf.serving.app import create_app
     from deepshelf.serving.settings import Settings
 
-    settings = Settings(run=paths.current, database=paths.database, api_keys=api_key)
-    return create_app(settings)
+    settings = Settings(run=paths.current, database=paths.database, api_keys=api_key, public_keys=public_key)
+    app = create_app(settings)
+    app.state.storefront_shoppers = tuple(shoppers)
+    return app
 
 
-def serve(paths: DemoPaths, host: str, port: int, api_key: str = DEMO_API_KEY) -> None:
+def serve(paths: DemoPaths, host: str, port: int, api_key: str = DEMO_API_KEY,
+          public_key: str = DEMO_PUBLIC_KEY, shoppers: Sequence[str] = ()) -> None:
     """Run the service in this process until interrupted."""
     import uvicorn
 
     os.environ.setdefault("DEEPSHELF_API_KEYS", api_key)
-    uvicorn.run(make_app(paths, api_key), host=host, port=port, log_level="warning")
+    os.environ.setdefault("DEEPSHELF_PUBLIC_KEYS", public_key)
+    uvicorn.run(make_app(paths, api_key, public_key, shoppers), host=host, port=port, log_level="warning")
 
 
 def wait_for(url: str, timeout: float = 60.0) -> None:

@@ -21,7 +21,8 @@ def demo(
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="start the service after building")] = True,
     sequential: Annotated[bool, typer.Option("--sequential/--no-sequential", help="also train SASRec")] = True,
     content: Annotated[bool, typer.Option("--content/--no-content", help="also train the content model (text encoder)")] = True,
-    api_key: Annotated[str, typer.Option(envvar="DEEPSHELF_DEMO_KEY", help="API key for events and admin")] = "demo-key",
+    api_key: Annotated[str, typer.Option(envvar="DEEPSHELF_DEMO_KEY", help="private API key: the dashboard and admin")] = "demo-key",
+    public_key: Annotated[str, typer.Option(envvar="DEEPSHELF_DEMO_PUBLIC_KEY", help="public API key the storefront page is given (events, recommendations)")] = "demo-public-key",
 ) -> None:
     """Train the demo models on a bundled shop, print their evaluation, seed the store and serve the storefront."""
     from rich.console import Console
@@ -69,9 +70,10 @@ def demo(
     console.print(f"storefront  [bold]{base}/[/bold]\n"
                   f"dashboard   {base}/admin\n"
                   f"demo shoppers: {', '.join(shoppers) or '-'} (pick one in the storefront's 'Shopping as' menu)\n"
-                  f"API key for events and reload: [bold]{api_key}[/bold]        Ctrl+C stops the server")
+                  f"private API key (the dashboard asks for it): [bold]{api_key}[/bold]; the storefront uses the "
+                  f"public key {public_key}        Ctrl+C stops the server")
     console.rule()
-    lib.serve(paths, host, port, api_key)
+    lib.serve(paths, host, port, api_key, public_key, shoppers)
 
 
 def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: bool, content: bool):

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from deepshelf import __version__
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving.metrics import Metrics, MetricsMiddleware
+from deepshelf.serving.openapi_doc import install as install_openapi
 from deepshelf.serving.routes import admin, events, items, recommendations, system
 from deepshelf.serving.service import NotAvailable, NotFound, Service
 from deepshelf.serving.settings import Settings
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
     for module in (events, recommendations, items, admin, system):
         app.include_router(module.router)
+    install_openapi(app, settings)  # each operation's key scope and every status it answers
     _add_error_handlers(app)
     web = system.web_dir()
     if web.is_dir():  # the pages may not be built/installed; the API works without them

@@ -18,7 +18,18 @@ from deepshelf.serving.rules import Rules, RulesIn
 from deepshelf.serving.service import Service
 from deepshelf.serving.settings import Settings
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="one of DEEPSHELF_API_KEYS")
+PRIVATE, PUBLIC = "private", "public"
+READ_SCHEME = "PublicKeyRead"
+
+# Two names for the one `X-API-Key` header, so the OpenAPI document can say which scope each operation needs
+# (`openapi_doc.py` sets every operation's security requirement from the dependency it has).
+private_key_header = APIKeyHeader(name="X-API-Key", scheme_name="PrivateKey", auto_error=False,
+                                  description="a private key (one of DEEPSHELF_API_KEYS): server-side only")
+public_key_header = APIKeyHeader(name="X-API-Key", scheme_name="PublicKey", auto_error=False,
+                                 description="a public key (one of DEEPSHELF_PUBLIC_KEYS), safe in a web page")
+# The reads a public key may make; a name of its own only so `openapi_doc.py` can tell them from the writes (it
+# documents them under PublicKey, or as open when `require_key_for_reads` is off).
+public_read_header = APIKeyHeader(name="X-API-Key", scheme_name=READ_SCHEME, auto_error=False)
 
 
 async def get_service(request: Request) -> Service:
@@ -29,26 +40,49 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _check_key(settings: Settings, key: str | None) -> None:
-    keys = settings.keys
-    if not keys:
-        # Refuse rather than accept anything: a server started without keys must not take writes from anyone.
-        raise HTTPException(401, "this server has no API keys configured (set DEEPSHELF_API_KEYS); "
-                                 "writes are disabled", headers={"WWW-Authenticate": "X-API-Key"})
-    if not key or not any(hmac.compare_digest(key.encode(), k.encode()) for k in keys):
-        raise HTTPException(401, "missing or invalid X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"})
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "X-API-Key"})
 
 
-async def require_key(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
-    """Writes and admin."""
-    _check_key(request.app.state.settings, key)
+def _listed(key: str, keys: frozenset[str]) -> bool:
+    return any(hmac.compare_digest(key.encode(), k.encode()) for k in keys)
 
 
-async def read_access(request: Request, key: Annotated[str | None, Security(api_key_header)] = None) -> None:
-    """Reads: open unless `require_key_for_reads` is set."""
+def check_key(settings: Settings, key: str | None, scope: str) -> None:
+    """401 without a valid key, 403 for a public key where a private one is needed."""
+    private, public = settings.keys, settings.public_key_set
+    if not private and not (scope == PUBLIC and public):
+        # Refuse rather than accept anything: a server started without keys serves no one.
+        raise _unauthorized("this server has no API keys for this call (set DEEPSHELF_API_KEYS, and "
+                            "DEEPSHELF_PUBLIC_KEYS for a web page)")
+    if key and _listed(key, private):
+        return
+    if key and _listed(key, public):
+        if scope == PUBLIC:
+            return
+        raise HTTPException(403, "this call needs a private key (DEEPSHELF_API_KEYS); a public key may only post "
+                                 "events and read recommendations, similar items, search, popular and products")
+    raise _unauthorized("missing or invalid X-API-Key header")
+
+
+async def require_private(request: Request,
+                          key: Annotated[str | None, Security(private_key_header)] = None) -> None:
+    """Shoppers' data, erasure, catalogue writes and listing, runs, stats, metrics, reload."""
+    check_key(request.app.state.settings, key, PRIVATE)
+
+
+async def require_public(request: Request, key: Annotated[str | None, Security(public_key_header)] = None) -> None:
+    """Posting events: a public or a private key."""
+    check_key(request.app.state.settings, key, PUBLIC)
+
+
+async def public_read(request: Request,
+                      key: Annotated[str | None, Security(public_read_header)] = None) -> None:
+    """Recommendations, similar, search, popular, a product: a public or a private key, unless
+    `require_key_for_reads` is off."""
     settings = request.app.state.settings
     if settings.require_key_for_reads:
-        _check_key(settings, key)
+        check_key(settings, key, PUBLIC)
 
 
 def invalid(location: str, field: str, message: str, value=None) -> RequestValidationError:
@@ -168,5 +202,6 @@ async def list_query(request: Request) -> ListParams:
 ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ListDep = Annotated[ListParams, Depends(list_query)]
-WriteAuth = Depends(require_key)
-ReadAuth = Depends(read_access)
+PrivateAuth = Depends(require_private)
+PublicAuth = Depends(require_public)
+PublicRead = Depends(public_read)

@@ -188,6 +188,11 @@ class UsersOut(BaseModel):
     users: list[UserSummary]
 
 
+class Erased(BaseModel):
+    user_id: str
+    erased_events: int  # 0 for a shopper the store has no events of (erasing twice is harmless)
+
+
 class ReloadOut(BaseModel):
     model_version: str | None
     previous_version: str | None

@@ -113,6 +113,14 @@ class Service:
     def history(self, user_id: str, limit: int) -> list[Event]:
         return self.store.history(user_id, limit)
 
+    def erase_user(self, user_id: str) -> int:
+        """Delete the shopper's events; what this server derived from them (live trending) is recomputed before
+        returning. Their visit and recommendations are read from the store per request, so nothing else holds
+        them. Returns the number of events erased."""
+        n = self.store.erase_user(user_id)
+        self.runs.refresh_trending()
+        return n
+
     # ---- list answers -------------------------------------------------------------------------------------
     def recommend_user(self, user_id: str, k: int, rules: Rules) -> Answer:
         state, catalog = self._request()

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Typed server configuration. `DEEPSHELF_API_KEYS=k1,k2` sets the keys accepted in `X-API-Key`."""
+    """Typed server configuration. `DEEPSHELF_API_KEYS=k1,k2` sets the private keys accepted in `X-API-Key`,
+    `DEEPSHELF_PUBLIC_KEYS` the public ones."""
 
     model_config = SettingsConfigDict(env_prefix="DEEPSHELF_", extra="ignore")
 
     run: Path | None = None  # run folder (or a symlink to one: re-pointing it swaps the model)
     database: str = "sqlite:///deepshelf.db"  # sqlite:///path or postgresql://user@host:port/db
-    # Kept as text: pydantic-settings would otherwise expect JSON for a list in an environment variable.
-    api_keys: str = ""
-    require_key_for_reads: bool = False
+    # Two key scopes, each a comma-separated list (kept as text: pydantic-settings would otherwise expect JSON for
+    # a list in an environment variable). Private keys (server-side) may call everything; public keys are safe
+    # to ship in a web page: they may post events and read recommendations, similar items, search, popular and
+    # one product, nothing else (README, "Service"). A key in both lists is refused at startup.
+    api_keys: str = ""  # private keys
+    public_keys: str = ""
+    # The public-scope reads need a key (public or private) by default: with no keys configured nothing but
+    # /health, /ready, the docs and the pages answers. False serves those reads to anyone without a key.
+    require_key_for_reads: bool = True
 
     # ---- limits: requests beyond them get a 413 / 422 naming the field, never a slow answer or a 500 --------
     max_body_bytes: int = Field(default=1_000_000, gt=0)
@@ -64,6 +71,22 @@ class Settings(BaseSettings):
             raise ValueError("sqlite_synchronous must be FULL, EXTRA or NORMAL")
         return value.upper()
 
+    @model_validator(mode="after")
+    def _scopes_apart(self):
+        if self.keys & self.public_key_set:
+            raise ValueError("a key is listed in both DEEPSHELF_API_KEYS and DEEPSHELF_PUBLIC_KEYS; "
+                             "a public key must not also be a private one")
+        return self
+
     @property
     def keys(self) -> frozenset[str]:
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        """The private keys."""
+        return _split(self.api_keys)
+
+    @property
+    def public_key_set(self) -> frozenset[str]:
+        return _split(self.public_keys)
+
+
+def _split(keys: str) -> frozenset[str]:
+    return frozenset(k.strip() for k in keys.split(",") if k.strip())

@@ -117,6 +117,22 @@ class Store(ABC):
                           (user_id, int(limit)))
         return [(r[0], r[1], float(r[2])) for r in rows]
 
+    def erase_user(self, user_id: str) -> int:
+        """Delete every event of the shopper in one transaction (committed before returning): afterwards no read,
+        training data included (`all_events`), sees them. Returns how many were deleted."""
+        with self._write() as cur:
+            self._erasing(cur)
+            cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
+            n = cur.rowcount
+        self._after_erase()
+        return max(int(n), 0)
+
+    def _erasing(self, cur) -> None:
+        """Driver-specific set-up inside the erasing transaction (SQLite zeroes the deleted rows' bytes)."""
+
+    def _after_erase(self) -> None:
+        """Driver-specific clean-up after an erasure is committed."""
+
     def count_events(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM events")[0][0])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store
 from deepshelf.storage.migrations import SQLITE
+
+log = logging.getLogger(__name__)
 
 
 class SQLiteStore(Store):
@@ -53,3 +56,16 @@ class SQLiteStore(Store):
 
     def _next_seq_sql(self) -> str:
         return "(SELECT COALESCE(MAX(seq), 0) + 1 FROM items)"
+
+    # ---- erasure: a deleted shopper's bytes must not stay readable in the file ------------------------------
+    def _erasing(self, cur) -> None:
+        cur.execute("PRAGMA secure_delete=ON")  # this connection overwrites what it deletes with zeros
+
+    def _after_erase(self) -> None:
+        conn = self._conn()
+        conn.execute("PRAGMA secure_delete=OFF")
+        # The WAL still holds the pages as they were before the delete; copy the new ones back and empty it. A
+        # reader in progress can keep it from emptying now: then the next checkpoint overwrites those frames.
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("erasure committed; the write-ahead log could not be emptied yet (a reader is active)")

@@ -1,7 +1,7 @@
 // The admin dashboard: serving model and runs with their metrics, the evaluation report plots, events ingested
 // over time, latency percentiles and a reload button. Uses only the service's public endpoints.
 
-import { apiKey, enc, esc, fmt, optional, request, setApiKey } from "./api.js";
+import { enc, esc, fmt, optional, privateKey, request, setPrivateKey } from "./api.js";
 import { barChart, hbarChart, percentilesFromPrometheus, timeChart } from "./charts.js";
 
 const LIVE_MINUTES = 60;
@@ -89,10 +89,15 @@ async function loadHealth() {
 async function loadRuns() {
   const wrap = document.querySelector("#runs .table-wrap");
   let answer;
+  const missing = keyNeeded("the runs");
+  if (missing) {
+    wrap.innerHTML = missing;
+    return;
+  }
   try {
-    answer = await optional("/v1/runs");
+    answer = await optional("/v1/runs", { key: privateKey() });
   } catch (err) {
-    wrap.innerHTML = `<p class="status error" style="padding:.6rem">${esc(err.message)}</p>`;
+    wrap.innerHTML = `<p class="status error" style="padding:.6rem">${esc(refusal(err))}</p>`;
     return;
   }
   if (!answer) {
@@ -131,9 +136,30 @@ function showReport(run) {
     series: ["hr@10", "ndcg@10", "coverage@10"].map((m) => ({ name: m, values: runs.map((r) => Number(r.test[m])) })),
   })}<figcaption>Full ranking over all products, purchased-before excluded.</figcaption></figure>` : "";
   plots.innerHTML = compare + contentFigure(run) + run.plots.map((p) => `<figure>
-      <img src="${esc(p.url)}" alt="${esc(p.name.replace(/[_-]/g, " ").replace(/\.png$/, ""))} for ${esc(run.name)}" loading="lazy">
+      <img data-src="${esc(p.url)}" alt="${esc(p.name.replace(/[_-]/g, " ").replace(/\.png$/, ""))} for ${esc(run.name)}" loading="lazy">
       <figcaption>${esc(p.name)}</figcaption></figure>`).join("")
     || (compare ? "" : `<p class="muted">This run has no plots.</p>`);
+  plots.querySelectorAll("img[data-src]").forEach(showPlot);
+}
+
+/** A run's plot needs the private key: an <img src> sends no header, so it is fetched and shown from memory. */
+async function showPlot(img) {
+  try {
+    const response = await fetch(img.dataset.src, { headers: { "X-API-Key": privateKey() } });
+    if (response.ok) img.src = URL.createObjectURL(await response.blob());
+  } catch {
+    /* the figure keeps its caption */
+  }
+}
+
+/** What a private call needs: the key, or a line saying to enter it (null when it is there). */
+function keyNeeded(what) {
+  return privateKey() ? null : `<p class="muted">Enter a private API key above to see ${esc(what)}.</p>`;
+}
+
+function refusal(err) {
+  return err.status === 401 || err.status === 403
+    ? `Refused: this needs a valid private API key (${err.status}).` : err.message;
 }
 
 /** Content model quality: attribute precision of held-out products' neighbours, per similarity mode. */
@@ -152,8 +178,13 @@ function contentFigure(run) {
 // ---- traffic: events over time and latency ------------------------------------------------------------------
 async function loadEvents() {
   const fig = document.getElementById("events-figure");
+  const missing = keyNeeded("the events ingested");
+  if (missing) {
+    fig.innerHTML = missing;
+    return;
+  }
   try {
-    const answer = await optional(`/v1/stats/events?bucket=minute&days=${LIVE_MINUTES / 1440}`);
+    const answer = await optional(`/v1/stats/events?bucket=minute&days=${LIVE_MINUTES / 1440}`, { key: privateKey() });
     if (!answer) {
       fig.innerHTML = `<p class="muted">No <code>/v1/stats/events</code> on this server.</p>`;
       return;
@@ -181,7 +212,7 @@ async function loadEvents() {
         (the shop's history included).</figcaption>`;
     fig.dataset.total = String(total);
   } catch (err) {
-    fig.innerHTML = `<p class="status error">${esc(err.message)}</p>`;
+    fig.innerHTML = `<p class="status error">${esc(refusal(err))}</p>`;
   }
 }
 
@@ -201,20 +232,26 @@ async function loadLatency() {
   const table = document.getElementById("latency-table");
   let rows = [];
   let source = "";
+  const missing = keyNeeded("the latency per route");
+  if (missing) {
+    fig.innerHTML = missing;
+    table.innerHTML = "";
+    return;
+  }
   try {
-    const answer = await optional("/v1/stats/latency");
+    const answer = await optional("/v1/stats/latency", { key: privateKey() });
     if (answer) {
       rows = latencyRows(answer);
       source = "/v1/stats/latency";
     } else {
-      const response = await fetch("/metrics");
+      const response = await fetch("/metrics", { headers: { "X-API-Key": privateKey() } });
       if (response.ok) {
         rows = percentilesFromPrometheus(await response.text()).map((r) => ({ ...r, p50: r.p50 * 1000, p95: r.p95 * 1000, p99: r.p99 * 1000 }));
         source = "/metrics histograms";
       }
     }
   } catch (err) {
-    fig.innerHTML = `<p class="status error">${esc(err.message)}</p>`;
+    fig.innerHTML = `<p class="status error">${esc(refusal(err))}</p>`;
     return;
   }
   rows = rows.filter((r) => r.count > 0 && !/^(GET )?\/(static|metrics|health|admin|favicon)/.test(r.route) && r.route !== "GET /")
@@ -241,12 +278,25 @@ function shortRoute(route) {
   return route.replace("/v1/", "/").replace(/\{(\w)\w*\}/g, "{$1}").slice(0, 30);
 }
 
-// ---- reload -------------------------------------------------------------------------------------------------
+// ---- the private key and reload ----------------------------------------------------------------------------
+// The key is typed here and kept for this tab only (sessionStorage): never in the URL, never in the page.
+function wireKey() {
+  const form = document.getElementById("key-form");
+  const input = document.getElementById("admin-key");
+  const status = document.getElementById("key-status");
+  input.value = privateKey();
+  status.textContent = privateKey() ? "Key set for this tab." : "";
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    setPrivateKey(input.value.trim());
+    status.textContent = privateKey() ? "Key set for this tab." : "Key cleared.";
+    await Promise.all([loadRuns(), refreshTraffic()]);
+  });
+}
+
 function wireReload() {
   const form = document.getElementById("reload-form");
-  const input = document.getElementById("reload-key");
   const status = document.getElementById("reload-status");
-  input.value = apiKey();
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const button = document.getElementById("reload");
@@ -254,13 +304,12 @@ function wireReload() {
     status.classList.remove("error");
     status.textContent = "Reloading…";
     try {
-      const answer = await request("/v1/admin/reload", { method: "POST", key: input.value.trim() });
-      setApiKey(input.value.trim());
+      const answer = await request("/v1/admin/reload", { method: "POST", key: privateKey() });
       status.textContent = `Reloaded: serving ${answer?.model_version ?? answer?.version ?? "the run"}${answer?.changed === false ? " (unchanged)" : ""}.`;
       await Promise.all([loadHealth(), loadRuns()]);
     } catch (err) {
       status.classList.add("error");
-      status.textContent = err.status === 401 || err.status === 403 ? `Refused: wrong API key (${err.status}).` : err.message;
+      status.textContent = refusal(err);
     } finally {
       button.disabled = false;
     }
@@ -272,6 +321,7 @@ async function refreshTraffic() {
   document.getElementById("traffic").dataset.loaded = String(Date.now());
 }
 
+wireKey();
 wireReload();
 Promise.all([loadHealth(), loadRuns(), refreshTraffic()]).then(() => (document.body.dataset.ready = "true"));
 setInterval(() => {

@@ -1,23 +1,26 @@
 // A small client for deepshelf's public HTTP API (design.md §3), shared by the storefront and the dashboard.
 // The pages use nothing the API does not offer to any shop.
 
-const KEY_STORAGE = "deepshelf.apiKey";
-export const DEFAULT_API_KEY = "demo-key"; // what `deepshelf demo` starts the server with
+// Two kinds of key (README, "Service"). The storefront sends the server's *public* key, which the server writes
+// into the page (a <meta>): it may post events and read recommendations, nothing about other shoppers. The
+// dashboard needs a *private* key: the admin types it, and it is kept for this tab only (sessionStorage), never
+// in the URL or in the page.
+const PRIVATE_KEY_STORAGE = "deepshelf.privateKey";
 
-/** The API key used for writes: ?key= in the URL, else the one saved in this browser, else a <meta>, else the demo key. */
-export function apiKey() {
-  const fromUrl = new URLSearchParams(location.search).get("key");
-  if (fromUrl) {
-    localStorage.setItem(KEY_STORAGE, fromUrl);
-    return fromUrl;
-  }
-  const meta = document.querySelector('meta[name="deepshelf-api-key"]');
-  return localStorage.getItem(KEY_STORAGE) || (meta && meta.content) || DEFAULT_API_KEY;
+/** The public key the server gave this page ("" when it has none). */
+export function publicKey() {
+  const meta = document.querySelector('meta[name="deepshelf-public-key"]');
+  return (meta && meta.content) || "";
 }
 
-export function setApiKey(key) {
-  if (key) localStorage.setItem(KEY_STORAGE, key);
-  else localStorage.removeItem(KEY_STORAGE);
+/** The private key typed into the dashboard during this tab's life ("" when none). */
+export function privateKey() {
+  return sessionStorage.getItem(PRIVATE_KEY_STORAGE) || "";
+}
+
+export function setPrivateKey(key) {
+  if (key) sessionStorage.setItem(PRIVATE_KEY_STORAGE, key);
+  else sessionStorage.removeItem(PRIVATE_KEY_STORAGE);
 }
 
 export class ApiError extends Error {
@@ -27,8 +30,9 @@ export class ApiError extends Error {
   }
 }
 
-/** fetch + JSON with a readable error: the API's `detail` message when it sends one. */
-export async function request(path, { method = "GET", body, key, signal } = {}) {
+/** fetch + JSON with a readable error: the API's `detail` message when it sends one. Sends the page's public
+ * key unless another `key` is given. */
+export async function request(path, { method = "GET", body, key = publicKey(), signal } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["X-API-Key"] = key;

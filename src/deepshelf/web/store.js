@@ -4,7 +4,7 @@
 //   #/search?q=…  semantic search
 // Every product click sends a real event (POST /v1/events) and the recommendations are fetched again at once.
 
-import { ApiError, apiKey, enc, esc, idOf, itemsOf, optional, request, setApiKey } from "./api.js";
+import { ApiError, enc, esc, idOf, itemsOf, optional, request } from "./api.js";
 
 const K = 10;
 const main = document.getElementById("content");
@@ -42,6 +42,18 @@ const session = {
 };
 session.save();
 
+// What this tab sent, newest first, per shopper: a shopper's stored history is private data (a private key reads
+// it, GET /v1/users/{id}/events), so the panel lists the clicks made here.
+const activity = {
+  of(user) {
+    return JSON.parse(sessionStorage.getItem(`deepshelf.activity.${user}`) || "[]");
+  },
+  add(user, type, itemId) {
+    const rows = [{ type, item_id: itemId }, ...this.of(user)].slice(0, 20);
+    sessionStorage.setItem(`deepshelf.activity.${user}`, JSON.stringify(rows));
+  },
+};
+
 function currentShopper() {
   return shopperSelect.value || browserShopper();
 }
@@ -62,16 +74,11 @@ async function loadShoppers() {
     { value: browserShopper(), label: `You (${browserShopper()})` },
     { value: ANON, label: "Anonymous visitor" },
   ];
-  let demo = (params.get("shoppers") || "").split(",").filter(Boolean).map((id) => ({ user_id: id }));
-  if (!demo.length) {
-    try {
-      // A few real shoppers with purchase histories; the service's list of known users, when it has one.
-      const answer = await optional(`/v1/users?limit=30`);
-      demo = answer ? itemsOf(answer.users ? { items: answer.users } : answer) : [];
-    } catch {
-      demo = [];
-    }
-  }
+  // A few real shoppers with purchase histories: named in the URL, else the ones the server put in the page
+  // (the demo's). The list of a shop's shoppers is private data: this page, holding a public key, cannot read it.
+  const meta = document.querySelector('meta[name="deepshelf-shoppers"]');
+  const named = params.get("shoppers") || (meta && meta.content) || "";
+  const demo = named.split(",").filter(Boolean).map((id) => ({ user_id: id }));
   // Real shoppers only: not the ids this page makes up for browsers and anonymous visits.
   const real = demo.map((u) => ({ id: String(u.user_id ?? u.id ?? u), n: u.events ?? u.n_events }))
     .filter((u) => !/^(web|anon)-/.test(u.id));
@@ -285,7 +292,8 @@ async function sendEvent(type, itemId) {
     session.save();
   }
   try {
-    await request("/v1/events", { method: "POST", body, key: apiKey() });
+    await request("/v1/events", { method: "POST", body });
+    activity.add(eventUser(), type, itemId);
     const ms = Math.round(performance.now() - started);
     lastEvent.classList.remove("error");
     lastEvent.textContent = `Sent ${type} of ${itemId}: stored in ${ms} ms.`;
@@ -293,7 +301,7 @@ async function sendEvent(type, itemId) {
   } catch (err) {
     lastEvent.classList.add("error");
     lastEvent.textContent = err.status === 401 || err.status === 403
-      ? `Event refused: the API key is wrong (set it under Settings). ${err.message}`
+      ? `Event refused: this page's public key is not accepted (${err.message})`
       : `Event not sent: ${err.message}`;
     return false;
   }
@@ -304,12 +312,7 @@ async function refreshActivity() {
   if (isAnonymous()) {
     for (const id of session.items.slice(-8).reverse()) rows.push({ type: "view", item_id: id });
   } else {
-    try {
-      const answer = await optional(`/v1/users/${enc(currentShopper())}/events?limit=8`);
-      rows.push(...itemsOf(answer ? { items: answer.events || answer.items || answer } : null).slice(0, 8));
-    } catch {
-      /* the panel stays empty */
-    }
+    rows.push(...activity.of(eventUser()).slice(0, 8));
   }
   const detailed = await Promise.all(rows.map(async (ev) => ({ ev, item: await itemDetails(String(ev.item_id)) })));
   activityList.innerHTML = detailed.length
@@ -483,12 +486,6 @@ function wire() {
   shopperSelect.addEventListener("change", () => {
     localStorage.setItem("deepshelf.shopper.current", shopperSelect.value);
     route();
-  });
-  const keyInput = document.getElementById("api-key");
-  keyInput.value = apiKey();
-  document.getElementById("save-key").addEventListener("click", () => {
-    setApiKey(keyInput.value.trim());
-    toast("API key saved in this browser.");
   });
   document.getElementById("use-shopper").addEventListener("click", () => {
     const id = document.getElementById("custom-shopper").value.trim();

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path as FsPath
@@ -13,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.serving.deps import ReadAuth, ServiceDep, WriteAuth
+from deepshelf.serving.deps import PrivateAuth, ServiceDep
 from deepshelf.serving.schemas import (
     EventBucket,
     EventStats,
@@ -26,12 +28,27 @@ from deepshelf.serving.schemas import (
     RunSummary,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["admin"])
 
 BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
+# A server path inside text (not a URL's): its folders are dropped, its last part kept ("/srv/runs/a/x.csv" -> "x.csv")
+_SERVER_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`()<>\[\]]+/)+")
 
 
-@router.post("/admin/reload", response_model=ReloadOut, dependencies=[WriteAuth],
+def without_paths(value):
+    """`value` (text, or JSON-like data) with every absolute server path cut to its last part: what a run
+    records (dataset files, its own folder) is shown by name, never where it lives on the server."""
+    if isinstance(value, str):
+        return _SERVER_PATH.sub("", value)
+    if isinstance(value, dict):
+        return {k: without_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_paths(v) for v in value]
+    return value
+
+
+@router.post("/admin/reload", response_model=ReloadOut, dependencies=[PrivateAuth],
              responses={409: {"description": "the new run was refused; the current one keeps serving"}})
 async def reload(service: ServiceDep, body: Annotated[ReloadIn | None, Body()] = None) -> ReloadOut:
     """Load a run (default: the served path again, e.g. after its symlink moved) and swap it in atomically.
@@ -40,9 +57,13 @@ async def reload(service: ServiceDep, body: Annotated[ReloadIn | None, Body()] =
     try:
         state = await run_in_threadpool(service.reload, body.run if body and body.run else None)
     except DeepshelfError as exc:
-        raise HTTPException(409, str(exc)) from None
+        # the reason names server paths and exception text: the log has it, the client gets the run's name
+        log.warning("reload refused: %s", exc)
+        target = FsPath(body.run).name if body and body.run else "at the served path"
+        raise HTTPException(409, f"run {target} refused (the server log says why); still serving "
+                                 f"{previous or 'no model'}") from None
     return ReloadOut(model_version=state.version, previous_version=previous, changed=state.version != previous,
-                     path=str(state.path) if state.path else None, items=len(state.view))
+                     path=state.path.name if state.path else None, items=len(state.view))
 
 
 def _plots(folder: FsPath, name: str) -> list[str]:
@@ -77,7 +98,7 @@ def _run_folders(service) -> list[FsPath]:
     return folders[:200]
 
 
-@router.get("/runs", response_model=RunsOut, dependencies=[ReadAuth])
+@router.get("/runs", response_model=RunsOut, dependencies=[PrivateAuth])
 def runs(service: ServiceDep) -> RunsOut:
     """The served run (metrics, report, plots) and the other runs beside it."""
     state = service.state
@@ -86,7 +107,8 @@ def runs(service: ServiceDep) -> RunsOut:
     for folder in _run_folders(service):
         m = _metrics(folder)
         serving = folder.resolve() == served_real
-        summaries.append(RunSummary(name=folder.name, path=str(folder), version=m.get("version"),
+        m = without_paths(m)
+        summaries.append(RunSummary(name=folder.name, path=folder.name, version=m.get("version"),
                                     model=m.get("model"), dataset=m.get("dataset"), serving=serving, metrics=m,
                                     plots=_plots(folder, folder.name)))
     if state is None or state.path is None:
@@ -94,17 +116,21 @@ def runs(service: ServiceDep) -> RunsOut:
                           report=None)
     else:
         report = state.path / "report.md"
-        current = RunInfo(path=str(state.path), version=state.version, model=getattr(state.model, "name", None),
-                          dataset=state.run.config.dataset, loaded_at=datetime.fromtimestamp(state.loaded_at,
+        current = RunInfo(path=state.path.name, version=state.version, model=getattr(state.model, "name", None),
+                          dataset=without_paths(state.run.config.dataset),
+                          loaded_at=datetime.fromtimestamp(state.loaded_at,
                                                                                             timezone.utc),
-                          metrics=state.run.metrics, plots=_plots(state.path, "current"),
-                          report=report.read_text() if report.exists() else None)
+                          metrics=without_paths(state.run.metrics), plots=_plots(state.path, "current"),
+                          report=without_paths(report.read_text()) if report.exists() else None)
     return RunsOut(model_version=state.version if state else None,
                    serving=state.path.name if state is not None and state.path else None,
-                   current=current, runs=summaries, last_reload_error=service.last_reload_error)
+                   current=current, runs=summaries,
+                   # its text names server paths and exceptions: the log has it, the dashboard a sentence
+                   last_reload_error=None if service.last_reload_error is None else
+                   "the last reload was refused (the server log says why); the current run keeps serving")
 
 
-@router.get("/runs/{name}/plots/{plot}", dependencies=[ReadAuth], response_class=FileResponse,
+@router.get("/runs/{name}/plots/{plot}", dependencies=[PrivateAuth], response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}}, 404: {"description": "no such plot"}})
 def run_plot(service: ServiceDep, name: Annotated[str, Path(max_length=256)],
              plot: Annotated[str, Path(max_length=256)]):
@@ -123,7 +149,7 @@ def run_plot(service: ServiceDep, name: Annotated[str, Path(max_length=256)],
     return FileResponse(path, media_type="image/png")
 
 
-@router.get("/stats/events", response_model=EventStats, dependencies=[ReadAuth])
+@router.get("/stats/events", response_model=EventStats, dependencies=[PrivateAuth])
 def event_stats(service: ServiceDep, bucket: Literal["minute", "hour", "day"] = "hour",
                 days: Annotated[float, Query(gt=0, le=3660)] = 7.0) -> EventStats:
     """Events stored per time bucket (and per type) over the last `days`."""
@@ -138,7 +164,7 @@ def event_stats(service: ServiceDep, bucket: Literal["minute", "hour", "day"] = 
                       total=service.store.count_events(), buckets=buckets)
 
 
-@router.get("/stats/latency", response_model=LatencyStats, dependencies=[ReadAuth])
+@router.get("/stats/latency", response_model=LatencyStats, dependencies=[PrivateAuth])
 def latency_stats(request: Request) -> LatencyStats:
     """p50 / p95 / p99 per route over this server's most recent requests."""
     metrics = request.app.state.metrics

@@ -1,4 +1,4 @@
-"""Shopper events: ingest a batch (durably, before answering) and read a shopper's history."""
+"""Shopper events: ingest a batch (durably, before answering), read a shopper's history, erase a shopper."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from deepshelf.serving.deps import ReadAuth, ServiceDep, SettingsDep, WriteAuth, invalid
-from deepshelf.serving.schemas import Accepted, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
+from deepshelf.serving.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid
+from deepshelf.serving.schemas import Accepted, Erased, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
+from deepshelf.serving.validation import Id
 from deepshelf.storage import Event
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -17,8 +18,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
 UserId = Annotated[str, Path(min_length=1, max_length=256)]
 
 
-@router.post("/events", response_model=Accepted, dependencies=[WriteAuth],
-             responses={401: {"description": "missing or invalid API key"}, 413: {"description": "body too large"}})
+@router.post("/events", response_model=Accepted, dependencies=[PublicAuth])
 def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep) -> Accepted:
     """Store a batch of events; answers only after they are committed, so a 200 means they are kept."""
     if len(batch.events) > settings.max_batch:
@@ -29,8 +29,8 @@ def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep)
     return Accepted(accepted=service.ingest(rows))
 
 
-@router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[ReadAuth])
-async def user_events(user_id: UserId, service: ServiceDep,
+@router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[PrivateAuth])
+def user_events(user_id: UserId, service: ServiceDep,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> UserEvents:
     """The shopper's events, newest first ("recently viewed")."""
     events = service.history(user_id, limit)
@@ -39,8 +39,16 @@ async def user_events(user_id: UserId, service: ServiceDep,
                  session_id=e.session_id, value=e.value) for e in events])
 
 
-@router.get("/users", response_model=UsersOut, dependencies=[ReadAuth])
+@router.get("/users", response_model=UsersOut, dependencies=[PrivateAuth])
 def recent_users(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> UsersOut:
     """The most recently active shoppers (for the demo storefront's shopper picker)."""
     return UsersOut(users=[UserSummary(user_id=u, events=n, last_seen=datetime.fromtimestamp(ts, timezone.utc))
                            for u, n, ts in service.store.recent_users(limit)])
+
+
+@router.delete("/users/{user_id}", response_model=Erased, dependencies=[PrivateAuth])
+def erase_user(user_id: UserId, service: ServiceDep) -> Erased:
+    """Erase the shopper: their events are deleted (committed before the answer), and what the service derived
+    from them is recomputed, so no answer, statistic or later training run sees them. Erasing a shopper with no
+    events answers 0."""
+    return Erased(user_id=user_id, erased_events=service.erase_user(user_id))

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
-from deepshelf.serving.deps import ReadAuth, ServiceDep, SettingsDep, WriteAuth, invalid
+from deepshelf.serving.deps import PrivateAuth, PublicRead, ServiceDep, SettingsDep, invalid
 from deepshelf.serving.schemas import Accepted, ItemBatchIn, ItemIn, ItemOut, ItemPage
 from deepshelf.serving.settings import Settings
 from deepshelf.storage import Item
@@ -60,13 +60,13 @@ def item_out(item: Item, known: bool) -> ItemOut:
                    updated_at=datetime.fromtimestamp(item.updated_at, timezone.utc) if item.updated_at else None)
 
 
-@router.put("/items/{item_id}", response_model=Accepted, dependencies=[WriteAuth])
+@router.put("/items/{item_id}", response_model=Accepted, dependencies=[PrivateAuth])
 def put_item(item_id: ItemId, body: ItemIn, service: ServiceDep, settings: SettingsDep) -> Accepted:
     """Create or replace one product; recommendable at once (no retraining)."""
     return Accepted(accepted=_upsert(service, settings, [(item_id, body)], "image_base64"))
 
 
-@router.post("/items", response_model=Accepted, dependencies=[WriteAuth])
+@router.post("/items", response_model=Accepted, dependencies=[PrivateAuth])
 def post_items(batch: ItemBatchIn, service: ServiceDep, settings: SettingsDep) -> Accepted:
     """Create or replace a batch of products."""
     if len(batch.items) > settings.max_batch:
@@ -77,7 +77,7 @@ def post_items(batch: ItemBatchIn, service: ServiceDep, settings: SettingsDep) -
     return Accepted(accepted=_upsert(service, settings, [(it.item_id, it) for it in batch.items], "items"))
 
 
-@router.get("/items", response_model=ItemPage, dependencies=[ReadAuth])
+@router.get("/items", response_model=ItemPage, dependencies=[PrivateAuth])
 def list_items(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
                category: Annotated[str | None, Query(max_length=256)] = None,
@@ -93,7 +93,7 @@ def _known_to_model(service, item_id: str) -> bool:
     return state is not None and 0 <= state.view.snapshot.position(item_id) < state.n_model
 
 
-@router.get("/items/{item_id}", response_model=ItemOut, dependencies=[ReadAuth],
+@router.get("/items/{item_id}", response_model=ItemOut, dependencies=[PublicRead],
             responses={404: {"description": "unknown item"}})
 async def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
     item = service.store.get_item(item_id)
@@ -105,7 +105,8 @@ async def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
     return item_out(item, known)
 
 
-@router.get("/items/{item_id}/image", dependencies=[ReadAuth], response_class=Response,
+# Open: an <img> sends no header, and a product picture is as public as the shop's own image_url.
+@router.get("/items/{item_id}/image", response_class=Response,
             responses={200: {"content": {"image/*": {}}}, 404: {"description": "no image"}})
 def get_image(item_id: ItemId, service: ServiceDep) -> Response:
     found = service.store.get_image(item_id)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from deepshelf.serving.deps import (
     LIST_QUERY_OPENAPI,
     ListDep,
-    ReadAuth,
+    PublicRead,
     ServiceDep,
     SettingsDep,
     check_k,
@@ -22,7 +22,7 @@ from deepshelf.serving.deps import (
 from deepshelf.serving.schemas import ItemList, SessionIn
 from deepshelf.serving.service import Answer, Service
 
-router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[ReadAuth])
+router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
 
 # The fast answers are `async def` and compute on the event loop: CPU-bound numpy (the GIL would serialise it
 # anyway; see the `server CPU ms / request` column of docs/benchmarks.md's Service section) plus a short indexed

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from deepshelf.serving.deps import ServiceDep
+from deepshelf.serving.deps import PrivateAuth, ServiceDep
 from deepshelf.serving.schemas import Health
 
 router = APIRouter()
@@ -26,7 +27,7 @@ def health(service: ServiceDep) -> Health:
                   items_new_since_training=state.view.n_new if state else 0)
 
 
-@router.get("/metrics", tags=["system"], response_class=Response,
+@router.get("/metrics", tags=["system"], response_class=Response, dependencies=[PrivateAuth],
             responses={200: {"content": {"text/plain": {}}}})
 def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -41,8 +42,20 @@ def _page(name: str, title: str):
 
 
 @router.get("/", include_in_schema=False)
-def index():
-    return _page("index.html", "deepshelf")
+def index(request: Request):
+    """The storefront, given a public key (never a private one) and the demo's shoppers, if any."""
+    path = web_dir() / "index.html"
+    if not path.is_file():
+        return _page("index.html", "deepshelf")
+    settings = request.app.state.settings
+    public = sorted(settings.public_key_set)
+    shoppers = getattr(request.app.state, "storefront_shoppers", ())
+    page = path.read_text(encoding="utf-8")
+    for name, value in (("deepshelf-public-key", public[0] if public else ""),
+                        ("deepshelf-shoppers", ",".join(shoppers))):
+        page = page.replace(f'<meta name="{name}" content="">',
+                            f'<meta name="{name}" content="{html.escape(value, quote=True)}">')
+    return HTMLResponse(page)
 
 
 @router.get("/admin", include_in_schema=False)
