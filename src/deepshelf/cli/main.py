@@ -133,9 +133,9 @@ def recommend(run: Annotated[Path, typer.Option(help="run folder")],
 
 def _register_command_groups() -> None:
     """Commands that live beside their subsystem: content (similar, search), serving, demo."""
-    from deepshelf.cli import content, demo, serve
+    from deepshelf.cli import content, demo, retrain, serve
 
-    for module in (content, serve, demo):
+    for module in (content, serve, demo, retrain):
         module.register(app)
 
 
