@@ -67,7 +67,8 @@ def main() -> None:
         sizes = np.array([len(c) for c in cands])
 
         def stage2(i):
-            X = build_features(singles[i], cands[i], model.stats, model.copurchase)
+            X = build_features(singles[i], cands[i], model.stats, model.copurchase, model.text_vectors,
+                               model.config.time_features)
             model.learner.predict(X, cands[i].items)
 
         stage2(0)  # warm-up: first-call allocations

@@ -60,8 +60,7 @@ def main() -> None:
             start = time.perf_counter()
             if period == "validation":  # the shop protocol: choose (the learner) on validation ...
                 model = model_class(name)(**p).fit(train, ds.catalog, validation(split.valid))
-                if name == "ranker":
-                    p = {**p, "learner": model.learner.name}
+                p = {**p, **model.refit_overrides()}
             else:  # ... then refit the choice on everything before the test period
                 model = model_class(name)(**p).fit(train, ds.catalog)
             fit_s = time.perf_counter() - start

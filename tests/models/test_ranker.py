@@ -106,7 +106,7 @@ def test_bad_configs_name_the_field(params, field):
         Ranker(**params)
 
 
-@pytest.mark.parametrize("learner", ["lightgbm", "torch"])
+@pytest.mark.parametrize("learner", ["lightgbm", "torch", "ensemble"])
 def test_save_load_batch_single_and_reasons(learner, tmp_path):
     inter, catalog, _ = price_tiers(n_users=120)
     train = inter.subset(inter.timestamp < 90 * DAY)
@@ -159,3 +159,30 @@ def test_text_similarity_feature(tmp_path):
     assert text[same].min() > text[~same].max()
     model.save(tmp_path / "m")
     np.testing.assert_array_equal(Recommender.load(tmp_path / "m").score(h), model.score(h))
+
+
+def test_auto_learner_chosen_on_validation_and_kept_for_the_refit():
+    """Under learner = "auto" with a validation at hand, the learner the validation prefers is kept, and the
+    refit is told to repeat that choice."""
+    from deepshelf.data.splits import EvalSet
+    from deepshelf.models.base import Validation
+
+    inter, catalog, _ = price_tiers(n_users=90)
+    train = inter.subset(inter.timestamp < 90 * DAY)
+    users = np.arange(3)
+    evalset = EvalSet(users, train.to_sequences(users=users), Histories.from_lists([[0], [1], [2]]))
+    prefer = {"lightgbm": 0.2, "torch": 0.7, "ensemble": 0.5}
+    seen = []
+
+    def measure(model, cases):
+        seen.append(model.learner.name)
+        return prefer[model.learner.name]
+
+    params = {**FAST, "generators": [{"model": "trending", "top_n": 30}]}
+    model = Ranker(**params).fit(train, catalog, Validation(evalset, measure))
+    assert sorted(seen) == ["ensemble", "lightgbm", "torch"]
+    assert model.learner.name == "torch" and model.learner_quality == prefer
+    assert model.refit_overrides() == {"learner": "torch"}
+    prefer.update(lightgbm=0.9)
+    assert Ranker(**params).fit(train, catalog, Validation(evalset, measure)).refit_overrides() == {
+        "learner": "lightgbm"}

@@ -27,9 +27,9 @@ PAIR_FEATURES = ["times_bought", "days_since_bought", "price_ratio", "copurchase
 TIME_FEATURES = ["day_of_week", "month"]
 
 
-def feature_names(generator_labels: list[str]) -> list[str]:
+def feature_names(generator_labels: list[str], time_features: bool) -> list[str]:
     gen = [f"{g}_{kind}" for g in generator_labels for kind in ("score", "z", "rank")]
-    return gen + ITEM_FEATURES + SHOPPER_FEATURES + PAIR_FEATURES + TIME_FEATURES
+    return gen + ITEM_FEATURES + SHOPPER_FEATURES + PAIR_FEATURES + (TIME_FEATURES if time_features else [])
 
 
 @dataclass
@@ -89,7 +89,7 @@ def _last_items(histories: Histories, n_items: int, last: int) -> sp.csr_matrix:
 
 
 def build_features(histories: Histories, cand: Candidates, stats: ShopStats, copurchase: sp.csr_matrix,
-                   text: np.ndarray | None = None) -> np.ndarray:
+                   text: np.ndarray | None = None, time_features: bool = False) -> np.ndarray:
     """float32 [C, F] in the order of `feature_names`: one row per candidate (row, item) of `cand`.
 
     `copurchase` is the [n_items, n_items] item-to-item similarity; `text` optional unit item vectors [n_items, d].
@@ -160,5 +160,5 @@ def build_features(histories: Histories, cand: Candidates, stats: ShopStats, cop
     pair = np.column_stack([times, since, item_price / shopper[:, 5], copurchase1, copurchase5, category_share,
                             text_sim])
     parts = [np.stack([cand.scores, cand.zscores, cand.ranks], axis=2).reshape(len(rows), -1),
-             stats.item[items], shopper, pair, np.column_stack([dow, month])]
+             stats.item[items], shopper, pair] + ([np.column_stack([dow, month])] if time_features else [])
     return np.concatenate(parts, axis=1).astype(np.float32)

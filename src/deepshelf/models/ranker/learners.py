@@ -215,4 +215,42 @@ class TorchLearner:
         return self
 
 
-LEARNERS = {"lightgbm": LightGBMLearner, "torch": TorchLearner}
+class EnsembleLearner:
+    """The mean of the members' scores, each standardised by its mean and spread over the held-out candidates."""
+
+    name = "ensemble"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.members: dict = {}
+        self.scale: dict[str, list[float]] = {}
+
+    def combine(self, members: dict, held: RankData) -> "EnsembleLearner":
+        self.members = dict(members)
+        for n, m in self.members.items():
+            s = m.predict(held.X, held.items) if len(held) else np.zeros(1)
+            self.scale[n] = [float(s.mean()), float(max(s.std(), 1e-9))]
+        return self
+
+    def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(X), np.float64)
+        for n, m in self.members.items():
+            mean, std = self.scale[n]
+            total += (m.predict(X, items) - mean) / std
+        return (total / len(self.members)).astype(np.float32)
+
+    def importances(self) -> dict[str, float]:
+        return {}
+
+    def save(self, path: Path) -> None:
+        for m in self.members.values():
+            m.save(path)
+        (path / "ensemble.json").write_text(json.dumps(self.scale))
+
+    def load(self, path: Path) -> "EnsembleLearner":
+        self.scale = json.loads((path / "ensemble.json").read_text())
+        self.members = {n: LEARNERS[n](self.cfg).load(path) for n in self.scale}
+        return self
+
+
+LEARNERS = {"lightgbm": LightGBMLearner, "torch": TorchLearner, "ensemble": EnsembleLearner}

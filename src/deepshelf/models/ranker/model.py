@@ -24,7 +24,7 @@ from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arr
 from deepshelf.models.itemknn import ItemKNN
 from deepshelf.models.ranker.features import DAY, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
-from deepshelf.models.ranker.learners import LEARNERS, RankData, grouped_ndcg
+from deepshelf.models.ranker.learners import LEARNERS, EnsembleLearner, RankData, grouped_ndcg
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,24 @@ class RankerConfig(ModelConfig):
     label_windows: int = Field(default=1, gt=0)
     # "new": learn to rank items new to the shopper (the discovery view); "all": repeat purchases count too
     label_items: Literal["new", "all"] = "new"
-    learner: Literal["auto", "lightgbm", "torch"] = "auto"  # auto: the better on held-out shoppers / validation
+    # ensemble: the mean of both's standardised scores; auto: the best of the three on validation when the fit
+    # has one, else on the held-out label shoppers
+    learner: Literal["auto", "lightgbm", "torch", "ensemble"] = "auto"
     holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
     copurchase_neighbors: int = Field(default=100, gt=0)  # item-kNN neighbours behind the co-purchase features
     # the text similarity of an item to the shopper's last five items (catalogue texts through the text encoder)
     text: bool = False
     cache_dir: str | None = None  # text encoder's embedding cache (None: its default)
+    # day of week and month of "now": the same for every example of a label window, so with a few windows
+    # they mostly tell the windows apart (LightGBM split on them); off unless the windows are many
+    time_features: bool = False
     batch_size: int = Field(default=256, gt=0)  # histories featurised at once (bounds the dense per-batch arrays)
     threads: int = Field(default=0, ge=0)  # LightGBM training threads; 0: all cores
-    lgbm_trees: int = Field(default=400, gt=0)
     lgbm_lr: float = Field(default=0.05, gt=0)
-    lgbm_leaves: int = Field(default=31, gt=1)
-    lgbm_min_leaf: int = Field(default=50, gt=0)
-    patience_trees: int = Field(default=40, gt=0)
+    lgbm_trees: int = Field(default=600, gt=0)
+    lgbm_leaves: int = Field(default=7, gt=1)
+    lgbm_min_leaf: int = Field(default=300, gt=0)
+    patience_trees: int = Field(default=100, gt=0)
     torch_epochs: int = Field(default=20, gt=0)
     torch_dim: int = Field(default=16, gt=0)
     torch_hidden: int = Field(default=64, gt=0)
@@ -85,7 +90,7 @@ class Ranker(Recommender):
 
     @property
     def feature_names(self) -> list[str]:
-        return feature_names(self.generators.labels)
+        return feature_names(self.generators.labels, self.config.time_features)
 
     # ---- fitting -------------------------------------------------------------------------------------------
     def _fit_state(self, inter: Interactions, catalog: Catalog | None) -> None:
@@ -166,8 +171,11 @@ class Ranker(Recommender):
         fit_part, held_part = _groups(data, ~held), _groups(data, held)
         log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(data), held.sum(),
                  len(data.y), data.X.shape[1])
-        names = [cfg.learner] if cfg.learner != "auto" else list(LEARNERS)
+        names = [cfg.learner] if cfg.learner in ("lightgbm", "torch") else ["lightgbm", "torch"]
         learners = {n: LEARNERS[n](cfg).fit(fit_part, held_part, self.feature_names, self.n_items) for n in names}
+        if cfg.learner in ("auto", "ensemble"):
+            ensemble = EnsembleLearner(cfg).combine(learners, held_part)
+            learners = {"ensemble": ensemble} if cfg.learner == "ensemble" else {**learners, "ensemble": ensemble}
         self.learner_quality = {n: grouped_ndcg(m.predict(held_part.X, held_part.items), held_part.y,
                                                 held_part.sizes) for n, m in learners.items()}
         self._fit_state(train, catalog)  # scoring reads the state refit on all of train
@@ -178,7 +186,12 @@ class Ranker(Recommender):
         best = max(self.learner_quality, key=self.learner_quality.get)
         self.learner = learners[best]
         log.info("ranker: learner %s (NDCG@10 %s)", best, self.learner_quality)
-        self.feature_importances = learners["lightgbm"].importances() if "lightgbm" in learners else {}
+        lgbm = learners.get("lightgbm") or learners.get("ensemble", EnsembleLearner(cfg)).members.get("lightgbm")
+        self.feature_importances = lgbm.importances() if lgbm is not None else {}
+
+    def refit_overrides(self) -> dict:
+        """The learner this fit chose (on validation when it had one), so the refit repeats the choice."""
+        return {"learner": self.learner.name} if self.config.learner == "auto" else {}
 
     # ---- scoring -------------------------------------------------------------------------------------------
     def _featurise(self, histories: Histories) -> tuple[Candidates, np.ndarray]:
@@ -187,7 +200,7 @@ class Ranker(Recommender):
         for start in range(0, len(histories), self.config.batch_size):
             h = histories.select(np.arange(start, min(start + self.config.batch_size, len(histories))))
             cand = self.generators.candidates(h, self.n_items)
-            X = build_features(h, cand, self.stats, self.copurchase, self.text_vectors)
+            X = build_features(h, cand, self.stats, self.copurchase, self.text_vectors, self.config.time_features)
             cand.rows = cand.rows + start
             parts.append((cand, X))
         if not parts:
