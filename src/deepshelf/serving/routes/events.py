@@ -41,7 +41,7 @@ def user_events(user_id: UserId, service: ServiceDep,
 
 @router.get("/users", response_model=UsersOut, dependencies=[PrivateAuth])
 def recent_users(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> UsersOut:
-    """The most recently active shoppers (for the demo storefront's shopper picker)."""
+    """The most recently active shoppers, with their event counts (private: shoppers' data)."""
     return UsersOut(users=[UserSummary(user_id=u, events=n, last_seen=datetime.fromtimestamp(ts, timezone.utc))
                            for u, n, ts in service.store.recent_users(limit)])
 
