@@ -18,7 +18,8 @@ def retrain(
     database: Annotated[str, typer.Option(help="the service's event store: sqlite:///… or postgresql://…")],
     runs_dir: Annotated[Path, typer.Option(help="where new runs go; DIR/current is the served run "
                                                 "(deepshelf serve --run DIR/current)")],
-    every: Annotated[Optional[str], typer.Option(help="retrain every interval (e.g. 6h, 30m, 1d) until stopped")] = None,
+    every: Annotated[Optional[str], typer.Option(help="retrain every interval (e.g. 6h, 30m, 1d) until "
+                                                      "stopped")] = None,
     once: Annotated[bool, typer.Option("--once", help="one round, then exit (the default without --every)")] = False,
     model: Annotated[Optional[str], typer.Option(help="model to train (default: the one DIR/current serves, with "
                                                       "its settings; without one, the learned ranker)")] = None,
@@ -69,11 +70,14 @@ def rollback(runs_dir: Annotated[Path, typer.Option(help="the runs folder whose 
 
 def _show(console, decision: dict) -> None:
     """One line per decision, with both runs' NDCG@10 when they were compared."""
+    from rich.markup import escape
+
     new, serving = decision.get("new_metrics") or {}, decision.get("serving_metrics") or {}
     numbers = ""
     if new:
         numbers = f" [new {new.get('ndcg@10', float('nan')):.4f}"
         numbers += f", serving {serving['ndcg@10']:.4f}]" if serving else "]"
     colour = {"promoted": "green", "refused": "yellow"}.get(decision["action"], "red")
-    console.print(f"[{colour}]{decision['action']}[/{colour}] {decision.get('run') or '-'}{numbers}: "
-                  f"{decision['reason']}", highlight=False, soft_wrap=True)
+    console.print(f"[{colour}]{decision['action']}[/{colour}] "
+                  + escape(f"{decision.get('run') or '-'}{numbers}: {decision['reason']}"),
+                  highlight=False, soft_wrap=True)

@@ -131,9 +131,9 @@ def judge(new: float, serving: float | None, tolerance: float) -> tuple[bool, st
         return True, "no serving run to compare with"
     if new >= serving * (1 - tolerance):
         return True, (f"{METRIC} {new:.4f} vs {serving:.4f} serving: not worse beyond the tolerance "
-                      f"({tolerance:.1%})")
-    return False, (f"{METRIC} {new:.4f} is {1 - new / serving:.1%} below the serving run's {serving:.4f} "
-                   f"(tolerance {tolerance:.1%})")
+                      f"({tolerance:.2%})")
+    return False, (f"{METRIC} {new:.4f} is {1 - new / serving:.2%} below the serving run's {serving:.4f} "
+                   f"(tolerance {tolerance:.2%})")
 
 
 def retrain_once(cfg: RetrainConfig, progress: Callable[[str], None] | None = None) -> dict:
@@ -146,8 +146,8 @@ def retrain_once(cfg: RetrainConfig, progress: Callable[[str], None] | None = No
     say = progress or log.info
     runs_dir = Path(cfg.runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    record: dict = {"time": _iso(time.time()), "action": None, "promoted": False, "run": None, "version": None, "serving": None,
-                    "model": cfg.model, "database": redact_url(cfg.database), "metric": METRIC,
+    record: dict = {"time": _iso(time.time()), "action": None, "promoted": False, "run": None, "version": None,
+                    "serving": None, "model": cfg.model, "database": redact_url(cfg.database), "metric": METRIC,
                     "tolerance": cfg.tolerance, "new_metrics": None, "serving_metrics": None}
     stage = "settings"
     try:

@@ -19,6 +19,7 @@ from deepshelf.serving.openapi_doc import install as install_openapi
 from deepshelf.serving.routes import admin, events, items, recommendations, system
 from deepshelf.serving.service import NotAvailable, NotFound, Service
 from deepshelf.serving.settings import Settings
+from deepshelf.serving.validation import install as install_validation
 from deepshelf.storage import open_store
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     install_openapi(app, settings)  # each operation's key scope and every status it answers
     _add_error_handlers(app)
+    install_validation(app, settings)  # the 422 answer, per-request input checks
     web = system.web_dir()
     if web.is_dir():  # the pages may not be built/installed; the API works without them
         app.mount("/static", StaticFiles(directory=str(web)), name="static")

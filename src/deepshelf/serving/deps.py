@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model
 from deepshelf.serving.rules import Rules, RulesIn
 from deepshelf.serving.service import Service
 from deepshelf.serving.settings import Settings
+from deepshelf.serving.validation import BOOST_ITEM_PATTERN, BOOST_PATTERN, Boost, Line
 
 PRIVATE, PUBLIC = "private", "public"
 READ_SCHEME = "PublicKeyRead"
@@ -120,7 +121,7 @@ def _parse_boosts(values: list[str], field: str) -> dict[str, float]:
     return out
 
 
-QueryText = Annotated[str, Field(max_length=256)]
+QueryText = Line(256)
 # How a rule is spelled in a URL where that differs from `RulesIn` (the JSON body): one repeatable `category`,
 # prices bounded, boosts as NAME:FACTOR strings. Every other rule is `RulesIn`'s own field.
 _URL_FORM: dict[str, tuple[str, Any, Any]] = {
@@ -128,10 +129,12 @@ _URL_FORM: dict[str, tuple[str, Any, Any]] = {
         default_factory=list, max_length=100, description="allowed categories (repeat, or comma-separated)")),
     "min_price": ("min_price", float | None, Field(default=None, ge=0, le=1e12, allow_inf_nan=False)),
     "max_price": ("max_price", float | None, Field(default=None, ge=0, le=1e12, allow_inf_nan=False)),
-    "boost_categories": ("boost", list[Annotated[str, Field(max_length=300)]], Field(
-        default_factory=list, max_length=100, description="CATEGORY:FACTOR (repeat)")),
-    "boost_items": ("boost_item", list[Annotated[str, Field(max_length=300)]], Field(
-        default_factory=list, max_length=1000, description="ITEM:FACTOR (repeat)")),
+    "boost_categories": ("boost", list[Boost("CATEGORY", BOOST_PATTERN)], Field(
+        default_factory=list, max_length=100, description="CATEGORY:FACTOR (repeat): multiply the scores of "
+        "a category's items by FACTOR, a decimal number with 0 < FACTOR <= 1000, e.g. toys:1.5")),
+    "boost_items": ("boost_item", list[Boost("ITEM", BOOST_ITEM_PATTERN)], Field(
+        default_factory=list, max_length=1000, description="ITEM:FACTOR (repeat): multiply an item's score "
+        "by FACTOR, a decimal number with 0 < FACTOR <= 1000, e.g. i42:2")),
 }
 _URL_NAME = {rule: _URL_FORM[rule][0] if rule in _URL_FORM else rule for rule in RulesIn.model_fields}
 

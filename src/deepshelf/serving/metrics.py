@@ -110,10 +110,16 @@ class MetricsMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
+                    # answer now: the app may turn the error below into its own answer (FastAPI: a 400)
+                    if not status["started"]:
+                        await _send_413(send, self.max_body)
+                        status.update(code=413, started=True, refused=True)
                     raise _BodyTooLarge
             return message
 
         async def tracking_send(message):
+            if status.get("refused"):
+                return  # the 413 is the answer
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 status["started"] = True

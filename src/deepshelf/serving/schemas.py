@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.serving.rules import RulesIn
+from deepshelf.serving.validation import Finite, Id, JsonValue, Line, Text, Timestamp
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
 EventTypeName = Literal[tuple(EVENT_TYPE_NAMES)]  # type: ignore[valid-type]
+# base64 of a file starting with a JPEG, PNG, GIF or WebP signature (the formats /v1/items/{item_id}/image serves)
+_B64 = "[A-Za-z0-9+/]"
+_B64_REST = f"(?:{_B64}{{4}})*(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+IMAGE_BASE64 = (f"^(?:/9j/|iVBORw0KGgo{_B64}|R0lGOD{_B64}{{2}}|UklGR[g-v]{_B64}{{4}}[BFJNRVZdhlptx159]XRUJQ)"
+                f"{_B64_REST}$")
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-# ---- requests -------------------------------------------------------------------------------------------------
+# ---- requests: every string and number is one of validation.py's types (the rules live there) -----------------
 class EventIn(Strict):
     user_id: Id
     item_id: Id
     type: EventTypeName = "view"
-    timestamp: datetime | None = None  # ISO 8601; now when absent; no timezone means UTC
-    session_id: Annotated[str, StringConstraints(max_length=256)] | None = None
-    value: float | None = Field(default=None, allow_inf_nan=False)
-
-    @field_validator("timestamp")
-    @classmethod
-    def _plausible(cls, ts: datetime | None) -> datetime | None:
-        if ts is None:
-            return None
-        if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
-        if not (1970 <= ts.year <= 2200):
-            raise ValueError("timestamp must be between 1970 and 2200")
-        return ts
+    timestamp: Timestamp | None = Field(
+        default=None, description="ISO 8601 (no timezone means UTC) or Unix seconds; now when absent; not before "
+                                  "1970, not more than the server's max_clock_skew_s (default a day) ahead")
+    session_id: Line(256) | None = None
+    value: Finite | None = None
+    event_id: Line(128, min_length=1) | None = Field(
+        default=None, description="the client's id for this event: an event whose id is already stored is not "
+                                  "stored again, so a batch retried after a lost answer is kept once (and answered "
+                                  "the same)")
 
 
 class EventBatchIn(Strict):
@@ -47,21 +47,25 @@ class SessionIn(Strict):
     # the anonymous shopper's items, oldest first (`items` accepted as another name)
     item_ids: list[Id] = Field(max_length=10_000, validation_alias=AliasChoices("item_ids", "items"))
     k: int | None = Field(default=None, ge=1)  # overrides the k query parameter when given
-    exclude: list[Annotated[str, StringConstraints(max_length=256)]] = Field(default_factory=list, max_length=1000)
+    exclude: list[Id] = Field(default_factory=list, max_length=1000)
     rules: RulesIn | None = None
 
 
 class ItemIn(Strict):
-    title: Annotated[str, StringConstraints(max_length=1000)] = ""
-    description: Annotated[str, StringConstraints(max_length=20_000)] = ""
-    category: Annotated[str, StringConstraints(max_length=256)] = ""
-    price: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    title: Text(1000) = ""
+    description: Text(20_000) = ""
+    category: Line(256) = ""
+    price: Finite | None = Field(default=None, ge=0)
     in_stock: bool = True
-    image_url: Annotated[str, StringConstraints(max_length=2000)] = ""
-    # a product photo sent inline (base64 of a JPEG / PNG / WebP); served back at /v1/items/{id}/image
-    image_base64: str | None = None
-    attributes: dict[Annotated[str, StringConstraints(max_length=100)], Any] = Field(default_factory=dict,
-                                                                                    max_length=100)
+    image_url: Line(2000) = ""
+    image_base64: str | None = Field(
+        default=None, pattern=IMAGE_BASE64, json_schema_extra={"contentEncoding": "base64"},
+        description="a product photo sent inline: standard base64 (RFC 4648, with padding, no line breaks) of a "
+                    "JPEG, PNG, GIF or WebP file of at most max_image_bytes (default 500 kB); served back at "
+                    "/v1/items/{item_id}/image")
+    attributes: dict[Line(100), JsonValue] = Field(
+        default_factory=dict, max_length=100,
+        description="free-form JSON values (text, finite numbers, booleans, lists, objects up to 8 levels deep)")
 
 
 class ItemWithIdIn(ItemIn):
@@ -73,7 +77,7 @@ class ItemBatchIn(Strict):
 
 
 class ReloadIn(Strict):
-    run: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = None  # default: the served path
+    run: Line(4096, min_length=1) | None = None  # default: the served path
 
 
 # ---- responses ------------------------------------------------------------------------------------------------

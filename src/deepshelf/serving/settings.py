@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     max_history: int = Field(default=200, gt=0)  # most recent events of a shopper fed to the model
     max_session_items: int = Field(default=200, gt=0)
     max_image_bytes: int = Field(default=500_000, gt=0)
+    # an event timestamp more than this far ahead of the server's clock is refused (422), as is one before 1970
+    max_clock_skew_s: float = Field(default=86_400.0, gt=0)
+    # /v1/stats/events: at most this many buckets per answer (default: a week of minutes); answers cached this long (s)
+    max_stats_buckets: int = Field(default=10_080, gt=0)
+    stats_cache_s: float = Field(default=10.0, ge=0)
+
 
     # ---- retrieval ---------------------------------------------------------------------------------------
     # Below this many items exact scoring is fast enough and is the reference; above it a FAISS index is built.

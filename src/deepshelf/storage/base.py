@@ -88,12 +88,15 @@ class Store(ABC):
 
     # ---- events -------------------------------------------------------------------------------------------
     def add_events(self, events: Sequence[Event]) -> int:
-        """Insert a batch in one transaction; returns only after the commit."""
+        """Insert a batch in one transaction; returns only after the commit. An event whose `event_id` is stored
+        already (a retried batch) is skipped, so a retry stores nothing twice; the answer counts every event of
+        the batch as acknowledged either way."""
         if not events:
             return 0
         with self._write() as cur:
             cur.executemany(
-                self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value) VALUES (?,?,?,?,?,?)"),
+                self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value, event_id) "
+                          "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
                 [tuple(e) for e in events])
         return len(events)
 
@@ -148,11 +151,13 @@ class Store(ABC):
     @abstractmethod
     def _bucket_expr(self) -> str: ...
 
-    def event_buckets(self, bucket_s: int, since_ts: float) -> list[tuple[float, str, int]]:
-        """(bucket start, type, count) for events since `since_ts`, buckets of `bucket_s` seconds."""
+    def event_buckets(self, bucket_s: int, since_ts: float,
+                      until_ts: float = float("inf")) -> list[tuple[float, str, int]]:
+        """(bucket start, type, count) for events from `since_ts` to `until_ts`, buckets of `bucket_s` seconds: with
+        a finite `until_ts`, at most (until - since) / bucket_s + 1 buckets, whatever times are stored."""
         expr = self._bucket_expr()
-        rows = self._read(f"SELECT {expr} AS b, type, COUNT(*) FROM events WHERE ts >= ? GROUP BY b, type ORDER BY b",
-                          (bucket_s, bucket_s, since_ts))
+        rows = self._read(f"SELECT {expr} AS b, type, COUNT(*) FROM events WHERE ts >= ? AND ts <= ? "
+                          "GROUP BY b, type ORDER BY b", (bucket_s, bucket_s, since_ts, until_ts))
         return [(float(b), t, int(n)) for b, t, n in rows]
 
     def all_events(self) -> list[Event]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.storage import repair
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Migration:
     version: int
     description: str
     statements: Callable[[Dialect], list[str]]  # one SQL statement each, for the given dialect
+    # then, in the same transaction, work on the rows SQL alone cannot express (given the cursor and the dialect)
+    run: Callable[[Any, Dialect], None] | None = None
 
 
 def _baseline(d: Dialect) -> list[str]:
@@ -83,8 +86,17 @@ def _baseline(d: Dialect) -> list[str]:
     return statements
 
 
+def _event_ids(d: Dialect) -> list[str]:
+    # NULLs are distinct in a unique index (both databases): events sent without an id are all kept
+    return ["ALTER TABLE events ADD COLUMN event_id TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id)"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, items and item images with their indexes", _baseline),
+    Migration(2, "events.event_id: a client's id that makes a retried write idempotent", _event_ids),
+    Migration(3, "repair stored rows that break reads (invalid text, non-finite numbers, far-future events)",
+              repair.statements, repair.run),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
@@ -121,6 +133,8 @@ def migrate(transaction: Callable[[], AbstractContextManager[Any]], dialect: Dia
             try:
                 for statement in step.statements(dialect):
                     cur.execute(statement)
+                if step.run is not None:
+                    step.run(cur, dialect)
             except DeepshelfError:
                 raise
             except Exception as exc:  # the driver's error, tied to the store and the migration

@@ -21,6 +21,7 @@ class Event(NamedTuple):
     ts: float
     session_id: str | None = None
     value: float | None = None
+    event_id: str | None = None  # the client's id: an event whose id is stored already is not stored again
 
 
 @dataclass

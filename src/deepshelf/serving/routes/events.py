@@ -11,11 +11,12 @@ from fastapi import APIRouter, Path, Query
 from deepshelf.serving.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid
 from deepshelf.serving.schemas import Accepted, Erased, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
 from deepshelf.serving.validation import Id
+from deepshelf.serving.validation import Id
 from deepshelf.storage import Event
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
-UserId = Annotated[str, Path(min_length=1, max_length=256)]
+UserId = Annotated[Id, Path()]
 
 
 @router.post("/events", response_model=Accepted, dependencies=[PublicAuth])
@@ -25,7 +26,7 @@ def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep)
         raise invalid("body", "events", f"at most {settings.max_batch} events per request", len(batch.events))
     now = time.time()
     rows = [Event(e.user_id, e.item_id, e.type, e.timestamp.timestamp() if e.timestamp else now, e.session_id,
-                  e.value) for e in batch.events]
+                  e.value, e.event_id) for e in batch.events]
     return Accepted(accepted=service.ingest(rows))
 
 

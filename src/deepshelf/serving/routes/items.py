@@ -13,11 +13,12 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from deepshelf.serving.deps import PrivateAuth, PublicRead, ServiceDep, SettingsDep, invalid
 from deepshelf.serving.schemas import Accepted, ItemBatchIn, ItemIn, ItemOut, ItemPage
 from deepshelf.serving.settings import Settings
+from deepshelf.serving.validation import Id, Line
 from deepshelf.storage import Item
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
-ItemId = Annotated[str, Path(min_length=1, max_length=256)]
+ItemId = Annotated[Id, Path()]
 # Magic numbers of the image formats a browser shows; anything else is refused rather than served back.
 IMAGE_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"))
 
@@ -80,8 +81,8 @@ def post_items(batch: ItemBatchIn, service: ServiceDep, settings: SettingsDep) -
 @router.get("/items", response_model=ItemPage, dependencies=[PrivateAuth])
 def list_items(service: ServiceDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
                offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-               category: Annotated[str | None, Query(max_length=256)] = None,
-               q: Annotated[str | None, Query(max_length=500, description="title contains")] = None) -> ItemPage:
+               category: Annotated[Line(256) | None, Query()] = None,
+               q: Annotated[Line(500) | None, Query(description="title contains")] = None) -> ItemPage:
     """A page of the catalogue in id order (optionally one category, or titles containing `q`)."""
     items, total = service.store.list_items(limit, offset, category or None, q or None)
     return ItemPage(items=[item_out(it, _known_to_model(service, it.item_id)) for it in items], total=total,

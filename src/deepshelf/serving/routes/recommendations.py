@@ -21,6 +21,7 @@ from deepshelf.serving.deps import (
 )
 from deepshelf.serving.schemas import ItemList, SessionIn
 from deepshelf.serving.service import Answer, Service
+from deepshelf.serving.validation import Id, Line
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
 
@@ -29,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicR
 # store read, so a thread-pool hop would only add latency. Search scans titles when the run has no semantic
 # index, so it stays a plain `def` (thread pool).
 
-ItemId = Annotated[str, Path(min_length=1, max_length=256)]
+ItemId = Annotated[Id, Path()]
 
 
 def to_list(answer: Answer, service: Service, details: bool) -> Response:
@@ -60,7 +61,7 @@ def to_list(answer: Answer, service: Service, details: bool) -> Response:
 
 
 @router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-async def user_recommendations(user_id: Annotated[str, Path(min_length=1, max_length=256)], service: ServiceDep,
+async def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
                                params: ListDep) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
     events gets trending items."""
@@ -91,8 +92,8 @@ async def similar_items(item_id: ItemId, service: ServiceDep, params: ListDep,
 
 @router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
 def search(service: ServiceDep, params: ListDep,
-           q: Annotated[str, Query(min_length=1, max_length=500, description="the shopper's query")],
-           user_id: Annotated[str | None, Query(min_length=1, max_length=256)] = None) -> Response:
+           q: Annotated[Line(500, min_length=1), Query(description="the shopper's query")],
+           user_id: Annotated[Id | None, Query()] = None) -> Response:
     """Product search: semantic when the run has a content index, else matching titles; personalised for
     `user_id`."""
     if not q.strip():
