@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from deepshelf.serving.catalog_view import Snapshot
+from deepshelf.serving.validation import Finite, Id, Line
 
-Name = Annotated[str, StringConstraints(max_length=256)]
-Factor = Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)]
+Name = Line(256)
+Factor = Annotated[Finite, Field(gt=0, le=1000)]
 
 
 class RulesIn(BaseModel):
@@ -25,10 +26,10 @@ class RulesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     categories: list[Name] | None = Field(default=None, max_length=100)
-    min_price: float | None = Field(default=None, allow_inf_nan=False)
-    max_price: float | None = Field(default=None, allow_inf_nan=False)
+    min_price: Finite | None = None
+    max_price: Finite | None = None
     in_stock: bool | None = Field(default=None, description="only in-stock items (server default: true)")
-    exclude: list[Name] = Field(default_factory=list, max_length=1000,
+    exclude: list[Id] = Field(default_factory=list, max_length=1000,
                                 description="item ids to leave out (repeat, or comma-separated)")
     exclude_purchased: bool | None = Field(default=None, description="leave out items the shopper bought")
     exclude_seen: bool | None = Field(default=None, description="leave out items in the shopper's history")
@@ -36,7 +37,7 @@ class RulesIn(BaseModel):
     # multiplier per category / per item id (score * f when the score is >= 0, score / f when negative, so a
     # boost > 1 always moves an item up)
     boost_categories: dict[Name, Factor] = Field(default_factory=dict, max_length=100)
-    boost_items: dict[Name, Factor] = Field(default_factory=dict, max_length=1000)
+    boost_items: dict[Id, Factor] = Field(default_factory=dict, max_length=1000)
 
     def resolve(self, in_stock: bool, exclude_purchased: bool, max_per_category: int | None) -> Rules:
         """These rules over the server's defaults (the `default_*` settings)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from datetime import datetime, timezone
 from pathlib import Path as FsPath
 from typing import Annotated, Literal
@@ -15,9 +14,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.serving.deps import PrivateAuth, ServiceDep
+from deepshelf.serving import stats
+from deepshelf.serving.deps import PrivateAuth, ServiceDep, SettingsDep, invalid
 from deepshelf.serving.schemas import (
-    EventBucket,
     EventStats,
     LatencyStats,
     ReloadIn,
@@ -31,7 +30,6 @@ from deepshelf.serving.schemas import (
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["admin"])
 
-BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 # A server path inside text (not a URL's): its folders are dropped, its last part kept ("/srv/runs/a/x.csv" -> "x.csv")
 _SERVER_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s/'\"`()<>\[\]]+/)+")
 
@@ -150,18 +148,15 @@ def run_plot(service: ServiceDep, name: Annotated[str, Path(max_length=256)],
 
 
 @router.get("/stats/events", response_model=EventStats, dependencies=[PrivateAuth])
-def event_stats(service: ServiceDep, bucket: Literal["minute", "hour", "day"] = "hour",
-                days: Annotated[float, Query(gt=0, le=3660)] = 7.0) -> EventStats:
-    """Events stored per time bucket (and per type) over the last `days`."""
-    seconds = BUCKETS[bucket]
-    since = time.time() - days * 86400
-    grouped: dict[float, dict[str, int]] = {}
-    for start, kind, n in service.store.event_buckets(seconds, since):
-        grouped.setdefault(start, {})[kind] = n
-    buckets = [EventBucket(start=datetime.fromtimestamp(s, timezone.utc), count=sum(by.values()), by_type=by)
-               for s, by in sorted(grouped.items())]
-    return EventStats(bucket_seconds=seconds, since=datetime.fromtimestamp(since, timezone.utc),
-                      total=service.store.count_events(), buckets=buckets)
+def event_stats(service: ServiceDep, settings: SettingsDep, bucket: Literal["minute", "hour", "day"] = "hour",
+                days: Annotated[float, Query(gt=0, le=3660, allow_inf_nan=False)] = 7.0) -> EventStats:
+    """Events stored per time bucket (and per type) over the last `days`: at most `max_stats_buckets` buckets
+    (default 10,080: a week of minutes); answers are cached for `stats_cache_s` seconds (default 10)."""
+    if stats.buckets_needed(bucket, days) > settings.max_stats_buckets:
+        longest = settings.max_stats_buckets * stats.BUCKETS[bucket] / 86400
+        raise invalid("query", "days", f"at most {settings.max_stats_buckets} buckets: days must be at most "
+                                       f"{longest:g} for bucket={bucket}", days)
+    return stats.event_stats(service.store, bucket, days, settings.stats_cache_s)
 
 
 @router.get("/stats/latency", response_model=LatencyStats, dependencies=[PrivateAuth])

@@ -1,0 +1,166 @@
+"""The OpenAPI contract, checked in full: schemathesis (`--checks all`, positive and negative data, 30 examples per
+operation by default) against a running `deepshelf serve` on SQLite and on PostgreSQL. Prints the server errors
+and the failed checks, and writes the result to docs/benchmarks.md (`## OpenAPI contract (schemathesis)`).
+
+    .venv/bin/python benchmarks/schemathesis_run.py                       # SQLite, and PostgreSQL when found
+    eval "$(bash scripts/start-postgres.sh --export)"; .venv/bin/python benchmarks/schemathesis_run.py --write-docs
+
+PostgreSQL comes from DEEPSHELF_TEST_POSTGRES_URL (a fresh database is created on that server and dropped
+afterwards); without it only SQLite is run. The shop is the test suite's synthetic one (tests/serving/conftest.py),
+served by an item-kNN run trained here. A smaller run is in the suite (tests/serving/test_fuzz.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from mdsection import machine, write_section  # noqa: E402
+
+from tests.serving.conftest import seed_store, train, write_shop  # noqa: E402
+
+log = logging.getLogger("schemathesis_run")
+KEY = "contract-key"
+TITLE = "OpenAPI contract (schemathesis)"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(run: Path, database: str, log_path: Path) -> tuple[subprocess.Popen, str]:
+    import httpx
+
+    port = free_port()
+    env = {**os.environ, "DEEPSHELF_API_KEYS": KEY, "DEEPSHELF_WATCH_RUN": "false", "DEEPSHELF_MAX_BATCH": "20",
+           "DEEPSHELF_MAX_K": "50"}
+    proc = subprocess.Popen([sys.executable, "-m", "deepshelf", "serve", "--run", str(run), "--database", database,
+                             "--port", str(port), "--log-level", "warning"], env=env,
+                            stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the server did not start within 300 s")
+
+
+def run_schemathesis(base: str, examples: int, report: Path, seed: int) -> tuple[int, str, list[tuple[str, str]]]:
+    """(exit code, stdout, [(operation, failure text)]) of one schemathesis run."""
+    cmd = [str(Path(sys.executable).with_name("schemathesis")), "run", f"{base}/openapi.json", "--checks", "all",
+           "--max-examples", str(examples), "--seed", str(seed), "-H", f"X-API-Key: {KEY}",
+           "--report", "junit", "--report-junit-path", str(report), "--no-color", "--workers", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    failures = []
+    if report.exists():
+        for case in ET.parse(report).getroot().iter("testcase"):
+            for bad in list(case.iter("failure")) + list(case.iter("error")):
+                failures.append((case.get("name", "?"), (bad.get("message") or "") + "\n" + (bad.text or "")))
+    return out.returncode, out.stdout + out.stderr, failures
+
+
+def kind_of(text: str) -> str:
+    """The schemathesis check a failure text names (its first line)."""
+    for line in text.splitlines():
+        line = line.strip(" -")
+        if line and not line.startswith(("Test Case", "Reproduce", "[")):
+            return re.sub(r"\s+", " ", line)[:120]
+    return "unknown"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--examples", type=int, default=30, help="examples per operation (at least 30 for the record)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--stores", default="sqlite,postgresql")
+    ap.add_argument("--write-docs", action="store_true", help=f"replace '## {TITLE}' in docs/benchmarks.md")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    work = Path(tempfile.mkdtemp(prefix="deepshelf-contract-"))
+    events, catalog = write_shop(work)
+    run = train(events, catalog, work / "knn", "itemknn")
+    rows, details = [], []
+    for store in args.stores.split(","):
+        database, drop = None, None
+        if store == "sqlite":
+            database = f"sqlite:///{work / 'contract.db'}"
+        elif store == "postgresql":
+            url = os.environ.get("DEEPSHELF_TEST_POSTGRES_URL")
+            if not url:
+                log.warning("no DEEPSHELF_TEST_POSTGRES_URL: PostgreSQL skipped")
+                rows.append(f"| PostgreSQL | not run (no DEEPSHELF_TEST_POSTGRES_URL) | | | |")
+                continue
+            import psycopg
+
+            name = f"contract_{uuid.uuid4().hex[:10]}"
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            database = f"{url.rpartition('/')[0]}/{name}"
+
+            def drop(url=url, name=name):
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        seed_store(database)
+        proc, base = start_server(run, database, work / f"server-{store}.log")
+        try:
+            started = time.time()
+            code, output, failures = run_schemathesis(base, args.examples, work / f"junit-{store}.xml", args.seed)
+            seconds = time.time() - started
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            if drop:
+                drop()
+        summary = [line for line in output.splitlines() if re.search(r"\b(passed|failed|errors?)\b", line)][-3:]
+        server_errors = sum("Server error" in text for _, text in failures)
+        kinds: dict[str, int] = {}
+        for _, text in failures:
+            kinds[kind_of(text)] = kinds.get(kind_of(text), 0) + 1
+        print(f"\n==== {store}: exit {code}, {len(failures)} failing operations, {server_errors} with server errors "
+              f"({seconds:.0f} s)")
+        for op, text in failures:
+            print(f"-- {op}\n{text.strip()[:1500]}\n")
+        print("\n".join(summary))
+        rows.append(f"| {store} | {len(failures)} | {server_errors} | "
+                    f"{'; '.join(f'{k} ({n})' for k, n in sorted(kinds.items())) or 'none'} | {seconds:.0f} s |")
+        details += [f"- {store}: `{op}`: {kind_of(text)}" for op, text in failures]
+    body = (f"`benchmarks/schemathesis_run.py`: schemathesis {_version()} `run --checks all --mode all "
+            f"--max-examples {args.examples} --seed {args.seed}` with a private key, against `deepshelf serve` "
+            f"(one worker, the test suite's synthetic shop, an item-kNN run) on each store. Machine: {machine()}.\n\n"
+            "| store | operations with failures | of which server errors (5xx) | failed checks | time |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + ("\n".join(details) or "No failures."))
+    print("\n" + body)
+    if args.write_docs:
+        write_section(TITLE, body)
+
+
+def _version() -> str:
+    import schemathesis
+
+    return schemathesis.__version__
+
+
+if __name__ == "__main__":
+    main()

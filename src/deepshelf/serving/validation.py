@@ -1,0 +1,253 @@
+"""Input checked at the edge, once: the annotated types every request schema, path and query parameter uses, and
+the 422 answer that names the field without ever echoing a value it cannot encode.
+
+The rules themselves (which characters text may hold, what an id is) live in `deepshelf.storage.cleaning`, shared
+with the migration that repairs rows stored before them:
+- `Id` (user, item ids): one URL path segment (no `/`, not only dots), no control characters, valid Unicode; an id
+  that could not be read back by its path is refused when written (422), and an encoded `/` (`%2F`) in an id's
+  path segment is refused the same way when read;
+- `Line(n)` (categories, session ids, attribute keys, queries, run paths, boosts): one line of valid Unicode;
+- `Text(n)` (titles, descriptions, attribute values): free text (tab and newlines allowed);
+- `Finite`: a number that is not NaN or infinite (JSON's `1e400` parses to infinity);
+- `Timestamp`: not before 1970, not more than `Settings.max_clock_skew_s` ahead of the server's clock.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, Union
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, StringConstraints
+from pydantic.types import AllowInfNan
+from typing_extensions import TypeAliasType
+
+from deepshelf.storage.cleaning import ID_PATTERN, LINE_PATTERN, TEXT_PATTERN, json_problem, text_problem
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+# How far ahead of this server's clock a timestamp may be: set per request from the app's settings (several apps
+# with different settings may share a process, as in tests).
+_clock_skew: ContextVar[float] = ContextVar("deepshelf_clock_skew", default=86_400.0)
+_ECHO_LIMIT = 1000  # an input longer than this (as JSON) is not echoed back in a 422
+
+
+@dataclass(frozen=True)
+class _Documented:
+    """Adds a pattern and a description to a type's JSON schema (what the OpenAPI document shows)."""
+
+    pattern: str | None = None
+    description: str | None = None
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        schema = handler(core_schema)
+        if self.pattern:
+            schema["pattern"] = self.pattern
+        if self.description and "description" not in schema:
+            schema["description"] = self.description
+        return schema
+
+
+def _text_rule(kind: str):
+    def check(value: str) -> str:
+        problem = text_problem(value, kind)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+_PATTERNS = {"id": ID_PATTERN, "line": LINE_PATTERN, "text": TEXT_PATTERN}
+
+
+def _string(kind: str, max_length: int, min_length: int = 0, strip: bool = False):
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=strip),
+                     _text_rule(kind), _Documented(_PATTERNS[kind])]
+
+
+def Line(max_length: int, min_length: int = 0):  # noqa: N802 (a type factory, used like a type)
+    """One line of valid Unicode, no control characters."""
+    return _string("line", max_length, min_length)
+
+
+def Text(max_length: int):  # noqa: N802
+    """Free text: valid Unicode, no control characters but tab, newline and carriage return."""
+    return _string("text", max_length)
+
+
+Id = _string("id", 256, min_length=1, strip=True)
+Finite = Annotated[float, AllowInfNan(False)]
+
+
+def _json_value(value: Any) -> Any:
+    problem = json_problem(value)  # the depth (the types below check the rest, and document it)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# A free-form JSON value (an item attribute), recursive so the OpenAPI document describes every nested string too.
+_Json = TypeAliasType("AttributeValue", Union[Text(20_000), int, Finite, bool, None,  # noqa: UP007
+                                              list["_Json"], dict[Line(100), "_Json"]])
+JsonValue = Annotated[_Json, AfterValidator(_json_value)]
+
+
+def _plausible(ts: datetime) -> datetime:
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    if ts < EPOCH:
+        raise ValueError("must not be before 1970-01-01T00:00:00Z")
+    skew = _clock_skew.get()
+    if ts.timestamp() > time.time() + skew:
+        raise ValueError(f"must not be more than {skew:g} s ahead of the server's clock")
+    return ts
+
+
+Timestamp = Annotated[datetime, AfterValidator(_plausible)]
+
+
+# ---- the 422 answer -----------------------------------------------------------------------------------------
+def _printable(value: Any) -> Any:
+    """A string made encodable (lone surrogates escaped); other values as they are."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _echoable(value: Any) -> bool:
+    """Whether a value can be sent back as JSON as it is (finite numbers, valid UTF-8, short)."""
+    try:
+        text = json.dumps(jsonable_encoder(value), allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+    except (TypeError, ValueError, UnicodeError, RecursionError):
+        return False
+    return len(text) <= _ECHO_LIMIT
+
+
+def _error(e: dict) -> dict:
+    out = {"type": e.get("type", "value_error"), "loc": [_printable(p) for p in e.get("loc", ())],
+           "msg": _printable(str(e.get("msg", "")))}
+    if "input" in e and _echoable(e["input"]):
+        out["input"] = jsonable_encoder(e["input"])
+    ctx = e.get("ctx")
+    if ctx:
+        out["ctx"] = {k: (jsonable_encoder(v) if _echoable(v) and not isinstance(v, Exception) else
+                          _printable(str(v))) for k, v in ctx.items()}
+    return out
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's 422 shape (`detail`: type, loc, msg, input), each error naming its field; a value that cannot be
+    encoded (a lone surrogate, NaN, infinity) or is long is left out rather than echoed."""
+    return JSONResponse({"detail": [_error(e) for e in exc.errors()]}, status_code=422)
+
+
+# ---- per request ---------------------------------------------------------------------------------------------
+class EdgeMiddleware:
+    """Pure ASGI: puts this app's clock skew where `Timestamp` reads it, and refuses an id path segment holding an
+    encoded `/` (it would be decoded into two segments and reach another route, or none) with a 422 naming it."""
+
+    def __init__(self, app, clock_skew_s: float, id_params: frozenset[str] = frozenset({"item_id", "user_id"})):
+        self.app = app
+        self.clock_skew_s = clock_skew_s
+        self.id_params = id_params
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        raw = scope.get("raw_path") or b""
+        if b"%2f" in raw.lower():
+            param = self._id_param(scope, raw.split(b"?", 1)[0].decode("latin-1"))
+            if param is not None:
+                body = json.dumps({"detail": [{"type": "value_error", "loc": ["path", param],
+                                               "msg": text_problem("/", "id")}]}).encode()
+                await send({"type": "http.response.start", "status": 422,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        token = _clock_skew.set(self.clock_skew_s)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _clock_skew.reset(token)
+
+    def _id_param(self, scope, raw_path: str) -> str | None:
+        """The id parameter whose path segment holds `%2F`, matched against the app's route templates."""
+        segments = raw_path.split("/")
+        app = scope.get("app")
+        for path in app.openapi().get("paths", {}) if app is not None else ():  # the route templates
+            template = path.split("/")
+            if len(template) > len(segments):
+                continue
+            for n, (part, seg) in enumerate(zip(template, segments)):
+                if part.startswith("{") and part.endswith("}"):
+                    if "%2f" in seg.lower():
+                        name = part[1:-1].split(":")[0]
+                        return name if name in self.id_params else None
+                elif part != seg:
+                    break
+        return None
+
+
+def _key_patterns(node: Any) -> None:
+    """pydantic writes a dict's key rule as `patternProperties`, which lets any other key through as an additional
+    property; the rule is a rule on every key (`propertyNames`), which is what the server checks."""
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+            (pattern, values), = patterns.items()
+            del node["patternProperties"]
+            node["propertyNames"] = {**node.get("propertyNames", {}), "pattern": pattern}
+            node["additionalProperties"] = values
+        for value in node.values():
+            _key_patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            _key_patterns(value)
+
+
+def install(app: FastAPI, settings) -> None:
+    """Register the 422 answer and the per-request edge checks on `app`, and state this server's `max_k` in its
+    OpenAPI document (the static schema allows more than a server may be configured to answer)."""
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_middleware(EdgeMiddleware, clock_skew_s=settings.max_clock_skew_s)
+    inner = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        doc = inner()
+        _key_patterns(doc)
+        for operation in (op for path in doc.get("paths", {}).values() for op in path.values()):
+            for param in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if param.get("name") == "k" and param.get("in") == "query":
+                    param["schema"]["maximum"] = settings.max_k
+        session_k = doc.get("components", {}).get("schemas", {}).get("SessionIn", {}).get("properties", {}).get("k")
+        for option in (session_k or {}).get("anyOf", []):
+            if option.get("type") == "integer":
+                option["maximum"] = settings.max_k
+        return doc
+
+    app.openapi = openapi
+
+
+# ---- URL spellings ---------------------------------------------------------------------------------------------
+_FACTOR = "(?:1000(?:\\.0+)?|[1-9][0-9]{0,2}(?:\\.[0-9]+)?|0?\\.[0-9]*[1-9][0-9]*)"
+BOOST_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f]+:{_FACTOR}$"
+BOOST_ITEM_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f/]+:{_FACTOR}$"
+
+
+def Boost(name: str, pattern: str):  # noqa: N802
+    """A `NAME:FACTOR` query value (a boost in a URL): FACTOR a decimal number in (0, 1000], e.g. `toys:1.5`."""
+    return Annotated[str, StringConstraints(max_length=300, pattern=pattern), _text_rule("line"),
+                     _Documented(description=f"{name}:FACTOR, FACTOR a decimal number with 0 < FACTOR <= 1000 "
+                                             f"that multiplies the score (e.g. {'toys' if name == 'CATEGORY' else 'i42'}"
+                                             ":1.5); repeat for several")]
