@@ -11,7 +11,6 @@ from fastapi import APIRouter, Path, Query
 from deepshelf.serving.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid
 from deepshelf.serving.schemas import Accepted, Erased, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
 from deepshelf.serving.validation import Id
-from deepshelf.serving.validation import Id
 from deepshelf.storage import Event
 
 router = APIRouter(prefix="/v1", tags=["events"])
