@@ -1,4 +1,4 @@
-"""Opening a store by its URL."""
+"""Opening a store by its URL, and the error a store call raises when the database does not answer in time."""
 
 from __future__ import annotations
 
@@ -6,14 +6,25 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store
 
 
-def open_store(url: str, sqlite_synchronous: str = "FULL") -> Store:
-    """A store for `url`: `sqlite:///path` or `postgresql://...` (also `postgres://`), its schema migrated."""
+class StoreUnavailable(DeepshelfError):
+    """The database did not answer within the store's timeout (connect, a free connection, or a statement), or
+    the connection failed. Nothing was acknowledged; the caller may retry (the server answers 503 + Retry-After)."""
+
+
+def open_store(url: str, sqlite_synchronous: str = "FULL", timeout_s: float | None = None,
+               connections: int | None = None) -> Store:
+    """A store for `url`: `sqlite:///path` or `postgresql://...` (also `postgres://`), its schema migrated.
+
+    `timeout_s` bounds every call after the migration (connecting, waiting for one of at most `connections`
+    PostgreSQL connections, each statement; SQLite's busy wait and each statement); a call past it raises
+    `StoreUnavailable`. None (the default, for training and batch jobs): no bound.
+    """
     if url.startswith("sqlite://"):
         from deepshelf.storage.sqlite import SQLiteStore
 
-        return SQLiteStore(url, sqlite_synchronous)
+        return SQLiteStore(url, sqlite_synchronous, timeout_s)
     if url.startswith(("postgresql://", "postgres://")):
         from deepshelf.storage.postgres import PostgresStore  # psycopg is imported only for PostgreSQL stores
 
-        return PostgresStore(url)
+        return PostgresStore(url, timeout_s, connections)
     raise DeepshelfError(f"database URL {url!r}: expected sqlite:///path or postgresql://user@host:port/db")

@@ -1,14 +1,21 @@
-"""The embedded store: one SQLite file in WAL mode (readers never block the writer), `synchronous=FULL` by default."""
+"""The embedded store: one SQLite file in WAL mode (readers never block the writer), `synchronous=FULL` by default.
+
+With a timeout (the server passes `store_timeout_s`), waiting for the write lock is bounded by SQLite's busy
+timeout and each statement by a progress handler that interrupts it at its deadline; both raise
+`StoreUnavailable`.
+"""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store
+from deepshelf.storage.connect import StoreUnavailable
 from deepshelf.storage.migrations import SQLITE
 
 log = logging.getLogger(__name__)
@@ -18,7 +25,7 @@ class SQLiteStore(Store):
     kind = "sqlite"
     dialect = SQLITE
 
-    def __init__(self, url: str, synchronous: str = "FULL"):
+    def __init__(self, url: str, synchronous: str = "FULL", timeout_s: float | None = None):
         super().__init__(url)
         path = url.removeprefix("sqlite://")
         # sqlite:///relative.db and sqlite:////abs/path.db, as in SQLAlchemy
@@ -27,29 +34,60 @@ class SQLiteStore(Store):
             raise DeepshelfError(f"database URL {url!r}: expected sqlite:///path/to/file.db")
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout_s: float | None = None  # the migration runs unbounded (it may rewrite a large table)
         self._migrate()
+        if timeout_s:
+            self._drop_conn()  # this thread's next connection carries the timeouts
+            self.timeout_s = float(timeout_s)
 
     def _connect(self):
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        busy = self.timeout_s if self.timeout_s is not None else 30.0
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
+        if self.timeout_s is not None:
+            local = self._local  # the handler runs in the thread that owns this connection
+
+            def past_deadline() -> bool:
+                deadline = getattr(local, "deadline", None)
+                return deadline is not None and time.monotonic() > deadline
+
+            conn.set_progress_handler(past_deadline, 10_000)  # checked every 10k VM steps: a non-zero answer aborts
         return conn
 
     @contextmanager
-    def _write(self):
-        conn = self._conn()
-        cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")  # take the write lock now, not at the first write, to avoid deadlocks
+    def _bounded(self):
+        """One call within the timeout; the database locked past it, or a statement interrupted at it, raises
+        StoreUnavailable (any other SQLite error is the caller's)."""
+        if self.timeout_s is not None:
+            self._local.deadline = time.monotonic() + self.timeout_s
         try:
-            yield cur
-        except BaseException:
-            conn.execute("ROLLBACK")
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text or "interrupted" in text:
+                raise StoreUnavailable(f"the database did not answer: {text}") from exc
             raise
-        conn.execute("COMMIT")
+        finally:
+            self._local.deadline = None
+
+    @contextmanager
+    def _write(self):
+        with self._bounded():
+            conn = self._conn()
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")  # take the write lock now, not at the first write, to avoid deadlocks
+            try:
+                yield cur
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def _read(self, sql, args=()):
-        return self._conn().execute(sql, args).fetchall()
+        with self._bounded():
+            return self._conn().execute(sql, args).fetchall()
 
     def _bucket_expr(self) -> str:
         return "CAST(ts / ? AS INTEGER) * ?"
