@@ -7,6 +7,8 @@ import logging
 import sqlite3
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
+
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -19,8 +21,10 @@ from deepshelf.serving.openapi_doc import install as install_openapi
 from deepshelf.serving.routes import admin, events, items, recommendations, system
 from deepshelf.serving.service import NotAvailable, NotFound, Service
 from deepshelf.serving.settings import Settings
+from deepshelf.serving.shedding import ShedLoad
 from deepshelf.serving.validation import install as install_validation
 from deepshelf.storage import open_store
+from deepshelf.storage.connect import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        store = await run_in_threadpool(open_store, settings.database, settings.sqlite_synchronous)
+        store = await run_in_threadpool(open_store, settings.database, settings.sqlite_synchronous,
+                                        settings.store_timeout_s, settings.store_connections)
+        # Store calls run in this pool (plain `def` routes), never on the event loop: one thread per admitted
+        # request, so a stalled database blocks those requests only, not /health or the docs.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
         service = Service(settings, store, metrics)
         await run_in_threadpool(service.start)
         app.state.service = service
@@ -46,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="Recommendations, similar products and search for an online shop.")
     app.state.settings = settings
     app.state.metrics = metrics
+    # Added first, so it runs inside the metrics middleware: shed and timed-out requests are counted too.
+    app.add_middleware(ShedLoad, limit=settings.max_concurrent_requests, retry_after_s=settings.retry_after_s,
+                       body_timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
     for module in (events, recommendations, items, admin, system):
         app.include_router(module.router)
@@ -71,10 +82,19 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def bad_input(request: Request, exc: DeepshelfError):
         return JSONResponse({"detail": str(exc)}, status_code=400)
 
+    retry_after = {"Retry-After": str(app.state.settings.retry_after_s)}
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(request: Request, exc: Exception):
+        log.warning("store unavailable on %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503,
+                            headers=retry_after)
+
     @app.exception_handler(sqlite3.OperationalError)
     async def store_busy(request: Request, exc: Exception):
         log.error("store error on %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503)
+        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503,
+                            headers=retry_after)
 
     try:
         import psycopg

@@ -96,7 +96,7 @@ def _known_to_model(service, item_id: str) -> bool:
 
 @router.get("/items/{item_id}", response_model=ItemOut, dependencies=[PublicRead],
             responses={404: {"description": "unknown item"}})
-async def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
+def get_item(item_id: ItemId, service: ServiceDep) -> ItemOut:
     item = service.store.get_item(item_id)
     known = _known_to_model(service, item_id)
     if item is None:

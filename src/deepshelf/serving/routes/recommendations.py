@@ -25,10 +25,9 @@ from deepshelf.serving.validation import Id, Line
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
 
-# The fast answers are `async def` and compute on the event loop: CPU-bound numpy (the GIL would serialise it
-# anyway; see the `server CPU ms / request` column of docs/benchmarks.md's Service section) plus a short indexed
-# store read, so a thread-pool hop would only add latency. Search scans titles when the run has no semantic
-# index, so it stays a plain `def` (thread pool).
+# Every answer here reads the store (the shopper's history, the catalogue refresh, titles for `details`), so the
+# routes are plain `def`: FastAPI runs them in its thread pool and a slow or stopped database holds only these
+# requests (each bounded by `store_timeout_s`, then 503), never the event loop that answers /health and the docs.
 
 ItemId = Annotated[Id, Path()]
 
@@ -61,16 +60,16 @@ def to_list(answer: Answer, service: Service, details: bool) -> Response:
 
 
 @router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-async def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
-                               params: ListDep) -> Response:
+def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
+                         params: ListDep) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
     events gets trending items."""
     return to_list(service.recommend_user(user_id, params.k, params.rules), service, params.details)
 
 
 @router.post("/sessions/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-async def session_recommendations(body: SessionIn, service: ServiceDep, settings: SettingsDep,
-                                  params: ListDep) -> Response:
+def session_recommendations(body: SessionIn, service: ServiceDep, settings: SettingsDep,
+                            params: ListDep) -> Response:
     """For an anonymous shopper: recommendations from the items of this visit (oldest first). Rules come from
     the query, or from the body's `rules` when given; `k` in the body overrides the query's."""
     if len(body.item_ids) > settings.max_session_items:
@@ -83,8 +82,8 @@ async def session_recommendations(body: SessionIn, service: ServiceDep, settings
 
 @router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
             responses={404: {"description": "unknown item"}, 409: {"description": "mode not available for this run"}})
-async def similar_items(item_id: ItemId, service: ServiceDep, params: ListDep,
-                        mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
+def similar_items(item_id: ItemId, service: ServiceDep, params: ListDep,
+                  mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
     """Similar products: by behaviour (bought together), or by text / picture / both when the run has content
     vectors."""
     return to_list(service.similar(item_id, params.k, mode, params.rules), service, params.details)
@@ -102,6 +101,6 @@ def search(service: ServiceDep, params: ListDep,
 
 
 @router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-async def popular(service: ServiceDep, params: ListDep) -> Response:
+def popular(service: ServiceDep, params: ListDep) -> Response:
     """Trending now (weighted events of the last days), else popular of all time."""
     return to_list(service.popular(params.k, params.rules), service, params.details)

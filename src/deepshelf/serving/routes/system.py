@@ -1,18 +1,30 @@
-"""Health, Prometheus metrics and the web pages."""
+"""Liveness (/health), readiness (/ready), Prometheus metrics and the web pages."""
 
 from __future__ import annotations
 
 import html
+import logging
 from importlib import resources
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from deepshelf.serving.deps import PrivateAuth, ServiceDep
 from deepshelf.serving.schemas import Health
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+
+
+class Ready(BaseModel):
+    """Whether this server process can answer: its store answered a query just now and a run is loaded."""
+
+    ready: bool
+    store: str  # sqlite or postgresql
+    store_ok: bool
+    model_version: str | None
 
 
 def web_dir():
@@ -20,11 +32,34 @@ def web_dir():
 
 
 @router.get("/health", response_model=Health, tags=["system"])
-def health(service: ServiceDep) -> Health:
+async def health(service: ServiceDep) -> Health:
+    """Liveness: answered on the event loop from memory alone (never the store), so it stays fast while the
+    database is slow or down and while requests are being shed; /ready says whether requests can be served."""
     state = service.state
     return Health(status="ok" if state is not None else "starting", model_version=state.version if state else None,
                   store=service.store.kind, items=len(state.view) if state else 0,
                   items_new_since_training=state.view.n_new if state else 0)
+
+
+@router.get("/ready", response_model=Ready, tags=["system"],
+            responses={503: {"model": Ready, "description": "the store did not answer in time, or no run is loaded"}})
+def ready(service: ServiceDep, response: Response, request: Request) -> Ready:
+    """Readiness: one query to the store (bounded by `store_timeout_s`) and the loaded run; 503 when either is
+    missing, so a load balancer sends requests elsewhere until it is back."""
+    try:
+        service.store.schema_version()
+        store_ok = True
+    except Exception as exc:  # any failure to answer means not ready; the reason goes to the log, not the client
+        log.warning("readiness: the store did not answer: %s", exc)
+        store_ok = False
+    state = service.state
+    loaded = state is not None and state.run is not None
+    out = Ready(ready=store_ok and loaded, store=service.store.kind, store_ok=store_ok,
+                model_version=state.version if loaded else None)
+    if not out.ready:
+        response.status_code = 503
+        response.headers["Retry-After"] = str(request.app.state.settings.retry_after_s)
+    return out
 
 
 @router.get("/metrics", tags=["system"], response_class=Response, dependencies=[PrivateAuth],
