@@ -15,6 +15,7 @@ with the migration that repairs rows stored before them:
 from __future__ import annotations
 
 import json
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -245,9 +246,18 @@ BOOST_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f]+:{_FACTOR}$"
 BOOST_ITEM_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f/]+:{_FACTOR}$"
 
 
-def Boost(name: str, pattern: str):  # noqa: N802
-    """A `NAME:FACTOR` query value (a boost in a URL): FACTOR a decimal number in (0, 1000], e.g. `toys:1.5`."""
-    return Annotated[str, StringConstraints(max_length=300, pattern=pattern), _text_rule("line"),
-                     _Documented(description=f"{name}:FACTOR, FACTOR a decimal number with 0 < FACTOR <= 1000 "
-                                             f"that multiplies the score (e.g. {'toys' if name == 'CATEGORY' else 'i42'}"
-                                             ":1.5); repeat for several")]
+def Boosts(name: str, pattern: str):  # noqa: N802
+    """Repeated `NAME:FACTOR` query values (boosts in a URL): FACTOR a decimal number in (0, 1000], e.g.
+    `toys:1.5`. Checked as a whole, so a 422 names the parameter (`boost`), as the rest of the query does."""
+    example = "toys" if name == "CATEGORY" else "i42"
+    item = Annotated[str, StringConstraints(max_length=300), _Documented(pattern)]
+    whole = re.compile(pattern)
+
+    def check(values: list[str]) -> list[str]:
+        for raw in values:
+            if not whole.match(raw) or text_problem(raw, "line"):
+                raise ValueError(f"expected {name}:FACTOR with 0 < FACTOR <= 1000 (e.g. {example}:1.5), got "
+                                 f"{raw[:50]!r}")
+        return values
+
+    return Annotated[list[item], AfterValidator(check)]
