@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model
 from deepshelf.serving.rules import Rules, RulesIn
 from deepshelf.serving.service import Service
 from deepshelf.serving.settings import Settings
-from deepshelf.serving.validation import BOOST_ITEM_PATTERN, BOOST_PATTERN, Boost, Line
+from deepshelf.serving.validation import BOOST_ITEM_PATTERN, BOOST_PATTERN, Boosts, Line
 
 PRIVATE, PUBLIC = "private", "public"
 READ_SCHEME = "PublicKeyRead"
@@ -129,10 +129,10 @@ _URL_FORM: dict[str, tuple[str, Any, Any]] = {
         default_factory=list, max_length=100, description="allowed categories (repeat, or comma-separated)")),
     "min_price": ("min_price", float | None, Field(default=None, ge=0, le=1e12, allow_inf_nan=False)),
     "max_price": ("max_price", float | None, Field(default=None, ge=0, le=1e12, allow_inf_nan=False)),
-    "boost_categories": ("boost", list[Boost("CATEGORY", BOOST_PATTERN)], Field(
+    "boost_categories": ("boost", Boosts("CATEGORY", BOOST_PATTERN), Field(
         default_factory=list, max_length=100, description="CATEGORY:FACTOR (repeat): multiply the scores of "
         "a category's items by FACTOR, a decimal number with 0 < FACTOR <= 1000, e.g. toys:1.5")),
-    "boost_items": ("boost_item", list[Boost("ITEM", BOOST_ITEM_PATTERN)], Field(
+    "boost_items": ("boost_item", Boosts("ITEM", BOOST_ITEM_PATTERN), Field(
         default_factory=list, max_length=1000, description="ITEM:FACTOR (repeat): multiply an item's score "
         "by FACTOR, a decimal number with 0 < FACTOR <= 1000, e.g. i42:2")),
 }
