@@ -190,7 +190,7 @@ WRITES = [("post", "/v1/events", {"events": [{"user_id": "a", "item_id": "i1"}]}
 @pytest.mark.parametrize("method,path,body", WRITES)
 def test_writes_need_a_valid_key(sqlite_client, method, path, body):
     call = getattr(sqlite_client, method)
-    for headers in ({}, {"X-API-Key": "wrong"}):
+    for headers in ({"X-API-Key": ""}, {"X-API-Key": "wrong"}):
         r = call(path, json=body, headers=headers)
         assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
     assert call(path, json=body, headers={"X-API-Key": "other-key"}).status_code == 200
@@ -215,7 +215,8 @@ def test_no_keys_configured_refuses_writes(run_link, tmp_path):
     from deepshelf.serving.app import create_app
     from tests.serving.conftest import make_settings
 
-    with TestClient(create_app(make_settings(run_link, f"sqlite:///{tmp_path / 'n.db'}", api_keys=""))) as c:
+    settings = make_settings(run_link, f"sqlite:///{tmp_path / 'n.db'}", api_keys="", public_keys="")
+    with TestClient(create_app(settings)) as c:
         r = c.post("/v1/events", json={"events": [{"user_id": "a", "item_id": "b"}]}, headers=auth())
         assert r.status_code == 401 and "DEEPSHELF_API_KEYS" in r.json()["detail"]
 
@@ -278,7 +279,8 @@ def test_runs_lists_a_linked_run_once(runs_dir, tmp_path):
     for name in ("knn", "pop"):
         (shop_runs / name).symlink_to(runs_dir / name)
     (shop_runs / "current").symlink_to("knn")
-    with TestClient(create_app(make_settings(shop_runs / "current", f"sqlite:///{tmp_path / 's.db'}"))) as client:
+    with TestClient(create_app(make_settings(shop_runs / "current", f"sqlite:///{tmp_path / 's.db'}")),
+                    headers=auth()) as client:
         runs = client.get("/v1/runs").json()["runs"]
     assert sorted(r["name"] for r in runs) == ["current", "pop"]
     assert [r["name"] for r in runs if r["serving"]] == ["current"]

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.serving.conftest import make_settings
+from tests.serving.conftest import auth, make_settings
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def test_similar_by_text_and_visual(content_run, tmp_path):
 
     from deepshelf.serving.app import create_app
 
-    with TestClient(create_app(make_settings(content_run, f"sqlite:///{tmp_path / 'c.db'}"))) as c:
+    with TestClient(create_app(make_settings(content_run, f"sqlite:///{tmp_path / 'c.db'}")),
+                    headers=auth()) as c:
         text = c.get("/v1/items/i40/similar", params={"mode": "text", "k": 2, "in_stock": False}).json()
         assert {i["item_id"] for i in text["items"]} == {"i39", "i41"} and text["items"][0]["reason"] == "text"
         visual = c.get("/v1/items/i10/similar", params={"mode": "visual", "k": 1, "in_stock": False}).json()
@@ -71,7 +72,8 @@ def test_semantic_search(text_run, tmp_path):
 
     from deepshelf.serving.app import create_app
 
-    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 's.db'}"))) as c:
+    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 's.db'}")),
+                    headers=auth()) as c:
         answer = c.get("/v1/search", params={"q": "something warm for my neck in winter", "k": 5}).json()
         assert answer["source"] == "content" and answer["items"][0]["reason"] == "text"
         assert all(50 <= int(i["item_id"][1:]) < 75 for i in answer["items"])
@@ -83,9 +85,9 @@ def test_new_product_recommended_by_its_text_without_retraining(text_run, tmp_pa
     from fastapi.testclient import TestClient
 
     from deepshelf.serving.app import create_app
-    from tests.serving.conftest import auth
 
-    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 't.db'}"))) as c:
+    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 't.db'}")),
+                    headers=auth()) as c:
         for item_id, title in (("new-scarf", "Cosy wool scarf for winter"), ("new-lamp", "Brass reading lamp")):
             assert c.put(f"/v1/items/{item_id}", json={"title": title}, headers=auth()).status_code == 200
         deadline = time.time() + 60

@@ -92,7 +92,8 @@ def test_acknowledged_events_survive_sigkill(runs_dir, tmp_path):
     with server(runs_dir / "knn", database, tmp_path / "server2.log") as (_, base):
         stored = set()
         for user in {u for u, _ in acked}:
-            events = httpx.get(f"{base}/v1/users/{user}/events", params={"limit": 1000}).json()["events"]
+            events = httpx.get(f"{base}/v1/users/{user}/events", params={"limit": 1000},
+                               headers={"X-API-Key": KEY}).json()["events"]
             stored.update((user, e["item_id"]) for e in events)
     missing = set(acked) - stored
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {sorted(missing)[:3]}"
@@ -103,26 +104,27 @@ def test_two_servers_share_one_postgres(runs_dir, fresh_postgres, tmp_path):
     with server(run, fresh_postgres, tmp_path / "a.log") as (_, a), \
             server(run, fresh_postgres, tmp_path / "b.log") as (_, b):
         headers = {"X-API-Key": KEY}
-        before = httpx.get(f"{b}/v1/users/shared/recommendations", params={"k": 5}).json()
+        before = httpx.get(f"{b}/v1/users/shared/recommendations", params={"k": 5}, headers=headers).json()
         assert before["source"] == "fallback"
         r = httpx.post(f"{a}/v1/events", headers=headers,
                        json={"events": [{"user_id": "shared", "item_id": "i51"}, {"user_id": "shared", "item_id": "i52"}]})
         assert r.json() == {"accepted": 2}
         # B sees A's events on its very next request: the history is read from the shared store
-        history = httpx.get(f"{b}/v1/users/shared/events").json()["events"]
+        history = httpx.get(f"{b}/v1/users/shared/events", headers=headers).json()["events"]
         assert {e["item_id"] for e in history} == {"i51", "i52"}
-        after = httpx.get(f"{b}/v1/users/shared/recommendations", params={"k": 5}).json()
+        after = httpx.get(f"{b}/v1/users/shared/recommendations", params={"k": 5}, headers=headers).json()
         assert after["source"] == "model"
         assert all(50 <= int(i["item_id"][1:]) < 75 for i in after["items"] if i["reason"] == "also_bought")
         # and the other way round, for the catalogue: an upsert on B is served by A
         assert httpx.put(f"{b}/v1/items/fresh", headers=headers, json={"title": "Fresh", "category": "cat2"}).status_code == 200
-        assert httpx.get(f"{a}/v1/items/fresh").json()["title"] == "Fresh"
+        assert httpx.get(f"{a}/v1/items/fresh", headers=headers).json()["title"] == "Fresh"
         deadline = time.time() + 5
         while time.time() < deadline:
-            ids = [i["item_id"] for i in httpx.get(f"{a}/v1/users/shared/recommendations").json()["items"]]
+            ids = [i["item_id"] for i in httpx.get(f"{a}/v1/users/shared/recommendations",
+                                                   headers=headers).json()["items"]]
             if "fresh" in ids:
                 break
             time.sleep(0.1)
         assert "fresh" in ids
-        stats = httpx.get(f"{a}/v1/stats/events").json()
+        stats = httpx.get(f"{a}/v1/stats/events", headers=headers).json()
         assert stats["total"] == 2

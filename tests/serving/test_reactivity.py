@@ -43,7 +43,8 @@ def client(run: Path, database: str, **settings) -> TestClient:
     from deepshelf.serving.app import create_app
     from deepshelf.serving.settings import Settings
 
-    return TestClient(create_app(Settings(run=run, database=database, api_keys=KEY, watch_run=False, **settings)))
+    return TestClient(create_app(Settings(run=run, database=database, api_keys=KEY, watch_run=False, **settings)),
+                      headers={"X-API-Key": KEY})
 
 
 def top10(c: TestClient, user: str) -> list[dict]:

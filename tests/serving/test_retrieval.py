@@ -11,10 +11,10 @@ def _service_answers(run, tmp_path, name, sessions, **overrides):
     from fastapi.testclient import TestClient
 
     from deepshelf.serving.app import create_app
-    from tests.serving.conftest import make_settings
+    from tests.serving.conftest import auth, make_settings
 
     settings = make_settings(run, f"sqlite:///{tmp_path / f'{name}.db'}", new_item_slots=0, **overrides)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=auth()) as c:
         state = c.app.state.service.state
         out = [[i["item_id"] for i in c.post("/v1/sessions/recommendations",
                                               json={"item_ids": s, "k": 10, "rules": {"in_stock": False}}).json()["items"]]

@@ -87,11 +87,11 @@ def test_server_defaults(run_link, tmp_path):
     from fastapi.testclient import TestClient
 
     from deepshelf.serving.app import create_app
-    from tests.serving.conftest import make_settings
+    from tests.serving.conftest import auth, make_settings
 
     settings = make_settings(run_link, f"sqlite:///{tmp_path / 'd.db'}", default_max_per_category=1,
                              default_in_stock=False, new_item_slots=0)
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers=auth()) as c:
         history(c)
         items = recs(c, k=4)
         assert len({i["category"] for i in items}) == len(items)

@@ -34,7 +34,8 @@ def test_served_sequence_recommendations_follow_events(sasrec_run, tmp_path, ann
     from deepshelf.serving.app import create_app
 
     extra = {"ann_threshold": 10} if ann else {}
-    with TestClient(create_app(make_settings(sasrec_run, f"sqlite:///{tmp_path / 's.db'}", **extra))) as c:
+    with TestClient(create_app(make_settings(sasrec_run, f"sqlite:///{tmp_path / 's.db'}", **extra)),
+                    headers=auth()) as c:
         assert (c.app.state.service.state.index is not None) == ann
         c.post("/v1/events", json={"events": [{"user_id": "q", "item_id": f"i{j}"} for j in (76, 77, 78)]},
                headers=auth())
