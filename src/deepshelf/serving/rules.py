@@ -23,7 +23,7 @@ Factor = Annotated[Finite, Field(gt=0, le=1000)]
 class RulesIn(BaseModel):
     """Business rules for one request; any field left out takes the server's default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)  # a body's rules; the query's are parsed (deps.ListQuery)
 
     categories: list[Name] | None = Field(default=None, max_length=100)
     min_price: Finite | None = None

@@ -20,7 +20,8 @@ IMAGE_BASE64 = (f"^(?:/9j/|iVBORw0KGgo{_B64}|R0lGOD{_B64}{{2}}|UklGR[g-v]{_B64}{
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict types too: a JSON string is not taken for a number or a boolean (the OpenAPI document says which)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # ---- requests: every string and number is one of validation.py's types (the rules live there) -----------------
@@ -29,7 +30,7 @@ class EventIn(Strict):
     item_id: Id
     type: EventTypeName = "view"
     timestamp: Timestamp | None = Field(
-        default=None, description="ISO 8601 (no timezone means UTC) or Unix seconds; now when absent; not before "
+        default=None, strict=False, description="ISO 8601 (no timezone means UTC) or Unix seconds; now when absent; not before "
                                   "1970, not more than the server's max_clock_skew_s (default a day) ahead")
     session_id: Line(256) | None = None
     value: Finite | None = None

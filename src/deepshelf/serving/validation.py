@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, Strict, StringConstraints
 from pydantic.types import AllowInfNan
 from typing_extensions import TypeAliasType
 
@@ -84,7 +84,8 @@ def Text(max_length: int):  # noqa: N802
 
 
 Id = _string("id", 256, min_length=1, strip=True)
-Finite = Annotated[float, AllowInfNan(False)]
+# Strict: a JSON number, never a string or a boolean the lax mode would convert (the schema says "number").
+Finite = Annotated[float, Strict(), AllowInfNan(False)]
 
 
 def _json_value(value: Any) -> Any:
@@ -95,7 +96,8 @@ def _json_value(value: Any) -> Any:
 
 
 # A free-form JSON value (an item attribute), recursive so the OpenAPI document describes every nested string too.
-_Json = TypeAliasType("AttributeValue", Union[Text(20_000), int, Finite, bool, None,  # noqa: UP007
+_Json = TypeAliasType("AttributeValue", Union[Text(20_000), Annotated[int, Strict()], Finite,  # noqa: UP007
+                                              Annotated[bool, Strict()], None,
                                               list["_Json"], dict[Line(100), "_Json"]])
 JsonValue = Annotated[_Json, AfterValidator(_json_value)]
 
