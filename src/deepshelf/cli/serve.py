@@ -11,6 +11,11 @@ import typer
 
 log = logging.getLogger(__name__)
 
+# An idle keep-alive connection is closed after this long. A reverse proxy must reuse its upstream connections
+# for less (deploy/nginx.conf: keepalive_timeout 4s), or it may send a request on one being closed. uvicorn has no
+# timeout for a connection that sends half a header: the reverse proxy closes those (README, "Service").
+KEEP_ALIVE_S = 5
+
 
 def register(app) -> None:
     """Add this module's commands to the deepshelf Typer app."""
@@ -47,13 +52,14 @@ def serve(
     logging.getLogger("deepshelf").setLevel(log_level.upper())
     seed_catalog(settings.run, settings.database)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log)
+        uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,
+                    timeout_keep_alive=KEEP_ALIVE_S)
         return
     # Several processes: uvicorn imports the app factory in each; the settings travel as DEEPSHELF_* variables.
     os.environ["DEEPSHELF_RUN"] = str(settings.run)
     os.environ["DEEPSHELF_DATABASE"] = settings.database
     uvicorn.run("deepshelf.serving.app:create_app", factory=True, workers=workers, host=host, port=port,
-                log_level=log_level, access_log=access_log)
+                log_level=log_level, access_log=access_log, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 def seed_catalog(run: Path, database: str) -> int:

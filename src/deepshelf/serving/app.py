@@ -37,9 +37,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         store = await run_in_threadpool(open_store, settings.database, settings.sqlite_synchronous,
                                         settings.store_timeout_s, settings.store_connections)
-        # Store calls run in this pool (plain `def` routes), never on the event loop: one thread per admitted
-        # request, so a stalled database blocks those requests only, not /health or the docs.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
+        # Store calls run in this pool (plain `def` routes), never on the event loop, so a stalled database holds
+        # those requests only, not /health or the docs. A thread per admitted request, at most 64: the work is
+        # CPU-bound under one GIL, where more threads only compete with the event loop for it.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = min(settings.max_concurrent_requests, 64)
         service = Service(settings, store, metrics)
         await run_in_threadpool(service.start)
         app.state.service = service

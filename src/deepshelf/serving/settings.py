@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     store_timeout_s: float = Field(default=2.0, gt=0, le=600)
     store_connections: int = Field(default=16, gt=0)  # PostgreSQL connections per server process, at most
     # Requests handled at once per server process; the next ones are answered 503 at once (not queued).
-    max_concurrent_requests: int = Field(default=64, gt=0)
+    max_concurrent_requests: int = Field(default=32, gt=0)
     body_timeout_s: float = Field(default=10.0, gt=0)  # a request body that stalls this long is answered 408
     retry_after_s: int = Field(default=1, ge=0)  # the Retry-After of a 503
 
