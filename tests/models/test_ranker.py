@@ -186,3 +186,22 @@ def test_auto_learner_chosen_on_validation_and_kept_for_the_refit():
     prefer.update(lightgbm=0.9)
     assert Ranker(**params).fit(train, catalog, Validation(evalset, measure)).refit_overrides() == {
         "learner": "lightgbm"}
+
+
+def test_negative_sampling_keeps_every_positive_and_at_most_n_negatives():
+    from deepshelf.models.ranker.learners import RankData
+    from deepshelf.models.ranker.model import _sample_negatives
+
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 40, 50)
+    y = (rng.random(sizes.sum()) < 0.2).astype(np.float32)
+    data = RankData(np.arange(len(y), dtype=np.float32)[:, None], y, sizes, np.arange(len(y)))
+    kept = _sample_negatives(data, 5, rng)
+    group = np.repeat(np.arange(50), sizes)
+    kept_rows = kept.X[:, 0].astype(np.int64)
+    assert np.all(np.diff(kept_rows) > 0)  # groups stay contiguous, in order
+    assert set(np.flatnonzero(y > 0)) <= set(kept_rows)
+    negatives = np.bincount(group[kept_rows], weights=y[kept_rows] == 0, minlength=50)
+    all_negatives = np.bincount(group, weights=y == 0, minlength=50)
+    np.testing.assert_array_equal(negatives, np.minimum(all_negatives, 5))
+    np.testing.assert_array_equal(kept.sizes, np.bincount(group[kept_rows], minlength=50))

@@ -45,6 +45,8 @@ class RankerConfig(ModelConfig):
     # has one, else on the held-out label shoppers
     learner: Literal["auto", "lightgbm", "torch", "ensemble"] = "auto"
     holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
+    # negatives kept per label shopper for training, drawn at random (None: all): bounds the fit's time
+    negatives: int | None = Field(default=None, gt=0)
     copurchase_neighbors: int = Field(default=100, gt=0)  # item-kNN neighbours behind the co-purchase features
     # the text similarity of an item to the shopper's last five items (catalogue texts through the text encoder)
     text: bool = False
@@ -169,6 +171,8 @@ class Ranker(Recommender):
         # held out by shopper, so one shopper's windows fall on the same side
         held = np.random.default_rng(cfg.seed).random(train.n_users)[users] < cfg.holdout
         fit_part, held_part = _groups(data, ~held), _groups(data, held)
+        if cfg.negatives is not None:
+            fit_part = _sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed))
         log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(data), held.sum(),
                  len(data.y), data.X.shape[1])
         names = [cfg.learner] if cfg.learner in ("lightgbm", "torch") else ["lightgbm", "torch"]
@@ -275,3 +279,17 @@ def _groups(data: RankData, keep: np.ndarray) -> RankData:
     """The groups where `keep` is true."""
     rows = np.repeat(keep, data.sizes)
     return RankData(data.X[rows], data.y[rows], data.sizes[keep], data.items[rows])
+
+
+def _sample_negatives(data: RankData, keep: int, rng: np.random.Generator) -> RankData:
+    """Every positive and at most `keep` random negatives of each group."""
+    group = np.repeat(np.arange(len(data)), data.sizes)
+    key = np.where(data.y > 0, -1.0, rng.random(len(data.y)))  # positives sort first
+    order = np.lexsort((key, group))
+    start = np.repeat(np.cumsum(data.sizes) - data.sizes, data.sizes)
+    position = np.empty(len(order), np.int64)
+    position[order] = np.arange(len(order)) - start
+    positives = np.bincount(group, weights=data.y > 0, minlength=len(data)).astype(np.int64)
+    rows = position < positives[group] + keep
+    sizes = np.bincount(group[rows], minlength=len(data))
+    return RankData(data.X[rows], data.y[rows], sizes, data.items[rows])
