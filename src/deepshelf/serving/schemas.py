@@ -9,7 +9,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.serving.rules import RulesIn
-from deepshelf.serving.validation import Finite, Id, JsonValue, Line, Text, Timestamp
+from deepshelf.serving.validation import Finite, Id, JsonValue, Line, Text, Timestamp, Whole
 
 EventTypeName = Literal[tuple(EVENT_TYPE_NAMES)]  # type: ignore[valid-type]
 # base64 of a file starting with a JPEG, PNG, GIF or WebP signature (the formats /v1/items/{item_id}/image serves)
@@ -47,7 +47,7 @@ class EventBatchIn(Strict):
 class SessionIn(Strict):
     # the anonymous shopper's items, oldest first (`items` accepted as another name)
     item_ids: list[Id] = Field(max_length=10_000, validation_alias=AliasChoices("item_ids", "items"))
-    k: int | None = Field(default=None, ge=1)  # overrides the k query parameter when given
+    k: Whole | None = Field(default=None, ge=1)  # overrides the k query parameter when given
     exclude: list[Id] = Field(default_factory=list, max_length=1000)
     rules: RulesIn | None = None
 

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, Strict, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Strict, StringConstraints
 from pydantic.types import AllowInfNan
 from typing_extensions import TypeAliasType
 
@@ -84,6 +84,16 @@ def Text(max_length: int):  # noqa: N802
 
 
 Id = _string("id", 256, min_length=1, strip=True)
+def _whole(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # JSON Schema's "integer" includes 10.0
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a JSON integer")
+    return value
+
+
+# A body's integer: a JSON integer (10 or 10.0), never a string or a boolean.
+Whole = Annotated[int, BeforeValidator(_whole), Strict()]
 # Strict: a JSON number, never a string or a boolean the lax mode would convert (the schema says "number").
 Finite = Annotated[float, Strict(), AllowInfNan(False)]
 
@@ -244,8 +254,8 @@ def install(app: FastAPI, settings) -> None:
 
 # ---- URL spellings ---------------------------------------------------------------------------------------------
 _FACTOR = "(?:1000(?:\\.0+)?|[1-9][0-9]{0,2}(?:\\.[0-9]+)?|0?\\.[0-9]*[1-9][0-9]*)"
-BOOST_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f]+:{_FACTOR}$"
-BOOST_ITEM_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f/]+:{_FACTOR}$"
+BOOST_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f,]+:{_FACTOR}$"  # no comma: a value splits at commas
+BOOST_ITEM_PATTERN = f"^[^\\u0000-\\u001f\\u007f-\\u009f,/]+:{_FACTOR}$"
 
 
 def Boosts(name: str, pattern: str):  # noqa: N802
