@@ -47,7 +47,7 @@ class EventBatchIn(Strict):
 class SessionIn(Strict):
     # the anonymous shopper's items, oldest first (`items` accepted as another name)
     item_ids: list[Id] = Field(max_length=10_000, validation_alias=AliasChoices("item_ids", "items"))
-    k: Whole | None = Field(default=None, ge=1)  # overrides the k query parameter when given
+    k: Whole(ge=1) | None = None  # overrides the k query parameter when given
     exclude: list[Id] = Field(default_factory=list, max_length=1000)
     rules: RulesIn | None = None
 

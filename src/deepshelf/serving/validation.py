@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BeforeValidator, Strict, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConstraints
 from pydantic.types import AllowInfNan
 from typing_extensions import TypeAliasType
 
@@ -92,8 +92,9 @@ def _whole(value: Any) -> Any:
     return value
 
 
-# A body's integer: a JSON integer (10 or 10.0), never a string or a boolean.
-Whole = Annotated[int, BeforeValidator(_whole), Strict()]
+def Whole(ge: int | None = None):  # noqa: N802
+    """A body's integer: a JSON integer (10 or 10.0), never a string or a boolean."""
+    return Annotated[int, Field(ge=ge), Strict(), BeforeValidator(_whole)]  # bounds first: the schema keeps them
 # Strict: a JSON number, never a string or a boolean the lax mode would convert (the schema says "number").
 Finite = Annotated[float, Strict(), AllowInfNan(False)]
 
