@@ -82,12 +82,16 @@ def run_schemathesis(base: str, examples: int, report: Path, seed: int) -> tuple
 
 
 def kind_of(text: str) -> str:
-    """The schemathesis check a failure text names (its first line)."""
-    for line in text.splitlines():
-        line = line.strip(" -")
-        if line and not line.startswith(("Test Case", "Reproduce", "[")):
-            return re.sub(r"\s+", " ", line)[:120]
-    return "unknown"
+    """The check a failure text names, the status it got and, for a 422, the first field named."""
+    check = re.search(r"- (ST\d+ [^\n]+)", text) or re.search(r"^(ST\d+)", text.strip())
+    status = re.search(r"\[(\d{3})\]", text)
+    loc = re.search(r'"loc":\[([^\]]*)\]', text)
+    out = check.group(1).strip() if check else "unknown"
+    if status:
+        out += f": {status.group(1)}"
+    if loc and status and status.group(1) == "422":
+        out += f" on {loc.group(1)}"
+    return out[:160]
 
 
 def main() -> None:
@@ -143,8 +147,11 @@ def main() -> None:
         for op, text in failures:
             print(f"-- {op}\n{text.strip()[:1500]}\n")
         print("\n".join(summary))
+        codes: dict[str, int] = {}
+        for kind in kinds:
+            codes[kind[:5]] = codes.get(kind[:5], 0) + kinds[kind]
         rows.append(f"| {store} | {len(failures)} | {server_errors} | "
-                    f"{'; '.join(f'{k} ({n})' for k, n in sorted(kinds.items())) or 'none'} | {seconds:.0f} s |")
+                    f"{'; '.join(f'{k} ({n})' for k, n in sorted(codes.items())) or 'none'} | {seconds:.0f} s |")
         details += [f"- {store}: `{op}`: {kind_of(text)}" for op, text in failures]
     body = (f"`benchmarks/schemathesis_run.py`: schemathesis {_version()} `run --checks all --mode all "
             f"--max-examples {args.examples} --seed {args.seed}` with a private key, against `deepshelf serve` "
