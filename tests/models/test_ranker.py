@@ -67,7 +67,7 @@ def test_no_label_leakage():
     inter, catalog, _ = price_tiers(n_users=90)
     train = inter.subset(inter.timestamp < 90 * DAY)
     params = {**FAST, "generators": [{"model": "trending", "top_n": 30}, {"model": "itemknn", "top_n": 30}],
-              "label_items": "all"}
+              "label_items": "all", "label_windows": 1}
     a = Ranker(**params)
     a.item_map = train.item_map
     X, users = a.training_examples(train, catalog, keep_unlabelled=True)
@@ -205,3 +205,12 @@ def test_negative_sampling_keeps_every_positive_and_at_most_n_negatives():
     all_negatives = np.bincount(group, weights=y == 0, minlength=50)
     np.testing.assert_array_equal(negatives, np.minimum(all_negatives, 5))
     np.testing.assert_array_equal(kept.sizes, np.bincount(group[kept_rows], minlength=50))
+
+
+def test_label_windows_limited_by_the_data_span():
+    inter, _, _ = price_tiers(n_users=30)
+    train = inter.subset(inter.timestamp < 90 * DAY)  # ~90 days: two 40-day windows fit, not a third
+    cuts = Ranker(label_days=40, label_windows=3).label_cuts(train)
+    assert len(cuts) == 2 and cuts[0] - cuts[1] == 40 * DAY
+    with pytest.raises(DeepshelfError, match="label_days"):
+        Ranker(label_days=100).label_cuts(train)

@@ -38,7 +38,7 @@ class RankerConfig(ModelConfig):
     generators: list[GeneratorSpec] = Field(default_factory=default_generators, min_length=1)
     label_days: float = Field(default=30.0, gt=0)  # the last days of `train` whose purchases are the labels
     # label periods of `label_days` each, counted back from the end of train (more shoppers to learn from)
-    label_windows: int = Field(default=1, gt=0)
+    label_windows: int = Field(default=3, gt=0)
     # "new": learn to rank items new to the shopper (the discovery view); "all": repeat purchases count too
     label_items: Literal["new", "all"] = "new"
     # ensemble: the mean of both's standardised scores; auto: the best of the three on validation when the fit
@@ -46,7 +46,7 @@ class RankerConfig(ModelConfig):
     learner: Literal["auto", "lightgbm", "torch", "ensemble"] = "auto"
     holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
     # negatives kept per label shopper for training, drawn at random (None: all): bounds the fit's time
-    negatives: int | None = Field(default=None, gt=0)
+    negatives: int | None = Field(default=100, gt=0)
     copurchase_neighbors: int = Field(default=100, gt=0)  # item-kNN neighbours behind the co-purchase features
     # the text similarity of an item to the shopper's last five items (catalogue texts through the text encoder)
     text: bool = False
@@ -102,15 +102,17 @@ class Ranker(Recommender):
         self.copurchase = ItemKNN(neighbors=self.config.copurchase_neighbors).fit(inter).item_similarity()
 
     def label_cuts(self, train: Interactions) -> list[int]:
-        """The start of each label window, newest first: the last `label_days` of train, then the ones before."""
+        """The start of each label window, newest first: the last `label_days` of train, then the ones before
+        (as many of `label_windows` as leave events before their start)."""
         cfg = self.config
         end = int(train.timestamp.max())
         cuts = [int(end - (w + 1) * cfg.label_days * DAY) for w in range(cfg.label_windows)]
-        for cut in cuts:
-            before = int((train.timestamp < cut).sum())
-            if before == 0:
-                raise DeepshelfError(f"ranker: parameter 'label_days' = {cfg.label_days} (x label_windows = "
-                                     f"{cfg.label_windows}) leaves no events before the label cut")
+        cuts = [cut for cut in cuts if (train.timestamp < cut).any()]
+        if not cuts:
+            raise DeepshelfError(f"ranker: parameter 'label_days' = {cfg.label_days} leaves no events before the "
+                                 "label cut (the data spans less time)")
+        if len(cuts) < cfg.label_windows:
+            log.info("ranker: %d of %d label windows fit in the data", len(cuts), cfg.label_windows)
         return cuts
 
     def training_examples(self, train: Interactions, catalog: Catalog | None,
