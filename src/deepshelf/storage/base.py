@@ -14,9 +14,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from deepshelf.errors import DeepshelfError
 from deepshelf.storage.migrations import Dialect, migrate
 from deepshelf.storage.records import Event, Item
 from deepshelf.storage.urls import redact_url
+
+
+
+class ExperimentConflict(DeepshelfError):
+    """Another active experiment already holds the placement."""
+
 
 _ITEM_COLS = "item_id, title, description, category, price, in_stock, image_url, attributes, seq, updated_at"
 
@@ -248,3 +255,39 @@ class Store(ABC):
     def get_image(self, item_id: str) -> tuple[str, bytes] | None:
         rows = self._read("SELECT content_type, data FROM item_images WHERE item_id = ?", (item_id,))
         return (rows[0][0], bytes(rows[0][1])) if rows else None
+
+    # ---- experiments: defined through any server, read by all (serving/experiments.py) ---------------------
+    def put_experiment(self, name: str, placement: str, spec: dict) -> None:
+        """Define (or redefine, restarting a stopped one) experiment `name` on `placement`; ExperimentConflict
+        when another active experiment holds that placement."""
+        now = time.time()
+        with self._write() as cur:
+            cur.execute(self._sql("SELECT name FROM experiments WHERE placement = ? AND stopped_at IS NULL "
+                                  "AND name <> ?"), (placement, name))
+            other = cur.fetchone()
+            if other is not None:
+                raise ExperimentConflict(f"experiment {other[0]!r} already runs on placement {placement!r}; "
+                                         "stop it first (DELETE /v1/experiments/{name})")
+            cur.execute(self._sql(
+                "INSERT INTO experiments (name, placement, spec, created_at, updated_at, stopped_at) "
+                "VALUES (?,?,?,?,?,NULL) ON CONFLICT (name) DO UPDATE SET placement=excluded.placement, "
+                "spec=excluded.spec, updated_at=excluded.updated_at, stopped_at=NULL"),
+                (name, placement, json.dumps(spec, sort_keys=True), now, now))
+
+    def experiments(self, active_only: bool = True) -> list[dict]:
+        """Experiments as {name, placement, spec, updated_at, active}, by name."""
+        where = " WHERE stopped_at IS NULL" if active_only else ""
+        rows = self._read(f"SELECT name, placement, spec, updated_at, stopped_at FROM experiments{where} "
+                          "ORDER BY name")
+        return [{"name": r[0], "placement": r[1], "spec": json.loads(r[2]), "updated_at": float(r[3]),
+                 "active": r[4] is None} for r in rows]
+
+    def get_experiment(self, name: str) -> dict | None:
+        return next((e for e in self.experiments(active_only=False) if e["name"] == name), None)
+
+    def stop_experiment(self, name: str) -> bool:
+        """Stop an active experiment (its row and results stay); False when there is none of that name."""
+        with self._write() as cur:
+            cur.execute(self._sql("UPDATE experiments SET stopped_at = ?, updated_at = ? "
+                                  "WHERE name = ? AND stopped_at IS NULL"), (time.time(), time.time(), name))
+            return cur.rowcount > 0

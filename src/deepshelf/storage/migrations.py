@@ -92,11 +92,53 @@ def _event_ids(d: Dialect) -> list[str]:
             "CREATE UNIQUE INDEX IF NOT EXISTS events_event_id ON events (event_id)"]
 
 
+def _impressions(d: Dialect) -> list[str]:
+    # One row per list answer shown; `items` holds its item ids in order, one per line between newlines (ids carry
+    # no control characters: validation.py), so a position is the item's place in it. Events gain the list they
+    # came from, and an index to find a list's clicks.
+    return [f"""CREATE TABLE IF NOT EXISTS impressions (
+                id {d.pk},
+                recommendation_id TEXT NOT NULL,
+                ts DOUBLE PRECISION NOT NULL,
+                user_id TEXT,
+                session_id TEXT,
+                placement TEXT NOT NULL,
+                surface TEXT NOT NULL,
+                model_version TEXT,
+                experiment TEXT,
+                variant TEXT,
+                items TEXT NOT NULL)""",
+            "CREATE UNIQUE INDEX IF NOT EXISTS impressions_recommendation_id ON impressions (recommendation_id)",
+            "CREATE INDEX IF NOT EXISTS impressions_ts ON impressions (ts)",
+            "CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id)",
+            "CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions (experiment, variant)",
+            "ALTER TABLE events ADD COLUMN recommendation_id TEXT",
+            "CREATE INDEX IF NOT EXISTS events_recommendation_id ON events (recommendation_id)"]
+
+
+def _experiments(d: Dialect) -> list[str]:
+    # One active experiment per placement (a stopped one keeps its row and its results): the partial unique index
+    # holds that even when two servers define experiments at the same moment.
+    return ["""CREATE TABLE IF NOT EXISTS experiments (
+                name TEXT PRIMARY KEY,
+                placement TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                stopped_at DOUBLE PRECISION)""",
+            "CREATE UNIQUE INDEX IF NOT EXISTS experiments_active_placement ON experiments (placement) "
+            "WHERE stopped_at IS NULL"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, items and item images with their indexes", _baseline),
     Migration(2, "events.event_id: a client's id that makes a retried write idempotent", _event_ids),
     Migration(3, "repair stored rows that break reads (invalid text, non-finite numbers, far-future events)",
               repair.statements, repair.run),
+    Migration(4, "impressions (the lists shown) and events.recommendation_id (the list a click came from)",
+              _impressions),
+    Migration(5, "experiments: online experiments (variants of runs per placement) shared by every server",
+              _experiments),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
