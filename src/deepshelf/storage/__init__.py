@@ -6,9 +6,9 @@ migrations.py (versioned schema), connect.py (open_store), urls.py, training.py 
 
 from deepshelf.storage.base import Store
 from deepshelf.storage.connect import open_store
-from deepshelf.storage.records import Event, Item, items_from_table
+from deepshelf.storage.records import Event, Impression, Item, items_from_table
 from deepshelf.storage.training import read_training_frames
 from deepshelf.storage.urls import is_store_url, redact_url
 
-__all__ = ["Event", "Item", "Store", "is_store_url", "items_from_table", "open_store", "read_training_frames",
+__all__ = ["Event", "Impression", "Item", "Store", "is_store_url", "items_from_table", "open_store", "read_training_frames",
            "redact_url"]

@@ -15,8 +15,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.storage.attribution import (
+    CLICK_TYPES,
+    DEFAULT_WINDOW_S,
+    Scope,
+    group_totals,
+    list_outcomes,
+)
 from deepshelf.storage.migrations import Dialect, migrate
-from deepshelf.storage.records import Event, Item
+from deepshelf.storage.records import Event, Impression, Item
 from deepshelf.storage.urls import redact_url
 
 
@@ -102,8 +109,8 @@ class Store(ABC):
             return 0
         with self._write() as cur:
             cur.executemany(
-                self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value, event_id) "
-                          "VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
+                self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value, event_id, "
+                          "recommendation_id) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
                 [tuple(e) for e in events])
         return len(events)
 
@@ -128,12 +135,14 @@ class Store(ABC):
         return [(r[0], r[1], float(r[2])) for r in rows]
 
     def erase_user(self, user_id: str) -> int:
-        """Delete every event of the shopper in one transaction (committed before returning): afterwards no read,
-        training data included (`all_events`), sees them. Returns how many were deleted."""
+        """Delete every event and every recorded impression of the shopper in one transaction (committed before
+        returning): afterwards no read, training data and analytics included, sees them. Returns how many events
+        were deleted."""
         with self._write() as cur:
             self._erasing(cur)
             cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
             n = cur.rowcount
+            cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ?"), (user_id,))
         self._after_erase()
         return max(int(n), 0)
 
@@ -171,6 +180,64 @@ class Store(ABC):
         """Every event in time order (for training from the store)."""
         rows = self._read("SELECT user_id, item_id, type, ts, session_id, value FROM events ORDER BY ts, id")
         return [Event(*r) for r in rows]
+
+    # ---- impressions and attribution (the rule: attribution.py) -------------------------------------------
+    def add_impressions(self, rows: Sequence[Impression]) -> int:
+        """Insert recorded list answers in one transaction (the impression writer's batches); a
+        `recommendation_id` stored already is skipped."""
+        if not rows:
+            return 0
+        with self._write() as cur:
+            cur.executemany(self._sql(
+                "INSERT INTO impressions (recommendation_id, ts, user_id, session_id, placement, surface, "
+                "model_version, experiment, variant, items) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
+                [tuple(r) for r in rows])
+        return len(rows)
+
+    def impressions_of(self, recommendation_id: str) -> Impression | None:
+        rows = self._read("SELECT recommendation_id, ts, user_id, session_id, placement, surface, model_version, "
+                          "experiment, variant, items FROM impressions WHERE recommendation_id = ?",
+                          (recommendation_id,))
+        return Impression(*rows[0]) if rows else None
+
+    def impression_counts(self, scope: Scope, bucket_s: float | None = None) -> list[tuple]:
+        """(bucket start, placement, variant, model_version, lists shown) of the impressions in `scope`, counted
+        by the database; one bucket (0.0) when `bucket_s` is None."""
+        where, args = scope.where("i")
+        bucket, bargs = (self._bucket_expr().replace("ts", "i.ts"), [bucket_s, bucket_s]) if bucket_s else ("0", [])
+        rows = self._read(f"SELECT {bucket} AS b, i.placement, i.variant, i.model_version, COUNT(*) FROM impressions i "
+                          f"WHERE {where} GROUP BY b, i.placement, i.variant, i.model_version", (*bargs, *args))
+        return [(float(b), p, v, m, int(n)) for b, p, v, m, n in rows]
+
+    def attribution_rows(self, scope: Scope, window_s: float) -> tuple[list[tuple], list[tuple]]:
+        """The candidate rows for attribution.list_outcomes: clicks (CLICK_COLUMNS) on lists in `scope`, and
+        purchases (PURCHASE_COLUMNS) of a clicked item by the clicking shopper within `window_s` after a click."""
+        where, args = scope.where("i")
+        kinds = ", ".join(f"'{t}'" for t in CLICK_TYPES)
+        clicks = self._read(
+            "SELECT c.recommendation_id, i.ts, i.placement, i.variant, i.model_version, i.items, c.item_id, c.type, "
+            f"c.user_id, c.ts FROM events c JOIN impressions i ON i.recommendation_id = c.recommendation_id "
+            f"WHERE c.type IN ({kinds}) AND {where}", tuple(args))
+        purchases = self._read(
+            "SELECT DISTINCT p.id, p.user_id, p.item_id, p.ts, p.value FROM events c "
+            "JOIN impressions i ON i.recommendation_id = c.recommendation_id "
+            "JOIN events p ON p.user_id = c.user_id AND p.item_id = c.item_id "
+            f"WHERE c.type IN ({kinds}) AND p.type = 'purchase' AND p.ts >= c.ts AND p.ts <= c.ts + ? AND {where}",
+            (float(window_s), *args))
+        return clicks, purchases
+
+    def attributed_totals(self, scope: Scope, keys: Sequence[str], bucket_s: float | None = None,
+                          window_s: float = DEFAULT_WINDOW_S) -> list[dict]:
+        """Per group of `keys` (of bucket, placement, variant, model_version): impressions, clicks, carts,
+        conversions, purchases, revenue, revenue_sq (attribution.group_totals) for the impressions in `scope`."""
+        outcomes = list_outcomes(*self.attribution_rows(scope, window_s), window_s)
+        return group_totals(self.impression_counts(scope, bucket_s), outcomes, bucket_s, keys)
+
+    def variant_summary(self, experiment: str, window_s: float = DEFAULT_WINDOW_S) -> list[dict]:
+        """Per variant of the experiment: impressions (lists shown), clicks (lists clicked), conversions (lists
+        with an attributed purchase) and revenue, from the impressions tagged with it."""
+        rows = self.attributed_totals(Scope(experiment=experiment), ["variant"], window_s=window_s)
+        return [{k: r[k] for k in ("variant", "impressions", "clicks", "conversions", "revenue")} for r in rows]
 
     # ---- catalogue ----------------------------------------------------------------------------------------
     @abstractmethod

@@ -22,6 +22,22 @@ class Event(NamedTuple):
     session_id: str | None = None
     value: float | None = None
     event_id: str | None = None  # the client's id: an event whose id is stored already is not stored again
+    recommendation_id: str | None = None  # the list answer this event came from (a click on a shown item)
+
+
+class Impression(NamedTuple):
+    """One list answer as shown: `items` are its item ids in order, each between newlines ("\\ni1\\ni2\\n")."""
+
+    recommendation_id: str
+    ts: float
+    user_id: str | None
+    session_id: str | None
+    placement: str
+    surface: str  # recommendations | sessions | similar | search | popular
+    model_version: str | None
+    experiment: str | None
+    variant: str | None
+    items: str
 
 
 @dataclass
