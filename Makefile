@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 export DEEPSHELF_DATA_DIR ?= $(abspath ../shared/data)
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install run test clean
+.PHONY: install run test reset clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,5 +24,11 @@ run: install
 test: install
 	$(PY) -m pytest
 
+# Start the demo over: its trained runs and its store (every product and event added while trying it) go; the
+# virtual environment stays, so the next `make run` retrains without reinstalling.
+reset:
+	rm -rf runs/demo
+
+# Everything built here, the virtual environment included.
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -77,7 +77,7 @@ def test_bad_events_file_names_row(tmp_path):
     bad = tmp_path / "events.csv"
     bad.write_text("user,item,timestamp\nu,a,2024-01-01\nu,b,not-a-time\n")
     res = deepshelf("train", "--dataset", bad, "--model", "popularity", "--out", tmp_path / "runs" / "p")
-    assert res.returncode == 2 and "row 2, column 'timestamp'" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "line 3, column 'timestamp'" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "runs" / "p").exists()
     assert not [p for p in (tmp_path / "runs").glob("*")] if (tmp_path / "runs").exists() else True
 

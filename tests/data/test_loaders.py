@@ -34,9 +34,11 @@ def test_csv_parquet_jsonl_agree(tmp_path):
     ("user,item\n", "header but no rows"),
     ("user,item,item\nu,a,b\n", "duplicate column 'item'"),
     ("user,product_name\nu,a\n", "missing column 'item'"),
-    ("user,item,timestamp\nu,a,2024-01-01\nu,b,yesterday\n", "row 2, column 'timestamp'"),
-    ("user,item,type\nu,a,view\nu,b,like\n", "row 2, column 'type': unknown event type 'like'"),
-    ("user,item\nu,a\n,b\n", "row 2, column 'user' is empty"),
+    # a CSV's errors name the line an editor shows: the header is line 1, the second data row line 3
+    ("user,item,timestamp\nu,a,2024-01-01\nu,b,yesterday\n", "line 3, column 'timestamp'"),
+    ("user,item,type\nu,a,view\nu,b,like\n", "line 3, column 'type': unknown event type 'like'"),
+    ("user,item\nu,a\n,b\n", "line 3, column 'user' is empty"),
+    ("user;item;type\nu;a;view\n", "missing column 'user'.*looks separated by semicolons"),
 ])
 def test_bad_events_files(tmp_path, content, message):
     path = tmp_path / "events.csv"
@@ -61,7 +63,7 @@ def test_sequences_file(tmp_path):
 def test_catalog_validation(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("sku,name,price,in_stock\nA,Mug,3.5,yes\nB,Cup,abc,no\n")
-    with pytest.raises(DeepshelfError, match="row 2, column 'price'"):
+    with pytest.raises(DeepshelfError, match="line 3, column 'price'"):
         read_catalog(path)
     path.write_text("sku,name,price,in_stock,colour\nA,Mug,3.5,yes,red\nB,Cup,,no,blue\n")
     cat = read_catalog(path)
@@ -74,3 +76,28 @@ def test_catalog_validation(tmp_path):
 def test_unknown_dataset_name():
     with pytest.raises(DeepshelfError, match="unknown dataset 'nope'"):
         load_dataset("nope")
+
+
+def test_jsonl_lines_and_frame_rows(tmp_path):
+    """JSONL has no header: data row N is line N; a table in memory (the event store) has rows, not lines."""
+    import polars as pl
+
+    from deepshelf.data.loaders import events_from_frame
+
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"user": "u", "item": "a", "type": "view"}\n{"user": "u", "item": "b", "type": "like"}\n')
+    with pytest.raises(DeepshelfError, match="e.jsonl: line 2, column 'type'"):
+        read_events(path)
+    frame = pl.DataFrame({"user": ["u", "u"], "item": ["a", "b"], "type": ["view", "like"]})
+    with pytest.raises(DeepshelfError, match="shop: row 2, column 'type'"):
+        events_from_frame(frame, "shop")
+
+
+def test_online_retail_titles_keep_contractions_lower_case():
+    import polars as pl
+
+    from deepshelf.data.datasets import title_case
+
+    raw = pl.DataFrame({"t": ["CHILDREN'S APRON", "DON\u2019T PANIC", "O'NEILL MUG", "SET OF 3 CAKE TINS"]})
+    assert raw.select(title_case(pl.col("t")))["t"].to_list() == [
+        "Children's Apron", "Don\u2019t Panic", "O'Neill Mug", "Set Of 3 Cake Tins"]

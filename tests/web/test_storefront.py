@@ -31,11 +31,13 @@ def wait_changed(page, section: str, before: str) -> None:
         arg=[section, before])
 
 
-def test_home_shows_personal_recommendations_and_trending(page, server):
+def test_home_shows_personal_recommendations_and_trending(page, server, demo_build):
     page.goto("/")
     wait_page(page, "home")
     shopper = page.input_value("#shopper")
     assert shopper.isdigit(), "a real demo shopper is chosen by default"
+    first = page.eval_on_selector("#shopper", "s => s.options[0].value")
+    assert shopper == first == demo_build[1][0], "the advertised demo shoppers come first in the menu"
     recs, trending = cards(page, "recs"), cards(page, "trending")
     assert len(recs) >= 5 and len(trending) >= 5
     # what the page shows is what the API answers for that shopper, and every item says why it is there
@@ -82,7 +84,8 @@ def test_product_page_shows_similar_products_and_records_the_view(page, server):
 def test_new_shopper_recommendations_change_after_clicks(page, server):
     page.goto("/")
     wait_page(page, "home")
-    page.select_option("#shopper", index=0)  # "You": a shopper the service has never seen
+    you = page.eval_on_selector("#shopper", "s => [...s.options].find(o => o.value.startsWith('web-')).value")
+    page.select_option("#shopper", you)  # "You": a shopper the service has never seen
     shopper = page.input_value("#shopper")
     assert shopper.startswith("web-")
     page.wait_for_function("document.querySelector('#recs')?.dataset.loaded && document.querySelector('main').dataset.page === 'home' && document.title.length > 0")

@@ -81,6 +81,9 @@ def export_search(run: Path, queries: Path, k: int, output: Path, by: str = "hyb
     from deepshelf.content.search import SearchIndex
 
     index = SearchIndex.load(run)
+    if by == "hybrid" and index.text_tower is None:  # as the server does: a run without photos searches by text
+        log.warning("%s has no photo alignment (trained without images): searching by text", run)
+        by = "text"
     history, scorer = None, None
     if user is not None:
         history, scorer = _user_history(index, user, rerank_run or run)

@@ -31,19 +31,21 @@ def demo(
     from deepshelf.apps import demo as lib
     from deepshelf.errors import DeepshelfError
 
-    console = Console()
+    console = Console(log_path=False)  # the time column is useful; the source line of the call is not
     if dataset not in ("online-retail", "fashion"):
         raise DeepshelfError(f"--dataset {dataset!r}: expected online-retail or fashion")
+    if serve:  # before minutes of training, and again before the banner
+        check_port_free(host, port)
     if dataset != "online-retail":
         runs_dir = runs_dir / dataset
     paths = lib.DemoPaths(runs_dir)
     console.rule(f"[bold]deepshelf demo[/bold]: {dataset} -> {runs_dir}")
 
+    console.log(f"loading {dataset}" + (" (the product photos' catalogue: about a minute)" if dataset == "fashion"
+                                        else ""), highlight=False)
     with console.status(f"loading {dataset}"):
         ds = lib.demo_dataset(dataset)
-
-    def progress(message: str, number: int, n: int) -> None:
-        console.log(f"[{number}/{n}] {message}", highlight=False)
+    progress = _progress_printer(console)
 
     if ds.interactions is None:  # a catalogue with photos and no shopper events yet: the content model alone
         (run,) = lib.train_models(dataset, runs_dir, lib.CONTENT_MODELS, progress)
@@ -66,6 +68,7 @@ def demo(
         console.print(f"built; serve it with: deepshelf demo{'' if dataset == 'online-retail' else ' --dataset ' + dataset}"
                       f" --runs-dir {runs_dir if dataset == 'online-retail' else runs_dir.parent}")
         return
+    check_port_free(host, port)
     console.rule()
     console.print(f"storefront  [bold]{base}/[/bold]\n"
                   f"dashboard   {base}/admin\n"
@@ -76,6 +79,43 @@ def demo(
     lib.serve(paths, host, port, api_key, public_key, shoppers)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """One clear line when the port is taken (another demo still running?), instead of a banner and a raw
+    `[Errno 98]` from the server."""
+    import socket
+
+    from deepshelf.errors import DeepshelfError
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no conflict
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise DeepshelfError(f"port {port} on {host} is already in use ({exc.strerror}; another `deepshelf "
+                                 f"demo` still running?): stop it, or pass --port {port + 1}") from None
+
+
+def _progress_printer(console):
+    """`progress(message, number, total)` for the demo's training: one line per step with the elapsed time, each
+    model's step count, and lines every model repeats (loading the data, the split summary) printed once."""
+    import time
+
+    start = time.monotonic()
+    seen: set[str] = set()
+
+    def progress(message: str, number: int, n: int) -> None:
+        name, _, rest = message.partition(": ")
+        if rest.startswith(("loading ", "temporal split", "leave-one-out split")):
+            if rest in seen:
+                return
+            seen.add(rest)
+        elapsed = time.monotonic() - start
+        console.log(f"[{number}/{n}] {message}  ({elapsed:.0f} s so far)", highlight=False)
+
+    return progress
+
+
 def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: bool, content: bool):
     """Train (or reuse) the demo's models, link the serving folder, print the evaluation table."""
     from rich.table import Table
@@ -83,6 +123,8 @@ def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: boo
     # One line per model; SASRec and the encoders draw their own progress bars (rich allows one live bar at once).
     models = lib.demo_models(include_sequential=sequential, include_content=content)
     total = len(models)
+    console.log(f"training {total} models ({', '.join(models)}); a first build takes a few minutes, "
+                "SASRec and the content model the longest; a second one reuses the runs", highlight=False)
     runs = lib.train_models(dataset, runs_dir, models, progress)
     serving = lib.choose_serving(runs)
     content_dir = lib.content_folder(runs)
@@ -93,9 +135,10 @@ def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: boo
                   caption=f"{first.get('users', 0):,} shoppers, {first.get('items', 0):,} products; "
                           "test columns: the last 30 days, over all products")
     table.add_column("model", no_wrap=True)
-    for col in ("valid NDCG@10", "test HR@10", "test NDCG@10", "test MRR@10", "test cov@10", "train s"):
-        table.add_column(col, justify="right")
-    table.add_column("", no_wrap=True)
+    # Two-line headers: a narrow terminal would otherwise cut them to "NDCG@…".
+    for col in ("valid\nNDCG@10", "test\nHR@10", "test\nNDCG@10", "test\nMRR@10", "test\ncov@10", "train\ns"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("note", no_wrap=True)
     for row in lib.evaluation_rows(runs, serving):
         table.add_row(*row, style="bold green" if row[-1] == "serving" else None)
     console.print(table)

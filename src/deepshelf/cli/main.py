@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.models.registry import MODELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="deepshelf: deep-learning recommendations for online shops.")
@@ -20,6 +21,8 @@ console = Console(stderr=True)
 USERS_HELP = ("test or valid (discovery: items new to the shopper, seen items excluded); test_again or valid_again "
               "(buy again: seen items allowed; timestamped data)")
 out_console = Console()
+# Fewer evaluated shoppers than this and the metrics mostly measure chance: say so beside them.
+FEW_USERS = 100
 
 
 @app.command()
@@ -30,25 +33,31 @@ def datasets() -> None:
     table = Table(title="built-in datasets")
     for col in ("name", "users", "items", "events", "catalogue", "description"):
         table.add_column(col, justify="right" if col in ("users", "items", "events", "catalogue") else "left")
+    missing = []  # printed whole under the table: a table cell would cut the path short
     for name, (_, description) in BUILTIN.items():
         try:
             ds = load_dataset(name)
         except DeepshelfError as exc:
-            table.add_row(name, "-", "-", "-", "-", f"unavailable: {exc}")
+            table.add_row(name, "-", "-", "-", "-", "unavailable (see below)")
+            missing.append(f"{name}: {exc}")
             continue
         inter = ds.interactions
         stats = ("-", "-", "-") if inter is None else (f"{inter.n_users:,}", f"{inter.n_items:,}", f"{len(inter):,}")
         table.add_row(name, *stats, f"{len(ds.catalog):,}" if ds.catalog is not None else "-", description)
     out_console.print(table)
+    for line in missing:
+        out_console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def train(
     out: Annotated[Path, typer.Option(help="run folder to write, e.g. runs/ease-ml-1m")],
     dataset: Annotated[Optional[str], typer.Option(help="built-in dataset name or path to events/sequences")] = None,
-    model: Annotated[Optional[str], typer.Option(help="model name (popularity, trending, itemknn, ease, als, sasrec)")] = None,
+    model: Annotated[Optional[str], typer.Option(help=f"model name ({', '.join(MODELS)})")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable)")] = [],
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable); besides "
+                                            "the model's own: protocol=temporal|leave-one-out, test_days=30, "
+                                            "valid_days=30, refit=true|false")] = [],
     catalog: Annotated[Optional[str], typer.Option(help="catalogue file for a dataset given by path")] = None,
     database: Annotated[Optional[str], typer.Option(help="train from a service's event store (sqlite:///… or "
                                                          "postgresql://…) instead of --dataset")] = None,
@@ -68,9 +77,31 @@ def train(
     cfg = build_train_config(database or dataset, model, config, list(set_))
     if catalog:
         cfg.catalog = catalog
-    with console.status("training") as status:
-        path = train_run(cfg, out, overwrite=overwrite, progress=lambda m: status.update(m) or console.log(m))
+    try:
+        with console.status("training") as status:
+            path = train_run(cfg, out, overwrite=overwrite, progress=lambda m: status.update(m) or console.log(m))
+    except DeepshelfError as exc:
+        raise _explain_empty_training(exc, cfg) from None
     _print_metrics(json.loads((path / "metrics.json").read_text()))
+
+
+def _explain_empty_training(exc: DeepshelfError, cfg) -> DeepshelfError:
+    """A model refusing zero training events after a temporal split means the data spans too little time: the
+    message says which periods were cut off and how to shorten them."""
+    if "zero interactions" not in str(exc) or cfg.protocol == "leave-one-out":
+        return exc
+    return DeepshelfError(f"{exc}: with timestamped data the last test_days={cfg.test_days:g} days are the test "
+                          f"period and the valid_days={cfg.valid_days:g} before them validation, so training only "
+                          f"sees events older than {cfg.test_days + cfg.valid_days:g} days before the newest one. "
+                          "Give data spanning more time, or shorten the periods (--set test_days=7 --set "
+                          "valid_days=7), or --set protocol=leave-one-out")
+
+
+def _few_users_warning(n: int, what: str) -> str | None:
+    if n >= FEW_USERS:
+        return None
+    return (f"warning: {what} has only {n} evaluated shoppers; metrics over fewer than {FEW_USERS} mostly measure "
+            "chance (a longer test period, --set test_days=…, evaluates more)")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -89,6 +120,11 @@ def _print_metrics(metrics: dict) -> None:
         m = result["metrics"]
         table.add_row(name, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
     out_console.print(table)
+    for name, result in rows:
+        users = result.get("metrics", {}).get("users", result.get("users"))
+        warning = None if users is None else _few_users_warning(int(users), name)
+        if warning:
+            console.print(f"[yellow]{warning}[/yellow]", highlight=False)
     out_console.print(f"training {metrics['train_seconds']:.1f}s on {metrics['device']}")
     if "refit" in metrics:
         refit = metrics["refit"]
@@ -113,8 +149,18 @@ def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in result.metrics.items():
-        table.add_row(name, f"{value:.4f}")
+        table.add_row(name, format_metric(name, value))
     out_console.print(table)
+    warning = _few_users_warning(len(es), users)
+    if warning:
+        console.print(f"[yellow]{warning}[/yellow]", highlight=False)
+
+
+def format_metric(name: str, value: float) -> str:
+    """Counts (users, targets, also per slice: `new_items/users`) as integers, rates with four decimals."""
+    if name.rsplit("/", 1)[-1] in ("users", "targets") and float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:.4f}"
 
 
 @app.command()

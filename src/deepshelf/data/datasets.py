@@ -137,6 +137,15 @@ def online_retail_frame() -> pl.DataFrame:
     )
 
 
+def title_case(text: pl.Expr) -> pl.Expr:
+    """Title Case for shouting product names ("CHILDREN'S APRON" -> "Children's Apron"): Polars capitalises the
+    letter after an apostrophe too, so the English contractions' endings are put back in lower case."""
+    cased = text.str.to_titlecase()
+    for ending in ("S", "T", "Ll", "Re", "Ve", "D", "M"):
+        cased = cased.str.replace_all(f"(['\u2019]){ending}\\b", f"${{1}}{ending.lower()}")
+    return cased
+
+
 def load_online_retail() -> Dataset:
     df = online_retail_frame()
     # One event per (customer, product, invoice): an invoice line repeated in a basket is one purchase.
@@ -147,7 +156,7 @@ def load_online_retail() -> Dataset:
     # The newest description and price of each product; the UK shop sells one range, so category is unknown.
     catalog = (df.group_by("item", maintain_order=True)
                  .agg(pl.col("title").filter(pl.col("title") != "").last(), pl.col("price").median())
-                 .with_columns(pl.col("title").fill_null("").str.to_titlecase()))
+                 .with_columns(title_case(pl.col("title").fill_null(""))))
     return Dataset("online-retail", inter, Catalog(catalog), timestamped=True)
 
 

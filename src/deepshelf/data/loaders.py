@@ -77,9 +77,21 @@ def _resolve_columns(df: pl.DataFrame, aliases: dict[str, tuple[str, ...]], requ
         if canonical not in rename.values():
             raise DeepshelfError(
                 f"{path}: missing column {canonical!r} (accepted names: {', '.join(aliases[canonical])}; "
-                f"found: {', '.join(df.columns)})"
+                f"found: {', '.join(df.columns)}){_delimiter_hint(df.columns, path)}"
             )
     return df.rename(rename)
+
+
+def _delimiter_hint(columns: list[str], path: Path) -> str:
+    """A hint when the header reads as one column holding another separator (a `;`-separated "CSV")."""
+    if len(columns) != 1:
+        return ""
+    read_as = "tab" if _suffix(path) == ".tsv" else "comma"
+    for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'"), (",", "commas")):
+        if sep in columns[0]:
+            return (f"; the header looks separated by {name}, but this file is read as {read_as}-separated: "
+                    "save it with commas as .csv or with tabs as .tsv")
+    return ""
 
 
 def _first_bad_row(mask: pl.Series) -> int:
@@ -87,7 +99,19 @@ def _first_bad_row(mask: pl.Series) -> int:
     return int(mask.arg_true()[0]) + 1
 
 
-def parse_timestamps(col: pl.Series, path: Path) -> np.ndarray:
+def header_lines(path: Path) -> int | None:
+    """Lines before the first data row in a text table (the header of a CSV/TSV, none in JSONL), so a data row's
+    number becomes the line an editor shows; None for a file without lines (Parquet) or a table in memory."""
+    kind = _suffix(path)
+    return 1 if kind in (".csv", ".tsv") else 0 if kind in (".jsonl", ".ndjson", ".json") else None
+
+
+def _at(path: Path, row: int, lines: int | None) -> str:
+    """Where a bad value is: `file: line N` in a text file, `source: row N` otherwise."""
+    return f"{path}: row {row}" if lines is None else f"{path}: line {row + lines}"
+
+
+def parse_timestamps(col: pl.Series, path: Path, lines: int | None = None) -> np.ndarray:
     """Unix seconds (int64) from ISO 8601 strings, datetimes or numbers (mixed per row); names the first bad row."""
     if col.dtype in (pl.Datetime, pl.Date):
         seconds = col.cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
@@ -107,32 +131,34 @@ def parse_timestamps(col: pl.Series, path: Path) -> np.ndarray:
         bad = seconds.is_null() & text.is_not_null() & (text != "")
         if bad.any():
             row = _first_bad_row(bad)
-            raise DeepshelfError(f"{path}: row {row}, column 'timestamp': {col[row - 1]!r} is not a time "
+            raise DeepshelfError(f"{_at(path, row, lines)}, column 'timestamp': {col[row - 1]!r} is not a time "
                                  "(expected ISO 8601 like 2024-05-01T12:00:00 or Unix seconds)")
     if seconds.null_count():
         row = _first_bad_row(seconds.is_null())
-        raise DeepshelfError(f"{path}: row {row}, column 'timestamp' is empty")
+        raise DeepshelfError(f"{_at(path, row, lines)}, column 'timestamp' is empty")
     return seconds.to_numpy().astype(np.int64)
 
 
 def events_from_frame(df: pl.DataFrame, path: Path | str = "<events>",
-                      user_map: IdMap | None = None, item_map: IdMap | None = None) -> Interactions:
-    """Validate an events DataFrame (columns per `schema.EVENT_COLUMN_ALIASES`) into `Interactions`."""
+                      user_map: IdMap | None = None, item_map: IdMap | None = None,
+                      lines: int | None = None) -> Interactions:
+    """Validate an events DataFrame (columns per `schema.EVENT_COLUMN_ALIASES`) into `Interactions`; `lines`: see
+    `header_lines` (errors then name the file's line, else the data row)."""
     path = Path(path)
     df = _resolve_columns(df, EVENT_COLUMN_ALIASES, ("user", "item"), path)
     for key in ("user", "item"):
         col = df[key].cast(pl.Utf8)
         empty = col.is_null() | (col.str.strip_chars() == "")
         if empty.any():
-            raise DeepshelfError(f"{path}: row {_first_bad_row(empty)}, column {key!r} is empty")
+            raise DeepshelfError(f"{_at(path, _first_bad_row(empty), lines)}, column {key!r} is empty")
     n = df.height
-    timestamp = parse_timestamps(df["timestamp"], path) if "timestamp" in df.columns else np.arange(n, dtype=np.int64)
+    timestamp = parse_timestamps(df["timestamp"], path, lines) if "timestamp" in df.columns else np.arange(n, dtype=np.int64)
     if "type" in df.columns:
         names = df["type"].cast(pl.Utf8).str.strip_chars().str.to_lowercase().fill_null("purchase")
         known = names.is_in(EVENT_TYPE_NAMES)
         if not known.all():
             row = _first_bad_row(~known)
-            raise DeepshelfError(f"{path}: row {row}, column 'type': unknown event type {names[row - 1]!r} "
+            raise DeepshelfError(f"{_at(path, row, lines)}, column 'type': unknown event type {names[row - 1]!r} "
                                  f"(expected one of {', '.join(EVENT_TYPE_NAMES)})")
         lut = {name: int(EventType.parse(name)) for name in EVENT_TYPE_NAMES}
         types = names.replace_strict(lut, return_dtype=pl.Int8).to_numpy()
@@ -144,7 +170,7 @@ def events_from_frame(df: pl.DataFrame, path: Path | str = "<events>",
         bad = value.is_null() & df["value"].is_not_null()
         if bad.any():
             row = _first_bad_row(bad)
-            raise DeepshelfError(f"{path}: row {row}, column 'value': {df['value'][row - 1]!r} is not a number")
+            raise DeepshelfError(f"{_at(path, row, lines)}, column 'value': {df['value'][row - 1]!r} is not a number")
     return Interactions.from_ids(df["user"].cast(pl.Utf8).to_numpy(), df["item"].cast(pl.Utf8).to_numpy(),
                                  timestamp=timestamp, type=types, weight=weight,
                                  user_map=user_map, item_map=item_map)
@@ -152,7 +178,7 @@ def events_from_frame(df: pl.DataFrame, path: Path | str = "<events>",
 
 def read_events(path: str | Path) -> Interactions:
     """Load an events table (CSV / Parquet / JSONL) into `Interactions`."""
-    return events_from_frame(read_table(path), path)
+    return events_from_frame(read_table(path), path, lines=header_lines(Path(path)))
 
 
 def read_sequences(path: str | Path) -> Interactions:
@@ -181,7 +207,7 @@ def read_sequences(path: str | Path) -> Interactions:
     return Interactions.from_ids(np.asarray(users), np.asarray(items))
 
 
-def catalog_from_frame(df: pl.DataFrame, path: Path | str = "<catalog>") -> Catalog:
+def catalog_from_frame(df: pl.DataFrame, path: Path | str = "<catalog>", lines: int | None = None) -> Catalog:
     path = Path(path)
     df = _resolve_columns(df, CATALOG_COLUMN_ALIASES, ("item",), path)
     if "price" in df.columns:
@@ -189,7 +215,7 @@ def catalog_from_frame(df: pl.DataFrame, path: Path | str = "<catalog>") -> Cata
         bad = price.is_null() & df["price"].is_not_null() & (df["price"].cast(pl.Utf8) != "")
         if bad.any():
             row = _first_bad_row(bad)
-            raise DeepshelfError(f"{path}: row {row}, column 'price': {df['price'][row - 1]!r} is not a number")
+            raise DeepshelfError(f"{_at(path, row, lines)}, column 'price': {df['price'][row - 1]!r} is not a number")
         df = df.with_columns(price)
     if "in_stock" in df.columns and df["in_stock"].dtype != pl.Boolean:
         text = df["in_stock"].cast(pl.Utf8).str.to_lowercase().str.strip_chars()
@@ -197,7 +223,7 @@ def catalog_from_frame(df: pl.DataFrame, path: Path | str = "<catalog>") -> Cata
         ok = text.is_in(list(truth)) | text.is_null()
         if not ok.all():
             row = _first_bad_row(~ok)
-            raise DeepshelfError(f"{path}: row {row}, column 'in_stock': {text[row - 1]!r} is not a yes/no value")
+            raise DeepshelfError(f"{_at(path, row, lines)}, column 'in_stock': {text[row - 1]!r} is not a yes/no value")
         df = df.with_columns(text.replace_strict(truth, default=True, return_dtype=pl.Boolean).alias("in_stock"))
     try:
         return Catalog(df)
@@ -207,7 +233,7 @@ def catalog_from_frame(df: pl.DataFrame, path: Path | str = "<catalog>") -> Cata
 
 def read_catalog(path: str | Path) -> Catalog:
     """Load a catalogue table (CSV / Parquet / JSONL); only the item id column is required."""
-    return catalog_from_frame(read_table(path), path)
+    return catalog_from_frame(read_table(path), path, lines=header_lines(Path(path)))
 
 
 def is_sequence_file(path: Path) -> bool:

@@ -70,27 +70,22 @@ function eventUser() {
 async function loadShoppers() {
   const params = new URLSearchParams(location.search);
   const wanted = params.get("shopper");
-  const options = [
-    { value: browserShopper(), label: `You (${browserShopper()})` },
-    { value: ANON, label: "Anonymous visitor" },
-  ];
-  // A few real shoppers with purchase histories: named in the URL, else the ones the server put in the page
-  // (the demo's). The list of a shop's shoppers is private data: this page, holding a public key, cannot read it.
+  // The demo's advertised shoppers (real purchase histories) come first, so the first screen is personal: named
+  // in the URL, else the ones the server put in the page. The list of a shop's shoppers is private data: this
+  // page, holding a public key, cannot read it.
   const meta = document.querySelector('meta[name="deepshelf-shoppers"]');
   const named = params.get("shoppers") || (meta && meta.content) || "";
-  const demo = named.split(",").filter(Boolean).map((id) => ({ user_id: id }));
   // Real shoppers only: not the ids this page makes up for browsers and anonymous visits.
-  const real = demo.map((u) => ({ id: String(u.user_id ?? u.id ?? u), n: u.events ?? u.n_events }))
-    .filter((u) => !/^(web|anon)-/.test(u.id));
-  for (const { id, n } of real.slice(0, 8)) {
-    options.push({ value: id, label: `Shopper ${id}${n ? ` (${n} events)` : ""}` });
-  }
+  const real = named.split(",").map((id) => id.trim()).filter((id) => id && !/^(web|anon)-/.test(id));
+  const options = real.slice(0, 8).map((id) => ({ value: id, label: `Shopper ${id}` }));
+  options.push({ value: browserShopper(), label: `You (${browserShopper()})` });
+  options.push({ value: ANON, label: "Anonymous visitor" });
   const custom = localStorage.getItem("deepshelf.shopper.custom");
   if (custom && !options.some((o) => o.value === custom)) options.push({ value: custom, label: `Shopper ${custom}` });
   if (wanted && !options.some((o) => o.value === wanted)) options.push({ value: wanted, label: `Shopper ${wanted}` });
   shopperSelect.innerHTML = options.map((o) => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join("");
-  // The first real shopper is the default: "recommended for you" is personal from the first screen.
-  const saved = wanted || localStorage.getItem("deepshelf.shopper.current") || (options[2] && options[2].value);
+  // The first advertised shopper is the default (the first option); a choice made earlier in this browser wins.
+  const saved = wanted || localStorage.getItem("deepshelf.shopper.current");
   if (saved && options.some((o) => o.value === saved)) shopperSelect.value = saved;
 }
 
@@ -499,9 +494,10 @@ function wire() {
     localStorage.removeItem("deepshelf.shopper.you");
     session.items = [];
     session.save();
+    const you = [...shopperSelect.options].find((o) => /^web-/.test(o.value));
     const id = browserShopper();
-    shopperSelect.options[0].value = id;
-    shopperSelect.options[0].textContent = `You (${id})`;
+    you.value = id;
+    you.textContent = `You (${id})`;
     shopperSelect.value = id;
     shopperSelect.dispatchEvent(new Event("change"));
   });
