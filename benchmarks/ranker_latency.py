@@ -1,6 +1,6 @@
 """Latency of the ranker stage for one shopper: features + learner over at most 300 candidates.
 
-    .venv/bin/python benchmarks/ranker_latency.py                      # both learners, 300 shoppers each
+    .venv/bin/python benchmarks/ranker_latency.py                      # each learner, 300 shoppers each
     .venv/bin/python benchmarks/ranker_latency.py --learners lightgbm --shoppers 1000
 
 The ranker is fit on the bundled Online Retail year (events before the test period) with generators whose
@@ -44,7 +44,7 @@ def main() -> None:
     from deepshelf.models.ranker.model import Ranker
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--learners", default="lightgbm,torch")
+    ap.add_argument("--learners", default="lightgbm,torch,ensemble")
     ap.add_argument("--shoppers", type=int, default=300)
     ap.add_argument("--jitter-seconds", type=float, default=10.0)
     args = ap.parse_args()

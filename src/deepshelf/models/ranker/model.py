@@ -1,9 +1,13 @@
 """The learned ranker (`--model ranker`): candidates from the configured generators, ranked by a learner.
 
 `fit(train)` is self-contained, so the same call trains for validation and refits before the test period:
-labels are the items shoppers bought in the last `label_days` of `train`; features and generators see only the
-events before that internal cut. The learner is trained on those labels, then the generators and the shop's
-statistics are refit on all of `train` for scoring ("now" = the end of `train`).
+labels are the items shoppers bought in the last `label_days` of `train` (and in the `label_windows - 1` windows
+before it); each window's features and generators see only the events before its start. The learner is trained
+on those labels, then the generators and the shop's statistics are refit on all of `train` for scoring ("now" =
+the end of `train`, or a history's newest event when later).
+
+Serving: `score(histories)` ranks every item (candidates above the rest), `reasons(histories, items)` names each
+recommended item's strongest signal.
 """
 
 from __future__ import annotations
