@@ -13,6 +13,8 @@ import numpy as np
 import polars as pl
 
 from deepshelf.data.catalog import Catalog
+from deepshelf.data.feeds import read_feed
+from deepshelf.data.ga4 import is_bigquery_export, read_bigquery_export
 from deepshelf.data.interactions import Interactions
 from deepshelf.data.loaders import (
     catalog_from_frame,
@@ -198,12 +200,36 @@ def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
                                  f"({', '.join(BUILTIN)}) and no such file")
         if is_sequence_file(path):
             ds = Dataset(path.name, read_sequences(path))
+        elif is_bigquery_export(path):  # GA4's export: one analytics event per line
+            ds = Dataset(path.name, events_from_frame(read_bigquery_export(path), path), timestamped=True)
         else:
             inter = read_events(path)
             ds = Dataset(path.name, inter, timestamped=bool(inter.timestamp.max() > 10_000_000))
     if catalog is not None:
-        ds.catalog = read_catalog(catalog)
+        ds.catalog = read_catalog_or_feed(catalog)
     return ds
+
+
+def read_catalog_or_feed(path: str | Path) -> Catalog:
+    """A catalogue table, or a Merchant Center feed (`.xml`, or a `.tsv` / `.txt` whose header has the feed's
+    `id` and `title`); a feed's malformed items are left out (`deepshelf import-feed` lists them)."""
+    path = Path(path)
+    kind = "".join(s.lower() for s in path.suffixes[-1:])
+    if kind == ".xml" or (kind in (".tsv", ".txt") and _looks_like_feed(path)):
+        feed = read_feed(path)
+        if not feed.items:
+            raise DeepshelfError(f"{path}: no valid items in the feed (first problem: {feed.errors[0]})"
+                                 if feed.errors else f"{path}: no items in the feed")
+        return Catalog(pl.DataFrame([{"item": it.item_id, "title": it.title, "description": it.description,
+                                      "category": it.category, "price": it.price, "in_stock": it.in_stock,
+                                      "image": it.image_url} for it in feed.items]))
+    return read_catalog(path)
+
+
+def _looks_like_feed(path: Path) -> bool:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        header = [h.strip().lower().removeprefix("g:") for h in f.readline().split("\t")]
+    return "id" in header and "title" in header and "availability" in header
 
 
 def dataset_from_frames(name: str, events: pl.DataFrame, catalog: pl.DataFrame | None = None,
