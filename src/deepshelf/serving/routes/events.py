@@ -25,7 +25,7 @@ def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep)
         raise invalid("body", "events", f"at most {settings.max_batch} events per request", len(batch.events))
     now = time.time()
     rows = [Event(e.user_id, e.item_id, e.type, e.timestamp.timestamp() if e.timestamp else now, e.session_id,
-                  e.value, e.event_id) for e in batch.events]
+                  e.value, e.event_id, e.recommendation_id) for e in batch.events]
     return Accepted(accepted=service.ingest(rows))
 
 
