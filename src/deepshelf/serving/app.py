@@ -18,7 +18,7 @@ from deepshelf import __version__
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving.metrics import Metrics, MetricsMiddleware
 from deepshelf.serving.openapi_doc import install as install_openapi
-from deepshelf.serving.routes import admin, events, items, recommendations, system
+from deepshelf.serving.routes import admin, analytics, events, experiments, integrations, items, recommendations, system
 from deepshelf.serving.service import NotAvailable, NotFound, Service
 from deepshelf.serving.settings import Settings
 from deepshelf.serving.shedding import ShedLoad
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ShedLoad, limit=settings.max_concurrent_requests, retry_after_s=settings.retry_after_s,
                        body_timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
-    for module in (events, recommendations, items, admin, system):
+    for module in (events, recommendations, items, admin, analytics, experiments, system, integrations):
         app.include_router(module.router)
     install_openapi(app, settings)  # each operation's key scope and every status it answers
     _add_error_handlers(app)

@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, ValidationError, create_model
 from deepshelf.serving.rules import Rules, RulesIn
 from deepshelf.serving.service import Service
 from deepshelf.serving.settings import Settings
-from deepshelf.serving.validation import BOOST_ITEM_PATTERN, BOOST_PATTERN, Boosts, Line
+from deepshelf.serving.validation import BOOST_ITEM_PATTERN, BOOST_PATTERN, Boosts, Id, Line
 
 PRIVATE, PUBLIC = "private", "public"
 READ_SCHEME = "PublicKeyRead"
@@ -140,10 +140,14 @@ _URL_NAME = {rule: _URL_FORM[rule][0] if rule in _URL_FORM else rule for rule in
 
 ListQuery = create_model(
     "ListQuery",
-    __doc__="Query parameters shared by every list answer: k, details, and the business rules.",
+    __doc__="Query parameters shared by every list answer: k, details, placement, session and the business rules.",
     __config__=ConfigDict(extra="ignore"),
     k=(int, Field(default=10, ge=1, le=10_000, description="number of items")),
     details=(bool, Field(default=False, description="add title, category, price and image of each item")),
+    placement=(Line(64, min_length=1), Field(default="home", description="where the list is shown (home, "
+                                             "product_page, ...): an experiment on it chooses the run")),
+    session_id=(Id | None, Field(default=None, description="an anonymous shopper's session: the id an experiment "
+                                 "assigns by when the request names no shopper")),
     **{_URL_NAME[rule]: _URL_FORM[rule][1:] if rule in _URL_FORM else (info.annotation, info)
        for rule, info in RulesIn.model_fields.items()},
 )
@@ -180,6 +184,8 @@ class ListParams:
     k: int
     details: bool
     rules: Rules
+    placement: str = "home"
+    session_id: str | None = None
 
 
 async def list_query(request: Request) -> ListParams:
@@ -199,7 +205,7 @@ async def list_query(request: Request) -> ListParams:
                                       for e in exc.errors(include_url=False, include_context=False)]) from None
     settings = request.app.state.settings
     check_k(settings, q.k)
-    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)))
+    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)), q.placement, q.session_id)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

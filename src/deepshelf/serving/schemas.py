@@ -38,6 +38,10 @@ class EventIn(Strict):
         default=None, description="the client's id for this event: an event whose id is already stored is not "
                                   "stored again, so a batch retried after a lost answer is kept once (and answered "
                                   "the same)")
+    recommendation_id: Line(64, min_length=1) | None = Field(
+        default=None, description="the `recommendation_id` of the list answer the shopper clicked this item in "
+                                  "(a view or cart event): it attributes the click, and a purchase of the item "
+                                  "within attribution_window_s after it, to that list")
 
 
 class EventBatchIn(Strict):
@@ -104,8 +108,12 @@ class RecommendedItem(BaseModel):
 
 class ItemList(BaseModel):
     items: list[RecommendedItem]
+    recommendation_id: str = Field(description="this answer's id: send it with the events of a shopper who clicks "
+                                               "one of its items, to attribute clicks and purchases to it")
     model_version: str | None
     source: str  # model | fallback | content | keyword
+    variant: str | None = Field(default=None, description="the experiment variant that served it, when an "
+                                                          "experiment runs on the request's placement")
 
 
 class EventOut(BaseModel):
@@ -231,3 +239,95 @@ class RouteLatency(BaseModel):
 class LatencyStats(BaseModel):
     window: int  # most recent requests per route the percentiles are computed over
     routes: list[RouteLatency]
+
+
+# ---- experiments (serving/experiments.py; the statistics in serving/verdict.py) ---------------------------------
+class VariantIn(Strict):
+    name: Id
+    run: Line(4096, min_length=1) = Field(description="the variant's run folder on the server (as for `serve --run`)")
+    share: Finite = Field(gt=0, le=1, description="its share of the placement's traffic; the shares sum to 1")
+
+
+class ExperimentIn(Strict):
+    placement: Line(64, min_length=1) = "home"
+    variants: list[VariantIn] = Field(min_length=2, max_length=10)
+    allocation: Literal["fixed", "thompson"] = Field(
+        default="fixed", description="fixed: the shares as given; thompson: each variant's probability of having "
+                                     "the best CTR, recomputed as counts grow")
+
+
+class VariantResult(BaseModel):
+    name: str
+    run: str  # the run folder's name
+    model_version: str | None  # of the run this server serves the variant with (None: not served here)
+    share: float  # as defined
+    traffic_share: float  # what it gets now (thompson: moves with the evidence)
+    impressions: int
+    clicks: int
+    ctr: float
+    ctr_low: float  # 95% Wilson interval
+    ctr_high: float
+    conversions: int
+    revenue: float
+
+
+class Verdict(BaseModel):
+    winner: str | None
+    method: str
+    alpha: float
+    p_value: float | None = None  # fixed allocation
+    probability_best: dict[str, float] | None = None  # thompson allocation
+
+
+class ExperimentOut(BaseModel):
+    name: str
+    placement: str
+    allocation: str
+    active: bool  # False once stopped (DELETE); the results stay
+    served_here: bool  # False when this server cannot serve it (its log says why) or it is stopped
+    variants: list[VariantResult]
+    verdict: Verdict
+
+
+# ---- analytics (serving/attribution.py: the methods) -----------------------------------------------------------
+class RecommendationNumbers(BaseModel):
+    """Lists shown (impressions) and what followed them; each rate with its 95% interval (null: no impressions)."""
+
+    impressions: int
+    clicks: int  # lists with at least one clicked item (a view or cart event carrying their recommendation_id)
+    ctr: float
+    ctr_low: float | None  # Wilson score interval
+    ctr_high: float | None
+    carts: int  # lists with at least one item added to the cart from them
+    add_to_cart_rate: float
+    add_to_cart_low: float | None
+    add_to_cart_high: float | None
+    conversions: int  # lists with at least one attributed purchase
+    conversion_rate: float
+    conversion_low: float | None
+    conversion_high: float | None
+    purchases: int  # attributed purchases
+    revenue: float  # their values summed
+    revenue_per_1000: float  # per 1,000 impressions
+    revenue_per_1000_low: float | None  # normal approximation over impressions (null below 2)
+    revenue_per_1000_high: float | None
+
+
+class RecommendationGroup(RecommendationNumbers):
+    placement: str
+    variant: str | None
+    model_version: str | None
+
+
+class RecommendationBucket(RecommendationNumbers):
+    start: datetime
+
+
+class RecommendationAnalytics(BaseModel):
+    since: datetime
+    until: datetime
+    bucket_seconds: int
+    attribution_window_s: float
+    total: RecommendationNumbers
+    groups: list[RecommendationGroup]  # by placement, variant and model version
+    series: list[RecommendationBucket]  # buckets with impressions, oldest first

@@ -17,7 +17,9 @@ from deepshelf.data.schema import EventType
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving import ranking
 from deepshelf.serving.catalog_view import Snapshot
+from deepshelf.serving.experiments import ExperimentRegistry
 from deepshelf.serving.explain import because
+from deepshelf.serving.impressions import ImpressionWriter
 from deepshelf.serving.ranking import Candidates, Shopper
 from deepshelf.serving.rules import Rules, allowed, rerank
 from deepshelf.serving.settings import Settings
@@ -46,6 +48,20 @@ class Answer:
     source: str  # what produced the list: model, fallback (unknown shopper), ...
     # per item, the id of the shopper's recent item it relates to most (None: the reason is not their history)
     because: list[str | None] | None = None
+    placement: str = "home"  # where the list is shown (the request's `placement=`)
+    experiment: str | None = None  # the experiment and variant that served it, when one runs on the placement
+    variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a list is shown and to whom: the placement, the shopper or session id an experiment assigns by, and
+    (filled by the service) the experiment and variant serving it."""
+
+    placement: str = "home"
+    unit_id: str | None = None
+    experiment: str | None = None
+    variant: str | None = None
 
 
 class Service:
@@ -54,6 +70,11 @@ class Service:
         self.store = store
         self.metrics = metrics
         self.runs = RunHolder(settings, store, metrics)
+        # the lists shown, stored in the background (to_list in routes/recommendations.py records them)
+        self.impressions = ImpressionWriter(store, settings.impression_flush_s, settings.impression_batch,
+                                            settings.impression_queue, getattr(metrics, "registry", None)
+                                            ) if settings.record_impressions else None
+        self.experiments = ExperimentRegistry(settings, store)  # variants' runs, chosen per request
         # what a known shopper's list adds to the model's answer (a session request is a visit already)
         self.user_stages = (VisitStage(settings.visit_gap_s, settings.visit_share,
                                        settings.visit_events),) if settings.visit_share else ()
@@ -69,28 +90,42 @@ class Service:
 
     def start(self) -> None:
         self.runs.start()
+        if self.impressions is not None:
+            self.impressions.start()
+        self.experiments.start()
 
     def stop(self) -> None:
+        self.experiments.stop()
         self.runs.stop()
+        if self.impressions is not None:
+            self.impressions.stop()  # what is still queued is stored before the store closes
         self.store.close()
 
     def reload(self, path: str | Path | None = None, initial: bool = False) -> LoadedRun:
         return self.runs.reload(path, initial)
 
-    def _request(self) -> tuple[LoadedRun, Snapshot]:
-        """The run and the catalogue snapshot one request uses from start to end."""
-        state = self.runs.state
+    def _request(self, where: Where | None = None) -> tuple[LoadedRun, Snapshot, Where]:
+        """The run (the variant's, inside an experiment on the request's placement) and the catalogue snapshot
+        one request uses from start to end, and where its answer is shown."""
+        where = Where() if where is None else where
+        picked = self.experiments.pick(where.placement, where.unit_id)
+        if picked is not None:
+            where = Where(where.placement, where.unit_id, picked.experiment, picked.variant)
+            state = picked.state
+        else:
+            state = self.runs.state
         if state is None:
             raise DeepshelfError("the service is starting; no run loaded yet")
         state.view.refresh(max_age_s=self.settings.catalog_refresh_s)
-        return state, state.view.snapshot
+        return state, state.view.snapshot, where
 
     @staticmethod
-    def _answer(state: LoadedRun, catalog: Snapshot, top: Candidates, source: str,
+    def _answer(state: LoadedRun, catalog: Snapshot, top: Candidates, source: str, where: Where,
                 shopper: Shopper | None = None) -> Answer:
         ids = catalog.cols.ids
         answer = Answer([str(ids[i]) for i in top.idx.tolist()], [float(s) for s in top.scores], list(top.reasons),
-                        state.version, source)
+                        state.version, source, placement=where.placement, experiment=where.experiment,
+                        variant=where.variant)
         if shopper is not None:
             answer.because = [str(ids[i]) if i >= 0 else None for i in because(state, catalog, shopper, top).tolist()]
         return answer
@@ -114,39 +149,41 @@ class Service:
         return self.store.history(user_id, limit)
 
     def erase_user(self, user_id: str) -> int:
-        """Delete the shopper's events; what this server derived from them (live trending) is recomputed before
-        returning. Their visit and recommendations are read from the store per request, so nothing else holds
-        them. Returns the number of events erased."""
+        """Delete the shopper's events and impressions; what this server derived from them (live trending) is
+        recomputed before returning. Their visit and recommendations are read from the store per request, so
+        nothing else holds them. Returns the number of events erased."""
+        if self.impressions is not None:
+            self.impressions.flush()  # their queued impressions reach the store, so the erasure takes them too
         n = self.store.erase_user(user_id)
         self.runs.refresh_trending()
         return n
 
     # ---- list answers -------------------------------------------------------------------------------------
-    def recommend_user(self, user_id: str, k: int, rules: Rules) -> Answer:
-        state, catalog = self._request()
+    def recommend_user(self, user_id: str, k: int, rules: Rules, placement: str = "home") -> Answer:
+        state, catalog, where = self._request(Where(placement, user_id))
         shopper = self._shopper(catalog, user_id)
         top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots,
                                         self.user_stages)
-        return self._answer(state, catalog, top, source, shopper)
+        return self._answer(state, catalog, top, source, where, shopper)
 
-    def recommend_session(self, item_ids: list[str], k: int, rules: Rules) -> Answer:
-        state, catalog = self._request()
+    def recommend_session(self, item_ids: list[str], k: int, rules: Rules, where: Where | None = None) -> Answer:
+        state, catalog, where = self._request(where)
         items = catalog.lookup(item_ids)
         # this visit's items, all seen just now (their order is the history's order)
         shopper = Shopper(items, np.zeros(len(items), np.int8), np.zeros(0, np.int64),
                           np.full(len(items), int(time.time()), np.int64))
         top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots)
-        return self._answer(state, catalog, top, source, shopper)
+        return self._answer(state, catalog, top, source, where, shopper)
 
-    def popular(self, k: int, rules: Rules) -> Answer:
-        state, catalog = self._request()
+    def popular(self, k: int, rules: Rules, where: Where | None = None) -> Answer:
+        state, catalog, where = self._request(where)
         excluded = ranking.excluded_items(catalog, rules)
         pool = ranking.top_up(state, catalog, Candidates.of([], [], []), ranking.pool_size(k), rules, excluded)
         top = Candidates.of(*rerank(catalog, pool.idx, pool.scores, pool.reasons, rules, k))
-        return self._answer(state, catalog, top, "fallback")
+        return self._answer(state, catalog, top, "fallback", where)
 
-    def similar(self, item_id: str, k: int, mode: str, rules: Rules) -> Answer:
-        state, catalog = self._request()
+    def similar(self, item_id: str, k: int, mode: str, rules: Rules, where: Where | None = None) -> Answer:
+        state, catalog, where = self._request(where)
         i = catalog.position(item_id)
         if i < 0:
             raise NotFound(f"item {item_id!r} is not in the catalogue or the run")
@@ -172,10 +209,10 @@ class Service:
             source = "fallback"
         found = ranking.top_up(state, catalog, found, k, rules, excluded)  # an answer is never needlessly short
         top = Candidates.of(*rerank(catalog, found.idx, found.scores, found.reasons, rules, k))
-        return self._answer(state, catalog, top, source)
+        return self._answer(state, catalog, top, source, where)
 
-    def search(self, query: str, k: int, user_id: str | None, rules: Rules) -> Answer:
-        state, catalog = self._request()
+    def search(self, query: str, k: int, user_id: str | None, rules: Rules, where: Where | None = None) -> Answer:
+        state, catalog, where = self._request(where)
         m = ranking.pool_size(k)
         excluded = ranking.excluded_items(catalog, rules)
         if state.content is not None and state.content.can_search:
@@ -201,7 +238,7 @@ class Service:
                 reason = f"{reason}+personal"
         order = np.argsort(-scores, kind="stable")[:m]
         top = Candidates.of(*rerank(catalog, idx[order], scores[order], [reason] * len(order), rules, k))
-        return self._answer(state, catalog, top, source)
+        return self._answer(state, catalog, top, source, where)
 
     # ---- catalogue ----------------------------------------------------------------------------------------
     def upsert_items(self, items: list[Item]) -> int:

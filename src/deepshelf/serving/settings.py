@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     max_stats_buckets: int = Field(default=10_080, gt=0)
     stats_cache_s: float = Field(default=10.0, ge=0)
 
-
     # ---- retrieval ---------------------------------------------------------------------------------------
     # Below this many items exact scoring is fast enough and is the reference; above it a FAISS index is built.
     ann_threshold: int = Field(default=50_000, gt=0)
@@ -69,6 +68,7 @@ class Settings(BaseSettings):
     watch_run: bool = True
 
     sqlite_synchronous: str = "FULL"  # FULL: an acknowledged event survives a crash or power loss
+
     # ---- a slow store, overload: answered 503 + Retry-After, never a hang -------------------------------------
     # Bound on each store call: connecting, waiting for a free connection, each statement (SQLite: the lock wait).
     store_timeout_s: float = Field(default=2.0, gt=0, le=600)
@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(default=10.0, gt=0)  # a request body that stalls this long is answered 408
     retry_after_s: int = Field(default=1, ge=0)  # the Retry-After of a 503
 
+    # ---- online experiments (serving/experiments.py; the verdict's statistics in serving/verdict.py) ---------
+    max_variant_runs: int = Field(default=4, gt=0)  # runs held for variants beside the served run; more: 409
+    experiment_refresh_s: float = Field(default=5.0, gt=0)  # experiments defined elsewhere are served within this
+    experiment_alpha: float = Field(default=0.01, gt=0, lt=0.5)  # significance of the verdict
+    experiment_min_impressions: int = Field(default=100, ge=1)  # per variant, before any winner is named
+
+    # ---- impressions and attribution (serving/impressions.py, storage/attribution.py) -------------------------
+    record_impressions: bool = True  # record every list answer shown (for analytics and experiments)
+    impression_flush_s: float = Field(default=0.5, gt=0)  # the background writer stores what it has this often...
+    impression_batch: int = Field(default=1000, gt=0)  # ... or as soon as this many lists wait
+    # lists waiting beyond this (the store slow or down) are dropped and counted, never waited for
+    impression_queue: int = Field(default=100_000, gt=0)
+    # a purchase this long after a click on a recommended item is attributed to that recommendation (default 24 h)
+    attribution_window_s: float = Field(default=86_400.0, gt=0)
 
     @field_validator("sqlite_synchronous")
     @classmethod

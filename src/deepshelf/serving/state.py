@@ -206,3 +206,55 @@ class RunHolder:
         except DeepshelfError as exc:
             self._failed_signature = sig  # do not retry the same broken target every tick
             log.error("new run refused, still serving %s: %s", state.version if state else None, exc)
+
+
+class VariantRuns:
+    """The runs experiment variants are served by, beside the served run: one `LoadedRun` per run folder (by real
+    path, so two variants of one run share it), at most `max_variant_runs` of them."""
+
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self._states: dict[str, LoadedRun] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(path: str | Path) -> str:
+        return os.path.realpath(path)
+
+    def count_with(self, paths) -> int:
+        """How many runs would be held with `paths` and nothing else."""
+        return len({self.key(p) for p in paths})
+
+    def get(self, path: str | Path) -> LoadedRun:
+        """The loaded run at `path`, loaded now when it is not held (or its folder was replaced since);
+        DeepshelfError when it cannot be loaded or the bound would be passed."""
+        key = self.key(path)
+        with self._lock:
+            state = self._states.get(key)
+            if state is not None and state.signature == run_signature(Path(key)):
+                return state
+            if state is None and len(self._states) >= self.settings.max_variant_runs:
+                raise DeepshelfError(f"this server holds at most {self.settings.max_variant_runs} variant runs "
+                                     "(max_variant_runs)")
+            new = load_state(Path(key), self.settings, self.store)
+            self._states[key] = new
+        if state is not None:
+            state.close()
+        log.info("variant run %s loaded (version %s)", key, new.version)
+        return new
+
+    def keep_only(self, paths) -> None:
+        """Release the runs no active experiment names any more."""
+        keep = {self.key(p) for p in paths}
+        with self._lock:
+            dropped = [self._states.pop(k) for k in list(self._states) if k not in keep]
+        for state in dropped:
+            state.close()
+
+    def refresh_trending(self) -> None:
+        for state in list(self._states.values()):
+            state.trending = refresh_trending(state, self.store, self.settings)
+
+    def close(self) -> None:
+        self.keep_only(())

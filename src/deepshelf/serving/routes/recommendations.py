@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Response
 from deepshelf.serving.deps import (
     LIST_QUERY_OPENAPI,
     ListDep,
+    ListParams,
     PublicRead,
     ServiceDep,
     SettingsDep,
@@ -19,8 +20,9 @@ from deepshelf.serving.deps import (
     invalid,
     to_rules,
 )
+from deepshelf.serving.impressions import new_recommendation_id
 from deepshelf.serving.schemas import ItemList, SessionIn
-from deepshelf.serving.service import Answer, Service
+from deepshelf.serving.service import Answer, Service, Where
 from deepshelf.serving.validation import Id, Line
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
@@ -32,9 +34,18 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicR
 ItemId = Annotated[Id, Path()]
 
 
-def to_list(answer: Answer, service: Service, details: bool) -> Response:
+def where(params: ListParams, user_id: str | None = None) -> Where:
+    """The request's placement, and the id an experiment on it assigns by: the shopper's, else the session's."""
+    return Where(params.placement, user_id or params.session_id)
+
+
+def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
+            user_id: str | None = None) -> Response:
     """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
-    the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)"""
+    the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
+    The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
+    sessions, similar, search, popular) for the background writer: an append, no store call."""
+    details = params.details
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
     related = answer.because or []
@@ -55,7 +66,14 @@ def to_list(answer: Answer, service: Service, details: bool) -> Response:
                 image = f"/v1/items/{quote(row.item_id, safe='')}/image" if row.has_image else row.image_url
                 if image:
                     it["image"] = image
-    body = {"items": items, "model_version": answer.model_version, "source": answer.source}
+    recommendation_id = new_recommendation_id()
+    body = {"items": items, "recommendation_id": recommendation_id, "model_version": answer.model_version,
+            "source": answer.source}
+    if answer.variant is not None:
+        body["variant"] = answer.variant
+    if service.impressions is not None:
+        service.impressions.record(recommendation_id, user_id, params.session_id, answer.placement, surface,
+                                   answer.model_version, answer.experiment, answer.variant, answer.item_ids)
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
@@ -64,7 +82,8 @@ def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
                          params: ListDep) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
     events gets trending items."""
-    return to_list(service.recommend_user(user_id, params.k, params.rules), service, params.details)
+    return to_list(service.recommend_user(user_id, params.k, params.rules, params.placement), service, params,
+                   "recommendations", user_id)
 
 
 @router.post("/sessions/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
@@ -77,7 +96,8 @@ def session_recommendations(body: SessionIn, service: ServiceDep, settings: Sett
     k = check_k(settings, body.k, "body") if body.k is not None else params.k
     rules = to_rules(settings, body.rules) if body.rules is not None else params.rules
     rules.exclude = list(rules.exclude) + list(body.exclude)
-    return to_list(service.recommend_session(list(body.item_ids), k, rules), service, params.details)
+    return to_list(service.recommend_session(list(body.item_ids), k, rules, where(params)), service, params,
+                   "sessions")
 
 
 @router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
@@ -86,7 +106,8 @@ def similar_items(item_id: ItemId, service: ServiceDep, params: ListDep,
                   mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
     """Similar products: by behaviour (bought together), or by text / picture / both when the run has content
     vectors."""
-    return to_list(service.similar(item_id, params.k, mode, params.rules), service, params.details)
+    return to_list(service.similar(item_id, params.k, mode, params.rules, where(params)), service, params,
+                   "similar")
 
 
 @router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
@@ -97,10 +118,11 @@ def search(service: ServiceDep, params: ListDep,
     `user_id`."""
     if not q.strip():
         raise invalid("query", "q", "query is blank", q)
-    return to_list(service.search(q.strip(), params.k, user_id, params.rules), service, params.details)
+    return to_list(service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id)), service,
+                   params, "search", user_id)
 
 
 @router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
 def popular(service: ServiceDep, params: ListDep) -> Response:
     """Trending now (weighted events of the last days), else popular of all time."""
-    return to_list(service.popular(params.k, params.rules), service, params.details)
+    return to_list(service.popular(params.k, params.rules, where(params)), service, params, "popular")
