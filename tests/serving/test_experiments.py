@@ -188,3 +188,14 @@ def test_two_servers_on_one_store_agree(run_link, runs_dir, database):
         assert two.delete("/v1/experiments/ab").status_code == 200
         wait_until(lambda: all(served_version(one, u) == main for u in users))
         assert all(served_version(one, u) == main for u in users)
+
+
+def test_experiments_need_a_private_key(run_link, runs_dir, tmp_path):
+    from tests.serving.conftest import PUBLIC_KEY
+
+    with TestClient(create_app(make_settings(run_link, f"sqlite:///{tmp_path / 'k.db'}"))) as c:
+        for method, json in (("PUT", body(runs_dir)), ("GET", None), ("DELETE", None)):
+            assert c.request(method, "/v1/experiments/ab", json=json).status_code == 401
+            r = c.request(method, "/v1/experiments/ab", json=json, headers={"X-API-Key": PUBLIC_KEY})
+            assert r.status_code == 403
+        assert c.get("/v1/experiments/ab", headers=auth()).status_code == 404
