@@ -1,0 +1,59 @@
+"""deepshelf.client.Client against a real app (in process): every method reaches its endpoint and reads its answer;
+an error answer is an ApiError with the status and the server's detail."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving.conftest import KEY, PUBLIC_KEY, make_settings, train, write_shop  # noqa: E402
+
+from deepshelf.client import ApiError, Client  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def http(tmp_path_factory):
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+
+    folder = tmp_path_factory.mktemp("client")
+    events, catalog = write_shop(folder)
+    run = train(events, catalog, folder / "runs" / "knn", "itemknn")
+    app = create_app(make_settings(run, f"sqlite:///{folder / 'store.db'}"))
+    with TestClient(app) as c:
+        yield c
+
+
+def test_client_round_trip(http):
+    shop = Client("http://testserver", KEY, http=http)
+    assert shop.send_events([{"user_id": "web-1", "item_id": "i1", "type": "view"},
+                             {"user_id": "web-1", "item_id": "i2", "type": "purchase", "value": 12.0}]) == 2
+    assert [e["item_id"] for e in shop.user_events("web-1")] == ["i2", "i1"]
+    recs = shop.recommendations("web-1", k=5)
+    assert len(recs.items) == 5 and recs.model_version and not {"i1", "i2"} & set(recs.ids)  # seen: left out
+    assert all(isinstance(r.score, float) and r.reason for r in recs.items)
+    assert len(shop.similar("i1", k=3).items) == 3
+    assert len(shop.session_recommendations(["i1", "i2"], k=4).items) == 4
+    assert len(shop.popular(k=3).items) == 3
+    assert shop.search("Product", k=3).items
+    assert shop.put_item("NEW-1", title="Red Mug", price=3.5) == 1
+    assert shop.item("NEW-1")["title"] == "Red Mug"
+    imported = shop.import_feed("id\ttitle\tprice\tavailability\nF-1\tFeed Mug\t4 EUR\tin_stock\nF-2\t\t\t\n")
+    assert imported["accepted"] == 1 and imported["errors"][0]["item_id"] == "F-2"
+    assert shop.send_ga4({"client_id": "c9", "events": [{"name": "view_item", "params": {"items": [{"item_id": "i1"}]}}]}) \
+        == {"accepted": 1, "skipped": 0}
+    assert shop.erase_user("c9") == 1
+
+
+def test_client_errors_carry_status_and_detail(http):
+    public = Client("http://testserver", PUBLIC_KEY, http=http)
+    with pytest.raises(ApiError) as err:
+        public.put_item("X", title="no")  # a public key may not write the catalogue
+    assert err.value.status == 403
+    with pytest.raises(ApiError) as err:
+        Client("http://testserver", KEY, http=http).recommendations("u0_1", k=0)
+    assert err.value.status == 422 and any("k" in e["loc"] for e in err.value.detail)
