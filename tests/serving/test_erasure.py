@@ -18,21 +18,23 @@ GONE = "erase-me-7f3c9"  # a marker that cannot occur in the file by chance
 KEPT = "stays-2b81"
 
 
-def events_of(database: str, user: str) -> int:
-    """Count the shopper's rows with the database's own driver, not through deepshelf."""
+def events_of(database: str, user: str, table: str = "events") -> int:
+    """Count the shopper's rows (events, or impressions: the lists shown to them) with the database's own
+    driver, not through deepshelf."""
     if database.startswith("sqlite"):
         with sqlite3.connect(database.removeprefix("sqlite:///")) as conn:
-            return conn.execute("SELECT COUNT(*) FROM events WHERE user_id = ?", (user,)).fetchone()[0]
+            return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = ?", (user,)).fetchone()[0]
     import psycopg
 
     with psycopg.connect(database) as conn:
-        return conn.execute("SELECT COUNT(*) FROM events WHERE user_id = %s", (user,)).fetchone()[0]
+        return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE user_id = %s", (user,)).fetchone()[0]
 
 
 @pytest.fixture
 def app_client(run_link, database):
-    # trending refreshed by the erasure itself, not by the background thread (an hour away here)
-    settings = make_settings(run_link, database, trending_refresh_s=3600)
+    # trending refreshed by the erasure itself, not by the background thread (an hour away here); impressions
+    # likewise stored by the erasure (or the test's flush), not by the writer's own clock
+    settings = make_settings(run_link, database, trending_refresh_s=3600, impression_flush_s=3600)
     with TestClient(create_app(settings), headers=auth()) as c:
         yield c, database
 
@@ -52,11 +54,18 @@ def test_erasure_removes_events_and_what_was_derived(app_client):
     assert top["item_id"] == "i77" and top["reason"] == "trending"
     personal = c.get(f"/v1/users/{GONE}/recommendations", params={"k": 5}).json()
     assert personal["source"] != "fallback"
+    c.get("/v1/search", params={"q": "group", "user_id": GONE})  # still queued for the writer when erased
+    c.get(f"/v1/users/{KEPT}/recommendations")
+    c.app.state.service.impressions.flush()
+    c.get(f"/v1/users/{GONE}/recommendations", params={"k": 3})
+    assert events_of(database, GONE, "impressions") >= 2
 
     r = c.delete(f"/v1/users/{GONE}")
     assert r.status_code == 200 and r.json() == {"user_id": GONE, "erased_events": 32}
 
     assert events_of(database, GONE) == 0 and events_of(database, KEPT) == 3
+    c.app.state.service.impressions.flush()
+    assert events_of(database, GONE, "impressions") == 0 and events_of(database, KEPT, "impressions") == 1
     assert c.get(f"/v1/users/{GONE}/events").json()["events"] == []
     assert GONE not in {u["user_id"] for u in c.get("/v1/users", params={"limit": 100}).json()["users"]}
     # derived at once: trending no longer counts them, and they are a shopper the service has never seen
@@ -75,6 +84,9 @@ def test_sqlite_file_keeps_no_bytes_of_an_erased_shopper(run_link, tmp_path):
     with TestClient(create_app(make_settings(run_link, f"sqlite:///{db}")), headers=auth()) as c:
         post(c, GONE, "i3", 200)
         post(c, KEPT, "i4", 5)
+        for _ in range(3):  # the lists shown to them, stored as impressions
+            c.get(f"/v1/users/{GONE}/recommendations")
+        c.app.state.service.impressions.flush()
         files = [p for p in (db, Path(f"{db}-wal")) if p.exists()]
         assert any(GONE.encode() in p.read_bytes() for p in files)  # the check below can see it
         assert c.delete(f"/v1/users/{GONE}").json()["erased_events"] == 200
