@@ -177,6 +177,27 @@ def recommend(run: Annotated[Path, typer.Option(help="run folder")],
     out_console.print(f"wrote {rows:,} rows to {output}")
 
 
+@app.command("import-feed")
+def import_feed(feed: Annotated[Path, typer.Argument(help="Google Merchant Center feed: XML (RSS 2.0 / Atom) or TSV")],
+                database: Annotated[str, typer.Option(help="the service's store: sqlite:///shop.db or "
+                                                           "postgresql://…")]) -> None:
+    """Upsert a product feed's items into the store's catalogue; malformed items are listed (item and field) and
+    left out, the others import. A running service sees them within its catalogue refresh."""
+    from contextlib import closing
+
+    from deepshelf.data.feeds import read_feed
+    from deepshelf.storage import open_store
+
+    parsed = read_feed(feed)
+    for error in parsed.errors:
+        console.print(f"[yellow]skipped[/yellow] {error}", highlight=False, soft_wrap=True)
+    if not parsed.items:
+        raise DeepshelfError(f"{feed}: no valid items to import ({len(parsed.errors)} malformed)")
+    with closing(open_store(database)) as store:
+        n = store.upsert_items(parsed.items)
+    out_console.print(f"imported {n:,} products from {feed} ({len(parsed.errors)} skipped)")
+
+
 def _register_command_groups() -> None:
     """Commands that live beside their subsystem: content (similar, search), serving, demo."""
     from deepshelf.cli import content, demo, retrain, serve
