@@ -111,9 +111,19 @@ def _impressions(d: Dialect) -> list[str]:
             "CREATE UNIQUE INDEX IF NOT EXISTS impressions_recommendation_id ON impressions (recommendation_id)",
             "CREATE INDEX IF NOT EXISTS impressions_ts ON impressions (ts)",
             "CREATE INDEX IF NOT EXISTS impressions_user ON impressions (user_id)",
-            "CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions (experiment, variant)",
-            "ALTER TABLE events ADD COLUMN recommendation_id TEXT",
-            "CREATE INDEX IF NOT EXISTS events_recommendation_id ON events (recommendation_id)"]
+            "CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions (experiment, variant)"]
+
+
+def _recommendation_ids(cur, d: Dialect) -> None:
+    # Written to pass through a store that has the column already (as every other statement here does), which
+    # SQLite's ALTER TABLE cannot say by itself.
+    if d.name == "sqlite":
+        cur.execute("PRAGMA table_info(events)")
+        if "recommendation_id" not in {row[1] for row in cur.fetchall()}:
+            cur.execute("ALTER TABLE events ADD COLUMN recommendation_id TEXT")
+    else:
+        cur.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS recommendation_id TEXT")
+    cur.execute("CREATE INDEX IF NOT EXISTS events_recommendation_id ON events (recommendation_id)")
 
 
 def _experiments(d: Dialect) -> list[str]:
@@ -136,7 +146,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "repair stored rows that break reads (invalid text, non-finite numbers, far-future events)",
               repair.statements, repair.run),
     Migration(4, "impressions (the lists shown) and events.recommendation_id (the list a click came from)",
-              _impressions),
+              _impressions, _recommendation_ids),
     Migration(5, "experiments: online experiments (variants of runs per placement) shared by every server",
               _experiments),
 )
