@@ -34,6 +34,7 @@ PRIVATE = [
     ("get", "/v1/runs", None),
     ("get", "/v1/stats/events", None),
     ("get", "/v1/stats/latency", None),
+    ("get", "/v1/analytics/recommendations", None),
     ("get", "/metrics", None),
     ("post", "/v1/admin/reload", None),
 ]
