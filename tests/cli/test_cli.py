@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,3 +143,13 @@ def test_shop_export_by_path_refit_and_views(tmp_path):
             assert again["seen_rows"] > 0  # buying again: the shopper's own products are allowed, and ranked
     res = deepshelf("recommend", "--run", run, "--users", "later", "--output", tmp_path / "x.csv")
     assert res.returncode == 2 and "expected test, valid, test_again or valid_again" in res.stderr
+    # every shopper's list from the saved model: each shopper with an event once, none of their own products
+    out = tmp_path / "recs-all.csv"
+    res = deepshelf("recommend", "--run", run, "--users", "all", "--k", 5, "--output", out)
+    assert res.returncode == 0, res.stderr
+    recs = pl.read_csv(out, schema_overrides={"user_id": pl.Utf8, "item_id": pl.Utf8})
+    shoppers = pl.read_csv(events, schema_overrides={"user": pl.Utf8, "item": pl.Utf8})
+    assert set(recs["user_id"]) == set(shoppers["user"])
+    assert recs.group_by("user_id").len()["len"].max() <= 5
+    seen = recs.join(shoppers.rename({"user": "user_id", "item": "item_id"}), on=["user_id", "item_id"])
+    assert seen.height == 0

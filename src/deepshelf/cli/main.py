@@ -19,7 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="deepshelf: deep-learning recommendations for online shops.")
 console = Console(stderr=True)
 USERS_HELP = ("test or valid (discovery: items new to the shopper, seen items excluded); test_again or valid_again "
-              "(buy again: seen items allowed; timestamped data)")
+              "(buy again: seen items allowed; timestamped data); recommend also takes all (every shopper, from "
+              "their whole history, with the saved model)")
 out_console = Console()
 # Fewer evaluated shoppers than this and the metrics mostly measure chance: say so beside them.
 FEW_USERS = 100

@@ -16,7 +16,8 @@ from deepshelf import __version__
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.datasets import Dataset, dataset_from_frames, load_dataset
 from deepshelf.data.loaders import read_catalog
-from deepshelf.data.splits import Split, make_split
+from deepshelf.data.interactions import Histories
+from deepshelf.data.splits import EvalSet, Split, make_split
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import EvalResult, evaluate
 from deepshelf.evaluation.report import write_report
@@ -197,7 +198,8 @@ def eval_split_of(run: Run, which: str):
     (buy again: every item bought in the period, seen items allowed; temporal protocol only).
     """
     if which not in VIEWS:
-        raise DeepshelfError(f"--users {which!r}: expected test, valid, test_again or valid_again")
+        raise DeepshelfError(f"--users {which!r}: expected test, valid, test_again or valid_again (or all, to export "
+                             "every shopper's list)")
     ds = load_source(run.config.dataset, run.config.catalog)
     split = split_dataset(ds, run.config)
     if split.train.item_map != run.model.item_map:
@@ -209,6 +211,27 @@ def eval_split_of(run: Run, which: str):
     return ds, split, evalset
 
 
+def _view_users(run: Run, which: str):
+    _, split, es = eval_split_of(run, which)
+    return split.train.user_map, es
+
+
+def every_shopper(run: Run):
+    """(user map, an EvalSet of every shopper with an event, scored from their whole history, seen items excluded):
+    today's lists for every customer, as the saved model serves them."""
+    ds = load_source(run.config.dataset, run.config.catalog)
+    if ds.interactions is None:
+        raise DeepshelfError(f"dataset {ds.name!r} has no shopper events")
+    inter = ds.interactions.with_type_weights(run.config.event_weights)
+    inter = inter.subset(inter.weight > 0)
+    if inter.item_map != run.model.item_map:
+        raise DeepshelfError(f"{run.path}: the dataset {run.config.dataset!r} no longer matches the run's items")
+    histories = inter.to_sequences()
+    users = np.flatnonzero(histories.lengths > 0)
+    empty = Histories(np.zeros(len(users) + 1, np.int64), np.zeros(0, np.int32))
+    return inter.user_map, EvalSet(users, histories.select(users), empty)
+
+
 def view_model(run: Run, which: str) -> Recommender:
     """The model a view's recorded numbers came from: the saved (refit) model for the test views; for the
     validation views the first fit (`valid_model/`) when the run was refit, as the refit one has seen them."""
@@ -218,17 +241,18 @@ def view_model(run: Run, which: str) -> Recommender:
 
 
 def export_recommendations(run: Run, which: str, k: int, output: Path) -> int:
-    """Write `user_id,item_id,rank,score` (original ids, rank from 1) for every evaluated user of view `which`,
-    from `view_model(run, which)`; a discovery view (test, valid) never lists a shopper's seen item. Returns rows."""
+    """Write `user_id,item_id,rank,score` (original ids, rank from 1) for every evaluated user of view `which` (or
+    for every shopper with an event: `all`) from `view_model(run, which)`; a discovery view (test, valid, all) never
+    lists a shopper's seen item. Returns rows."""
     import polars as pl
 
     from deepshelf.evaluation.evaluate import recommend_all
 
-    ds, split, es = eval_split_of(run, which)
+    user_map, es = every_shopper(run) if which == "all" else _view_users(run, which)
     model = view_model(run, which)
     ranked, scores = recommend_all(model, es, k)
     valid = ranked >= 0
-    users = np.repeat(split.train.user_map.ids[es.users], valid.sum(1))
+    users = np.repeat(user_map.ids[es.users], valid.sum(1))
     ranks = np.broadcast_to(np.arange(1, ranked.shape[1] + 1), ranked.shape)[valid]
     table = pl.DataFrame({"user_id": users.astype(str), "item_id": model.item_map.ids[ranked[valid]].astype(str),
                           "rank": ranks, "score": scores[valid]})
