@@ -117,3 +117,19 @@ def test_device_choice():
 def test_nproc_removed_from_relaunched_command():
     argv = ["train", "--dataset", "ml-1m", "--nproc", "2", "--out", "r", "--nproc=4"]
     assert _strip_nproc(argv) == ["train", "--dataset", "ml-1m", "--out", "r"]
+
+
+def test_a_log_follows_each_epoch_and_long_epochs_with_time_left(monkeypatch, capsys):
+    """Without a terminal: one line per epoch (its number once, the time left), and lines within an epoch once
+    `TICK_S` has passed, naming the step out of the previous epoch's count from the second epoch on."""
+    import deepshelf.training.loop as loop
+
+    monkeypatch.setattr(loop, "TICK_S", 0.0)
+    run(LoopSettings(epochs=2, lr=0.05, progress=True))
+    lines = capsys.readouterr().err.splitlines()
+    epochs = [line for line in lines if "loss" in line]
+    assert len(epochs) == 2 and all(line.count("epoch") == 1 for line in epochs)
+    assert "s left at most" in epochs[0]
+    ticks = [line for line in lines if " step " in line]
+    assert any("epoch 1/2  step 1 " in line for line in ticks)
+    assert any("epoch 2/2  step 2/4" in line and "s left in it" in line for line in ticks)

@@ -70,11 +70,15 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+TICK_S = 10.0  # the longest a log stays silent during training
+
+
 class _Progress:
     """A rich progress bar on an interactive terminal, one line per epoch on stderr otherwise (rank 0 only)."""
 
     def __init__(self, enabled: bool, total_epochs: int):
         self.bar, self.enabled, self.total = None, enabled, total_epochs
+        self.last_line = time.perf_counter()
         if enabled and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -89,9 +93,24 @@ class _Progress:
             text = "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "seconds"))
             self.bar.update(self.task, completed=entry["epoch"], description=text)
         elif self.enabled:  # a log file: one plain line per epoch, so a long run can be followed with tail -f
-            text = "  ".join(f"{k} {v}" for k, v in entry.items())
-            sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] epoch {entry['epoch']}/{self.total}  {text}\n")
-            sys.stderr.flush()
+            text = "  ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch")
+            left = (self.total - entry["epoch"]) * entry["elapsed"] / entry["epoch"]
+            self._line(f"epoch {entry['epoch']}/{self.total}  {text}  (about {left:.0f} s left at most)")
+        self.last_line = time.perf_counter()
+
+    def tick(self, epoch: int, steps: int, seconds: float, expected_steps: int | None) -> None:
+        """Within a long epoch, a line at least every `TICK_S` seconds (with the epoch's time left once the
+        previous epoch says how many steps there are), so a log never stays silent for minutes."""
+        if self.bar is not None or not self.enabled or time.perf_counter() - self.last_line < TICK_S:
+            return
+        left = f", about {seconds / steps * (expected_steps - steps):.0f} s left in it" if expected_steps else ""
+        self._line(f"epoch {epoch}/{self.total}  step {steps}{'/' + str(expected_steps) if expected_steps else ''}"
+                   f"  {seconds:.0f} s{left}")
+        self.last_line = time.perf_counter()
+
+    def _line(self, text: str) -> None:
+        sys.stderr.write(f"[{time.strftime('%H:%M:%S')}] {text}\n")
+        sys.stderr.flush()
 
     def close(self) -> None:
         if self.bar is not None:
@@ -130,7 +149,7 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
     history: list[dict] = []
     best, best_state, stale = -np.inf, None, 0
     progress = _Progress(settings.progress and rank == 0, settings.epochs)
-    began = time.perf_counter()
+    began, expected_steps = time.perf_counter(), None
     try:
         for epoch in range(1, settings.epochs + 1):
             net.train()
@@ -153,7 +172,9 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
                 updates += 1
                 total += loss.detach()  # summed on-device: no host sync per step
                 steps += 1
+                progress.tick(epoch, steps, time.perf_counter() - start, expected_steps)
             mean_loss = float(total) / max(steps, 1)
+            expected_steps = steps  # the next epoch's length, for its time estimate
             if not np.isfinite(mean_loss):
                 raise FloatingPointError(f"training diverged at epoch {epoch} (loss {mean_loss}); lower lr")
             entry = {"epoch": epoch, "loss": round(mean_loss, 5), "seconds": round(time.perf_counter() - start, 3),
