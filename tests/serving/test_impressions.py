@@ -8,10 +8,10 @@ import threading
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 
 from deepshelf.serving.app import create_app
 from deepshelf.serving.impressions import ImpressionWriter
+from deepshelf.serving.metrics import Metrics
 from deepshelf.storage import open_store
 from tests.serving.conftest import auth, make_settings
 
@@ -93,8 +93,9 @@ def record(writer: ImpressionWriter, n: int) -> list[bool]:
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking():
-    store, registry = BlockedStore(), CollectorRegistry()
-    writer = ImpressionWriter(store, flush_s=0.01, batch=2, capacity=5, registry=registry)
+    store, metrics = BlockedStore(), Metrics()
+    registry = metrics.registry
+    writer = ImpressionWriter(store, flush_s=0.01, batch=2, capacity=5, metrics=metrics)
     writer.start()
     try:
         record(writer, 2)  # the writer takes these two and blocks in the store
@@ -113,7 +114,7 @@ def test_a_failed_write_keeps_the_rows_for_the_next_try():
     store = BlockedStore()
     store.release.set()
     store.fail = True
-    writer = ImpressionWriter(store, flush_s=3600, batch=10, capacity=100, registry=CollectorRegistry())
+    writer = ImpressionWriter(store, flush_s=3600, batch=10, capacity=100)
     record(writer, 3)
     with pytest.raises(ConnectionError):
         writer.flush()

@@ -31,7 +31,7 @@ def new_recommendation_id() -> str:
 class ImpressionWriter:
     """The queue of shown lists and the thread that stores them. `record` is safe from any thread."""
 
-    def __init__(self, store: Store, flush_s: float, batch: int, capacity: int, registry=None):
+    def __init__(self, store: Store, flush_s: float, batch: int, capacity: int, metrics=None):
         self.store = store
         self.flush_s = flush_s
         self.batch = batch
@@ -43,11 +43,11 @@ class ImpressionWriter:
         self._stopping = threading.Event()
         self._flush_lock = threading.Lock()  # one batch written at a time (the thread, flush() on erasure, stop)
         self._thread: threading.Thread | None = None
-        self.recorded = Counter("deepshelf_impressions_recorded_total", "List answers stored as impressions",
-                                registry=registry)
-        self.dropped = Counter("deepshelf_impressions_dropped_total",
-                               "List answers not recorded: the queue was full (the store slow or down)",
-                               registry=registry)
+        # counted in the app's Metrics (serving/metrics.py), else in counters of this writer's own
+        self.recorded = metrics.impressions_recorded if metrics is not None else Counter(
+            "deepshelf_impressions_recorded_total", "List answers stored as impressions", registry=None)
+        self.dropped = metrics.impressions_dropped if metrics is not None else Counter(
+            "deepshelf_impressions_dropped_total", "List answers dropped: the queue was full", registry=None)
 
     # ---- the request side -----------------------------------------------------------------------------------
     def record(self, recommendation_id: str, user_id: str | None, session_id: str | None, placement: str,

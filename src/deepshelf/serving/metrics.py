@@ -25,6 +25,12 @@ class Metrics:
                                  ["method", "route"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.events = Counter("deepshelf_events_ingested_total", "Shopper events committed to the store",
                               registry=self.registry)
+        # the impression writer's (serving/impressions.py): here, as the app's lifespan may run more than once
+        self.impressions_recorded = Counter("deepshelf_impressions_recorded_total",
+                                            "List answers stored as impressions", registry=self.registry)
+        self.impressions_dropped = Counter("deepshelf_impressions_dropped_total",
+                                           "List answers not recorded: the queue was full (the store slow or down)",
+                                           registry=self.registry)
         self.model_info = Gauge("deepshelf_model_info", "The run being served (value 1, version label)",
                                 ["version"], registry=self.registry)
         self.model_loaded = Gauge("deepshelf_model_loaded_timestamp_seconds", "When the served run was loaded",

@@ -72,8 +72,7 @@ class Service:
         self.runs = RunHolder(settings, store, metrics)
         # the lists shown, stored in the background (to_list in routes/recommendations.py records them)
         self.impressions = ImpressionWriter(store, settings.impression_flush_s, settings.impression_batch,
-                                            settings.impression_queue, getattr(metrics, "registry", None)
-                                            ) if settings.record_impressions else None
+                                            settings.impression_queue, metrics) if settings.record_impressions else None
         self.experiments = ExperimentRegistry(settings, store)  # variants' runs, chosen per request
         # what a known shopper's list adds to the model's answer (a session request is a visit already)
         self.user_stages = (VisitStage(settings.visit_gap_s, settings.visit_share,
