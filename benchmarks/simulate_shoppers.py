@@ -191,7 +191,7 @@ def main() -> None:
     ap.add_argument("--p-base", type=float, default=0.005)
     ap.add_argument("--p-relevant", type=float, default=0.02)
     ap.add_argument("--p-buy", type=float, default=0.3)
-    ap.add_argument("--check-every", type=int, default=100)
+    ap.add_argument("--check-every", type=int, default=50)
     ap.add_argument("--max-requests", type=int, default=4000)
     ap.add_argument("--thompson-requests", type=int, default=3000)
     ap.add_argument("--aa-repeats", type=int, default=20)

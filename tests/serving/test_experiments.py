@@ -50,6 +50,9 @@ def test_statistics_against_hand_computed_values():
     assert v3["p_value"] == pytest.approx(2 * 0.016155, abs=1e-4) and v3["winner"] == "b"
     t = verdict("thompson", ["a", "b"], [2000, 2000], [100, 200], alpha=0.01, min_impressions=100)
     assert t["winner"] == "b" and t["probability_best"]["b"] > 0.99
+    # Thompson starves the worse variant: its posterior, not a per-variant minimum, decides
+    assert verdict("thompson", ["a", "b"], [40, 2000], [1, 400], alpha=0.01, min_impressions=100)["winner"] == "b"
+    assert verdict("thompson", ["a", "b"], [40, 40], [1, 20], alpha=0.01, min_impressions=100)["winner"] is None
 
 
 @pytest.mark.parametrize("allocation", ["fixed", "thompson"])

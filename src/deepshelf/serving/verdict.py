@@ -8,7 +8,8 @@
   probability that a variant is best is estimated from `DRAWS` joint posterior draws (a fixed seed, so servers with
   the same counts compute the same numbers); the winner is a variant whose probability is at least 1 - `alpha`.
   Traffic goes to each variant with its probability of being best (Thompson sampling's allocation).
-- No winner while any variant has fewer than `min_impressions` impressions (the normal approximation needs them).
+- No winner before `min_impressions`: per variant for the z-test (its normal approximation needs them), in all for
+  the posteriors (Thompson allocation starves a clearly worse variant of impressions, by design).
 """
 
 from __future__ import annotations
@@ -60,13 +61,14 @@ def verdict(allocation: str, names: list[str], impressions, clicks, alpha: float
     (thompson, per variant)}: see the module's text."""
     impressions = [float(n) for n in impressions]
     clicks = [float(c) for c in clicks]
-    enough = min(impressions, default=0) >= min_impressions
     if allocation == "thompson":
+        enough = sum(impressions) >= min_impressions
         prob = probability_best(clicks, impressions)
         best = int(prob.argmax())
         winner = names[best] if enough and prob[best] >= 1 - alpha else None
         return {"winner": winner, "method": f"Beta posterior probability best >= {1 - alpha:g}",
                 "alpha": alpha, "probability_best": {n: float(p) for n, p in zip(names, prob)}}
+    enough = min(impressions, default=0) >= min_impressions
     ctr = [c / n if n > 0 else 0.0 for c, n in zip(clicks, impressions)]
     best = int(np.argmax(ctr))
     others = [j for j in range(len(names)) if j != best]
