@@ -70,7 +70,7 @@ def test_no_label_leakage():
               "label_items": "all", "label_windows": 1}
     a = Ranker(**params)
     a.item_map = train.item_map
-    X, users = a.training_examples(train, catalog, keep_unlabelled=True)
+    X, users, seen = a.training_examples(train, catalog)
     cut = a.label_cuts(train)[0]
     after = np.flatnonzero(train.timestamp >= cut)
     rng = np.random.default_rng(1)
@@ -80,8 +80,9 @@ def test_no_label_leakage():
     shuffled = Interactions(train.user, item, train.user_map, train.item_map, ts)
     b = Ranker(**params)
     b.item_map = train.item_map
-    Xb, users_b = b.training_examples(shuffled, catalog, keep_unlabelled=True)
+    Xb, users_b, seen_b = b.training_examples(shuffled, catalog)
     np.testing.assert_array_equal(users, users_b)
+    np.testing.assert_array_equal(seen, seen_b)
     np.testing.assert_array_equal(X.items, Xb.items)
     np.testing.assert_array_equal(X.X, Xb.X)
     assert not np.array_equal(X.y, Xb.y)  # the labels do move with the events
@@ -214,3 +215,46 @@ def test_label_windows_limited_by_the_data_span():
     assert len(cuts) == 2 and cuts[0] - cuts[1] == 40 * DAY
     with pytest.raises(DeepshelfError, match="label_days"):
         Ranker(label_days=100).label_cuts(train)
+
+
+def staples(n_users: int = 150, seed: int = 0) -> tuple[Interactions, Catalog, np.ndarray]:
+    """The price tiers, plus one staple per shopper (items s0-s9) bought again every ten days from day 5.
+
+    A repeat purchase is always the staple, never one of the shopper's other items: only a model of the shopper's
+    own items (how often, how lately) can put it first when seen items are allowed.
+    """
+    inter, catalog, _ = price_tiers(n_users, seed)
+    staple = np.random.default_rng(seed + 1).integers(0, 10, n_users)
+    days = np.arange(5, 120, 10)
+    users = np.concatenate([inter.user_map.ids[inter.user], np.repeat([f"u{u}" for u in range(n_users)], len(days))])
+    items = np.concatenate([inter.item_map.ids[inter.item], np.repeat([f"s{s}" for s in staple], len(days))])
+    times = np.concatenate([inter.timestamp, np.tile(days * DAY, n_users)])
+    out = Interactions.from_ids(users, items, timestamp=times)
+    ids = [f"s{s}" for s in range(10)]
+    catalog = Catalog(pl.concat([catalog.table, pl.DataFrame({"item": ids, "title": ids, "price": [5.0] * 10})],
+                                how="diagonal"))
+    return out, catalog, out.item_map.lookup(np.array([f"s{s}" for s in staple]))
+
+
+def test_buy_again_model_puts_the_repeat_purchase_first_and_leaves_discovery_alone(tmp_path):
+    inter, catalog, staple = staples()
+    train = inter.subset(inter.timestamp < 90 * DAY)
+    hist = train.to_sequences(users=np.arange(inter.n_users))
+    params = {**FAST, "learner": "lightgbm", "label_windows": 2,
+              "generators": [{"model": "popularity", "top_n": 40}, {"model": "buyagain", "top_n": 5}]}
+    split = Ranker(**params).fit(train, catalog)
+    assert split.repeat is not None and split.calibration[0] > 0
+    # buy again (seen items allowed): the staple first for (nearly) every shopper
+    first, _ = split.recommend(hist, k=1, exclude_seen=False)
+    assert (first[:, 0] == staple).mean() > 0.9
+    # discovery: exactly the ranking of the learner trained on new items alone
+    alone = Ranker(**{**params, "label_items": "new"}).fit(train, catalog)
+    assert alone.repeat is None
+    np.testing.assert_array_equal(split.recommend(hist, k=10)[0], alone.recommend(hist, k=10)[0])
+    first_alone, _ = alone.recommend(hist, k=1, exclude_seen=False)
+    assert (first_alone[:, 0] == staple).mean() < 0.5
+    # saved and loaded with both models
+    split.save(tmp_path / "m")
+    loaded = Recommender.load(tmp_path / "m")
+    assert loaded.calibration == split.calibration
+    np.testing.assert_array_equal(loaded.score(hist), split.score(hist))

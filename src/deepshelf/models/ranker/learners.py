@@ -54,36 +54,58 @@ def grouped_ndcg(scores: np.ndarray, labels: np.ndarray, sizes: np.ndarray, k: i
     return float((dcg[ok] / ideal[ok]).mean()) if ok.any() else 0.0
 
 
+def platt(scores: np.ndarray, labels: np.ndarray) -> list[float]:
+    """(a, b) with sigmoid(a * score + b) the probability of the label (a logistic regression on the one score):
+    puts a ranking score on the scale of a binary model's logit. `a` is kept positive so the order stays."""
+    from sklearn.linear_model import LogisticRegression
+
+    if not 0 < labels.sum() < len(labels):
+        return [1.0, 0.0]
+    fit = LogisticRegression(C=1e6).fit(np.asarray(scores, np.float64)[:, None], labels > 0)
+    a, b = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if a <= 0:
+        log.warning("ranker: the learner's scores do not rise with the label on held-out shoppers (a = %.3g)", a)
+        a = 1e-6
+    return [a, b]
+
+
 class LightGBMLearner:
+    """LightGBM lambdarank over each shopper's candidates; with objective="binary", a probability model of
+    single rows (predictions are logits)."""
+
     name = "lightgbm"
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, objective: str = "lambdarank"):
         self.cfg = cfg
+        self.objective = objective
         self.booster = None
 
     def fit(self, train: RankData, valid: RankData, names: list[str], n_items: int) -> "LightGBMLearner":
         import lightgbm as lgb
 
         cfg = self.cfg
-        params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "learning_rate": cfg.lgbm_lr,
-                  "num_leaves": cfg.lgbm_leaves, "min_data_in_leaf": cfg.lgbm_min_leaf,
-                  "feature_fraction": 0.8, "lambdarank_truncation_level": 20, "seed": cfg.seed,
+        ranking = self.objective == "lambdarank"
+        params = {"objective": self.objective, "learning_rate": cfg.lgbm_lr, "num_leaves": cfg.lgbm_leaves,
+                  "min_data_in_leaf": cfg.lgbm_min_leaf, "feature_fraction": 0.8, "seed": cfg.seed,
                   "deterministic": True, "num_threads": cfg.threads, "verbosity": -1}
-        dtrain = lgb.Dataset(train.X, train.y, group=train.sizes, feature_name=names, free_raw_data=False)
+        params.update({"metric": "ndcg", "eval_at": [10], "lambdarank_truncation_level": 20} if ranking
+                      else {"metric": "binary_logloss"})
+        group = (lambda d: d.sizes) if ranking else (lambda d: None)
+        dtrain = lgb.Dataset(train.X, train.y, group=group(train), feature_name=names, free_raw_data=False)
         callbacks = []
         valid_sets = []
-        if len(valid):
-            valid_sets = [lgb.Dataset(valid.X, valid.y, group=valid.sizes, reference=dtrain)]
+        if len(valid.y):
+            valid_sets = [lgb.Dataset(valid.X, valid.y, group=group(valid), reference=dtrain)]
             callbacks = [lgb.early_stopping(cfg.patience_trees, verbose=False)]
         self.booster = lgb.train(params, dtrain, num_boost_round=cfg.lgbm_trees, valid_sets=valid_sets,
                                  callbacks=callbacks)
         if self.booster.best_iteration > 0:
             self.booster = lgb.Booster(model_str=self.booster.model_to_string(num_iteration=self.booster.best_iteration))
-        log.info("ranker: lightgbm kept %d trees", self.booster.num_trees())
+        log.info("ranker: lightgbm (%s) kept %d trees", self.objective, self.booster.num_trees())
         return self
 
     def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_threads=1).astype(np.float32)
+        return self.booster.predict(X, raw_score=True, num_threads=1).astype(np.float32)
 
     def importances(self) -> dict[str, float]:
         gain = self.booster.feature_importance("gain")

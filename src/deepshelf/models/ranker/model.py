@@ -28,7 +28,8 @@ from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arr
 from deepshelf.models.itemknn import ItemKNN
 from deepshelf.models.ranker.features import DAY, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
-from deepshelf.models.ranker.learners import LEARNERS, EnsembleLearner, RankData, grouped_ndcg
+from deepshelf.models.ranker.learners import (LEARNERS, EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg,
+                                              platt)
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,13 @@ class RankerConfig(ModelConfig):
     label_days: float = Field(default=30.0, gt=0)  # the last days of `train` whose purchases are the labels
     # label periods of `label_days` each, counted back from the end of train (more shoppers to learn from)
     label_windows: int = Field(default=3, gt=0)
-    # "new": learn to rank items new to the shopper (the discovery view); "all": repeat purchases count too
-    label_items: Literal["new", "all"] = "new"
+    # "split" (both widgets from one score): the learner ranks items new to the shopper (the discovery view) and a
+    # second, binary LightGBM gives the shopper's own items their probability of being bought again; the
+    # learner's scores are mapped to the same probability scale on held-out shoppers (Platt), so seen and new
+    # items compare when seen items are allowed (buy again) while the ranking of new items is the learner's.
+    # "new": the learner alone, trained on new items (seen items get whatever it says); "all": one learner
+    # trained on every purchase, repeat ones included.
+    label_items: Literal["split", "new", "all"] = "split"
     # ensemble: the mean of both's standardised scores; auto: the best of the three on validation when the fit
     # has one, else on the held-out label shoppers
     learner: Literal["auto", "lightgbm", "torch", "ensemble"] = "auto"
@@ -91,6 +97,8 @@ class Ranker(Recommender):
         self.copurchase: sp.csr_matrix | None = None
         self.text_vectors: np.ndarray | None = None  # float32 [n_items, d] unit rows (zero: no text)
         self.learner = None
+        self.repeat: LightGBMLearner | None = None  # label_items = "split": the seen items' binary model
+        self.calibration: list[float] | None = None  # (a, b): the learner's score s -> logit a * s + b
         self.feature_importances: dict[str, float] = {}  # feature -> share of the LightGBM gain
         self.learner_quality: dict[str, float] = {}  # learner -> NDCG@10 it was chosen on
 
@@ -119,40 +127,32 @@ class Ranker(Recommender):
             log.info("ranker: %d of %d label windows fit in the data", len(cuts), cfg.label_windows)
         return cuts
 
-    def training_examples(self, train: Interactions, catalog: Catalog | None,
-                          keep_unlabelled: bool = False) -> tuple[RankData, np.ndarray]:
-        """Labelled candidate groups from each label window, features from the events before its start only.
+    def training_examples(self, train: Interactions,
+                          catalog: Catalog | None) -> tuple[RankData, np.ndarray, np.ndarray]:
+        """Every candidate of every shopper who bought in a label window, features from the events before its start.
 
-        Returns the groups and the user index of each group; groups without a positive are dropped unless
-        `keep_unlabelled` (the leakage test compares features shopper by shopper).
+        Returns the groups (label 1: bought in the window, repeat purchases included), the user index of each
+        group and, per row, whether the shopper had the item before the window (`seen`); `_fit` takes each
+        learner's part of them.
         """
         parts = []
         for cut in self.label_cuts(train):
             past = train.subset(train.timestamp < cut)
             future = train.subset((train.timestamp >= cut) & (train.timestamp < cut + self.config.label_days * DAY))
-            parts.append(self._window_examples(past, future, catalog, keep_unlabelled))
+            parts.append(self._window_examples(past, future, catalog))
         data = RankData(*(np.concatenate([getattr(p[0], f) for p in parts]) for f in ("X", "y", "sizes", "items")))
-        return data, np.concatenate([p[1] for p in parts])
+        return data, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts])
 
-    def _window_examples(self, past: Interactions, future: Interactions, catalog: Catalog | None,
-                         keep_unlabelled: bool) -> tuple[RankData, np.ndarray]:
+    def _window_examples(self, past: Interactions, future: Interactions,
+                         catalog: Catalog | None) -> tuple[RankData, np.ndarray, np.ndarray]:
         self._fit_state(past, catalog)
-        labels = future.to_csr(binary=True)
-        if self.config.label_items == "new":
-            labels = labels - labels.multiply(past.to_csr(binary=True) > 0)
-            labels.eliminate_zeros()
-        users = np.flatnonzero(np.diff(labels.indptr) > 0) if not keep_unlabelled else np.unique(future.user)
+        users = np.unique(future.user)
         hist = past.to_sequences(users=users)
         cand, X = self._featurise(hist)
-        if self.config.label_items == "new":  # seen items are never shown in the discovery view
-            seen = np.asarray(hist.to_csr(self.n_items)[cand.rows, cand.items]).ravel() > 0
-            cand, X = cand.select(~seen), X[~seen]
-        y = np.asarray(labels[users[cand.rows], cand.items]).ravel().astype(np.float32)
+        seen = np.asarray(hist.to_csr(self.n_items)[cand.rows, cand.items]).ravel() > 0
+        y = np.asarray(future.to_csr(binary=True)[users[cand.rows], cand.items]).ravel().astype(np.float32)
         sizes = np.bincount(cand.rows, minlength=len(users))
-        has_pos = np.bincount(cand.rows, weights=y, minlength=len(users)) > 0
-        keep_group = (sizes > 0) & (has_pos | keep_unlabelled)
-        keep = keep_group[cand.rows]
-        return RankData(X[keep], y[keep], sizes[keep_group], cand.items[keep]), users[keep_group]
+        return RankData(X, y, sizes[sizes > 0], cand.items), users[sizes > 0], seen
 
     def _encode_texts(self, catalog: Catalog | None) -> np.ndarray | None:
         if not self.config.text or catalog is None:
@@ -171,16 +171,19 @@ class Ranker(Recommender):
     def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None:
         cfg = self.config
         self.text_vectors = self._encode_texts(catalog)
-        data, users = self.training_examples(train, catalog)
-        if not len(data):
-            raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
+        data, users, seen = self.training_examples(train, catalog)
         # held out by shopper, so one shopper's windows fall on the same side
-        held = np.random.default_rng(cfg.seed).random(train.n_users)[users] < cfg.holdout
-        fit_part, held_part = _groups(data, ~held), _groups(data, held)
+        held_user = np.random.default_rng(cfg.seed).random(train.n_users) < cfg.holdout
+        held_row = np.repeat(held_user[users], data.sizes)
+        learned = np.ones(len(seen), bool) if cfg.label_items == "all" else ~seen
+        fit_part, _ = _rows(data, users, learned & ~held_row, need_positive=True)
+        held_part, _ = _rows(data, users, learned & held_row, need_positive=True)
+        if not len(fit_part):
+            raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
         if cfg.negatives is not None:
             fit_part = _sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed))
-        log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(data), held.sum(),
-                 len(data.y), data.X.shape[1])
+        log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(fit_part) + len(held_part),
+                 len(held_part), len(fit_part.y) + len(held_part.y), data.X.shape[1])
         names = [cfg.learner] if cfg.learner in ("lightgbm", "torch") else ["lightgbm", "torch"]
         learners = {n: LEARNERS[n](cfg).fit(fit_part, held_part, self.feature_names, self.n_items) for n in names}
         if cfg.learner in ("auto", "ensemble"):
@@ -188,16 +191,38 @@ class Ranker(Recommender):
             learners = {"ensemble": ensemble} if cfg.learner == "ensemble" else {**learners, "ensemble": ensemble}
         self.learner_quality = {n: grouped_ndcg(m.predict(held_part.X, held_part.items), held_part.y,
                                                 held_part.sizes) for n, m in learners.items()}
+        calibrations = {n: None for n in learners}
+        self.repeat = None
+        if cfg.label_items == "split":
+            self.repeat = self._fit_repeat(data, users, seen, held_row)
+            if self.repeat is not None:
+                # every held-out active shopper's new candidates: the population the repeat model is fit on
+                calib, _ = _rows(data, users, ~seen & held_row, need_positive=False)
+                calibrations = {n: platt(m.predict(calib.X, calib.items), calib.y) for n, m in learners.items()}
         self._fit_state(train, catalog)  # scoring reads the state refit on all of train
         if len(learners) > 1 and validation is not None:
             for n, m in learners.items():
-                self.learner = m
+                self.learner, self.calibration = m, calibrations[n]
                 self.learner_quality[n] = validation(self)
         best = max(self.learner_quality, key=self.learner_quality.get)
-        self.learner = learners[best]
-        log.info("ranker: learner %s (NDCG@10 %s)", best, self.learner_quality)
+        self.learner, self.calibration = learners[best], calibrations[best]
+        log.info("ranker: learner %s (NDCG@10 %s), calibration %s", best, self.learner_quality, self.calibration)
         lgbm = learners.get("lightgbm") or learners.get("ensemble", EnsembleLearner(cfg)).members.get("lightgbm")
         self.feature_importances = lgbm.importances() if lgbm is not None else {}
+
+    def _fit_repeat(self, data: RankData, users: np.ndarray, seen: np.ndarray,
+                    held_row: np.ndarray) -> LightGBMLearner | None:
+        """The binary model of the shopper's own items (None when the label windows hold no repeat purchase)."""
+        fit_part, _ = _rows(data, users, seen & ~held_row, need_positive=False)
+        held_part, _ = _rows(data, users, seen & held_row, need_positive=False)
+        if not 0 < fit_part.y.sum() < len(fit_part.y):
+            log.info("ranker: no repeat purchases (or only) among %d seen candidates: no buy-again model",
+                     len(fit_part.y))
+            return None
+        log.info("ranker: buy-again model on %d seen candidates (%.1f%% bought again)", len(fit_part.y),
+                 100 * fit_part.y.mean())
+        return LightGBMLearner(self.config, objective="binary").fit(fit_part, held_part, self.feature_names,
+                                                                    self.n_items)
 
     def refit_overrides(self) -> dict:
         """The learner this fit chose (on validation when it had one), so the refit repeats the choice."""
@@ -223,7 +248,18 @@ class Ranker(Recommender):
         """Candidates get the learner's score; every other item a finite score below all of them, by popularity."""
         B = len(histories)
         cand, X = self._featurise(histories)
-        s = self.learner.predict(X, cand.items).astype(np.float64) if len(cand) else np.zeros(0)
+        s = np.zeros(len(cand))
+        if self.repeat is None:
+            if len(cand):
+                s = self.learner.predict(X, cand.items).astype(np.float64)
+        else:  # both on the logit scale of "bought in the next label_days"
+            seen = X[:, self.feature_names.index("times_bought")] > 0
+            new = ~seen
+            a, b = self.calibration
+            if new.any():
+                s[new] = a * self.learner.predict(X[new], cand.items[new]) + b
+            if seen.any():
+                s[seen] = self.repeat.predict(X[seen], cand.items[seen])
         low = np.full(B, np.inf)
         np.minimum.at(low, cand.rows, s)
         low = np.where(np.isfinite(low), low, 0.0)
@@ -265,8 +301,12 @@ class Ranker(Recommender):
         self.generators.save(path / "generators")
         (path / "learner").mkdir(exist_ok=True)
         self.learner.save(path / "learner")
+        if self.repeat is not None:
+            (path / "repeat").mkdir(exist_ok=True)
+            self.repeat.save(path / "repeat")
         meta = {"learner": self.learner.name, "learner_quality": self.learner_quality,
-                "feature_importances": self.feature_importances}
+                "feature_importances": self.feature_importances, "calibration": self.calibration,
+                "repeat_feature_importances": self.repeat.importances() if self.repeat is not None else {}}
         (path / "ranker.json").write_text(json.dumps(meta, indent=2))
 
     def _load_weights(self, path: Path) -> None:
@@ -279,12 +319,22 @@ class Ranker(Recommender):
         meta = json.loads((path / "ranker.json").read_text())
         self.learner = LEARNERS[meta["learner"]](self.config).load(path / "learner")
         self.learner_quality, self.feature_importances = meta["learner_quality"], meta["feature_importances"]
+        self.calibration = meta.get("calibration")
+        self.repeat = None
+        if self.calibration is not None:
+            self.repeat = LightGBMLearner(self.config, objective="binary").load(path / "repeat")
 
 
-def _groups(data: RankData, keep: np.ndarray) -> RankData:
-    """The groups where `keep` is true."""
-    rows = np.repeat(keep, data.sizes)
-    return RankData(data.X[rows], data.y[rows], data.sizes[keep], data.items[rows])
+def _rows(data: RankData, users: np.ndarray, mask: np.ndarray, need_positive: bool) -> tuple[RankData, np.ndarray]:
+    """The rows where `mask` holds, and their groups' users; groups left empty (or without a positive when
+    `need_positive`) are dropped."""
+    group = np.repeat(np.arange(len(data)), data.sizes)[mask]
+    sizes = np.bincount(group, minlength=len(data))
+    keep = sizes > 0
+    if need_positive:
+        keep &= np.bincount(group, weights=data.y[mask], minlength=len(data)) > 0
+    rows = np.flatnonzero(mask)[keep[group]]
+    return RankData(data.X[rows], data.y[rows], sizes[keep], data.items[rows]), users[keep]
 
 
 def _sample_negatives(data: RankData, keep: int, rng: np.random.Generator) -> RankData:
