@@ -3,6 +3,7 @@
 
 import { enc, esc, fmt, optional, privateKey, request, setPrivateKey } from "./api.js";
 import { barChart, hbarChart, percentilesFromPrometheus, timeChart } from "./charts.js";
+import { loadAnalytics } from "./analytics.js";
 
 const LIVE_MINUTES = 60;
 const METRIC_COLUMNS = ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10", "popularity@10"];
@@ -290,7 +291,7 @@ function wireKey() {
     e.preventDefault();
     setPrivateKey(input.value.trim());
     status.textContent = privateKey() ? "Key set for this tab." : "Key cleared.";
-    await Promise.all([loadRuns(), refreshTraffic()]);
+    await Promise.all([loadRuns(), refreshTraffic(), loadAnalytics()]);
   });
 }
 
@@ -323,7 +324,10 @@ async function refreshTraffic() {
 
 wireKey();
 wireReload();
-Promise.all([loadHealth(), loadRuns(), refreshTraffic()]).then(() => (document.body.dataset.ready = "true"));
+Promise.all([loadHealth(), loadRuns(), refreshTraffic(), loadAnalytics()]).then(() => (document.body.dataset.ready = "true"));
+setInterval(() => {
+  if (!document.hidden) loadAnalytics();
+}, 60000);
 setInterval(() => {
   if (!document.hidden) Promise.all([loadHealth(), refreshTraffic()]);
 }, 5000);
