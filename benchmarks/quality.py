@@ -101,9 +101,11 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["ml-1m", "beauty"])
     parser.add_argument("--models", nargs="+", default=["popularity", "itemknn", "ease", "als"])
     parser.add_argument("--print-only", action="store_true", help="print the tables, leave docs/benchmarks.md")
+    parser.add_argument("--keep-runs", type=Path, help="keep each run under this folder (for `deepshelf recommend`)")
     args = parser.parse_args()
     loo_rows, temporal_rows = [], []
-    workdir = Path(tempfile.mkdtemp(prefix="deepshelf-quality-"))
+    workdir = args.keep_runs or Path(tempfile.mkdtemp(prefix="deepshelf-quality-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     try:
         for dataset in args.datasets:
             for model in args.models:
@@ -127,7 +129,8 @@ def main() -> None:
                 print(f"{dataset:8s} {model:10s} HR@10 {t['hr@10']:.4f} NDCG@10 {t['ndcg@10']:.4f} "
                       f"train {m['train_seconds']:.1f}s", flush=True)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep_runs is None:
+            shutil.rmtree(workdir, ignore_errors=True)
     command = (f"Command: `python benchmarks/quality.py --datasets {' '.join(args.datasets)} --models "
                f"{' '.join(args.models)}`  \nMachine: {machine()}; measured {time.strftime('%Y-%m-%d')}.  \n")
     sections = []

@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/ranker_latency.py                      # each learner, 300 shoppers each
     .venv/bin/python benchmarks/ranker_latency.py --learners lightgbm --shoppers 1000
 
-The ranker is fit on the bundled Online Retail year (events before the test period) with generators whose
-top-N lists union to at most 300 candidates; then, for test shoppers one at a time, the candidates are generated
+The ranker is fit on the bundled Online Retail year (events before the test period) with its default generators
+(their top-N lists sum to 300, so the union is at most 300 candidates); then, for test shoppers one at a time, the candidates are generated
 (untimed, stage 1) and the ranker stage is timed: building the features and scoring them. The end-to-end
-`score()` of one shopper (both stages) is timed too. The machine's own noise is probed first (`jitter_probe` from
-loadgen.py): a p99 can be no steadier than the machine under it.
+`score()` of one shopper (both stages) is timed too. The machine's own noise is probed before and after
+(`jitter_probe` from loadgen.py): a p99 can be no steadier than the machine under it.
 """
 
 from __future__ import annotations
@@ -23,10 +23,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import jitter_probe  # noqa: E402
 from mdsection import machine  # noqa: E402
-
-GENERATORS = [{"model": "trending", "top_n": 100}, {"model": "ease", "top_n": 100},
-              {"model": "itemknn", "top_n": 70}, {"model": "buyagain", "top_n": 30}]  # union <= 300
-
 
 def timed(fn, n: int) -> np.ndarray:
     ms = []
@@ -61,7 +57,7 @@ def main() -> None:
     shoppers = split.test.inputs.select(np.arange(min(args.shoppers, len(split.test))))
     rows = []
     for learner in args.learners.split(","):
-        model = Ranker(generators=GENERATORS, learner=learner).fit(before_test, ds.catalog)
+        model = Ranker(learner=learner).fit(before_test, ds.catalog)
         singles = [shoppers.select([b]) for b in range(len(shoppers))]
         cands = [model.generators.candidates(h, model.n_items) for h in singles]
         sizes = np.array([len(c) for c in cands])
@@ -69,16 +65,19 @@ def main() -> None:
         def stage2(i):
             X = build_features(singles[i], cands[i], model.stats, model.copurchase, model.text_vectors,
                                model.config.time_features)
-            model.learner.predict(X, cands[i].items)
+            model.candidate_scores(cands[i], X)
 
         stage2(0)  # warm-up: first-call allocations
         ranker_ms = timed(stage2, len(singles))
         full_ms = timed(lambda i: model.score(singles[i]), len(singles))
         rows.append((learner, sizes, ranker_ms, full_ms))
+    after = jitter_probe(args.jitter_seconds)
 
     print(f"\nRanker stage latency, one shopper per call, Online Retail test shoppers. Machine: {machine()}.")
-    print(f"Machine noise first (fixed work): median {jitter['median']:.2f} ms, p99 {jitter['p99']:.2f} ms, "
-          f"slow share {jitter['slow_share']:.3f}.\n")
+    for when, probe in (("before", jitter), ("after", after)):
+        print(f"Machine noise {when} (fixed work): median {probe['median']:.2f} ms, p99 {probe['p99']:.2f} ms, "
+              f"p99 / median {probe['p99'] / probe['median']:.2f}, slow share {probe['slow_share']:.3f}.")
+    print()
     print("| learner | shoppers | candidates (median / max) | ranker stage median / p99 ms | "
           "both stages (score) median / p99 ms |")
     print("|---|---:|---:|---:|---:|")

@@ -75,9 +75,10 @@ class LightGBMLearner:
 
     name = "lightgbm"
 
-    def __init__(self, cfg, objective: str = "lambdarank"):
+    def __init__(self, cfg, objective: str = "lambdarank", trees: int | None = None, lr: float | None = None):
         self.cfg = cfg
         self.objective = objective
+        self.trees, self.lr = trees or cfg.lgbm_trees, lr or cfg.lgbm_lr  # the prediction's cost grows with trees
         self.booster = None
 
     def fit(self, train: RankData, valid: RankData, names: list[str], n_items: int) -> "LightGBMLearner":
@@ -85,7 +86,7 @@ class LightGBMLearner:
 
         cfg = self.cfg
         ranking = self.objective == "lambdarank"
-        params = {"objective": self.objective, "learning_rate": cfg.lgbm_lr, "num_leaves": cfg.lgbm_leaves,
+        params = {"objective": self.objective, "learning_rate": self.lr, "num_leaves": cfg.lgbm_leaves,
                   "min_data_in_leaf": cfg.lgbm_min_leaf, "feature_fraction": 0.8, "seed": cfg.seed,
                   "deterministic": True, "num_threads": cfg.threads, "verbosity": -1}
         params.update({"metric": "ndcg", "eval_at": [10], "lambdarank_truncation_level": 20} if ranking
@@ -97,7 +98,7 @@ class LightGBMLearner:
         if len(valid.y):
             valid_sets = [lgb.Dataset(valid.X, valid.y, group=group(valid), reference=dtrain)]
             callbacks = [lgb.early_stopping(cfg.patience_trees, verbose=False)]
-        self.booster = lgb.train(params, dtrain, num_boost_round=cfg.lgbm_trees, valid_sets=valid_sets,
+        self.booster = lgb.train(params, dtrain, num_boost_round=self.trees, valid_sets=valid_sets,
                                  callbacks=callbacks)
         if self.booster.best_iteration > 0:
             self.booster = lgb.Booster(model_str=self.booster.model_to_string(num_iteration=self.booster.best_iteration))
