@@ -191,6 +191,9 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     assert page.locator("#events-figure svg").count() == 1
     page.wait_for_selector("#latency-figure svg")
     assert page.locator("#latency-table tbody tr").count() >= 1
+    # what the lists shown earned: CTR and revenue per 1,000 per day, and a row per placement (the popular list above)
+    page.wait_for_selector("#ctr-figure svg")
+    assert page.locator("#rpm-figure svg").count() == 1 and page.locator("#analytics tbody tr").count() >= 1
     # reload needs the key
     page.fill("#admin-key", "wrong-key")
     page.press("#admin-key", "Enter")
