@@ -54,6 +54,10 @@ REQUESTS: dict[tuple[str, str], list[tuple[str, object]]] = {
                                         ("/v1/experiments/x", {"variants": []}), ("/v1/experiments/x", BIG)],
     ("get", "/v1/experiments/{name}"): [("/v1/experiments/x", None)],
     ("delete", "/v1/experiments/{name}"): [("/v1/experiments/x", None)],
+    ("post", "/v1/items:import"): [("/v1/items:import", {"not": "a feed"}), ("/v1/items:import", BIG)],
+    ("post", "/v1/events/ga4"): [("/v1/events/ga4", {"client_id": "c1", "events": [
+                                     {"name": "view_item", "params": {"items": [{"item_id": "i1"}]}}]}),
+                                 ("/v1/events/ga4", {"events": "x"}), ("/v1/events/ga4", BIG)],
     ("get", "/health"): [("/health", None)],
     ("get", "/ready"): [("/ready", None)],
     ("get", "/metrics"): [("/metrics", None)],

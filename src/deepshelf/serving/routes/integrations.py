@@ -70,6 +70,7 @@ class GA4Accepted(BaseModel):
 
 
 @router.post("/items:import", response_model=FeedImported, dependencies=[PrivateAuth],
+             responses={400: {"description": "the body is not a readable feed (XML or TSV); the message says why"}},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/xml": {"schema": {"type": "string"}},
                  "text/tab-separated-values": {"schema": {"type": "string"}}}}})
