@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.serving.conftest import KEY, ROOT
+from tests.conftest import ROOT
+from tests.serving.conftest import KEY
 
 
 def free_port() -> int:

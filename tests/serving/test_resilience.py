@@ -26,7 +26,8 @@ from deepshelf.serving.app import create_app
 from deepshelf.serving.shedding import ShedLoad
 from deepshelf.storage import open_store
 from deepshelf.storage.connect import StoreUnavailable
-from tests.serving.conftest import KEY, ROOT, auth, make_settings
+from tests.conftest import ROOT
+from tests.serving.conftest import KEY, auth, make_settings
 
 WAIT = 60  # generous bound on a thread that must finish; a hang fails the test instead of stalling the suite
 
