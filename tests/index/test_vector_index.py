@@ -101,3 +101,19 @@ def test_save_load_roundtrip(tmp_path, kind):
 def test_unknown_kind_is_refused():
     with pytest.raises(DeepshelfError, match="unknown vector index kind 'annoy'"):
         VectorIndex.build(clustered(n=10), kind="annoy")
+
+
+def test_topk_ties_at_the_cut_keep_the_lowest_indices_so_prefixes_agree():
+    """Ties straddling the k-th place break towards the lower index: the top 5 is the first 5 of the top 20
+    (an evaluation at k=10 from top-20 lists equals one from top-10 lists)."""
+    assert topk(np.array([[1.0, 1.0, 1.0, 1.0, 0.0]]), 2)[0].tolist() == [[0, 1]]
+    assert topk(np.array([[0.0, 2.0, 1.0, 1.0, 1.0, 1.0]]), 3)[0].tolist() == [[1, 2, 3]]
+    rng = np.random.default_rng(0)
+    scores = rng.integers(0, 4, size=(200, 300)).astype(np.float32)  # many ties at every cut
+    scores[:, 7] = -np.inf
+    wide, _ = topk(scores, 20)
+    for k in (1, 5, 10):
+        narrow, _ = topk(scores, k)
+        assert np.array_equal(narrow, wide[:, :k])
+    reference = np.lexsort((np.broadcast_to(np.arange(300), scores.shape), -scores), axis=1)[:, :10]
+    assert np.array_equal(topk(scores, 10)[0], reference)

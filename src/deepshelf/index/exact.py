@@ -16,7 +16,16 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k == 0:
         return np.zeros((B, 0), np.int64), np.zeros((B, 0), np.float32)
     if k < n:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # argpartition keeps an arbitrary subset of the items tied at the k-th score, so the top 10 need not be the
+        # first 10 of the top 20; keep every item above the k-th score and the lowest-indexed of those tied with it.
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # [B, 1] the k-th largest score
+        above = scores > kth
+        tied = scores == kth
+        keep = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(1, keepdims=True)))
+        if (keep.sum(1) == k).all():
+            part = np.nonzero(keep)[1].reshape(B, k)
+        else:  # NaN scores compare false both ways: no tie rule for those rows' order
+            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:
         part = np.broadcast_to(np.arange(n), (B, n)).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)
