@@ -58,6 +58,7 @@ REQUESTS: dict[tuple[str, str], list[tuple[str, object]]] = {
     ("post", "/v1/events/ga4"): [("/v1/events/ga4", {"client_id": "c1", "events": [
                                      {"name": "view_item", "params": {"items": [{"item_id": "i1"}]}}]}),
                                  ("/v1/events/ga4", {"events": "x"}), ("/v1/events/ga4", BIG)],
+    ("get", "/v1/widget.js"): [("/v1/widget.js", None)],
     ("get", "/health"): [("/health", None)],
     ("get", "/ready"): [("/ready", None)],
     ("get", "/metrics"): [("/metrics", None)],

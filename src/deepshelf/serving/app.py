@@ -4,22 +4,28 @@ loaded in the lifespan, and closed on shutdown."""
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from deepshelf import __version__
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving.metrics import Metrics, MetricsMiddleware
 from deepshelf.serving.openapi_doc import install as install_openapi
 from deepshelf.serving.routes import admin, analytics, events, experiments, integrations, items, recommendations, system
-from deepshelf.serving.service import NotAvailable, NotFound, Service
+from deepshelf.serving.routes import widget
+from deepshelf.serving.service import NotAvailable, NotFound, NotReady, Service
 from deepshelf.serving.settings import Settings
 from deepshelf.serving.shedding import ShedLoad
 from deepshelf.serving.validation import install as install_validation
@@ -45,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(service.start)
         app.state.service = service
         if not settings.keys:
-            log.warning("no API keys configured (DEEPSHELF_API_KEYS): writes and admin calls will be refused")
+            log.warning("no API keys configured (DEEPSHELF_API_KEYS, DEEPSHELF_PUBLIC_KEYS): every call that needs a "
+                        "key will be refused; only the open ones are served")
         try:
             yield
         finally:
@@ -59,7 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ShedLoad, limit=settings.max_concurrent_requests, retry_after_s=settings.retry_after_s,
                        body_timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
-    for module in (events, recommendations, items, admin, analytics, experiments, system, integrations):
+    if settings.cors_origin_list:  # outermost: preflights are answered here, and every answer (a 401 too) is marked
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list), allow_methods=["GET", "POST"],
+                           allow_headers=["X-API-Key", "Content-Type", "Accept"], max_age=600)
+    for module in (events, recommendations, items, admin, analytics, experiments, system, integrations, widget):
         app.include_router(module.router)
     install_openapi(app, settings)  # each operation's key scope and every status it answers
     _add_error_handlers(app)
@@ -68,6 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if web.is_dir():  # the pages may not be built/installed; the API works without them
         app.mount("/static", StaticFiles(directory=str(web)), name="static")
     return app
+
+
+_UNREADABLE_BODY = "There was an error parsing the body"  # fastapi.routing's detail for it
+# an absolute file path (POSIX or Windows) inside an error message
+_SERVER_PATH = re.compile(r"(?:[A-Za-z]:\\|(?<![\w.:/])/)(?:[^\s'\",;:()/]+[/\\]?)+")
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -81,9 +96,32 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DeepshelfError)
     async def bad_input(request: Request, exc: DeepshelfError):
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+        # The message names the field or row at fault; a file path in it (a run, a dataset) is the server's
+        # business, so it goes to the log only.
+        log.info("refused %s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": _SERVER_PATH.sub("<path>", str(exc))}, status_code=400)
 
     retry_after = {"Retry-After": str(app.state.settings.retry_after_s)}
+
+    @app.exception_handler(NotReady)
+    async def not_ready(request: Request, exc: NotReady):
+        return JSONResponse({"detail": str(exc)}, status_code=503, headers=retry_after)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route whose path matched; a path served by several routes
+            # (GET and POST /v1/items) allows all of theirs.
+            allowed = sorted({method for route in request.app.router.routes if getattr(route, "methods", None)
+                              and route.matches(request.scope)[0] is not Match.NONE for method in route.methods})
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405,
+                                headers={"Allow": ", ".join(allowed)})
+        if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
+            # FastAPI's answer to a body json.loads cannot even decode (not UTF-8); malformed JSON already answers
+            # 422 naming the body, so this does too.
+            return JSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"],
+                                             "msg": "the body is not JSON text in UTF-8"}]}, status_code=422)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(request: Request, exc: Exception):

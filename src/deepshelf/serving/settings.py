@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     # The public-scope reads need a key (public or private) by default: with no keys configured nothing but
     # /health, /ready, the docs and the pages answers. False serves those reads to anyone without a key.
     require_key_for_reads: bool = True
+    # Origins (scheme://host:port, comma-separated) whose pages may call the API from a browser: the pages that
+    # embed the widget (/v1/widget.js) on another host. None by default: only same-origin pages.
+    cors_origins: str = ""
 
     # ---- limits: requests beyond them get a 413 / 422 naming the field, never a slow answer or a 500 --------
     max_body_bytes: int = Field(default=1_000_000, gt=0)
@@ -115,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def public_key_set(self) -> frozenset[str]:
         return _split(self.public_keys)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(sorted(_split(self.cors_origins)))
 
 
 def _split(keys: str) -> frozenset[str]:
