@@ -127,3 +127,74 @@ def test_similar_index_add_and_vectors_of():
     assert index.faiss == {}
     ids, _ = index.similar("i20", k=2, mode="text")
     assert "new" in ids.tolist()
+    # an id longer than every id of the run keeps its whole name (it was cut to the run's widest id)
+    assert index.add(["a-much-longer-id"], text[70:71], "text") == 1
+    assert index.similar("i70", k=1, mode="text")[0].tolist() == ["a-much-longer-id"]
+
+
+def _wait_for(c, path: str, params: dict, found) -> dict:
+    """The answer once `found(answer)` holds (text vectors are computed in the background after an upsert)."""
+    import time
+
+    deadline = time.time() + 60
+    while True:
+        answer = c.get(path, params=params).json()
+        if found(answer) or time.time() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
+def test_upserted_product_enters_search_and_neighbour_lists_both_ways(text_run, tmp_path):
+    """Issue 19, item 1: a product PUT over HTTP is found by search, and an exact copy of a catalogue product is
+    that product's neighbour as much as the product is the copy's."""
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+
+    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 'u.db'}")),
+                    headers=auth()) as c:
+        assert c.put("/v1/items/NEW-MUG-1", json={"title": "Red Enamel Camping Mug"}).status_code == 200
+        # i60's text in the run's index; the copy's text (title alone) is the same string, so the same vector
+        assert c.put("/v1/items/COPY-60", json={"title": f"{GROUP_TEXT[2]} model 60"}).status_code == 200
+        ids = lambda answer: [i["item_id"] for i in answer["items"]]  # noqa: E731
+        found = _wait_for(c, "/v1/search", {"q": "red enamel camping mug", "k": 50, "in_stock": False},
+                          lambda a: "NEW-MUG-1" in ids(a))
+        assert ids(found)[0] == "NEW-MUG-1", ids(found)
+        copy = _wait_for(c, "/v1/items/COPY-60/similar", {"mode": "text", "k": 3, "in_stock": False},
+                         lambda a: ids(a)[:1] == ["i60"])
+        assert ids(copy)[0] == "i60"
+        original = c.get("/v1/items/i60/similar", params={"mode": "text", "k": 3, "in_stock": False}).json()
+        assert ids(original)[0] == "COPY-60", ids(original)
+        # an upsert of a known product replaces its text in the search index (no second row)
+        assert c.put("/v1/items/NEW-MUG-1", json={"title": "Brass Desk Lamp"}).status_code == 200
+        moved = _wait_for(c, "/v1/search", {"q": "red enamel camping mug", "k": 50, "in_stock": False},
+                          lambda a: "NEW-MUG-1" not in ids(a)[:1])
+        assert ids(moved)[:1] != ["NEW-MUG-1"]
+
+
+def test_search_index_add_appends_and_overwrites():
+    """`SearchIndex.add`: a new id gets a row (its text, vector and BM25 entry; no photo), a known id's row is
+    replaced; the last of a repeated id wins."""
+    from deepshelf.content.search import SearchIndex
+
+    class Encoder:  # one axis per word of a tiny vocabulary: enough to check the plumbing
+        vocab = ["mug", "lamp", "scarf", "chair"]
+
+        def encode(self, texts):
+            out = np.array([[w in t.lower() for w in self.vocab] for t in texts], np.float32)
+            return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    enc = Encoder()
+    texts = ["blue mug", "desk lamp", "wool scarf"]
+    index = SearchIndex(np.array(["a", "b", "c"]), texts, enc.encode(texts), np.zeros((3, 2), np.float32),
+                        np.zeros(3, bool), None, encoder=enc)
+    new = ["garden chair", "red mug", "tall lamp"]
+    assert index.add(["new", "b", "new"], new, enc.encode(new)) == 1
+    assert index.item_ids.tolist() == ["a", "b", "c", "new"] and index.texts[1] == "red mug"
+    assert index.texts[3] == "tall lamp" and index.photo_vectors.shape == (4, 2) and not index.photo_valid[3]
+    ids, _ = index.search("chair", k=4, by="text")
+    assert "new" not in ids[:1].tolist()  # its text is the lamp now, not the chair
+    ids, _ = index.search("tall lamp", k=1, by="text")
+    assert ids.tolist() == ["new"]
+    ids, _ = index.search("red mug", k=1, by="text")
+    assert ids.tolist() == ["b"]

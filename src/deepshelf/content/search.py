@@ -22,8 +22,9 @@ Bad input is a `DeepshelfError` with a one-line message: an empty query, one lon
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -43,29 +44,74 @@ def _bm25_tokens(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
+class _Rows(NamedTuple):
+    item_ids: np.ndarray  # str [n]
+    texts: list[str]
+    text_vectors: np.ndarray  # float32 [n, d]
+    photo_vectors: np.ndarray  # float32 [n, p]
+    photo_valid: np.ndarray  # bool [n]
+    bm25: Any  # bm25s.BM25 over "id text" of each row
+
+
+def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid) -> _Rows:
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
+    # Ids join the indexed text so a shopper typing a product code finds it lexically.
+    docs = [f"{item} {text}" for item, text in zip(item_ids.tolist(), texts)]
+    bm25 = bm25s.BM25()
+    bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+    return _Rows(item_ids, texts, np.ascontiguousarray(text_vectors, np.float32),
+                 np.ascontiguousarray(photo_vectors, np.float32), photo_valid, bm25)
+
+
 class SearchIndex:
     """Product search over text vectors, aligned photo vectors and a BM25 index of the product texts."""
 
     def __init__(self, item_ids: np.ndarray, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray,
                  photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "torch",
                  lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None):
-        self.item_ids = np.asarray(item_ids).astype(str)
-        self.texts = list(texts)
-        self.text_vectors = np.ascontiguousarray(text_vectors, np.float32)
-        self.photo_vectors = np.ascontiguousarray(photo_vectors, np.float32)
-        self.photo_valid = np.asarray(photo_valid, bool)
         self.text_tower = text_tower
         self.text_backend = text_backend
         self.lexical_weight = lexical_weight
         self.max_query_chars = max_query_chars
         self._encoder = encoder
-        import bm25s
+        self._write = threading.Lock()
+        self._rows = _rows(np.asarray(item_ids).astype(str), list(texts), np.asarray(text_vectors, np.float32),
+                           np.asarray(photo_vectors, np.float32), np.asarray(photo_valid, bool))
 
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
-        # Ids join the indexed text so a shopper typing a product code finds it lexically.
-        docs = [f"{item} {text}" for item, text in zip(self.item_ids.tolist(), self.texts)]
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
+    # The rows live in one immutable `_Rows`, replaced whole by `add`: a query reads one snapshot, so products
+    # added meanwhile never leave it with vectors and a BM25 index of different lengths.
+    item_ids = property(lambda self: self._rows.item_ids)
+    texts = property(lambda self: self._rows.texts)
+    text_vectors = property(lambda self: self._rows.text_vectors)
+    photo_vectors = property(lambda self: self._rows.photo_vectors)
+    photo_valid = property(lambda self: self._rows.photo_valid)
+
+    def add(self, item_ids, texts: list[str], text_vectors: np.ndarray) -> int:
+        """Set the text and text vector of `item_ids` (products upserted since the run): a known id's row is
+        replaced, a new id gets a row with no photo. The BM25 index is rebuilt over all texts. Returns how many
+        rows were appended."""
+        text_vectors = np.asarray(text_vectors, np.float32)
+        with self._write:
+            old = self._rows
+            ids, all_texts, vecs = old.item_ids.tolist(), list(old.texts), old.text_vectors.copy()
+            row = {item: i for i, item in enumerate(ids)}
+            new: dict[str, int] = {}  # id -> position in the arguments (the last one wins)
+            for pos, item in enumerate(map(str, item_ids)):
+                if item in row:
+                    all_texts[row[item]] = texts[pos]
+                    vecs[row[item]] = text_vectors[pos]
+                else:
+                    new[item] = pos
+            picks = list(new.values())
+            m = len(picks)
+            self._rows = _rows(np.array(ids + list(new), dtype=str), all_texts + [texts[p] for p in picks],
+                               np.concatenate([vecs, text_vectors[picks].reshape(m, vecs.shape[1])]),
+                               np.concatenate([old.photo_vectors,
+                                               np.zeros((m, old.photo_vectors.shape[1]), np.float32)]),
+                               np.concatenate([old.photo_valid, np.zeros(m, bool)]))
+        return m
 
     @property
     def encoder(self):
@@ -84,12 +130,13 @@ class SearchIndex:
                                  f"{self.max_query_chars:,}")
         return query.strip()
 
-    def lexical_scores(self, queries: list[str]) -> np.ndarray:
+    def lexical_scores(self, queries: list[str], rows: "_Rows | None" = None) -> np.ndarray:
         """BM25 of each query against every product, divided by the query's best score: float32 [B, n] in [0, 1]."""
-        out = np.zeros((len(queries), len(self.item_ids)), np.float32)
+        rows = rows or self._rows
+        out = np.zeros((len(queries), len(rows.item_ids)), np.float32)
         for b, tokens in enumerate(_bm25_tokens(queries)):  # bm25s scores one query at a time
             if tokens:
-                s = self._bm25.get_scores(tokens)
+                s = rows.bm25.get_scores(tokens)
                 out[b] = s / s.max() if s.max() > 0 else 0.0
         return out
 
@@ -98,18 +145,19 @@ class SearchIndex:
         if by not in ("text", "photo", "hybrid"):
             raise DeepshelfError(f"--by {by!r}: expected text, photo or hybrid")
         queries = [self._check(q) for q in queries]
+        rows = self._rows
         q = self.encoder.encode(queries)  # (B, 384), unit rows
         if by != "text" and self.text_tower is None:
             raise DeepshelfError("this run has no photo alignment (it was trained without images); use by=text")
         photo = None
         if by != "text":
-            photo = self.text_tower(q) @ self.photo_vectors.T  # (B, n)
-            photo[:, ~self.photo_valid] = -np.inf if by == "photo" else 0.0
+            photo = self.text_tower(q) @ rows.photo_vectors.T  # (B, n)
+            photo[:, ~rows.photo_valid] = -np.inf if by == "photo" else 0.0
             if by == "photo":
                 return photo
-        text = q @ self.text_vectors.T  # (B, n)
+        text = q @ rows.text_vectors.T  # (B, n)
         semantic = text if photo is None else 0.5 * (text + photo)
-        return semantic + self.lexical_weight * self.lexical_scores(queries)
+        return semantic + self.lexical_weight * self.lexical_scores(queries, rows)
 
     def search(self, query: str, k: int = 10, by: SearchBy = "hybrid", user_history=None, scorer=None,
                in_stock: np.ndarray | None = None, rerank_weight: float = 0.3,
@@ -165,9 +213,10 @@ class SearchIndex:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {"item_ids": self.item_ids.astype(np.str_), "texts": np.array(self.texts, dtype=np.str_),
-                  "text_vectors": self.text_vectors, "photo_vectors": self.photo_vectors,
-                  "photo_valid": self.photo_valid, "text_backend": np.array(self.text_backend),
+        rows = self._rows
+        arrays = {"item_ids": rows.item_ids.astype(np.str_), "texts": np.array(rows.texts, dtype=np.str_),
+                  "text_vectors": rows.text_vectors, "photo_vectors": rows.photo_vectors,
+                  "photo_valid": rows.photo_valid, "text_backend": np.array(self.text_backend),
                   "lexical_weight": np.float32(self.lexical_weight),
                   "max_query_chars": np.int64(self.max_query_chars)}
         if self.text_tower is not None:

@@ -125,7 +125,8 @@ class SimilarIndex:
                 self.valid[name] = np.concatenate([self.valid[name], valid[picks] if name == mode
                                                    else np.zeros(m, bool)])
             self.faiss = {}
-            self.item_ids = np.concatenate([self.item_ids, np.array(list(new), dtype=self.item_ids.dtype)])
+            # numpy widens the string dtype to the longest id (the run's own width would cut a longer new id)
+            self.item_ids = np.concatenate([self.item_ids, np.array(list(new), dtype=str)])
             self._row.update({item: start + i for i, item in enumerate(new)})  # last: readers find complete rows
         return m
 

@@ -76,8 +76,10 @@ class ContentFeatures:
         except Exception:  # encoding is best effort: the product is still served by trending / new arrival
             log.exception("could not encode %d upserted products", len(items))
             return
-        added = self.similar_index.add([it.item_id for it in items], vectors, "text",
-                                       valid=np.array([bool(t) for t in texts]))
+        ids = [it.item_id for it in items]
+        added = self.similar_index.add(ids, vectors, "text", valid=np.array([bool(t) for t in texts]))
+        if self.search_index is not None:  # searchable by its words and meaning, like the run's own products
+            self.search_index.add(ids, texts, vectors)
         log.info("text vectors for %d upserted products (%d new)", len(items), added)
 
     @property
