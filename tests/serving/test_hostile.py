@@ -353,3 +353,39 @@ def test_repair_migration_makes_every_page_readable(run_link, database):
         assert c.get("/v1/items/bad-attr").status_code == 200
         assert c.get("/v1/users/future/events", headers=auth()).json()["events"] == []
         assert c.get("/v1/popular").status_code == 200
+
+
+def test_a_body_that_is_not_utf8_json_names_the_body(c):
+    for raw in (b"\xff\xfe{\x00", b"{not json"):  # not UTF-8 (FastAPI's own answer was a bare 400), malformed
+        r = c.post("/v1/events", content=raw, headers=JSON)
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text
+
+
+def test_a_405_allows_every_method_its_path_serves(c):
+    doc = c.get("/openapi.json").json()["paths"]
+    for path, url in (("/v1/items", "/v1/items"), ("/v1/items/{item_id}", "/v1/items/i1")):
+        r = c.request("PATCH", url)
+        assert r.status_code == 405
+        assert sorted(r.headers["allow"].split(", ")) == sorted(m.upper() for m in doc[path]), r.headers
+
+
+def test_a_refusal_names_no_server_path(c):
+    from deepshelf.errors import DeepshelfError
+
+    def refuse():
+        raise DeepshelfError("--run /srv/shop/runs/2024-05/model.pt: not a deepshelf run; field 'k' is 1/2")
+
+    c.app.add_api_route("/test-refusal", refuse)
+    r = c.get("/test-refusal")
+    assert r.status_code == 400 and "/srv" not in r.text and "not a deepshelf run; field 'k' is 1/2" in r.text
+
+
+def test_before_a_run_is_loaded_lists_answer_503_with_retry_after(c):
+    runs = c.app.state.service.runs
+    loaded, runs.state = runs.state, None
+    try:
+        r = c.get("/v1/popular")
+    finally:
+        runs.state = loaded
+    assert r.status_code == 503 and r.headers["retry-after"], r.text
+    assert c.get("/v1/popular").status_code == 200

@@ -33,8 +33,9 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="server processes sharing the port (each loads the "
                                                              "run; they share the store)")] = 1,
 ) -> None:
-    """Serve recommendations, similar products and search over HTTP (settings also from DEEPSHELF_* variables,
-    e.g. DEEPSHELF_API_KEYS=key1,key2)."""
+    """Serve recommendations, similar products and search over HTTP (settings also from DEEPSHELF_* variables:
+    DEEPSHELF_API_KEYS=key1,key2 are private keys, for everything; DEEPSHELF_PUBLIC_KEYS=key3 are public keys, safe
+    in a web page: post events and read recommendations, similar items, search and popular)."""
     import os
 
     import uvicorn

@@ -17,12 +17,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from deepshelf import __version__
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving.metrics import Metrics, MetricsMiddleware
-from deepshelf.serving.openapi_doc import install as install_openapi
+from deepshelf.serving.openapi_doc import allowed_methods, install as install_openapi
 from deepshelf.serving.routes import admin, analytics, events, experiments, integrations, items, recommendations, system
 from deepshelf.serving.routes import widget
 from deepshelf.serving.service import NotAvailable, NotFound, NotReady, Service
@@ -112,8 +111,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             # Starlette names the methods of the first route whose path matched; a path served by several routes
             # (GET and POST /v1/items) allows all of theirs.
-            allowed = sorted({method for route in request.app.router.routes if getattr(route, "methods", None)
-                              and route.matches(request.scope)[0] is not Match.NONE for method in route.methods})
+            allowed = allowed_methods(request.app.openapi(), request.url.path)
             return JSONResponse({"detail": "Method Not Allowed"}, status_code=405,
                                 headers={"Allow": ", ".join(allowed)})
         if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:

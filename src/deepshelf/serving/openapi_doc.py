@@ -5,6 +5,12 @@ What an operation may answer follows from how it is built, so it is derived here
 repeated on each decorator: its auth dependency (401, and 403 for a public key where a private one is needed),
 its parameters and body (422; 413 over `max_body_bytes`; 404 for a path whose id names nothing), and the store
 or an overloaded worker (503). A decorator's own `responses=` (a 404 or 409 with its reason) is kept as written.
+Every operation may answer 400: the HTTP server refuses a request it cannot parse (a request line and headers over
+16 KiB, malformed HTTP) with a plain-text 400 before any route sees it.
+
+Cross-field rules JSON Schema can express are stated here on the component schema (`_CROSS_FIELD`); those it
+cannot (min_price <= max_price, a stats range per bucket size, distinct ids in one batch, timestamps against the
+server's clock) are checked by the server (422 naming the field) and listed in benchmarks/schemathesis_run.py.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ _SCOPE_LINE = {
 }
 OPEN_LINE = "**Key:** none."
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
+_UNPARSABLE = {"description": "the HTTP server could not parse the request (malformed, or a request line and "
+                              "headers over 16 KiB; plain text), or the service refused its content (`detail`)",
+               "content": {"text/plain": {"schema": {"type": "string"}}}}
+# component schema -> the JSON Schema of a rule across its fields (the route checks it too, with a 422)
+_CROSS_FIELD = {
+    "GA4Body": {"anyOf": [{"required": ["user_id"], "properties": {"user_id": {"type": "string"}}},
+                          {"required": ["client_id"], "properties": {"client_id": {"type": "string"}}}]},
+}
 
 
 def scope_of(operation: dict) -> str | None:
@@ -62,7 +76,11 @@ def _document(operation: dict, settings: Settings, path: str) -> None:
         add(413, "the body is larger than the server's `max_body_bytes`")
     if "{" in path:
         add(404, "no such id")
-    add(503, "the store did not answer in time, or the server is overloaded; retry after `Retry-After` seconds")
+    add(503, "the store did not answer in time, no run is loaded yet, or the server is overloaded; retry after "
+             "`Retry-After` seconds")
+    content = responses.setdefault("400", {"description": _UNPARSABLE["description"]}).setdefault("content", {})
+    content.setdefault("application/json", _DETAIL["application/json"])  # a refusal by the service (`detail`)
+    content.update(_UNPARSABLE["content"])
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -77,7 +95,23 @@ def install(app: FastAPI, settings: Settings) -> None:
                 if method in item:
                     _document(item[method], settings, path)
         doc.get("components", {}).get("securitySchemes", {}).pop(READ_SCHEME, None)
+        for name, rule in _CROSS_FIELD.items():
+            if name in doc.get("components", {}).get("schemas", {}):
+                doc["components"]["schemas"][name].update(rule)
         app.openapi_schema = doc
         return doc
 
     app.openapi = openapi
+
+
+def allowed_methods(doc: dict, path: str) -> list[str]:
+    """The methods `doc` documents for a request path (the `Allow` of a 405): every operation whose template
+    matches it, segment by segment, whichever route serves it."""
+    segments = path.split("/")
+    allowed: set[str] = set()
+    for template, item in doc.get("paths", {}).items():
+        parts = template.split("/")
+        if len(parts) == len(segments) and all(part == seg or (part.startswith("{") and part.endswith("}") and seg)
+                                               for part, seg in zip(parts, segments)):
+            allowed |= {method.upper() for method in item if method in METHODS}
+    return sorted(allowed)

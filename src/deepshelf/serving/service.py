@@ -39,6 +39,10 @@ class NotAvailable(DeepshelfError):
     """A feature the loaded run does not provide, e.g. text similarity without content vectors (HTTP 409)."""
 
 
+class NotReady(DeepshelfError):
+    """No run is loaded yet (the service is starting): HTTP 503 with Retry-After, like an unavailable store."""
+
+
 @dataclass
 class Answer:
     item_ids: list[str]
@@ -114,7 +118,7 @@ class Service:
         else:
             state = self.runs.state
         if state is None:
-            raise DeepshelfError("the service is starting; no run loaded yet")
+            raise NotReady("the service is starting; no run loaded yet")
         state.view.refresh(max_age_s=self.settings.catalog_refresh_s)
         return state, state.view.snapshot, where
 

@@ -68,9 +68,26 @@ def _text_rule(kind: str):
 _PATTERNS = {"id": ID_PATTERN, "line": LINE_PATTERN, "text": TEXT_PATTERN}
 
 
+def _as_sent(kind: str, max_length: int):
+    """The documented rules (pattern, maxLength) on the value as sent, before whitespace is stripped: stripping
+    must not make a value the OpenAPI document refuses (a tab or form feed at an end, too long) acceptable."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if len(value) > max_length:
+                raise ValueError(f"must be at most {max_length} characters")
+            problem = text_problem(value, kind)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    return BeforeValidator(check)
+
+
 def _string(kind: str, max_length: int, min_length: int = 0, strip: bool = False):
+    rules = (_as_sent(kind, max_length),) if strip else ()
     return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length, strip_whitespace=strip),
-                     _text_rule(kind), _Documented(_PATTERNS[kind])]
+                     _text_rule(kind), *rules, _Documented(_PATTERNS[kind])]
 
 
 def Line(max_length: int, min_length: int = 0):  # noqa: N802 (a type factory, used like a type)
@@ -124,7 +141,17 @@ def _plausible(ts: datetime) -> datetime:
     return ts
 
 
-Timestamp = Annotated[datetime, AfterValidator(_plausible)]
+@dataclass(frozen=True)
+class _EitherSpelling:
+    """The JSON schema of what a timestamp accepts: an RFC 3339 date-time, or Unix seconds (pydantic's own schema
+    says only the first, and a fuzzer would call the second schema-violating). Not before 1970 is said for the
+    number; the clock-relative bound (`max_clock_skew_s` ahead), and 1970 for the string, JSON Schema cannot say."""
+
+    def __get_pydantic_json_schema__(self, core_schema, handler):
+        return {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "number", "minimum": 0}]}
+
+
+Timestamp = Annotated[datetime, AfterValidator(_plausible), _EitherSpelling()]
 
 
 # ---- the 422 answer -----------------------------------------------------------------------------------------
