@@ -32,7 +32,8 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float | None, float 
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # at 0 or n successes a bound is exactly 0 or 1 (computed, it misses by a rounding error)
+    return (0.0 if successes <= 0 else max(0.0, centre - half)), (1.0 if successes >= n else min(1.0, centre + half))
 
 
 def per_mille_interval(total: float, total_sq: float, n: int, z: float = Z95) -> tuple[float | None, float | None]:

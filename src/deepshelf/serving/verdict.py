@@ -18,19 +18,16 @@ import math
 
 import numpy as np
 
+from deepshelf.serving import attribution
+from deepshelf.serving.attribution import Z95
+
 DRAWS = 20_000
-Z95 = 1.959963984540054
 
 
 def wilson(successes: float, trials: float, z: float = Z95) -> tuple[float, float]:
     """The Wilson score interval of a proportion (95% by default); (0, 1) without trials."""
-    if trials <= 0:
-        return 0.0, 1.0
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low, high = attribution.wilson(successes, trials, z)
+    return (0.0, 1.0) if low is None else (low, high)
 
 
 def two_proportion_p(c1: float, n1: float, c2: float, n2: float) -> float:
