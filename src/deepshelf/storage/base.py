@@ -64,13 +64,16 @@ class Store(ABC):
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
-            with self._lock:
-                if conn in self._all_conns:
-                    self._all_conns.remove(conn)
-            try:
-                conn.close()
-            except Exception:  # a broken connection may fail to close; it is discarded either way
-                pass
+            self._discard(conn)
+
+    def _discard(self, conn) -> None:
+        with self._lock:
+            if conn in self._all_conns:
+                self._all_conns.remove(conn)
+        try:
+            conn.close()
+        except Exception:  # a broken connection may fail to close; it is discarded either way
+            pass
 
     def close(self) -> None:
         with self._lock:

@@ -119,15 +119,6 @@ class PostgresStore(Store):
         for conn in idle:
             self._discard(conn)
 
-    def _discard(self, conn) -> None:
-        with self._lock:
-            if conn in self._all_conns:
-                self._all_conns.remove(conn)
-        try:
-            conn.close()
-        except Exception:  # a broken connection may fail to close; it is discarded either way
-            pass
-
     def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.close()
