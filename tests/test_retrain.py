@@ -232,7 +232,7 @@ def test_a_server_on_current_follows_a_promotion(store, tmp_path):
     from fastapi.testclient import TestClient
 
     from deepshelf.serving.app import create_app
-    from tests.serving.conftest import make_settings
+    from tests.serving.conftest import auth, make_settings
 
     runs = tmp_path / "runs"
     first = lib.retrain_once(config(store, runs, "popularity"))
@@ -250,6 +250,10 @@ def test_a_server_on_current_follows_a_promotion(store, tmp_path):
         time.sleep(0.5)  # a few watch intervals (0.2 s): the service keeps answering with the promoted run
         answer = client.get("/health").json()
         assert answer["model_version"] == better["version"]
+        # the dashboard's runs answer carries the decision log, oldest first, without server paths
+        decisions = client.get("/v1/runs", headers=auth()).json()["decisions"]
+        assert [d["action"] for d in decisions] == ["promoted", "promoted", "refused"]
+        assert decisions[-1]["version"] == worse["version"] and str(tmp_path) not in json.dumps(decisions)
 
 
 def deepshelf(*args):

@@ -189,6 +189,8 @@ class RunsOut(BaseModel):
     current: RunInfo
     runs: list[RunSummary]  # the served run and its sibling run folders
     last_reload_error: str | None
+    # `deepshelf retrain` / `rollback` decisions of the served run's folder (DIR/decisions.jsonl), newest last
+    decisions: list[dict] = []
 
 
 class UserSummary(BaseModel):

@@ -105,6 +105,7 @@ async function loadRuns() {
     wrap.innerHTML = `<p class="muted" style="padding:.6rem">This server has no <code>/v1/runs</code> endpoint.</p>`;
     return;
   }
+  showDecisions(answer.decisions || []);
   runs = dedupe(normaliseRuns(answer));
   if (!runs.length) {
     wrap.innerHTML = `<p class="muted" style="padding:.6rem">No runs found.</p>`;
@@ -125,6 +126,20 @@ async function loadRuns() {
   wrap.querySelectorAll("button[data-index]").forEach((b) =>
     b.addEventListener("click", () => showReport(runs[Number(b.dataset.index)])));
   if (!selectedRun || !runs.some((r) => r.name === selectedRun.name)) showReport(runs.find((r) => r.serving) || runs[0]);
+}
+
+// ---- retraining decisions (DIR/decisions.jsonl beside the served `current` link) ------------------------------
+function showDecisions(decisions) {
+  if (!decisions.length) return;
+  const ndcg = (m) => (m && m["ndcg@10"] != null ? fmt(m["ndcg@10"]) : "–");
+  document.querySelector("#decisions .table-wrap").innerHTML = `<table>
+    <caption class="visually-hidden">Retraining decisions, newest first</caption>
+    <thead><tr><th scope="col">time</th><th scope="col">action</th><th scope="col">run</th>
+      <th scope="col">new NDCG@10</th><th scope="col">serving NDCG@10</th><th scope="col">why</th></tr></thead>
+    <tbody>${decisions.slice().reverse().map((d) => `<tr class="${d.promoted ? "serving" : ""}">
+      <td>${esc(d.time)}</td><td>${esc(d.action)}</td><td>${esc(d.run)}</td>
+      <td>${ndcg(d.new_metrics)}</td><td>${ndcg(d.serving_metrics)}</td><td>${esc(d.reason)}</td></tr>`).join("")}</tbody>
+  </table>`;
 }
 
 function showReport(run) {

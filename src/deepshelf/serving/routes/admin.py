@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.runs.decisions import read_decisions
 from deepshelf.serving import stats
 from deepshelf.serving.deps import PrivateAuth, ServiceDep, SettingsDep, invalid
 from deepshelf.serving.schemas import (
@@ -125,7 +126,21 @@ def runs(service: ServiceDep) -> RunsOut:
                    current=current, runs=summaries,
                    # its text names server paths and exceptions: the log has it, the dashboard a sentence
                    last_reload_error=None if service.last_reload_error is None else
-                   "the last reload was refused (the server log says why); the current run keeps serving")
+                   "the last reload was refused (the server log says why); the current run keeps serving",
+                   decisions=_decisions(service))
+
+
+def _decisions(service, limit: int = 50) -> list[dict]:
+    """The retraining decisions kept beside the served run: the folder holding the configured run path (a
+    `current` link re-pointed by `deepshelf retrain`), without server paths."""
+    run = service.settings.run
+    if run is None:
+        return []
+    try:
+        return without_paths(read_decisions(FsPath(run).parent, limit))
+    except (OSError, DeepshelfError) as exc:
+        log.warning("cannot read the retraining decisions beside %s: %s", run, exc)
+        return []
 
 
 @router.get("/runs/{name}/plots/{plot}", dependencies=[PrivateAuth], response_class=FileResponse,
