@@ -101,7 +101,9 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
     rows = np.asarray(rows, np.float64)
     z = (rows - rows.mean(axis=1, keepdims=True)) / np.maximum(rows.std(axis=1, keepdims=True), 1e-12)
     listed = z[:, items[known_i]]
-    # rank of each listed item in each recent item's row (0: the best), from the sorted rows
-    ranks = np.stack([len(r) - np.searchsorted(np.sort(r), v, side="right") for r, v in zip(z, listed)])
-    out[np.ix_(known_r, known_i)] = np.where(ranks < RELATED_TOP, np.maximum(listed, 1e-6), 0.0)
+    # a listed item is among a row's RELATED_TOP best (fewer than RELATED_TOP scores above it) exactly when it
+    # scores at least the row's RELATED_TOP-th largest value: one partition per row instead of sorting it
+    top = min(RELATED_TOP, z.shape[1])
+    kth = np.partition(z, z.shape[1] - top, axis=1)[:, z.shape[1] - top, None]
+    out[np.ix_(known_r, known_i)] = np.where(listed >= kth, np.maximum(listed, 1e-6), 0.0)
     return out
