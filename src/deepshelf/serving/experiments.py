@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from deepshelf.errors import DeepshelfError
 from deepshelf.serving import verdict as stats
+from deepshelf.serving.periodic import Periodic
 from deepshelf.serving.settings import Settings
 from deepshelf.serving.state import LoadedRun, VariantRuns
 from deepshelf.storage import Store
@@ -83,36 +83,18 @@ class ExperimentRegistry:
         self._by_placement: dict[str, Experiment] = {}
         self._refused: dict[str, float] = {}  # experiment -> updated_at of a definition this server cannot serve
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Periodic("deepshelf-experiments", [
+            (lambda: settings.experiment_refresh_s, self.refresh),
+            (lambda: settings.trending_refresh_s, self.runs.refresh_trending)])
 
     # ---- lifecycle --------------------------------------------------------------------------------------
     def start(self) -> None:
         self.refresh()
-        self._thread = threading.Thread(target=self._background, name="deepshelf-experiments", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._background.stop()
         self.runs.close()
-
-    def _background(self) -> None:
-        s = self.settings
-        next_refresh = time.monotonic() + s.experiment_refresh_s
-        next_trending = time.monotonic() + s.trending_refresh_s
-        while not self._stop.wait(0.2):
-            now = time.monotonic()
-            try:
-                if now >= next_refresh:
-                    next_refresh = now + s.experiment_refresh_s
-                    self.refresh()
-                if now >= next_trending:
-                    next_trending = now + s.trending_refresh_s
-                    self.runs.refresh_trending()
-            except Exception:  # a database restart must not end the thread
-                log.exception("experiment refresh failed; retrying later")
 
     # ---- the store -> this server ------------------------------------------------------------------------
     def refresh(self) -> None:

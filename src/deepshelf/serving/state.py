@@ -23,6 +23,7 @@ from deepshelf.index.faiss import VectorIndex
 from deepshelf.models.base import ItemSimilarity, VectorScorer
 from deepshelf.serving import content as content_features
 from deepshelf.serving.catalog_view import CatalogView
+from deepshelf.serving.periodic import Periodic
 from deepshelf.serving.settings import Settings
 from deepshelf.serving.trending import Trending, compute_trending
 from deepshelf.storage import Store
@@ -128,21 +129,19 @@ class RunHolder:
         self.state: LoadedRun | None = None
         self.last_reload_error: str | None = None
         self._reload_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._failed_signature: tuple | None = None
+        self._background = Periodic("deepshelf-background", [
+            (lambda: settings.trending_refresh_s, self.refresh_trending),
+            (lambda: settings.watch_interval_s, self._watch)])
 
     def start(self) -> None:
         """Load the configured run (a failure here is fatal: there is nothing to keep serving) and start the
         background thread."""
         self.reload(self.settings.run, initial=True)
-        self._thread = threading.Thread(target=self._background, name="deepshelf-background", daemon=True)
-        self._thread.start()
+        self._background.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._background.stop()
         with self._reload_lock:
             if self.state is not None:
                 self.state.close()
@@ -179,21 +178,9 @@ class RunHolder:
         if state is not None:
             state.trending = refresh_trending(state, self.store, self.settings)
 
-    def _background(self) -> None:
-        s = self.settings
-        next_trending = time.monotonic() + s.trending_refresh_s
-        next_watch = time.monotonic() + s.watch_interval_s
-        while not self._stop.wait(0.2):
-            now = time.monotonic()
-            try:
-                if now >= next_trending:
-                    next_trending = now + s.trending_refresh_s
-                    self.refresh_trending()
-                if s.watch_run and s.run is not None and now >= next_watch:
-                    next_watch = now + s.watch_interval_s
-                    self._check_run_path()
-            except Exception:  # a background hiccup (database restart, ...) must not end the thread
-                log.exception("background refresh failed; retrying later")
+    def _watch(self) -> None:
+        if self.settings.watch_run and self.settings.run is not None:
+            self._check_run_path()
 
     def _check_run_path(self) -> None:
         state = self.state
