@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
+from deepshelf.serving.catalog_view import Snapshot
 from deepshelf.serving.rules import Rules, RulesIn
 from deepshelf.serving.service import Service
 from deepshelf.serving.settings import Settings
@@ -93,9 +94,55 @@ def invalid(location: str, field: str, message: str, value=None) -> RequestValid
 
 
 def check_k(settings: Settings, k: int, location: str = "query") -> int:
+    """The one upper bound of `k`, the server's `max_k` (the OpenAPI document states the same, `validation.install`)."""
     if k > settings.max_k:
         raise invalid(location, "k", f"k must be at most {settings.max_k}", k)
     return k
+
+
+def _catalogue(service: Service, settings: Settings) -> Snapshot | None:
+    """The served catalogue (the run's items and the store's, as fresh as a list answer reads it); None while no
+    run is loaded."""
+    state = service.state
+    if state is None:
+        return None
+    state.view.refresh(max_age_s=settings.catalog_refresh_s)
+    return state.view.snapshot
+
+
+def unknown_items(service: Service, settings: Settings, item_ids) -> list[str]:
+    """The ids among `item_ids` in neither the catalogue nor the served run, each once in order (none while no
+    run is loaded: nothing to tell them by)."""
+    catalog = _catalogue(service, settings)
+    if catalog is None:
+        return []
+    ids = list(dict.fromkeys(item_ids))
+    return [i for i, pos in zip(ids, catalog.lookup(ids).tolist()) if pos < 0]
+
+
+_NAMED_CATEGORIES = 50  # a 422 for an unknown category names at most this many of the catalogue's own
+
+
+def check_categories(service: Service, settings: Settings, categories: list[str] | None,
+                     loc: tuple[str, ...] = ("query", "category")) -> None:
+    """A category filter naming a category the catalogue does not have would answer an empty list with no word
+    why: a 422 at `loc` naming the catalogue's categories instead. Not checked while no run is loaded (the
+    request is answered 503 then)."""
+    catalog = _catalogue(service, settings) if categories else None
+    if catalog is None:
+        return
+    unknown = [c for c in categories if catalog.code(c) is None]
+    if not unknown:
+        return
+    known = catalog.categories[:catalog.n_categories]
+    if not known:
+        hint = "this catalogue has no categories"
+    else:
+        shown = sorted(known)[:_NAMED_CATEGORIES]
+        more = f" (and {len(known) - len(shown)} more)" if len(known) > len(shown) else ""
+        hint = "the catalogue's categories: " + ", ".join(shown) + more
+    raise RequestValidationError([{"loc": loc, "msg": f"unknown category {', '.join(map(repr, unknown))}; {hint}",
+                                   "type": "value_error", "input": unknown}])
 
 
 def to_rules(settings: Settings, given: RulesIn | None) -> Rules:
@@ -142,7 +189,8 @@ ListQuery = create_model(
     "ListQuery",
     __doc__="Query parameters shared by every list answer: k, details, placement, session and the business rules.",
     __config__=ConfigDict(extra="ignore"),
-    k=(int, Field(default=10, ge=1, le=10_000, description="number of items")),
+    # no static upper bound: the server's `max_k` is the one limit (`check_k`; stated in the OpenAPI document)
+    k=(int, Field(default=10, ge=1, description="number of items, at most the server's max_k (default 100)")),
     details=(bool, Field(default=False, description="add title, category, price and image of each item")),
     placement=(Line(64, min_length=1), Field(default="home", description="where the list is shown (home, "
                                              "product_page, ...): an experiment on it chooses the run")),
@@ -205,6 +253,7 @@ async def list_query(request: Request) -> ListParams:
                                       for e in exc.errors(include_url=False, include_context=False)]) from None
     settings = request.app.state.settings
     check_k(settings, q.k)
+    check_categories(request.app.state.service, settings, q.category)
     return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)), q.placement, q.session_id)
 
 

@@ -197,10 +197,14 @@ def recommend(state: LoadedRun, catalog: Snapshot, shopper: Shopper, k: int, rul
 
 def new_item_slots_fill(state: LoadedRun, catalog: Snapshot, top: Candidates, k: int, slots: int, rules: Rules,
                         excluded: np.ndarray, history: np.ndarray) -> Candidates:
-    """Reserve up to `slots` places for catalogue items the model has never seen (added since training), so
-    a new product is recommended without retraining. With content text vectors (the run has content indexes)
-    they are ranked by text similarity to the shopper's recent items (reason `text`); otherwise, or for a
-    shopper without history, by live trending, then newest first (reason `new_arrival`)."""
+    """Reserve up to `slots` places (`Settings.new_item_slots`) for catalogue items the model has never seen
+    (added since training), so a new product is recommended without retraining. With content text vectors (the
+    run has content indexes) and a history, they are ranked by the cosine similarity of their text to the
+    shopper's recent items (reason `text`, that similarity as score); otherwise by live trending, then newest
+    first (reason `new_arrival`, their trending score as score: 0 for a product nobody has touched yet).
+    Each new item takes the place of the lowest-ranked item of `top` and keeps its own score; the answer stays
+    sorted by score, highest first (ties: `top`'s items before new ones), so where a new item lands says how it
+    compares."""
     new = np.arange(catalog.n_model, len(catalog))
     new = new[allowed(catalog, new, rules, excluded) & ~np.isin(new, top.idx)]
     if not len(new):
@@ -218,11 +222,15 @@ def new_item_slots_fill(state: LoadedRun, catalog: Snapshot, top: Candidates, k:
             content_score = np.where(new_ok, new_vecs @ query, 0.0)
     order = np.lexsort((-catalog.cols.added_at[new], -trend, -content_score))[:slots]
     picks = new[order]
-    reasons = ["text" if content_score[o] > 0 else "new_arrival" for o in order]
+    by_text = content_score[order] > 0
+    reasons = ["text" if t else "new_arrival" for t in by_text.tolist()]
+    scores = np.where(by_text, content_score[order], trend[order]).astype(np.float64)
     keep = max(0, min(len(top), k - len(picks)))
-    floor = float(top.scores[:keep].min()) if keep else 0.0
-    return Candidates(np.concatenate([top.idx[:keep], picks]),
-                      np.concatenate([top.scores[:keep], np.full(len(picks), floor)]), top.reasons[:keep] + reasons)
+    idx = np.concatenate([top.idx[:keep], picks])
+    merged = np.concatenate([np.asarray(top.scores[:keep], np.float64), scores])
+    ranked = np.argsort(-merged, kind="stable")
+    names = top.reasons[:keep] + reasons
+    return Candidates(idx[ranked], merged[ranked], [names[i] for i in ranked.tolist()])
 
 
 def personal_scores(state: LoadedRun, histories: Histories, idx: np.ndarray) -> np.ndarray | None:

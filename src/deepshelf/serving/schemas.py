@@ -112,6 +112,13 @@ class ItemList(BaseModel):
                                                "one of its items, to attribute clicks and purchases to it")
     model_version: str | None
     source: str  # model | fallback | content | keyword
+    fallback_reason: str | None = Field(
+        default=None, description="a session answer whose `source` is `fallback`: why the model was not asked "
+        "(`empty_session`; `unknown_items`: none of the session's items is in the catalogue; `not_in_model`: "
+        "none is known to the served run, e.g. products added since training)")
+    unknown_items: list[str] | None = Field(
+        default=None, description="a session answer: the session's item ids that are in neither the catalogue "
+        "nor the served run (each once); they are ignored")
     variant: str | None = Field(default=None, description="the experiment variant that served it, when an "
                                                           "experiment runs on the request's placement")
 
@@ -131,6 +138,10 @@ class UserEvents(BaseModel):
 
 class Accepted(BaseModel):
     accepted: int
+    unknown_items: list[str] = Field(
+        default_factory=list, description="item ids of the batch that are in neither the catalogue nor the served "
+        "run (each once, in batch order): their events are kept all the same (a shop's catalogue may lag its "
+        "events, and a product upserted later picks them up), but check them for typos")
 
 
 class ItemOut(BaseModel):

@@ -51,8 +51,10 @@ class Settings(BaseSettings):
     default_in_stock: bool = True  # hide out-of-stock products unless a request asks for them
     default_exclude_purchased: bool = True
     default_max_per_category: int | None = Field(default=None, gt=0)
-    # Catalogue items the run has never seen (added since training) get this many slots per answer, so a new
-    # product is shown without retraining; ranked by live trending, then newest first.
+    # Catalogue items the run has never seen (added since training) get up to this many slots per answer (0: off),
+    # so a new product is shown without retraining: each replaces the list's last item and carries its own score
+    # (text similarity to the shopper's recent items, reason `text`, when the run has content vectors; else its
+    # live trending score, reason `new_arrival`); the list stays sorted by score (ranking.new_item_slots_fill).
     new_item_slots: int = Field(default=1, ge=0)
 
     # ---- the shopper's current visit ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from deepshelf.serving.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid
+from deepshelf.serving.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid, unknown_items
 from deepshelf.serving.schemas import Accepted, Erased, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
 from deepshelf.serving.validation import Id
 from deepshelf.storage import Event
@@ -20,13 +20,16 @@ UserId = Annotated[Id, Path()]
 
 @router.post("/events", response_model=Accepted, dependencies=[PublicAuth])
 def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep) -> Accepted:
-    """Store a batch of events; answers only after they are committed, so a 200 means they are kept."""
+    """Store a batch of events; answers only after they are committed, so a 200 means they are kept. An event
+    for an item in neither the catalogue nor the served run is kept too (a shop's catalogue may lag its events);
+    the answer's `unknown_items` names those items."""
     if len(batch.events) > settings.max_batch:
         raise invalid("body", "events", f"at most {settings.max_batch} events per request", len(batch.events))
     now = time.time()
     rows = [Event(e.user_id, e.item_id, e.type, e.timestamp.timestamp() if e.timestamp else now, e.session_id,
                   e.value, e.event_id, e.recommendation_id) for e in batch.events]
-    return Accepted(accepted=service.ingest(rows))
+    accepted = service.ingest(rows)
+    return Accepted(accepted=accepted, unknown_items=unknown_items(service, settings, (e.item_id for e in rows)))
 
 
 @router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[PrivateAuth])

@@ -16,9 +16,11 @@ from deepshelf.serving.deps import (
     PublicRead,
     ServiceDep,
     SettingsDep,
+    check_categories,
     check_k,
     invalid,
     to_rules,
+    unknown_items,
 )
 from deepshelf.serving.impressions import new_recommendation_id
 from deepshelf.serving.schemas import ItemList, SessionIn
@@ -40,7 +42,7 @@ def where(params: ListParams, user_id: str | None = None) -> Where:
 
 
 def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
-            user_id: str | None = None) -> Response:
+            user_id: str | None = None, extra: dict | None = None) -> Response:
     """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
     the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
     The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
@@ -71,6 +73,8 @@ def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
             "source": answer.source}
     if answer.variant is not None:
         body["variant"] = answer.variant
+    if extra:
+        body.update(extra)
     if service.impressions is not None:
         service.impressions.record(recommendation_id, user_id, params.session_id, answer.placement, surface,
                                    answer.model_version, answer.experiment, answer.variant, answer.item_ids)
@@ -90,14 +94,25 @@ def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
 def session_recommendations(body: SessionIn, service: ServiceDep, settings: SettingsDep,
                             params: ListDep) -> Response:
     """For an anonymous shopper: recommendations from the items of this visit (oldest first). Rules come from
-    the query, or from the body's `rules` when given; `k` in the body overrides the query's."""
+    the query, or from the body's `rules` when given; `k` in the body overrides the query's. The answer names
+    the session's items in neither the catalogue nor the run (`unknown_items`, ignored), and when it is a
+    fallback (trending) list, why (`fallback_reason`)."""
     if len(body.item_ids) > settings.max_session_items:
         raise invalid("body", "item_ids", f"at most {settings.max_session_items} items", len(body.item_ids))
     k = check_k(settings, body.k, "body") if body.k is not None else params.k
-    rules = to_rules(settings, body.rules) if body.rules is not None else params.rules
+    if body.rules is not None:
+        check_categories(service, settings, body.rules.categories, ("body", "rules", "categories"))
+        rules = to_rules(settings, body.rules)
+    else:
+        rules = params.rules
     rules.exclude = list(rules.exclude) + list(body.exclude)
-    return to_list(service.recommend_session(list(body.item_ids), k, rules, where(params)), service, params,
-                   "sessions")
+    answer = service.recommend_session(list(body.item_ids), k, rules, where(params))
+    unknown = unknown_items(service, settings, body.item_ids)
+    extra: dict = {"unknown_items": unknown}
+    if answer.source == "fallback":
+        extra["fallback_reason"] = ("empty_session" if not body.item_ids else
+                                    "unknown_items" if len(unknown) == len(set(body.item_ids)) else "not_in_model")
+    return to_list(answer, service, params, "sessions", extra=extra)
 
 
 @router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
