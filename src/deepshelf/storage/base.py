@@ -7,6 +7,7 @@ state of its own beyond caches: several server processes can share one PostgreSQ
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -30,6 +31,16 @@ from deepshelf.storage.urls import redact_url
 
 class ExperimentConflict(DeepshelfError):
     """Another active experiment already holds the placement."""
+
+
+# A search term: a run of letters or digits. Everything else (quotes, `*`, `-`, operators' punctuation) only
+# separates terms, so no query can reach the databases' query syntax; both tokenizers split words there too.
+_TERM = re.compile(r"[^\W_]+")
+
+
+def search_terms(query: str) -> list[str]:
+    """The distinct lower-case words of a search query, in order."""
+    return list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))
 
 
 _ITEM_COLS = "item_id, title, description, category, price, in_stock, image_url, attributes, seq, updated_at"
@@ -303,11 +314,19 @@ class Store(ABC):
         return self._items_from_rows(rows), total
 
     def search_titles(self, query: str, limit: int) -> list[Item]:
-        """Items whose title or category contains `query` (case-insensitive): the fallback text search."""
-        needle = f"%{query.lower()}%"
-        rows = self._read(self._item_select() + " WHERE LOWER(i.title) LIKE ? OR LOWER(i.category) LIKE ? LIMIT ?",
-                          (needle, needle, int(limit)))
-        return self._items_from_rows(rows)
+        """Items whose title, category or description holds the words of `query` in order, side by side (the last
+        one may be the start of a word, as while typing), case-insensitive, best match first: the fallback text
+        search, answered from the store's full-text index (migration 6). Punctuation only separates words; a query
+        without letters or digits finds nothing."""
+        terms = search_terms(query)
+        if not terms or limit <= 0:
+            return []
+        sql, args = self._text_search(terms, int(limit))
+        return self._items_from_rows(self._read(sql, args))
+
+    @abstractmethod
+    def _text_search(self, terms: list[str], limit: int) -> tuple[str, tuple]:
+        """The SELECT (of `_item_select()` columns, best first) for items holding `terms` as a phrase."""
 
     def catalog_columns(self, after_seq: int = -1) -> list[tuple]:
         """(item_id, category, price, in_stock, seq, updated_at) rows after `after_seq`: light, for rule masks."""

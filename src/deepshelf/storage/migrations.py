@@ -140,6 +140,34 @@ def _experiments(d: Dialect) -> list[str]:
             "WHERE stopped_at IS NULL"]
 
 
+def _text_search(d: Dialect) -> list[str]:
+    # The fallback search (Store.search_titles) reads an index instead of scanning every title; both backfill
+    # the rows already stored. Titles weigh most, then categories, then descriptions.
+    if d.name == "postgresql":
+        # A stored generated column: PostgreSQL keeps it in step with every write and ranks from it.
+        return ["ALTER TABLE items ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS ("
+                "setweight(to_tsvector('simple'::regconfig, title), 'A') || "
+                "setweight(to_tsvector('simple'::regconfig, category), 'B') || "
+                "setweight(to_tsvector('simple'::regconfig, description), 'C')) STORED",
+                "CREATE INDEX IF NOT EXISTS items_search ON items USING GIN (search_vector)"]
+    # SQLite: an FTS5 index over `items` (external content: the text is not stored twice), keyed by its rowid,
+    # which the triggers keep in step (an upsert updates its row in place, so the rowid stays; deepshelf never runs
+    # VACUUM, which may renumber the rowids of a table like `items`: after one, run the 'rebuild' below again).
+    cols = "title, description, category"
+    old = "old.title, old.description, old.category"
+    new = "new.title, new.description, new.category"
+    return [f"CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5({cols}, content='items', "
+            "content_rowid='rowid')",
+            f"CREATE TRIGGER IF NOT EXISTS items_fts_insert AFTER INSERT ON items BEGIN "
+            f"INSERT INTO items_fts (rowid, {cols}) VALUES (new.rowid, {new}); END",
+            f"CREATE TRIGGER IF NOT EXISTS items_fts_delete AFTER DELETE ON items BEGIN "
+            f"INSERT INTO items_fts (items_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old}); END",
+            f"CREATE TRIGGER IF NOT EXISTS items_fts_update AFTER UPDATE ON items BEGIN "
+            f"INSERT INTO items_fts (items_fts, rowid, {cols}) VALUES ('delete', old.rowid, {old}); "
+            f"INSERT INTO items_fts (rowid, {cols}) VALUES (new.rowid, {new}); END",
+            "INSERT INTO items_fts (items_fts) VALUES ('rebuild')"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, items and item images with their indexes", _baseline),
     Migration(2, "events.event_id: a client's id that makes a retried write idempotent", _event_ids),
@@ -149,6 +177,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _impressions, _recommendation_ids),
     Migration(5, "experiments: online experiments (variants of runs per placement) shared by every server",
               _experiments),
+    Migration(6, "full-text index over item titles, categories and descriptions (the fallback search)",
+              _text_search),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \

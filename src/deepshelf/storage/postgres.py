@@ -190,3 +190,10 @@ class PostgresStore(Store):
 
     def _next_seq_sql(self) -> str:
         return "nextval('item_seq')"
+
+    def _text_search(self, terms: list[str], limit: int) -> tuple[str, tuple]:
+        # Terms are letters and digits only (base.search_terms), so each is a valid lexeme as written: a phrase
+        # (`<->`: next to each other, in order), its last word a prefix.
+        query = " <-> ".join([*terms[:-1], f"{terms[-1]}:*"])
+        return (self._item_select() + ", to_tsquery('simple', ?) q WHERE i.search_vector @@ q "
+                "ORDER BY ts_rank(i.search_vector, q) DESC, i.item_id LIMIT ?", (query, limit))

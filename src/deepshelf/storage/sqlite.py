@@ -95,6 +95,14 @@ class SQLiteStore(Store):
     def _next_seq_sql(self) -> str:
         return "(SELECT COALESCE(MAX(seq), 0) + 1 FROM items)"
 
+    def _text_search(self, terms: list[str], limit: int) -> tuple[str, tuple]:
+        # One quoted phrase (a string to FTS5, never an operator), its last word a prefix. bm25 is lower for better
+        # matches; its weights are per column: title, description, category.
+        match = '"' + " ".join(terms) + '"*'
+        return (self._item_select() + " JOIN (SELECT rowid AS r, bm25(items_fts, 10.0, 1.0, 4.0) AS score "
+                "FROM items_fts WHERE items_fts MATCH ? ORDER BY score LIMIT ?) hit ON hit.r = i.rowid "
+                "ORDER BY hit.score, i.item_id", (match, limit))
+
     # ---- erasure: a deleted shopper's bytes must not stay readable in the file ------------------------------
     def _erasing(self, cur) -> None:
         cur.execute("PRAGMA secure_delete=ON")  # this connection overwrites what it deletes with zeros

@@ -1,0 +1,96 @@
+"""The fallback text search (Store.search_titles) through each store's full-text index: ranking, an index kept
+in step with upserts, updates and deletes, hostile queries, and a store made before the index upgrading."""
+
+from __future__ import annotations
+
+import pytest
+
+from deepshelf.storage import Item, migrations, open_store
+from deepshelf.storage.base import search_terms
+
+SEARCH_VERSION = next(m.version for m in migrations.MIGRATIONS if m.statements is migrations._text_search)
+
+
+@pytest.fixture
+def store(database):
+    s = open_store(database)
+    yield s
+    s.close()
+
+
+def ids(items) -> list[str]:
+    return [i.item_id for i in items]
+
+
+CATALOGUE = [
+    Item("lamp-title", title="Red lamp", description="a light for the desk", category="lighting"),
+    Item("lamp-desc", title="Desk light", description="not a lamp but close to one, red", category="lighting"),
+    Item("mug", title="Enamel mug", description="red, for camping", category="kitchen"),
+    Item("chair", title="Oak chair", description="", category="furniture"),
+]
+
+
+def test_best_matches_first_and_every_word_required(store):
+    store.upsert_items(CATALOGUE)
+    # "lamp" in the title outranks "lamp" in the description; items without it are not returned
+    assert ids(store.search_titles("lamp", 10)) == ["lamp-title", "lamp-desc"]
+    assert ids(store.search_titles("RED LAMP", 10)) == ["lamp-title"]  # the words in order, any case
+    assert ids(store.search_titles("red for camp", 10)) == ["mug"]  # the last word may be cut short
+    assert store.search_titles("lamp red", 10) == [] and store.search_titles("red camping", 10) == []
+    assert ids(store.search_titles("kitchen", 10)) == ["mug"]  # the category is searched
+    assert ids(store.search_titles("cha", 10)) == ["chair"]  # a word's beginning finds it
+    assert store.search_titles("hair", 10) == [] and store.search_titles("zzz", 10) == []
+    assert len(store.search_titles("red", 2)) == 2 and store.search_titles("red", 0) == []
+    found = store.search_titles("chair", 1)[0]
+    assert (found.title, found.category, found.in_stock) == ("Oak chair", "furniture", True)
+
+
+def test_the_index_follows_upserts_updates_and_deletes(store):
+    store.upsert_items(CATALOGUE)
+    store.upsert_items([Item("new", title="Walnut bookshelf", category="furniture")])
+    assert ids(store.search_titles("bookshelf", 10)) == ["new"]
+    store.upsert_items([Item("chair", title="Pine stool", category="furniture")])  # renamed
+    assert store.search_titles("oak", 10) == [] and ids(store.search_titles("stool", 10)) == ["chair"]
+    assert ids(store.search_titles("furniture", 10)) == ["chair", "new"]
+    with store._write() as cur:  # a row removed (as the repair migration does) leaves the index too
+        cur.execute(store._sql("DELETE FROM items WHERE item_id = ?"), ("mug",))
+    assert store.search_titles("enamel", 10) == [] and ids(store.search_titles("red", 10)) == ["lamp-title",
+                                                                                                "lamp-desc"]
+
+
+@pytest.mark.parametrize("query", ['"', '"red', "lamp*", "*", "NEAR(red lamp)", "red NEAR lamp", "-red", "red -lamp",
+                                   "AND", "OR NOT", "title:red", "^red", "'; DROP TABLE items; --", "\\", "(", ")",
+                                   "red & | ! :*", "½ ² ⅷ", "Lämpe 灯 🔥", "x" * 500, "é" * 3, "_", "r_d"])
+def test_hostile_queries_do_not_error(store, query):
+    store.upsert_items(CATALOGUE + [Item("u", title="Lämpe 灯 ½")])
+    found = ids(store.search_titles(query, 10))
+    if not search_terms(query):
+        assert found == []
+    assert store.count_items() == 5  # nothing ran but the search
+
+
+def test_operator_words_are_searched_as_words(store):
+    store.upsert_items(CATALOGUE + [Item("near", title="Near the sea: NEAR and AND")])
+    assert ids(store.search_titles("NEAR", 10)) == ["near"]
+    assert ids(store.search_titles("near and", 10)) == ["near"]
+    assert ids(store.search_titles('"red" -lamp*', 10)) == ["lamp-title"]  # punctuation only separates
+
+
+def test_a_store_made_before_the_index_upgrades_with_its_rows_searchable(database, monkeypatch):
+    monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS
+                                                        if m.version < SEARCH_VERSION))
+    old = open_store(database)
+    try:
+        assert old.schema_version() == SEARCH_VERSION - 1
+        old.upsert_items(CATALOGUE)
+    finally:
+        old.close()
+    monkeypatch.undo()
+    store = open_store(database)
+    try:
+        assert store.schema_version() == migrations.latest_version()
+        assert ids(store.search_titles("lamp", 10)) == ["lamp-title", "lamp-desc"]  # backfilled
+        store.upsert_items([Item("mug", title="Steel mug", category="kitchen")])
+        assert store.search_titles("enamel", 10) == [] and ids(store.search_titles("steel", 10)) == ["mug"]
+    finally:
+        store.close()
