@@ -202,9 +202,9 @@ def new_item_slots_fill(state: LoadedRun, catalog: Snapshot, top: Candidates, k:
     run has content indexes) and a history, they are ranked by the cosine similarity of their text to the
     shopper's recent items (reason `text`, that similarity as score); otherwise by live trending, then newest
     first (reason `new_arrival`, their trending score as score: 0 for a product nobody has touched yet).
-    Each new item takes the place of the lowest-ranked item of `top` and keeps its own score; the answer stays
-    sorted by score, highest first (ties: `top`'s items before new ones), so where a new item lands says how it
-    compares."""
+    Each new item takes the place of the lowest-ranked item of `top` and keeps its own score, which is on
+    another scale than the model's: so the list is ordered by (slot, score), `top`'s items first by their
+    score, highest first, then the new-arrival slots by theirs; a client must not re-sort it by score alone."""
     new = np.arange(catalog.n_model, len(catalog))
     new = new[allowed(catalog, new, rules, excluded) & ~np.isin(new, top.idx)]
     if not len(new):
@@ -226,11 +226,8 @@ def new_item_slots_fill(state: LoadedRun, catalog: Snapshot, top: Candidates, k:
     reasons = ["text" if t else "new_arrival" for t in by_text.tolist()]
     scores = np.where(by_text, content_score[order], trend[order]).astype(np.float64)
     keep = max(0, min(len(top), k - len(picks)))
-    idx = np.concatenate([top.idx[:keep], picks])
-    merged = np.concatenate([np.asarray(top.scores[:keep], np.float64), scores])
-    ranked = np.argsort(-merged, kind="stable")
-    names = top.reasons[:keep] + reasons
-    return Candidates(idx[ranked], merged[ranked], [names[i] for i in ranked.tolist()])
+    return Candidates(np.concatenate([top.idx[:keep], picks]),
+                      np.concatenate([np.asarray(top.scores[:keep], np.float64), scores]), top.reasons[:keep] + reasons)
 
 
 def personal_scores(state: LoadedRun, histories: Histories, idx: np.ndarray) -> np.ndarray | None:

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     # Catalogue items the run has never seen (added since training) get up to this many slots per answer (0: off),
     # so a new product is shown without retraining: each replaces the list's last item and carries its own score
     # (text similarity to the shopper's recent items, reason `text`, when the run has content vectors; else its
-    # live trending score, reason `new_arrival`); the list stays sorted by score (ranking.new_item_slots_fill).
+    # live trending score, reason `new_arrival`); it follows the model's items, so a list is sorted by (slot, score)
+    # (ranking.new_item_slots_fill).
     new_item_slots: int = Field(default=1, ge=0)
 
     # ---- the shopper's current visit ---------------------------------------------------------------------

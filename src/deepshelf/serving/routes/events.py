@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from deepshelf.serving.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid, unknown_items
-from deepshelf.serving.schemas import Accepted, Erased, EventBatchIn, EventOut, UserEvents, UsersOut, UserSummary
+from deepshelf.serving.schemas import Erased, EventBatchIn, EventsAccepted, EventOut, UserEvents, UsersOut, UserSummary
 from deepshelf.serving.validation import Id
 from deepshelf.storage import Event
 
@@ -18,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["events"])
 UserId = Annotated[Id, Path()]
 
 
-@router.post("/events", response_model=Accepted, dependencies=[PublicAuth])
-def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep) -> Accepted:
+@router.post("/events", response_model=EventsAccepted, response_model_exclude_none=True, dependencies=[PublicAuth])
+def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep) -> EventsAccepted:
     """Store a batch of events; answers only after they are committed, so a 200 means they are kept. An event
     for an item in neither the catalogue nor the served run is kept too (a shop's catalogue may lag its events);
     the answer's `unknown_items` names those items."""
@@ -29,7 +29,8 @@ def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep)
     rows = [Event(e.user_id, e.item_id, e.type, e.timestamp.timestamp() if e.timestamp else now, e.session_id,
                   e.value, e.event_id, e.recommendation_id) for e in batch.events]
     accepted = service.ingest(rows)
-    return Accepted(accepted=accepted, unknown_items=unknown_items(service, settings, (e.item_id for e in rows)))
+    unknown = unknown_items(service, settings, (e.item_id for e in rows))
+    return EventsAccepted(accepted=accepted, unknown_items=unknown or None)
 
 
 @router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[PrivateAuth])
