@@ -144,9 +144,9 @@ class EventsAccepted(Accepted):
     """POST /v1/events's answer."""
 
     unknown_items: list[str] | None = Field(
-        default=None, description="present when the batch has them: its item ids that are in neither the catalogue "
-        "nor the served run (each once, in batch order); their events are kept all the same (a shop's catalogue may lag its "
-        "events, and a product upserted later picks them up), but check them for typos")
+        default=None, description="present when the batch has them: its item ids that are in neither the "
+        "catalogue nor the served run (each once, in batch order); their events are kept all the same (a shop's "
+        "catalogue may lag its events, and a product upserted later picks them up), but check them for typos")
 
 
 class ItemOut(BaseModel):
