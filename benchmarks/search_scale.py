@@ -106,7 +106,7 @@ def main() -> None:
     lines += [f"| {name} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} | {found:.0f} |"
               for name, ms, found in rows]
     lines += ["", "The two do not find the same products: the scan matches the query as one substring of a title or "
-              "category, the index every word (as a word's beginning) of title, category or description, best first. "
+              "category, the index the query's words in order as a phrase (the last one may be a word's beginning) in title, category or description, best first. "
               "Service-level search latency under load (50 req/s target, issue 18) is not measured here."]
     body = "\n".join(lines)
     print(body)
