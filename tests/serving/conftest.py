@@ -1,11 +1,13 @@
 """Serving fixtures: tiny runs trained on synthetic shop events (planted groups), apps on both stores (their
-catalogue seeded with the shop's, as `deepshelf serve` does before the service starts), and a throwaway PostgreSQL
-server (from DEEPSHELF_TEST_POSTGRES_URL, else started by scripts/start-postgres.sh)."""
+catalogue seeded with the shop's, as `deepshelf serve` does before the service starts; the stores come from
+tests/conftest.py), and waiting for a `deepshelf serve` child process to answer."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import polars as pl
 import pytest
@@ -131,3 +133,20 @@ def sqlite_client(run_link, tmp_path):
 
 def auth() -> dict[str, str]:
     return {"X-API-Key": KEY}
+
+
+def wait_until_serving(proc, url: str, log: Path, timeout_s: float = 120) -> None:
+    """Poll `url` until it answers 200 from the child server `proc` (started with its output in `log`); fail with
+    the log's tail if the process exits or `timeout_s` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"server did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import ROOT
-from tests.serving.conftest import KEY
+from tests.serving.conftest import KEY, wait_until_serving
 
 
 def free_port() -> int:
@@ -35,18 +35,7 @@ def server(run: Path, database: str, log: Path, **env_overrides):
                                  "--port", str(port), "--log-level", "warning"], env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                raise AssertionError(f"server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+        wait_until_serving(proc, f"{base}/health", log, timeout_s=90)
         yield proc, base
     finally:
         if proc.poll() is None:

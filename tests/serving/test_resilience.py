@@ -27,7 +27,7 @@ from deepshelf.serving.shedding import ShedLoad
 from deepshelf.storage import open_store
 from deepshelf.storage.connect import StoreUnavailable
 from tests.conftest import ROOT
-from tests.serving.conftest import KEY, auth, make_settings
+from tests.serving.conftest import KEY, auth, make_settings, wait_until_serving
 
 WAIT = 60  # generous bound on a thread that must finish; a hang fails the test instead of stalling the suite
 
@@ -291,17 +291,7 @@ def workers(run: Path, database: str, log: Path, n: int, port: int):
                                  database, "--port", str(port), "--workers", str(n), "--log-level", "warning"],
                                 env=env, stdout=out, stderr=out, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+        wait_until_serving(proc, f"http://127.0.0.1:{port}/ready", log, timeout_s=120)
         yield proc
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
