@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,6 +18,13 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from deepshelf.data.interactions import Interactions  # noqa: E402
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now (for a child server or process group)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def planted_clusters(n_groups: int = 4, users_per_group: int = 60, items_per_group: int = 25,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,14 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.serving.conftest import KEY, wait_until_serving
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

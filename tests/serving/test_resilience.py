@@ -26,7 +26,7 @@ from deepshelf.serving.app import create_app
 from deepshelf.serving.shedding import ShedLoad
 from deepshelf.storage import open_store
 from deepshelf.storage.connect import StoreUnavailable
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.serving.conftest import KEY, auth, make_settings, wait_until_serving
 
 WAIT = 60  # generous bound on a thread that must finish; a hang fails the test instead of stalling the suite
@@ -236,12 +236,6 @@ def test_stopped_postgres_is_isolated(run_link, fresh_postgres):
 
 
 # ---- the documented deployment: deploy/nginx.conf in front of two workers -------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def render_nginx(folder: Path, listen: int, upstream: int, header_timeout_s: int | None = None) -> Path:
     """deploy/nginx.conf with its ports (and optionally the header timeout) changed, wrapped in a main config
     that keeps every file nginx writes inside `folder`."""

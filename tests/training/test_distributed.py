@@ -3,7 +3,6 @@ single-process training within noise, and `deepshelf train --nproc 2` writes one
 
 import json
 import os
-import socket
 
 import numpy as np
 import torch
@@ -12,6 +11,7 @@ from deepshelf.data.interactions import Interactions
 from deepshelf.data.splits import leave_one_out
 from deepshelf.evaluation.evaluate import evaluate, validation
 from deepshelf.models.sasrec import SASRec
+from tests.conftest import free_port
 
 N_ITEMS = 30
 PARAMS = dict(dim=16, layers=1, heads=1, max_len=16, dropout=0.1, batch_size=32, lr=1e-2, warmup=5, epochs=12,
@@ -23,12 +23,6 @@ def successor_data(users: int = 128, length: int = 10) -> Interactions:
     starts = np.random.default_rng(1).integers(N_ITEMS, size=users)
     items = (starts[:, None] + np.arange(length)) % N_ITEMS
     return Interactions.from_ids(np.repeat(np.arange(users), length).astype(str), items.ravel().astype(str))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:

@@ -6,12 +6,13 @@ purchases, store seeded with its events and catalogue). Screenshots go to `test-
 
 from __future__ import annotations
 
-import socket
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -19,12 +20,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 API_KEY = "web-test-key"  # private: the dashboard asks for it
 PUBLIC_KEY = "web-test-public-key"  # the storefront page is given it
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory):

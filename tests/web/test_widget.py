@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.web.conftest import API_KEY, PUBLIC_KEY, free_port
+from tests.conftest import free_port
+from tests.web.conftest import API_KEY, PUBLIC_KEY
 
 README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "widget.png"
 
