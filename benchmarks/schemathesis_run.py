@@ -165,7 +165,7 @@ def main() -> None:
             url = os.environ.get("DEEPSHELF_TEST_POSTGRES_URL")
             if not url:
                 log.warning("no DEEPSHELF_TEST_POSTGRES_URL: PostgreSQL skipped")
-                rows.append(f"| PostgreSQL | not run (no DEEPSHELF_TEST_POSTGRES_URL) | | | |")
+                rows.append("| PostgreSQL | not run (no DEEPSHELF_TEST_POSTGRES_URL) | | | |")
                 continue
             import psycopg
 

@@ -238,7 +238,7 @@ class Ranker(Recommender):
     # ---- scoring -------------------------------------------------------------------------------------------
     def _featurise(self, histories: Histories) -> tuple[Candidates, np.ndarray]:
         """Candidates and their features for a batch, `batch_size` histories at a time."""
-        parts, offset = [], 0
+        parts = []
         for start in range(0, len(histories), self.config.batch_size):
             h = histories.select(np.arange(start, min(start + self.config.batch_size, len(histories))))
             cand = self.generators.candidates(h, self.n_items)
