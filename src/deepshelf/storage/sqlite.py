@@ -43,7 +43,7 @@ class SQLiteStore(Store):
     def _connect(self):
         busy = self.timeout_s if self.timeout_s is not None else 30.0
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._enter_wal(conn, busy)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         if self.timeout_s is not None:
@@ -55,6 +55,23 @@ class SQLiteStore(Store):
 
             conn.set_progress_handler(past_deadline, 10_000)  # checked every 10k VM steps: a non-zero answer aborts
         return conn
+
+    @staticmethod
+    def _enter_wal(conn, busy: float) -> None:
+        """Switching a new file to WAL needs an exclusive lock, and SQLite answers "locked" at once, without its busy
+        handler, while another connection holds the file (servers opening one new store together): retry within the
+        busy timeout. A file already in WAL answers at once."""
+        deadline = time.monotonic() + busy
+        pause = 0.005
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     @contextmanager
     def _bounded(self):
