@@ -78,3 +78,32 @@ def test_demo_progress_prints_the_shared_lines_once():
     text = out.getvalue()
     assert text.count("temporal split") == 1 and text.count("loading online-retail") == 1
     assert "trained als" in text and "demo.py" not in text
+
+
+def test_exports_write_only_rows_the_model_has_evidence_for(tmp_path):
+    """Two groups of 8 products never bought together: item-kNN scores every product of the other group 0 for a
+    shopper, so with k=8 the export lists only the 3 unseen products of the shopper's own group (no padding with
+    0-score ties from the other group)."""
+    import polars as pl
+
+    lines = []
+    for u in range(40):
+        group = u % 2
+        items = [f"g{group}_{(u // 2 + j) % 8}" for j in range(5)]  # 5 neighbours on a ring of the group's 8
+        lines.append(" ".join([f"u{u}", *items]))
+    data = tmp_path / "groups.txt"
+    data.write_text("\n".join(lines) + "\n")
+    run = tmp_path / "knn"
+    res = deepshelf("train", "--dataset", data, "--model", "itemknn", "--out", run)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "all.csv"
+    res = deepshelf("recommend", "--run", run, "--users", "all", "--k", 8, "--output", out)
+    assert res.returncode == 0, res.stderr
+    recs = pl.read_csv(out, schema_overrides={"user_id": pl.Utf8, "item_id": pl.Utf8})
+    assert recs.height > 0 and (recs["score"] > 0).all()
+    groups = (recs["user_id"].str.slice(1).cast(pl.Int64) % 2).cast(pl.Utf8)
+    assert (recs["item_id"].str.slice(1, 1) == groups).all()  # only the shopper's own group
+    # each shopper has 5 of the group's 8 products: the other 3 (all bought near theirs), never 8
+    per_user = recs.group_by("user_id").agg(pl.len(), pl.col("rank").max().alias("last"))
+    assert per_user.height == 40 and (per_user["len"] == 3).all()
+    assert (per_user["len"] == per_user["last"]).all()  # ranks 1..n, no gaps

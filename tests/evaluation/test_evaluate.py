@@ -79,3 +79,20 @@ def test_new_item_slice_counts_only_new_item_targets():
     assert result.slices["first_two"]["hr@3"] == 1.0
     # over all targets a hits 1 at rank 1: the slice is not the overall metric
     assert result.metrics["hr@3"] == pytest.approx(1.0)
+
+
+def test_evidence_is_a_prefix_and_metrics_still_rank_the_padding():
+    from deepshelf.evaluation.evaluate import with_evidence
+
+    ranked = np.array([[3, 1, 0, 2], [2, 0, -1, -1], [1, 0, 3, 2]])
+    scores = np.array([[0.9, 0.0, 0.0, -0.2], [0.5, 0.1, -np.inf, -np.inf], [0.0, 0.0, 0.0, 0.0]], np.float32)
+    assert with_evidence(ranked, scores).tolist() == [[True, False, False, False], [True, True, False, False],
+                                                      [False, False, False, False]]
+    # a shopper whose only evidence is for item 1: items 0 and 2 score 0 and still fill the evaluated top 3, so a
+    # target among them is a hit for the metrics (the export, not the evaluation, stops at the evidence)
+    model = popularity_over([1, 5, 1, 1])
+    model.item_popularity = np.array([0.0, 1.0, 0.0, 0.0], np.float32)
+    cases = EvalSet(np.arange(1), Histories.from_lists([[3]]), Histories.from_lists([[0]]))
+    result = evaluate(model, cases, ks=(3,))
+    assert result.ranked[0, 0] == 1 and 0 in result.ranked[0] and result.metrics["hr@3"] == 1.0
+    assert with_evidence(result.ranked, result.scores)[0].tolist() == [True, False, False]

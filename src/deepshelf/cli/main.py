@@ -166,7 +166,9 @@ def format_metric(name: str, value: float) -> str:
 
 @app.command()
 def recommend(run: Annotated[Path, typer.Option(help="run folder")],
-              output: Annotated[Path, typer.Option(help="CSV to write: user_id,item_id,rank,score")],
+              output: Annotated[Path, typer.Option(help="CSV to write: user_id,item_id,rank,score; only rows the "
+                                                        "model has evidence for (a list ends before its first "
+                                                        "0-score item, so a shopper may get fewer than k rows)")],
               users: Annotated[str, typer.Option(help=USERS_HELP)] = "test",
               k: Annotated[int, typer.Option(min=1, max=1000)] = 10) -> None:
     """Export top-k recommendations for every evaluated user, in original ids (the test views from the saved,

@@ -43,6 +43,18 @@ def recommend_all(model: Recommender, evalset: EvalSet, k: int, batch_size: int 
     return ranked, scores
 
 
+def with_evidence(ranked: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """bool [U, k]: the slots of `recommend_all`'s lists the model has evidence for, a prefix of each row.
+
+    A score of exactly 0 means nothing in the shopper's history (or, for popularity, in the training data)
+    speaks for the item: item-kNN and EASE give 0 to every item unrelated to the history, and top-k then fills
+    the list with such ties in arbitrary order. A row's list ends at its first such slot (or empty slot, -1):
+    what follows is ranked below "no evidence" (an EASE score below 0). Metrics still rank the full list;
+    exports write only these slots.
+    """
+    return np.cumprod((ranked >= 0) & np.isfinite(scores) & (scores != 0), axis=1).astype(bool)
+
+
 def evaluate(model: Recommender, evalset: EvalSet, ks: tuple[int, ...] = (10, 20),
              item_popularity: np.ndarray | None = None, batch_size: int = 512,
              on_batch: Callable[[int], None] | None = None) -> EvalResult:

@@ -243,15 +243,17 @@ def view_model(run: Run, which: str) -> Recommender:
 def export_recommendations(run: Run, which: str, k: int, output: Path) -> int:
     """Write `user_id,item_id,rank,score` (original ids, rank from 1) for every evaluated user of view `which` (or
     for every shopper with an event: `all`) from `view_model(run, which)`; a discovery view (test, valid, all) never
-    lists a shopper's seen item. Returns rows."""
+    lists a shopper's seen item. Only the rows the model has evidence for are written (`with_evidence`: a list
+    stops before its first 0-score item instead of padding it with arbitrary ties), so a shopper may get fewer
+    than `k` rows or none; the written rows are the evaluated ranking's first ones. Returns rows."""
     import polars as pl
 
-    from deepshelf.evaluation.evaluate import recommend_all
+    from deepshelf.evaluation.evaluate import recommend_all, with_evidence
 
     user_map, es = every_shopper(run) if which == "all" else _view_users(run, which)
     model = view_model(run, which)
     ranked, scores = recommend_all(model, es, k)
-    valid = ranked >= 0
+    valid = with_evidence(ranked, scores)
     users = np.repeat(user_map.ids[es.users], valid.sum(1))
     ranks = np.broadcast_to(np.arange(1, ranked.shape[1] + 1), ranked.shape)[valid]
     table = pl.DataFrame({"user_id": users.astype(str), "item_id": model.item_map.ids[ranked[valid]].astype(str),
