@@ -67,7 +67,7 @@ def train(events: Path, catalog: Path, out: Path, model: str, **params) -> Path:
     from deepshelf.runs.pipeline import train_run
 
     cfg = TrainConfig(dataset=str(events), catalog=str(catalog), model=model, params=params,
-                      protocol="leave-one-out")
+                      protocol="leave-one-out", content=False)  # behaviour only: content tests add their own
     return train_run(cfg, out)
 
 

@@ -5,8 +5,8 @@
 1. `train_models()`  - one run per model under `runs/demo/<model>/`; a run whose config is unchanged is reused;
 2. `choose_serving()` - the best validation NDCG@10 among the models that react to a shopper's history, linked
    (with 3.) as `runs/demo/current` (the service watches that link, so re-pointing it swaps the model);
-3. `serving_folder()` - the chosen run plus the content run's indexes (text-encoder vectors, similar by
-   text / picture, semantic search) when the content model was trained;
+3. `serving_folder()` - the chosen run, given the content run's indexes (text-encoder vectors, similar by
+   text / picture, semantic search) as RUN/content when the content model was trained;
 4. `seed_store()`   - the shop's purchases and catalogue written once into `runs/demo/store.db`;
 5. `serve()`        - the HTTP service with the storefront at `/` and the dashboard at `/admin`.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.files import atomic_path, replace_dir
+from deepshelf.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,8 @@ def train_models(dataset: str, runs_dir: Path, models: dict[str, dict[str, Any]]
     for number, (name, params) in enumerate(models.items(), 1):
         path = runs_dir / name
         build_config(model_class(name).Config, params)  # a bad parameter fails before any data is loaded
-        cfg = TrainConfig(dataset=dataset, model=name, params=params)
+        # content=False: the content model's run holds the indexes, and the served run gets a copy (serving_folder)
+        cfg = TrainConfig(dataset=dataset, model=name, params=params, content=False)
         reused = _same_config(path, cfg.model_dump(mode="json"))
         if reused:
             say(f"{name}: reusing {path} (same config)", number, len(models))
@@ -138,31 +139,29 @@ def content_folder(runs: Sequence[TrainedRun]) -> Path | None:
 
 
 def serving_folder(runs_dir: Path, run: TrainedRun, content: Path | None) -> Path:
-    """The folder the service loads: `run` plus the content run's indexes as `content/`.
+    """The folder the service loads: `run` itself, given the content run's indexes (`content`) as RUN/content,
+    as `deepshelf attach-content --from` does; kept when it already holds a copy of them."""
+    from deepshelf.runs.content import attach_content
 
-    Runs stay immutable, so this is a separate folder of relative symlinks (`.serve-<model>`, hidden from the
-    dashboard's run list), written to a temporary name and swapped into place.
-    """
-    name = f".serve-{run.name}" + ("+content" if content is not None else "")
-    target = runs_dir / name
-    wanted = {p.name: os.path.join("..", run.path.name, p.name) for p in run.path.iterdir() if not p.name.startswith(".")}
-    if content is not None:
-        wanted["content"] = os.path.relpath(content, runs_dir / name)
-    if target.is_dir() and all(os.path.islink(target / k) and os.readlink(target / k) == v for k, v in wanted.items()):
-        return target
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name.lstrip('.')}-", dir=runs_dir))
-    for k, v in wanted.items():
-        os.symlink(v, tmp / k)
-    replace_dir(tmp, target)
-    return target
+    if content is None or content.resolve().is_relative_to(run.path.resolve()):  # none, or the run's own
+        return run.path
+    have, want = run.path / "content" / "similar.npz", content / "similar.npz"
+    if have.exists() and (have.stat().st_size, have.stat().st_mtime_ns) == (want.stat().st_size,
+                                                                             want.stat().st_mtime_ns):
+        return run.path  # copies keep the time stamp: the same content run's indexes are already here
+    attach_content(run.path, content)
+    return run.path
 
 
 def link_current(runs_dir: Path, folder: Path) -> Path:
     """Point `runs_dir/current` at `folder` atomically (a relative symlink renamed over the old one); a running
-    service notices the new target and swaps models without a restart."""
+    service notices the new target and swaps models without a restart. The hidden `.serve-*` folders of older
+    demo builds (a run and a content run paired by links) are removed once `current` no longer points there."""
     link = runs_dir / "current"
     with atomic_path(link) as tmp:
         os.symlink(folder.name, tmp)
+    for old in runs_dir.glob(".serve-*"):
+        shutil.rmtree(old, ignore_errors=True)
     return link
 
 

@@ -64,6 +64,10 @@ def train(
                                                          "postgresql://…) instead of --dataset")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run folder")] = False,
     nproc: Annotated[int, typer.Option(min=1, help="processes for distributed data-parallel training")] = 1,
+    content: Annotated[Optional[bool], typer.Option("--content/--no-content", help="build the content indexes "
+                                                    "(similar by text / picture, semantic search) into RUN/content "
+                                                    "when the catalogue has product text or images (default: on; "
+                                                    "their settings: --set content.NAME=VALUE)")] = None,
 ) -> None:
     """Train a model, evaluate it (full ranking) and write runs/NAME."""
     from deepshelf.runs.config import build_train_config
@@ -78,6 +82,8 @@ def train(
     cfg = build_train_config(database or dataset, model, config, list(set_))
     if catalog:
         cfg.catalog = catalog
+    if content is not None:
+        cfg.content = content
     try:
         with console.status("training") as status:
             path = train_run(cfg, out, overwrite=overwrite, progress=lambda m: status.update(m) or console.log(m))
@@ -178,6 +184,43 @@ def recommend(run: Annotated[Path, typer.Option(help="run folder")],
 
     rows = export_recommendations(load_run(run), users, k, output)
     out_console.print(f"wrote {rows:,} rows to {output}")
+
+
+@app.command("attach-content")
+def attach_content(run: Annotated[Path, typer.Option(help="run folder to give content indexes")],
+                   from_: Annotated[Optional[Path], typer.Option("--from", help="copy them from this run (a "
+                                                                 "content model's or another run's) instead of "
+                                                                 "building them")] = None) -> None:
+    """Give a run content indexes (similar by text / picture, semantic search) in RUN/content, replacing any it
+    has: built from the catalogue of the run's data as it is now (a store: today's products), or copied from
+    another run. A server following the run (serve --run, runs/current) reloads it."""
+    from deepshelf.runs.content import attach_content as attach
+
+    with console.status("content indexes") as status:
+        info = attach(run, from_, say=lambda m: status.update(m) or console.log(m, highlight=False))
+    out_console.print(f"{run}/content: {info['items']:,} products, similar by {', '.join(info['modes'])}, "
+                      "semantic search", highlight=False)
+
+
+@app.command("import-events")
+def import_events(export: Annotated[Path, typer.Argument(help="GA4 BigQuery export: newline-delimited JSON, "
+                                                              "optionally gzipped")],
+                  database: Annotated[str, typer.Option(help="the service's store: sqlite:///shop.db or "
+                                                             "postgresql://…")]) -> None:
+    """Store a GA4 export's shopper events in the service's store (one transaction), so served shoppers keep
+    their history and `train --database` / `retrain` learn from it; importing the same or an overlapping export
+    again stores nothing twice."""
+    from contextlib import closing
+
+    from deepshelf.data.ga4 import export_events
+    from deepshelf.storage import open_store
+
+    events = export_events(export)
+    with closing(open_store(database)) as store:
+        before = store.count_events()
+        store.add_events(events)
+        added = store.count_events() - before
+    out_console.print(f"stored {added:,} new events of {len(events):,} from {export}")
 
 
 @app.command("import-feed")

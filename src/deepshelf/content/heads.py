@@ -59,7 +59,11 @@ class Projection:
         return (p / p.sum(1, keepdims=True)).astype(np.float32)
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}.{k}": getattr(self, k) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+        """Plain arrays under `prefix.*` (with a classifier head's prototypes and scale), for an `.npz`."""
+        out = {f"{prefix}.{k}": getattr(self, k) for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+        if self.classes is not None:
+            out |= {f"{prefix}.classes": self.classes, f"{prefix}.class_scale": np.float32(self.class_scale)}
+        return out
 
     @classmethod
     def from_tower(cls, tower, mean: np.ndarray, scale: np.ndarray) -> "Projection":
@@ -70,7 +74,11 @@ class Projection:
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray], prefix: str) -> "Projection":
-        return cls(**{k: state[f"{prefix}.{k}"].astype(np.float32) for k in ("mean", "scale", "w1", "b1", "w2", "b2")})
+        head = cls(**{k: state[f"{prefix}.{k}"].astype(np.float32) for k in ("mean", "scale", "w1", "b1", "w2", "b2")})
+        if f"{prefix}.classes" in state:
+            head.classes = state[f"{prefix}.classes"].astype(np.float32)
+            head.class_scale = float(state[f"{prefix}.class_scale"])
+        return head
 
 
 class ProjectionTrainingConfig(BaseModel):

@@ -88,29 +88,37 @@ class SearchIndex:
     photo_vectors = property(lambda self: self._rows.photo_vectors)
     photo_valid = property(lambda self: self._rows.photo_valid)
 
-    def add(self, item_ids, texts: list[str], text_vectors: np.ndarray) -> int:
+    def add(self, item_ids, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray | None = None,
+            photo_valid: np.ndarray | None = None) -> int:
         """Set the text and text vector of `item_ids` (products upserted since the run): a known id's row is
-        replaced, a new id gets a row with no photo. The BM25 index is rebuilt over all texts. Returns how many
-        rows were appended."""
+        replaced, a new id gets a row. With `photo_vectors` [m, p] the rows where `photo_valid` [m] holds get
+        that photo (the others keep theirs; a new row without one has none). The BM25 index is rebuilt over all
+        texts. Returns how many rows were appended."""
         text_vectors = np.asarray(text_vectors, np.float32)
+        m_in = len(text_vectors)
+        given = np.zeros(m_in, bool) if photo_vectors is None else np.asarray(photo_valid, bool)
         with self._write:
             old = self._rows
             ids, all_texts, vecs = old.item_ids.tolist(), list(old.texts), old.text_vectors.copy()
+            photos, photo_ok = old.photo_vectors.copy(), old.photo_valid.copy()
             row = {item: i for i, item in enumerate(ids)}
             new: dict[str, int] = {}  # id -> position in the arguments (the last one wins)
             for pos, item in enumerate(map(str, item_ids)):
                 if item in row:
                     all_texts[row[item]] = texts[pos]
                     vecs[row[item]] = text_vectors[pos]
+                    if given[pos]:
+                        photos[row[item]], photo_ok[row[item]] = photo_vectors[pos], True
                 else:
                     new[item] = pos
             picks = list(new.values())
             m = len(picks)
+            new_photos = np.zeros((m, photos.shape[1]), np.float32)
+            if m and given[picks].any():
+                new_photos[given[picks]] = np.asarray(photo_vectors, np.float32)[picks][given[picks]]
             self._rows = _rows(np.array(ids + list(new), dtype=str), all_texts + [texts[p] for p in picks],
                                np.concatenate([vecs, text_vectors[picks].reshape(m, vecs.shape[1])]),
-                               np.concatenate([old.photo_vectors,
-                                               np.zeros((m, old.photo_vectors.shape[1]), np.float32)]),
-                               np.concatenate([old.photo_valid, np.zeros(m, bool)]))
+                               np.concatenate([photos, new_photos]), np.concatenate([photo_ok, given[picks]]))
         return m
 
     @property

@@ -23,7 +23,8 @@ import numpy as np
 from pydantic import Field
 
 from deepshelf.content.align import AlignConfig, train_alignment
-from deepshelf.content.heads import HeadConfig, combine, encode_labels, train_attribute_heads, unit_rows
+from deepshelf.content.embed import ContentEmbedder
+from deepshelf.content.heads import HeadConfig, encode_labels, train_attribute_heads, unit_rows
 from deepshelf.content.quality import attribute_precision, heldout_mask
 from deepshelf.content.search import SearchIndex
 from deepshelf.content.similar import SimilarIndex, behaviour_vectors
@@ -65,17 +66,27 @@ class ContentModel(Recommender):
         super().__init__(config, **overrides)
         self.similar_index: SimilarIndex | None = None
         self.search_index: SearchIndex | None = None
+        self.embedder: ContentEmbedder | None = None  # makes the vectors of products added later
         self.content_metrics: dict = {}
         self.training_log: dict = {}
 
     # ---- fitting -------------------------------------------------------------------------------------------
-    def fit_catalog(self, catalog: Catalog, progress: bool = False) -> "ContentModel":
-        """Learn from a catalogue alone (no shopper events): every catalogue product is an item."""
+    def fit_catalog(self, catalog: Catalog, progress: bool = False,
+                    events: Interactions | None = None) -> "ContentModel":
+        """Learn from a catalogue: every catalogue product is an item. With shopper `events` (any item space),
+        catalogue products with events also get behaviour vectors (mode `behavior`, and in `hybrid`)."""
         if catalog is None or len(catalog) == 0:
             raise DeepshelfError("content model: the catalogue is empty")
         self.item_map = catalog.item_map
         self.item_popularity = np.zeros(len(self.item_map), np.float32)  # no events: no product is more popular
-        self._build(catalog, None, progress)
+        item_user = None
+        if events is not None and len(events):
+            import scipy.sparse as sp
+
+            rows = events.item_map.lookup(catalog.item_map.ids)  # catalogue product -> events' item, -1: none
+            known = sp.diags((rows >= 0).astype(np.float32))
+            item_user = (known @ events.to_csr(binary=True).T.tocsr()[np.maximum(rows, 0)]).tocsr()
+        self._build(catalog, item_user, progress)
         return self
 
     def _fit(self, train: Interactions, catalog: Catalog | None, validation) -> None:
@@ -128,28 +139,28 @@ class ContentModel(Recommender):
             photo_valid = enc.ok
             raw = enc.combined()  # (n, 1280 + colour)
             learn = train_mask & photo_valid
-            heads = train_attribute_heads(raw, labels, learn, cfg.heads)
-            # Visual similarity = sum over attributes of w * P(both products share it), from each head's class
-            # probabilities (a dot product of probability vectors), plus a small raw block that orders
-            # look-alikes among products the heads cannot tell apart. Not unit rows: dot is in [0, sum(w)].
-            parts = [np.sqrt(cfg.attribute_weights.get(a, 1.0)) * heads[a].probabilities(raw) for a in heads]
-            visual = np.concatenate(parts + [np.sqrt(cfg.raw_visual_weight) * unit_rows(raw)], axis=1)
+            known = {a: c for a, c in labels.items() if (c[learn] >= 0).any()}  # attributes a head can learn
+            heads = train_attribute_heads(raw, known, learn, cfg.heads) if known else {}
+            embedder = ContentEmbedder(heads, cfg.attribute_weights, cfg.raw_visual_weight, [])
+            visual, image_input = embedder.visual(raw)  # heads' class probabilities + raw block; tower input
             visual[~photo_valid] = 0.0
-            vectors["visual"], valid["visual"] = visual.astype(np.float32), photo_valid
+            vectors["visual"], valid["visual"] = visual, photo_valid
             # The bridge learns from the titles (what shoppers type) and the photo's head probabilities + raw
             # features, so a query's words meet the article type and colour a photo shows.
-            image_input = np.concatenate(parts + [raw], axis=1)
             pair_ids = np.unique(np.char.lower(np.array(titles, dtype=str)), return_inverse=True)[1]
-            text_tower, image_tower = train_alignment(title_vectors, image_input, learn & has_text, labels,
-                                                      pair_ids, cfg.align)
-            photo_vectors = image_tower(image_input)
+            text_tower, embedder.image_tower = train_alignment(title_vectors, image_input, learn & has_text, labels,
+                                                               pair_ids, cfg.align)
+            photo_vectors = embedder.photo(image_input)
             photo_vectors[~photo_valid] = 0.0
+        else:
+            embedder = ContentEmbedder({}, {}, cfg.raw_visual_weight, [])
         if item_user is not None:
             beh, beh_valid = behaviour_vectors(item_user, cfg.behavior_dim, cfg.seed)
             vectors["behavior"], valid["behavior"] = beh, beh_valid
-        blocks = [(vectors[m], w) for m, w in (("text", cfg.text_weight), ("visual", cfg.visual_weight),
+        embedder.hybrid = [(m, w) for m, w in (("text", cfg.text_weight), ("visual", cfg.visual_weight),
                                                 ("behavior", cfg.behavior_weight)) if m in vectors]
-        vectors["hybrid"] = combine(blocks)
+        self.embedder = embedder
+        vectors["hybrid"] = embedder.hybrid_vectors(vectors)
         valid["hybrid"] = np.logical_or.reduce([valid[m] for m in valid])
         self.similar_index = SimilarIndex(ids, vectors, valid)
         if cfg.faiss != "none":
@@ -199,14 +210,20 @@ class ContentModel(Recommender):
         return (unit_rows(profile) @ vectors.T).astype(np.float32)
 
     # ---- persistence ---------------------------------------------------------------------------------------
+    def save_indexes(self, folder: Path) -> None:
+        """The content indexes a server loads (similar, search, and the embedder for products added later)."""
+        self.similar_index.save(folder)
+        self.search_index.save(folder)
+        self.embedder.save(folder)
+
     def _save_weights(self, path: Path) -> None:
         save_arrays(path, {"content_metrics": np.array(json.dumps(self.content_metrics))})
-        self.similar_index.save(path / "content")
-        self.search_index.save(path / "content")
+        self.save_indexes(path / "content")
 
     def _load_weights(self, path: Path) -> None:
         self.content_metrics = json.loads(str(load_arrays(path)["content_metrics"]))
         self.similar_index = SimilarIndex.load(path / "content")
         self.search_index = SearchIndex.load(path / "content")
+        self.embedder = ContentEmbedder.load(path / "content")
         if list(self.similar_index.item_ids) != list(self.item_map.ids.astype(str)):
             raise DeepshelfError(f"{path}: content index does not match the model's items")

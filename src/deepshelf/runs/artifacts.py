@@ -2,7 +2,8 @@
 
 Layout: `config.json` (the TrainConfig), `model/` (the saved model: the one tested and served), `metrics.json`,
 `report.md`, `plots/`; a run refit before its test period also keeps `valid_model/`, the first fit (on the training
-events only) that its validation numbers and validation exports come from.
+events only) that its validation numbers and validation exports come from; a run with content indexes keeps them
+in `content/` (runs.content).
 A run is written to a temporary sibling folder and swapped into place (`deepshelf.files.replace_dir`), so readers
 never see half a run, nor, when a run is replaced, a moment without one.
 """
@@ -17,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 
+from deepshelf.data.idmap import IdMap
 from deepshelf.errors import DeepshelfError
 from deepshelf.files import replace_dir
 from deepshelf.models.base import Recommender
@@ -72,14 +75,22 @@ def load_valid_model(path: str | Path) -> Recommender | None:
 def content_dir(run_path: str | Path) -> Path | None:
     """The run's content indexes (similar by text / picture, semantic search), if it has any.
 
-    A content run keeps them in `model/content`; a serving folder that pairs a behaviour model with a content
-    run's indexes links them in as `content/`. Servers look here, so no run needs a `content` link of its own.
+    Any run keeps them in `content/` (built by `deepshelf train` or `deepshelf attach-content`); a content
+    model's run also has its own in `model/content`. `content/` wins: it is the one attached last.
     """
     run_path = Path(run_path)
     for folder in (run_path / "content", run_path / "model" / "content"):
         if folder.is_dir():
             return folder
     return None
+
+
+def model_item_ids(path: str | Path) -> np.ndarray:
+    """The original item ids of a run's saved model (str [n]), without loading the model."""
+    try:
+        return IdMap.load(Path(path) / "model" / "item_ids.npy").ids.astype(str)
+    except (OSError, ValueError) as exc:
+        raise DeepshelfError(f"{path}: the run has no readable model item ids ({exc})") from None
 
 
 def device_name() -> str:
@@ -94,10 +105,11 @@ def device_name() -> str:
 
 
 def write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
-              report: Callable[[Path], None] | None = None, valid_model: Recommender | None = None) -> None:
-    """Write config, model (and `valid_model`, if given), metrics and report (`report(folder)` writes it) into a
-    temporary sibling folder, then put it at `out` in one step: a reader of `out` sees the old run or the new one,
-    never none or half of one."""
+              report: Callable[[Path], None] | None = None, valid_model: Recommender | None = None,
+              content: Callable[[Path], None] | None = None) -> None:
+    """Write config, model (and `valid_model`, if given), metrics, report (`report(folder)` writes it) and content
+    indexes (`content(folder)` writes them into RUN/content) into a temporary sibling folder, then put it at `out`
+    in one step: a reader of `out` sees the old run or the new one, never none or half of one."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -109,6 +121,9 @@ def write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
         if report is not None:
             report(tmp)
+        if content is not None:
+            (tmp / "content").mkdir()
+            content(tmp / "content")
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

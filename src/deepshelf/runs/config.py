@@ -40,6 +40,11 @@ class TrainConfig(BaseModel):
     # After choosing on validation, fit a fresh model on every event before the test period and test, save and
     # serve that one, as a shop retrains up to today. None: on for the temporal protocol, off for leave-one-out.
     refit: bool | None = None
+    # Build the content indexes (text / picture similarity, semantic search) into RUN/content from the catalogue
+    # of the products the run was trained on, when it has product text or images (`--no-content`: never).
+    content: bool = True
+    # The content model's settings for them (`--set content.images=false`; models.content.ContentConfig).
+    content_params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("search")
     @classmethod
@@ -85,7 +90,8 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
                        overrides: list[str]) -> TrainConfig:
     """Merge a TOML config file, command-line dataset/model and `--set key=value` into a validated config.
 
-    A `--set` key is a model parameter, or one of TrainConfig's own fields (protocol, test_days, ...).
+    A `--set` key is a model parameter, one of TrainConfig's own fields (protocol, test_days, content, ...),
+    `search.NAME` (values to try) or `content.NAME` (a setting of the content indexes).
     """
     values: dict[str, Any] = {}
     if config_file is not None:
@@ -101,6 +107,7 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
         values["model"] = model
     params = dict(values.get("params", {}))
     search = dict(values.get("search", {}))
+    content_params = dict(values.get("content_params", {}))
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -108,6 +115,8 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
             raise DeepshelfError(f"--set {item!r}: expected key=value")
         if key.startswith("search.") and key != "search.":
             search[key.removeprefix("search.")] = parse_value(raw)
+        elif key.startswith("content.") and key != "content.":
+            content_params[key.removeprefix("content.")] = parse_value(raw)
         elif key in TrainConfig.model_fields and key not in ("params", "dataset", "model"):
             values[key] = parse_value(raw)
         else:
@@ -115,6 +124,8 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
     values["params"] = params
     if search:
         values["search"] = search
+    if content_params:
+        values["content_params"] = content_params
     for required in ("dataset", "model"):
         if not values.get(required):
             raise DeepshelfError(f"missing --{required} (or '{required} = ...' in the config file)")
@@ -127,6 +138,10 @@ def build_train_config(dataset: str | None, model: str | None, config_file: Path
     # Validate the model parameters now, before any data is loaded, so a typo fails in a second.
     config_cls = model_class(cfg.model).Config
     build_config(config_cls, cfg.params)
+    try:
+        build_config(model_class("content").Config, cfg.content_params)
+    except DeepshelfError as exc:
+        raise DeepshelfError(f"content: {exc}") from None
     for point in search_grid(cfg):
         try:
             build_config(config_cls, {**cfg.params, **point})

@@ -26,6 +26,7 @@ from deepshelf.models.base import Recommender
 from deepshelf.models.registry import model_class
 from deepshelf.runs.artifacts import Run, device_name, load_config, load_valid_model, write_run
 from deepshelf.runs.config import TrainConfig
+from deepshelf.runs.content import build_content, summary, writer
 from deepshelf.runs.protocol import fit_on_validation, refit
 from deepshelf.storage import is_store_url, read_training_frames, redact_url
 
@@ -120,6 +121,13 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     }
     if search or refitted is not None:
         metrics["chosen"] = {"params": chosen.params, "on": "validation ndcg@10 (discovery)", "search": search}
+    content = None
+    if cfg.content and getattr(tested.model, "similar_index", None) is None:  # a content model has its own
+        # Over every catalogue product, with behaviour vectors from the events the saved model learnt from.
+        content = build_content(ds.catalog, split.before_test if refitted is not None else split.train,
+                                cfg.content_params, say)
+    if content is not None:
+        metrics["content_indexes"] = summary(content, ds.name)
     if refitted is not None:
         metrics["refit"] = {"params": refitted.params, "overrides": refitted.overrides,
                             "train_events": len(split.before_test), "train_seconds": round(refitted.seconds, 3),
@@ -134,7 +142,8 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
             with path.open("a") as f:
                 f.write(refit_section(metrics))
 
-    write_run(out, cfg, tested.model, metrics, report, valid_model=chosen.model if refitted is not None else None)
+    write_run(out, cfg, tested.model, metrics, report, valid_model=chosen.model if refitted is not None else None,
+              content=None if content is None else writer(content, metrics["content_indexes"]))
     say(f"wrote {out}")
     return out
 

@@ -1,16 +1,18 @@
 """Optional content features (text / visual similarity, semantic search) from a run's content indexes.
 
-`deepshelf.content` builds them (`deepshelf train --model content`; the demo links them in as RUN/content). This
-adapter only finds and calls them, so the server runs without them: `load()` returns None and the service
-answers mode=text|visual|hybrid with a clear 409 "not available for this run" instead of an error.
+`deepshelf.content` builds them (`deepshelf train` into RUN/content, `deepshelf attach-content`, or the content
+model's own run). This adapter only finds and calls them, so the server runs without them: `load()` returns None
+and the service answers mode=text|visual|hybrid with a clear 409 "not available for this run" instead of an error.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
@@ -23,14 +25,19 @@ class ContentFeatures:
     """A run's `SimilarIndex` (and `SearchIndex` when present), answering in original item ids.
 
     Products upserted over HTTP are encoded on a worker thread, off the request path: the upsert answers after
-    the commit and the product's text vector follows a moment later. `close()` ends that thread (after the work
-    already handed to it); the service calls it when the run is swapped out or the server stops.
+    the commit and the product's vectors follow a moment later: its text vector, and with the run's `embedder`
+    (`content.embed`) and a photo (an uploaded image in `store`, else an `image_url` that is a file path) its
+    visual, search-photo and hybrid vectors. `close()` ends that thread (after the work already handed to it);
+    the service calls it when the run is swapped out or the server stops.
     """
 
-    def __init__(self, similar_index, search_index):
+    def __init__(self, similar_index, search_index, embedder=None, store=None):
         self.similar_index = similar_index
         self.search_index = search_index
+        self.embedder = embedder
+        self._store = store
         self._encoder = None
+        self._image_encoder = None
         self._lock = threading.Lock()  # submit vs close
         self._closed = False
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepshelf-content")
@@ -43,11 +50,17 @@ class ContentFeatures:
         """Unit text vectors of `item_ids` [n, d] and whether each has one (bool [n])."""
         return self.similar_index.vectors_of(item_ids, "text")
 
+    @property
+    def sees_photos(self) -> bool:
+        """Whether upserted products' photos can be embedded (the run learnt its visual mode's parts)."""
+        return self.embedder is not None and "visual" in self.similar_index.modes
+
     def add_items(self, items) -> Future | None:
-        """Give upserted products text vectors (same encoder as the run's), so they are similar-by-text to the
-        catalogue and can be recommended by content before any retraining. None when there is nothing to do or
-        the features are closed (the run was swapped out: its successor has its own)."""
-        if not self.has_text or not items:
+        """Give upserted products every vector the run has (same encoders and learnt parts as the run's), so
+        they are similar to the catalogue by text and picture both ways, found by search and recommended by
+        content before any retraining. None when there is nothing to do or the features are closed (the run was
+        swapped out: its successor has its own)."""
+        if not (self.has_text or self.sees_photos) or not items:
             return None
         with self._lock:
             if self._closed:
@@ -70,17 +83,74 @@ class ContentFeatures:
         return self._encoder
 
     def _add_items(self, items) -> None:
+        ids = [it.item_id for it in items]
         texts = [". ".join([it.title, it.category, it.description]).strip(". ") for it in items]
+        index = self.similar_index
         try:
-            vectors = self._text_encoder().encode(texts).astype(np.float32)
+            text = self._text_encoder().encode(texts).astype(np.float32)
         except Exception:  # encoding is best effort: the product is still served by trending / new arrival
             log.exception("could not encode %d upserted products", len(items))
             return
-        ids = [it.item_id for it in items]
-        added = self.similar_index.add(ids, vectors, "text", valid=np.array([bool(t) for t in texts]))
-        if self.search_index is not None:  # searchable by its words and meaning, like the run's own products
-            self.search_index.add(ids, texts, vectors)
-        log.info("text vectors for %d upserted products (%d new)", len(items), added)
+        has_text = np.array([bool(t) for t in texts])
+        added = index.add(ids, text, "text", valid=has_text) if self.has_text else 0
+        visual, photo, has_photo = self._photo_vectors(items) if self.sees_photos else (None, None, None)
+        if visual is not None and has_photo.any():
+            # only the products whose photo was read: another keeps the visual vector it has
+            index.add([i for i, ok in zip(ids, has_photo) if ok], visual[has_photo], "visual")
+        if self.embedder is not None and "hybrid" in index.modes:
+            blocks, has_any = {}, np.zeros(len(ids), bool)
+            for mode, _ in self.embedder.hybrid:  # what each product has now in every block, with the new ones
+                blocks[mode], ok = index.vectors_of(ids, mode)
+                blocks[mode][~ok] = 0.0
+                has_any |= ok
+            index.add(ids, self.embedder.hybrid_vectors(blocks), "hybrid", valid=has_any)
+        if self.search_index is not None:  # searchable by its words, meaning and photo, like the run's products
+            self.search_index.add(ids, texts, text, photo, has_photo)
+        log.info("content vectors for %d upserted products (%d new, %d with a photo)", len(items), added,
+                 0 if has_photo is None else int(has_photo.sum()))
+
+    def _photo_vectors(self, items):
+        """(visual [n, d_v], search photo [n, d_p] or None, read bool [n]) of the products' photos; (None, None,
+        None) when none could be read. A missing or unreadable photo is logged and left out."""
+        try:
+            with tempfile.TemporaryDirectory(prefix="deepshelf-upserted-") as folder:
+                paths = [self._image_path(it, Path(folder), n) for n, it in enumerate(items)]
+                if not any(paths):
+                    return None, None, None
+                if self._image_encoder is None:
+                    from deepshelf.encoders.image import ImageEncoder
+
+                    # one thread: the worker must not take the cores the requests are answered on
+                    self._image_encoder = ImageEncoder(cache=False, threads=1, decode_workers=1)
+                encoded = self._image_encoder.encode(paths, names=[f"item {it.item_id}" for it in items])
+        except Exception:  # a photo is best effort: the product keeps its text vector
+            log.exception("could not encode the photos of %d upserted products", len(items))
+            return None, None, None
+        ok = encoded.ok & np.array([bool(p) for p in paths])
+        visual, image_input = self.embedder.visual(encoded.combined())
+        visual[~ok] = 0.0
+        photo = self.embedder.photo(image_input)
+        if photo is not None:
+            photo[~ok] = 0.0
+        return visual, photo, ok
+
+    def _image_path(self, item, folder: Path, n: int) -> str:
+        """A file the image encoder can read for `item`: its uploaded image (written into `folder`), else its
+        `image_url` when that is a file path or file:// URL; "" when it has neither (web URLs are not fetched)."""
+        uploaded = self._store.get_image(item.item_id) if self._store is not None else None
+        if uploaded is not None:
+            path = folder / str(n)
+            path.write_bytes(uploaded[1])
+            return str(path)
+        url = (item.image_url or "").strip()
+        parsed = urlparse(url)
+        if parsed.scheme == "file":
+            return unquote(parsed.path)
+        if url and len(parsed.scheme) > 1:  # http(s)://… (a one-letter scheme is a Windows drive)
+            log.info("photo of upserted item %s not read: %s is a web URL (upload the image instead)",
+                     item.item_id, parsed.scheme)
+            return ""
+        return url
 
     @property
     def modes(self) -> list[str]:
@@ -105,11 +175,13 @@ class ContentFeatures:
         return [str(i) for i in ids], [float(s) for s in scores]
 
 
-def load(run_path: Path) -> ContentFeatures | None:
-    """The run's content features, or None when it has no content indexes (behaviour only)."""
+def load(run_path: Path, store=None) -> ContentFeatures | None:
+    """The run's content features, or None when it has no content indexes (behaviour only). `store`: where
+    upserted products' uploaded images are read from."""
     folder = content_dir(run_path)
     if folder is None or not (folder / "similar.npz").exists():
         return None
+    from deepshelf.content.embed import ContentEmbedder
     from deepshelf.content.search import SearchIndex
     from deepshelf.content.similar import SimilarIndex
 
@@ -117,4 +189,4 @@ def load(run_path: Path) -> ContentFeatures | None:
     search_index = SearchIndex.load(folder) if (folder / "search.npz").exists() else None
     log.info("content indexes from %s: similar by %s%s", folder, ", ".join(index.modes),
              "; semantic search" if search_index is not None else "")
-    return ContentFeatures(index, search_index)
+    return ContentFeatures(index, search_index, ContentEmbedder.load(folder), store)

@@ -70,15 +70,20 @@ def run_signature(path: Path) -> tuple | None:
     """What identifies the run a path points at: its real target and the target's files' change times.
 
     A re-pointed symlink changes the real path; a folder replaced by rename (`train --overwrite`) changes the
-    inode and config.json's mtime.
+    inode and config.json's mtime; content indexes attached to the run (`deepshelf attach-content`, which swaps
+    RUN/content in whole) change that folder's inode.
     """
     try:
         real = os.path.realpath(path)
         st = os.stat(real)
         cfg = os.stat(os.path.join(real, "config.json"))
-        return real, st.st_ino, cfg.st_mtime_ns
     except OSError:
         return None
+    try:
+        content = os.stat(os.path.join(real, "content")).st_ino
+    except OSError:
+        content = None
+    return real, st.st_ino, cfg.st_mtime_ns, content
 
 
 def refresh_trending(state: LoadedRun, store: Store, settings: Settings) -> Trending:
@@ -114,7 +119,7 @@ def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun
             state.index = VectorIndex.build(vectors, kind="ivf", nprobe=settings.ann_nprobe, threads=1)
     if isinstance(model, ItemSimilarity):
         state.similarity = sp.csr_matrix(model.item_similarity())
-    state.content = content_features.load(Path(path))
+    state.content = content_features.load(Path(path), store)
     state.trending = refresh_trending(state, store, settings)
     return state
 
