@@ -1,5 +1,6 @@
 """Google Analytics 4 events -> deepshelf events: the Measurement Protocol body a site posts
-(`POST /v1/events/ga4`) and the BigQuery export (newline-delimited JSON, one event per line) a shop trains from.
+(`POST /v1/events/ga4`) and the BigQuery export (newline-delimited JSON, one event per line) a shop trains from
+and imports into the service's store (`export_events`).
 
 One mapping for both: `view_item` -> view, `add_to_cart` -> cart, `purchase` -> purchase (value = price x
 quantity), `search` / `view_search_results` -> search, one event per entry of `items`; an event without items (a
@@ -10,7 +11,9 @@ shopper is `user_id` when given, else `client_id` (the export's `user_pseudo_id`
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.storage import Event
 
 GA4_TYPES = {"view_item": "view", "add_to_cart": "cart", "purchase": "purchase", "search": "search",
              "view_search_results": "search"}
@@ -126,6 +130,21 @@ def read_bigquery_export(path: str | Path) -> pl.DataFrame:
     return pl.DataFrame({"user": users, "item": items, "type": types, "timestamp": times, "value": values},
                         schema={"user": pl.Utf8, "item": pl.Utf8, "type": pl.Utf8, "timestamp": pl.Float64,
                                 "value": pl.Float64})
+
+
+def export_events(path: str | Path) -> list[Event]:
+    """The export's events as store records (`deepshelf import-events`), each with an event id made from its
+    content (shopper, product, type, time, and which of identical events it is), so importing the same export, or
+    one overlapping it, again stores nothing twice (the store skips an event id it holds)."""
+    frame = read_bigquery_export(path)
+    seen: Counter[tuple] = Counter()
+    events = []
+    for user, item, kind, ts, value in frame.iter_rows():
+        key = (user, item, kind, ts)
+        seen[key] += 1
+        digest = hashlib.sha1(repr((*key, seen[key])).encode()).hexdigest()[:24]
+        events.append(Event(user, item, kind, ts, value=value, event_id=f"ga4-{digest}"))
+    return events
 
 
 def is_bigquery_export(path: str | Path) -> bool:
