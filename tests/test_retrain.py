@@ -259,3 +259,38 @@ def test_a_server_on_current_follows_a_promotion(store, tmp_path):
 def deepshelf(*args):
     return subprocess.run([sys.executable, "-m", "deepshelf", *map(str, args)], capture_output=True, text=True,
                           timeout=300)
+
+
+def test_retrained_runs_keep_search_and_similar_by_text_with_the_new_products(tmp_path):
+    """Issue 19: each retrained run gets content indexes built afresh from the store's catalogue, so a server on
+    DIR/current keeps answering search and similar-by-text after the swap, products added since included."""
+    from contextlib import closing
+
+    from fastapi.testclient import TestClient
+
+    from deepshelf.serving.app import create_app
+    from deepshelf.storage import Item, open_store
+    from tests.serving.conftest import auth, make_settings
+    from tests.test_run_content import group, shop_store
+
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    shop_store(url)
+    runs = tmp_path / "runs"
+    first = lib.retrain_once(config(url, runs, "ease", "l2=10"))
+    assert first["promoted"] and (runs / first["run"] / "content" / "search.npz").exists()
+    query = {"q": "grey cashmere scarf", "k": 5, "in_stock": False}
+    with TestClient(create_app(make_settings(runs / "current", url)), headers=auth()) as client:
+        before = client.get("/v1/search", params=query).json()
+        assert before["source"] == "content" and {group(i["item_id"]) for i in before["items"]} == {2}
+        with closing(open_store(url)) as store:  # added to the store directly (a feed import, another server)
+            store.upsert_items([Item("NEW-SCARF", title="Grey cashmere scarf")])
+        second = lib.retrain_once(config(url, runs, "ease", "l2=10"))
+        assert second["promoted"]
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["model_version"] != second["version"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/health").json()["model_version"] == second["version"]
+        after = client.get("/v1/search", params=query).json()
+        assert after["source"] == "content" and after["items"][0]["item_id"] == "NEW-SCARF"
+        similar = client.get("/v1/items/NEW-SCARF/similar", params={"mode": "text", "k": 5, "in_stock": False})
+        assert similar.status_code == 200 and {group(i["item_id"]) for i in similar.json()["items"]} == {2}

@@ -52,8 +52,11 @@ def test_second_build_reuses_runs_and_retrains_a_changed_config(demo_build):
     assert not demo._same_config(runs_dir / "popularity", changed)  # a changed parameter is trained again
 
 
-def test_serving_folder_links_the_run_and_content_and_current_moves_atomically(demo_build, tmp_path):
-    from deepshelf.runs.artifacts import load_run
+def test_serving_folder_attaches_the_content_run_and_current_moves_atomically(demo_build, tmp_path):
+    """The served run is given a copy of the content run's indexes as RUN/content (no hidden pairing folder),
+    kept when it already has them; `current` moves in one step and old `.serve-*` folders go."""
+    from deepshelf.content.similar import SimilarIndex
+    from deepshelf.runs.artifacts import content_dir, load_run, model_item_ids
 
     paths, _ = demo_build
     trained = []
@@ -61,19 +64,22 @@ def test_serving_folder_links_the_run_and_content_and_current_moves_atomically(d
         shutil.copytree(paths.runs_dir / name, tmp_path / name)
         trained.append(demo.TrainedRun(name, tmp_path / name, json.loads((tmp_path / name / "metrics.json").read_text()),
                                        reused=True))
-    content = tmp_path / "fake-content"
-    content.mkdir()
-    (content / "similar.npz").write_bytes(b"")
+    content = tmp_path / "content-run" / "model" / "content"  # where a content model's run keeps its indexes
+    ids = model_item_ids(trained[0].path)[:3]
+    SimilarIndex(ids, {"text": np.eye(3, dtype=np.float32)}, {"text": np.ones(3, bool)}).save(content)
+    (tmp_path / ".serve-popularity+content").mkdir()  # left by an older demo build
     folder = demo.serving_folder(tmp_path, trained[0], content)
-    assert folder.name.startswith(".")  # hidden from the dashboard's list of runs
-    assert os.readlink(folder / "config.json") == os.path.join("..", "popularity", "config.json")
-    assert (folder / "content" / "similar.npz").exists()
-    assert demo.serving_folder(tmp_path, trained[0], content) == folder  # unchanged: kept as is
+    assert folder == trained[0].path and content_dir(folder) == folder / "content"
+    assert SimilarIndex.load(folder).item_ids.tolist() == ids.tolist()
+    stamp = (folder / "content").stat().st_ino
+    assert demo.serving_folder(tmp_path, trained[0], content) == folder
+    assert (folder / "content").stat().st_ino == stamp  # the same indexes: kept as they are
     link = demo.link_current(tmp_path, folder)
     assert load_run(link).version == trained[0].metrics["version"]
+    assert not list(tmp_path.glob(".serve-*"))
     link = demo.link_current(tmp_path, demo.serving_folder(tmp_path, trained[1], None))
-    assert load_run(link).config.model == "itemknn"
-    assert not list(tmp_path.glob(".current.*")) and not list(tmp_path.glob(".tmp-*"))
+    assert load_run(link).config.model == "itemknn" and content_dir(link) is None
+    assert not list(tmp_path.glob(".current.*")) and not list(tmp_path.glob("*/.content.*"))
 
 
 def small_shop() -> Dataset:
