@@ -60,6 +60,21 @@ def test_session_answer_says_why_it_fell_back(sqlite_client):
     assert new_only["unknown_items"] == []
 
 
+def test_user_answer_says_why_it_fell_back(sqlite_client):
+    c = sqlite_client
+    recs = lambda user: c.get(f"/v1/users/{user}/recommendations").json()  # noqa: E731
+    nobody = recs("never-seen")
+    assert nobody["source"] == "fallback" and nobody["fallback_reason"] == "no_history"
+    assert events(c, {"user_id": "ghostly", "item_id": "ghost-9"}).status_code == 200
+    assert recs("ghostly")["fallback_reason"] == "unknown_items"  # none of their items is in catalogue or run
+    assert c.put("/v1/items/fresh-u", json={"title": "Fresh", "category": "cat0"}).status_code == 200
+    assert events(c, {"user_id": "newish", "item_id": "fresh-u"}, {"user_id": "newish", "item_id": "ghost-9"}).is_success
+    assert recs("newish")["fallback_reason"] == "not_in_model"  # only products added since training
+    assert events(c, {"user_id": "known", "item_id": "i1"}).status_code == 200
+    known = recs("known")
+    assert known["source"] == "model" and "fallback_reason" not in known
+
+
 def test_unknown_category_is_refused_with_the_catalogues_categories(sqlite_client):
     c = sqlite_client
     r = c.get("/v1/popular", params={"category": "Kitchen"})

@@ -10,6 +10,10 @@ to the other when it has nothing to say.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
+
 import numpy as np
 
 from deepshelf.data.interactions import Histories
@@ -87,23 +91,112 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
     out = np.zeros((len(recent), len(items)))
     if state.model is None or not known_r.any() or not known_i.any():
         return None
-    singles = Histories.from_lists([[int(r)] for r in recent[known_r]])
     if state.similarity is not None:  # item-kNN: the neighbour lists themselves (zero: never bought together)
         rows = state.similarity[recent[known_r]][:, items[known_i]].toarray()
         out[np.ix_(known_r, known_i)] = rows
         return out
     if state.item_vectors is not None:
-        rows = state.model.query_vectors(singles) @ state.item_vectors.T
+        # a vector model: the row statistics of each recent item come from the run's cache (computed once per
+        # item), and only the listed items are scored here
+        query, mean, std, kth = relation_rows(state).stats(recent[known_r])
+        vectors = state.item_vectors[items[known_i]]
+        listed = ((vectors @ query.T).T.astype(np.float64) - mean[:, None]) / std[:, None]
     elif state.dense_ok:
-        rows = np.asarray(state.model.score(singles), np.float64)
+        rows = np.asarray(state.model.score(Histories.from_lists([[int(r)] for r in recent[known_r]])), np.float64)
+        mean, std = rows.mean(axis=1), np.maximum(rows.std(axis=1), 1e-12)
+        kth = _kth_largest(rows, RELATED_TOP)
+        listed = (rows[:, items[known_i]] - mean[:, None]) / std[:, None]
+        kth = (kth - mean) / std
     else:
         return None
-    rows = np.asarray(rows, np.float64)
-    z = (rows - rows.mean(axis=1, keepdims=True)) / np.maximum(rows.std(axis=1, keepdims=True), 1e-12)
-    listed = z[:, items[known_i]]
-    # a listed item is among a row's RELATED_TOP best (fewer than RELATED_TOP scores above it) exactly when it
-    # scores at least the row's RELATED_TOP-th largest value: one partition per row instead of sorting it
-    top = min(RELATED_TOP, z.shape[1])
-    kth = np.partition(z, z.shape[1] - top, axis=1)[:, z.shape[1] - top, None]
-    out[np.ix_(known_r, known_i)] = np.where(listed >= kth, np.maximum(listed, 1e-6), 0.0)
+    out[np.ix_(known_r, known_i)] = np.where(listed >= kth[:, None], np.maximum(listed, 1e-6), 0.0)
     return out
+
+
+def _kth_largest(rows: np.ndarray, k: int) -> np.ndarray:
+    """[L]: each row's `k`-th largest value (its smallest when it is shorter). A listed item is among a row's
+    `k` best (fewer than `k` scores above it) exactly when it scores at least this: one partition per row
+    instead of sorting it."""
+    top = min(k, rows.shape[1])
+    return np.partition(rows, rows.shape[1] - top, axis=1)[:, rows.shape[1] - top]
+
+
+class RelationRows:
+    """For a vector model, what `_model_relation` needs of the model's whole row after a history of one item `r`:
+    the query vector, the row's mean and standard deviation, and its `RELATED_TOP`-th largest score in standard
+    deviations. It depends on the run only (not the catalogue, events or request), so it is computed once per
+    item and run, and held for at most `capacity` items (the least recently used go first). A new run gets a
+    new cache (`relation_rows`)."""
+
+    def __init__(self, model, item_vectors: np.ndarray, capacity: int = 50_000):
+        self.model = model
+        self.item_vectors = item_vectors
+        self.capacity = capacity
+        self._rows: OrderedDict[int, tuple[np.ndarray, float, float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._centre: np.ndarray | None = None
+        self._cov: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The item vectors' mean [d] and covariance [d, d] (float64, population), computed once."""
+        with self._lock:
+            if self._centre is None:
+                vectors = self.item_vectors.astype(np.float64)
+                self._centre = vectors.mean(axis=0)
+                centred = vectors - self._centre
+                self._cov = centred.T @ centred / len(vectors)
+            return self._centre, self._cov
+
+    def stats(self, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(query float32 [L, d], mean [L], std [L], kth [L]) for model indices `recent`."""
+        with self._lock:
+            held = {int(r): self._rows.get(int(r)) for r in recent.tolist()}
+            for r, row in held.items():
+                if row is not None:
+                    self._rows.move_to_end(r)
+        missing = [r for r, row in held.items() if row is None]
+        if missing:
+            queries = np.asarray(self.model.query_vectors(Histories.from_lists([[r] for r in missing])), np.float32)
+            # the mean and variance of a row q @ V.T are q . mean(V) and q' cov(V) q: no pass over the row
+            centre, cov = self._moments()
+            q = queries.astype(np.float64)
+            mean = q @ centre
+            std = np.sqrt(np.maximum(np.einsum("md,de,me->m", q, cov, q), 0.0))
+            std = np.maximum(std, 1e-12)
+            kth = (_kth_largest(queries @ self.item_vectors.T, RELATED_TOP).astype(np.float64) - mean) / std
+            fresh = {r: (queries[j], float(mean[j]), float(std[j]), float(kth[j])) for j, r in enumerate(missing)}
+            held.update(fresh)
+            with self._lock:
+                self._rows.update(fresh)
+                while len(self._rows) > self.capacity:
+                    self._rows.popitem(last=False)
+        rows = [held[int(r)] for r in recent.tolist()]
+        return (np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
+                np.array([r[3] for r in rows]))
+
+
+_CACHES: dict[int, tuple[weakref.ref, RelationRows]] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def relation_rows(state: LoadedRun) -> RelationRows:
+    """The `RelationRows` of this loaded run (a reload, a variant's run: another object, another cache); a run
+    no longer referenced anywhere drops its cache."""
+    key = id(state)
+    with _CACHES_LOCK:
+        held = _CACHES.get(key)
+        if held is not None and held[0]() is state:
+            return held[1]
+        cache = RelationRows(state.model, state.item_vectors)
+        _CACHES[key] = (weakref.ref(state, lambda _, key=key: _drop(key)), cache)
+        return cache
+
+
+def _drop(key: int) -> None:
+    with _CACHES_LOCK:
+        held = _CACHES.get(key)
+        if held is not None and held[0]() is None:
+            del _CACHES[key]

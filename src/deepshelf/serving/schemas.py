@@ -113,9 +113,10 @@ class ItemList(BaseModel):
     model_version: str | None
     source: str  # model | fallback | content | keyword
     fallback_reason: str | None = Field(
-        default=None, description="a session answer whose `source` is `fallback`: why the model was not asked "
-        "(`empty_session`; `unknown_items`: none of the session's items is in the catalogue; `not_in_model`: "
-        "none is known to the served run, e.g. products added since training)")
+        default=None, description="a shopper's or a session's answer whose `source` is `fallback`: why the model "
+        "was not asked (`no_history`: the shopper has no stored events; `empty_session`; `unknown_items`: none of "
+        "the history's or session's items is in the catalogue or the run; `not_in_model`: none is known to the "
+        "served run, e.g. products added since training)")
     unknown_items: list[str] | None = Field(
         default=None, description="a session answer: the session's item ids that are in neither the catalogue "
         "nor the served run (each once); they are ignored")

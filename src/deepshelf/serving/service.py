@@ -55,6 +55,7 @@ class Answer:
     placement: str = "home"  # where the list is shown (the request's `placement=`)
     experiment: str | None = None  # the experiment and variant that served it, when one runs on the placement
     variant: str | None = None
+    fallback_reason: str | None = None  # a shopper's or session's fallback list: why (`fallback_reason`)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,15 @@ class Where:
     unit_id: str | None = None
     experiment: str | None = None
     variant: str | None = None
+
+
+def fallback_reason(items: np.ndarray, empty: str) -> str:
+    """Why a shopper's or a session's list fell back to trending, from its items (catalogue indices, -1 for ids
+    the catalogue lacks): `empty` when there are none, `unknown_items` when none is in the catalogue or the run,
+    else `not_in_model` (none is known to the served run, e.g. products added since training)."""
+    if not len(items):
+        return empty
+    return "unknown_items" if bool((items < 0).all()) else "not_in_model"
 
 
 class Service:
@@ -167,7 +177,10 @@ class Service:
         shopper = self._shopper(catalog, user_id)
         top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots,
                                         self.user_stages)
-        return self._answer(state, catalog, top, source, where, shopper)
+        answer = self._answer(state, catalog, top, source, where, shopper)
+        if source == "fallback":
+            answer.fallback_reason = fallback_reason(shopper.items, "no_history")
+        return answer
 
     def recommend_session(self, item_ids: list[str], k: int, rules: Rules, where: Where | None = None) -> Answer:
         state, catalog, where = self._request(where)
@@ -176,7 +189,10 @@ class Service:
         shopper = Shopper(items, np.zeros(len(items), np.int8), np.zeros(0, np.int64),
                           np.full(len(items), int(time.time()), np.int64))
         top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots)
-        return self._answer(state, catalog, top, source, where, shopper)
+        answer = self._answer(state, catalog, top, source, where, shopper)
+        if source == "fallback":
+            answer.fallback_reason = fallback_reason(items, "empty_session")
+        return answer
 
     def popular(self, k: int, rules: Rules, where: Where | None = None) -> Answer:
         state, catalog, where = self._request(where)

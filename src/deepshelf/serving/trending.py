@@ -39,7 +39,8 @@ def compute_trending(view: CatalogView, store: Store, trending_days: float,
     catalog = view.snapshot
     since = time.time() - trending_days * 86400
     for reason, start in (("trending", since), ("popular", 0.0)):
-        rows = store.item_counts(start, DEFAULT_EVENT_WEIGHTS, TRENDING_TOP)
+        # kept up to date by the store between refreshes, not aggregated again over the whole window each time
+        rows = store.live_item_counts(reason, start, DEFAULT_EVENT_WEIGHTS, TRENDING_TOP)
         if rows:
             idx = catalog.lookup([r[0] for r in rows])
             scores = np.array([r[1] for r in rows], dtype=np.float32)

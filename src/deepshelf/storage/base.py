@@ -43,6 +43,13 @@ def search_terms(query: str) -> list[str]:
     return list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))
 
 
+def weighted_sum(weights: dict[str, float]) -> str:
+    """SQL for the sum of `weights[type]` over a group of events. The weights are the library's own constants (not
+    user input), so inlining them is safe; it lets the database do the weighting."""
+    cases = " ".join(f"WHEN '{name}' THEN {float(w)!r}" for name, w in weights.items() if name.isalpha())
+    return f"SUM(CASE type {cases} ELSE 0 END)"
+
+
 _ITEM_COLS = "item_id, title, description, category, price, in_stock, image_url, attributes, seq, updated_at"
 
 
@@ -57,6 +64,7 @@ class Store(ABC):
         self._local = threading.local()
         self._all_conns: list = []
         self._lock = threading.Lock()
+        self._live_counts: dict = {}  # live_item_counts' WindowCounts by (name, weights)
 
     # ---- connection plumbing ------------------------------------------------------------------------------
     @abstractmethod
@@ -157,6 +165,8 @@ class Store(ABC):
             cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
             n = cur.rowcount
             cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ?"), (user_id,))
+            # tells every process's live counts (live_counts.py) that events went; no trace of whose
+            cur.execute(self._sql("INSERT INTO erasures (ts) VALUES (?)"), (time.time(),))
         self._after_erase()
         return max(int(n), 0)
 
@@ -171,12 +181,27 @@ class Store(ABC):
 
     def item_counts(self, since_ts: float, weights: dict[str, float], limit: int) -> list[tuple[str, float]]:
         """The `limit` items with the most weighted events since `since_ts`, best first: live trending."""
-        # The weights are the library's own constants (not user input), so inlining them is safe; it lets the
-        # database do the weighting and return only the top rows.
-        cases = " ".join(f"WHEN '{name}' THEN {float(w)!r}" for name, w in weights.items() if name.isalpha())
-        rows = self._read(f"SELECT item_id, SUM(CASE type {cases} ELSE 0 END) AS w FROM events WHERE ts >= ? "
+        rows = self._read(f"SELECT item_id, {weighted_sum(weights)} AS w FROM events WHERE ts >= ? "
                           "GROUP BY item_id ORDER BY w DESC, item_id LIMIT ?", (since_ts, int(limit)))
         return [(r[0], float(r[1])) for r in rows if r[1] and r[1] > 0]
+
+    # SQLite: ids become visible in increasing order (one writer), so `live_item_counts` can add just the new ones
+    ids_in_commit_order = False
+
+    def live_item_counts(self, name: str, since_ts: float, weights: dict[str, float],
+                         limit: int) -> list[tuple[str, float]]:
+        """What `item_counts` answers, from counts this store object keeps up to date between calls (one set per
+        `name`; its `since_ts` only moving forward) where its event ids allow (`live_counts.py`)."""
+        if not self.ids_in_commit_order:
+            return self.item_counts(since_ts, weights, limit)
+        from deepshelf.storage.live_counts import WindowCounts
+
+        key = (name, tuple(sorted(weights.items())))
+        with self._lock:
+            counts = self._live_counts.get(key)
+            if counts is None:
+                counts = self._live_counts[key] = WindowCounts(self, weights)
+        return counts.top(since_ts, limit)
 
     @abstractmethod
     def _bucket_expr(self) -> str: ...

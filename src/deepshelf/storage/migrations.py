@@ -168,6 +168,12 @@ def _text_search(d: Dialect) -> list[str]:
             "INSERT INTO items_fts (items_fts) VALUES ('rebuild')"]
 
 
+def _erasures(d: Dialect) -> list[str]:
+    # One row per erasure of a shopper's events (when, nothing of whom): a server keeping counts of events between
+    # reads (live_counts.py) sees that some went and counts again.
+    return [f"CREATE TABLE IF NOT EXISTS erasures (id {d.pk}, ts DOUBLE PRECISION NOT NULL)"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, items and item images with their indexes", _baseline),
     Migration(2, "events.event_id: a client's id that makes a retried write idempotent", _event_ids),
@@ -179,6 +185,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _experiments),
     Migration(6, "full-text index over item titles, categories and descriptions (the fallback search)",
               _text_search),
+    Migration(7, "erasures: a marker per erased shopper, so servers' live event counts start again", _erasures),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \

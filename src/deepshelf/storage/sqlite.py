@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 class SQLiteStore(Store):
     kind = "sqlite"
     dialect = SQLITE
+    ids_in_commit_order = True  # one writer at a time hands out AUTOINCREMENT ids
 
     def __init__(self, url: str, synchronous: str = "FULL", timeout_s: float | None = None):
         super().__init__(url)

@@ -51,14 +51,15 @@ def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
     related = answer.because or []
-    if any(related):  # the recent item each one relates to, with its title (whatever `details` says)
-        titles = service.store.get_items([b for b in set(related) if b is not None])
+    named = {b for b in related if b is not None}  # the recent items named in `because`, titles whatever `details`
+    wanted = named | {it["item_id"] for it in items} if details else named
+    rows = service.store.get_items(sorted(wanted)) if wanted else {}  # one store read for both
+    if named:
         for it, b in zip(items, related):
             if b is not None:
-                row = titles.get(b)
+                row = rows.get(b)
                 it["because"] = {"item_id": b, "title": row.title if row is not None and row.title else None}
     if details and items:
-        rows = service.store.get_items([it["item_id"] for it in items])
         for it in items:
             row = rows.get(it["item_id"])
             if row is not None:
@@ -73,6 +74,8 @@ def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
             "source": answer.source}
     if answer.variant is not None:
         body["variant"] = answer.variant
+    if answer.fallback_reason is not None:
+        body["fallback_reason"] = answer.fallback_reason
     if extra:
         body.update(extra)
     if service.impressions is not None:
@@ -85,7 +88,7 @@ def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
 def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
                          params: ListDep) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
-    events gets trending items."""
+    events the model can use gets trending items, and the answer says why (`fallback_reason`)."""
     return to_list(service.recommend_user(user_id, params.k, params.rules, params.placement), service, params,
                    "recommendations", user_id)
 
@@ -107,11 +110,7 @@ def session_recommendations(body: SessionIn, service: ServiceDep, settings: Sett
         rules = params.rules
     rules.exclude = list(rules.exclude) + list(body.exclude)
     answer = service.recommend_session(list(body.item_ids), k, rules, where(params))
-    unknown = unknown_items(service, settings, body.item_ids)
-    extra: dict = {"unknown_items": unknown}
-    if answer.source == "fallback":
-        extra["fallback_reason"] = ("empty_session" if not body.item_ids else
-                                    "unknown_items" if len(unknown) == len(set(body.item_ids)) else "not_in_model")
+    extra = {"unknown_items": unknown_items(service, settings, body.item_ids)}
     return to_list(answer, service, params, "sessions", extra=extra)
 
 
