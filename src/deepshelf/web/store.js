@@ -1,6 +1,7 @@
 // The demo storefront: a single page (hash routes) over deepshelf's public API.
 //   #/            home: recommended for you + trending + recently viewed
-//   #/item/ID     product page: similar by behaviour / text / picture / hybrid, customers also bought
+//   #/item/ID     product page: similar by text / picture / what customers also bought / hybrid (one list per
+//                 signal: a separate "customers also bought" panel showed the behaviour tab's list again)
 //   #/search?q=…  semantic search
 // Every product click sends a real event (POST /v1/events) and the recommendations are fetched again at once.
 
@@ -48,8 +49,8 @@ const activity = {
   of(user) {
     return JSON.parse(sessionStorage.getItem(`deepshelf.activity.${user}`) || "[]");
   },
-  add(user, type, itemId) {
-    const rows = [{ type, item_id: itemId }, ...this.of(user)].slice(0, 20);
+  add(user, type, itemId, unknown = false) {
+    const rows = [{ type, item_id: itemId, unknown }, ...this.of(user)].slice(0, 20);
     sessionStorage.setItem(`deepshelf.activity.${user}`, JSON.stringify(rows));
   },
 };
@@ -287,11 +288,13 @@ async function sendEvent(type, itemId) {
     session.save();
   }
   try {
-    await request("/v1/events", { method: "POST", body });
-    activity.add(eventUser(), type, itemId);
+    const answer = await request("/v1/events", { method: "POST", body });
+    // the service keeps an event for a product it does not know (a catalogue may lag) and names it
+    const unknown = Boolean(answer && (answer.unknown_items || []).includes(itemId));
+    activity.add(eventUser(), type, itemId, unknown);
     const ms = Math.round(performance.now() - started);
     lastEvent.classList.remove("error");
-    lastEvent.textContent = `Sent ${type} of ${itemId}: stored in ${ms} ms.`;
+    lastEvent.textContent = `Sent ${type} of ${unknown ? `unknown product ${itemId}` : itemId}: stored in ${ms} ms.`;
     return true;
   } catch (err) {
     lastEvent.classList.add("error");
@@ -311,9 +314,15 @@ async function refreshActivity() {
   }
   const detailed = await Promise.all(rows.map(async (ev) => ({ ev, item: await itemDetails(String(ev.item_id)) })));
   activityList.innerHTML = detailed.length
-    ? detailed.map(({ ev, item }) => `<li><a href="#/item/${enc(ev.item_id)}">${esc(item.title || ev.item_id)}</a>
-        <span class="muted">${esc(ev.type || "")}</span></li>`).join("")
+    ? detailed.map(({ ev, item }) => `<li>${activityLabel(ev, item)} <span class="muted">${esc(ev.type || "")}</span></li>`).join("")
     : `<li class="muted">No events yet: open a product.</li>`;
+}
+
+/** A product of the catalogue links to its page by title; one the service named unknown (or that has no catalogue
+ * row) says so instead of showing a bare id as if it were a title. */
+function activityLabel(ev, item) {
+  if (ev.unknown || !item.title) return `<span class="unknown">unknown product ${esc(ev.item_id)}</span>`;
+  return `<a href="#/item/${enc(ev.item_id)}">${esc(item.title)}</a>`;
 }
 
 // ---- pages --------------------------------------------------------------------------------------------------
@@ -344,7 +353,7 @@ async function productPage(id) {
     ["In stock", item.in_stock === false ? "no" : item.in_stock ? "yes" : ""]]
     .filter(([, v]) => v !== "" && v !== null && v !== undefined);
   const hasPicture = Boolean(imageOf(item) || item.image);
-  const modes = [["text", "By description"], ...(hasPicture ? [["visual", "By picture"]] : []), ["behavior", "By behaviour"],
+  const modes = [["text", "By description"], ...(hasPicture ? [["visual", "By picture"]] : []), ["behavior", "Also bought"],
     ["hybrid", "Hybrid"]];
   main.innerHTML = `<article class="product" aria-labelledby="product-h">
       ${thumb(item, true)}
@@ -363,7 +372,6 @@ async function productPage(id) {
         ${modes.map(([m, label], i) => `<button type="button" role="tab" id="tab-${m}" data-mode="${m}"
           aria-selected="${i === 0}" tabindex="${i === 0 ? 0 : -1}" aria-controls="similar-list">${label}</button>`).join("")}
       </div>`)}
-    ${sectionHtml("also-bought", "Customers also bought")}
     ${sectionHtml("recs", "Recommended for you now")}`;
   main.querySelector("#similar ul").id = "similar-list";
   main.querySelector("#add-to-cart").addEventListener("click", () => act("cart", id));
@@ -372,7 +380,6 @@ async function productPage(id) {
   await sent;
   await Promise.all([
     similarFirst(id, hasPicture ? "visual" : "text", selectTab),
-    fill("also-bought", () => alsoBought(id)),
     fill("recs", () => recommendationsForYou([id])),
     refreshActivity(),
   ]);
@@ -391,11 +398,6 @@ async function similarFirst(id, mode, selectTab) {
     }
     await selectTab("behavior", true); // the page counts as ready only once this list is filled
   }
-}
-
-/** Shoppers who bought this bought next: the session model seeded with this one product. */
-function alsoBought(id) {
-  return request(`/v1/sessions/recommendations?k=${K}&details=true`, { method: "POST", body: { item_ids: [id], k: K } });
 }
 
 function setupTabs(id) {

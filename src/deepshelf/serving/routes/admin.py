@@ -84,8 +84,9 @@ def _run_folders(service) -> list[FsPath]:
         return []
     served = state.path
     parent = served.parent
-    folders = [served]
     served_real = served.resolve()
+    # a `current` link to a sibling run is listed as that run (its own name, as the demo and retrain print it)
+    folders = [served_real if served_real.parent == parent.resolve() else served]
     try:
         for p in sorted(parent.iterdir()):
             # the served folder is often a link (`current`) to a sibling: list that run once, as served
