@@ -133,6 +133,10 @@ def _print_metrics(metrics: dict) -> None:
         if warning:
             console.print(f"[yellow]{warning}[/yellow]", highlight=False)
     out_console.print(f"training {metrics['train_seconds']:.1f}s on {metrics['device']}")
+    if "content_indexes" in metrics:
+        built = metrics["content_indexes"]
+        out_console.print(f"content indexes (similar by {', '.join(built['modes'])}; semantic search) over "
+                          f"{built['items']:,} products in content/", highlight=False)
     if "refit" in metrics:
         refit = metrics["refit"]
         out_console.print(f"refit on {refit['train_events']:,} events before the test period in "

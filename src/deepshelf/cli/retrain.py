@@ -23,7 +23,9 @@ def retrain(
     once: Annotated[bool, typer.Option("--once", help="one round, then exit (the default without --every)")] = False,
     model: Annotated[Optional[str], typer.Option(help="model to train (default: the one DIR/current serves, with "
                                                       "its settings; without one, the learned ranker)")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable)")] = [],
+    set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable), as for "
+                                            "deepshelf train (content=false: no content indexes in the new "
+                                            "runs)")] = [],
     tolerance: Annotated[float, typer.Option(min=0.0, max=0.99, help="promote a new run whose NDCG@10 on the most "
                                                                      "recent period is at most this share below "
                                                                      "the serving run's")] = 0.02,

@@ -64,13 +64,14 @@ def build_content(catalog: Catalog | None, events: Interactions | None, params: 
     """The content model over every catalogue product (behaviour vectors from `events` where they have any), or
     None when the catalogue has no text or image to build from."""
     say = say or log.info
+    catalog = None if catalog is None else readable_images(catalog)
     if not has_content(catalog):
         (say if catalog is not None else log.info)("content indexes: skipped (no catalogue with product text or "
                                                     "images)")
         return None
     say(f"content indexes: encoding {len(catalog):,} products")
     start = time.perf_counter()
-    model = ContentModel(**params).fit_catalog(readable_images(catalog), events=events)
+    model = ContentModel(**params).fit_catalog(catalog, events=events)
     model.training_log = {"seconds": round(time.perf_counter() - start, 3)}
     return model
 

@@ -9,6 +9,8 @@ their targets count as missed and its shoppers' histories lose them, as they wou
 trains on the period (the new run is refit on the events before its test cut, which is no later than this one's).
 
 Every round (promoted, refused or failed) and every rollback is kept in `DIR/decisions.jsonl` (runs.decisions).
+Each new run carries content indexes built from the store's catalogue as it is then (runs.content; `--set
+content=false` leaves them out), so a server swapped to it keeps search and similar-by-text, new products included.
 """
 
 from __future__ import annotations

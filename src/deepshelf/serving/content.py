@@ -115,6 +115,10 @@ class ContentFeatures:
         try:
             with tempfile.TemporaryDirectory(prefix="deepshelf-upserted-") as folder:
                 paths = [self._image_path(it, Path(folder), n) for n, it in enumerate(items)]
+                web = sum(1 for it, p in zip(items, paths) if not p and "://" in (it.image_url or ""))
+                if web:
+                    log.info("%d upserted products' photos not read: web URLs are not fetched (upload the image, "
+                             "image_base64, or give a file path)", web)
                 if not any(paths):
                     return None, None, None
                 if self._image_encoder is None:
@@ -146,11 +150,7 @@ class ContentFeatures:
         parsed = urlparse(url)
         if parsed.scheme == "file":
             return unquote(parsed.path)
-        if url and len(parsed.scheme) > 1:  # http(s)://… (a one-letter scheme is a Windows drive)
-            log.info("photo of upserted item %s not read: %s is a web URL (upload the image instead)",
-                     item.item_id, parsed.scheme)
-            return ""
-        return url
+        return "" if "://" in url else url
 
     @property
     def modes(self) -> list[str]:
