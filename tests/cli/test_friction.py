@@ -107,3 +107,29 @@ def test_exports_write_only_rows_the_model_has_evidence_for(tmp_path):
     per_user = recs.group_by("user_id").agg(pl.len(), pl.col("rank").max().alias("last"))
     assert per_user.height == 40 and (per_user["len"] == 3).all()
     assert (per_user["len"] == per_user["last"]).all()  # ranks 1..n, no gaps
+
+
+def test_encoding_progress_writes_lines_with_an_estimate_where_output_is_not_a_terminal(capsys):
+    """The fashion demo printed "loading fashion" and blank lines for minutes: the encoders' rich bars draw nothing
+    where stderr is not a terminal. There they now write a line at least every 10 s of progress, with the time
+    left."""
+    from io import StringIO
+
+    from deepshelf.encoders.progress import ProgressLines, progress_bar
+
+    now = [0.0]
+    out = StringIO()
+    lines = ProgressLines(1000, "encoding images", out, tick_s=10, clock=lambda: now[0])
+    for _ in range(10):  # 100 images every 4 s: a line every third batch (12 s), the estimate from the pace
+        now[0] += 4
+        lines.advance(100)
+    lines.finish()
+    text = out.getvalue().splitlines()
+    assert "encoding images 1,000 to do" in text[0]
+    assert "encoding images 300/1,000  12 s, about 28 s left" in text[1]
+    assert "600/1,000  24 s, about 16 s left" in text[2] and "900/1,000  36 s, about 4 s left" in text[3]
+    assert "1,000/1,000 done in 40 s" in text[-1] and len(text) == 5
+    with progress_bar(3, "encoding texts") as advance:  # pytest's stderr is not a terminal
+        advance(3)
+    err = capsys.readouterr().err
+    assert "encoding texts 3 to do" in err and "encoding texts 3/3 done" in err
