@@ -4,7 +4,6 @@ folder and its link, seeding the store once."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 

@@ -145,7 +145,8 @@ def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: boo
     console.print(f"{total} models; serving [bold]{serving.name}[/bold] (best validation NDCG@10 among the models "
                   f"that use a shopper's history); reports: {runs_dir}/<model>/report.md")
     console.print("similar by text and semantic search: " +
-                  (f"text-encoder vectors from {content_dir}" if content_dir else "off (no content model here)"))
+                  (f"the content run's indexes, copied into {serving.path}/content" if content_dir
+                   else "off (no content model here)"), highlight=False)
     return content_dir
 
 

@@ -98,8 +98,8 @@ def attach_content(run_path: str | Path, source: str | Path | None = None,
     """Give the run at `run_path` content indexes (RUN/content), replacing any it has, and return what they hold.
 
     `source`: a run whose indexes are copied (its RUN/content, or the content model's own), or such a folder;
-    it must share products with this run. Without one they are built from the catalogue of the run's data as it is now (a
-    store: today's products), with the run's `content_params`. The folder is swapped in whole, so a server
+    it must share products with this run. Without one they are built from the catalogue of the run's data as it
+    is now (a store: today's products), with the run's `content_params`. The folder is swapped in whole, so a server
     reading the run sees the old indexes or the new ones; one following the run path reloads it.
     """
     say = say or log.info
