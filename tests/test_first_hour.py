@@ -65,9 +65,9 @@ def write_ga4_export(path: Path) -> None:
         item = rng.choice(per_dep, p=weights) * len(DEPARTMENTS) + s % len(DEPARTMENTS)
         name = rng.choice(["view_item", "add_to_cart", "purchase"], p=[0.7, 0.2, 0.1])
         entry = {"item_id": f"SKU-{item}", "item_name": f"product {item}", "price": 5.5 + item % 40, "quantity": 1}
-        lines.append(json.dumps({"event_date": "20240501", "event_timestamp": str(START_US + n * 120 * DAY_US // N_EVENTS),
-                                 "event_name": str(name), "user_pseudo_id": f"{1000 + s}.{s * 7}",
-                                 "items": [entry]}))
+        at = START_US + n * 120 * DAY_US // N_EVENTS
+        lines.append(json.dumps({"event_date": "20240501", "event_timestamp": str(at), "event_name": str(name),
+                                 "user_pseudo_id": f"{1000 + s}.{s * 7}", "items": [entry]}))
     lines.insert(5, json.dumps({"event_timestamp": str(START_US), "event_name": "page_view",
                                 "user_pseudo_id": "1.1"}))  # no product: skipped, as in a real export
     path.write_text("\n".join(lines) + "\n")

@@ -89,7 +89,8 @@ def test_product_page_shows_each_list_once(page, server):
     item = cards(page, "trending")[1]
     page.goto(f"/#/item/{item}")
     wait_page(page, "product")
-    page.wait_for_function("document.getElementById('recs')?.dataset.loaded && document.getElementById('similar')?.dataset.loaded")
+    page.wait_for_function("document.getElementById('recs')?.dataset.loaded && "
+                           "document.getElementById('similar')?.dataset.loaded")
     assert page.eval_on_selector_all("main section", "els => els.map(e => e.id)") == ["similar", "recs"]
     assert page.locator("[role=tab][data-mode=behavior]").inner_text().strip() == "Also bought"
     if page.get_attribute("#similar", "data-mode") != "behavior":
@@ -220,7 +221,8 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     # more than 8 routes timed, the user recommendations among them: the latency table must list them all
     item = httpx.get(f"{server}/v1/popular?k=1", headers=public, timeout=10).json()["items"][0]["item_id"]
     for path in (f"/v1/items/{item}", f"/v1/items/{item}/similar", "/v1/search?q=heart", "/v1/runs",
-                 "/v1/stats/events", "/v1/users?limit=2", "/v1/users/dash-1/events", "/v1/users/dash-1/recommendations"):
+                 "/v1/stats/events", "/v1/users?limit=2", "/v1/users/dash-1/events",
+                 "/v1/users/dash-1/recommendations"):
         httpx.get(server + path, headers=private, timeout=10)
     httpx.post(f"{server}/v1/sessions/recommendations", json={"item_ids": [item]}, headers=public, timeout=10)
     timed = timed_routes(server)
