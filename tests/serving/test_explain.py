@@ -6,7 +6,9 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import pytest
 
+from deepshelf.index.faiss import VectorIndex
 from deepshelf.serving import explain
 
 
@@ -22,14 +24,15 @@ class VectorModel:
 
 
 class Run:
-    """What `_model_relation` reads of a LoadedRun."""
+    """What `_model_relation` reads of a LoadedRun (`index`: a big catalogue's ANN index)."""
 
-    def __init__(self, vectors: np.ndarray, scale: float = 1.0):
+    def __init__(self, vectors: np.ndarray, scale: float = 1.0, index=None):
         self.model = VectorModel(vectors, scale)
         self.item_vectors = vectors
         self.n_model = len(vectors)
         self.similarity = None
-        self.dense_ok = True
+        self.dense_ok = index is None
+        self.index = index
 
 
 def reference(run: Run, recent: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -49,8 +52,11 @@ def planted(seed: int, n: int = 3000, d: int = 16) -> np.ndarray:
     return (centres[rng.integers(30, size=n)] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
 
 
-def test_cached_rows_relate_the_same_items_as_the_whole_row_computation():
-    run = Run(planted(0))
+@pytest.mark.parametrize("indexed", [False, True])
+def test_cached_rows_relate_the_same_items_as_the_whole_row_computation(indexed):
+    vectors = planted(0)
+    # a big catalogue's run takes the RELATED_TOP-th best score from its IVF index: probing every list, it is exact
+    run = Run(vectors, index=VectorIndex.build(vectors, kind="ivf", nprobe=10_000) if indexed else None)
     rng = np.random.default_rng(1)
     for _ in range(20):
         recent = rng.choice(run.n_model, size=5, replace=False)

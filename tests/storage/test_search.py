@@ -94,3 +94,38 @@ def test_a_store_made_before_the_index_upgrades_with_its_rows_searchable(databas
         assert store.search_titles("enamel", 10) == [] and ids(store.search_titles("steel", 10)) == ["mug"]
     finally:
         store.close()
+
+
+def test_a_common_word_ranks_only_the_newest_candidates(store):
+    store.upsert_items([Item(f"old{k}", title="red red red lamp") for k in range(3)])  # best matches, added first
+    store.upsert_items([Item(f"new{k}", title=f"red {'lamp ' * k}") for k in range(4)])
+    assert ids(store.search_titles("red", 3)) == ["old0", "old1", "old2"]  # every match ranked: the best first
+    store.search_candidates = 4
+    # only the 4 newest matches are ranked now, best first; the older (better) ones are not reached
+    assert ids(store.search_titles("red", 4)) == ["new0", "new1", "new2", "new3"]
+    assert ids(store.search_titles("red", 2)) == ["new0", "new1"]
+    assert len(store.search_titles("red", 10)) == 7  # a limit above the bound ranks as many as it asks for
+    assert store.search_item_ids("red", 4) == ids(store.search_titles("red", 4))
+    store.search_candidates = 100
+    assert store.search_item_ids("lamp", 10) == ids(store.search_titles("lamp", 10))
+    assert set(store.search_item_ids("lamp", 10)) == {"old0", "old1", "old2", "new1", "new2", "new3"}
+
+
+def test_a_store_with_the_first_index_gains_prefix_indexes_with_its_rows_searchable(tmp_path, monkeypatch):
+    database = f"sqlite:///{tmp_path / 'v7.db'}"
+    monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS
+                                                        if m.statements is not migrations._search_prefixes))
+    old = open_store(database)
+    old.upsert_items(CATALOGUE)
+    old.close()
+    monkeypatch.undo()
+    store = open_store(database)
+    try:
+        assert store.schema_version() == migrations.latest_version()
+        sql = store._read("SELECT sql FROM sqlite_master WHERE name = 'items_fts'")[0][0]
+        assert "prefix='1 2 3 4'" in sql
+        assert ids(store.search_titles("lam", 10)) == ["lamp-title", "lamp-desc"]  # rows indexed again
+        store.upsert_items([Item("mug", title="Steel mug", category="kitchen")])  # the triggers still feed it
+        assert store.search_titles("enamel", 10) == [] and ids(store.search_titles("ste", 10)) == ["mug"]
+    finally:
+        store.close()

@@ -128,9 +128,10 @@ class RelationRows:
     item and run, and held for at most `capacity` items (the least recently used go first). A new run gets a
     new cache (`relation_rows`)."""
 
-    def __init__(self, model, item_vectors: np.ndarray, capacity: int = 50_000):
+    def __init__(self, model, item_vectors: np.ndarray, index=None, capacity: int = 50_000):
         self.model = model
         self.item_vectors = item_vectors
+        self.index = index  # the run's ANN index (a big catalogue), else None
         self.capacity = capacity
         self._rows: OrderedDict[int, tuple[np.ndarray, float, float, float]] = OrderedDict()
         self._lock = threading.Lock()
@@ -150,6 +151,17 @@ class RelationRows:
                 self._cov = centred.T @ centred / len(vectors)
             return self._centre, self._cov
 
+    def _kth(self, queries: np.ndarray) -> np.ndarray:
+        """float64 [m]: each query's `RELATED_TOP`-th largest score over the items: exact (the whole row) on a
+        catalogue scored densely; through the run's ANN index on a big one, as its recommendations are (so an item
+        relates when the index would retrieve it among the `RELATED_TOP` best after that one item)."""
+        if self.index is None:
+            return _kth_largest(queries @ self.item_vectors.T, RELATED_TOP).astype(np.float64)
+        _, scores = self.index.search(queries, RELATED_TOP)  # best first, -inf past the last hit
+        scores = scores.astype(np.float64)
+        # fewer hits than RELATED_TOP (a tiny catalogue): every item is among the best, as on the exact path
+        return np.where(np.isfinite(scores).sum(axis=1) >= RELATED_TOP, scores[:, -1], -np.inf)
+
     def stats(self, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(query float32 [L, d], mean [L], std [L], kth [L]) for model indices `recent`."""
         with self._lock:
@@ -166,7 +178,7 @@ class RelationRows:
             mean = q @ centre
             std = np.sqrt(np.maximum(np.einsum("md,de,me->m", q, cov, q), 0.0))
             std = np.maximum(std, 1e-12)
-            kth = (_kth_largest(queries @ self.item_vectors.T, RELATED_TOP).astype(np.float64) - mean) / std
+            kth = (self._kth(queries) - mean) / std
             fresh = {r: (queries[j], float(mean[j]), float(std[j]), float(kth[j])) for j, r in enumerate(missing)}
             held.update(fresh)
             with self._lock:
@@ -190,7 +202,7 @@ def relation_rows(state: LoadedRun) -> RelationRows:
         held = _CACHES.get(key)
         if held is not None and held[0]() is state:
             return held[1]
-        cache = RelationRows(state.model, state.item_vectors)
+        cache = RelationRows(state.model, state.item_vectors, state.index)
         _CACHES[key] = (weakref.ref(state, lambda _, key=key: _drop(key)), cache)
         return cache
 

@@ -240,10 +240,9 @@ class Service:
             scores = np.asarray(scores, np.float32)
             reason, source = "text", "content"
         else:
-            # No semantic index in this run: substring match on titles/categories, ranked by live popularity
+            # No semantic index in this run: the store's full-text match (search_titles), ranked by live popularity
             # (or by the shopper's own model scores when a user is given).
-            items = self.store.search_titles(query, 2000)
-            idx = catalog.lookup([it.item_id for it in items])
+            idx = catalog.lookup(self.store.search_item_ids(query, 2000))
             scores = state.trending.scores_of(idx) if state.trending else np.zeros(len(idx), np.float32)
             reason, source = "text_match", "keyword"
         ok = allowed(catalog, idx, rules, excluded)

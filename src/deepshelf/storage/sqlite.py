@@ -113,13 +113,15 @@ class SQLiteStore(Store):
     def _next_seq_sql(self) -> str:
         return "(SELECT COALESCE(MAX(seq), 0) + 1 FROM items)"
 
-    def _text_search(self, terms: list[str], limit: int) -> tuple[str, tuple]:
-        # One quoted phrase (a string to FTS5, never an operator), its last word a prefix. bm25 is lower for better
-        # matches; its weights are per column: title, description, category.
+    def _text_search(self, terms: list[str], limit: int, select: str) -> tuple[str, tuple]:
+        # One quoted phrase (a string to FTS5, never an operator), its last word a prefix (served by the prefix
+        # indexes of migration 8). bm25 is lower for better matches; its weights are per column: title,
+        # description, category. Only the newest `search_candidates` matches (FTS5 walks them by rowid, newest first,
+        # and stops) are ranked: bm25 over every match of a common word was the search's tail.
         match = '"' + " ".join(terms) + '"*'
-        return (self._item_select() + " JOIN (SELECT rowid AS r, bm25(items_fts, 10.0, 1.0, 4.0) AS score "
-                "FROM items_fts WHERE items_fts MATCH ? ORDER BY score LIMIT ?) hit ON hit.r = i.rowid "
-                "ORDER BY hit.score, i.item_id", (match, limit))
+        return (select + " JOIN (SELECT rowid AS r, bm25(items_fts, 10.0, 1.0, 4.0) AS score FROM items_fts "
+                "WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT ?) hit ON hit.r = i.rowid "
+                "ORDER BY hit.score, i.item_id LIMIT ?", (match, max(limit, self.search_candidates), limit))
 
     # ---- erasure: a deleted shopper's bytes must not stay readable in the file ------------------------------
     def _erasing(self, cur) -> None:
