@@ -54,7 +54,10 @@ def test_upserted_photo_gets_visual_neighbours_both_ways(served):
     red_shirt, blue_watch = folder / "red-shirt.jpg", folder / "blue-watch.jpg"
     draw_product(red_shirt, "square", COLOURS["Red"], 3)  # between catalogue products 1 and 2 (jitter 0, 6)
     draw_product(blue_watch, "circle", COLOURS["Blue"], 3)  # like 15 and 16
-    with TestClient(create_app(make_settings(run, database)), headers=auth()) as c:
+    outside = folder.parent / f"{folder.name}-elsewhere"
+    outside.mkdir(exist_ok=True)
+    draw_product(outside / "red-shirt.jpg", "square", COLOURS["Red"], 3)
+    with TestClient(create_app(make_settings(run, database, image_dir=folder)), headers=auth()) as c:
         # a path the server can read, and an uploaded image, each with a title that says nothing about it
         assert c.put("/v1/items/NEW-SHIRT", json={"title": "Summer special", "image_url": str(red_shirt)}
                      ).status_code == 200
@@ -63,6 +66,10 @@ def test_upserted_photo_gets_visual_neighbours_both_ways(served):
         # a photo that cannot be read: logged, the product still gets its text vector
         assert c.put("/v1/items/NO-PHOTO", json={"title": "Red Tshirt model 99",
                                                  "image_url": str(folder / "missing.jpg")}).status_code == 200
+        # the same photo outside the image folder (directly, and through `..`) is never read
+        for n, path in enumerate((outside / "red-shirt.jpg", folder / ".." / outside.name / "red-shirt.jpg")):
+            assert c.put(f"/v1/items/OUTSIDE-{n}", json={"title": "Summer special", "image_url": str(path)}
+                         ).status_code == 200
         shirt = _visual(c, "NEW-SHIRT", 2)
         assert set(_ids(shirt)) == {"1", "2"} and shirt["items"][0]["reason"] == "visual"
         assert set(_ids(_visual(c, "NEW-WATCH", 2))) == {"15", "16"}
@@ -74,8 +81,8 @@ def test_upserted_photo_gets_visual_neighbours_both_ways(served):
         assert set(_ids(hybrid)) == {"1", "2"}
         text = c.get("/v1/items/NO-PHOTO/similar", params={"mode": "text", "k": 3, "in_stock": False}).json()
         assert text["items"][0]["reason"] == "text" and set(_ids(text)) <= {str(i) for i in range(1, 11)}  # shirts
-        assert "NO-PHOTO" not in _ids(c.get("/v1/items/1/similar", params={"mode": "visual", "k": 40,
-                                                                        "in_stock": False}).json())
+        neighbours = _ids(c.get("/v1/items/1/similar", params={"mode": "visual", "k": 40, "in_stock": False}).json())
+        assert not {"NO-PHOTO", "OUTSIDE-0", "OUTSIDE-1"} & set(neighbours)
 
 
 def test_embedder_round_trip_matches_the_indexes(content_model, planted, tmp_path):

@@ -26,16 +26,17 @@ class ContentFeatures:
 
     Products upserted over HTTP are encoded on a worker thread, off the request path: the upsert answers after
     the commit and the product's vectors follow a moment later: its text vector, and with the run's `embedder`
-    (`content.embed`) and a photo (an uploaded image in `store`, else an `image_url` that is a file path) its
-    visual, search-photo and hybrid vectors. `close()` ends that thread (after the work already handed to it);
+    (`content.embed`) and a photo (an uploaded image in `store`, else an `image_url` naming a file in
+    `image_dir`) its visual, search-photo and hybrid vectors. `close()` ends that thread (after the work already handed to it);
     the service calls it when the run is swapped out or the server stops.
     """
 
-    def __init__(self, similar_index, search_index, embedder=None, store=None):
+    def __init__(self, similar_index, search_index, embedder=None, store=None, image_dir: Path | None = None):
         self.similar_index = similar_index
         self.search_index = search_index
         self.embedder = embedder
         self._store = store
+        self._image_dir = Path(image_dir).resolve() if image_dir is not None else None
         self._encoder = None
         self._image_encoder = None
         self._lock = threading.Lock()  # submit vs close
@@ -140,7 +141,8 @@ class ContentFeatures:
 
     def _image_path(self, item, folder: Path, n: int) -> str:
         """A file the image encoder can read for `item`: its uploaded image (written into `folder`), else its
-        `image_url` when that is a file path or file:// URL; "" when it has neither (web URLs are not fetched)."""
+        `image_url` when that is a file path or file:// URL under `image_dir`; "" otherwise (web URLs are not
+        fetched)."""
         uploaded = self._store.get_image(item.item_id) if self._store is not None else None
         if uploaded is not None:
             path = folder / str(n)
@@ -148,9 +150,16 @@ class ContentFeatures:
             return str(path)
         url = (item.image_url or "").strip()
         parsed = urlparse(url)
-        if parsed.scheme == "file":
-            return unquote(parsed.path)
-        return "" if "://" in url else url
+        path = unquote(parsed.path) if parsed.scheme == "file" else ("" if "://" in url else url)
+        if not path:
+            return ""
+        # resolved first, so neither `..` nor a link leads out of the shop's image folder
+        resolved = Path(path).resolve()
+        if self._image_dir is None or not resolved.is_relative_to(self._image_dir):
+            log.warning("product %s: image_url %r is not read: only files under the server's image_dir are "
+                        "(DEEPSHELF_IMAGE_DIR)", item.item_id, url[:200])
+            return ""
+        return str(resolved)
 
     @property
     def modes(self) -> list[str]:
@@ -175,9 +184,10 @@ class ContentFeatures:
         return [str(i) for i in ids], [float(s) for s in scores]
 
 
-def load(run_path: Path, store=None) -> ContentFeatures | None:
+def load(run_path: Path, store=None, image_dir: Path | None = None) -> ContentFeatures | None:
     """The run's content features, or None when it has no content indexes (behaviour only). `store`: where
-    upserted products' uploaded images are read from."""
+    upserted products' uploaded images are read from; `image_dir`: the only folder whose files an `image_url` may
+    name (None: local paths are not read)."""
     folder = content_dir(run_path)
     if folder is None or not (folder / "similar.npz").exists():
         return None
@@ -189,4 +199,4 @@ def load(run_path: Path, store=None) -> ContentFeatures | None:
     search_index = SearchIndex.load(folder) if (folder / "search.npz").exists() else None
     log.info("content indexes from %s: similar by %s%s", folder, ", ".join(index.modes),
              "; semantic search" if search_index is not None else "")
-    return ContentFeatures(index, search_index, ContentEmbedder.load(folder), store)
+    return ContentFeatures(index, search_index, ContentEmbedder.load(folder), store, image_dir)

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     max_history: int = Field(default=200, gt=0)  # most recent events of a shopper fed to the model
     max_session_items: int = Field(default=200, gt=0)
     max_image_bytes: int = Field(default=500_000, gt=0)
+    # The folder whose image files a product's `image_url` may name (a path or file:// URL) for its picture vector.
+    # None: only uploaded images (image_base64) are read; any other local path is ignored, so a key holder cannot
+    # make the server read files outside the shop's image folder.
+    image_dir: Path | None = None
     # an event timestamp more than this far ahead of the server's clock is refused (422), as is one before 1970
     max_clock_skew_s: float = Field(default=86_400.0, gt=0)
     # /v1/stats/events: at most this many buckets per answer (default: a week of minutes); answers cached this long (s)

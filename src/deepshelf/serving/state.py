@@ -119,7 +119,7 @@ def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun
             state.index = VectorIndex.build(vectors, kind="ivf", nprobe=settings.ann_nprobe, threads=1)
     if isinstance(model, ItemSimilarity):
         state.similarity = sp.csr_matrix(model.item_similarity())
-    state.content = content_features.load(Path(path), store)
+    state.content = content_features.load(Path(path), store, settings.image_dir)
     state.trending = refresh_trending(state, store, settings)
     return state
 
