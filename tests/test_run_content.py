@@ -120,3 +120,18 @@ def test_content_settings_are_validated_before_any_data_is_read():
     assert cfg.content_params == {"images": False} and cfg.content is False
     with pytest.raises(DeepshelfError, match="content: unknown parameter 'imges'"):
         build_train_config("sqlite:///nowhere.db", "ease", None, ["content.imges=false"])
+
+
+def test_a_run_trained_from_a_store_keeps_no_database_password(fresh_postgres, tmp_path):
+    """`train --database postgresql://user:PASSWORD@host/db`: no file of the run holds the password (the test
+    server trusts loopback, so the password is accepted and ignored), and the run still names its store."""
+    scheme, rest = fresh_postgres.split("://", 1)
+    user, host = rest.split("@", 1)
+    url = f"{scheme}://{user}:s3cret-Pa55@{host}"
+    shop_store(url)
+    out = tmp_path / "run"
+    deepshelf("train", "--database", url, "--model", "popularity", "--out", out, "--no-content", *SETS)
+    leaks = [p for p in out.rglob("*") if p.is_file() and b"s3cret-Pa55" in p.read_bytes()]
+    assert not leaks
+    assert json.loads((out / "config.json").read_text())["dataset"] == fresh_postgres
+    assert json.loads((out / "metrics.json").read_text())["dataset"] == fresh_postgres

@@ -26,6 +26,7 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.files import replace_dir
 from deepshelf.models.base import Recommender
 from deepshelf.runs.config import TrainConfig
+from deepshelf.storage.urls import redact_url
 
 
 VALID_MODEL = "valid_model"
@@ -114,7 +115,10 @@ def write_run(out: Path, cfg: TrainConfig, model: Recommender, metrics: dict,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        (tmp / "config.json").write_text(cfg.model_dump_json(indent=2))
+        # never a database password on disk: the store is reached again with the password from the environment
+        # (PGPASSWORD / .pgpass), as libpq does for any URL without one
+        safe = cfg.model_copy(update={"dataset": redact_url(cfg.dataset)})
+        (tmp / "config.json").write_text(safe.model_dump_json(indent=2))
         model.save(tmp / "model")
         if valid_model is not None:
             valid_model.save(tmp / VALID_MODEL)

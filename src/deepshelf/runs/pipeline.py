@@ -85,7 +85,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         raise DeepshelfError(f"{out} already exists (runs are immutable); choose another --out or pass --overwrite")
     say = progress or (lambda msg: log.info(msg))
     model = model_class(cfg.model)(**cfg.params)  # a bad model or parameter fails before any data is loaded
-    say(f"loading {cfg.dataset}")
+    say(f"loading {redact_url(cfg.dataset)}")
     ds = load_source(cfg.dataset, cfg.catalog)
     if ds.interactions is None and hasattr(model, "fit_catalog"):
         return _train_catalog_run(cfg, model, ds, out, say)
@@ -113,7 +113,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         name: evaluate(chosen.model, es, cfg.ks, popularity) for name, es in _views(split, "test").items()}
     metrics = {
         "version": f"{out.name}-{time.strftime('%Y%m%d%H%M%S')}",
-        "dataset": cfg.dataset, "model": cfg.model, "protocol": split.protocol,
+        "dataset": redact_url(cfg.dataset), "model": cfg.model, "protocol": split.protocol,
         "train_seconds": round(chosen.seconds, 3), "device": device_name(), "deepshelf": __version__,
         "users": split.train.n_users, "items": split.train.n_items, "train_events": len(split.train),
         **{name: _summary(r) for name, r in results.items()},
@@ -137,7 +137,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
 
     def report(tmp: Path) -> None:
         shown = results | {f"{name}, before refit": r for name, r in stale.items()}
-        path = write_report(tmp, f"{cfg.model} on {cfg.dataset}", shown, popularity)
+        path = write_report(tmp, f"{cfg.model} on {redact_url(cfg.dataset)}", shown, popularity)
         if refitted is not None:
             with path.open("a") as f:
                 f.write(refit_section(metrics))
@@ -180,13 +180,13 @@ def _train_catalog_run(cfg: TrainConfig, model: Recommender, ds: Dataset, out: P
     train_seconds = time.perf_counter() - start
     metrics = {
         "version": f"{out.name}-{time.strftime('%Y%m%d%H%M%S')}",
-        "dataset": cfg.dataset, "model": cfg.model, "protocol": "catalogue-holdout",
+        "dataset": redact_url(cfg.dataset), "model": cfg.model, "protocol": "catalogue-holdout",
         "train_seconds": round(train_seconds, 3), "device": device_name(), "deepshelf": __version__,
         "users": 0, "items": len(ds.catalog), "train_events": 0, "content": model.content_metrics,
     }
 
     def report(tmp: Path) -> None:
-        lines = [f"# {cfg.model} on {cfg.dataset}", "", "Held-out products' neighbours: share with the same value "
+        lines = [f"# {cfg.model} on {redact_url(cfg.dataset)}", "", "Held-out products' neighbours: share with the same value "
                  f"(P@{model.content_metrics.get('k', 10)}).", "", "| mode | " +
                  " | ".join(model.content_metrics.get("attributes", [])) + " |",
                  "|---|" + "---|" * len(model.content_metrics.get("attributes", []))]
