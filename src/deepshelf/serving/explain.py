@@ -35,9 +35,8 @@ TEXT_RELATED = 0.5
 def recent_items(shopper: Shopper, n: int = RECENT) -> np.ndarray:
     """int64 catalogue indices of the shopper's `n` most recent distinct known items, newest first."""
     newest_first = shopper.items[::-1]
-    newest_first = newest_first[newest_first >= 0]
-    _, first = np.unique(newest_first, return_index=True)
-    return newest_first[np.sort(first)][:n]
+    distinct = dict.fromkeys(newest_first[newest_first >= 0].tolist())  # first occurrence kept, in order
+    return np.fromiter(distinct, np.int64, len(distinct))[:n]
 
 
 def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidates) -> np.ndarray:
@@ -49,7 +48,8 @@ def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidat
     wanted = np.array([k in HISTORY_REASONS for k in kinds], bool)
     if not len(recent) or not wanted.any():
         return out
-    own = wanted & np.isin(top.idx, shopper.items[shopper.items >= 0])
+    known = shopper.items[shopper.items >= 0]
+    own = wanted & (top.idx[:, None] == known[None, :]).any(axis=1)  # a page of items against a history: no sort
     out[own] = top.idx[own]  # bought (or seen) before: the item itself
     rest = wanted & ~own
     if not rest.any():

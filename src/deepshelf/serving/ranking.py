@@ -15,6 +15,7 @@ Every step works on catalogue indices of one `Snapshot` taken at the start of th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -120,10 +121,17 @@ def model_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories, 
     """Up to `m` allowed items scored by the model for the one-row batch `histories` (model indices), each
     with its own reason when the model explains itself (`Explains`), else the model's one reason."""
     found = _scored_candidates(state, catalog, histories, m, rules, excluded)
-    if len(found) and isinstance(state.model, Explains):
+    if len(found) and _explains(type(state.model)):
         named = state.model.reasons(histories, found.idx[None, :])[0]
         found.reasons = [str(r) or state.reason for r in named.tolist()]
     return found
+
+
+@functools.cache
+def _explains(model_class: type) -> bool:
+    """Whether a model class names its own reasons (`Explains`), checked once per class: a runtime-protocol
+    isinstance check inspects the class's attributes on every call of the hot path."""
+    return issubclass(model_class, Explains)
 
 
 def _scored_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories, m: int, rules: Rules,
