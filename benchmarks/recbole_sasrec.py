@@ -1,7 +1,7 @@
-"""RecBole 1.2.1's SASRec on the same data and hyper-parameters as deepshelf's, timed epoch by epoch: the
-side-by-side reference for `benchmarks/train_speed.py`.
+"""RecBole 1.2.1's SASRec on the same data and architecture as deepshelf's, timed epoch by epoch and scored by
+deepshelf's evaluator: the side-by-side reference for `benchmarks/train_speed.py --compare`.
 
-    python benchmarks/recbole_sasrec.py --dataset ml-1m --epochs 20 --time-limit-min 60 --json recbole-ml-1m.json
+    python benchmarks/recbole_sasrec.py --dataset beauty --max-len 50 --dropout 0.5 --time-limit-min 20 --json rb.json
 
 RecBole pins an old scientific stack (numpy < 2 above all), so it lives in its own virtual environment,
 `.bench-venv/recbole`, made on first use and reused afterwards; the project's own environment is left alone.
@@ -9,8 +9,17 @@ This script runs under any Python: it writes RecBole's atomic `.inter` file from
 runs itself again inside that environment (`--inner`) for the training.
 
 Both libraries see the same events: ml-1m keeps the items with >= 5 events (as `deepshelf.data.datasets`
-does), Beauty is taken as is, and RecBole is told not to filter further. The split is leave-one-out in both:
-last item = test, second-to-last = validation, ranked against every item with the user's history excluded.
+does), Beauty is taken as is, and RecBole is told not to filter further; the run fails (exit 3) if RecBole counts
+other users, items or events than the prepared file, or other validation targets than the leave-one-out split's.
+The split is leave-one-out in both: last item = test, second-to-last = validation.
+
+One evaluator for both libraries: RecBole's own full-sort evaluation of a sequential model masks only the padding
+item (its `FullSortEvalDataLoader` returns no history for sequential models), while deepshelf excludes every item
+the user has seen. So this runner does not use RecBole's evaluator: it takes the scores of RecBole's
+`full_sort_predict` for each validation user and ranks them with `rank_metrics` below, which does what deepshelf's
+`evaluate` does (the user's whole history before the target set to -inf, top 10, NDCG@10 = 1 / log2(rank + 2) of
+the single target, HR@10). `benchmarks/train_speed.py --compare` checks on one score matrix that `rank_metrics`
+and deepshelf's `evaluate` agree before it trusts any number.
 
 What differs, by design of the two libraries (so compare time to a validation NDCG@10, not time per epoch):
 - RecBole trains SASRec on one (prefix -> next item) sample per training event, each padded to `max_len`;
@@ -19,7 +28,10 @@ What differs, by design of the two libraries (so compare time to a validation ND
   samples, 7,668 batches of 128 per epoch).
 - RecBole's SASRec is post-LayerNorm with GELU and N(0, 0.02) initialisation, no learning-rate warm-up and no
   gradient clipping; its cross-entropy also scores the padding item.
-- Times include RecBole's Python-side batching (`worker = 0`, its default), as deepshelf's include its own.
+- Times include RecBole's Python-side batching (`worker = 0`, its default), as deepshelf's include its own, and
+  each validation (full ranking of every validation user).
+- `--time-limit-min` caps the training: no epoch starts that the previous epoch's length says would end past the
+  cap. A capped run's best is the best *within the cap*, not RecBole's converged quality.
 """
 
 from __future__ import annotations
@@ -71,13 +83,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=1)
-    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--dropout", type=float, default=0.2, help="hidden (residual and embedding) dropout")
+    parser.add_argument("--attn-dropout", type=float, default=0.0,
+                        help="dropout on the attention weights (RecBole's attn_dropout_prob)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.002)
-    parser.add_argument("--target-ndcg", type=float, default=0.10,
-                        help="stop once validation NDCG@10 reaches this")
+    parser.add_argument("--target-ndcg", type=float, default=0.0,
+                        help="stop once validation NDCG@10 reaches this (0 = never)")
     parser.add_argument("--time-limit-min", type=float, default=0.0,
-                        help="stop after the epoch that passes this many minutes of training (0 = none)")
+                        help="minutes of training (validations included) no epoch may be expected to end past "
+                             "(0 = none)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="bf16: RecBole's enable_amp, i.e. CPU autocast to bfloat16 during training")
@@ -156,6 +171,25 @@ def prepare_atomic_files(dataset: str) -> tuple[Path, str, dict[str, int]]:
     return DATA_CACHE, name, json.loads(stats_file.read_text())
 
 
+def rank_metrics(scores, seen_rows, seen_items, targets, k: int = 10):
+    """Per-user NDCG@k and HR@k of one target each, ranking all items with the seen ones excluded.
+
+    scores: float [U, n_items]; (seen_rows, seen_items): int arrays of (row, item) pairs to exclude, set to -inf
+    as deepshelf's `Recommender.recommend(exclude_seen=True)` does; targets: int [U]. The target's rank counts the
+    items scored above it and those tied with it at a lower index (deepshelf's `topk` breaks ties towards the lower
+    index), so no top-k list is built. numpy only, so it runs in both virtual environments.
+    """
+    import numpy as np
+
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    scores[seen_rows, seen_items] = -np.inf
+    targets = np.asarray(targets)
+    own = scores[np.arange(len(targets)), targets][:, None]  # (U, 1)
+    rank = (scores > own).sum(1) + ((scores == own) & (np.arange(scores.shape[1]) < targets[:, None])).sum(1)
+    found = (rank < k) & np.isfinite(own[:, 0])  # a seen target is excluded, so never found
+    return np.where(found, 1.0 / np.log2(rank + 2.0), 0.0), found.astype(np.float64)
+
+
 def outer(args: argparse.Namespace) -> None:
     python = ensure_venv()
     root, name, stats = prepare_atomic_files(args.dataset)
@@ -186,17 +220,68 @@ def recbole_config(args: argparse.Namespace, scratch: Path) -> dict:
         "MAX_ITEM_LIST_LENGTH": args.max_len,
         "hidden_size": args.dim, "inner_size": args.dim,  # feed-forward width 1x, as deepshelf's ffn_mult = 1
         "n_layers": args.layers, "n_heads": args.heads,
-        "hidden_dropout_prob": args.dropout, "attn_dropout_prob": args.dropout,
+        "hidden_dropout_prob": args.dropout, "attn_dropout_prob": args.attn_dropout,
         "loss_type": "CE", "train_neg_sample_args": None,  # CE over all items, no negative sampling
         "train_batch_size": args.batch_size, "learning_rate": args.lr, "epochs": args.epochs,
         "enable_amp": args.precision == "bf16",
         "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "group_by": "user", "mode": "full"},
         "metrics": ["NDCG", "Hit"], "topk": [10], "valid_metric": "NDCG@10", "eval_step": 1,
+        "eval_batch_size": 512,  # validation users scored at once (deepshelf's evaluate: 512 too)
         "metric_decimal_place": 6,  # RecBole rounds metrics to 4 places by default
         "stopping_step": 10**9,  # this loop decides when to stop
         "use_gpu": False, "gpu_id": "", "seed": args.seed, "reproducibility": True,
         "show_progress": False, "worker": 0, "log_wandb": False,
     }
+
+
+def validation_cases(args: argparse.Namespace, dataset) -> tuple:
+    """Per validation user, in RecBole's ids: the whole history before the validation target (what deepshelf
+    excludes as seen) and the target, read from the prepared file itself, not from RecBole's loaders."""
+    import numpy as np
+
+    inter = Path(args.data_root) / args.dataset_name / f"{args.dataset_name}.inter"
+    sequences: dict[str, list[str]] = {}
+    with open(inter) as f:
+        next(f)
+        for line in f:  # written user by user, oldest first
+            user, item, _ = line.rstrip("\n").split("\t")
+            sequences.setdefault(user, []).append(item)
+    users = [u for u, items in sequences.items() if len(items) >= 3]  # deepshelf: fewer than 3 events only train
+    uid = dataset.token2id(dataset.uid_field, users)
+    history = [sequences[u][:-2] for u in users]
+    lengths = np.array([len(h) for h in history])
+    seen = dataset.token2id(dataset.iid_field, [i for h in history for i in h])
+    target = dataset.token2id(dataset.iid_field, [sequences[u][-2] for u in users])
+    row_of = np.full(dataset.user_num, -1)
+    row_of[uid] = np.arange(len(users))
+    return row_of, np.repeat(np.arange(len(users)), lengths), seen, target
+
+
+def evaluate_recbole(model, valid_data, cases, k: int = 10) -> dict:
+    """RecBole's scores for every validation user, ranked by `rank_metrics` (seen items excluded)."""
+    import numpy as np
+    import torch
+
+    row_of, seen_rows, seen_items, target = cases
+    model.eval()
+    ndcg, hit = np.zeros(len(target)), np.zeros(len(target))
+    done = np.zeros(len(target), bool)
+    mismatched = 0
+    with torch.no_grad():
+        for interaction, _, _, positive_i in valid_data:
+            scores = model.full_sort_predict(interaction).view(len(interaction), -1).numpy()
+            scores[:, 0] = -np.inf  # the padding item
+            rows = row_of[interaction[model.USER_ID].numpy()]
+            mismatched += int((target[rows] != positive_i.numpy()).sum())
+            local = np.full(len(target), -1)
+            local[rows] = np.arange(len(rows))
+            pick = np.isin(seen_rows, rows)
+            n, h = rank_metrics(scores, local[seen_rows[pick]], seen_items[pick], target[rows], k)
+            ndcg[rows], hit[rows] = n, h
+            done[rows] = True
+    model.train()
+    return {"ndcg": float(ndcg[done].mean()), "hr": float(hit[done].mean()), "users": int(done.sum()),
+            "expected_users": len(target), "target_mismatches": mismatched}
 
 
 def inner(args: argparse.Namespace) -> None:
@@ -226,56 +311,67 @@ def inner(args: argparse.Namespace) -> None:
     dataset = create_dataset(config)
     # Counted before the split: building it replaces the events with one (prefix -> next item) sample each.
     counts = {"users": dataset.user_num - 1, "items": dataset.item_num - 1, "events": dataset.inter_num}
+    if counts != args.expected:  # RecBole filtered or merged something: the comparison would not be like for like
+        print(f"error: RecBole sees {counts}, the prepared file has {args.expected}", flush=True)
+        sys.exit(3)
+    cases = validation_cases(args, dataset)
     train_data, valid_data, _ = data_preparation(config, dataset)
     init_seed(config["seed"], config["reproducibility"])
     model = SASRec(config, train_data._dataset).to(config["device"])
     trainer = Trainer(config, model)
     prepare_seconds = time.perf_counter() - start
+    if args.epochs == 0:  # a smoke check of the data and the evaluator: the untrained model's validation
+        print(f"untrained: {evaluate_recbole(model, valid_data, cases)}, counts {counts}", flush=True)
+        return
 
-    if counts != args.expected:  # RecBole filtered or merged something: the comparison would not be like for like
-        print(f"warning: RecBole sees {counts}, the prepared file has {args.expected}", flush=True)
-
-    epochs, reached_at, began = [], None, time.perf_counter()
+    epochs, reached_at, began, capped = [], None, time.perf_counter(), False
     for epoch in range(args.epochs):
         t0 = time.perf_counter()
+        if epochs and args.time_limit_min and \
+                t0 - began + (t0 - began) / len(epochs) > args.time_limit_min * 60:
+            capped = True  # the next epoch would end past the cap
+            break
         loss = trainer._train_epoch(train_data, epoch, show_progress=False)
         t1 = time.perf_counter()
-        result = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
+        result = evaluate_recbole(model, valid_data, cases)
         t2 = time.perf_counter()
+        if result["users"] != result["expected_users"] or result["target_mismatches"]:
+            print(f"error: RecBole's validation has {result['users']} users ({result['expected_users']} expected) "
+                  f"and {result['target_mismatches']} targets other than the split's", flush=True)
+            sys.exit(3)
         entry = {"epoch": epoch + 1, "train_seconds": round(t1 - t0, 3), "valid_seconds": round(t2 - t1, 3),
                  "loss": round(float(loss) / len(train_data), 5),
-                 "valid_ndcg@10": round(float(result["ndcg@10"]), 5), "valid_hr@10": round(float(result["hit@10"]), 5),
+                 "valid_ndcg@10": round(result["ndcg"], 5), "valid_hr@10": round(result["hr"], 5),
                  "elapsed_seconds": round(t2 - began, 3)}
         epochs.append(entry)
         print(f"epoch {entry['epoch']:3d}  train {entry['train_seconds']:8.1f} s  valid {entry['valid_seconds']:6.1f} s"
               f"  loss {entry['loss']:.4f}  NDCG@10 {entry['valid_ndcg@10']:.4f}  HR@10 {entry['valid_hr@10']:.4f}",
               flush=True)
-        if entry["valid_ndcg@10"] >= args.target_ndcg:
+        if args.target_ndcg and entry["valid_ndcg@10"] >= args.target_ndcg:
             reached_at = entry["elapsed_seconds"]
-            break
-        if args.time_limit_min and t2 - began > args.time_limit_min * 60:
             break
 
     report = {
         "library": f"recbole {recbole.__version__}", "torch": torch.__version__, "dataset": args.dataset,
         "config": {"max_len": args.max_len, "dim": args.dim, "inner_size": args.dim, "layers": args.layers,
-                   "heads": args.heads, "dropout": args.dropout, "batch_size": args.batch_size, "lr": args.lr,
+                   "heads": args.heads, "dropout": args.dropout, "attn_dropout": args.attn_dropout,
+                   "batch_size": args.batch_size, "lr": args.lr,
                    "loss": "CE (full softmax)", "precision": args.precision, "threads": args.threads,
                    "seed": args.seed, "epochs_max": args.epochs, "target_ndcg@10": args.target_ndcg,
                    "time_limit_min": args.time_limit_min, "train_samples_per_epoch": train_data.sample_size},
-        "prepare_seconds": round(prepare_seconds, 3),
-        "epochs": epochs, "reached_target_at_seconds": reached_at, **counts,
+        "evaluator": "rank_metrics: seen items excluded (deepshelf's protocol), not RecBole's own",
+        "prepare_seconds": round(prepare_seconds, 3), "capped": capped,
+        "epochs": epochs, "reached_target_at_seconds": reached_at, **counts, "valid_users": len(cases[3]),
     }
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     best = max(epochs, key=lambda e: e["valid_ndcg@10"], default=None)
     median_train = sorted(e["train_seconds"] for e in epochs)[len(epochs) // 2] if epochs else float("nan")
-    print(f"{report['library']}, torch {report['torch']}, {args.dataset}: {len(epochs)} epoch(s), "
-          f"median {median_train:.1f} s training per epoch"
-          + (f", best valid NDCG@10 {best['valid_ndcg@10']:.4f} (epoch {best['epoch']})" if best else "")
-          + (f"; NDCG@10 >= {args.target_ndcg} after {reached_at:.1f} s" if reached_at is not None
-             else f"; NDCG@10 {args.target_ndcg} not reached"), flush=True)
+    print(f"{report['library']}, torch {report['torch']}, {args.dataset}: {len(epochs)} epoch(s)"
+          + (" (stopped by the time cap)" if capped else "")
+          + f", median {median_train:.1f} s training per epoch"
+          + (f", best valid NDCG@10 {best['valid_ndcg@10']:.4f} (epoch {best['epoch']})" if best else ""), flush=True)
 
 
 def main() -> None:

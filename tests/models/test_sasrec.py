@@ -248,12 +248,17 @@ def test_bad_config_refused_from_the_command_line_settings():
     assert cfg.params == {"max_len": 50, "loss": "sampled", "lr": 0.002}
 
 
+@pytest.mark.parametrize("keep_softmax", [True, False])
 @pytest.mark.parametrize("chunk", [7, 1000])
-def test_chunked_full_softmax_matches_cross_entropy(chunk):
-    """The chunked loss (logits never materialised) equals plain weighted cross-entropy, value and gradients."""
+def test_chunked_full_softmax_matches_cross_entropy(chunk, keep_softmax, monkeypatch):
+    """The chunked loss equals plain weighted cross-entropy, value and gradients, whether its forward pass keeps
+    the softmax for the backward pass or the backward pass recomputes it."""
     import torch.nn.functional as F
 
+    from deepshelf.models import losses
     from deepshelf.models.losses import full_softmax_loss
+
+    monkeypatch.setattr(losses, "KEEP_SOFTMAX_ELEMENTS", 2**26 if keep_softmax else 0)
 
     g = torch.Generator().manual_seed(0)
     h = torch.randn(50, 8, generator=g, requires_grad=True)
@@ -378,3 +383,38 @@ def test_batching_mixes_lengths_only_when_shuffled(monkeypatch, batching):
     SASRec(**{**TINY, "max_len": 40, "batch_size": 16}, batching=batching).fit(Interactions.from_ids(users, items))
     assert len(spreads) == 38  # every sequence, once, in batches of 16
     assert (np.mean(spreads) < 1.0) == (batching == "by_length"), np.mean(spreads)
+
+
+def test_length_groups_cut_padding_and_keep_the_loss(split, monkeypatch):
+    """A batch's rows in groups of similar length: every row once, each group padded only to its own longest row,
+    fewer positions computed than in one padded block, and the same training loss (dropout 0)."""
+    import deepshelf.models.sasrec.estimator as estimator
+    from deepshelf.models.sasrec.batching import length_groups
+
+    rng = np.random.default_rng(0)
+    lengths = np.r_[15, rng.integers(2, 5, size=40)]  # one long history among short ones, as in a shuffled batch
+    seq = torch.zeros(len(lengths), 16, dtype=torch.long)
+    for r, n in enumerate(lengths):
+        seq[r, 16 - n :] = torch.from_numpy(rng.integers(1, N_ITEMS + 1, size=n))
+    parts = length_groups(seq, None, 4)
+    real = lambda rows: sorted(tuple(r[r > 0].tolist()) for r in rows)  # noqa: E731
+    assert real(r for p, _ in parts for r in p) == real(seq)  # every row once, its items intact
+    assert all(((p[:, :-1] > 0).sum(1).max() == p.shape[1] - 1) for p, _ in parts)  # no all-padding column
+    assert sum(p.numel() for p, _ in parts) < seq.numel() / 2
+
+    caught = {}
+
+    def first_batch_only(module, loss_of, batches, settings, device, validate):
+        caught["loss_of"], caught["batch"], caught["net"] = loss_of, next(iter(batches(1))), module
+        return []
+
+    monkeypatch.setattr(estimator, "train_loop", first_batch_only)
+    losses = []
+    for groups in (1, 4):
+        SASRec(**{**TINY, "length_groups": groups, "batching": "shuffled"}).fit(split.train)
+        if groups == 1:
+            net, batch = caught["net"], caught["batch"]
+        with torch.no_grad():
+            caught["net"].load_state_dict(net.state_dict())
+            losses.append(float(caught["loss_of"](caught["net"], batch)))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

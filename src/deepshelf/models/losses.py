@@ -21,8 +21,8 @@ def full_softmax_loss(hidden: torch.Tensor, item_embeddings: torch.Tensor, targe
                       weights: torch.Tensor | None = None, chunk: int | None = None) -> torch.Tensor:
     """Cross-entropy of each target (N,) against all items. hidden (N, d), item_embeddings (n_items, d).
 
-    Computed in row chunks that never materialise the (N, n_items) logits: at ml-1m size that matrix is
-    350 MB per batch, and reading and writing it (log-softmax, its backward, zero-filled gradients) cost
+    Computed in row chunks that never materialise the (N, n_items) logits in one piece: at ml-1m size that matrix
+    is 350 MB per batch, and reading and writing it (log-softmax, its backward, zero-filled gradients) cost
     more than the matrix products themselves. Under bf16 autocast the products run in bf16 (AMX on recent
     Xeons, tensor cores on GPU) while the softmax and the gradient sums stay fp32.
     """
@@ -35,32 +35,47 @@ def full_softmax_loss(hidden: torch.Tensor, item_embeddings: torch.Tensor, targe
     return _ChunkedCrossEntropy.apply(hidden, item_embeddings, targets, weights.float(), chunk, dtype)
 
 
+# Largest softmax (rows x items) the forward pass keeps for the backward pass instead of recomputing it there:
+# 256 MB of fp32. Keeping it saves one of the loss's four (rows x items x width) matrix products per step.
+KEEP_SOFTMAX_ELEMENTS = 2**26
+
+
 class _ChunkedCrossEntropy(torch.autograd.Function):
-    """Weighted mean cross-entropy; forward keeps only each row's log-sum-exp, backward recomputes the logits."""
+    """Weighted mean cross-entropy. The forward pass keeps each row's log-sum-exp, and the softmax itself while it
+    fits in `KEEP_SOFTMAX_ELEMENTS`; otherwise the backward pass recomputes the logits chunk by chunk."""
 
     @staticmethod
     def forward(ctx, hidden, items, targets, weights, chunk: int, dtype: torch.dtype):
         h, e = hidden.detach().to(dtype), items.detach().to(dtype)
+        keep = len(targets) * e.shape[0] <= KEEP_SOFTMAX_ELEMENTS
         lse = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)  # (N,)
+        probs = []  # (n, n_items) softmax per chunk, when kept
         for s in range(0, len(targets), chunk):
-            lse[s : s + chunk] = torch.logsumexp((h[s : s + chunk] @ e.T).float(), dim=1)
+            logits = (h[s : s + chunk] @ e.T).float()
+            lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
+            if keep:
+                probs.append(logits.sub_(lse[s : s + chunk, None]).exp_())
         target_logits = (h.float() * e[targets].float()).sum(-1)  # (N,), same rounding as the chunks
         ctx.save_for_backward(h, e, targets, weights, lse)
-        ctx.chunk, ctx.dtypes = chunk, (hidden.dtype, items.dtype)
+        ctx.chunk, ctx.dtypes, ctx.probs = chunk, (hidden.dtype, items.dtype), probs
         return ((lse - target_logits) * weights).sum() / weights.sum().clamp_min(1e-12)
 
     @staticmethod
     def backward(ctx, grad):
         h, e, targets, weights, lse = ctx.saved_tensors
+        probs, ctx.probs = ctx.probs, None  # used up here: a second backward pass recomputes them
         coef = weights * (grad / weights.sum().clamp_min(1e-12))  # (N,) d loss / d row loss
         d_hidden = torch.empty(h.shape, dtype=torch.float32, device=h.device)  # (N, d)
         d_items = torch.zeros(e.shape, dtype=torch.float32, device=h.device)  # (n_items, d)
         rows = torch.arange(min(ctx.chunk, len(targets)), device=h.device)
-        for s in range(0, len(targets), ctx.chunk):
+        for i, s in enumerate(range(0, len(targets), ctx.chunk)):
             hc, n = h[s : s + ctx.chunk], min(ctx.chunk, len(targets) - s)
-            p = torch.exp((hc @ e.T).float() - lse[s : s + n, None])  # (n, n_items) softmax
+            if probs:
+                p = probs[i]  # (n, n_items) softmax
+            else:
+                p = torch.exp((hc @ e.T).float() - lse[s : s + n, None])
             p[rows[:n], targets[s : s + n]] -= 1.0  # d CE / d logits = softmax - one-hot
-            p = (p * coef[s : s + n, None]).to(h.dtype)
+            p = p.mul_(coef[s : s + n, None]).to(h.dtype)
             d_hidden[s : s + n] = p @ e
             d_items += (p.T @ hc).float()
         return d_hidden.to(ctx.dtypes[0]), d_items.to(ctx.dtypes[1]), None, None, None, None

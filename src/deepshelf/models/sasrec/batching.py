@@ -50,6 +50,27 @@ class TrainingBatches:
                 continue
             idx = torch.from_numpy(steps[b][self.rank :: self.world])  # this process's shard of the global batch
             batch = self.rows[idx]
-            first = int((batch[:, :-1] > 0).any(0).int().argmax())  # drop columns that are padding in all rows
-            types = None if self.types is None else self.types[idx][:, first:].to(self.device)
-            yield batch[:, first:].to(self.device), types
+            types = None if self.types is None else self.types[idx]
+            batch, types = trim_padding(batch, types)
+            yield batch.to(self.device), None if types is None else types.to(self.device)
+
+
+def trim_padding(seq: torch.Tensor, types: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Drop the leading columns that are padding in every row's input (all but the newest column)."""
+    first = int((seq[:, :-1] > 0).any(0).int().argmax())
+    return seq[:, first:], None if types is None else types[:, first:]
+
+
+def length_groups(seq: torch.Tensor, types: torch.Tensor | None, groups: int
+                  ) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """A batch's rows in up to `groups` parts of similar input length, each padded only to its own longest row.
+
+    Rows are independent in the network (causal attention within a row, everything else per position), so the
+    parts' outputs are the whole batch's; a shuffled batch of short histories with one long one then stops
+    computing on the long one's padding in every other row.
+    """
+    if groups <= 1 or len(seq) <= 1:
+        return [(seq, types)]
+    order = torch.argsort((seq[:, :-1] > 0).sum(1), descending=True, stable=True)
+    return [trim_padding(seq[part], None if types is None else types[part])
+            for part in torch.tensor_split(order, min(groups, len(seq)))]

@@ -33,6 +33,10 @@ class SASRecConfig(ModelConfig):
     # padding to compute on; as the loss is a mean over a batch's positions, each sequence then weighs about the
     # same), "shuffled" draws them at random (each position weighs about the same, as in SASRec and RecBole)
     batching: Literal["by_length", "shuffled"] = "by_length"
+    # a batch's rows go through the network in this many groups of similar length, each padded only to its own
+    # longest row (same outputs, loss and gradients as one padded block; only the dropout draws differ); 1 = one
+    # block padded to the batch's longest row, as runs trained before this option. Single process only.
+    length_groups: int = Field(default=4, ge=1)
     # what a position embedding encodes: an item's index from the oldest item the model sees ("oldest", as
     # RecBole and SASRec+ do), so an output never depends on how many events come after it, or its distance
     # back from the newest ("newest", as the original SASRec's left-padded arrays); runs saved before this

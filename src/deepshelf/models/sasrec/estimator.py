@@ -13,7 +13,7 @@ from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.schema import EVENT_TYPE_NAMES
 from deepshelf.models.base import Recommender, Validation
 from deepshelf.models.losses import full_softmax_loss, sampled_softmax_loss
-from deepshelf.models.sasrec.batching import TrainingBatches
+from deepshelf.models.sasrec.batching import TrainingBatches, length_groups
 from deepshelf.models.sasrec.config import SASRecConfig, network_args
 from deepshelf.models.sasrec.network import SASRecNetwork
 from deepshelf.training import distributed
@@ -57,14 +57,21 @@ class SASRec(Recommender):
             type_lut = torch.tensor(lut, device=self.device)
         generator = torch.Generator(device=self.device).manual_seed(c.seed + rank)
 
+        groups = c.length_groups if world == 1 else 1  # DDP expects one forward pass per backward
+
         def loss_of(net: nn.Module, batch) -> torch.Tensor:
-            seq, seq_types = batch
-            inputs, targets = seq[:, :-1], seq[:, 1:]  # (B, T) each
-            hidden = net(inputs, seq_types[:, :-1] if c.use_event_types else None)  # (B, T, d)
-            hidden = self.network.output_vectors(hidden, inputs)
-            keep = inputs > 0  # logits only where there is an input: most of a padded batch is skipped
-            h, y = hidden[keep], targets[keep] - 1  # (N, d), (N,)
-            weights = type_lut[seq_types[:, 1:][keep]] if type_lut is not None else None
+            hs, ys, ws = [], [], []
+            for seq, seq_types in length_groups(*batch, groups):
+                inputs, targets = seq[:, :-1], seq[:, 1:]  # (b, T) each
+                hidden = net(inputs, seq_types[:, :-1] if c.use_event_types else None)  # (b, T, d)
+                hidden = self.network.output_vectors(hidden, inputs)
+                keep = inputs > 0  # logits only where there is an input: most of a padded batch is skipped
+                hs.append(hidden[keep])  # (n, d)
+                ys.append(targets[keep] - 1)  # (n,)
+                if type_lut is not None:
+                    ws.append(type_lut[seq_types[:, 1:][keep]])
+            h, y = torch.cat(hs), torch.cat(ys)  # (N, d), (N,)
+            weights = torch.cat(ws) if ws else None
             items = self.network.output_embeddings
             if c.loss == "full":
                 return full_softmax_loss(h, items, y, weights)
@@ -99,9 +106,12 @@ class SASRec(Recommender):
         """float32 [B, n_items]: scores of every item as the next one after each history (oldest first)."""
         items_t = self.network.eval().output_embeddings  # (n_items, d')
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
+        # histories of similar length share a batch, so few are padded far beyond their own length (padding
+        # changes no score: positions count real items)
+        order = np.argsort(np.minimum(histories.lengths, self.config.max_len), kind="stable")
         for start in range(0, len(histories), batch_size):
-            part = histories.select(slice(start, start + batch_size))
-            out[start : start + len(part)] = (self._states(part) @ items_t.T).float().cpu().numpy()
+            rows = order[start : start + batch_size]
+            out[rows] = (self._states(histories.select(rows)) @ items_t.T).float().cpu().numpy()
         return out
 
     # `score` as a dot product (`VectorScorer`), for the service's ANN index: query_vectors(h) @ item_vectors().T
