@@ -6,7 +6,7 @@ and migration 6's ranking of every match by bm25.
 
     .venv/bin/python benchmarks/search_scale.py [--n 1000000] [--queries 500] [--rate 50] [--write]
 
-Limit 2000 (what the service asks for), one thread (the open loop's queries queue behind each other, as on a server
+Limit 500 (what the service asks for), one thread (the open loop's queries queue behind each other, as on a server
 core). Queries are one or two adjacent words of stored titles, some cut to a prefix. The store is kept in --workdir
 by size, so a rerun skips the fill. `--write` replaces the "Search at catalogue scale" section of docs/benchmarks.md.
 """
@@ -26,12 +26,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from mdsection import machine, write_section  # noqa: E402
 
+from deepshelf.serving.service import SEARCH_POOL  # noqa: E402
 from deepshelf.storage import Item, open_store  # noqa: E402
 from deepshelf.storage.base import Store, search_terms  # noqa: E402
 
 SEARCH_CANDIDATES = Store.search_candidates
 
-LIMIT = 2000
+LIMIT = SEARCH_POOL  # the best matches the service asks for
 # The SQL search_titles ran before migration 6 (storage/base.py at ed34141): a scan of every title.
 OLD_SQL = " WHERE LOWER(i.title) LIKE ? OR LOWER(i.category) LIKE ? LIMIT ?"
 
@@ -162,7 +163,7 @@ def main() -> None:
              f"(synchronous=OFF for the fill), {args.n:,} synthetic products (Zipf-distributed title and description "
              f"words) filled through `upsert_items` in {build_s:.0f} s (index triggers included); queries are one or "
              f"two adjacent title words, 30% cut to a prefix; limit {LIMIT}, one thread.", "",
-             "| search (ids of the best 2,000) | p50 ms | p99 ms | max ms | CPU ms per query (mean) | products found "
+             f"| search (ids of the best {LIMIT:,}) | p50 ms | p99 ms | max ms | CPU ms per query (mean) | products found "
              "per query (mean) |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {np.percentile(t, 50):.2f} | {np.percentile(t, 99):.2f} | {t.max():.1f} | {c:.2f} | "
               f"{f:.0f} |" for name, t, f, c in rows]
@@ -173,8 +174,8 @@ def main() -> None:
               "category; the index matches its words in order as a phrase (the last one may be a word's beginning) in "
               "title, category or description, best first. A query matching more than "
               f"{SEARCH_CANDIDATES:,} products now ranks only the newest {SEARCH_CANDIDATES:,} of them (FTS5 walks "
-              "its lists newest first and stops), so such a query's best 2,000 differ from migration 6's; the "
-              "prefix indexes of migration 8 let a typed prefix read one list. Under the service, search also pays "
+              f"its lists newest first and stops), so such a query's best {LIMIT:,} differ from migration 6's; the "
+              "prefix indexes of migration 8 (1 to 6 characters) let a typed prefix read one list. Under the service, search also pays "
               "HTTP and the trending re-rank (the Service section)."]
     body = "\n".join(lines)
     print(body)

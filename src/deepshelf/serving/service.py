@@ -29,6 +29,9 @@ from deepshelf.serving.visit import VisitStage
 from deepshelf.storage import Event, Item, Store
 
 TYPE_CODE = {t.name.lower(): int(t) for t in EventType}
+# The best text matches a keyword search re-ranks by live popularity (and the shopper): enough for any k and rules
+# (k <= max_k), few enough that reading them costs little next to the match itself (search_scale.py).
+SEARCH_POOL = 500
 
 
 class NotFound(DeepshelfError):
@@ -242,7 +245,7 @@ class Service:
         else:
             # No semantic index in this run: the store's full-text match (search_titles), ranked by live popularity
             # (or by the shopper's own model scores when a user is given).
-            idx = catalog.lookup(self.store.search_item_ids(query, 2000))
+            idx = catalog.lookup(self.store.search_item_ids(query, SEARCH_POOL))
             scores = state.trending.scores_of(idx) if state.trending else np.zeros(len(idx), np.float32)
             reason, source = "text_match", "keyword"
         ok = allowed(catalog, idx, rules, excluded)

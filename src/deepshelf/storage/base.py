@@ -58,7 +58,7 @@ class Store(ABC):
 
     kind: str
     dialect: Dialect
-    search_candidates = 5000  # the fallback search ranks at most this many matches of a query (search_titles)
+    search_candidates = 2000  # the fallback search ranks at most this many matches of a query (search_titles)
 
     def __init__(self, url: str):
         self.url = url

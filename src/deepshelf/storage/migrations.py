@@ -175,16 +175,17 @@ def _erasures(d: Dialect) -> list[str]:
 
 
 def _search_prefixes(d: Dialect) -> list[str]:
-    # SQLite: the FTS5 index again, now with prefix indexes of 1 to 4 characters, so a query's last word (a prefix:
+    # SQLite: the FTS5 index again, now with prefix indexes of 1 to 6 characters, so a query's last word (a prefix:
     # "la" for "lamp") reads one list, walked newest first and only as far as the search needs, instead of merging
-    # the lists of every word it begins (the search's tail); the triggers of migration 6 keep it in step as before.
-    # PostgreSQL's GIN index matches prefixes as it is.
+    # the lists of every word it begins (the search's tail). The price is space: on search_scale.py's catalogue the
+    # index is about 3.6 times the indexed text instead of 0.7 times. The triggers of migration 6 keep it in step
+    # as before. PostgreSQL's GIN index matches prefixes as it is.
     if d.name == "postgresql":
         return []
     cols = "title, description, category"
     return ["DROP TABLE IF EXISTS items_fts",
             f"CREATE VIRTUAL TABLE items_fts USING fts5({cols}, content='items', content_rowid='rowid', "
-            "prefix='1 2 3 4')",
+            "prefix='1 2 3 4 5 6')",
             "INSERT INTO items_fts (items_fts) VALUES ('rebuild')"]
 
 
@@ -200,7 +201,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "full-text index over item titles, categories and descriptions (the fallback search)",
               _text_search),
     Migration(7, "erasures: a marker per erased shopper, so servers' live event counts start again", _erasures),
-    Migration(8, "prefix indexes (1 to 4 characters) in the SQLite full-text index", _search_prefixes),
+    Migration(8, "prefix indexes (1 to 6 characters) in the SQLite full-text index", _search_prefixes),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
