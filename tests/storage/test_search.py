@@ -96,19 +96,21 @@ def test_a_store_made_before_the_index_upgrades_with_its_rows_searchable(databas
         store.close()
 
 
-def test_a_common_word_ranks_only_the_newest_candidates(store):
+def test_a_query_matching_more_than_the_bound_answers_its_newest_matches(store):
     store.upsert_items([Item(f"old{k}", title="red red red lamp") for k in range(3)])  # best matches, added first
     store.upsert_items([Item(f"new{k}", title=f"red {'lamp ' * k}") for k in range(4)])
-    assert ids(store.search_titles("red", 3)) == ["old0", "old1", "old2"]  # every match ranked: the best first
-    store.search_candidates = 4
-    # only the 4 newest matches are ranked now, best first; the older (better) ones are not reached
-    assert ids(store.search_titles("red", 4)) == ["new0", "new1", "new2", "new3"]
-    assert ids(store.search_titles("red", 2)) == ["new0", "new1"]
-    assert len(store.search_titles("red", 10)) == 7  # a limit above the bound ranks as many as it asks for
-    assert store.search_item_ids("red", 4) == ids(store.search_titles("red", 4))
-    store.search_candidates = 100
-    assert store.search_item_ids("lamp", 10) == ids(store.search_titles("lamp", 10))
-    assert set(store.search_item_ids("lamp", 10)) == {"old0", "old1", "old2", "new1", "new2", "new3"}
+    assert ids(store.search_titles("red", 3)) == ["old0", "old1", "old2"]  # 7 matches, within the bound: ranked
+    lamp = ids(store.search_titles("lamp", 10))
+    assert lamp[0] == "new3" and len(lamp) == 6  # "lamp" three times in a short title first
+    store.search_candidates = 6
+    # 7 matches, more than the bound: the newest, unranked
+    assert ids(store.search_titles("red", 3)) == ["new3", "new2", "new1"]
+    assert ids(store.search_titles("red", 10)) == ["new3", "new2", "new1", "new0", "old2", "old1", "old0"]
+    assert store.search_item_ids("red", 3) == ["new3", "new2", "new1"]
+    found = store.search_titles("red", 1)[0]
+    assert (found.item_id, found.title) == ("new3", "red lamp lamp lamp ")
+    # 6 matches, within the bound: still ranked by relevance, the same rows either way
+    assert ids(store.search_titles("lamp", 10)) == lamp and store.search_item_ids("lamp", 10) == lamp
 
 
 def test_a_store_with_the_first_index_gains_prefix_indexes_with_its_rows_searchable(tmp_path, monkeypatch):

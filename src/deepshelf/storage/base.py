@@ -58,7 +58,7 @@ class Store(ABC):
 
     kind: str
     dialect: Dialect
-    search_candidates = 2000  # the fallback search ranks at most this many matches of a query (search_titles)
+    search_candidates = 2000  # a query with more matches answers its newest ones unranked (search_titles)
 
     def __init__(self, url: str):
         self.url = url
@@ -341,26 +341,26 @@ class Store(ABC):
 
     def search_titles(self, query: str, limit: int) -> list[Item]:
         """Items whose title, category or description holds the words of `query` in order, side by side (the last
-        one may be the start of a word, as while typing), case-insensitive,
-        best match first: the fallback text search, answered from the store's full-text index (migrations 6 and 8).
-        Punctuation only separates words; a query without letters or digits finds nothing. A query matching more
-        than `search_candidates` products ranks only that many of them, the most recently added (SQLite) or
-        updated (PostgreSQL) first, so a very common word costs no more than a rarer one."""
+        one may be the start of a word, as while typing), case-insensitive, best match first: the fallback text
+        search, answered from the store's full-text index (migrations 6 and 8). Punctuation only separates words;
+        a query without letters or digits finds nothing. A query matching more than `search_candidates` products
+        is too common for its words to tell one match from another: it answers its newest matches (most recently
+        added on SQLite, upserted on PostgreSQL), and ranking every match is what made such queries slow."""
         terms = search_terms(query)
         if not terms or limit <= 0:
             return []
-        return self._items_from_rows(self._read(*self._text_search(terms, int(limit), self._item_select())))
+        return self._items_from_rows(self._text_search(terms, int(limit), self._item_select()))
 
     def search_item_ids(self, query: str, limit: int) -> list[str]:
         """The ids `search_titles` finds, in its order, without reading the rest of the rows."""
         terms = search_terms(query)
         if not terms or limit <= 0:
             return []
-        return [r[0] for r in self._read(*self._text_search(terms, int(limit), "SELECT i.item_id FROM items i"))]
+        return [r[0] for r in self._text_search(terms, int(limit), "SELECT i.item_id FROM items i")]
 
     @abstractmethod
-    def _text_search(self, terms: list[str], limit: int, select: str) -> tuple[str, tuple]:
-        """`select` (columns of `items i`) completed to find items holding `terms` as a phrase, best first."""
+    def _text_search(self, terms: list[str], limit: int, select: str) -> list[tuple]:
+        """The rows of `select` (columns of `items i`) for items holding `terms` as a phrase, best first."""
 
     def catalog_columns(self, after_seq: int = -1) -> list[tuple]:
         """(item_id, category, price, in_stock, seq, updated_at) rows after `after_seq`: light, for rule masks."""

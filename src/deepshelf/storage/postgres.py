@@ -191,12 +191,15 @@ class PostgresStore(Store):
     def _next_seq_sql(self) -> str:
         return "nextval('item_seq')"
 
-    def _text_search(self, terms: list[str], limit: int, select: str) -> tuple[str, tuple]:
+    def _text_search(self, terms: list[str], limit: int, select: str) -> list[tuple]:
         # Terms are letters and digits only (base.search_terms), so each is a valid lexeme as written: a phrase
-        # (`<->`: next to each other, in order), its last word a prefix. Only the `search_candidates` most recently
-        # upserted matches are ranked (ts_rank reads each one's vector).
+        # (`<->`: next to each other, in order), its last word a prefix. Past `search_candidates` matches the newest
+        # (by upsert) answer unranked, as on SQLite; within it ts_rank orders them.
         query = " <-> ".join([*terms[:-1], f"{terms[-1]}:*"])
-        return (select + " JOIN (SELECT h.item_id, ts_rank(h.search_vector, h.q) AS score FROM (SELECT item_id, "
-                "search_vector, q FROM items, to_tsquery('simple', ?) q WHERE search_vector @@ q ORDER BY seq DESC "
-                "LIMIT ?) h) hit ON hit.item_id = i.item_id ORDER BY hit.score DESC, i.item_id LIMIT ?",
-                (query, max(limit, self.search_candidates), limit))
+        common = self._read("SELECT COUNT(*) FROM (SELECT 1 FROM items WHERE search_vector @@ to_tsquery('simple', ?) "
+                            "LIMIT ?) m", (query, self.search_candidates + 1))[0][0] > self.search_candidates
+        if common:
+            return self._read(select + ", to_tsquery('simple', ?) q WHERE i.search_vector @@ q "
+                              "ORDER BY i.seq DESC LIMIT ?", (query, limit))
+        return self._read(select + ", to_tsquery('simple', ?) q WHERE i.search_vector @@ q "
+                          "ORDER BY ts_rank(i.search_vector, q) DESC, i.item_id LIMIT ?", (query, limit))

@@ -113,15 +113,24 @@ class SQLiteStore(Store):
     def _next_seq_sql(self) -> str:
         return "(SELECT COALESCE(MAX(seq), 0) + 1 FROM items)"
 
-    def _text_search(self, terms: list[str], limit: int, select: str) -> tuple[str, tuple]:
+    def _text_search(self, terms: list[str], limit: int, select: str) -> list[tuple]:
         # One quoted phrase (a string to FTS5, never an operator), its last word a prefix (served by the prefix
-        # indexes of migration 8). bm25 is lower for better matches; its weights are per column: title,
-        # description, category. Only the newest `search_candidates` matches (FTS5 walks them by rowid, newest first,
-        # and stops) are ranked: bm25 over every match of a common word was the search's tail.
+        # indexes of migration 8). First the newest matches, one more than the bound: FTS5 walks its lists by
+        # rowid and stops there. Within the bound, bm25 ranks them (lower is better; column weights title,
+        # description, category); past it, bm25 would first count every match of the phrase for its IDF (the
+        # search's tail on a common word), so the newest matches are the answer.
         match = '"' + " ".join(terms) + '"*'
-        return (select + " JOIN (SELECT rowid AS r, bm25(items_fts, 10.0, 1.0, 4.0) AS score FROM items_fts "
-                "WHERE items_fts MATCH ? ORDER BY rowid DESC LIMIT ?) hit ON hit.r = i.rowid "
-                "ORDER BY hit.score, i.item_id LIMIT ?", (match, max(limit, self.search_candidates), limit))
+        newest = [r[0] for r in self._read("SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC "
+                                           "LIMIT ?", (match, self.search_candidates + 1))]
+        if len(newest) > self.search_candidates:
+            rows = newest[:limit]
+            found = {r[-1]: r[:-1] for r in self._read(
+                select.replace(" FROM ", ", i.rowid FROM ", 1) + f" WHERE i.rowid IN ({','.join('?' * len(rows))})",
+                tuple(rows))}
+            return [found[r] for r in rows if r in found]
+        return self._read(select + " JOIN (SELECT rowid AS r, bm25(items_fts, 10.0, 1.0, 4.0) AS score FROM items_fts "
+                          "WHERE items_fts MATCH ?) hit ON hit.r = i.rowid ORDER BY hit.score, i.item_id LIMIT ?",
+                          (match, limit))
 
     # ---- erasure: a deleted shopper's bytes must not stay readable in the file ------------------------------
     def _erasing(self, cur) -> None:
