@@ -5,7 +5,9 @@ most, shown as "because you viewed …".
 Relatedness is read from what the run has: text reasons from the content run's text vectors (cosine), the
 others from the served model itself (what it scores after a history of just that one recent item: the
 neighbour list of item-kNN, the query vector of a vector model, the full model otherwise), each falling back
-to the other when it has nothing to say.
+to the other when it has nothing to say. For a vector model, what a recent item's whole row needs (its mean,
+spread and RELATED_TOP-th best score) is computed once per item and run (`RelationRows`), on a big catalogue
+through the run's ANN index as its recommendations are, so a request scores only the items it lists.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from deepshelf.storage.attribution import (
     group_totals,
     list_outcomes,
 )
+from deepshelf.storage.live_counts import WindowCounts, weighted_sum
 from deepshelf.storage.migrations import Dialect, migrate
 from deepshelf.storage.records import Event, Impression, Item
 from deepshelf.storage.urls import redact_url
@@ -41,13 +42,6 @@ _TERM = re.compile(r"[^\W_]+")
 def search_terms(query: str) -> list[str]:
     """The distinct lower-case words of a search query, in order."""
     return list(dict.fromkeys(t.lower() for t in _TERM.findall(query)))
-
-
-def weighted_sum(weights: dict[str, float]) -> str:
-    """SQL for the sum of `weights[type]` over a group of events. The weights are the library's own constants (not
-    user input), so inlining them is safe; it lets the database do the weighting."""
-    cases = " ".join(f"WHEN '{name}' THEN {float(w)!r}" for name, w in weights.items() if name.isalpha())
-    return f"SUM(CASE type {cases} ELSE 0 END)"
 
 
 _ITEM_COLS = "item_id, title, description, category, price, in_stock, image_url, attributes, seq, updated_at"
@@ -195,8 +189,6 @@ class Store(ABC):
         `name`; its `since_ts` only moving forward) where its event ids allow (`live_counts.py`)."""
         if not self.ids_in_commit_order:
             return self.item_counts(since_ts, weights, limit)
-        from deepshelf.storage.live_counts import WindowCounts
-
         key = (name, tuple(sorted(weights.items())))
         with self._lock:
             counts = self._live_counts.get(key)

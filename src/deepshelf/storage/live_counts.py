@@ -14,13 +14,18 @@ import threading
 
 import numpy as np
 
-from deepshelf.storage.base import weighted_sum
+
+def weighted_sum(weights: dict[str, float]) -> str:
+    """SQL for the sum of `weights[type]` over a group of events. The weights are the library's own constants (not
+    user input), so inlining them is safe; it lets the database do the weighting."""
+    cases = " ".join(f"WHEN '{name}' THEN {float(w)!r}" for name, w in weights.items() if name.isalpha())
+    return f"SUM(CASE type {cases} ELSE 0 END)"
 
 
 class WindowCounts:
     """Per item, the sum of `weights[type]` over its events with `ts >= since`, for one set of weights."""
 
-    def __init__(self, store, weights: dict[str, float]):
+    def __init__(self, store, weights: dict[str, float]):  # store: a base.Store
         self.store = store
         # the same weights item_counts applies (its SQL inlines only alphabetic type names)
         self.weights = {name: float(w) for name, w in weights.items() if name.isalpha()}
