@@ -120,6 +120,19 @@ def build(workdir: Path, n_items: int, n_users: int, events_per_user: int, dim: 
     return run, database
 
 
+def working_copy(database: str) -> str:
+    """A fresh copy of the built store for this run: the phases write events (an earlier run's would give the next
+    one's shoppers a visit in progress, and a longer history) and impressions."""
+    import shutil
+
+    built = Path(database.removeprefix("sqlite:///"))
+    work = built.with_name(built.stem + "-run.db")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{work}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(built, work)
+    return f"sqlite:///{work}"
+
+
 WORDS = ["lamp", "chair", "mug", "shirt", "vase", "candle", "table", "scarf", "clock", "bowl", "plate", "jacket",
          "basket", "mirror", "pillow", "rug", "kettle", "glass", "towel", "frame"]
 
@@ -434,7 +447,8 @@ def main() -> None:
         pass
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the cleanup when killed
-    run, database = build(args.workdir, args.items, args.users, args.events_per_user, args.dim)
+    run, built = build(args.workdir, args.items, args.users, args.events_per_user, args.dim)
+    database = working_copy(built)
     if args.impressions_cost:
         section = impressions_cost(args, run, database)
         print(section)
