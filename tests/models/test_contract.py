@@ -236,6 +236,41 @@ def test_als_fold_in_matches_implicit(clusters):
     np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("use_weights", [False, True])
+def test_als_fold_in_confidences_by_hand(use_weights):
+    """The fold-in's confidences, against the normal equations written out per shopper: a repeated item counts once
+    (or adds its weights with `use_weights`), an empty history folds in to zero, and a batch of mixed lengths
+    (padded per group) gives each row its own solution."""
+    from deepshelf.data.idmap import IdMap
+
+    rng = np.random.default_rng(0)
+    model = model_class("als")(factors=4, alpha=10.0, regularization=0.1, use_weights=use_weights)
+    model.item_map = IdMap(np.array([f"i{j}" for j in range(9)], dtype=object))
+    model._use_factors(rng.normal(size=(9, 4)).astype(np.float32))
+    lists = [[3, 5, 3], [], [8], [0, 1, 2, 3, 4, 5, 6, 7, 8, 0], [5, 3]]
+    weights = [[1.0, 2.0, 4.0], [], [3.0], [1.0] * 10, [2.0, 1.0]]
+    hist = Histories.from_lists(lists)
+    got = model.user_factors(hist, np.concatenate([np.asarray(w, np.float32) for w in weights]))
+    Y = model.item_factors.astype(np.float64)
+    for row, (items, w) in enumerate(zip(lists, weights)):
+        conf: dict[int, float] = {}
+        for item, weight in zip(items, w):
+            conf[item] = conf.get(item, 0.0) + weight if use_weights else 1.0
+        A = Y.T @ Y + 0.1 * np.eye(4)
+        b = np.zeros(4)
+        for item, c in conf.items():
+            A += (10.0 * c - 1.0) * np.outer(Y[item], Y[item])
+            b += 10.0 * c * Y[item]
+        np.testing.assert_allclose(got[row], np.linalg.solve(A, b), rtol=1e-5, atol=1e-6)
+    assert not got[1].any()
+    if use_weights:  # [3, 5, 3] weighs item 3 by 5, [5, 3] by 1: not the same shopper
+        assert not np.allclose(got[0], got[4])
+    else:  # an item counts once: [3, 5, 3] and [5, 3] are the same shopper
+        np.testing.assert_allclose(got[0], got[4], rtol=1e-6)
+    with pytest.raises(DeepshelfError, match="out of range"):
+        model.user_factors(Histories.from_lists([[9]]))
+
+
 def test_als_gram_is_kept_from_fit_and_load(clusters, tmp_path):
     """YᵀY + λI is computed when the factors are learned or loaded, and fold-ins use that copy."""
     model = model_class("als")(**SMALL["als"]).fit(clusters)

@@ -84,3 +84,33 @@ def test_each_loaded_run_has_its_own_cache():
     del old
     gc.collect()
     assert key not in explain._CACHES  # a run no longer served drops its rows
+
+
+@pytest.mark.parametrize("ann", [False, True])
+def test_a_loaded_run_is_warm_before_its_first_request(runs_dir, tmp_path, ann, monkeypatch):
+    """Loading a vector model's run fills its row cache with its trending items, so a fresh server (or a swapped
+    run) does not fold in and search for them on its first requests; the warmed rows are those a request would
+    compute."""
+    from deepshelf.serving.state import load_state
+    from deepshelf.storage import open_store
+    from tests.serving.conftest import make_settings
+
+    monkeypatch.setattr(explain, "WARM_CHUNK", 16)  # several batches of the warm-up on this small catalogue
+    settings = make_settings(runs_dir / "als", f"sqlite:///{tmp_path / 'warm.db'}",
+                             **({"ann_threshold": 10, "ann_nprobe": 64} if ann else {}))
+    store = open_store(settings.database)
+    try:
+        state = load_state(settings.run, settings, store)
+        assert (state.index is not None) == ann
+        cache = explain.relation_rows(state)
+        trending = state.trending.order[state.trending.order < state.n_model]
+        assert len(trending) > explain.WARM_CHUNK  # more than one batch of the warm-up
+        assert len(cache) == len(trending)
+        fresh = explain.RelationRows(state.model, state.item_vectors, state.index)
+        items = trending[[0, 5, len(trending) - 1]]
+        for got, want in zip(cache.stats(items), fresh.stats(items)):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        monkeypatch.setattr(explain, "WARM_BUDGET_S", 0.0)  # the load's bound: nothing warmed without time for it
+        assert len(explain.relation_rows(load_state(settings.run, settings, store))) == 0
+    finally:
+        store.close()

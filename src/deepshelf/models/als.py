@@ -59,30 +59,48 @@ class ALS(Recommender):
         cfg = self.config
         Y = self.item_factors
         B, f = len(histories), Y.shape[1]
-        X = histories.to_csr(self.n_items, weights)
-        if not cfg.use_weights:
-            X.data[:] = 1.0
-        conf = X.multiply(cfg.alpha).tocsr()
+        indptr, indices, data = self._confidence(histories, weights)
         out = np.empty((B, f), np.float32)
         # Rows sorted by length and padded per group of similar length, so padding costs little compute;
         # each group is one batched matmul + solve.
-        lengths = np.diff(conf.indptr)
+        lengths = np.diff(indptr)
         order = np.argsort(lengths, kind="stable")
         for start in range(0, B, self.fold_in_group):
             group = order[start : start + self.fold_in_group]
-            sub = conf[group]
-            glen = np.diff(sub.indptr)
+            glen = lengths[group]
             L = max(int(glen.max(initial=0)), 1)
             rows = np.repeat(np.arange(len(group)), glen)
-            cols = np.arange(len(sub.indices)) - np.repeat(sub.indptr[:-1], glen)
+            cols = np.arange(int(glen.sum())) - np.repeat(np.cumsum(glen) - glen, glen)
+            at = np.repeat(indptr[group], glen) + cols  # the group's entries, row by row
             items = np.zeros((len(group), L), np.int64)
             c = np.zeros((len(group), L))
-            items[rows, cols], c[rows, cols] = sub.indices, sub.data
+            items[rows, cols], c[rows, cols] = indices[at], data[at]
             Yp = Y[items].astype(np.float64)  # (G, L, f); padded slots have c = 0 and add nothing
             A = self._gram[None] + np.matmul(Yp.transpose(0, 2, 1) * (c - (c != 0))[:, None, :], Yp)  # (G, f, f)
             b = np.matmul(c[:, None, :], Yp)[:, 0]  # (G, f)
             out[group] = np.linalg.solve(A, b[..., None])[..., 0]
         return out
+
+    def _confidence(self, histories: Histories, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        """The confidences alpha * w of each row's distinct items, as csr parts (indptr, indices, float32 data),
+        items ascending within a row: `histories.to_csr(n_items, weights)` (repeats add up; all 1 without
+        `use_weights`) times alpha, built in numpy. scipy's constructor, index checks and row slicing cost more
+        than the solve itself on the one-row batches a served request folds in (benchmarks/serve_load.py)."""
+        n = self.n_items
+        items = np.asarray(histories.items, np.int64)
+        if len(items) and (items.min() < 0 or items.max() >= n):
+            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        row = np.repeat(np.arange(len(histories), dtype=np.int64), np.diff(histories.indptr))
+        keys, inverse = np.unique(row * n + items, return_inverse=True)
+        if self.config.use_weights:  # repeats add up
+            summed = np.zeros(len(keys), np.float32)
+            np.add.at(summed, inverse, np.ones(len(items), np.float32) if weights is None
+                      else np.asarray(weights, np.float32))
+        else:  # an item counts once
+            summed = np.ones(len(keys), np.float32)
+        indptr = np.zeros(len(histories) + 1, np.int64)
+        np.cumsum(np.bincount(keys // n, minlength=len(histories)), out=indptr[1:])
+        return indptr, keys % n, summed * np.float32(self.config.alpha)
 
     def score(self, histories: Histories) -> np.ndarray:
         return self.query_vectors(histories) @ self.item_factors.T

@@ -7,12 +7,15 @@ others from the served model itself (what it scores after a history of just that
 neighbour list of item-kNN, the query vector of a vector model, the full model otherwise), each falling back
 to the other when it has nothing to say. For a vector model, what a recent item's whole row needs (its mean,
 spread and RELATED_TOP-th best score) is computed once per item and run (`RelationRows`), on a big catalogue
-through the run's ANN index as its recommendations are, so a request scores only the items it lists.
+through the run's ANN index as its recommendations are, so a request scores only the items it lists; a run's
+trending items are computed when it is loaded (`warm`), so its first requests find them too.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 import weakref
 from collections import OrderedDict
 
@@ -23,6 +26,8 @@ from deepshelf.serving.catalog_view import Snapshot
 from deepshelf.serving.ranking import Candidates, Shopper
 from deepshelf.serving.state import LoadedRun
 
+log = logging.getLogger(__name__)
+
 # Reasons that point at the shopper's own history (trending, popular, new_arrival, ... do not).
 HISTORY_REASONS = frozenset({"bought_before", "sequence", "also_bought", "similar_to_recent", "text", "personal",
                              "session", "collaborative", "similar"})
@@ -32,6 +37,10 @@ RECENT = 5  # the shopper's most recent distinct items an answer is explained by
 # recent item alone, or when their text vectors' cosine is at least TEXT_RELATED.
 RELATED_TOP = 50
 TEXT_RELATED = 0.5
+WARM_CHUNK = 256  # items per batch of the load-time warm-up (a dense run scores [WARM_CHUNK, n_items] at once)
+# The most a load spends warming (most trending first): bounded whatever the model's fold-in costs (a sequence
+# model's query is a forward pass).
+WARM_BUDGET_S = 3.0
 
 
 def recent_items(shopper: Shopper, n: int = RECENT) -> np.ndarray:
@@ -190,6 +199,28 @@ class RelationRows:
         rows = [held[int(r)] for r in recent.tolist()]
         return (np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
                 np.array([r[3] for r in rows]))
+
+
+def warm(state: LoadedRun) -> int:
+    """Fill a vector model's `RelationRows` with the rows of the run's trending items before the run serves
+    (called when it is loaded, so also on a swap, while the old run still serves): the recent items of a
+    shopper's history are mostly trending ones, so a fresh server explains its first requests from the cache
+    instead of folding in and searching for each new recent item on the request. Bounded by the trending list
+    (`trending.TRENDING_TOP` items, within the cache's capacity) and by `WARM_BUDGET_S`, most trending first;
+    what it adds to the load is measured by benchmarks/serve_load.py (the Service section's start-up time).
+    Returns the number of items warmed."""
+    if state.model is None or state.item_vectors is None or state.trending is None:
+        return 0
+    cache = relation_rows(state)
+    order = state.trending.order
+    items = order[order < state.n_model][: cache.capacity]
+    started = time.monotonic()
+    done = 0
+    while done < len(items) and time.monotonic() - started < WARM_BUDGET_S:
+        cache.stats(items[done:done + WARM_CHUNK])
+        done = min(done + WARM_CHUNK, len(items))
+    log.info("row cache warmed with %d of %d trending items in %.2fs", done, len(items), time.monotonic() - started)
+    return done
 
 
 _CACHES: dict[int, tuple[weakref.ref, RelationRows]] = {}

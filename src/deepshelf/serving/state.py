@@ -121,6 +121,9 @@ def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun
         state.similarity = sp.csr_matrix(model.item_similarity())
     state.content = content_features.load(Path(path), store, settings.image_dir)
     state.trending = refresh_trending(state, store, settings)
+    from deepshelf.serving.explain import warm  # here, not at the top: explain builds on this module
+
+    warm(state)  # before anyone is served by it: a fresh server answers its first requests warm
     return state
 
 
