@@ -91,12 +91,13 @@ class ALS(Recommender):
         if len(items) and (items.min() < 0 or items.max() >= n):
             raise DeepshelfError(f"als: history item index out of range [0, {n})")
         row = np.repeat(np.arange(len(histories), dtype=np.int64), np.diff(histories.indptr))
-        keys, inverse = np.unique(row * n + items, return_inverse=True)
         if self.config.use_weights:  # repeats add up
+            keys, inverse = np.unique(row * n + items, return_inverse=True)
             summed = np.zeros(len(keys), np.float32)
             np.add.at(summed, inverse, np.ones(len(items), np.float32) if weights is None
                       else np.asarray(weights, np.float32))
         else:  # an item counts once
+            keys = np.unique(row * n + items)
             summed = np.ones(len(keys), np.float32)
         indptr = np.zeros(len(histories) + 1, np.int64)
         np.cumsum(np.bincount(keys // n, minlength=len(histories)), out=indptr[1:])

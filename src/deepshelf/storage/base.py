@@ -2,6 +2,9 @@
 
 Every write is committed before the call returns, so an HTTP 200 means the events are on disk. The server keeps no
 state of its own beyond caches: several server processes can share one PostgreSQL store.
+
+Over 400 lines: the one class both drivers share for every query (events, catalogue, images, impressions); the
+attribution and live-count SQL already live in their own modules.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from deepshelf.storage.attribution import (
 )
 from deepshelf.storage.live_counts import WindowCounts, weighted_sum
 from deepshelf.storage.migrations import Dialect, migrate
-from deepshelf.storage.records import Event, Impression, Item
+from deepshelf.storage.records import Event, Impression, Item, ItemCard
 from deepshelf.storage.urls import redact_url
 
 
@@ -314,6 +317,17 @@ class Store(ABC):
         marks = ",".join("?" * len(item_ids))
         rows = self._read(self._item_select() + f" WHERE i.item_id IN ({marks})", tuple(item_ids))
         return {i.item_id: i for i in self._items_from_rows(rows)}
+
+    def item_cards(self, item_ids: Sequence[str]) -> dict[str, ItemCard]:
+        """What list answers show of these products (`get_items` without descriptions and attributes: a list
+        answer reads this on every request)."""
+        if not item_ids:
+            return {}
+        marks = ",".join("?" * len(item_ids))
+        rows = self._read("SELECT i.item_id, i.title, i.category, i.price, i.image_url, (img.item_id IS NOT NULL) "
+                          "FROM items i LEFT JOIN item_images img ON img.item_id = i.item_id "
+                          f"WHERE i.item_id IN ({marks})", tuple(item_ids))
+        return {r[0]: ItemCard(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
     def list_items(self, limit: int, offset: int, category: str | None = None,
                    query: str | None = None) -> tuple[list[Item], int]:

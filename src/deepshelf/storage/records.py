@@ -57,6 +57,18 @@ class Item:
     updated_at: float = 0.0
 
 
+class ItemCard(NamedTuple):
+    """What a list answer shows of a product (`Store.item_cards`): the catalogue row without its description,
+    attributes and bookkeeping."""
+
+    item_id: str
+    title: str
+    category: str
+    price: float | None
+    image_url: str
+    has_image: bool
+
+
 def _missing(value: Any) -> bool:
     """The one notion of "no value" for catalogue cells: null, NaN or an empty / blank string."""
     if value is None:

@@ -53,7 +53,7 @@ def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
     related = answer.because or []
     named = {b for b in related if b is not None}  # the recent items named in `because`, titles whatever `details`
     wanted = named | {it["item_id"] for it in items} if details else named
-    rows = service.store.get_items(sorted(wanted)) if wanted else {}  # one store read for both
+    rows = service.store.item_cards(sorted(wanted)) if wanted else {}  # one store read for both
     if named:
         for it, b in zip(items, related):
             if b is not None:
