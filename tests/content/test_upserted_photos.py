@@ -35,14 +35,20 @@ def _ids(answer: dict) -> list[str]:
     return [i["item_id"] for i in answer["items"]]
 
 
-def _visual(c, item_id: str, k: int) -> dict:
-    """Visual neighbours of `item_id` once it has them (upserted products are embedded in the background)."""
-    deadline = time.monotonic() + 60
+def _neighbours(c, item_id: str, k: int, mode: str) -> dict:
+    """`mode` neighbours of `item_id` once it has them (upserted products are embedded in the background, one
+    after the other: a later product's vectors may follow an earlier one's by seconds on a busy machine, the
+    first photo also waits for the image encoder to load)."""
+    deadline = time.monotonic() + 180
     while True:
-        answer = c.get(f"/v1/items/{item_id}/similar", params={"mode": "visual", "k": k, "in_stock": False}).json()
-        if (answer["items"] and answer["items"][0]["reason"] == "visual") or time.monotonic() > deadline:
+        answer = c.get(f"/v1/items/{item_id}/similar", params={"mode": mode, "k": k, "in_stock": False}).json()
+        if (answer["items"] and answer["items"][0]["reason"] == mode) or time.monotonic() > deadline:
             return answer
         time.sleep(0.2)
+
+
+def _visual(c, item_id: str, k: int) -> dict:
+    return _neighbours(c, item_id, k, "visual")
 
 
 def test_upserted_photo_gets_visual_neighbours_both_ways(served):
@@ -79,7 +85,7 @@ def test_upserted_photo_gets_visual_neighbours_both_ways(served):
         # hybrid (text + picture) too: the photo carries the new shirt to the red shirts despite its title
         hybrid = c.get("/v1/items/NEW-SHIRT/similar", params={"mode": "hybrid", "k": 2, "in_stock": False}).json()
         assert set(_ids(hybrid)) == {"1", "2"}
-        text = c.get("/v1/items/NO-PHOTO/similar", params={"mode": "text", "k": 3, "in_stock": False}).json()
+        text = _neighbours(c, "NO-PHOTO", 3, "text")
         assert text["items"][0]["reason"] == "text" and set(_ids(text)) <= {str(i) for i in range(1, 11)}  # shirts
         neighbours = _ids(c.get("/v1/items/1/similar", params={"mode": "visual", "k": 40, "in_stock": False}).json())
         assert not {"NO-PHOTO", "OUTSIDE-0", "OUTSIDE-1"} & set(neighbours)
