@@ -311,16 +311,9 @@ class Store(ABC):
         rows = self._read(self._item_select() + " WHERE i.item_id = ?", (item_id,))
         return self._items_from_rows(rows)[0] if rows else None
 
-    def get_items(self, item_ids: Sequence[str]) -> dict[str, Item]:
-        if not item_ids:
-            return {}
-        marks = ",".join("?" * len(item_ids))
-        rows = self._read(self._item_select() + f" WHERE i.item_id IN ({marks})", tuple(item_ids))
-        return {i.item_id: i for i in self._items_from_rows(rows)}
-
     def item_cards(self, item_ids: Sequence[str]) -> dict[str, ItemCard]:
-        """What list answers show of these products (`get_items` without descriptions and attributes: a list
-        answer reads this on every request)."""
+        """What list answers show of these products (`get_item` without descriptions and attributes, for many
+        at once: a list answer reads this on every request)."""
         if not item_ids:
             return {}
         marks = ",".join("?" * len(item_ids))
