@@ -408,6 +408,16 @@ def compare_lines(args, params, check, tuned, pick, rows, steps) -> list[str]:
         lines.append(f"- Goal: >= 10x at 95%, fp32 both: {verdict} (measured {median(goal):.1f}x).")
     lines += ["", f"Where deepshelf's training step went (Beauty, fp32, batch {pick['deepshelf'][0]}, 1 thread; "
               "`step_costs` in this script, run before the seeds on core 0):", "", *steps]
+    for old in sorted((Path(args.out) / "quality").glob("*-length_groups1.json")):  # the same run before the change
+        new = Path(args.out) / "tune" / old.name.replace("-length_groups1", "")
+        if new.exists():
+            a, b = (json.loads(f.read_text())["epochs"] for f in (old, new))
+            n = min(len(a), len(b))
+            fmt = lambda log: ", ".join(f"{e['valid_ndcg@10']:.4f}" for e in log[:n])  # noqa: E731
+            lines += ["", f"Quality kept: validation NDCG@10 after epochs 1-{n} of the same run (`{new.stem}`), "
+                      f"one padded block per batch (`length_groups = 1`, as before): {fmt(a)}; in 4 length groups: "
+                      f"{fmt(b)} (`{old}` and the tuning log; the kept softmax changes no number, "
+                      "only when it is computed)."]
     lines += ["", epoch_and_model_differences(params), ""]
     print("\n".join(lines), flush=True)
     return lines
