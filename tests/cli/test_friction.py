@@ -75,9 +75,43 @@ def test_demo_progress_prints_the_shared_lines_once():
         progress(f"{model}: loading online-retail", n, 2)
         progress(f"{model}: temporal split: 100 users ; 10 test users", n, 2)
         progress(f"{model}: trained {model}; evaluating", n, 2)
+    progress.close()
     text = out.getvalue()
     assert text.count("temporal split") == 1 and text.count("loading online-retail") == 1
     assert "trained als" in text and "demo.py" not in text
+
+
+def test_demo_progress_speaks_during_a_silent_step_with_the_time_left_when_known():
+    """A model's fit printed nothing for 34 s in `make run`: a step silent for `every` seconds gets a "still
+    working" line, with the time left when the step said how long its first fit took (the refit's estimate)."""
+    import re
+    import time
+    from io import StringIO
+
+    from rich.console import Console
+
+    from deepshelf.cli.demo import _progress_printer
+
+    out = StringIO()
+    progress = _progress_printer(Console(file=out, log_path=False, width=200), every=0.2)
+    try:
+        progress("ranker: training ranker", 6, 8)
+        deadline = time.monotonic() + 30
+        while "still working" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = out.getvalue()
+        assert "[6/8] ranker: still working" in first and "left" not in first  # no estimate for a first fit
+        progress("ranker: trained ranker in 30.0s; refitting on 100 events before the test period", 6, 8)
+        mark = len(out.getvalue())
+        while "still working" not in out.getvalue()[mark:] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        later = out.getvalue()[mark:]
+        assert re.search(r"\[6/8\] ranker: still working, \d+ s in this step, about (29|30) s left", later)
+    finally:
+        progress.close()
+    silent = len(out.getvalue())
+    time.sleep(0.5)
+    assert len(out.getvalue()) == silent  # closed: no more lines
 
 
 def test_exports_write_only_rows_the_model_has_evidence_for(tmp_path):

@@ -46,13 +46,15 @@ def demo(
     with console.status(f"loading {dataset}"):
         ds = lib.demo_dataset(dataset)
     progress = _progress_printer(console)
-
-    if ds.interactions is None:  # a catalogue with photos and no shopper events yet: the content model alone
-        (run,) = lib.train_models(dataset, runs_dir, lib.CONTENT_MODELS, progress)
-        lib.link_current(runs_dir, lib.serving_folder(runs_dir, run, lib.content_folder([run])))
-        _print_content_metrics(console, run.metrics.get("content", {}))
-    else:
-        _train_and_report(console, lib, dataset, runs_dir, progress, sequential, content)
+    try:
+        if ds.interactions is None:  # a catalogue with photos and no shopper events yet: the content model alone
+            (run,) = lib.train_models(dataset, runs_dir, lib.CONTENT_MODELS, progress)
+            lib.link_current(runs_dir, lib.serving_folder(runs_dir, run, lib.content_folder([run])))
+            _print_content_metrics(console, run.metrics.get("content", {}))
+        else:
+            _train_and_report(console, lib, dataset, runs_dir, progress, sequential, content)
+    finally:
+        progress.close()
 
     columns = (SpinnerColumn(), TextColumn("[progress.description]{task.description}"), BarColumn(),
                MofNCompleteColumn(), TimeElapsedColumn())
@@ -96,24 +98,61 @@ def check_port_free(host: str, port: int) -> None:
                                  f"demo` still running?): stop it, or pass --port {port + 1}") from None
 
 
-def _progress_printer(console):
+class _progress_printer:
     """`progress(message, number, total)` for the demo's training: one line per step with the elapsed time, each
-    model's step count, and lines every model repeats (loading the data, the split summary) printed once."""
-    import time
+    model's step count, and lines every model repeats (loading the data, the split summary) printed once.
 
-    start = time.monotonic()
-    seen: set[str] = set()
+    A step that says nothing for `every` seconds (a model's fit, its evaluation) gets a "still working" line with
+    its time so far, and the time left when the step says how long its like took ("trained X in T s; refitting":
+    the refit on a little more data takes about as long); `close()` ends the heartbeat.
+    """
 
-    def progress(message: str, number: int, n: int) -> None:
+    def __init__(self, console, every: float = 10.0):
+        import re
+        import threading
+        import time
+
+        self._clock, self._console, self._every = time.monotonic, console, every
+        self._start = self._last = self._step_start = self._clock()
+        self._seen: set[str] = set()
+        self._current: tuple[str, int, int] | None = None
+        self._expect: float | None = None  # seconds the current step should take, when known
+        self._took = re.compile(r"trained \S+ in ([0-9.]+)s; refitting")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="deepshelf-demo-progress", daemon=True)
+        self._thread.start()
+
+    def __call__(self, message: str, number: int, n: int) -> None:
         name, _, rest = message.partition(": ")
         if rest.startswith(("loading ", "temporal split", "leave-one-out split")):
-            if rest in seen:
+            if rest in self._seen:
                 return
-            seen.add(rest)
-        elapsed = time.monotonic() - start
-        console.log(f"[{number}/{n}] {message}  ({elapsed:.0f} s so far)", highlight=False)
+            self._seen.add(rest)
+        with self._lock:
+            now = self._clock()
+            took = self._took.search(message)
+            self._current, self._last, self._step_start = (name, number, n), now, now
+            self._expect = float(took.group(1)) if took else None
+            self._console.log(f"[{number}/{n}] {message}  ({now - self._start:.0f} s so far)", highlight=False)
 
-    return progress
+    def _beat(self) -> None:
+        while not self._stop.wait(self._every / 4):
+            with self._lock:
+                now = self._clock()
+                if self._current is None or now - self._last < self._every:
+                    continue
+                name, number, n = self._current
+                in_step = now - self._step_start
+                left = (f", about {max(self._expect - in_step, 0):.0f} s left" if self._expect is not None
+                        else "")
+                self._console.log(f"[{number}/{n}] {name}: still working, {in_step:.0f} s in this step{left}  "
+                                  f"({now - self._start:.0f} s so far)", highlight=False)
+                self._last = now
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: bool, content: bool):

@@ -91,6 +91,7 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         return _train_catalog_run(cfg, model, ds, out, say)
     split = split_dataset(ds, cfg)
     say(f"{split.protocol} split: {split.train} ; {len(split.test)} test users")
+    say(f"training {cfg.model}")
     began = time.time()
     chosen, search = fit_on_validation(cfg, split, ds.catalog, say)
     do_refit = cfg.refit if cfg.refit is not None else split.protocol == "temporal"
