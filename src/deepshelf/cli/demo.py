@@ -137,10 +137,11 @@ class _progress_printer:
             self._console.log(f"[{number}/{n}] {message}  ({now - self._start:.0f} s so far)", highlight=False)
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._every / 4):
+        tick = self._every / 20  # checked often enough that no silence outlasts `every`
+        while not self._stop.wait(tick):
             with self._lock:
                 now = self._clock()
-                if self._current is None or now - self._last < self._every:
+                if self._current is None or now - self._last < self._every - tick:
                     continue
                 name, number, n = self._current
                 in_step = now - self._step_start
