@@ -176,7 +176,7 @@ def main() -> None:
               f"{SEARCH_CANDIDATES:,} products now answers its newest matches unranked (FTS5 walks its lists newest "
               "first and stops; bm25 would first count every match for its IDF), so such a query's answer differs "
               "from migration 6's; the prefix indexes of migration 8 (1 to 6 characters) let a typed prefix read one "
-              "list. Under the service, search also pays ""HTTP and the trending re-rank (the Service section)."]
+              "list. Under the service, search also pays HTTP and the trending re-rank (the Service section)."]
     body = "\n".join(lines)
     print(body)
     if args.write:

@@ -345,17 +345,17 @@ class Store(ABC):
         a query without letters or digits finds nothing. A query matching more than `search_candidates` products
         is too common for its words to tell one match from another: it answers its newest matches (most recently
         added on SQLite, upserted on PostgreSQL), and ranking every match is what made such queries slow."""
-        terms = search_terms(query)
-        if not terms or limit <= 0:
-            return []
-        return self._items_from_rows(self._text_search(terms, int(limit), self._item_select()))
+        return self._items_from_rows(self._search(query, limit, self._item_select()))
 
     def search_item_ids(self, query: str, limit: int) -> list[str]:
         """The ids `search_titles` finds, in its order, without reading the rest of the rows."""
+        return [r[0] for r in self._search(query, limit, "SELECT i.item_id FROM items i")]
+
+    def _search(self, query: str, limit: int, select: str) -> list[tuple]:
         terms = search_terms(query)
         if not terms or limit <= 0:
             return []
-        return [r[0] for r in self._text_search(terms, int(limit), "SELECT i.item_id FROM items i")]
+        return self._text_search(terms, int(limit), select)
 
     @abstractmethod
     def _text_search(self, terms: list[str], limit: int, select: str) -> list[tuple]:
