@@ -7,6 +7,7 @@ timeout and each statement by a progress handler that interrupts it at its deadl
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -122,12 +123,9 @@ class SQLiteStore(Store):
         match = '"' + " ".join(terms) + '"*'
         newest = [r[0] for r in self._read("SELECT rowid FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid DESC "
                                            "LIMIT ?", (match, self.search_candidates + 1))]
-        if len(newest) > self.search_candidates:
-            rows = newest[:limit]
-            found = {r[-1]: r[:-1] for r in self._read(
-                select.replace(" FROM ", ", i.rowid FROM ", 1) + f" WHERE i.rowid IN ({','.join('?' * len(rows))})",
-                tuple(rows))}
-            return [found[r] for r in rows if r in found]
+        if len(newest) > self.search_candidates:  # those rows, in that order (json_each: position, rowid)
+            return self._read(select + " JOIN json_each(?) hit ON hit.value = i.rowid ORDER BY hit.key",
+                              (json.dumps(newest[:limit]),))
         return self._read(select + " JOIN (SELECT rowid AS r, bm25(items_fts, 10.0, 1.0, 4.0) AS score FROM items_fts "
                           "WHERE items_fts MATCH ?) hit ON hit.r = i.rowid ORDER BY hit.score, i.item_id LIMIT ?",
                           (match, limit))
