@@ -31,3 +31,30 @@ def write_section(title: str, body: str, doc: Path = DOC) -> None:
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     doc.write_text(text)
+
+
+def _subsection(title: str) -> re.Pattern:
+    """A `### Title` subsection up to the next heading of level 2 or 3 (the exact title: `### A` is not `### A, b`)."""
+    return re.compile(rf"^{re.escape(title)}\n.*?(?=^### |^## |\Z)", re.S | re.M)
+
+
+def read_subsection(title: str, doc: Path = DOC) -> list[str]:
+    """The subsection's lines as the file has them now (with one trailing empty line), or [] when it has none."""
+    text = doc.read_text() if doc.exists() else ""
+    match = _subsection(title).search(text)
+    return match.group(0).rstrip().splitlines() + [""] if match else []
+
+
+def write_subsection(title: str, lines: list[str], after: str | None = None, doc: Path = DOC) -> None:
+    """Replace the subsection alone, re-reading the file right before (others edit other sections); a missing one
+    goes right after the subsection `after` when that exists."""
+    text, block = doc.read_text(), "\n".join(lines).rstrip() + "\n\n\n"
+    pattern = _subsection(title)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    elif after and (anchor := _subsection(after).search(text)):
+        text = text[: anchor.end()].rstrip() + "\n\n\n" + block + text[anchor.end():]
+    else:
+        raise SystemExit(f"{doc} has no '{title}' subsection to replace"
+                         + (f" nor '{after}' to put it after" if after else ""))
+    doc.write_text(text)

@@ -1,0 +1,478 @@
+"""deepshelf's SASRec vs RecBole 1.2.1's, like for like: training time to shares of the weaker library's best
+validation NDCG@10. Writes only its subsection of docs/benchmarks.md's `## SASRec` section (`### deepshelf vs
+RecBole 1.2.1`, or `### deepshelf vs RecBole 1.2.1, bf16` with `--precision bf16`).
+
+    python benchmarks/recbole_compare.py beauty --seeds 1 2 3 --recbole-minutes 20
+    python benchmarks/recbole_compare.py beauty --precision bf16 --skip-tune 128:0.004,128:0.002
+
+Trains deepshelf's SASRec and RecBole 1.2.1's (`benchmarks/recbole_sasrec.py`, in its own virtual environment)
+side by side, each pinned to its own core with one torch thread, with the architecture of
+configs/sasrec-DATASET.toml in one precision for both (fp32, or bf16 autocast in training), the same leave-one-out
+data and one evaluator; first a brief batch-size / learning-rate choice per library on validation (or the one
+`--skip-tune` names), then one run per seed. Run logs go to `--out`/{tune,seeds} (fp32) or `--out`/bf16/{tune,seeds}.
+`benchmarks/train_speed.py --runs` writes the rest of the section and keeps these subsections as they are.
+
+Over 400 lines because the comparison's protocol (evaluator check, tuning, seeds, step costs) and the text that
+discloses it are one job: each paragraph of the subsection states what the code next to it did.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from mdsection import machine, read_subsection, write_subsection  # noqa: E402
+from traininglog import best_validated, time_to, with_totals  # noqa: E402
+
+from deepshelf.models.sasrec import SASRec  # noqa: E402
+
+TITLES = {"fp32": "### deepshelf vs RecBole 1.2.1", "bf16": "### deepshelf vs RecBole 1.2.1, bf16"}
+LEVELS = (0.90, 0.95, 1.00)  # shares of the weaker library's best validation NDCG@10 timed in the comparison
+
+
+def previous_compare() -> list[str]:
+    """The comparison subsections as docs/benchmarks.md has them now, for `train_speed.py --runs` to keep (each
+    takes an hour or more and does not depend on the committed runs)."""
+    return [line for title in TITLES.values() for line in read_subsection(title)]
+
+
+def write_compare(lines: list[str], precision: str) -> None:
+    """Replace this precision's subsection alone; bf16's goes after fp32's the first time."""
+    write_subsection(TITLES[precision], lines, after=TITLES["fp32"] if precision != "fp32" else None)
+
+
+def epoch_and_model_differences(params: dict) -> str:
+    """What an epoch and the model are in deepshelf vs RecBole, from the config file's values over SASRec's
+    defaults (as training sees them)."""
+    config = SASRec.Config(**params)
+    if config.windows == "all":
+        history = ("each history once (cut into windows of max_len + 1 events where longer) with a loss at every "
+                   "position; both see every training target once per epoch")
+    else:
+        history = "the newest max_len + 1 events of each history with a loss at every position"
+    init = f"N(0, {config.init_std:g})" if config.init_std else "N(0, 1/width)"
+    clip = f"gradient clipping at norm {config.clip:g}" if config.clip else "no gradient clipping"
+    decay = f", cosine learning-rate decay over {config.epochs} epochs" if config.lr_schedule == "cosine" else ""
+    return ("An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) sample per "
+            f"event, each padded to max_len, deepshelf {history}. Differences in the model: RecBole's SASRec is "
+            "post-LayerNorm with N(0, 0.02) initialisation, positions counted from the oldest item, and no warm-up "
+            f"or clipping; deepshelf's here is {config.norm}-LayerNorm with {init} initialisation, positions counted "
+            f"from the {config.positions} item, a {config.warmup}-step warm-up{decay} and {clip}; its batches run "
+            f"through the network in {config.length_groups} groups of similar length (less padding, same loss). "
+            "Details: benchmarks/recbole_sasrec.py.")
+
+
+def evaluator_check(split) -> str:
+    """deepshelf's `evaluate` and the RecBole runner's `rank_metrics` on one score matrix (coarse, so with ties):
+    per-user NDCG@10 and HR@10 must agree, or no number of the comparison is trusted."""
+    from recbole_sasrec import rank_metrics
+
+    from deepshelf.evaluation.evaluate import evaluate
+    from deepshelf.models.base import Recommender
+
+    cases = split.valid.select(np.arange(min(3000, len(split.valid))))
+    n_items = split.train.n_items
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.standard_normal((len(cases), n_items)), 1).astype(np.float32)
+    seen_rows = np.repeat(np.arange(len(cases)), cases.inputs.lengths)
+    scores[seen_rows, cases.inputs.items] += 4.0  # seen items on top unless both exclude them
+    scores[np.arange(len(cases)), cases.targets.items] += rng.choice([0.0, 2.0, 2.5, 3.0], len(cases))  # some ranks
+
+    class Fixed(Recommender):  # scores rows in the order evaluate() asks for them
+        name = "fixed"
+
+        def _fit(self, *a): ...
+        def _save_weights(self, path): ...
+        def _load_weights(self, path): ...
+
+        def score(self, histories):
+            self.at = getattr(self, "at", 0) + len(histories)
+            return scores[self.at - len(histories) : self.at]
+
+    stub = Fixed()
+    stub.item_map, stub.item_popularity = split.train.item_map, np.ones(n_items, np.float32)
+    ours = evaluate(stub, cases, (10,)).per_user
+    ndcg, hit = rank_metrics(scores, seen_rows, cases.inputs.items, cases.targets.items, 10)
+    if not (np.allclose(ours["ndcg@10"], ndcg) and np.array_equal(ours["hr@10"], hit)) or not 0 < hit.mean() < 1:
+        sys.exit("the RecBole runner's evaluator disagrees with deepshelf's evaluate on the same scores")
+    return (f"checked first: on one score matrix ({len(cases):,} validation users x {n_items:,} items, rounded to "
+            f"0.1 so that ties occur, seen items and targets raised) both give the same per-user NDCG@10 and HR@10 (mean NDCG@10 "
+            f"{ndcg.mean():.4f}, HR@10 {hit.mean():.4f}).")
+
+
+def step_costs(split, params: dict, batch_size: int, precision: str, steps: int = 30) -> list[str]:
+    """CPU milliseconds per deepshelf training step (forward, loss, backward, AdamW) on this data in `precision`
+    (bf16: forward and loss under CPU autocast, as the training loop runs them), with
+    and without the two changes that cut it: rows in groups of similar length, and the softmax kept from the
+    forward pass. Thread CPU time, so time the scheduler gives to other jobs is not counted; median over
+    `steps` steps of the same batches for every variant."""
+    from unittest import mock
+
+    from deepshelf.models import losses
+    from deepshelf.models.sasrec import estimator
+
+    caught = {}
+
+    def grab(module, loss_of, batches, settings, device, validate):
+        caught.update(net=module, loss_of=loss_of, batches=batches)
+        return []
+
+    rows = ["| length groups | softmax for the backward pass | CPU ms / step (median) |", "|---:|---|---:|"]
+    keep_default = losses.KEEP_SOFTMAX_ELEMENTS
+    for groups, keep in ((1, False), (1, True), (4, False), (4, True)):
+        with mock.patch.object(estimator, "train_loop", grab), \
+                mock.patch.object(losses, "KEEP_SOFTMAX_ELEMENTS", keep_default if keep else 0):
+            SASRec(**{**params, "precision": precision, "threads": 1, "progress": False, "batch_size": batch_size,
+                      "length_groups": groups, "seed": 0}).fit(split.train)
+            net, loss_of = caught["net"].train(), caught["loss_of"]
+            optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)
+            times = []
+            for i, batch in zip(range(steps + 3), caught["batches"](1)):
+                start = time.thread_time()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = loss_of(net, batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if i >= 3:  # the first steps warm allocator and caches
+                    times.append((time.thread_time() - start) * 1000)
+        rows.append(f"| {groups} | {'kept' if keep else 'recomputed'} | {np.median(times):.0f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def ours_worker(settings: dict, out: Path) -> None:
+    """Trains deepshelf's SASRec as `settings` say and writes its log in the RecBole runner's format."""
+    from deepshelf import __version__
+    from deepshelf.data.datasets import load_dataset
+    from deepshelf.data.splits import make_split
+    from deepshelf.evaluation.evaluate import validation
+
+    inter = load_dataset(settings.pop("dataset")).interactions
+    split = make_split(inter, "leave-one-out")
+    model = SASRec(**settings).fit(split.train, None, validation(split.valid))
+    epochs, previous = [], 0.0
+    for e in model.training_log:
+        epochs.append({"epoch": e["epoch"], "train_seconds": e["seconds"],
+                       "valid_seconds": round(e["elapsed"] - previous - e["seconds"], 3), "loss": e["loss"],
+                       "valid_ndcg@10": e["valid_ndcg@10"], "elapsed_seconds": e["elapsed"]})
+        previous = e["elapsed"]
+    out.write_text(json.dumps({"library": f"deepshelf {__version__}", "torch": torch.__version__,
+                               "config": settings, "epochs": epochs, "users": inter.n_users,
+                               "items": inter.n_items, "events": len(inter), "valid_users": len(split.valid),
+                               "capped": bool(settings["time_limit"]) and len(epochs) < settings["epochs"]},
+                              indent=2) + "\n")
+
+
+def side_by_side(dataset: str, params: dict, ours: tuple[int, float], theirs: tuple[int, float], seed: int,
+                 ours_min: float, theirs_min: float, out: Path, precision: str, reuse: bool = False,
+                 libraries: tuple[str, ...] = ("recbole", "deepshelf")) -> tuple[dict | None, dict | None]:
+    """deepshelf pinned to core 0 and RecBole to core 1, one torch thread each, started together, so both meet
+    the same background load; each capped by wall time. Returns both logs (RecBole's runner format). `reuse`
+    takes a library's log from `out` where an earlier run of the same settings left one; a library not in
+    `libraries` is not run (its log is None)."""
+    out.mkdir(parents=True, exist_ok=True)
+    ours_file, theirs_file = out / f"deepshelf-b{ours[0]}-lr{ours[1]:g}-s{seed}.json", \
+        out / f"recbole-b{theirs[0]}-lr{theirs[1]:g}-s{seed}.json"
+    settings = {**params, "dataset": dataset, "batch_size": ours[0], "lr": ours[1], "seed": seed,
+                "precision": precision, "eval_every": 1, "patience": 10_000, "threads": 1, "progress": False,
+                "time_limit": ours_min, "stop_at_ndcg": 0.0}
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    rb = ["taskset", "-c", "1", sys.executable, str(ROOT / "benchmarks" / "recbole_sasrec.py"), "--dataset", dataset,
+          "--epochs", "10000", "--max-len", str(params["max_len"]), "--dim", str(params["dim"]),
+          "--layers", str(params["layers"]), "--heads", str(params["heads"]), "--dropout", str(params["dropout"]),
+          "--attn-dropout", str(params.get("attn_dropout", 0.0)), "--batch-size", str(theirs[0]),
+          "--lr", str(theirs[1]), "--time-limit-min", str(theirs_min), "--threads", "1", "--precision", precision,
+          "--seed", str(seed), "--json", str(theirs_file)]
+    ds = ["taskset", "-c", "0", sys.executable, __file__, "--worker", json.dumps(settings), str(ours_file)]
+    procs = []
+    for name, cmd, file in (("recbole", rb, theirs_file), ("deepshelf", ds, ours_file)):
+        if (reuse and file.exists()) or name not in libraries:
+            procs.append(None)
+            continue
+        with open(file.with_suffix(".log"), "w") as log:  # the child keeps its own copy of the descriptor
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
+    codes = [p.wait() if p else 0 for p in procs]
+    if any(codes):
+        sys.exit(f"a library's run failed (RecBole exit {codes[0]}, deepshelf exit {codes[1]}); logs in {out}")
+    a, b = (json.loads(f.read_text()) if f.exists() else None for f in (ours_file, theirs_file))
+    for key in ("users", "items", "events", "valid_users"):  # like for like, or no comparison at all
+        if a and b and a[key] != b[key]:
+            sys.exit(f"data differ: deepshelf has {a[key]:,} {key}, RecBole {b[key]:,}")
+    return a, b
+
+
+def best_at(log: list[dict], seconds: float) -> float:
+    """Best validation NDCG@10 so far after `seconds` of training, interpolated between validations (from 0 at
+    the start): candidates whose epochs end at different times are compared at the same training time."""
+    totals = [0.0] + [e["train_total"] for e in log]
+    best = np.maximum.accumulate([0.0] + [e["valid_ndcg@10"] for e in log])
+    return float(np.interp(seconds, totals, best))
+
+
+def best_ndcg(run: dict) -> float:
+    return (best_validated(run["epochs"]) or {}).get("valid_ndcg@10", 0.0)
+
+
+def fmt_s(t: float | None) -> str:
+    return "-" if t is None else f"{t:,.0f}"
+
+
+def pairs(text: str) -> list[tuple[int, float]]:
+    """`B:LR,B:LR,...` -> [(batch, lr), ...]."""
+    try:
+        return [(int(b), float(lr)) for b, lr in (c.split(":") for c in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BATCH:LR[,BATCH:LR...], got {text!r}") from None
+
+
+def logs_dir(args: argparse.Namespace) -> Path:
+    """This precision's run logs: fp32 in --out itself (where the earlier runs' logs are), others in a subfolder."""
+    return Path(args.out) if args.precision == "fp32" else Path(args.out) / args.precision
+
+
+def tune(args: argparse.Namespace, params: dict) -> list[tuple]:
+    """Each library's candidates side by side under the tuning caps: (library, batch, lr, epochs, training s
+    compared, best NDCG@10 by then)."""
+    ours_c, theirs_c = args.ours_candidates, args.recbole_candidates
+    tuned = []
+    libraries = ("recbole", "deepshelf") if args.tune_only in (None, "both") else (args.tune_only,)
+    for i in range(max(len(ours_c), len(theirs_c))):
+        o, t = ours_c[min(i, len(ours_c) - 1)], theirs_c[min(i, len(theirs_c) - 1)]
+        # the shorter list's last candidate ran already: it is not trained again next to the longer list's
+        running = tuple(lib for lib, c in (("recbole", theirs_c), ("deepshelf", ours_c))
+                        if i < len(c) and lib in libraries)
+        a, b = side_by_side(args.dataset, params, o, t, args.tune_seed, args.ours_tune_minutes, args.tune_minutes,
+                            logs_dir(args) / "tune", args.precision, reuse=args.reuse_tune, libraries=running)
+        if i < len(ours_c) and a:
+            tuned.append(("deepshelf", *o, with_totals(a["epochs"])))
+        if i < len(theirs_c) and b:
+            tuned.append(("recbole", *t, with_totals(b["epochs"])))
+    # Compared at the same training time: the shortest candidate's total, so neither a candidate's validation
+    # speed nor the background load during its cap decides how much it trained.
+    budget = {lib: min(log[-1]["train_total"] for name, _, _, log in tuned if name == lib) for lib, *_ in tuned}
+    tuned = [(lib, b, lr, len(log), budget[lib], best_at(log, budget[lib])) for lib, b, lr, log in tuned]
+    for row in tuned:
+        print(row, flush=True)
+    return tuned
+
+
+def seed_row(seed: int, a: dict, b: dict) -> dict:
+    """One seed's two logs with the times each library took to reach each share of the weaker one's best."""
+    ea, eb = with_totals(a["epochs"]), with_totals(b["epochs"])
+    weaker = min(best_ndcg(a), best_ndcg(b))
+    row = {"seed": seed, "ours": a, "theirs": b, "weaker": weaker,
+           "weaker_lib": "deepshelf" if best_ndcg(a) < best_ndcg(b) else "RecBole"}
+    for share in LEVELS:
+        for name, log in (("ours", ea), ("theirs", eb)):
+            row[(name, share)] = (time_to(log, share * weaker, "train_total"),
+                                  time_to(log, share * weaker, "elapsed_seconds"))
+    return row
+
+
+def compare(args: argparse.Namespace) -> list[str]:
+    """deepshelf vs RecBole 1.2.1's SASRec, same data, architecture, precision, evaluator and threads: a brief
+    batch / learning-rate choice on validation per library (or `--skip-tune`'s), then seeds side by side; time to
+    shares of the weaker library's best validation NDCG@10."""
+    from deepshelf.data.datasets import load_dataset
+    from deepshelf.data.splits import make_split
+
+    params = tomllib.loads((ROOT / "configs" / f"sasrec-{args.dataset}.toml").read_text())["params"]
+    split = make_split(load_dataset(args.dataset).interactions, "leave-one-out")
+    check = evaluator_check(split)
+    print(check, flush=True)
+    if args.skip_tune:
+        tuned, pick = [], dict(zip(("deepshelf", "recbole"), args.skip_tune))
+    else:
+        tuned = tune(args, params)
+        if args.tune_only:
+            sys.exit(0)
+        pick = {lib: max((r for r in tuned if r[0] == lib), key=lambda r: r[5])[1:3]
+                for lib in ("deepshelf", "recbole")}
+    print(f"batch and lr: {pick}", flush=True)
+    os.sched_setaffinity(0, {0})  # this process measures on core 0 now; its children pin themselves
+    steps = step_costs(split, params, pick["deepshelf"][0], args.precision)
+    rows = []
+    for seed in args.seeds:
+        rows.append(seed_row(seed, *side_by_side(args.dataset, params, pick["deepshelf"], pick["recbole"], seed,
+                                                 args.ours_minutes, args.recbole_minutes, logs_dir(args) / "seeds",
+                                                 args.precision)))
+        print({k: v for k, v in rows[-1].items() if k not in ("ours", "theirs")}, flush=True)
+    return compare_lines(args, params, check, tuned, pick, rows, steps)
+
+
+def choice_lines(args: argparse.Namespace, tuned: list[tuple], pick: dict) -> list[str]:
+    """The batch / learning-rate paragraph: the tuning table, or where `--skip-tune`'s settings came from."""
+    if not tuned:
+        (ob, olr), (tb, tlr) = pick["deepshelf"], pick["recbole"]
+        return [f"**Batch size and learning rate** not chosen again here (`--skip-tune`): deepshelf batch {ob}, "
+                f"lr {olr:g}; RecBole batch {tb}, lr {tlr:g}: the choice of the fp32 tuning run on validation "
+                f"(subsection \"{TITLES['fp32'].lstrip('# ')}\", logs in `{Path(args.out) / 'tune'}`)."]
+    reused = " (logs reused from an earlier run of the same settings where present)" if args.reuse_tune else ""
+    lines = [f"**Batch size and learning rate**, chosen per library on validation: each candidate trained for "
+             f"{args.ours_tune_minutes:g} (deepshelf) or {args.tune_minutes:g} (RecBole) min of wall time "
+             f"(validations included; seed {args.tune_seed}); the best validation NDCG@10 after the training time of "
+             f"the library's shortest candidate wins, interpolated between validations{reused}. RecBole's epochs "
+             "are long, so its candidates saw one or two epochs: a brief choice, not a search.", "",
+             "| library | batch | lr | epochs in the cap | training s compared | best valid NDCG@10 by then | "
+             "chosen |", "|---|---:|---:|---:|---:|---:|---|"]
+    for lib, b, lr, n, budget, best in tuned:
+        lines.append(f"| {lib} | {b} | {lr:g} | {n} | {budget:.0f} | {best:.4f} | "
+                     f"{'yes' if pick[lib] == (b, lr) else ''} |")
+    return lines
+
+
+def compare_lines(args, params, check, tuned, pick, rows, steps) -> list[str]:
+    """The subsection: setup, the batch / lr choice, the seeds' times and ratios, the training step's cost."""
+    dataset, precision = args.dataset, args.precision
+    if precision == "fp32":
+        amp = "fp32 in both (no autocast)"
+    else:
+        amp = ("bf16 in both: training steps under CPU autocast to bfloat16 (deepshelf's `precision = \"bf16\"`, "
+               "RecBole's `enable_amp`), validation in fp32")
+    median = lambda xs: float(np.median(xs)) if xs else float("nan")  # noqa: E731
+    load = os.getloadavg()
+    lines = [TITLES[precision], "",
+             f"Command: `python benchmarks/recbole_compare.py {' '.join(sys.argv[1:])}`  ",
+             f"Machine: {machine()}, torch {torch.__version__}; measured "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end {load[0]:.1f} / "
+             f"{load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores shared with other jobs.", "",
+             f"`{dataset}` in full ({rows[0]['ours']['users']:,} users, {rows[0]['ours']['items']:,} items, "
+             f"{rows[0]['ours']['events']:,} events: the same in both libraries, or the run fails), leave-one-out. "
+             f"Same architecture in both: max_len {params['max_len']}, width {params['dim']}, {params['layers']} "
+             f"blocks, {params['heads']} head, feed-forward width x{params.get('ffn_mult', 1)}, post-LayerNorm, "
+             f"dropout {params['dropout']}, attention dropout {params.get('attn_dropout', 0.0)} (deepshelf's value, "
+             f"given to RecBole's `attn_dropout_prob`), full-softmax cross-entropy, {amp}, "
+             "1 torch thread each. Each run: deepshelf pinned to core 0 and RecBole to core 1 (`taskset`), started "
+             "together, so both meet the same background load.", "",
+             "One evaluator: every epoch, validation NDCG@10 over all items with the user's seen items excluded "
+             "(deepshelf's `evaluate`; for RecBole, the scores of its `full_sort_predict` ranked the same way by "
+             "`rank_metrics` in benchmarks/recbole_sasrec.py, since RecBole's own full-sort evaluation of a "
+             f"sequential model excludes nothing); {check}", "",
+             *choice_lines(args, tuned, pick)]
+    lines += ["", f"**Seeds** ({len(rows)}): RecBole capped at {args.recbole_minutes:g} min of wall time per run "
+              "(no epoch starts that would end past the cap), deepshelf at "
+              f"{args.ours_minutes:g} min. Neither library converged within its cap, so \"best\" below is the best "
+              "validation NDCG@10 *within the cap*, not at convergence; the level every time is measured to is "
+              "a share of the weaker library's best of the same seed. Times are training seconds (validations "
+              "left out: they run different code in the two libraries); the wall clock with validations is in "
+              "brackets.", "",
+              "| seed | deepshelf epochs / s per epoch / best | RecBole epochs / s per epoch / best | weaker best | "
+              + " | ".join(f"{int(s * 100)}%: deepshelf s | {int(s * 100)}%: RecBole s | {int(s * 100)}%: ratio"
+                           for s in LEVELS) + " |",
+              "|---:|---|---|---:|" + "---:|---:|---:|" * len(LEVELS)]
+    ratios = {s: [] for s in LEVELS}
+    for r in rows:
+        cells = [str(r["seed"])]
+        for run in (r["ours"], r["theirs"]):
+            per = np.median([e["train_seconds"] for e in run["epochs"]])
+            cells.append(f"{len(run['epochs'])} / {per:.1f} / {best_ndcg(run):.4f}")
+        cells.append(f"{r['weaker']:.4f} ({r['weaker_lib']})")
+        for s in LEVELS:
+            (ot, ow), (tt, tw) = r[("ours", s)], r[("theirs", s)]
+            cells += [f"{fmt_s(ot)} ({fmt_s(ow)})", f"{fmt_s(tt)} ({fmt_s(tw)})"]
+            if ot and tt:
+                ratios[s].append(tt / ot)
+                cells.append(f"{tt / ot:.1f}x ({tw / ow:.1f}x)")
+            else:
+                cells.append("-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [""]
+    for s in LEVELS:
+        rs = ratios[s]
+        if rs:
+            lines.append(f"- {int(s * 100)}% of the weaker best: deepshelf {median(rs):.1f}x faster in training time "
+                         f"(median of {len(rs)} seed(s); range {min(rs):.1f}x - {max(rs):.1f}x).")
+    goal = ratios[0.95]
+    if goal:
+        if precision == "fp32":
+            verdict = "met" if median(goal) >= 10 else "NOT met"
+            lines.append(f"- Goal: >= 10x at 95%, fp32 both: {verdict} (measured {median(goal):.1f}x).")
+        else:
+            lines.append(f"- The >= 10x goal is set for fp32 both (its subsection); in {precision} both: "
+                         f"{median(goal):.1f}x at 95%.")
+    lines += ["", f"Where deepshelf's training step went (`{dataset}`, {precision}, batch {pick['deepshelf'][0]}, "
+              "1 thread; `step_costs` in this script, run before the seeds on core 0):", "", *steps]
+    for old in sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")):  # the same run before the change
+        new = logs_dir(args) / "tune" / old.name.replace("-length_groups1", "")
+        if new.exists():
+            a, b = (json.loads(f.read_text())["epochs"] for f in (old, new))
+            n = min(len(a), len(b))
+            fmt = lambda log: ", ".join(f"{e['valid_ndcg@10']:.4f}" for e in log[:n])  # noqa: E731
+            lines += ["", f"Quality kept: validation NDCG@10 after epochs 1-{n} of the same run (`{new.stem}`), "
+                      f"one padded block per batch (`length_groups = 1`, as before): {fmt(a)}; in 4 length groups: "
+                      f"{fmt(b)} (`{old}` and the tuning log; the kept softmax changes no number, "
+                      "only when it is computed)."]
+    lines += ["", epoch_and_model_differences(params), ""]
+    print("\n".join(lines), flush=True)
+    return lines
+
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dataset_pos", nargs="?", metavar="DATASET", help="the same as --dataset")
+    parser.add_argument("--dataset", help="dataset to compare on (e.g. beauty; configs/sasrec-DATASET.toml)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="both libraries' training precision (bf16: CPU autocast); logs of bf16 go to OUT/bf16")
+    parser.add_argument("--ours-candidates", type=pairs, default="128:0.001,256:0.002,512:0.004",
+                        help="deepshelf's batch:lr candidates, chosen on validation")
+    parser.add_argument("--recbole-candidates", type=pairs, default="128:0.001,256:0.002,2048:0.001",
+                        help="RecBole's batch:lr candidates (2048:0.001 is RecBole's default)")
+    parser.add_argument("--tune-minutes", type=float, default=8.0, help="RecBole's wall minutes per candidate")
+    parser.add_argument("--ours-tune-minutes", type=float, default=5.0, help="deepshelf's wall minutes per candidate")
+    parser.add_argument("--reuse-tune", action=argparse.BooleanOptionalAction, default=True,
+                        help="take a candidate's log from OUT/tune where an earlier run of the same settings left one")
+    parser.add_argument("--skip-tune", type=pairs, metavar="B:LR,B:LR",
+                        help="no tuning: deepshelf's and RecBole's batch:lr, as the fp32 tuning run chose them")
+    parser.add_argument("--tune-only", choices=["deepshelf", "recbole", "both"],
+                        help="run only these candidates (reusing logs already there) and stop")
+    parser.add_argument("--tune-seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--recbole-minutes", type=float, default=20.0, help="RecBole's cap per seed")
+    parser.add_argument("--ours-minutes", type=float, default=10.0, help="deepshelf's cap per seed")
+    parser.add_argument("--out", default="benchmarks/results/recbole-compare",
+                        help="run logs go to OUT/{tune,seeds} (fp32) or OUT/PRECISION/{tune,seeds}")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--threads", type=int, default=1, help="ignored: every run here uses 1 torch thread "
+                        "(as train_speed.py --compare did)")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # SETTINGS_JSON OUT: one deepshelf run
+    args = parser.parse_args(argv)
+    if args.worker:
+        return args
+    if args.dataset and args.dataset_pos and args.dataset != args.dataset_pos:
+        parser.error(f"two datasets given: {args.dataset_pos!r} and --dataset {args.dataset!r}")
+    args.dataset = args.dataset or args.dataset_pos
+    if not args.dataset:
+        parser.error("a dataset is required (DATASET or --dataset)")
+    if args.skip_tune and len(args.skip_tune) != 2:
+        parser.error("--skip-tune takes two batch:lr pairs: deepshelf's, then RecBole's")
+    if args.skip_tune and args.tune_only:
+        parser.error("--skip-tune and --tune-only exclude each other")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        torch.set_num_threads(1)
+        return ours_worker(json.loads(args.worker[0]), Path(args.worker[1]))
+    lines = compare(args)
+    if not args.no_write:
+        write_compare(lines, args.precision)
+
+
+if __name__ == "__main__":
+    main()
