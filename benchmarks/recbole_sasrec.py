@@ -1,5 +1,5 @@
 """RecBole 1.2.1's SASRec on the same data and architecture as deepshelf's, timed epoch by epoch and scored by
-deepshelf's evaluator: the side-by-side reference for `benchmarks/train_speed.py --compare`.
+deepshelf's evaluator: the side-by-side reference for `benchmarks/recbole_compare.py`.
 
     python benchmarks/recbole_sasrec.py --dataset beauty --max-len 50 --dropout 0.5 --time-limit-min 20 --json rb.json
 
@@ -18,7 +18,7 @@ item (its `FullSortEvalDataLoader` returns no history for sequential models), wh
 the user has seen. So this runner does not use RecBole's evaluator: it takes the scores of RecBole's
 `full_sort_predict` for each validation user and ranks them with `rank_metrics` below, which does what deepshelf's
 `evaluate` does (the user's whole history before the target set to -inf, top 10, NDCG@10 = 1 / log2(rank + 2) of
-the single target, HR@10). `benchmarks/train_speed.py --compare` checks on one score matrix that `rank_metrics`
+the single target, HR@10). `benchmarks/recbole_compare.py` checks on one score matrix that `rank_metrics`
 and deepshelf's `evaluate` agree before it trusts any number.
 
 What differs, by design of the two libraries (so compare time to a validation NDCG@10, not time per epoch):
