@@ -118,7 +118,7 @@ def step_costs(split, params: dict, batch_size: int, precision: str, steps: int 
     rows in groups of similar length, the fused AdamW update, and the loss's chunked cross-entropy (softmax kept
     from the forward pass or recomputed in the backward one) against `F.cross_entropy` over the whole logits.
     Thread CPU time, so time the scheduler gives to other jobs is not counted; median over `steps` steps of the
-    same batches for every variant."""
+    same batches for every variant, the variants taking turns step by step."""
     from unittest import mock
 
     import torch.nn.functional as F
@@ -140,18 +140,21 @@ def step_costs(split, params: dict, batch_size: int, precision: str, steps: int 
     variants = {"F.cross_entropy": (plain, keep_default), "chunked, softmax recomputed": (losses.full_softmax_loss, 0),
                 "chunked, softmax kept (default)": (losses.full_softmax_loss, keep_default)}
     kept = "chunked, softmax kept (default)"
-    for groups, name, fused in ((1, "F.cross_entropy", False), (1, "chunked, softmax recomputed", False),
-                                (1, kept, False), (4, "F.cross_entropy", False), (4, kept, False), (4, kept, True)):
-        loss_fn, keep = variants[name]
-        with mock.patch.object(estimator, "train_loop", grab), \
-                mock.patch.object(estimator, "full_softmax_loss", loss_fn), \
-                mock.patch.object(losses, "KEEP_SOFTMAX_ELEMENTS", keep):
+    variants = [(1, "F.cross_entropy", False), (1, "chunked, softmax recomputed", False), (1, kept, False),
+                (4, "F.cross_entropy", False), (4, kept, False), (4, kept, True)]
+    runs = []  # per variant: (one training step, its batches)
+    for groups, name, fused in variants:
+        loss_fn, keep = {"F.cross_entropy": (plain, keep_default), kept: (losses.full_softmax_loss, keep_default),
+                         "chunked, softmax recomputed": (losses.full_softmax_loss, 0)}[name]
+        with mock.patch.object(estimator, "train_loop", grab):
             SASRec(**{**params, "precision": precision, "threads": 1, "progress": False, "batch_size": batch_size,
                       "length_groups": groups, "seed": 0}).fit(split.train)
-            net, loss_of = caught["net"].train(), caught["loss_of"]
-            optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
-            times = []
-            for i, batch in zip(range(steps + 3), caught["batches"](1)):
+        net, loss_of = caught["net"].train(), caught["loss_of"]
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
+
+        def step(batch, net=net, loss_of=loss_of, optimizer=optimizer, loss_fn=loss_fn, keep=keep):
+            with mock.patch.object(estimator, "full_softmax_loss", loss_fn), \
+                    mock.patch.object(losses, "KEEP_SOFTMAX_ELEMENTS", keep):
                 start = time.thread_time()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                     loss = loss_of(net, batch)
@@ -159,9 +162,19 @@ def step_costs(split, params: dict, batch_size: int, precision: str, steps: int 
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # as the training loop does
                 optimizer.step()
-                if i >= 3:  # the first steps warm allocator and caches
-                    times.append((time.thread_time() - start) * 1000)
-        rows.append(f"| {groups} | {name} | {'fused (default)' if fused else 'for-each'} | {np.median(times):.0f} |")
+                return (time.thread_time() - start) * 1000
+
+        runs.append((step, list(zip(range(steps + 3), caught["batches"](1)))))
+    # Round robin, one step of each variant in turn, so a change in the machine's load during the measurement
+    # falls on every variant alike; the first 3 rounds warm allocator and caches.
+    times = [[] for _ in runs]
+    for i in range(steps + 3):
+        for (step, batches), spent in zip(runs, times):
+            ms = step(batches[i][1])
+            if i >= 3:
+                spent.append(ms)
+    for (groups, name, fused), spent in zip(variants, times):
+        rows.append(f"| {groups} | {name} | {'fused (default)' if fused else 'for-each'} | {np.median(spent):.0f} |")
         print(rows[-1], flush=True)
     return rows
 
@@ -321,7 +334,7 @@ def compare(args: argparse.Namespace) -> list[str]:
     for seed in args.seeds:
         rows.append(seed_row(seed, *side_by_side(args.dataset, params, pick["deepshelf"], pick["recbole"], seed,
                                                  args.ours_minutes, args.recbole_minutes, logs_dir(args) / "seeds",
-                                                 args.precision)))
+                                                 args.precision, reuse=args.reuse_seeds)))
         print({k: v for k, v in rows[-1].items() if k not in ("ours", "theirs")}, flush=True)
     return compare_lines(args, params, check, tuned, pick, rows, steps)
 
@@ -452,6 +465,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="no tuning: deepshelf's and RecBole's batch:lr, as the fp32 tuning run chose them")
     parser.add_argument("--tune-only", choices=["deepshelf", "recbole", "both"],
                         help="run only these candidates (reusing logs already there) and stop")
+    parser.add_argument("--reuse-seeds", action="store_true",
+                        help="take a seed's logs from OUT/seeds where a run of the same settings left them: the "
+                             "tables again from the logs (the step-cost table is measured again)")
     parser.add_argument("--tune-seed", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--recbole-minutes", type=float, default=20.0, help="RecBole's cap per seed")
