@@ -229,32 +229,42 @@ LIST_QUERY_OPENAPI = {"parameters": _openapi_parameters()}
 
 @dataclass
 class ListParams:
+    """A list request's query, and the service and settings that answer it (one dependency for the list routes
+    instead of three: FastAPI solves each dependency of a request on its own)."""
+
     k: int
     details: bool
     rules: Rules
     placement: str = "home"
     session_id: str | None = None
+    service: Service | None = None
+    settings: Settings | None = None
+
+
+_QUERY_FIELDS = frozenset(ListQuery.model_fields)
 
 
 async def list_query(request: Request) -> ListParams:
     qp = request.query_params
     raw: dict = {}
-    for name in ListQuery.model_fields:
+    for name in _QUERY_FIELDS.intersection(qp.keys()):  # the parameters given (pydantic checks in field order)
         if name in _LIST_FIELDS:
             values = [v for item in qp.getlist(name) for v in item.split(",") if v]  # ?exclude=a,b works too
             if values:
                 raw[name] = values
-        elif name in qp:
+        else:
             raw[name] = qp[name]
     try:
         q = ListQuery.model_validate(raw)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])}
                                       for e in exc.errors(include_url=False, include_context=False)]) from None
-    settings = request.app.state.settings
+    state = request.app.state
+    settings, service = state.settings, state.service
     check_k(settings, q.k)
-    check_categories(request.app.state.service, settings, q.category)
-    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)), q.placement, q.session_id)
+    check_categories(service, settings, q.category)
+    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)), q.placement, q.session_id, service,
+                      settings)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

@@ -54,10 +54,12 @@ def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidat
     """int64 [len(top)]: per listed item, the catalogue index of the recent item it relates to most, or -1
     (a reason not drawn from the history, no recent items, or nothing relates)."""
     out = np.full(len(top), -1, np.int64)
-    recent = recent_items(shopper)
     kinds = [r.split("+")[0] for r in top.reasons]
     wanted = np.array([k in HISTORY_REASONS for k in kinds], bool)
-    if not len(recent) or not wanted.any():
+    if not wanted.any():
+        return out
+    recent = recent_items(shopper)
+    if not len(recent):
         return out
     known = shopper.items[shopper.items >= 0]
     own = wanted & (top.idx[:, None] == known[None, :]).any(axis=1)  # a page of items against a history: no sort
@@ -68,13 +70,15 @@ def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidat
     text_first = np.array([k in TEXT_REASONS for k in kinds], bool)
     by_text = _text_relation(state, catalog, recent, top.idx)
     by_model = _model_relation(state, recent, top.idx) if (rest & ~text_first).any() or by_text is None else None
+    # per relation, each listed item's most related recent item and whether it relates at all
+    best = {id(r): (r.argmax(axis=0), r.max(axis=0) > 0) for r in (by_text, by_model) if r is not None}
     for first, second, rows in ((by_text, by_model, rest & text_first), (by_model, by_text, rest & ~text_first)):
         for relation in (first, second):
             if relation is None:
                 continue
-            best = relation.argmax(axis=0)
-            ok = rows & (out < 0) & (relation[best, np.arange(len(top))] > 0)
-            out[ok] = recent[best[ok]]
+            most, relates = best[id(relation)]
+            ok = rows & (out < 0) & relates
+            out[ok] = recent[most[ok]]
     return out
 
 

@@ -37,6 +37,7 @@ class Metrics:
                                   registry=self.registry)
         self.window = window
         self._recent: dict[tuple[str, str], deque] = {}
+        self._series: dict[tuple[str, str, int], tuple] = {}  # (method, route, status): counter, histogram, window
         self._lock = threading.Lock()
 
     def set_model(self, version: str | None) -> None:
@@ -48,13 +49,17 @@ class Metrics:
         self.events.inc(n)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
-        key = (method, route)
-        recent = self._recent.get(key)
-        if recent is None:
+        # the labelled children are looked up once per (method, route, status): `labels()` validates and locks
+        # on every call
+        series = self._series.get((method, route, status))
+        if series is None:
             with self._lock:
-                recent = self._recent.setdefault(key, deque(maxlen=self.window))
+                recent = self._recent.setdefault((method, route), deque(maxlen=self.window))
+                series = self._series.setdefault((method, route, status), (
+                    self.requests.labels(method, route, str(status)), self.latency.labels(method, route), recent))
+        count, latency, recent = series
+        count.inc()
+        latency.observe(seconds)
         recent.append(seconds)
 
     def percentiles(self) -> list[dict]:

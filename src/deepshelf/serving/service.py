@@ -147,11 +147,13 @@ class Service:
         return answer
 
     def _shopper(self, catalog: Snapshot, user_id: str) -> Shopper:
-        events = self.store.recent_events(user_id, self.settings.max_history)[::-1]  # oldest first, as models expect
-        items = catalog.lookup([item for item, _, _ in events])
-        types = np.fromiter((TYPE_CODE.get(kind, 0) for _, kind, _ in events), np.int8, len(events))
-        times = np.fromiter((ts for _, _, ts in events), np.float64, len(events)).astype(np.int64)
-        purchased = items[np.fromiter((kind == "purchase" for _, kind, _ in events), bool, len(events))]
+        events = self.store.recent_events(user_id, self.settings.max_history)
+        # oldest first, as models expect; one pass apart into the three columns
+        item_ids, kinds, ts = zip(*reversed(events)) if events else ((), (), ())
+        items = catalog.lookup(item_ids)
+        types = np.array([TYPE_CODE.get(kind, 0) for kind in kinds], np.int8)
+        times = np.array(ts, np.float64).astype(np.int64)
+        purchased = items[np.array([kind == "purchase" for kind in kinds], bool)]
         return Shopper(items, types, purchased, times)
 
     # ---- events -------------------------------------------------------------------------------------------

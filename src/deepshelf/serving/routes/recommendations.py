@@ -14,8 +14,6 @@ from deepshelf.serving.deps import (
     ListDep,
     ListParams,
     PublicRead,
-    ServiceDep,
-    SettingsDep,
     check_categories,
     check_k,
     invalid,
@@ -24,7 +22,7 @@ from deepshelf.serving.deps import (
 )
 from deepshelf.serving.impressions import new_recommendation_id
 from deepshelf.serving.schemas import ItemList, SessionIn
-from deepshelf.serving.service import Answer, Service, Where
+from deepshelf.serving.service import Answer, Where
 from deepshelf.serving.validation import Id, Line
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
@@ -41,13 +39,13 @@ def where(params: ListParams, user_id: str | None = None) -> Where:
     return Where(params.placement, user_id or params.session_id)
 
 
-def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
-            user_id: str | None = None, extra: dict | None = None) -> Response:
+def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | None = None,
+            extra: dict | None = None) -> Response:
     """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
     the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
     The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
     sessions, similar, search, popular) for the background writer: an append, no store call."""
-    details = params.details
+    service, details = params.service, params.details
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
     related = answer.because or []
@@ -85,21 +83,20 @@ def to_list(answer: Answer, service: Service, params: ListParams, surface: str,
 
 
 @router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def user_recommendations(user_id: Annotated[Id, Path()], service: ServiceDep,
-                         params: ListDep) -> Response:
+def user_recommendations(user_id: Annotated[Id, Path()], params: ListDep) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
     events the model can use gets trending items, and the answer says why (`fallback_reason`)."""
-    return to_list(service.recommend_user(user_id, params.k, params.rules, params.placement), service, params,
+    return to_list(params.service.recommend_user(user_id, params.k, params.rules, params.placement), params,
                    "recommendations", user_id)
 
 
 @router.post("/sessions/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def session_recommendations(body: SessionIn, service: ServiceDep, settings: SettingsDep,
-                            params: ListDep) -> Response:
+def session_recommendations(body: SessionIn, params: ListDep) -> Response:
     """For an anonymous shopper: recommendations from the items of this visit (oldest first). Rules come from
     the query, or from the body's `rules` when given; `k` in the body overrides the query's. The answer names
     the session's items in neither the catalogue nor the run (`unknown_items`, ignored), and when it is a
     fallback (trending) list, why (`fallback_reason`)."""
+    service, settings = params.service, params.settings
     if len(body.item_ids) > settings.max_session_items:
         raise invalid("body", "item_ids", f"at most {settings.max_session_items} items", len(body.item_ids))
     k = check_k(settings, body.k, "body") if body.k is not None else params.k
@@ -111,32 +108,31 @@ def session_recommendations(body: SessionIn, service: ServiceDep, settings: Sett
     rules.exclude = list(rules.exclude) + list(body.exclude)
     answer = service.recommend_session(list(body.item_ids), k, rules, where(params))
     extra = {"unknown_items": unknown_items(service, settings, body.item_ids)}
-    return to_list(answer, service, params, "sessions", extra=extra)
+    return to_list(answer, params, "sessions", extra=extra)
 
 
 @router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
             responses={404: {"description": "unknown item"}, 409: {"description": "mode not available for this run"}})
-def similar_items(item_id: ItemId, service: ServiceDep, params: ListDep,
+def similar_items(item_id: ItemId, params: ListDep,
                   mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
     """Similar products: by behaviour (bought together), or by text / picture / both when the run has content
     vectors."""
-    return to_list(service.similar(item_id, params.k, mode, params.rules, where(params)), service, params,
-                   "similar")
+    return to_list(params.service.similar(item_id, params.k, mode, params.rules, where(params)), params, "similar")
 
 
 @router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def search(service: ServiceDep, params: ListDep,
+def search(params: ListDep,
            q: Annotated[Line(500, min_length=1), Query(description="the shopper's query")],
            user_id: Annotated[Id | None, Query()] = None) -> Response:
     """Product search: semantic when the run has a content index, else matching titles; personalised for
     `user_id`."""
     if not q.strip():
         raise invalid("query", "q", "query is blank", q)
-    return to_list(service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id)), service,
-                   params, "search", user_id)
+    return to_list(params.service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id)), params,
+                   "search", user_id)
 
 
 @router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def popular(service: ServiceDep, params: ListDep) -> Response:
+def popular(params: ListDep) -> Response:
     """Trending now (weighted events of the last days), else popular of all time."""
-    return to_list(service.popular(params.k, params.rules, where(params)), service, params, "popular")
+    return to_list(params.service.popular(params.k, params.rules, where(params)), params, "popular")
