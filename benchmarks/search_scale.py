@@ -29,6 +29,7 @@ from mdsection import machine, write_section  # noqa: E402
 from deepshelf.serving.service import SEARCH_POOL  # noqa: E402
 from deepshelf.storage import Item, open_store  # noqa: E402
 from deepshelf.storage.base import Store, search_terms  # noqa: E402
+from deepshelf.storage.sqlite import MMAP_BYTES  # noqa: E402
 
 SEARCH_CANDIDATES = Store.search_candidates
 
@@ -152,6 +153,10 @@ def main() -> None:
              *timed(lambda q: every_match_ranked(store, q), before_qs)),
             (f"now: ranked up to {store.search_candidates:,} matches, newest beyond, one at a time, {len(qs)} queries",
              *timed(now, qs))]
+    store._conn().execute("PRAGMA mmap_size=0")  # this thread's connection, as before the store mapped its file
+    rows.append((f"now, but pages read into the connection's cache instead of mapped (mmap_size=0), {len(qs)} "
+                 "queries", *timed(now, qs)))
+    store._conn().execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     ms, found, cpu, achieved = open_loop(now, qs, args.rate)
     rows.append((f"now, open loop at {args.rate:g} queries/s ({achieved:.0f} achieved), {len(qs)} queries", ms, found,
                  cpu))

@@ -131,3 +131,23 @@ def test_a_store_with_the_first_index_gains_prefix_indexes_with_its_rows_searcha
         assert store.search_titles("enamel", 10) == [] and ids(store.search_titles("ste", 10)) == ["mug"]
     finally:
         store.close()
+
+
+def test_every_sqlite_connection_maps_the_file_and_finds_the_same_matches_as_without(tmp_path):
+    import threading
+
+    from deepshelf.storage.sqlite import MMAP_BYTES
+
+    store = open_store(f"sqlite:///{tmp_path / 'shop.db'}", timeout_s=5)
+    store.upsert_items(CATALOGUE)
+    sizes = []
+    worker = threading.Thread(target=lambda: sizes.append(store._conn().execute("PRAGMA mmap_size").fetchone()[0]))
+    worker.start()
+    worker.join()
+    sizes.append(store._conn().execute("PRAGMA mmap_size").fetchone()[0])
+    assert sizes == [MMAP_BYTES, MMAP_BYTES]  # a request thread's connection as well as this one
+    mapped = [store.search_item_ids(q, 10) for q in ("red", "lamp", "de", "oak chair")]
+    store._conn().execute("PRAGMA mmap_size=0")
+    assert [store.search_item_ids(q, 10) for q in ("red", "lamp", "de", "oak chair")] == mapped
+    assert mapped[0] and mapped[1]
+    store.close()

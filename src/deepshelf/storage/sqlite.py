@@ -21,6 +21,8 @@ from deepshelf.storage.migrations import SQLITE
 
 log = logging.getLogger(__name__)
 
+MMAP_BYTES = 1 << 30  # the first GiB of the file is read through a memory map (PRAGMA mmap_size)
+
 
 class SQLiteStore(Store):
     kind = "sqlite"
@@ -48,6 +50,11 @@ class SQLiteStore(Store):
         self._enter_wal(conn, busy)
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
+        # Reads map the file instead of copying each page through read() into this connection's 2 MB cache: a
+        # search walks doclists larger than that cache on every query, and every connection shares the one
+        # mapping of the OS page cache. Writes still go through write() (SQLite's default), so durability and
+        # erasure are unchanged. benchmarks/search_scale.py times the search with and without the map.
+        conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         if self.timeout_s is not None:
             local = self._local  # the handler runs in the thread that owns this connection
 
