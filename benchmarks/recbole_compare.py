@@ -440,7 +440,7 @@ def compare_lines(args, params, check, tuned, pick, rows, steps) -> list[str]:
             lines.append(f"- The >= 10x goal is set for fp32 both (its subsection); in {precision} both: "
                          f"{median(goal):.1f}x at 95%.")
     lines += ["", f"Where deepshelf's training step went (`{dataset}`, {precision}, batch {pick['deepshelf'][0]}, "
-              "1 thread; `step_costs` in this script, run before the seeds on core 0):", "", *steps]
+              "1 thread; `step_costs` in this script, on core 0, in the run that wrote this subsection):", "", *steps]
     for old in sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")):  # the same run before the change
         new = logs_dir(args) / "tune" / old.name.replace("-length_groups1", "")
         if new.exists():
