@@ -264,6 +264,12 @@ def jitter_probe(seconds: float, rate: float = 150.0) -> dict:
             "steal_s": (steal_ticks() - steal) / os.sysconf("SC_CLK_TCK")}
 
 
+def probe_text(j: dict) -> str:
+    """One `jitter_probe` result as the benchmarks' docs print it."""
+    return (f"median {j['median']:.2f} ms, p99 {j['p99']:.2f} ms ({j['p99'] / j['median']:.1f}x the median), "
+            f"max {j['max']:.1f} ms, {j['slow_share']:.1%} of runs over 3x the median, {j['steal_s']:.1f} s stolen")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of the server process and its worker processes (Linux /proc)."""
     total = 0.0

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mdsection import machine, read_subsection, write_subsection  # noqa: E402
+from loadgen import jitter_probe, probe_text  # noqa: E402
 from traininglog import best_validated, time_to, with_totals  # noqa: E402
 
 from deepshelf.models.sasrec import SASRec  # noqa: E402
@@ -338,13 +339,26 @@ def compare(args: argparse.Namespace) -> list[str]:
     print(f"batch and lr: {pick}", flush=True)
     os.sched_setaffinity(0, {0})  # this process measures on core 0 now; its children pin themselves
     steps = step_costs(split, params, pick["deepshelf"][0], args.precision)
+    probes = {"before": core_probes(args.probe_seconds)}
     rows = []
     for seed in args.seeds:
         rows.append(seed_row(seed, *side_by_side(args.dataset, params, pick["deepshelf"], pick["recbole"], seed,
                                                  args.ours_minutes, args.recbole_minutes, logs_dir(args) / "seeds",
                                                  args.precision, reuse=args.reuse_seeds)))
         print({k: v for k, v in rows[-1].items() if k not in ("ours", "theirs")}, flush=True)
-    return compare_lines(args, params, check, tuned, pick, rows, steps)
+    probes["after"] = core_probes(args.probe_seconds)
+    return compare_lines(args, params, check, tuned, pick, rows, steps, probes)
+
+
+def core_probes(seconds: float) -> dict[int, dict]:
+    """The noise probe (`loadgen.jitter_probe`) on each of the two cores the libraries are pinned to, one after
+    the other, nothing of ours running; this process is left on core 0, where it measures."""
+    out = {}
+    for core in (0, 1):
+        os.sched_setaffinity(0, {core})
+        out[core] = jitter_probe(seconds)
+    os.sched_setaffinity(0, {0})
+    return out
 
 
 def choice_lines(args: argparse.Namespace, tuned: list[tuple], pick: dict) -> list[str]:
@@ -368,7 +382,7 @@ def choice_lines(args: argparse.Namespace, tuned: list[tuple], pick: dict) -> li
     return lines
 
 
-def compare_lines(args, params, check, tuned, pick, rows, steps) -> list[str]:
+def compare_lines(args, params, check, tuned, pick, rows, steps, probes) -> list[str]:
     """The subsection: setup, the batch / lr choice, the seeds' times and ratios, the training step's cost."""
     dataset, precision = args.dataset, args.precision
     if precision == "fp32":
@@ -382,7 +396,13 @@ def compare_lines(args, params, check, tuned, pick, rows, steps) -> list[str]:
              f"Command: `python benchmarks/recbole_compare.py {' '.join(sys.argv[1:])}`  ",
              f"Machine: {machine()}, torch {torch.__version__}; measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end {load[0]:.1f} / "
-             f"{load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores shared with other jobs.", "",
+             f"{load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores shared with other jobs.  ",
+             f"Noise probe (`jitter_probe`: a fixed piece of Python + numpy work, 150 times a second for "
+             f"{args.probe_seconds:g} s on each core, nothing of ours running), before the seeds"
+             f"{' (with --reuse-seeds: when the tables were written, not when the seeds ran)' if args.reuse_seeds else ''}"
+             f": core 0 {probe_text(probes['before'][0])}; core 1 {probe_text(probes['before'][1])}; after: core 0 "
+             f"{probe_text(probes['after'][0])}; core 1 {probe_text(probes['after'][1])}. A training epoch can be no "
+             "steadier than the work under it.", "",
              f"`{dataset}` in full ({rows[0]['ours']['users']:,} users, {rows[0]['ours']['items']:,} items, "
              f"{rows[0]['ours']['events']:,} events: the same in both libraries, or the run fails), leave-one-out. "
              f"Same architecture in both: max_len {params['max_len']}, width {params['dim']}, {params['layers']} "
@@ -478,6 +498,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reuse-seeds", action="store_true",
                         help="take a seed's logs from OUT/seeds where a run of the same settings left them: the "
                              "tables again from the logs (the step-cost table is measured again)")
+    parser.add_argument("--probe-seconds", type=float, default=10.0,
+                        help="noise probe per core, before and after the seeds")
     parser.add_argument("--tune-seed", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--recbole-minutes", type=float, default=20.0, help="RecBole's cap per seed")

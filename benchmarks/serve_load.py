@@ -41,6 +41,7 @@ from loadgen import (  # noqa: E402
     cpu_seconds,
     free_port,  # noqa: F401 (overload.py and store_outage.py take it from here)
     jitter_probe,
+    probe_text,
     open_loop,
     pin_self,
     server_stats,
@@ -327,11 +328,6 @@ def table(results) -> str:
                                  f"{m['p99']:.2f} | {m['max']:.1f} | {m['errors']} ({m['shed_503']}) | "
                                  f"{ss_text(r['server'][route])} | | |")
     return "\n".join(lines)
-
-
-def probe_text(j: dict) -> str:
-    return (f"median {j['median']:.2f} ms, p99 {j['p99']:.2f} ms ({j['p99'] / j['median']:.1f}x the median), "
-            f"max {j['max']:.1f} ms, {j['slow_share']:.1%} of runs over 3x the median, {j['steal_s']:.1f} s stolen")
 
 
 def probe(args, cores) -> dict:
