@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import jitter_probe  # noqa: E402
+from loadgen import jitter_probe, probe_text  # noqa: E402
 from mdsection import machine  # noqa: E402
 
 def timed(fn, n: int) -> np.ndarray:
@@ -75,8 +75,7 @@ def main() -> None:
 
     print(f"\nRanker stage latency, one shopper per call, Online Retail test shoppers. Machine: {machine()}.")
     for when, probe in (("before", jitter), ("after", after)):
-        print(f"Machine noise {when} (fixed work): median {probe['median']:.2f} ms, p99 {probe['p99']:.2f} ms, "
-              f"p99 / median {probe['p99'] / probe['median']:.2f}, slow share {probe['slow_share']:.3f}.")
+        print(f"Machine noise {when} (fixed work): {probe_text(probe)}.")
     print()
     print("| learner | shoppers | candidates (median / max) | ranker stage median / p99 ms | "
           "both stages (score) median / p99 ms |")

@@ -507,8 +507,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="benchmarks/results/recbole-compare",
                         help="run logs go to OUT/{tune,seeds} (fp32) or OUT/PRECISION/{tune,seeds}")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    parser.add_argument("--threads", type=int, default=1, help="ignored: every run here uses 1 torch thread "
-                        "(as train_speed.py --compare did)")
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # SETTINGS_JSON OUT: one deepshelf run
     args = parser.parse_args(argv)
     if args.worker:

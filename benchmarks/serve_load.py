@@ -41,9 +41,9 @@ from loadgen import (  # noqa: E402
     cpu_seconds,
     free_port,  # noqa: F401 (overload.py and store_outage.py take it from here)
     jitter_probe,
-    probe_text,
     open_loop,
     pin_self,
+    probe_text,
     server_stats,
     start_bare,
     start_server,

@@ -78,8 +78,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         exps, ctx.exps = ctx.exps, None  # used up here: a second backward pass recomputes them
         coef = weights * (grad / weights.sum().clamp_min(1e-12))  # (N,) d loss / d row loss
         scale = coef * inv_sums  # (N,) per-row factor of the (unnormalised) softmax
-        hf, ef = h.float(), e.float()
-        d_hidden = -coef[:, None] * ef[targets]  # (N, d): the one-hot's share
+        hf = h.float()
+        d_hidden = -coef[:, None] * e[targets].float()  # (N, d): the one-hot's share
         d_items = torch.zeros(e.shape, dtype=torch.float32, device=h.device)  # (n_items, d)
         d_items.index_add_(0, targets, -coef[:, None] * hf)
         for i, s in enumerate(range(0, len(targets), ctx.chunk)):

@@ -139,8 +139,8 @@ def train_loop(module: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tens
     # No decay on embeddings, norms and biases: decaying rare items' vectors towards 0 only hurts them.
     decay = [p for n, p in module.named_parameters() if p.ndim >= 2 and "embeddings" not in n]
     no_decay = [p for n, p in module.named_parameters() if not (p.ndim >= 2 and "embeddings" not in n)]
-    # fused: one kernel per parameter group instead of a pass per update term (the step-cost table of
-    # benchmarks/recbole_compare.py measures the step both ways)
+    # fused: one kernel per parameter group instead of a pass per update term; the step-cost table of
+    # benchmarks/recbole_compare.py times the step both ways (on Beauty with a 2-core CPU: no difference)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr,
                                   fused=device.type in ("cpu", "cuda"))
