@@ -116,15 +116,16 @@ def evaluator_check(split) -> str:
 def step_costs(split, params: dict, batch_size: int, precision: str, steps: int = 30) -> list[str]:
     """CPU milliseconds per deepshelf training step (forward, loss, backward, AdamW) on this data in `precision`
     (bf16: forward and loss under CPU autocast, as the training loop runs them), with and without what cuts it:
-    rows in groups of similar length, the fused AdamW update, and the loss's chunked cross-entropy (softmax kept
-    from the forward pass or recomputed in the backward one) against `F.cross_entropy` over the whole logits.
+    rows in groups of similar length, the fused AdamW update, the loss's chunked cross-entropy (softmax kept
+    from the forward pass or recomputed in the backward one) against `F.cross_entropy` over the whole logits, and
+    dropout masks from `torch.rand_like` (`layers.Dropout`) against `nn.Dropout`'s `bernoulli_`.
     Thread CPU time, so time the scheduler gives to other jobs is not counted; median over `steps` steps of the
     same batches for every variant, the variants taking turns step by step."""
     from unittest import mock
 
     import torch.nn.functional as F
 
-    from deepshelf.models import losses
+    from deepshelf.models import layers, losses
     from deepshelf.models.sasrec import estimator
 
     caught = {}
@@ -136,15 +137,19 @@ def step_costs(split, params: dict, batch_size: int, precision: str, steps: int 
     def plain(hidden, items, targets, weights=None):  # weights are None in this config
         return F.cross_entropy(hidden @ items.T, targets)
 
-    rows = ["| length groups | loss | AdamW | CPU ms / step (median) |", "|---:|---|---|---:|"]
+    def bernoulli(self, x):  # nn.Dropout's mask
+        return F.dropout(x, self.p, self.training)
+
+    rows = ["| length groups | loss | AdamW | dropout mask | CPU ms / step (median) |", "|---:|---|---|---|---:|"]
     keep_default = losses.KEEP_SOFTMAX_ELEMENTS
     variants = {"F.cross_entropy": (plain, keep_default), "chunked, softmax recomputed": (losses.full_softmax_loss, 0),
                 "chunked, softmax kept (default)": (losses.full_softmax_loss, keep_default)}
     kept = "chunked, softmax kept (default)"
-    variants = [(1, "F.cross_entropy", False), (1, "chunked, softmax recomputed", False), (1, kept, False),
-                (4, "F.cross_entropy", False), (4, kept, False), (4, kept, True)]
+    variants = [(1, "F.cross_entropy", False, False), (1, "chunked, softmax recomputed", False, False),
+                (1, kept, False, False), (4, "F.cross_entropy", False, False), (4, kept, False, False),
+                (4, kept, True, True), (4, kept, True, False)]
     runs = []  # per variant: (one training step, its batches)
-    for groups, name, fused in variants:
+    for groups, name, fused, bern in variants:
         loss_fn, keep = {"F.cross_entropy": (plain, keep_default), kept: (losses.full_softmax_loss, keep_default),
                          "chunked, softmax recomputed": (losses.full_softmax_loss, 0)}[name]
         with mock.patch.object(estimator, "train_loop", grab):
@@ -153,9 +158,10 @@ def step_costs(split, params: dict, batch_size: int, precision: str, steps: int 
         net, loss_of = caught["net"].train(), caught["loss_of"]
         optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
 
-        def step(batch, net=net, loss_of=loss_of, optimizer=optimizer, loss_fn=loss_fn, keep=keep):
+        def step(batch, net=net, loss_of=loss_of, optimizer=optimizer, loss_fn=loss_fn, keep=keep, bern=bern):
             with mock.patch.object(estimator, "full_softmax_loss", loss_fn), \
-                    mock.patch.object(losses, "KEEP_SOFTMAX_ELEMENTS", keep):
+                    mock.patch.object(losses, "KEEP_SOFTMAX_ELEMENTS", keep), \
+                    mock.patch.object(layers.Dropout, "forward", bernoulli if bern else layers.Dropout.forward):
                 start = time.thread_time()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
                     loss = loss_of(net, batch)
@@ -174,8 +180,10 @@ def step_costs(split, params: dict, batch_size: int, precision: str, steps: int 
             ms = step(batches[i][1])
             if i >= 3:
                 spent.append(ms)
-    for (groups, name, fused), spent in zip(variants, times):
-        rows.append(f"| {groups} | {name} | {'fused (default)' if fused else 'for-each'} | {np.median(spent):.0f} |")
+    for (groups, name, fused, bern), spent in zip(variants, times):
+        mask = "bernoulli_ (nn.Dropout)" if bern else "rand_like (default)"
+        rows.append(f"| {groups} | {name} | {'fused (default)' if fused else 'for-each'} | {mask} | "
+                    f"{np.median(spent):.0f} |")
         print(rows[-1], flush=True)
     return rows
 

@@ -13,7 +13,7 @@ from deepshelf.data.splits import leave_one_out
 from deepshelf.errors import DeepshelfError
 from deepshelf.evaluation.evaluate import evaluate, validation
 from deepshelf.models.base import Recommender
-from deepshelf.models.layers import TransformerBlock, causal_padding_mask
+from deepshelf.models.layers import Dropout, TransformerBlock, causal_padding_mask
 from deepshelf.models.sasrec import SASRec, SASRecNetwork
 
 N_ITEMS = 30
@@ -418,3 +418,24 @@ def test_length_groups_cut_padding_and_keep_the_loss(split, monkeypatch):
             caught["net"].load_state_dict(net.state_dict())
             losses.append(float(caught["loss_of"](caught["net"], batch)))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.25, 0.5])
+def test_dropout_is_nn_dropouts_math(p):
+    """Training: each element zeroed with probability p, the rest (and their gradients) scaled by 1 / (1 - p);
+    evaluation: identity."""
+    drop = Dropout(p)
+    x = (torch.rand(200, 50, 64) + 1.0).requires_grad_()  # no element is 0 before dropout
+    torch.manual_seed(0)
+    y = drop(x)
+    y.sum().backward()
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - p) < 0.01
+    torch.testing.assert_close(y[kept], x.detach()[kept] / (1 - p))
+    torch.testing.assert_close(x.grad, kept.float() / (1 - p))
+    torch.manual_seed(0)
+    torch.testing.assert_close(drop(x), y)  # the torch seed decides the mask
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        Dropout(1.5)

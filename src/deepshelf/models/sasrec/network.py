@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from deepshelf.models.layers import Norm, TransformerBlock, causal_padding_mask
+from deepshelf.models.layers import Dropout, Norm, TransformerBlock, causal_padding_mask
 
 
 class SASRecNetwork(nn.Module):
@@ -31,7 +31,7 @@ class SASRecNetwork(nn.Module):
         # embeddings instead (each block already ends in one), as BERT and RecBole's SASRec do
         self.post_norm = norm == "post"
         self.norm = nn.LayerNorm(dim)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         for emb in (self.item_embeddings, self.position_embeddings, self.type_embeddings):
             if emb is not None:  # default: unit-variance logits at init (LayerNorm'd outputs have norm ~sqrt(dim))
                 nn.init.normal_(emb.weight, std=init_std or dim**-0.5)
