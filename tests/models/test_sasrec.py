@@ -248,17 +248,14 @@ def test_bad_config_refused_from_the_command_line_settings():
     assert cfg.params == {"max_len": 50, "loss": "sampled", "lr": 0.002}
 
 
-@pytest.mark.parametrize("keep_softmax", [True, False])
+@pytest.mark.parametrize("upstream", [1.0, 2.5])
 @pytest.mark.parametrize("chunk", [7, 1000])
-def test_chunked_full_softmax_matches_cross_entropy(chunk, keep_softmax, monkeypatch):
-    """The chunked loss equals plain weighted cross-entropy, value and gradients, whether its forward pass keeps
-    the softmax for the backward pass or the backward pass recomputes it."""
+def test_chunked_full_softmax_matches_cross_entropy(chunk, upstream):
+    """The chunked loss equals plain weighted cross-entropy, value and gradients (computed in its forward pass,
+    scaled by the incoming gradient in the backward one), whatever the chunk size."""
     import torch.nn.functional as F
 
-    from deepshelf.models import losses
     from deepshelf.models.losses import full_softmax_loss
-
-    monkeypatch.setattr(losses, "KEEP_SOFTMAX_ELEMENTS", 2**26 if keep_softmax else 0)
 
     g = torch.Generator().manual_seed(0)
     h = torch.randn(50, 8, generator=g, requires_grad=True)
@@ -266,12 +263,17 @@ def test_chunked_full_softmax_matches_cross_entropy(chunk, keep_softmax, monkeyp
     y = torch.randint(30, (50,), generator=g)
     w = torch.rand(50, generator=g)
     loss = full_softmax_loss(h, items, y, w, chunk=chunk)
-    grads = torch.autograd.grad(loss, (h, items))
+    grads = torch.autograd.grad(loss * upstream, (h, items))
     ref = (F.cross_entropy(h @ items.T, y, reduction="none") * w).sum() / w.sum()
-    ref_grads = torch.autograd.grad(ref, (h, items))
+    ref_grads = torch.autograd.grad(ref * upstream, (h, items))
     torch.testing.assert_close(loss, ref)
     for got, want in zip(grads, ref_grads):
         torch.testing.assert_close(got, want)
+    # one input needing a gradient, and none (no_grad: the value alone)
+    only_items = torch.autograd.grad(full_softmax_loss(h.detach(), items, y, w, chunk=chunk), items)[0]
+    torch.testing.assert_close(only_items, ref_grads[1] / upstream)
+    with torch.no_grad():
+        torch.testing.assert_close(full_softmax_loss(h, items, y, w, chunk=chunk), ref.detach())
 
 
 def test_bf16_full_softmax_close_to_fp32():

@@ -28,74 +28,66 @@ def full_softmax_loss(hidden: torch.Tensor, item_embeddings: torch.Tensor, targe
     """
     device = hidden.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
-    if chunk is None:  # rows of logits per step: ~8 MB of them on CPU (cache-sized), ~256 MB on GPU
-        chunk = max(1, (2**26 if device == "cuda" else 2**21) // item_embeddings.shape[0])
+    if chunk is None:  # rows of logits at a time: ~2 MB of them on CPU (cache-sized), ~256 MB on GPU
+        chunk = max(8, (2**26 if device == "cuda" else 2**19) // item_embeddings.shape[0])
     if weights is None:
         weights = torch.ones_like(targets, dtype=torch.float32)
-    return _ChunkedCrossEntropy.apply(hidden, item_embeddings, targets, weights.float(), chunk, dtype)
-
-
-# Largest softmax (rows x items) the forward pass keeps for the backward pass instead of recomputing it there:
-# 256 MB of fp32. Keeping it saves one of the loss's four (rows x items x width) matrix products per step.
-KEEP_SOFTMAX_ELEMENTS = 2**26
+    grads = torch.is_grad_enabled() and (hidden.requires_grad or item_embeddings.requires_grad)
+    return _ChunkedCrossEntropy.apply(hidden, item_embeddings, targets, weights.float(), chunk, dtype, grads)
 
 
 class _ChunkedCrossEntropy(torch.autograd.Function):
-    """Weighted mean cross-entropy. The forward pass keeps each row's log-sum-exp, and the softmax itself while it
-    fits in `KEEP_SOFTMAX_ELEMENTS`; otherwise the backward pass recomputes the logits chunk by chunk.
+    """Weighted mean cross-entropy whose gradients are computed in the forward pass.
 
-    Work on the (rows x items) matrix is what a step costs, so it is touched as few times as the math allows: the
-    kept softmax is left unnormalised (exp(logit - row max)), and everything that is per row (the 1 / sum
-    normalisation, the loss weights, the incoming gradient, the one-hot of the target) is applied to the
-    (rows x width) factors and results instead: d hidden = c (P e) / s - c e[target],
-    d items = P^T (c h / s) - scatter of c h at the targets. `benchmarks/recbole_compare.py`'s step-cost table
-    measures the step with this loss against `F.cross_entropy` over the whole logits.
+    The loss is a scalar, so its gradients are those for an incoming gradient of 1, times the incoming one. The
+    forward pass computes them chunk by chunk while the chunk's softmax is still in cache, and the backward pass
+    only scales them: the (rows x items) matrix is never kept whole nor read back from memory, and each chunk is
+    small enough to stay in the core's cache between the three products that use it (logits, d hidden, d items).
+    Work on that matrix is what a step costs, so it is touched as few times as the math allows: the softmax
+    stays unnormalised (exp(logit - row max)), and everything that is per row (the 1 / sum normalisation, the
+    loss weights, the one-hot of the target) is applied to the (rows x width) factors and results instead:
+    d hidden = c (P e) / s - c e[target], d items = P^T (c h / s) - scatter of c h at the targets.
+    `benchmarks/recbole_compare.py`'s step-cost table measures the step with this loss against `F.cross_entropy`
+    over the whole logits, and with chunks of another size.
     """
 
     @staticmethod
-    def forward(ctx, hidden, items, targets, weights, chunk: int, dtype: torch.dtype):
+    def forward(ctx, hidden, items, targets, weights, chunk: int, dtype: torch.dtype, grads: bool):
         h, e = hidden.detach().to(dtype), items.detach().to(dtype)
-        keep = len(targets) * e.shape[0] <= KEEP_SOFTMAX_ELEMENTS
+        hf = h.float()
+        coef = weights / weights.sum().clamp_min(1e-12)  # (N,) d loss / d row loss
         lse = torch.empty(len(targets), dtype=torch.float32, device=hidden.device)  # (N,)
-        inv_sums = torch.ones(len(targets), dtype=torch.float32, device=hidden.device)  # (N,) 1 / sum of kept exps
-        exps = []  # (n, n_items) exp(logit - row max) per chunk, when kept
+        if grads:
+            d_hidden = -coef[:, None] * e[targets].float()  # (N, d): the one-hot's share
+            d_items = torch.zeros(e.shape, dtype=torch.float32, device=h.device)  # (n_items, d)
+            d_items.index_add_(0, targets, -coef[:, None] * hf)
         for s in range(0, len(targets), chunk):
-            logits = (h[s : s + chunk] @ e.T).float()  # (n, n_items)
-            top = logits.amax(dim=1, keepdim=True)  # (n, 1)
-            sums = logits.sub_(top).exp_().sum(dim=1)  # (n,) in place: the logits are not needed again
-            lse[s : s + chunk] = top.squeeze(1) + sums.log()
-            if keep:
-                exps.append(logits)
-                inv_sums[s : s + chunk] = sums.reciprocal()
-        target_logits = (h.float() * e[targets].float()).sum(-1)  # (N,), same rounding as the chunks
-        ctx.save_for_backward(h, e, targets, weights, lse, inv_sums)
-        ctx.chunk, ctx.dtypes, ctx.exps = chunk, (hidden.dtype, items.dtype), exps
-        return ((lse - target_logits) * weights).sum() / weights.sum().clamp_min(1e-12)
+            rows = slice(s, s + chunk)
+            p = (h[rows] @ e.T).float()  # (n, n_items) logits
+            top = p.amax(dim=1, keepdim=True)  # (n, 1)
+            sums = p.sub_(top).exp_().sum(dim=1)  # (n,) in place: p is exp(logit - row max) from here on
+            lse[rows] = top.squeeze(1) + sums.log()
+            if grads:
+                scale = coef[rows] / sums  # (n,) per-row factor of the unnormalised softmax
+                p = p.to(dtype)
+                d_hidden[rows] += (p @ e).float() * scale[:, None]
+                weighted = (hf[rows] * scale[:, None]).to(dtype)  # (n, d)
+                if dtype == torch.float32:
+                    d_items.addmm_(p.T, weighted)
+                else:
+                    d_items += (p.T @ weighted).float()
+        target_logits = (hf * e[targets].float()).sum(-1)  # (N,), same rounding as the chunks
+        if grads:
+            ctx.save_for_backward(d_hidden, d_items)
+        ctx.grads, ctx.dtypes = grads, (hidden.dtype, items.dtype)
+        return ((lse - target_logits) * coef).sum()
 
     @staticmethod
     def backward(ctx, grad):
-        h, e, targets, weights, lse, inv_sums = ctx.saved_tensors
-        exps, ctx.exps = ctx.exps, None  # used up here: a second backward pass recomputes them
-        coef = weights * (grad / weights.sum().clamp_min(1e-12))  # (N,) d loss / d row loss
-        scale = coef * inv_sums  # (N,) per-row factor of the (unnormalised) softmax
-        hf = h.float()
-        d_hidden = -coef[:, None] * e[targets].float()  # (N, d): the one-hot's share
-        d_items = torch.zeros(e.shape, dtype=torch.float32, device=h.device)  # (n_items, d)
-        d_items.index_add_(0, targets, -coef[:, None] * hf)
-        for i, s in enumerate(range(0, len(targets), ctx.chunk)):
-            rows = slice(s, s + ctx.chunk)
-            if exps:
-                p = exps[i]  # (n, n_items) exp(logit - row max)
-            else:  # normalised here already (inv_sums is 1)
-                p = (h[rows] @ e.T).float().sub_(lse[rows, None]).exp_()
-            p = p.to(h.dtype)
-            d_hidden[rows] += (p @ e).float() * scale[rows, None]
-            weighted = (hf[rows] * scale[rows, None]).to(h.dtype)  # (n, d)
-            if h.dtype == torch.float32:
-                d_items.addmm_(p.T, weighted)
-            else:
-                d_items += (p.T @ weighted).float()
-        return d_hidden.to(ctx.dtypes[0]), d_items.to(ctx.dtypes[1]), None, None, None, None
+        if not ctx.grads:
+            raise RuntimeError("full_softmax_loss was computed without gradients (no_grad, or no input needs one)")
+        d_hidden, d_items = ctx.saved_tensors
+        return (d_hidden * grad).to(ctx.dtypes[0]), (d_items * grad).to(ctx.dtypes[1]), None, None, None, None, None
 
 
 def sampled_softmax_loss(hidden: torch.Tensor, item_embeddings: torch.Tensor, targets: torch.Tensor,
