@@ -24,6 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from loadgen import jitter_probe, probe_text  # noqa: E402
 from mdsection import machine, write_section  # noqa: E402
 
 from deepshelf.serving.service import SEARCH_POOL  # noqa: E402
@@ -136,6 +137,8 @@ def main() -> None:
                     help="queries of the two earlier ways (the substring scan reads every product)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-search-bench"))
     ap.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    ap.add_argument("--probe-seconds", type=float, default=10.0,
+                    help="length of the machine-noise probe run before and after the queries")
     args = ap.parse_args()
     store, build_s = filled_store(args.workdir, args.n)
     qs = queries(store, args.queries, args.n)
@@ -148,6 +151,7 @@ def main() -> None:
     now = lambda q: store.search_item_ids(q, LIMIT)  # noqa: E731  (what the service asks: the ids)
     timed(now, qs[:20])  # warm the page cache
     load = os.getloadavg()[0]
+    before = jitter_probe(args.probe_seconds)
     rows = [(f"before migration 6: substring scan (LIKE), {len(before_qs)} queries", *timed(scan, before_qs)),
             (f"migration 6: every match ranked by bm25, {len(before_qs)} queries",
              *timed(lambda q: every_match_ranked(store, q), before_qs)),
@@ -160,6 +164,7 @@ def main() -> None:
     ms, found, cpu, achieved = open_loop(now, qs, args.rate)
     rows.append((f"now, open loop at {args.rate:g} queries/s ({achieved:.0f} achieved), {len(qs)} queries", ms, found,
                  cpu))
+    after = jitter_probe(args.probe_seconds)
     store.close()
     p99 = float(np.percentile(ms, 99))
     lines = [f"`benchmarks/search_scale.py --n {args.n} --queries {args.queries} --rate {args.rate:g}` on "
@@ -181,7 +186,10 @@ def main() -> None:
               f"{SEARCH_CANDIDATES:,} products now answers its newest matches unranked (FTS5 walks its lists newest "
               "first and stops; bm25 would first count every match for its IDF), so such a query's answer differs "
               "from migration 6's; the prefix indexes of migration 8 (1 to 6 characters) let a typed prefix read one "
-              "list. Under the service, search also pays HTTP and the trending re-rank (the Service section)."]
+              "list. Under the service, search also pays HTTP and the trending re-rank (the Service section).", "",
+              f"Noise probe (`loadgen.jitter_probe`, {args.probe_seconds:g} s, nothing else of this script running) "
+              f"before the queries: {probe_text(before)}; after: {probe_text(after)}. A query can be no steadier "
+              "than the work under it: the open loop's p99 inherits that factor."]
     body = "\n".join(lines)
     print(body)
     if args.write:
