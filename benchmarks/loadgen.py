@@ -264,6 +264,18 @@ def jitter_probe(seconds: float, rate: float = 150.0) -> dict:
             "steal_s": (steal_ticks() - steal) / os.sysconf("SC_CLK_TCK")}
 
 
+def jitter_probe_on(cores: set[int] | None, seconds: float) -> dict:
+    """`jitter_probe` with this thread on `cores` (where the measured work runs; left as it is when None), its
+    affinity restored afterwards."""
+    before = os.sched_getaffinity(0)
+    if cores:
+        os.sched_setaffinity(0, cores)
+    try:
+        return jitter_probe(seconds)
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def probe_text(j: dict) -> str:
     """One `jitter_probe` result as the benchmarks' docs print it."""
     return (f"median {j['median']:.2f} ms, p99 {j['p99']:.2f} ms ({j['p99'] / j['median']:.1f}x the median), "

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mdsection import machine, read_subsection, write_subsection  # noqa: E402
-from loadgen import jitter_probe, probe_text  # noqa: E402
+from loadgen import jitter_probe_on, probe_text  # noqa: E402
 from traininglog import best_validated, time_to, with_totals  # noqa: E402
 
 from deepshelf.models.sasrec import SASRec  # noqa: E402
@@ -359,13 +359,8 @@ def compare(args: argparse.Namespace) -> list[str]:
 
 def core_probes(seconds: float) -> dict[int, dict]:
     """The noise probe (`loadgen.jitter_probe`) on each of the two cores the libraries are pinned to, one after
-    the other, nothing of ours running; this process is left on core 0, where it measures."""
-    out = {}
-    for core in (0, 1):
-        os.sched_setaffinity(0, {core})
-        out[core] = jitter_probe(seconds)
-    os.sched_setaffinity(0, {0})
-    return out
+    the other, nothing of ours running."""
+    return {core: jitter_probe_on({core}, seconds) for core in (0, 1)}
 
 
 def choice_lines(args: argparse.Namespace, tuned: list[tuple], pick: dict) -> list[str]:

@@ -40,7 +40,7 @@ from loadgen import (  # noqa: E402
     core_split,
     cpu_seconds,
     free_port,  # noqa: F401 (overload.py and store_outage.py take it from here)
-    jitter_probe,
+    jitter_probe_on,
     open_loop,
     pin_self,
     probe_text,
@@ -332,13 +332,7 @@ def table(results) -> str:
 
 def probe(args, cores) -> dict:
     """The noise probe, on the server's cores (where the requests' work runs), nothing of ours running."""
-    if cores:
-        os.sched_setaffinity(0, cores[1])
-    try:
-        return jitter_probe(args.jitter_seconds)
-    finally:
-        if cores:
-            os.sched_setaffinity(0, cores[0])
+    return jitter_probe_on(cores[1] if cores else None, args.jitter_seconds)
 
 
 def report(args, results, bare, startup, before, after, cores, load) -> str:
