@@ -99,6 +99,33 @@ def test_unknown_schedule_refused():
         run(LoopSettings(epochs=1, lr=0.1, schedule="cosnie", progress=False))
 
 
+def test_a_callers_optimizer_and_scheduler_own_the_updates():
+    """The content towers' recipe: their own optimiser, and a scheduler stepped after every update that sets the
+    learning rate instead of the loop (the log holds each epoch's last update's lr)."""
+    torch.manual_seed(0)
+    module = nn.Linear(4, 1)
+    x, y = regression_problem()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.05)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 0.5 ** update)
+    log = train_loop(module, lambda net, b: ((net(b[0]).squeeze(-1) - b[1]) ** 2).mean(),
+                     lambda epoch: [(x[s : s + 16], y[s : s + 16]) for s in range(0, 64, 16)],
+                     LoopSettings(epochs=2, lr=1.0, clip=0.0, progress=False), torch.device("cpu"),
+                     optimizer=optimizer, scheduler=scheduler)
+    assert scheduler.last_epoch == 8  # 2 epochs of 4 batches
+    assert [e["lr"] for e in log] == pytest.approx([0.05 * 0.5**3, 0.05 * 0.5**7], rel=1e-3)
+    with pytest.raises(ValueError, match="scheduler owns"):
+        train_loop(module, None, None, LoopSettings(epochs=1, lr=0.1, warmup_steps=5), torch.device("cpu"),
+                   optimizer=optimizer, scheduler=scheduler)
+
+
+def test_without_data_parallelism_a_torchrun_rank_trains_alone(monkeypatch):
+    """data_parallel=False (each rank fits its own content towers): no DDP, no broadcast, validation runs here."""
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    _, log, snapshots = run(LoopSettings(epochs=2, lr=0.05, progress=False, data_parallel=False), [0.1, 0.2])
+    assert len(snapshots) == 2 and [e["valid_ndcg@10"] for e in log] == [0.1, 0.2]
+
+
 def test_divergence_is_reported():
     with pytest.raises(FloatingPointError, match="diverged"):
         run(LoopSettings(epochs=20, lr=1e30, clip=0.0, progress=False))

@@ -13,15 +13,10 @@ a product's own text is poor or missing. Only rows in `train_mask` are ever seen
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 from pydantic import Field
 
-from deepshelf.content.heads import (Projection, ProjectionTrainingConfig, standardiser, torch_tower,
-                                     tower_optimiser)
-
-log = logging.getLogger(__name__)
+from deepshelf.content.heads import Projection, ProjectionTrainingConfig, standardiser, torch_tower, train_towers
 
 
 class AlignConfig(ProjectionTrainingConfig):
@@ -59,33 +54,24 @@ def train_alignment(text_x: np.ndarray, image_x: np.ndarray, train_mask: np.ndar
     ys = {a: torch.from_numpy(c[rows]) for a, c in labels.items()}
     prototypes = torch.nn.ParameterDict({a: torch.nn.Parameter(torch.randn(int(y.max()) + 1, cfg.dim) * 0.1)
                                          for a, y in ys.items()})
-    params = [*text_tower.parameters(), *image_tower.parameters(), *prototypes.parameters()]
-    opt, sched, gen = tower_optimiser(params, cfg, len(rows))
-    for epoch in range(cfg.epochs):
-        text_tower.train()
-        image_tower.train()
-        total = 0.0
-        for batch in torch.randperm(len(rows), generator=gen).split(cfg.batch_size):
-            zt = F.normalize(text_tower(xt[batch]), dim=1)  # (b, dim)
-            zi = F.normalize(image_tower(xi[batch]), dim=1)  # (b, dim)
-            logits = zt @ zi.T / cfg.temperature  # (b, b): text i against photo j
-            positive = (pid[batch][:, None] == pid[batch][None, :]).float()
-            target = positive / positive.sum(1, keepdim=True)  # soft targets spread over same-title pairs
-            loss = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
-                          + torch.sum(-target.T * F.log_softmax(logits.T, 1), 1).mean())
-            for a, y in ys.items():
-                yb = y[batch]
-                known = yb >= 0
-                if known.any():
-                    proto = F.normalize(prototypes[a], dim=1)
-                    for z in (zt, zi):
-                        loss = loss + cfg.label_weight * F.cross_entropy(16.0 * z[known] @ proto.T, yb[known])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-        log.debug("align epoch %d loss %.4f", epoch, total)
-    text_tower.eval()
-    image_tower.eval()
+    towers = torch.nn.ModuleDict({"text": text_tower, "image": image_tower, "prototypes": prototypes})
+
+    def loss_of(net, batch):
+        zt = F.normalize(net["text"](xt[batch]), dim=1)  # (b, dim)
+        zi = F.normalize(net["image"](xi[batch]), dim=1)  # (b, dim)
+        logits = zt @ zi.T / cfg.temperature  # (b, b): text i against photo j
+        positive = (pid[batch][:, None] == pid[batch][None, :]).float()
+        target = positive / positive.sum(1, keepdim=True)  # soft targets spread over same-title pairs
+        loss = 0.5 * (torch.sum(-target * F.log_softmax(logits, 1), 1).mean()
+                      + torch.sum(-target.T * F.log_softmax(logits.T, 1), 1).mean())
+        for a, y in ys.items():
+            yb = y[batch]
+            known = yb >= 0
+            if known.any():
+                proto = F.normalize(net["prototypes"][a], dim=1)
+                for z in (zt, zi):
+                    loss = loss + cfg.label_weight * F.cross_entropy(16.0 * z[known] @ proto.T, yb[known])
+        return loss
+
+    train_towers(towers, loss_of, len(rows), cfg)
     return Projection.from_tower(text_tower, t_mean, t_scale), Projection.from_tower(image_tower, i_mean, i_scale)

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-log = logging.getLogger(__name__)
-
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
@@ -117,14 +115,27 @@ def torch_tower(d_in: int, hidden: int, d_out: int, dropout: float, input_dropou
                          nn.Linear(hidden, d_out))
 
 
-def tower_optimiser(params, cfg: ProjectionTrainingConfig, n_rows: int):
-    """AdamW under a one-cycle schedule over all epochs, and the seeded generator that shuffles batches."""
+def train_towers(towers, loss_of, n_rows: int, cfg: ProjectionTrainingConfig) -> None:
+    """Train `towers` (one torch module holding every trained part) in place with the shared epoch loop.
+
+    loss_of(towers, rows) -> scalar loss of a batch of row numbers (int64 [b], shuffled from 0..n_rows-1 by a
+    generator seeded with cfg.seed). AdamW with weight decay on every parameter, under a one-cycle schedule over
+    all epochs stepped after every batch; fp32, no clipping, a fixed number of epochs (nothing is validated). Each
+    rank of a torchrun launch fits its own towers (they are small), so the loop stays out of data parallelism.
+    """
     import torch
 
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    from deepshelf.training.loop import LoopSettings, train_loop
+
+    opt = torch.optim.AdamW(towers.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     steps = cfg.epochs * max(1, -(-n_rows // cfg.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    return opt, sched, torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    settings = LoopSettings(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, clip=0.0, precision="fp32",
+                            progress=False, data_parallel=False, log_level=logging.DEBUG)
+    train_loop(towers, loss_of, lambda epoch: torch.randperm(n_rows, generator=gen).split(cfg.batch_size),
+               settings, torch.device("cpu"), optimizer=opt, scheduler=sched)
+    towers.eval()
 
 
 def encode_labels(values: np.ndarray, train_mask: np.ndarray, min_count: int = 2) -> tuple[np.ndarray, list[str]]:
@@ -164,28 +175,21 @@ def train_attribute_heads(x: np.ndarray, labels: dict[str, np.ndarray], train_ma
     outs = nn.ModuleList(nn.Linear(cfg.hidden, cfg.dim) for _ in names)
     prototypes = nn.ParameterList(nn.Parameter(torch.randn(int(ys[:, j].max()) + 1, cfg.dim) * 0.1)
                                   for j in range(len(names)))
-    params = [*trunk.parameters(), *outs.parameters(), *prototypes.parameters()]
-    opt, sched, gen = tower_optimiser(params, cfg, len(rows))
-    for epoch in range(cfg.epochs):
-        trunk.train()
-        total = 0.0
-        for batch in torch.randperm(len(rows), generator=gen).split(cfg.batch_size):
-            h = trunk(xt[batch])  # (b, hidden)
-            loss = 0.0
-            for j in range(len(names)):
-                y = ys[batch, j]
-                known = y >= 0
-                if known.any():
-                    z = F.normalize(outs[j](h[known]), dim=1)  # (b', dim)
-                    logits = cfg.scale * z @ F.normalize(prototypes[j], dim=1).T  # (b', classes)
-                    loss = loss + F.cross_entropy(logits, y[known])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach())
-        log.debug("heads epoch %d loss %.4f", epoch, total)
-    trunk.eval()
+    towers = nn.ModuleDict({"trunk": trunk, "outs": outs, "prototypes": prototypes})
+
+    def loss_of(net, batch):
+        h = net["trunk"](xt[batch])  # (b, hidden)
+        loss = 0.0
+        for j in range(len(names)):
+            y = ys[batch, j]
+            known = y >= 0
+            if known.any():
+                z = F.normalize(net["outs"][j](h[known]), dim=1)  # (b', dim)
+                logits = cfg.scale * z @ F.normalize(net["prototypes"][j], dim=1).T  # (b', classes)
+                loss = loss + F.cross_entropy(logits, y[known])
+        return loss
+
+    train_towers(towers, loss_of, len(rows), cfg)
     lin1 = trunk[1]
     w1, b1 = lin1.weight.detach().numpy().T.copy(), lin1.bias.detach().numpy().copy()
     return {a: Projection(mean, scale, w1, b1, outs[j].weight.detach().numpy().T.copy(),
