@@ -57,3 +57,20 @@ def test_client_errors_carry_status_and_detail(http):
     with pytest.raises(ApiError) as err:
         Client("http://testserver", KEY, http=http).recommendations("u0_1", k=0)
     assert err.value.status == 422 and any("k" in e["loc"] for e in err.value.detail)
+
+
+def test_client_put_items_stores_a_batch_or_nothing(http):
+    """`put_items` (POST /v1/items): every product of the batch is readable after it; a batch the server refuses
+    (an id twice) is an ApiError naming the field, and none of its products is stored."""
+    shop = Client("http://testserver", KEY, http=http)
+    assert shop.put_items([{"item_id": "B-1", "title": "Blue Mug", "price": 4.0},
+                           {"item_id": "B-2", "title": "Green Mug", "category": "mugs", "in_stock": False}]) == 2
+    first, second = shop.item("B-1"), shop.item("B-2")
+    assert (first["title"], first["price"]) == ("Blue Mug", 4.0)
+    assert (second["category"], second["in_stock"]) == ("mugs", False)
+    with pytest.raises(ApiError) as err:
+        shop.put_items([{"item_id": "B-3", "title": "one"}, {"item_id": "B-3", "title": "two"}])
+    assert err.value.status == 422 and any("items" in e["loc"] for e in err.value.detail)
+    with pytest.raises(ApiError) as err:
+        shop.item("B-3")
+    assert err.value.status == 404

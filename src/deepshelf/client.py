@@ -119,6 +119,8 @@ class Client:
         return self._call("PUT", f"/v1/items/{quote(item_id, safe='')}", json=fields)["accepted"]
 
     def put_items(self, items: list[dict[str, Any]]) -> int:
+        """Create or replace a batch of products, each a dict with `item_id` and `put_item`'s fields; returns how
+        many were stored (the whole batch is refused, as `ApiError`, if any item is invalid or an id repeats)."""
         return self._call("POST", "/v1/items", json={"items": items})["accepted"]
 
     def import_feed(self, feed: bytes | str | Path) -> dict[str, Any]:

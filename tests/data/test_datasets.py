@@ -67,6 +67,6 @@ def test_dataset_from_frames_validates_as_the_file_loaders_do():
 
 
 def test_store_urls_are_not_datasets():
-    """The caller (runs.pipeline.load_source) decides between a store and a dataset; data/ never opens a store."""
+    """The caller (runs.sources.load_source) decides between a store and a dataset; data/ never opens a store."""
     with pytest.raises(DeepshelfError, match="unknown dataset 'sqlite:///shop.db'"):
         load_dataset("sqlite:///shop.db")

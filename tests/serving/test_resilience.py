@@ -24,8 +24,7 @@ from fastapi.testclient import TestClient
 
 from deepshelf.serving.app import create_app
 from deepshelf.serving.shedding import ShedLoad
-from deepshelf.storage import open_store
-from deepshelf.storage.connect import StoreUnavailable
+from deepshelf.storage import StoreUnavailable, open_store
 from tests.conftest import ROOT, free_port
 from tests.serving.conftest import KEY, auth, make_settings, wait_until_serving
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.runs.pipeline import load_source
+from deepshelf.runs.sources import load_source
 from deepshelf.storage import Event, Item, open_store, read_training_frames
 
 

@@ -110,7 +110,7 @@ def export_search(run: Path, queries: Path, k: int, output: Path, by: str = "hyb
 def _user_history(index, user: str, rerank_run: Path):
     """The shopper's events (oldest first) from the re-ranking run's dataset, as rows of `index`."""
     from deepshelf.runs.artifacts import load_run
-    from deepshelf.runs.pipeline import load_source
+    from deepshelf.runs.sources import load_source
 
     loaded = load_run(rerank_run)
     ds = load_source(loaded.config.dataset, loaded.config.catalog)

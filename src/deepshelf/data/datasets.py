@@ -189,7 +189,7 @@ BUILTIN: dict[str, tuple[Callable[[], Dataset], str]] = {
 def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
     """A built-in dataset by name, or an events table / sequences file by path (with an optional catalogue).
 
-    Event stores are not datasets: `deepshelf.runs.pipeline.load_source` reads a store URL with
+    Event stores are not datasets: `deepshelf.runs.sources.load_source` reads a store URL with
     `deepshelf.storage.read_training_frames` and `dataset_from_frames`."""
     if name_or_path in BUILTIN:
         ds = BUILTIN[name_or_path][0]()

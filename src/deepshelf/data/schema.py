@@ -37,10 +37,8 @@ DEFAULT_EVENT_WEIGHTS: dict[str, float] = {
 
 EVENT_TYPE_NAMES = [t.name.lower() for t in EventType]
 
-# Columns of an events table (CSV / Parquet / JSONL). `user` and `item` are required; the rest are optional.
-EVENT_COLUMNS = ("user", "item", "type", "timestamp", "session", "value")
-REQUIRED_EVENT_COLUMNS = ("user", "item")
-# Accepted spellings for each column, so common exports load without renaming.
+# The columns of an events table (CSV / Parquet / JSONL) and the spellings accepted for each, so common exports
+# load without renaming. `user` and `item` are required; the rest are optional.
 EVENT_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "user": ("user", "user_id", "userid", "customer_id", "visitorid"),
     "item": ("item", "item_id", "itemid", "product_id", "sku"),
@@ -50,8 +48,7 @@ EVENT_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "value": ("value", "rating", "quantity", "amount"),
 }
 
-# Columns of a catalogue table. Only `item` is required.
-CATALOG_COLUMNS = ("item", "title", "description", "category", "price", "in_stock", "image")
+# The same for a catalogue table. Only `item` is required.
 CATALOG_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "item": ("item", "item_id", "itemid", "product_id", "sku", "id"),
     "title": ("title", "name", "product_name", "productdisplayname"),

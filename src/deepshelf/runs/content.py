@@ -31,6 +31,7 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.files import replace_dir
 from deepshelf.models.content import ContentModel
 from deepshelf.runs.artifacts import content_dir, load_config, model_item_ids
+from deepshelf.runs.sources import load_source
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +111,6 @@ def attach_content(run_path: str | Path, source: str | Path | None = None,
         if source is not None:
             info = _copy_indexes(Path(source), run_path, tmp)
         else:
-            from deepshelf.runs.pipeline import load_source
-
             ds = load_source(cfg.dataset, cfg.catalog)
             events = None
             if ds.interactions is not None:

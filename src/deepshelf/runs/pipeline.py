@@ -14,8 +14,7 @@ import numpy as np
 
 from deepshelf import __version__
 from deepshelf.data.catalog import Catalog
-from deepshelf.data.datasets import Dataset, dataset_from_frames, load_dataset
-from deepshelf.data.loaders import read_catalog
+from deepshelf.data.datasets import Dataset
 from deepshelf.data.interactions import Histories
 from deepshelf.data.splits import EvalSet, Split, make_split
 from deepshelf.errors import DeepshelfError
@@ -28,20 +27,10 @@ from deepshelf.runs.artifacts import Run, device_name, load_config, load_valid_m
 from deepshelf.runs.config import TrainConfig
 from deepshelf.runs.content import build_content, summary, writer
 from deepshelf.runs.protocol import fit_on_validation, refit
-from deepshelf.storage import is_store_url, read_training_frames, redact_url
+from deepshelf.runs.sources import load_source
+from deepshelf.storage import redact_url
 
 log = logging.getLogger(__name__)
-
-
-def load_source(name_or_url: str, catalog: str | None = None) -> Dataset:
-    """The training data a config names: an event store URL (`deepshelf train --database`), else a built-in dataset
-    or a file path; `catalog` (a file) replaces the source's own catalogue."""
-    if not is_store_url(name_or_url):
-        return load_dataset(name_or_url, catalog=catalog)
-    ds = dataset_from_frames(redact_url(name_or_url), *read_training_frames(name_or_url))
-    if catalog is not None:
-        ds.catalog = read_catalog(catalog)
-    return ds
 
 
 def split_dataset(ds: Dataset, cfg: TrainConfig) -> Split:

@@ -36,7 +36,8 @@ from deepshelf.runs.artifacts import load_config, load_run
 from deepshelf.runs.config import TrainConfig, build_train_config
 from deepshelf.runs.decisions import (append_decision, current_target, locked, point_current, promotion_history,
                                       read_decisions)
-from deepshelf.runs.pipeline import load_source, split_dataset, train_run
+from deepshelf.runs.pipeline import split_dataset, train_run
+from deepshelf.runs.sources import load_source
 from deepshelf.storage import is_store_url, redact_url
 
 log = logging.getLogger(__name__)

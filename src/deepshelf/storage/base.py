@@ -27,7 +27,8 @@ from deepshelf.storage.attribution import (
     list_outcomes,
 )
 from deepshelf.storage.live_counts import WindowCounts, weighted_sum
-from deepshelf.storage.migrations import Dialect, migrate
+from deepshelf.storage.dialects import Dialect
+from deepshelf.storage.migrations import migrate
 from deepshelf.storage.records import Event, Impression, Item, ItemCard
 from deepshelf.storage.urls import redact_url
 
@@ -35,6 +36,11 @@ from deepshelf.storage.urls import redact_url
 
 class ExperimentConflict(DeepshelfError):
     """Another active experiment already holds the placement."""
+
+
+class StoreUnavailable(DeepshelfError):
+    """The database did not answer within the store's timeout (connect, a free connection, or a statement), or
+    the connection failed. Nothing was acknowledged; the caller may retry (the server answers 503 + Retry-After)."""
 
 
 # A search term: a run of letters or digits. Everything else (quotes, `*`, `-`, operators' punctuation) only

@@ -1,14 +1,10 @@
-"""Opening a store by its URL, and the error a store call raises when the database does not answer in time."""
+"""Opening a store by its URL."""
 
 from __future__ import annotations
 
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store
-
-
-class StoreUnavailable(DeepshelfError):
-    """The database did not answer within the store's timeout (connect, a free connection, or a statement), or
-    the connection failed. Nothing was acknowledged; the caller may retry (the server answers 503 + Retry-After)."""
+from deepshelf.storage.sqlite import SQLiteStore
 
 
 def open_store(url: str, sqlite_synchronous: str = "FULL", timeout_s: float | None = None,
@@ -17,11 +13,9 @@ def open_store(url: str, sqlite_synchronous: str = "FULL", timeout_s: float | No
 
     `timeout_s` bounds every call after the migration (connecting, waiting for one of at most `connections`
     PostgreSQL connections, each statement; SQLite's busy wait and each statement); a call past it raises
-    `StoreUnavailable`. None (the default, for training and batch jobs): no bound.
+    `StoreUnavailable` (storage/base.py). None (the default, for training and batch jobs): no bound.
     """
     if url.startswith("sqlite://"):
-        from deepshelf.storage.sqlite import SQLiteStore
-
         return SQLiteStore(url, sqlite_synchronous, timeout_s)
     if url.startswith(("postgresql://", "postgres://")):
         from deepshelf.storage.postgres import PostgresStore  # psycopg is imported only for PostgreSQL stores

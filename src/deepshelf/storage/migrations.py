@@ -19,24 +19,9 @@ from typing import Any
 
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage import repair
+from deepshelf.storage.dialects import Dialect
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What the DDL and the runner need to know about a database."""
-
-    name: str
-    pk: str  # an auto-incrementing integer primary key
-    blob: str  # a column type for bytes
-    param: str  # the driver's placeholder
-    lock: str | None = None  # a statement that serialises migrating processes inside a transaction
-
-
-SQLITE = Dialect("sqlite", pk="INTEGER PRIMARY KEY AUTOINCREMENT", blob="BLOB", param="?")
-POSTGRES = Dialect("postgresql", pk="BIGSERIAL PRIMARY KEY", blob="BYTEA", param="%s",
-                   lock="SELECT pg_advisory_xact_lock(715517)")
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,8 @@ from contextlib import contextmanager, nullcontext
 import psycopg
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage.base import Store
-from deepshelf.storage.connect import StoreUnavailable
-from deepshelf.storage.migrations import POSTGRES
+from deepshelf.storage.base import Store, StoreUnavailable
+from deepshelf.storage.dialects import POSTGRES
 from deepshelf.storage.urls import redact_url
 
 

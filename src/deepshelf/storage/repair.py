@@ -17,12 +17,10 @@ from __future__ import annotations
 import json
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from deepshelf.storage.cleaning import clean_json, clean_text, text_problem
-
-if TYPE_CHECKING:
-    from deepshelf.storage.migrations import Dialect
+from deepshelf.storage.dialects import Dialect
 
 FUTURE_SLACK_S = 86_400.0  # the server's default clock skew (Settings.max_clock_skew_s)
 _CHUNK = 10_000

@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage.base import Store
-from deepshelf.storage.connect import StoreUnavailable
-from deepshelf.storage.migrations import SQLITE
+from deepshelf.storage.base import Store, StoreUnavailable
+from deepshelf.storage.dialects import SQLITE
 
 log = logging.getLogger(__name__)
 

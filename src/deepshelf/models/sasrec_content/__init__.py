@@ -19,10 +19,11 @@ else (sequence encoder, loss, training loop, persistence) is `deepshelf.models.s
 
 `network.py`: the network (item table, similarity term, cold imputation); `text.py`: the text vectors and their
 singular directions, computed before training; `calibration.py`: the two settings chosen on validation after
-training; `estimator.py`: `ContentSASRec` and its config.
+training; `config.py`: its config; `estimator.py`: `ContentSASRec`.
 """
 
-from deepshelf.models.sasrec_content.estimator import ContentSASRec, ContentSASRecConfig
+from deepshelf.models.sasrec_content.config import ContentSASRecConfig
+from deepshelf.models.sasrec_content.estimator import ContentSASRec
 from deepshelf.models.sasrec_content.network import ContentSASRecNetwork
 
 __all__ = ["ContentSASRec", "ContentSASRecConfig", "ContentSASRecNetwork"]

@@ -6,20 +6,30 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from deepshelf.models.base import Validation
-
-if TYPE_CHECKING:
-    from deepshelf.models.sasrec_content.estimator import ContentSASRec
+from deepshelf.models.sasrec_content.config import ContentSASRecConfig
+from deepshelf.models.sasrec_content.network import ContentSASRecNetwork
 
 log = logging.getLogger(__name__)
 
 
-def calibrate(model: ContentSASRec, validation: Validation) -> None:
+class Calibrated(Protocol):
+    """What the searches read and set on the model: `ContentSASRec` is one (named by what it offers, since the
+    estimator imports this module); `Validation` measures it as the recommender it is."""
+
+    network: ContentSASRecNetwork
+    config: ContentSASRecConfig
+    cold_factor: float
+
+    def impute_cold(self, k: int) -> None: ...
+
+
+def calibrate(model: Calibrated, validation: Validation) -> None:
     """Both searches, as `fit` runs them: the similarity weight, then (with a budget and products without events)
     the cold products' setting against the validation NDCG@10 just measured."""
     if model.network.log_similarity_weight is None:
@@ -30,7 +40,7 @@ def calibrate(model: ContentSASRec, validation: Validation) -> None:
 
 
 @torch.no_grad()
-def calibrate_similarity(model: ContentSASRec, validation: Validation,
+def calibrate_similarity(model: Calibrated, validation: Validation,
                          factors=(1.0, 2.0, 4.0, 8.0)) -> tuple[float, float]:
     """Scale the text-similarity weight by the factor with the best validation NDCG@10; returns (factor,
     validation NDCG@10 with it).
@@ -53,7 +63,7 @@ def calibrate_similarity(model: ContentSASRec, validation: Validation,
 
 
 @torch.no_grad()
-def calibrate_cold(model: ContentSASRec, validation: Validation, budget: float, neighbours=(1, 3, 10),
+def calibrate_cold(model: Calibrated, validation: Validation, budget: float, neighbours=(1, 3, 10),
                    factors=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0), reference: float | None = None,
                    baseline: float | None = None, pseudo_share: float = 0.1, seed: int = 0) -> tuple[int, float]:
     """Choose how products without events are scored: from how many text neighbours their id vector is

@@ -1,33 +1,20 @@
-"""The content-aware SASRec estimator: its config, the item table over the whole catalogue, and the steps of
-`fit` (texts -> SASRec training -> cold imputation -> calibration on validation)."""
+"""The content-aware SASRec estimator: the item table over the whole catalogue, and the steps of `fit` (texts ->
+SASRec training -> cold imputation -> calibration on validation)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from pydantic import Field
 
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Interactions
 from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import Validation
-from deepshelf.models.sasrec import SASRec, SASRecConfig, network_args
+from deepshelf.models.sasrec import SASRec, network_args
 from deepshelf.models.sasrec_content import calibration
+from deepshelf.models.sasrec_content.config import ContentSASRecConfig
 from deepshelf.models.sasrec_content.network import ContentSASRecNetwork
 from deepshelf.models.sasrec_content.text import ItemText, item_text
-
-
-class ContentSASRecConfig(SASRecConfig):
-    content_dim: int = Field(default=384, gt=0)  # the text encoder's width
-    id_dropout: float = Field(default=0.2, ge=0.0, lt=1.0)  # share of items trained as if cold, per step
-    similarity_dim: int = Field(default=64, ge=0)  # last-item text similarity term; 0 = off
-    # cold products' id vector from this many text neighbours; `calibrate_cold` replaces it with its choice
-    impute_neighbours: int = Field(default=10, ge=0)
-    # Share of validation NDCG@10 the model may give up to rank products without events higher (new-product
-    # exposure); 0 keeps the trained scale and `impute_neighbours`. See `calibrate_cold`.
-    cold_exposure_budget: float = Field(default=0.05, ge=0.0, lt=1.0)
-    text_backend: str = Field(default="torch", pattern="^(onnx|torch)$")
-    cache_dir: str | None = None
 
 
 class ContentSASRec(SASRec):
