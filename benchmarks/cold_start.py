@@ -1,6 +1,6 @@
 """Content-based cold start on `beauty`: 10% of products removed from training entirely.
 
-    python benchmarks/cold_start.py [--time-limit 10] [--device auto]
+    python -m benchmarks.cold_start [--time-limit 10] [--device auto]
 
 Leave-one-out split of Amazon Beauty; a random 10% of the products (seed 0) lose every training event ("cold").
 Three recommenders are compared on the test cases whose target is a cold product (HR@10, NDCG@10, ranking over
@@ -19,28 +19,22 @@ Writes "Cold start (beauty)" under "Product understanding" in docs/benchmarks.md
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 import tomllib
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from content_section import write_subsection  # noqa: E402
-from mdsection import machine  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deepshelf.data.datasets import load_dataset  # noqa: E402
-from deepshelf.data.splits import make_split  # noqa: E402
-from deepshelf.evaluation.evaluate import evaluate, validation  # noqa: E402
-from deepshelf.models.base import Recommender  # noqa: E402
-from deepshelf.models.sasrec import SASRec  # noqa: E402
-from deepshelf.models.sasrec_content import ContentSASRec  # noqa: E402
-from deepshelf.runs.artifacts import device_name  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+from deepshelf.data.datasets import load_dataset
+from deepshelf.data.splits import make_split
+from deepshelf.evaluation.evaluate import evaluate, validation
+from deepshelf.models.base import Recommender
+from deepshelf.models.sasrec import SASRec
+from deepshelf.models.sasrec_content import ContentSASRec
+from deepshelf.runs.artifacts import device_name
 
 
 class LastItemText(Recommender):
@@ -68,18 +62,18 @@ class LastItemText(Recommender):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--time-limit", type=float, default=10.0, help="minutes per SASRec")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--cold-share", type=float, default=0.1)
-    parser.add_argument("--id-dropout", type=float, default=0.2, help="sasrec-content: items trained as if cold")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a parameter of configs/sasrec-beauty.toml for both SASRecs (e.g. lr=0.003)")
-    parser.add_argument("--exposure-baseline", choices=("id-only", "own"), default="id-only",
-                        help="new-product exposure budget counted from the id-only model's validation NDCG@10 "
-                             "(the issue's warm criterion, on validation) or from the content model's own")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--time-limit", type=float, default=10.0, help="minutes per SASRec")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--cold-share", type=float, default=0.1)
+    ap.add_argument("--id-dropout", type=float, default=0.2, help="sasrec-content: items trained as if cold")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="override a parameter of configs/sasrec-beauty.toml for both SASRecs (e.g. lr=0.003)")
+    ap.add_argument("--exposure-baseline", choices=("id-only", "own"), default="id-only",
+                    help="new-product exposure budget counted from the id-only model's validation NDCG@10 "
+                         "(the issue's warm criterion, on validation) or from the content model's own")
+    docs_option(ap)
+    args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the calibration's table of choices
     params = tomllib.loads((ROOT / "configs" / "sasrec-beauty.toml").read_text())["params"]
     overrides = dict(item.split("=", 1) for item in args.set)
@@ -138,7 +132,7 @@ def main() -> None:
     sets = "".join(f" --set {k}={v}" for k, v in overrides.items())
     baseline_name = "the id-only model's" if args.exposure_baseline == "id-only" else "its own"
     with_overrides = (" with " + ", ".join(f"{k} = {v}" for k, v in overrides.items())) if overrides else ""
-    lines = [f"Command: `python benchmarks/cold_start.py --time-limit {args.time_limit:g} --device {args.device} "
+    lines = [f"Command: `python -m benchmarks.cold_start --time-limit {args.time_limit:g} --device {args.device} "
              f"--id-dropout {args.id_dropout:g} --exposure-baseline {args.exposure_baseline}{sets}`  ",
              f"Machine: {machine()}; torch device {device_name()}; measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
@@ -164,10 +158,7 @@ def main() -> None:
               f"{hits['text similarity to the last item']:,}); its warm NDCG@10 is "
               f"{abs(warm_loss):.1%} {'below' if warm_loss > 0 else 'above'} id-only's (allowed: at most 5% below): "
               f"{'met' if warm_loss <= 0.05 else 'NOT met'}."]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_subsection("Cold start (beauty)", body)
+    publish("\n".join(lines), args, "Product understanding", sub="Cold start (beauty)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Product-understanding quality on `fashion`: held-out attribute P@10 by mode, words -> pictures, FAISS recall.
 
-    python benchmarks/content_quality.py [--out runs/fashion-content] [--set key=value ...]
+    python -m benchmarks.content_quality [--out runs/fashion-content] [--set key=value ...]
 
 Trains the content model through `deepshelf.runs.pipeline.train_run` (the path `deepshelf train --dataset fashion --model
 content` takes), so the numbers are the ones the run's metrics.json records. Held-out products: numeric id
@@ -13,26 +13,22 @@ computed on the same queries. Writes "Content quality (fashion)" under "Product 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from content_section import write_subsection  # noqa: E402
-from mdsection import machine  # noqa: E402
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from deepshelf.content.heads import unit_rows  # noqa: E402
-from deepshelf.content.quality import attribute_precision, heldout_mask  # noqa: E402
-from deepshelf.content.similar import SimilarIndex  # noqa: E402
-from deepshelf.data.datasets import load_dataset  # noqa: E402
-from deepshelf.encoders.image import ImageEncoder  # noqa: E402
-from deepshelf.encoders.text import TextEncoder  # noqa: E402
-from deepshelf.runs.config import build_train_config  # noqa: E402
-from deepshelf.runs.pipeline import train_run  # noqa: E402
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+from deepshelf.content.heads import unit_rows
+from deepshelf.content.quality import attribute_precision, heldout_mask
+from deepshelf.content.similar import SimilarIndex
+from deepshelf.data.datasets import load_dataset
+from deepshelf.encoders.image import ImageEncoder
+from deepshelf.encoders.text import TextEncoder
+from deepshelf.runs.config import build_train_config
+from deepshelf.runs.pipeline import train_run
 
 TARGETS = {"visual": (0.85, 0.60), "words_to_pictures": (0.70, 0.45)}
 
@@ -56,11 +52,11 @@ def baselines(catalog) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", default="runs/fashion-content")
-    parser.add_argument("--set", dest="overrides", nargs="*", default=[])
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--out", default="runs/fashion-content")
+    ap.add_argument("--set", dest="overrides", nargs="*", default=[])
+    docs_option(ap)
+    args = ap.parse_args()
     cfg = build_train_config("fashion", "content", None, args.overrides)
     start = time.perf_counter()
     out = train_run(cfg, Path(args.out), overwrite=True)
@@ -71,7 +67,7 @@ def main() -> None:
     recall = {m: index.check_recall(m, k=10, sample=2000) for m in index.modes}
     base = baselines(load_dataset("fashion").catalog)
     sets = " ".join(f"--set {o}" for o in args.overrides)
-    lines = [f"Command: `python benchmarks/content_quality.py --out {args.out}{' ' + sets if sets else ''}` "
+    lines = [f"Command: `python -m benchmarks.content_quality --out {args.out}{' ' + sets if sets else ''}` "
              f"(= `deepshelf train --dataset fashion --model content --out {args.out}{' ' + sets if sets else ''}`)  ",
              f"Machine: {machine()}; run {seconds:.0f} s (default encoders: text bf16/fp32 "
              "torch, photos int8 ONNX; embeddings already in the cache are not recomputed); "
@@ -94,10 +90,7 @@ def main() -> None:
             lines.append(f"| {labels[mode]} | {v['category']:.3f} | {v['baseColour']:.3f} | {target} |")
     lines += ["", "FAISS (HNSW, M=32, efSearch=128) recall@10 against exact top-k, 2,000 random products: " +
               ", ".join(f"{m} {r:.4f}" for m, r in recall.items()) + "."]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_subsection("Content quality (fashion)", body)
+    publish("\n".join(lines), args, "Product understanding", sub="Content quality (fashion)")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Encoder throughput on this machine: product titles/s (text) and photos/s including JPEG decode (image).
 
-    python benchmarks/encode_speed.py [--titles 4000] [--images 640]
+    python -m benchmarks.encode_speed [--titles 4000] [--images 640]
 
 Uses the `fashion` display names and photos, the embedding cache off (every item really runs the model), after
 one warm-up batch. Writes "Encoder throughput" under "Product understanding" in docs/benchmarks.md. Targets
@@ -10,19 +10,15 @@ machine may be shared.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from content_section import write_subsection  # noqa: E402
-from mdsection import machine  # noqa: E402
-
-from deepshelf.data.datasets import load_dataset  # noqa: E402
-from deepshelf.encoders.image import ImageEncoder  # noqa: E402
-from deepshelf.encoders.text import TextEncoder, cpu_has_bf16  # noqa: E402
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+from deepshelf.data.datasets import load_dataset
+from deepshelf.encoders.image import ImageEncoder
+from deepshelf.encoders.text import TextEncoder, cpu_has_bf16
 
 
 def rate(fn, n: int, repeats: int = 2) -> float:
@@ -35,11 +31,11 @@ def rate(fn, n: int, repeats: int = 2) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--titles", type=int, default=4000)
-    parser.add_argument("--images", type=int, default=640)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--titles", type=int, default=4000)
+    ap.add_argument("--images", type=int, default=640)
+    docs_option(ap)
+    args = ap.parse_args()
     load = os.getloadavg()
     catalog = load_dataset("fashion").catalog
     titles = catalog.table["title"].to_list()[: args.titles]
@@ -71,7 +67,7 @@ def main() -> None:
     r = rate(lambda: cached.encode(paths), len(paths))
     rows.append(("image, unchanged catalogue again (content-hash cache hit)", f"{len(paths):,} photos", r,
                  "images/s", None))
-    lines = [f"Command: `python benchmarks/encode_speed.py --titles {args.titles} --images {args.images}`  ",
+    lines = [f"Command: `python -m benchmarks.encode_speed --titles {args.titles} --images {args.images}`  ",
              f"Machine: {machine()}; load average at start {load[0]:.1f} (shared machine); measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
              "Embedding cache off except where stated; best of 2 passes after a warm-up batch.", "",
@@ -82,10 +78,7 @@ def main() -> None:
     lines.append("")
     lines.append("Text vectors vs fp32 torch's, mean cosine: "
                  + ", ".join(f"{name} {value:.5f}" for name, value in agreement.items()) + ".")
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_subsection("Encoder throughput", body)
+    publish("\n".join(lines), args, "Product understanding", sub="Encoder throughput")
 
 
 if __name__ == "__main__":

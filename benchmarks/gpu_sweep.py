@@ -1,26 +1,26 @@
 """Summarise SASRec recipe sweeps trained side by side on one GPU, and write the "SASRec on a GPU" section of
 docs/benchmarks.md.
 
-    python benchmarks/gpu_sweep.py benchmarks/results/sasrec-gpu-2026-11-28/sweep-1 \
+    python -m benchmarks.gpu_sweep benchmarks/results/sasrec-gpu-2026-11-28/sweep-1 \
         benchmarks/results/sasrec-gpu-2026-11-28/sweep-2
 
 A sweep folder holds `sweep.json` (machine, torch, code and config commits, how many runs shared the GPU, the
-time limit, each run's config file and `--set` overrides), the script that launched it (`launch.sh`, which first
-unpacks the Python packages the GPU machine lacked) and, per run, the run folder's `config.json` and
-`metrics.json` (weights left out). The times are the training loop's own wall clock
-(`elapsed` in the training log: training and validation, not data loading), measured while all the sweep's
-runs shared the one GPU, so they are upper bounds for a run alone.
+time limit, each run's config file and `--set` overrides), its part of the script that launched it (`runs.sh`: the
+time limit and the runs, read by the `launch.sh` beside the sweep folders, which first unpacks the Python packages
+the GPU machine lacked) and, per run, the run folder's `config.json` and `metrics.json` (weights left out). The
+times are the training loop's own wall clock (`elapsed` in the training log: training and validation, not data
+loading), measured while all the sweep's runs shared the one GPU, so they are upper bounds for a run alone.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
-from mdsection import write_section
-from traininglog import best_validated, first_reaching
+
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.traininglog import best_validated, first_reaching
 
 THRESHOLDS = {"ml-1m": (0.17, 0.175, 0.18), "beauty": (0.06, 0.065)}
 
@@ -49,7 +49,7 @@ def sweep_table(folder: Path, meta: dict, runs: dict[str, tuple[dict, dict]]) ->
              f"each under `time_limit = {meta['time_limit_minutes']}` minutes; all done in "
              f"{meta['wall_seconds_all_runs']:.0f} s. Code: commit {meta['code_at']}; config files as of commit "
              f"{meta['configs_at']}; "
-             f"launched by `{folder}/launch.sh`.", ""]
+             f"launched by `{folder.parent}/launch.sh {folder}/runs.sh`.", ""]
     for dataset, levels in THRESHOLDS.items():
         names = [n for n, r in meta["runs"].items() if f"sasrec-{dataset}" in r["config"]]
         if not names:
@@ -92,26 +92,24 @@ def headline(sweeps: dict[Path, tuple[dict, dict]], level: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("sweeps", nargs="+", type=Path, help="sweep folders (sweep.json + one folder per run)")
-    ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    docs_option(ap, help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    lines = [f"Command: `python benchmarks/gpu_sweep.py {' '.join(map(str, args.sweeps))}`  ",
+    lines = [f"Command: `python -m benchmarks.gpu_sweep {' '.join(map(str, args.sweeps))}`  ",
              "Each run: `deepshelf train --config CONFIG --set device=cuda --set time_limit=LIMIT --set OVERRIDES`; "
              "bf16 autocast, as the configs ask. Times are the training loop's wall clock (training and "
              "validation every 2 epochs, not data loading) while all of a sweep's runs shared the GPU: upper "
              "bounds for a run alone. Test metrics: leave-one-out, full ranking, seen items excluded. Each "
-             "sweep's `launch.sh` is kept as it ran, from the repository root's `.dev/` folder (not committed), "
-             "beside the Python packages the GPU machine lacked and the data files.", ""]
+             "sweep's launch script is kept as it ran, from the repository root's `.dev/` folder (not committed), "
+             "beside the Python packages the GPU machine lacked and the data files: the `launch.sh` the sweeps "
+             "share, given the sweep's `runs.sh` (its time limit and runs).", ""]
     sweeps = {folder: load_sweep(folder) for folder in args.sweeps}
     for folder, (meta, runs) in sweeps.items():
         lines += sweep_table(folder, meta, runs)
     level = THRESHOLDS["ml-1m"][-1]
     lines += [f"### Wall time to validation NDCG@10 >= {level} on ml-1m", "", headline(sweeps, level), ""]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("SASRec on a GPU", body)
+    publish("\n".join(lines), args, "SASRec on a GPU")
 
 
 if __name__ == "__main__":

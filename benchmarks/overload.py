@@ -3,16 +3,15 @@ process, with this repository's shedding (DEEPSHELF_MAX_CONCURRENT_REQUESTS), wi
 `limit_concurrency` instead, and with neither; then connections that send half a header, straight to uvicorn and
 through deploy/nginx.conf.
 
-    .venv/bin/python benchmarks/overload.py                 # prints the tables
-    .venv/bin/python benchmarks/overload.py --write-docs    # ... and replaces `## Overload` in docs/benchmarks.md
+    .venv/bin/python -m benchmarks.overload                 # prints the tables
+    .venv/bin/python -m benchmarks.overload --write-docs    # ... and replaces `## Overload` in docs/benchmarks.md
 
-The shop is serve_load.py's synthetic one, small (this measures admission, not retrieval). Loopback only; each
-phase is bounded in time.
+The shop is serve_load.py's synthetic one (`lib/shop.py`), small (this measures admission, not retrieval).
+Loopback only; each phase is bounded in time.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -26,20 +25,18 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT))
-from loadgen import Connection  # noqa: E402
-from mdsection import machine, write_section  # noqa: E402
-from serve_load import KEY, build, free_port  # noqa: E402
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.loadgen import KEY, Connection, free_port
+from benchmarks.lib.mdsection import machine
+from benchmarks.lib.shop import build
 
 log = logging.getLogger("overload")
 
 SERVER = """
 import sys, uvicorn
-from deepshelf.serving.app import create_app
-from deepshelf.serving.settings import Settings
+from deepshelf.api.app import create_app
+from deepshelf.engine.settings import Settings
 limit = int(sys.argv[2]) or None
 uvicorn.run(create_app(Settings()), host="127.0.0.1", port=int(sys.argv[1]), log_level="error",
             limit_concurrency=limit, backlog=4096)
@@ -124,12 +121,12 @@ def half_headers(port: int, n: int, wait_s: float) -> tuple[int, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, whole=True)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepshelf-overload")
     ap.add_argument("--conns", type=int, default=1000)
     ap.add_argument("--per-conn", type=int, default=2)
     ap.add_argument("--limit", type=int, default=32, help="requests in progress per process")
-    ap.add_argument("--write-docs", action="store_true")
+    docs_option(ap, "--write-docs")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     n_items, n_users = 20_000, 2_000
@@ -167,7 +164,7 @@ def main() -> None:
     try:
         open_direct, _ = half_headers(port, 50, 15.0)
         if shutil.which("nginx"):
-            from tests.serving.test_resilience import nginx
+            from tests.api.test_resilience import nginx
 
             front = free_port()
             folder = Path(tempfile.mkdtemp(prefix="deepshelf-nginx-"))
@@ -183,10 +180,7 @@ def main() -> None:
               f"- straight to uvicorn: {open_direct} of 50 still open after 15 s (uvicorn has no header timeout)",
               f"- through deploy/nginx.conf (client_header_timeout 10s): {nginx_text}", "",
               f"Machine: {machine()} (shared with other jobs). Script: benchmarks/overload.py."]
-    text = "\n".join(lines)
-    print(text)
-    if args.write_docs:
-        write_section("Overload", text)
+    publish("\n".join(lines), args, "Overload")
 
 
 if __name__ == "__main__":

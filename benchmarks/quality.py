@@ -1,7 +1,7 @@
 """Quality of the classic models: leave-one-out on ml-1m and beauty, the shop protocol on Online Retail.
 
-    python benchmarks/quality.py [--datasets ml-1m beauty] [--models popularity itemknn ease als]
-    python benchmarks/quality.py --datasets online-retail --models popularity trending itemknn ease als [--print-only]
+    python -m benchmarks.quality [--datasets ml-1m beauty] [--models popularity itemknn ease als]
+    python -m benchmarks.quality --datasets online-retail --models popularity trending itemknn ease als [--print-only]
 
 Trains each model through `deepshelf.runs.pipeline.train_run` (the path `deepshelf train` takes), so the numbers are
 the ones `metrics.json` records. Leave-one-out datasets go to the "Classic models" section of docs/benchmarks.md;
@@ -14,20 +14,17 @@ without writing the doc.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mdsection import machine, write_section  # noqa: E402
-
-from deepshelf.runs.config import build_train_config  # noqa: E402
-from deepshelf.runs.pipeline import train_run  # noqa: E402
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+from deepshelf.runs.config import build_train_config
+from deepshelf.runs.pipeline import train_run
 
 # Per-dataset parameters, fixed before the run (never chosen on the test split).
 PARAMS = {
@@ -97,12 +94,12 @@ def temporal_table(rows: list[tuple[str, str, str, dict, dict]]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--datasets", nargs="+", default=["ml-1m", "beauty"])
-    parser.add_argument("--models", nargs="+", default=["popularity", "itemknn", "ease", "als"])
-    parser.add_argument("--print-only", action="store_true", help="print the tables, leave docs/benchmarks.md")
-    parser.add_argument("--keep-runs", type=Path, help="keep each run under this folder (for `deepshelf recommend`)")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--datasets", nargs="+", default=["ml-1m", "beauty"])
+    ap.add_argument("--models", nargs="+", default=["popularity", "itemknn", "ease", "als"])
+    docs_option(ap, "--print-only", help="print the tables, leave docs/benchmarks.md")
+    ap.add_argument("--keep-runs", type=Path, help="keep each run under this folder (for `deepshelf recommend`)")
+    args = ap.parse_args()
     loo_rows, temporal_rows = [], []
     workdir = args.keep_runs or Path(tempfile.mkdtemp(prefix="deepshelf-quality-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -131,7 +128,7 @@ def main() -> None:
     finally:
         if args.keep_runs is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    command = (f"Command: `python benchmarks/quality.py --datasets {' '.join(args.datasets)} --models "
+    command = (f"Command: `python -m benchmarks.quality --datasets {' '.join(args.datasets)} --models "
                f"{' '.join(args.models)}`  \nMachine: {machine()}; measured {time.strftime('%Y-%m-%d')}.  \n")
     sections = []
     if loo_rows:
@@ -152,9 +149,7 @@ def main() -> None:
             "first fit; refit s: the refit.\n\n")
             + temporal_table(temporal_rows)))
     for title, body in sections:
-        print(f"\n## {title}\n\n{body}")
-        if not args.print_only:
-            write_section(title, body)
+        publish(body, args, title, shown=f"\n## {title}\n\n{body}")
 
 
 if __name__ == "__main__":

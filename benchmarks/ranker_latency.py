@@ -1,28 +1,26 @@
 """Latency of the ranker stage for one shopper: features + learner over at most 300 candidates.
 
-    .venv/bin/python benchmarks/ranker_latency.py                      # each learner, 300 shoppers each
-    .venv/bin/python benchmarks/ranker_latency.py --learners lightgbm --shoppers 1000
+    .venv/bin/python -m benchmarks.ranker_latency                      # each learner, 300 shoppers each
+    .venv/bin/python -m benchmarks.ranker_latency --learners lightgbm --shoppers 1000
 
 The ranker is fit on the bundled Online Retail year (events before the test period) with its default generators
 (their top-N lists sum to 300, so the union is at most 300 candidates); then, for test shoppers one at a time, the candidates are generated
 (untimed, stage 1) and the ranker stage is timed: building the features and scoring them. The end-to-end
 `score()` of one shopper (both stages) is timed too. The machine's own noise is probed before and after
-(`jitter_probe` from loadgen.py): a p99 can be no steadier than the machine under it.
+(`jitter_probe` from lib/noise.py): a p99 can be no steadier than the machine under it.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import jitter_probe, probe_text  # noqa: E402
-from mdsection import machine  # noqa: E402
+from benchmarks.lib.cli import parser
+from benchmarks.lib.mdsection import machine
+from benchmarks.lib.noise import jitter_probe, probe_text
+
 
 def timed(fn, n: int) -> np.ndarray:
     ms = []
@@ -39,7 +37,7 @@ def main() -> None:
     from deepshelf.models.ranker.features import build_features
     from deepshelf.models.ranker.model import Ranker
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, whole=True)
     ap.add_argument("--learners", default="lightgbm,torch,ensemble")
     ap.add_argument("--shoppers", type=int, default=300)
     ap.add_argument("--jitter-seconds", type=float, default=10.0)

@@ -1,7 +1,7 @@
 """The learned ranker against fresh trending on the bundled Online Retail year (temporal protocol).
 
-    .venv/bin/python benchmarks/ranker_quality.py                       # ranker (config's learner) vs trending
-    .venv/bin/python benchmarks/ranker_quality.py --set learner=torch --set label_windows=1
+    .venv/bin/python -m benchmarks.ranker_quality                       # ranker (config's learner) vs trending
+    .venv/bin/python -m benchmarks.ranker_quality --set learner=torch --set label_windows=1
 
 Validation: each model fit on the split's train (events before the validation period), choosing what it
 chooses (the ranker's learner under learner = "auto") on the validation period, and evaluated there. Test ("refit"): each model fit on every event before the test period, evaluated on the test
@@ -12,17 +12,15 @@ is chosen on the test period.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import time
 import tomllib
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mdsection import machine  # noqa: E402
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import parser
+from benchmarks.lib.mdsection import machine
 
-ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("ranker_quality")
 
 
@@ -33,7 +31,7 @@ def main() -> None:
     from deepshelf.models.registry import model_class
     from deepshelf.runs.config import parse_value
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, whole=True)
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "ranker-online-retail.toml")
     ap.add_argument("--set", action="append", default=[], help="ranker parameter override key=value")
     ap.add_argument("--baselines", default="trending", help="comma-separated models fitted the same way")

@@ -2,18 +2,18 @@
 validation NDCG@10. Writes only its subsection of docs/benchmarks.md's `## SASRec` section (`### deepshelf vs
 RecBole 1.2.1`, or `### deepshelf vs RecBole 1.2.1, bf16` with `--precision bf16`).
 
-    python benchmarks/recbole_compare.py beauty --seeds 1 2 3 --recbole-minutes 20
-    python benchmarks/recbole_compare.py beauty --precision bf16 --skip-tune 128:0.004,128:0.002
+    python -m benchmarks.recbole_compare beauty --seeds 1 2 3 --recbole-minutes 20
+    python -m benchmarks.recbole_compare beauty --precision bf16 --skip-tune 128:0.004,128:0.002
 
 Trains deepshelf's SASRec and RecBole 1.2.1's (`benchmarks/recbole_sasrec.py`, in its own virtual environment)
 side by side, each pinned to its own core with one torch thread, with the architecture of
 configs/sasrec-DATASET.toml in one precision for both (fp32, or bf16 autocast in training), the same leave-one-out
 data and one evaluator; first a brief batch-size / learning-rate choice per library on validation (or the one
 `--skip-tune` names), then one run per seed. Run logs go to `--out`/{tune,seeds} (fp32) or `--out`/bf16/{tune,seeds}.
-`benchmarks/train_speed.py --runs` writes the rest of the section and keeps these subsections as they are.
+`python -m benchmarks.train_speed --runs` writes the rest of the section and keeps these subsections as they are.
 
-Over 400 lines because the comparison's protocol (evaluator check, tuning, seeds, step costs) and the text that
-discloses it are one job: each paragraph of the subsection states what the code next to it did.
+This file runs the comparison's protocol (evaluator check, tuning, seeds, step costs); the subsection's text, each
+paragraph stating what a step here did, is written by `lib/recbole_report.py`.
 """
 
 from __future__ import annotations
@@ -30,56 +30,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from mdsection import machine, read_subsection, write_subsection  # noqa: E402
-from loadgen import jitter_probe_on, probe_text  # noqa: E402
-from traininglog import best_validated, time_to, with_totals  # noqa: E402
-
-from deepshelf.models.sasrec import SASRec  # noqa: E402
-
-TITLES = {"fp32": "### deepshelf vs RecBole 1.2.1", "bf16": "### deepshelf vs RecBole 1.2.1, bf16"}
-LEVELS = (0.90, 0.95, 1.00)  # shares of the weaker library's best validation NDCG@10 timed in the comparison
-
-
-def previous_compare() -> list[str]:
-    """The comparison subsections as docs/benchmarks.md has them now, for `train_speed.py --runs` to keep (each
-    takes an hour or more and does not depend on the committed runs)."""
-    return [line for title in TITLES.values() for line in read_subsection(title)]
-
-
-def write_compare(lines: list[str], precision: str) -> None:
-    """Replace this precision's subsection alone; bf16's goes after fp32's the first time."""
-    write_subsection(TITLES[precision], lines, after=TITLES["fp32"] if precision != "fp32" else None)
-
-
-def epoch_and_model_differences(params: dict) -> str:
-    """What an epoch and the model are in deepshelf vs RecBole, from the config file's values over SASRec's
-    defaults (as training sees them)."""
-    config = SASRec.Config(**params)
-    if config.windows == "all":
-        history = ("each history once (cut into windows of max_len + 1 events where longer) with a loss at every "
-                   "position; both see every training target once per epoch")
-    else:
-        history = "the newest max_len + 1 events of each history with a loss at every position"
-    init = f"N(0, {config.init_std:g})" if config.init_std else "N(0, 1/width)"
-    clip = f"gradient clipping at norm {config.clip:g}" if config.clip else "no gradient clipping"
-    decay = f", cosine learning-rate decay over {config.epochs} epochs" if config.lr_schedule == "cosine" else ""
-    return ("An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) sample per "
-            f"event, each padded to max_len, deepshelf {history}. Differences in the model: RecBole's SASRec is "
-            "post-LayerNorm with N(0, 0.02) initialisation, positions counted from the oldest item, and no warm-up "
-            f"or clipping; deepshelf's here is {config.norm}-LayerNorm with {init} initialisation, positions counted "
-            f"from the {config.positions} item, a {config.warmup}-step warm-up{decay} and {clip}; its batches run "
-            f"through the network in {config.length_groups} groups of similar length (less padding, same loss). "
-            "Details: benchmarks/recbole_sasrec.py.")
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import docs_option, parser, writes_docs
+from benchmarks.lib.noise import jitter_probe_on
+from benchmarks.lib.recbole_report import LEVELS, best_ndcg, compare_lines, logs_dir, write_compare
+from benchmarks.lib.traininglog import time_to, with_totals
+from deepshelf.models.sasrec import SASRec
 
 
 def evaluator_check(split) -> str:
     """deepshelf's `evaluate` and the RecBole runner's `rank_metrics` on one score matrix (coarse, so with ties):
     per-user NDCG@10 and HR@10 must agree, or no number of the comparison is trusted."""
-    from recbole_sasrec import rank_metrics
-
+    from benchmarks.recbole_sasrec import rank_metrics
     from deepshelf.evaluation.evaluate import evaluate
     from deepshelf.models.base import Recommender
 
@@ -224,13 +186,14 @@ def side_by_side(dataset: str, params: dict, ours: tuple[int, float], theirs: tu
                 "precision": precision, "eval_every": 1, "patience": 10_000, "threads": 1, "progress": False,
                 "time_limit": ours_min, "stop_at_ndcg": 0.0}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    rb = ["taskset", "-c", "1", sys.executable, str(ROOT / "benchmarks" / "recbole_sasrec.py"), "--dataset", dataset,
+    rb = ["taskset", "-c", "1", sys.executable, "-m", "benchmarks.recbole_sasrec", "--dataset", dataset,
           "--epochs", "10000", "--max-len", str(params["max_len"]), "--dim", str(params["dim"]),
           "--layers", str(params["layers"]), "--heads", str(params["heads"]), "--dropout", str(params["dropout"]),
           "--attn-dropout", str(params.get("attn_dropout", 0.0)), "--batch-size", str(theirs[0]),
           "--lr", str(theirs[1]), "--time-limit-min", str(theirs_min), "--threads", "1", "--precision", precision,
           "--seed", str(seed), "--json", str(theirs_file)]
-    ds = ["taskset", "-c", "0", sys.executable, __file__, "--worker", json.dumps(settings), str(ours_file)]
+    ds = ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.recbole_compare", "--worker", json.dumps(settings),
+          str(ours_file)]
     procs = []
     for name, cmd, file in (("recbole", rb, theirs_file), ("deepshelf", ds, ours_file)):
         if (reuse and file.exists()) or name not in libraries:
@@ -256,33 +219,12 @@ def best_at(log: list[dict], seconds: float) -> float:
     return float(np.interp(seconds, totals, best))
 
 
-RECENT = 3  # validations: a library whose best is among its last RECENT was still improving when its cap ended it
-
-
-def improving(run: dict) -> bool:
-    scores = [e["valid_ndcg@10"] for e in run["epochs"] if "valid_ndcg@10" in e]
-    return bool(scores) and max(scores[-RECENT:]) >= max(scores)
-
-
-def best_ndcg(run: dict) -> float:
-    return (best_validated(run["epochs"]) or {}).get("valid_ndcg@10", 0.0)
-
-
-def fmt_s(t: float | None) -> str:
-    return "-" if t is None else f"{t:,.0f}"
-
-
 def pairs(text: str) -> list[tuple[int, float]]:
     """`B:LR,B:LR,...` -> [(batch, lr), ...]."""
     try:
         return [(int(b), float(lr)) for b, lr in (c.split(":") for c in text.split(","))]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected BATCH:LR[,BATCH:LR...], got {text!r}") from None
-
-
-def logs_dir(args: argparse.Namespace) -> Path:
-    """This precision's run logs: fp32 in --out itself (where the earlier runs' logs are), others in a subfolder."""
-    return Path(args.out) if args.precision == "fp32" else Path(args.out) / args.precision
 
 
 def tune(args: argparse.Namespace, params: dict) -> list[tuple]:
@@ -358,170 +300,54 @@ def compare(args: argparse.Namespace) -> list[str]:
 
 
 def core_probes(seconds: float) -> dict[int, dict]:
-    """The noise probe (`loadgen.jitter_probe`) on each of the two cores the libraries are pinned to, one after
+    """The noise probe (`noise.jitter_probe`) on each of the two cores the libraries are pinned to, one after
     the other, nothing of ours running."""
     return {core: jitter_probe_on({core}, seconds) for core in (0, 1)}
 
 
-def choice_lines(args: argparse.Namespace, tuned: list[tuple], pick: dict) -> list[str]:
-    """The batch / learning-rate paragraph: the tuning table, or where `--skip-tune`'s settings came from."""
-    if not tuned:
-        (ob, olr), (tb, tlr) = pick["deepshelf"], pick["recbole"]
-        return [f"**Batch size and learning rate** not chosen again here (`--skip-tune`): deepshelf batch {ob}, "
-                f"lr {olr:g}; RecBole batch {tb}, lr {tlr:g}: the choice of the fp32 tuning run on validation "
-                f"(subsection \"{TITLES['fp32'].lstrip('# ')}\", logs in `{Path(args.out) / 'tune'}`)."]
-    reused = " (logs reused from an earlier run of the same settings where present)" if args.reuse_tune else ""
-    lines = [f"**Batch size and learning rate**, chosen per library on validation: each candidate trained for "
-             f"{args.ours_tune_minutes:g} (deepshelf) or {args.tune_minutes:g} (RecBole) min of wall time "
-             f"(validations included; seed {args.tune_seed}); the best validation NDCG@10 after the training time of "
-             f"the library's shortest candidate wins, interpolated between validations{reused}. RecBole's epochs "
-             "are long, so its candidates saw one or two epochs: a brief choice, not a search.", "",
-             "| library | batch | lr | epochs in the cap | training s compared | best valid NDCG@10 by then | "
-             "chosen |", "|---|---:|---:|---:|---:|---:|---|"]
-    for lib, b, lr, n, budget, best in tuned:
-        lines.append(f"| {lib} | {b} | {lr:g} | {n} | {budget:.0f} | {best:.4f} | "
-                     f"{'yes' if pick[lib] == (b, lr) else ''} |")
-    return lines
-
-
-def compare_lines(args, params, check, tuned, pick, rows, steps, probes) -> list[str]:
-    """The subsection: setup, the batch / lr choice, the seeds' times and ratios, the training step's cost."""
-    dataset, precision = args.dataset, args.precision
-    if precision == "fp32":
-        amp = "fp32 in both (no autocast)"
-    else:
-        amp = ("bf16 in both: training steps under CPU autocast to bfloat16 (deepshelf's `precision = \"bf16\"`, "
-               "RecBole's `enable_amp`), validation in fp32")
-    median = lambda xs: float(np.median(xs)) if xs else float("nan")  # noqa: E731
-    load = os.getloadavg()
-    lines = [TITLES[precision], "",
-             f"Command: `python benchmarks/recbole_compare.py {' '.join(sys.argv[1:])}`  ",
-             f"Machine: {machine()}, torch {torch.__version__}; measured "
-             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end {load[0]:.1f} / "
-             f"{load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores shared with other jobs.  ",
-             f"Noise probe (`jitter_probe`: a fixed piece of Python + numpy work, 150 times a second for "
-             f"{args.probe_seconds:g} s on each core, nothing of ours running), before the seeds"
-             f"{' (with --reuse-seeds: when the tables were written, not when the seeds ran)' if args.reuse_seeds else ''}"
-             f": core 0 {probe_text(probes['before'][0])}; core 1 {probe_text(probes['before'][1])}; after: core 0 "
-             f"{probe_text(probes['after'][0])}; core 1 {probe_text(probes['after'][1])}. A training epoch can be no "
-             "steadier than the work under it.", "",
-             f"`{dataset}` in full ({rows[0]['ours']['users']:,} users, {rows[0]['ours']['items']:,} items, "
-             f"{rows[0]['ours']['events']:,} events: the same in both libraries, or the run fails), leave-one-out. "
-             f"Same architecture in both: max_len {params['max_len']}, width {params['dim']}, {params['layers']} "
-             f"blocks, {params['heads']} head, feed-forward width x{params.get('ffn_mult', 1)}, post-LayerNorm, "
-             f"dropout {params['dropout']}, attention dropout {params.get('attn_dropout', 0.0)} (deepshelf's value, "
-             f"given to RecBole's `attn_dropout_prob`), full-softmax cross-entropy, {amp}, "
-             "1 torch thread each. Each run: deepshelf pinned to core 0 and RecBole to core 1 (`taskset`), started "
-             "together, so both meet the same background load.", "",
-             "One evaluator: every epoch, validation NDCG@10 over all items with the user's seen items excluded "
-             "(deepshelf's `evaluate`; for RecBole, the scores of its `full_sort_predict` ranked the same way by "
-             "`rank_metrics` in benchmarks/recbole_sasrec.py, since RecBole's own full-sort evaluation of a "
-             f"sequential model excludes nothing); {check}", "",
-             *choice_lines(args, tuned, pick)]
-    lines += ["", f"**Seeds** ({len(rows)}): RecBole capped at {args.recbole_minutes:g} min of wall time per run "
-              "(no epoch starts that would end past the cap), deepshelf at "
-              f"{args.ours_minutes:g} min. Still improving at the cap (a new best in the last {RECENT} validations): "
-              f"RecBole in {sum(improving(r['theirs']) for r in rows)} of {len(rows)} seed(s), deepshelf in "
-              f"{sum(improving(r['ours']) for r in rows)}; where a library was, \"best\" below is its best "
-              "validation NDCG@10 *within the cap*, not at convergence. The level every time is measured to is "
-              "a share of the weaker library's best of the same seed. Times are training seconds (validations "
-              "left out: they run different code in the two libraries); the wall clock with validations is in "
-              "brackets.", "",
-              "| seed | deepshelf epochs / s per epoch / best | RecBole epochs / s per epoch / best | weaker best | "
-              + " | ".join(f"{int(s * 100)}%: deepshelf s | {int(s * 100)}%: RecBole s | {int(s * 100)}%: ratio"
-                           for s in LEVELS) + " |",
-              "|---:|---|---|---:|" + "---:|---:|---:|" * len(LEVELS)]
-    ratios = {s: [] for s in LEVELS}
-    for r in rows:
-        cells = [str(r["seed"])]
-        for run in (r["ours"], r["theirs"]):
-            per = np.median([e["train_seconds"] for e in run["epochs"]])
-            cells.append(f"{len(run['epochs'])} / {per:.1f} / {best_ndcg(run):.4f}")
-        cells.append(f"{r['weaker']:.4f} ({r['weaker_lib']})")
-        for s in LEVELS:
-            (ot, ow), (tt, tw) = r[("ours", s)], r[("theirs", s)]
-            cells += [f"{fmt_s(ot)} ({fmt_s(ow)})", f"{fmt_s(tt)} ({fmt_s(tw)})"]
-            if ot and tt:
-                ratios[s].append(tt / ot)
-                cells.append(f"{tt / ot:.1f}x ({tw / ow:.1f}x)")
-            else:
-                cells.append("-")
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += [""]
-    for s in LEVELS:
-        rs = ratios[s]
-        if rs:
-            lines.append(f"- {int(s * 100)}% of the weaker best: deepshelf {median(rs):.1f}x faster in training time "
-                         f"(median of {len(rs)} seed(s); range {min(rs):.1f}x - {max(rs):.1f}x).")
-    goal = ratios[0.95]
-    if goal:
-        if precision == "fp32":
-            verdict = "met" if median(goal) >= 10 else "NOT met"
-            lines.append(f"- Goal: >= 10x at 95%, fp32 both: {verdict} (measured {median(goal):.1f}x).")
-        else:
-            lines.append(f"- The >= 10x goal is set for fp32 both (its subsection); in {precision} both: "
-                         f"{median(goal):.1f}x at 95%.")
-    lines += ["", f"Where deepshelf's training step went (`{dataset}`, {precision}, batch {pick['deepshelf'][0]}, "
-              "1 thread; `step_costs` in this script, on core 0, in the run that wrote this subsection):", "", *steps]
-    for old in sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")):  # the same run before the change
-        new = logs_dir(args) / "tune" / old.name.replace("-length_groups1", "")
-        if new.exists():
-            a, b = (json.loads(f.read_text())["epochs"] for f in (old, new))
-            n = min(len(a), len(b))
-            fmt = lambda log: ", ".join(f"{e['valid_ndcg@10']:.4f}" for e in log[:n])  # noqa: E731
-            lines += ["", f"Quality kept: validation NDCG@10 after epochs 1-{n} of the same run (`{new.stem}`), "
-                      f"one padded block per batch (`length_groups = 1`, as before): {fmt(a)}; in 4 length groups: "
-                      f"{fmt(b)} (`{old}` and the tuning log; how the loss is chunked changes no number beyond "
-                      "rounding, only when it is computed)."]
-    lines += ["", epoch_and_model_differences(params), ""]
-    print("\n".join(lines), flush=True)
-    return lines
-
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dataset_pos", nargs="?", metavar="DATASET", help="the same as --dataset")
-    parser.add_argument("--dataset", help="dataset to compare on (e.g. beauty; configs/sasrec-DATASET.toml)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="both libraries' training precision (bf16: CPU autocast); logs of bf16 go to OUT/bf16")
-    parser.add_argument("--ours-candidates", type=pairs, default="128:0.001,256:0.002,512:0.004",
-                        help="deepshelf's batch:lr candidates, chosen on validation")
-    parser.add_argument("--recbole-candidates", type=pairs, default="128:0.001,256:0.002,2048:0.001",
-                        help="RecBole's batch:lr candidates (2048:0.001 is RecBole's default)")
-    parser.add_argument("--tune-minutes", type=float, default=8.0, help="RecBole's wall minutes per candidate")
-    parser.add_argument("--ours-tune-minutes", type=float, default=5.0, help="deepshelf's wall minutes per candidate")
-    parser.add_argument("--reuse-tune", action=argparse.BooleanOptionalAction, default=True,
-                        help="take a candidate's log from OUT/tune where an earlier run of the same settings left one")
-    parser.add_argument("--skip-tune", type=pairs, metavar="B:LR,B:LR",
-                        help="no tuning: deepshelf's and RecBole's batch:lr, as the fp32 tuning run chose them")
-    parser.add_argument("--tune-only", choices=["deepshelf", "recbole", "both"],
-                        help="run only these candidates (reusing logs already there) and stop")
-    parser.add_argument("--reuse-seeds", action="store_true",
-                        help="take a seed's logs from OUT/seeds where a run of the same settings left them: the "
-                             "tables again from the logs (the step-cost table is measured again)")
-    parser.add_argument("--probe-seconds", type=float, default=10.0,
-                        help="noise probe per core, before and after the seeds")
-    parser.add_argument("--tune-seed", type=int, default=1)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--recbole-minutes", type=float, default=20.0, help="RecBole's cap per seed")
-    parser.add_argument("--ours-minutes", type=float, default=10.0, help="deepshelf's cap per seed")
-    parser.add_argument("--out", default="benchmarks/results/recbole-compare",
-                        help="run logs go to OUT/{tune,seeds} (fp32) or OUT/PRECISION/{tune,seeds}")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # SETTINGS_JSON OUT: one deepshelf run
-    args = parser.parse_args(argv)
+    ap = parser(__doc__)
+    ap.add_argument("dataset_pos", nargs="?", metavar="DATASET", help="the same as --dataset")
+    ap.add_argument("--dataset", help="dataset to compare on (e.g. beauty; configs/sasrec-DATASET.toml)")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="both libraries' training precision (bf16: CPU autocast); logs of bf16 go to OUT/bf16")
+    ap.add_argument("--ours-candidates", type=pairs, default="128:0.001,256:0.002,512:0.004",
+                    help="deepshelf's batch:lr candidates, chosen on validation")
+    ap.add_argument("--recbole-candidates", type=pairs, default="128:0.001,256:0.002,2048:0.001",
+                    help="RecBole's batch:lr candidates (2048:0.001 is RecBole's default)")
+    ap.add_argument("--tune-minutes", type=float, default=8.0, help="RecBole's wall minutes per candidate")
+    ap.add_argument("--ours-tune-minutes", type=float, default=5.0, help="deepshelf's wall minutes per candidate")
+    ap.add_argument("--reuse-tune", action=argparse.BooleanOptionalAction, default=True,
+                    help="take a candidate's log from OUT/tune where an earlier run of the same settings left one")
+    ap.add_argument("--skip-tune", type=pairs, metavar="B:LR,B:LR",
+                    help="no tuning: deepshelf's and RecBole's batch:lr, as the fp32 tuning run chose them")
+    ap.add_argument("--tune-only", choices=["deepshelf", "recbole", "both"],
+                    help="run only these candidates (reusing logs already there) and stop")
+    ap.add_argument("--reuse-seeds", action="store_true",
+                    help="take a seed's logs from OUT/seeds where a run of the same settings left them: the "
+                         "tables again from the logs (the step-cost table is measured again)")
+    ap.add_argument("--probe-seconds", type=float, default=10.0,
+                    help="noise probe per core, before and after the seeds")
+    ap.add_argument("--tune-seed", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--recbole-minutes", type=float, default=20.0, help="RecBole's cap per seed")
+    ap.add_argument("--ours-minutes", type=float, default=10.0, help="deepshelf's cap per seed")
+    ap.add_argument("--out", default="benchmarks/results/recbole-compare",
+                    help="run logs go to OUT/{tune,seeds} (fp32) or OUT/PRECISION/{tune,seeds}")
+    docs_option(ap, help="print only; leave docs/benchmarks.md alone")
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)  # SETTINGS_JSON OUT: one deepshelf run
+    args = ap.parse_args(argv)
     if args.worker:
         return args
     if args.dataset and args.dataset_pos and args.dataset != args.dataset_pos:
-        parser.error(f"two datasets given: {args.dataset_pos!r} and --dataset {args.dataset!r}")
+        ap.error(f"two datasets given: {args.dataset_pos!r} and --dataset {args.dataset!r}")
     args.dataset = args.dataset or args.dataset_pos
     if not args.dataset:
-        parser.error("a dataset is required (DATASET or --dataset)")
+        ap.error("a dataset is required (DATASET or --dataset)")
     if args.skip_tune and len(args.skip_tune) != 2:
-        parser.error("--skip-tune takes two batch:lr pairs: deepshelf's, then RecBole's")
+        ap.error("--skip-tune takes two batch:lr pairs: deepshelf's, then RecBole's")
     if args.skip_tune and args.tune_only:
-        parser.error("--skip-tune and --tune-only exclude each other")
+        ap.error("--skip-tune and --tune-only exclude each other")
     return args
 
 
@@ -531,7 +357,7 @@ def main() -> None:
         torch.set_num_threads(1)
         return ours_worker(json.loads(args.worker[0]), Path(args.worker[1]))
     lines = compare(args)
-    if not args.no_write:
+    if writes_docs(args):
         write_compare(lines, args.precision)
 
 

@@ -1,12 +1,13 @@
 """RecBole 1.2.1's SASRec on the same data and architecture as deepshelf's, timed epoch by epoch and scored by
 deepshelf's evaluator: the side-by-side reference for `benchmarks/recbole_compare.py`.
 
-    python benchmarks/recbole_sasrec.py --dataset beauty --max-len 50 --dropout 0.5 --time-limit-min 20 --json rb.json
+    python -m benchmarks.recbole_sasrec --dataset beauty --max-len 50 --dropout 0.5 --time-limit-min 20 --json rb.json
 
 RecBole pins an old scientific stack (numpy < 2 above all), so it lives in its own virtual environment,
 `.bench-venv/recbole`, made on first use and reused afterwards; the project's own environment is left alone.
 This script runs under any Python: it writes RecBole's atomic `.inter` file from the shared sequences file, then
-runs itself again inside that environment (`--inner`) for the training.
+runs itself again inside that environment (`--inner`) for the training, started by its file path from a scratch
+folder: it imports nothing of the `benchmarks` package, so it needs none of it on that environment's path.
 
 Both libraries see the same events: ml-1m keeps the items with >= 5 events (as `deepshelf.data.datasets`
 does), Beauty is taken as is, and RecBole is told not to filter further; the run fails (exit 3) if RecBole counts

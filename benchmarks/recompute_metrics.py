@@ -6,12 +6,12 @@ splits or metrics is imported) so anyone can check the numbers deepshelf reports
 Leave-one-out (a sequences file, `user item item ...` per line, oldest first):
 
     deepshelf recommend --run runs/NAME --users test --k 10 --output recs.csv
-    python benchmarks/recompute_metrics.py --recs recs.csv --sequences ml-1m_user_sequences.txt.gz --min-item-count 5
+    python -m benchmarks.recompute_metrics --recs recs.csv --sequences ml-1m_user_sequences.txt.gz --min-item-count 5
 
 Temporal (timestamped events; the last `--test-days` are the test period, the `--valid-days` before it validation):
 
     deepshelf recommend --run runs/demo/ease --users test --k 10 --output recs.csv
-    python benchmarks/recompute_metrics.py --recs recs.csv --events online-retail [--view discovery|again]
+    python -m benchmarks.recompute_metrics --recs recs.csv --events online-retail [--view discovery|again]
 
 `--events` takes `online-retail` (the raw UCI file bundled with the project), a raw UCI Online Retail file
 (.parquet / .csv with InvoiceNo, StockCode, CustomerID, Quantity, UnitPrice, InvoiceDate), or an events table

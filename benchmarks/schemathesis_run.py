@@ -2,27 +2,25 @@
 operation by default) against a running `deepshelf serve` on SQLite and on PostgreSQL. Prints the server errors
 and the failed checks, and writes the result to docs/benchmarks.md (`## OpenAPI contract (schemathesis)`).
 
-    .venv/bin/python benchmarks/schemathesis_run.py                       # SQLite, and PostgreSQL when found
-    eval "$(bash scripts/start-postgres.sh --export)"; .venv/bin/python benchmarks/schemathesis_run.py --write-docs
+    .venv/bin/python -m benchmarks.schemathesis_run                       # SQLite, and PostgreSQL when found
+    eval "$(bash scripts/start-postgres.sh --export)"; .venv/bin/python -m benchmarks.schemathesis_run --write-docs
 
 PostgreSQL comes from DEEPSHELF_TEST_POSTGRES_URL (a fresh database is created on that server and dropped
-afterwards); without it only SQLite is run. The shop is the test suite's synthetic one (tests/serving/conftest.py),
-served by an item-kNN run trained here. A smaller run is in the suite (tests/serving/test_fuzz.py).
+afterwards); without it only SQLite is run. The shop is the test suite's synthetic one (tests/api/conftest.py),
+served by an item-kNN run trained here. A smaller run is in the suite (tests/api/test_fuzz.py).
 
 Every check runs on every operation except the pairs in EXCLUDED, each with its reason (written to the docs too):
 rules across fields or against the server's clock that JSON Schema cannot state, so schemathesis' "schema-valid
 request accepted" check sends requests the server rightly refuses with a 422 naming the field; and reads that
 answer for any shopper id by design, which its "use after free" check takes for the erased shopper's resource.
-Rules JSON Schema *can* state are in the OpenAPI document (serving/openapi_doc.py, validation.py).
+Rules JSON Schema *can* state are in the OpenAPI document (api/openapi_doc.py, validation.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,12 +29,10 @@ import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from mdsection import machine, write_section  # noqa: E402
-
-from tests.serving.conftest import seed_store, train, write_shop  # noqa: E402
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.loadgen import free_port
+from benchmarks.lib.mdsection import machine
+from tests.api.conftest import seed_store, train, write_shop
 
 log = logging.getLogger("schemathesis_run")
 KEY = "contract-key"
@@ -68,7 +64,7 @@ EXCLUDED = [
     ("GET", "/v1/users/{user_id}/recommendations", "use_after_free",
      "any shopper id answers 200 by design (an unknown or erased shopper gets popular items), so reading it "
      "after DELETE /v1/users/{user_id} is not a use of erased data; erasure is tested against the database in "
-     "tests/serving/test_erasure.py"),
+     "tests/api/test_erasure.py"),
     ("GET", "/v1/users/{user_id}/events", "use_after_free",
      "any shopper id answers 200 with its history, empty for an unknown or erased shopper"),
     ("GET", "/v1/items/{item_id}/image", "ensure_resource_availability",
@@ -85,12 +81,6 @@ def config_file(path: Path) -> Path:
         f"checks.{check}.enabled = false\n" for method, op, check, why in EXCLUDED]
     path.write_text("\n".join(blocks))
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(run: Path, database: str, log_path: Path) -> tuple[subprocess.Popen, str]:
@@ -146,11 +136,11 @@ def kind_of(text: str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, whole=True)
     ap.add_argument("--examples", type=int, default=30, help="examples per operation (at least 30 for the record)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--stores", default="sqlite,postgresql")
-    ap.add_argument("--write-docs", action="store_true", help=f"replace '## {TITLE}' in docs/benchmarks.md")
+    docs_option(ap, "--write-docs", help=f"replace '## {TITLE}' in docs/benchmarks.md")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     work = Path(tempfile.mkdtemp(prefix="deepshelf-contract-"))
@@ -213,9 +203,7 @@ def main() -> None:
             + "\n".join(f"- `{check}` on `{method} {op}`: {why}" for method, op, check, why in EXCLUDED) + "\n\n"
             "| store | operations with failures | of which server errors (5xx) | failed checks | time |\n"
             "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + ("\n".join(details) or "No failures."))
-    print("\n" + body)
-    if args.write_docs:
-        write_section(TITLE, body)
+    publish(body, args, TITLE, shown="\n" + body)
 
 
 def _version() -> str:

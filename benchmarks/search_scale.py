@@ -4,7 +4,7 @@ has no semantic index) on a SQLite store of N synthetic products: one query at a
 slow query counts), against two earlier ways timed on the same store: the substring scan it ran before migration 6,
 and migration 6's ranking of every match by bm25.
 
-    .venv/bin/python benchmarks/search_scale.py [--n 1000000] [--queries 500] [--rate 50] [--write]
+    .venv/bin/python -m benchmarks.search_scale [--n 1000000] [--queries 500] [--rate 50] [--write]
 
 Limit 500 (what the service asks for), one thread (the open loop's queries queue behind each other, as on a server
 core). Queries are one or two adjacent words of stored titles, some cut to a prefix. The store is kept in --workdir
@@ -13,24 +13,20 @@ by size, so a rerun skips the fill. `--write` replaces the "Search at catalogue 
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from loadgen import jitter_probe, probe_text  # noqa: E402
-from mdsection import machine, write_section  # noqa: E402
-
-from deepshelf.serving.service import SEARCH_POOL  # noqa: E402
-from deepshelf.storage import Item, open_store  # noqa: E402
-from deepshelf.storage.base import Store, search_terms  # noqa: E402
-from deepshelf.storage.sqlite import MMAP_BYTES  # noqa: E402
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+from benchmarks.lib.noise import jitter_probe, probe_text
+from deepshelf.engine.service import SEARCH_POOL
+from deepshelf.storage import Item, open_store
+from deepshelf.storage.base import Store, search_terms
+from deepshelf.storage.sqlite import MMAP_BYTES
 
 SEARCH_CANDIDATES = Store.search_candidates
 
@@ -129,14 +125,14 @@ def filled_store(workdir: Path, n: int):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=1_000_000, help="products in the store")
     ap.add_argument("--queries", type=int, default=500)
     ap.add_argument("--rate", type=float, default=50.0, help="queries per second of the open-loop run")
     ap.add_argument("--before-queries", type=int, default=50,
                     help="queries of the two earlier ways (the substring scan reads every product)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-search-bench"))
-    ap.add_argument("--write", action="store_true", help="write the section of docs/benchmarks.md")
+    docs_option(ap, "--write", help="write the section of docs/benchmarks.md")
     ap.add_argument("--probe-seconds", type=float, default=10.0,
                     help="length of the machine-noise probe run before and after the queries")
     args = ap.parse_args()
@@ -167,7 +163,7 @@ def main() -> None:
     after = jitter_probe(args.probe_seconds)
     store.close()
     p99 = float(np.percentile(ms, 99))
-    lines = [f"`benchmarks/search_scale.py --n {args.n} --queries {args.queries} --rate {args.rate:g}` on "
+    lines = [f"`python -m benchmarks.search_scale --n {args.n} --queries {args.queries} --rate {args.rate:g}` on "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {machine()}, shared with "
              f"other jobs (load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end). One SQLite store "
              f"(synchronous=OFF for the fill), {args.n:,} synthetic products (Zipf-distributed title and description "
@@ -187,13 +183,10 @@ def main() -> None:
               "first and stops; bm25 would first count every match for its IDF), so such a query's answer differs "
               "from migration 6's; the prefix indexes of migration 8 (1 to 6 characters) let a typed prefix read one "
               "list. Under the service, search also pays HTTP and the trending re-rank (the Service section).", "",
-              f"Noise probe (`loadgen.jitter_probe`, {args.probe_seconds:g} s, nothing else of this script running) "
+              f"Noise probe (`noise.jitter_probe`, {args.probe_seconds:g} s, nothing else of this script running) "
               f"before the queries: {probe_text(before)}; after: {probe_text(after)}. A query can be no steadier "
               "than the work under it: the open loop's p99 inherits that factor."]
-    body = "\n".join(lines)
-    print(body)
-    if args.write:
-        write_section("Search at catalogue scale", body)
+    publish("\n".join(lines), args, "Search at catalogue scale")
 
 
 if __name__ == "__main__":

@@ -3,23 +3,20 @@ process per phase, and an open-loop load generator in this process pinned to its
 latency counted from each request's scheduled send time, so a stalled server cannot hide its queueing); then the
 bare FastAPI endpoint of `bare_app.py` under the same settings, for the cost of deepshelf against the bare stack.
 
-    .venv/bin/python benchmarks/serve_load.py                     # full size, prints the table
-    .venv/bin/python benchmarks/serve_load.py --write-docs        # ... and replaces `## Service` in docs/benchmarks.md
-    .venv/bin/python benchmarks/serve_load.py --items 100000 --users 10000 --duration 10 --rate 300  # a quick look
-    .venv/bin/python benchmarks/serve_load.py --impressions-cost --write-docs   # recording impressions: on vs off
+    .venv/bin/python -m benchmarks.serve_load                     # full size, prints the table
+    .venv/bin/python -m benchmarks.serve_load --write-docs        # ... and replaces `## Service` in docs/benchmarks.md
+    .venv/bin/python -m benchmarks.serve_load --items 100000 --users 10000 --duration 10 --rate 300  # a quick look
+    .venv/bin/python -m benchmarks.serve_load --impressions-cost --write-docs   # recording impressions: on vs off
 
 The model is ALS with synthetic clustered item factors (32-d) written as a normal run folder: this measures the
 service (store read, fold-in, FAISS IVF retrieval, rules, HTTP), not model quality. Everything stays on 127.0.0.1
-and every phase is bounded in time. This file holds the shop, the phases and the report; the HTTP client and the
-request drivers are in `loadgen.py`.
-
-Over 400 lines: one benchmark's shop, phases and report (the Service and Impressions sections) in one place; the
-servers under test, the HTTP client and the request drivers are in `loadgen.py`.
+and every phase is bounded in time. This file holds the phases and the report (the Service and Impressions
+sections); the shop is built by `lib/shop.py`, and the servers under test, the HTTP client and the request drivers
+are in `lib/loadgen.py`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -32,110 +29,25 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import (  # noqa: E402
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.loadgen import (
     KEY,
     PUBLIC_KEY,
     closed_loop,
     core_split,
     cpu_seconds,
-    free_port,  # noqa: F401 (overload.py and store_outage.py take it from here)
-    jitter_probe_on,
     open_loop,
     pin_self,
-    probe_text,
     server_stats,
     start_bare,
     start_server,
     stop_server,
 )
-from mdsection import machine, write_section  # noqa: E402
+from benchmarks.lib.mdsection import machine
+from benchmarks.lib.noise import jitter_probe_on, probe_text
+from benchmarks.lib.shop import WORDS, build, working_copy
 
-ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("serve_load")
-
-
-# ---- the synthetic shop ------------------------------------------------------------------------------------------
-def build(workdir: Path, n_items: int, n_users: int, events_per_user: int, dim: int, seed: int = 0) -> tuple[Path, str]:
-    """A run folder (ALS, synthetic factors) and a SQLite store holding the catalogue and the shoppers' events.
-    Cached in `workdir` by size."""
-    from deepshelf.data.idmap import IdMap
-    from deepshelf.models.als import ALS
-    from deepshelf.runs.artifacts import write_run
-    from deepshelf.runs.config import TrainConfig
-    from deepshelf.storage import Event, Item, open_store
-
-    tag = f"{n_items}-{n_users}-{events_per_user}-{dim}"
-    run, db = workdir / f"run-{tag}", workdir / f"store-{tag}.db"
-    database = f"sqlite:///{db}"
-    if run.exists() and (workdir / f"store-{tag}.ok").exists():
-        return run, database
-    workdir.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    n_clusters = max(10, n_items // 2000)
-    cluster = rng.integers(n_clusters, size=n_items)
-    centres = rng.normal(size=(n_clusters, dim)).astype(np.float32)
-    factors = (centres[cluster] + 0.5 * rng.normal(size=(n_items, dim))).astype(np.float32) * 0.3
-    ids = np.array([f"p{i}" for i in range(n_items)], dtype=object)
-
-    t = time.perf_counter()
-    model = ALS(factors=dim)
-    model.item_map = IdMap(ids)
-    model.item_factors = factors
-    popularity = rng.zipf(1.3, size=n_items).astype(np.float64)
-    model.item_popularity = (popularity / popularity.max()).astype(np.float32)
-    write_run(run, TrainConfig(dataset="synthetic", model="als", params={"factors": dim}), model,
-              {"version": f"synthetic-als-{tag}", "model": "als", "dataset": "synthetic", "items": n_items})
-    log.info("run written in %.1fs", time.perf_counter() - t)
-
-    if db.exists():
-        db.unlink()
-    store = open_store(database, sqlite_synchronous="NORMAL")  # bulk load; the server itself runs FULL
-    t = time.perf_counter()
-    by_cluster = np.argsort(cluster, kind="stable")
-    starts = np.searchsorted(cluster[by_cluster], np.arange(n_clusters + 1))
-    for lo in range(0, n_items, 20_000):
-        hi = min(n_items, lo + 20_000)
-        store.upsert_items([Item(item_id=ids[i], title=f"{WORDS[i % len(WORDS)]} {WORDS[(i * 7) % len(WORDS)]} {i}",
-                                 category=f"c{cluster[i] % 200}", price=float(5 + (i % 500)),
-                                 in_stock=bool(i % 20)) for i in range(lo, hi)])
-    log.info("catalogue of %d items stored in %.1fs", n_items, time.perf_counter() - t)
-    t = time.perf_counter()
-    now = time.time()
-    types = ["view"] * 7 + ["cart"] * 2 + ["purchase"]
-    batch = []
-    for u in range(n_users):
-        liked = rng.integers(n_clusters, size=2)
-        for _ in range(events_per_user):
-            c = liked[rng.integers(2)]
-            members = by_cluster[starts[c]:starts[c + 1]]
-            item = members[min(int(rng.zipf(1.5)) - 1, len(members) - 1)] if len(members) else rng.integers(n_items)
-            batch.append(Event(f"s{u}", ids[item], types[rng.integers(len(types))], now - rng.uniform(0, 3 * 86400)))
-        if len(batch) >= 50_000:
-            store.add_events(batch)
-            batch = []
-    store.add_events(batch)
-    store.close()
-    (workdir / f"store-{tag}.ok").write_text("ok")
-    log.info("%d events stored in %.1fs", n_users * events_per_user, time.perf_counter() - t)
-    return run, database
-
-
-def working_copy(database: str) -> str:
-    """A fresh copy of the built store for this run: the phases write events (an earlier run's would give the next
-    one's shoppers a visit in progress, and a longer history) and impressions."""
-    import shutil
-
-    built = Path(database.removeprefix("sqlite:///"))
-    work = built.with_name(built.stem + "-run.db")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{work}{suffix}").unlink(missing_ok=True)
-    shutil.copyfile(built, work)
-    return f"sqlite:///{work}"
-
-
-WORDS = ["lamp", "chair", "mug", "shirt", "vase", "candle", "table", "scarf", "clock", "bowl", "plate", "jacket",
-         "basket", "mirror", "pillow", "rug", "kettle", "glass", "towel", "frame"]
 
 
 # ---- phases ------------------------------------------------------------------------------------------------------
@@ -242,7 +154,7 @@ def measure(args, run: Path, database: str, cores) -> tuple[list, dict, float]:
 def writer_cost(workdir: Path, n: int = 20_000, k: int = 10) -> tuple[float, float]:
     """CPU ms per list of the recording alone, in this process: the request side (a recommendation_id and the
     queue append) and the writer's side (batched inserts into a SQLite store, synchronous=FULL as served)."""
-    from deepshelf.serving.impressions import ImpressionWriter, new_recommendation_id
+    from deepshelf.engine.impressions import ImpressionWriter, new_recommendation_id
     from deepshelf.storage import open_store
 
     db = workdir / "impressions-cost.db"
@@ -285,7 +197,7 @@ def impressions_cost(args, run: Path, database: str) -> str:
                      result["errors"])
     off, on = float(np.median(cpu["off"])), float(np.median(cpu["on"]))
     request_side, writer_side = writer_cost(args.workdir)
-    return (f"`benchmarks/serve_load.py --impressions-cost --repeats {args.repeats}` "
+    return (f"`python -m benchmarks.serve_load --impressions-cost --repeats {args.repeats}` "
             f"({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}), machine: {machine()}, load average "
             f"{os.getloadavg()[0]:.1f}. A synthetic shop built as for the Service section (ALS, SQLite store) with "
             f"{args.items:,} items and {args.users:,} shoppers; `GET /v1/users/{{id}}/recommendations?k=10` open loop at {args.rate:.0f} req/s for "
@@ -302,7 +214,6 @@ def impressions_cost(args, run: Path, database: str) -> str:
             f"{request_side:.4f} ms per list on the request (an id and a queue append) and {writer_side:.4f} ms "
             "per list in the background writer (batches of 1,000 inserted into SQLite, synchronous=FULL), "
             f"{request_side + writer_side:.3f} ms in all.\n")
-
 
 
 def ss_text(stats) -> str:
@@ -336,7 +247,7 @@ def probe(args, cores) -> dict:
 
 
 def report(args, results, bare, startup, before, after, cores, load) -> str:
-    from deepshelf.serving.explain import WARM_BUDGET_S
+    from deepshelf.engine.explain import WARM_BUDGET_S
 
     by_name = {phase["name"]: r for phase, r in results}
     main_phase = by_name["GET /v1/users/{id}/recommendations"]
@@ -349,7 +260,7 @@ def report(args, results, bare, startup, before, after, cores, load) -> str:
                 f"{r['p99']:.1f} ms, {r['errors']} errors of which {r['shed_503']} shed with 503)")
 
     ratio = main_phase["cpu_ms"] / bare["cpu_ms"]
-    command = " ".join(["benchmarks/serve_load.py"] + sys.argv[1:])
+    command = " ".join(["python -m benchmarks.serve_load"] + sys.argv[1:])
     pinning = (f"the load generator (this script, one process) pinned with `taskset` to core {min(cores[0])}, the "
                f"server to core(s) {','.join(map(str, sorted(cores[1])))}" if cores else
                "`taskset` not available (or a single core): the load generator shares the cores with the server")
@@ -381,7 +292,7 @@ def report(args, results, bare, startup, before, after, cores, load) -> str:
         f"same for this script. User recommendations and the mixed phase ran {args.duration:.0f} s each, the "
         f"other phases {args.short:.0f} s.\n\n"
         f"{table(results)}\n\n"
-        f"**Against the bare stack.** `benchmarks/bare_app.py` (FastAPI + uvicorn, one plain-`def` route answering "
+        f"**Against the bare stack.** `benchmarks/lib/bare_app.py` (FastAPI + uvicorn, one plain-`def` route answering "
         "10 items of the same JSON shape from memory, no store, model, key check or middleware) under the same "
         f"uvicorn settings, workers, environment and cores, at {args.rate:.0f} req/s for {args.duration:.0f} s: "
         f"{bare['rps']:.0f} req/s, p50 {bare['p50']:.2f} ms, p99 {bare['p99']:.2f} ms, {bare['errors']} errors, "
@@ -405,7 +316,7 @@ def report(args, results, bare, startup, before, after, cores, load) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--items", type=int, default=1_000_000)
     ap.add_argument("--users", type=int, default=100_000)
     ap.add_argument("--events-per-user", type=int, default=20)
@@ -423,7 +334,7 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-serve-bench"))
     ap.add_argument("--workers", type=int, default=1, help="server processes (deepshelf serve --workers)")
     ap.add_argument("--jitter-seconds", type=float, default=20.0, help="length of each machine-noise probe")
-    ap.add_argument("--write-docs", action="store_true", help="replace the '## Service' section of docs/benchmarks.md")
+    docs_option(ap, "--write-docs", help="replace the '## Service' section of docs/benchmarks.md")
     ap.add_argument("--impressions-cost", action="store_true",
                     help="only measure server CPU per request with impression recording off and on ('## Impressions')")
     ap.add_argument("--repeats", type=int, default=3, help="off/on pairs of --impressions-cost")
@@ -442,10 +353,7 @@ def main() -> None:
     run, built = build(args.workdir, args.items, args.users, args.events_per_user, args.dim)
     database = working_copy(built)
     if args.impressions_cost:
-        section = impressions_cost(args, run, database)
-        print(section)
-        if args.write_docs:
-            write_section("Impressions", section)
+        publish(impressions_cost(args, run, database), args, "Impressions")
         return
     cores = core_split()
     if cores:
@@ -459,9 +367,7 @@ def main() -> None:
     after = probe(args, cores)
     log.info("noise probe after: %s", probe_text(after))
     section = report(args, results, bare, startup, before, after, cores, (load_before, os.getloadavg()[0]))
-    print(section)
-    if args.write_docs:
-        write_section("Service", section)
+    if publish(section, args, "Service"):
         log.info("wrote the Service section of docs/benchmarks.md")
 
 

@@ -20,12 +20,11 @@ Three experiments:
 3. A/A (EASE twice), fixed, `aa_repeats` times with `aa_requests` list requests each, the verdict read once at the
    end: how many named a winner (the verdict's alpha is experiment_alpha, 0.01).
 
-    python benchmarks/simulate_shoppers.py            # writes the "Shopper simulator" section of docs/benchmarks.md
+    python -m benchmarks.simulate_shoppers            # writes the "Shopper simulator" section of docs/benchmarks.md
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import tempfile
 import time
@@ -34,7 +33,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+
 KEY = "simulator-key"
 
 
@@ -183,7 +185,7 @@ def plot(curve: list, path: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = parser(__doc__)
     ap.add_argument("--groups", type=int, default=8)
     ap.add_argument("--items-per-group", type=int, default=40)
     ap.add_argument("--train-shoppers", type=int, default=1600)
@@ -197,14 +199,14 @@ def main() -> None:
     ap.add_argument("--aa-repeats", type=int, default=20)
     ap.add_argument("--aa-requests", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-write", action="store_true", help="print, do not write docs/benchmarks.md")
+    docs_option(ap, help="print, do not write docs/benchmarks.md")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
-    from deepshelf.serving.settings import Settings
+    from deepshelf.api.app import create_app
+    from deepshelf.engine.settings import Settings
     from deepshelf.storage import items_from_table, open_store
 
     rng = np.random.default_rng(args.seed)
@@ -234,14 +236,7 @@ def main() -> None:
     image = ROOT / "docs" / "img" / "thompson_share.png"
     plot(curve, image)
     body = report(args, ab, curve, ts, aa, train_s, sim_s, image)
-    print(body)
-    if not args.no_write:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).parent))
-        from mdsection import machine, write_section
-
-        write_section("Shopper simulator", body + f"\n\nMachine: {machine()}.")
+    publish(body + f"\n\nMachine: {machine()}.", args, "Shopper simulator", shown=body)
 
 
 def report(args, ab, curve, ts, aa, train_s, sim_s, image: Path) -> str:
@@ -276,7 +271,7 @@ their group, purchase of a clicked item {args.p_buy}). Runs trained in {train_s:
 
 **A/A (EASE twice), fixed 50/50**, {args.aa_repeats} experiments of {args.aa_requests} list requests, verdict read
 once at the end: a winner in {winners} of {args.aa_repeats} (no winner in {100 * (1 - winners / len(aa)):.0f}%;
-the verdict's alpha is 0.01). tests/serving/test_experiments.py repeats the A/A on 300 synthetic count pairs per
+the verdict's alpha is 0.01). tests/api/test_experiments.py repeats the A/A on 300 synthetic count pairs per
 allocation: no winner in >= 95% is asserted there."""
 
 

@@ -2,16 +2,16 @@
 answer and how fast while the database is stopped, how long recovery takes after SIGCONT, and whether every
 acknowledged event is in the database at the end.
 
-    .venv/bin/python benchmarks/store_outage.py                 # prints the table
-    .venv/bin/python benchmarks/store_outage.py --write-docs    # ... and replaces `## Store outage` in docs/benchmarks.md
+    .venv/bin/python -m benchmarks.store_outage                 # prints the table
+    .venv/bin/python -m benchmarks.store_outage --write-docs    # ... and replaces `## Store outage` in docs/benchmarks.md
 
 A throwaway PostgreSQL server (scripts/start-postgres.sh, or DEEPSHELF_TEST_POSTGRES_URL), `deepshelf serve
---workers 2` on it with the default store timeout (2 s), serve_load.py's synthetic run (small). Loopback only.
+--workers 2` on it with the default store timeout (2 s), serve_load.py's synthetic run (`lib/shop.py`, small).
+Loopback only.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shlex
@@ -26,12 +26,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(ROOT))
-from mdsection import machine, write_section  # noqa: E402
-from serve_load import KEY, build, free_port  # noqa: E402
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.loadgen import KEY, free_port
+from benchmarks.lib.mdsection import machine
+from benchmarks.lib.shop import build
 
 log = logging.getLogger("store_outage")
 
@@ -86,13 +85,13 @@ def summary(records, lo: float, hi: float) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__, whole=True)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "deepshelf-overload")
     ap.add_argument("--stopped-s", type=float, default=8.0)
-    ap.add_argument("--write-docs", action="store_true")
+    docs_option(ap, "--write-docs")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from tests.serving.test_resilience import frozen, postmaster_pid
+    from tests.api.test_resilience import frozen, postmaster_pid
 
     run, _ = build(args.workdir, 20_000, 2_000, 20, 32)
     database = postgres()
@@ -157,10 +156,7 @@ def main() -> None:
               f"- acknowledged events: {len(acked)}; in the database afterwards: {len(acked & stored)} "
               f"(lost: {len(acked - stored)}; stored though answered 503: {len(stored - acked)})", "",
               f"Machine: {machine()} (shared with other jobs). Script: benchmarks/store_outage.py."]
-    text = "\n".join(lines)
-    print(text)
-    if args.write_docs:
-        write_section("Store outage", text)
+    publish("\n".join(lines), args, "Store outage")
 
 
 if __name__ == "__main__":

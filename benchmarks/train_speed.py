@@ -2,7 +2,7 @@
 metrics recomputed independently from their `deepshelf recommend` export. Writes the `## SASRec` section of
 docs/benchmarks.md, keeping its RecBole comparison subsections as they are.
 
-    python benchmarks/train_speed.py --runs pretrained/sasrec-ml-1m pretrained/sasrec-beauty
+    python -m benchmarks.train_speed --runs pretrained/sasrec-ml-1m pretrained/sasrec-beauty
 
 The comparison with RecBole 1.2.1 (`### deepshelf vs RecBole 1.2.1`, and its bf16 counterpart) is
 `benchmarks/recbole_compare.py`'s: it takes an hour or more and does not depend on the committed runs.
@@ -10,7 +10,6 @@ The comparison with RecBole 1.2.1 (`### deepshelf vs RecBole 1.2.1`, and its bf1
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,17 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from mdsection import machine, write_section  # noqa: E402
-from recbole_compare import previous_compare  # noqa: E402
-from recompute_metrics import load_targets, recompute  # noqa: E402
-from traininglog import best_validated  # noqa: E402
-
-from deepshelf.data.interactions import Histories  # noqa: E402
-from deepshelf.models.sasrec import SASRec, SASRecNetwork  # noqa: E402
-from deepshelf.runs.artifacts import load_run  # noqa: E402
+from benchmarks.lib import ROOT
+from benchmarks.lib.cli import docs_option, parser, publish
+from benchmarks.lib.mdsection import machine
+from benchmarks.lib.recbole_report import previous_compare
+from benchmarks.lib.traininglog import best_validated
+from benchmarks.recompute_metrics import load_targets, recompute
+from deepshelf.data.interactions import Histories
+from deepshelf.models.sasrec import SASRec, SASRecNetwork
+from deepshelf.runs.artifacts import load_run
 
 SEQUENCE_FILES = {"ml-1m": ("movielens-1m/ml-1m_user_sequences.txt.gz", 5),
                   "beauty": ("amazon-s3rec-5core/Beauty.txt.gz", 0)}
@@ -96,14 +93,14 @@ def config_differences(params: dict, dataset: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="*", default=[], help="trained SASRec run folders to report")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
-    args = parser.parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--runs", nargs="*", default=[], help="trained SASRec run folders to report")
+    ap.add_argument("--threads", type=int, default=1)
+    docs_option(ap, help="print only; leave docs/benchmarks.md alone")
+    args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    command = " ".join(["python benchmarks/train_speed.py", *sys.argv[1:]])
+    command = " ".join(["python -m benchmarks.train_speed", *sys.argv[1:]])
     lines = [f"Command: `{command}`  ",
              f"Machine: {machine()}, torch {torch.__version__}, {args.threads} torch thread(s); "
              f"measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
@@ -177,10 +174,7 @@ def main() -> None:
               "`tests/training/test_distributed.py` checks that 2 CPU processes end with identical weights and "
               "single-process quality.",
               "- GPU training: see \"SASRec on a GPU\" (`benchmarks/gpu_sweep.py`)."]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("SASRec", body)
+    publish("\n".join(lines), args, "SASRec")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from benchmarks.recompute_metrics import load_events, load_targets, read_recs, recompute, recompute_temporal
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
-from recompute_metrics import load_events, load_targets, read_recs, recompute, recompute_temporal  # noqa: E402
 from test_runs import shop_events  # noqa: E402
 
 

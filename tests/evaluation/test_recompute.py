@@ -1,22 +1,17 @@
 """benchmarks/recompute_metrics.py: hand-computed metrics and targets, and agreement with deepshelf's evaluation."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
+from benchmarks import recompute_metrics as rm
 from deepshelf.data.datasets import load_dataset
 from deepshelf.data.splits import temporal
 from deepshelf.evaluation.evaluate import evaluate
 from deepshelf.models.popularity import Trending
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "recompute_metrics.py"
-_spec = importlib.util.spec_from_file_location("recompute_metrics", SCRIPT)
-rm = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(rm)
 DAY = 86400
 
 

@@ -1,6 +1,9 @@
 #!/bin/bash
-# SASRec recipe sweep on the lent GPU: several `deepshelf train` runs share the one GPU.
+# SASRec recipe sweep on the lent GPU: several `deepshelf train` runs share the one GPU. The runs are one sweep's
+# runs.sh, given as the argument; run from a copy in the repository root's .dev/ folder, as both sweeps were:
+#   bash .dev/launch.sh benchmarks/results/sasrec-gpu-2026-11-28/sweep-1/runs.sh
 set -u
+RUNS=$(realpath "$1")
 cd "$(dirname "$0")/.."
 T0=$(date +%s.%N)
 python3 - <<'EOF' || exit 3
@@ -16,7 +19,6 @@ nproc | tee -a $OUT/gpu.txt
 python3 -c "import torch, polars, pydantic, typer, deepshelf.runs; print('torch', torch.__version__, torch.cuda.get_device_name())" \
   2>&1 | tee -a $OUT/gpu.txt || exit 4
 echo "setup $(awk "BEGIN{print $(date +%s.%N) - $T0}") s" | tee -a $OUT/gpu.txt
-LIMIT=${LIMIT:-6.3}
 mkdir -p runs-gpu logs-gpu
 run() {  # name config --set ...
   local name=$1 cfg=$2; shift 2
@@ -28,15 +30,8 @@ run() {  # name config --set ...
 }
 M=sasrec-ml-1m
 B=sasrec-beauty
-run m1-cos150 $M epochs=150
-run m2-cos250 $M epochs=250
-run m3-const1e-3 $M lr_schedule=constant lr=0.001 epochs=1000 patience=20
-run m4-cos150-drop02 $M epochs=150 dropout=0.2
-run m5-last-cos250 $M windows=last epochs=250
-run m6-cos150-lr1e-3 $M epochs=150 lr=0.001
-run b1-dim128 $B dim=128
-run b2-cos100-lr5e-4 $B epochs=100 lr=0.0005
-sleep 45; nvidia-smi | tee $OUT/smi.txt
+source "$RUNS"  # LIMIT, the runs, SMI_AFTER
+sleep "$SMI_AFTER"; nvidia-smi | tee $OUT/smi.txt
 wait
 echo "all done $(awk "BEGIN{print $(date +%s.%N) - $T0}") s" | tee -a $OUT/gpu.txt
 tar czf $OUT/ml1m.tgz runs-gpu/m*

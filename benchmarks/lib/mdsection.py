@@ -1,4 +1,5 @@
-"""Replace one `## Section` of docs/benchmarks.md, leaving the other benchmarks' sections as they are."""
+"""Replace one `## Section` of docs/benchmarks.md, or one `### subsection` of it, leaving the other benchmarks'
+sections as they are."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import platform
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+from benchmarks.lib import ROOT
+
+DOC = ROOT / "docs" / "benchmarks.md"
 HEADER = "# deepshelf benchmarks\n\nEach section is written by the script named in it; numbers are measured, never typed in.\n"
 
 
@@ -31,6 +34,18 @@ def write_section(title: str, body: str, doc: Path = DOC) -> None:
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section
     doc.write_text(text)
+
+
+def write_in_section(title: str, sub: str, body: str, doc: Path = DOC) -> None:
+    """Replace the `### sub` subsection of the `## title` section (the "Product understanding" section's parts),
+    or add it at the section's end, the section's other subsections as they are."""
+    text = doc.read_text() if doc.exists() else ""
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    section = found.group(1) if found else ""
+    block = f"### {sub}\n\n{body.strip()}\n\n"
+    pattern = re.compile(rf"^### {re.escape(sub)}\n.*?(?=^### |\Z)", re.S | re.M)
+    section = pattern.sub(lambda _: block, section) if pattern.search(section) else section.rstrip() + "\n\n" + block
+    write_section(title, section.strip(), doc)
 
 
 def _subsection(title: str) -> re.Pattern:

@@ -4,7 +4,7 @@ deepshelf's (item_id, score, reason, title, category, price, image; recommendati
 from a list held in memory. No store, no model, no key check, no middleware: the floor any FastAPI service pays
 per request (routing, query parsing, a thread-pool hop as deepshelf's plain-`def` routes take, JSON encoding).
 
-    .venv/bin/python benchmarks/bare_app.py --port 8100 --workers 1
+    .venv/bin/python -m benchmarks.lib.bare_app --port 8100 --workers 1
 
 Served with the uvicorn settings of `deepshelf serve` (same keep-alive, log level and access log off).
 """
@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Response
+
+from benchmarks.lib import ROOT
 
 CATALOGUE = [{"item_id": f"p{i}", "title": f"lamp chair {i}", "category": f"c{i % 200}", "price": float(5 + i % 500),
               "image": f"https://shop.example/img/p{i}.jpg"} for i in range(1000)]
@@ -57,7 +58,7 @@ def main() -> None:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
                     timeout_keep_alive=KEEP_ALIVE_S)
     else:
-        uvicorn.run("bare_app:app", app_dir=str(Path(__file__).resolve().parent), workers=args.workers,
+        uvicorn.run("benchmarks.lib.bare_app:app", app_dir=str(ROOT), workers=args.workers,
                     host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
                     timeout_keep_alive=KEEP_ALIVE_S)
 

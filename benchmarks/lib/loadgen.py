@@ -1,7 +1,7 @@
 """The load generator of `serve_load.py` and the processes it measures: a keep-alive HTTP/1.1 client, open- and
-closed-loop request drivers, the servers under test (`deepshelf serve`, `bare_app.py`) started and stopped,
-the machine's own noise, CPU pinning (`taskset`) and CPU time (Linux /proc), kept apart from the benchmark's shop
-and report."""
+closed-loop request drivers, the servers under test (`deepshelf serve`, `bare_app.py`) started and stopped, CPU
+pinning (`taskset`) and CPU time (Linux /proc), kept apart from the benchmark's shop (`shop.py`), report and the
+machine's own noise (`noise.py`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.lib import ROOT
+
 KEY = "bench-key"  # private: the stats calls (and the shop's back office)
 PUBLIC_KEY = "bench-public-key"  # what a storefront holds
 
@@ -205,9 +206,11 @@ def start_server(run: Path, database: str, workers: int, server_log: Path, extra
 def start_bare(workers: int, server_log: Path, cores: set[int] | None) -> tuple:
     """bare_app.py under the same uvicorn settings, workers, environment and cores."""
     port = free_port()
-    cmd = taskset_prefix(cores) + [sys.executable, str(Path(__file__).resolve().parent / "bare_app.py"),
+    cmd = taskset_prefix(cores) + [sys.executable, "-m", "benchmarks.lib.bare_app",
                                    "--port", str(port), "--workers", str(workers)]
-    proc, startup = launch(cmd, port, server_env({}), server_log)
+    # the repository beside src/ on its path: the bare app is a module of this package
+    proc, startup = launch(cmd, port, server_env({"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}),
+                           server_log)
     return proc, port, startup
 
 
@@ -226,60 +229,6 @@ def server_stats(port: int) -> dict:
     rows = httpx.get(f"http://127.0.0.1:{port}/v1/stats/latency", headers={"X-API-Key": KEY}, timeout=10)
     rows.raise_for_status()
     return {(r["method"], r["route"]): r for r in rows.json()["routes"]}
-
-
-# ---- the machine's own latency noise ---------------------------------------------------------------------------
-def steal_ticks() -> int:
-    """CPU time the hypervisor gave to others while this VM wanted it (/proc/stat 'steal', clock ticks)."""
-    try:
-        return int(Path("/proc/stat").read_text().split("\n", 1)[0].split()[8])
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def jitter_probe(seconds: float, rate: float = 150.0) -> dict:
-    """Time a fixed piece of Python + numpy work `rate` times a second, with nothing else of ours running.
-
-    A request's latency can be no steadier than the machine under it: if this fixed work has a p99 several times
-    its median, the server's p99 inherits that factor whatever the server does.
-    """
-    data = np.random.default_rng(0).random(5000)
-
-    def work():
-        total = 0
-        for i in range(3000):
-            total += i * i
-        return total + float(np.sort(data).sum())
-
-    times, steal = [], steal_ticks()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - t) * 1000)
-        time.sleep(max(0.0, 1 / rate - (time.perf_counter() - t)))
-    ms = np.array(times)
-    return {"median": float(np.median(ms)), "p99": float(np.percentile(ms, 99)), "max": float(ms.max()),
-            "slow_share": float((ms > 3 * np.median(ms)).mean()),
-            "steal_s": (steal_ticks() - steal) / os.sysconf("SC_CLK_TCK")}
-
-
-def jitter_probe_on(cores: set[int] | None, seconds: float) -> dict:
-    """`jitter_probe` with this thread on `cores` (where the measured work runs; left as it is when None), its
-    affinity restored afterwards."""
-    before = os.sched_getaffinity(0)
-    if cores:
-        os.sched_setaffinity(0, cores)
-    try:
-        return jitter_probe(seconds)
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-def probe_text(j: dict) -> str:
-    """One `jitter_probe` result as the benchmarks' docs print it."""
-    return (f"median {j['median']:.2f} ms, p99 {j['p99']:.2f} ms ({j['p99'] / j['median']:.1f}x the median), "
-            f"max {j['max']:.1f} ms, {j['slow_share']:.1%} of runs over 3x the median, {j['steal_s']:.1f} s stolen")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -1,0 +1,193 @@
+"""The subsection `recbole_compare.py` writes into docs/benchmarks.md's `## SASRec` section: the setup, the batch /
+learning-rate choice, the seeds' times and ratios, the training step's cost and the differences between the two
+libraries. Each paragraph states what the script did; the measuring stays there (`tune`, `seed_row`, `step_costs`).
+`train_speed.py` keeps these subsections as they are when it rewrites the rest of the section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.lib.mdsection import machine, read_subsection, write_subsection
+from benchmarks.lib.noise import probe_text
+from benchmarks.lib.traininglog import best_validated
+from deepshelf.models.sasrec import SASRec
+
+TITLES = {"fp32": "### deepshelf vs RecBole 1.2.1", "bf16": "### deepshelf vs RecBole 1.2.1, bf16"}
+LEVELS = (0.90, 0.95, 1.00)  # shares of the weaker library's best validation NDCG@10 timed in the comparison
+
+
+def previous_compare() -> list[str]:
+    """The comparison subsections as docs/benchmarks.md has them now, for `train_speed.py --runs` to keep (each
+    takes an hour or more and does not depend on the committed runs)."""
+    return [line for title in TITLES.values() for line in read_subsection(title)]
+
+
+def write_compare(lines: list[str], precision: str) -> None:
+    """Replace this precision's subsection alone; bf16's goes after fp32's the first time."""
+    write_subsection(TITLES[precision], lines, after=TITLES["fp32"] if precision != "fp32" else None)
+
+
+def logs_dir(args: argparse.Namespace) -> Path:
+    """This precision's run logs: fp32 in --out itself (where the earlier runs' logs are), others in a subfolder."""
+    return Path(args.out) if args.precision == "fp32" else Path(args.out) / args.precision
+
+
+def epoch_and_model_differences(params: dict) -> str:
+    """What an epoch and the model are in deepshelf vs RecBole, from the config file's values over SASRec's
+    defaults (as training sees them)."""
+    config = SASRec.Config(**params)
+    if config.windows == "all":
+        history = ("each history once (cut into windows of max_len + 1 events where longer) with a loss at every "
+                   "position; both see every training target once per epoch")
+    else:
+        history = "the newest max_len + 1 events of each history with a loss at every position"
+    init = f"N(0, {config.init_std:g})" if config.init_std else "N(0, 1/width)"
+    clip = f"gradient clipping at norm {config.clip:g}" if config.clip else "no gradient clipping"
+    decay = f", cosine learning-rate decay over {config.epochs} epochs" if config.lr_schedule == "cosine" else ""
+    return ("An epoch is not the same work in the two libraries: RecBole trains one (prefix -> next item) sample per "
+            f"event, each padded to max_len, deepshelf {history}. Differences in the model: RecBole's SASRec is "
+            "post-LayerNorm with N(0, 0.02) initialisation, positions counted from the oldest item, and no warm-up "
+            f"or clipping; deepshelf's here is {config.norm}-LayerNorm with {init} initialisation, positions counted "
+            f"from the {config.positions} item, a {config.warmup}-step warm-up{decay} and {clip}; its batches run "
+            f"through the network in {config.length_groups} groups of similar length (less padding, same loss). "
+            "Details: benchmarks/recbole_sasrec.py.")
+
+
+RECENT = 3  # validations: a library whose best is among its last RECENT was still improving when its cap ended it
+
+
+def improving(run: dict) -> bool:
+    scores = [e["valid_ndcg@10"] for e in run["epochs"] if "valid_ndcg@10" in e]
+    return bool(scores) and max(scores[-RECENT:]) >= max(scores)
+
+
+def best_ndcg(run: dict) -> float:
+    return (best_validated(run["epochs"]) or {}).get("valid_ndcg@10", 0.0)
+
+
+def fmt_s(t: float | None) -> str:
+    return "-" if t is None else f"{t:,.0f}"
+
+
+def choice_lines(args: argparse.Namespace, tuned: list[tuple], pick: dict) -> list[str]:
+    """The batch / learning-rate paragraph: the tuning table, or where `--skip-tune`'s settings came from."""
+    if not tuned:
+        (ob, olr), (tb, tlr) = pick["deepshelf"], pick["recbole"]
+        return [f"**Batch size and learning rate** not chosen again here (`--skip-tune`): deepshelf batch {ob}, "
+                f"lr {olr:g}; RecBole batch {tb}, lr {tlr:g}: the choice of the fp32 tuning run on validation "
+                f"(subsection \"{TITLES['fp32'].lstrip('# ')}\", logs in `{Path(args.out) / 'tune'}`)."]
+    reused = " (logs reused from an earlier run of the same settings where present)" if args.reuse_tune else ""
+    lines = [f"**Batch size and learning rate**, chosen per library on validation: each candidate trained for "
+             f"{args.ours_tune_minutes:g} (deepshelf) or {args.tune_minutes:g} (RecBole) min of wall time "
+             f"(validations included; seed {args.tune_seed}); the best validation NDCG@10 after the training time of "
+             f"the library's shortest candidate wins, interpolated between validations{reused}. RecBole's epochs "
+             "are long, so its candidates saw one or two epochs: a brief choice, not a search.", "",
+             "| library | batch | lr | epochs in the cap | training s compared | best valid NDCG@10 by then | "
+             "chosen |", "|---|---:|---:|---:|---:|---:|---|"]
+    for lib, b, lr, n, budget, best in tuned:
+        lines.append(f"| {lib} | {b} | {lr:g} | {n} | {budget:.0f} | {best:.4f} | "
+                     f"{'yes' if pick[lib] == (b, lr) else ''} |")
+    return lines
+
+
+def compare_lines(args, params, check, tuned, pick, rows, steps, probes) -> list[str]:
+    """The subsection: setup, the batch / lr choice, the seeds' times and ratios, the training step's cost."""
+    dataset, precision = args.dataset, args.precision
+    if precision == "fp32":
+        amp = "fp32 in both (no autocast)"
+    else:
+        amp = ("bf16 in both: training steps under CPU autocast to bfloat16 (deepshelf's `precision = \"bf16\"`, "
+               "RecBole's `enable_amp`), validation in fp32")
+    median = lambda xs: float(np.median(xs)) if xs else float("nan")  # noqa: E731
+    load = os.getloadavg()
+    lines = [TITLES[precision], "",
+             f"Command: `python -m benchmarks.recbole_compare {' '.join(sys.argv[1:])}`  ",
+             f"Machine: {machine()}, torch {torch.__version__}; measured "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average at the end {load[0]:.1f} / "
+             f"{load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores shared with other jobs.  ",
+             f"Noise probe (`jitter_probe`: a fixed piece of Python + numpy work, 150 times a second for "
+             f"{args.probe_seconds:g} s on each core, nothing of ours running), before the seeds"
+             f"{' (with --reuse-seeds: when the tables were written, not when the seeds ran)' if args.reuse_seeds else ''}"
+             f": core 0 {probe_text(probes['before'][0])}; core 1 {probe_text(probes['before'][1])}; after: core 0 "
+             f"{probe_text(probes['after'][0])}; core 1 {probe_text(probes['after'][1])}. A training epoch can be no "
+             "steadier than the work under it.", "",
+             f"`{dataset}` in full ({rows[0]['ours']['users']:,} users, {rows[0]['ours']['items']:,} items, "
+             f"{rows[0]['ours']['events']:,} events: the same in both libraries, or the run fails), leave-one-out. "
+             f"Same architecture in both: max_len {params['max_len']}, width {params['dim']}, {params['layers']} "
+             f"blocks, {params['heads']} head, feed-forward width x{params.get('ffn_mult', 1)}, post-LayerNorm, "
+             f"dropout {params['dropout']}, attention dropout {params.get('attn_dropout', 0.0)} (deepshelf's value, "
+             f"given to RecBole's `attn_dropout_prob`), full-softmax cross-entropy, {amp}, "
+             "1 torch thread each. Each run: deepshelf pinned to core 0 and RecBole to core 1 (`taskset`), started "
+             "together, so both meet the same background load.", "",
+             "One evaluator: every epoch, validation NDCG@10 over all items with the user's seen items excluded "
+             "(deepshelf's `evaluate`; for RecBole, the scores of its `full_sort_predict` ranked the same way by "
+             "`rank_metrics` in benchmarks/recbole_sasrec.py, since RecBole's own full-sort evaluation of a "
+             f"sequential model excludes nothing); {check}", "",
+             *choice_lines(args, tuned, pick)]
+    lines += ["", f"**Seeds** ({len(rows)}): RecBole capped at {args.recbole_minutes:g} min of wall time per run "
+              "(no epoch starts that would end past the cap), deepshelf at "
+              f"{args.ours_minutes:g} min. Still improving at the cap (a new best in the last {RECENT} validations): "
+              f"RecBole in {sum(improving(r['theirs']) for r in rows)} of {len(rows)} seed(s), deepshelf in "
+              f"{sum(improving(r['ours']) for r in rows)}; where a library was, \"best\" below is its best "
+              "validation NDCG@10 *within the cap*, not at convergence. The level every time is measured to is "
+              "a share of the weaker library's best of the same seed. Times are training seconds (validations "
+              "left out: they run different code in the two libraries); the wall clock with validations is in "
+              "brackets.", "",
+              "| seed | deepshelf epochs / s per epoch / best | RecBole epochs / s per epoch / best | weaker best | "
+              + " | ".join(f"{int(s * 100)}%: deepshelf s | {int(s * 100)}%: RecBole s | {int(s * 100)}%: ratio"
+                           for s in LEVELS) + " |",
+              "|---:|---|---|---:|" + "---:|---:|---:|" * len(LEVELS)]
+    ratios = {s: [] for s in LEVELS}
+    for r in rows:
+        cells = [str(r["seed"])]
+        for run in (r["ours"], r["theirs"]):
+            per = np.median([e["train_seconds"] for e in run["epochs"]])
+            cells.append(f"{len(run['epochs'])} / {per:.1f} / {best_ndcg(run):.4f}")
+        cells.append(f"{r['weaker']:.4f} ({r['weaker_lib']})")
+        for s in LEVELS:
+            (ot, ow), (tt, tw) = r[("ours", s)], r[("theirs", s)]
+            cells += [f"{fmt_s(ot)} ({fmt_s(ow)})", f"{fmt_s(tt)} ({fmt_s(tw)})"]
+            if ot and tt:
+                ratios[s].append(tt / ot)
+                cells.append(f"{tt / ot:.1f}x ({tw / ow:.1f}x)")
+            else:
+                cells.append("-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [""]
+    for s in LEVELS:
+        rs = ratios[s]
+        if rs:
+            lines.append(f"- {int(s * 100)}% of the weaker best: deepshelf {median(rs):.1f}x faster in training time "
+                         f"(median of {len(rs)} seed(s); range {min(rs):.1f}x - {max(rs):.1f}x).")
+    goal = ratios[0.95]
+    if goal:
+        if precision == "fp32":
+            verdict = "met" if median(goal) >= 10 else "NOT met"
+            lines.append(f"- Goal: >= 10x at 95%, fp32 both: {verdict} (measured {median(goal):.1f}x).")
+        else:
+            lines.append(f"- The >= 10x goal is set for fp32 both (its subsection); in {precision} both: "
+                         f"{median(goal):.1f}x at 95%.")
+    lines += ["", f"Where deepshelf's training step went (`{dataset}`, {precision}, batch {pick['deepshelf'][0]}, "
+              "1 thread; `step_costs` in this script, on core 0, in the run that wrote this subsection):", "", *steps]
+    for old in sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")):  # the same run before the change
+        new = logs_dir(args) / "tune" / old.name.replace("-length_groups1", "")
+        if new.exists():
+            a, b = (json.loads(f.read_text())["epochs"] for f in (old, new))
+            n = min(len(a), len(b))
+            fmt = lambda log: ", ".join(f"{e['valid_ndcg@10']:.4f}" for e in log[:n])  # noqa: E731
+            lines += ["", f"Quality kept: validation NDCG@10 after epochs 1-{n} of the same run (`{new.stem}`), "
+                      f"one padded block per batch (`length_groups = 1`, as before): {fmt(a)}; in 4 length groups: "
+                      f"{fmt(b)} (`{old}` and the tuning log; how the loss is chunked changes no number beyond "
+                      "rounding, only when it is computed)."]
+    lines += ["", epoch_and_model_differences(params), ""]
+    print("\n".join(lines), flush=True)
+    return lines
