@@ -3,22 +3,17 @@ an error answer is an ApiError with the status and the server's detail."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving.conftest import KEY, PUBLIC_KEY, make_settings, train, write_shop  # noqa: E402
-
-from deepshelf.client import ApiError, Client  # noqa: E402
+from deepshelf.client import ApiError, Client
+from tests.api.conftest import KEY, PUBLIC_KEY, make_settings, train, write_shop
 
 
 @pytest.fixture(scope="module")
 def http(tmp_path_factory):
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
+    from deepshelf.api.app import create_app
 
     folder = tmp_path_factory.mktemp("client")
     events, catalog = write_shop(folder)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import free_port
-from tests.serving.conftest import wait_until_serving
+from tests.api.conftest import wait_until_serving
 
 PRIVATE, PUBLIC = "first-hour-private", "first-hour-public"
 DEPARTMENTS = ["Mugs", "Lamps", "Towels", "Candles", "Vases", "Rugs", "Clocks", "Baskets", "Frames", "Cushions"]

@@ -231,8 +231,8 @@ def test_a_server_on_current_follows_a_promotion(store, tmp_path):
     """`deepshelf serve --run DIR/current`: a promoted run's model_version is answered within 10 s."""
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
-    from tests.serving.conftest import auth, make_settings
+    from deepshelf.api.app import create_app
+    from tests.api.conftest import auth, make_settings
 
     runs = tmp_path / "runs"
     first = lib.retrain_once(config(store, runs, "popularity"))
@@ -268,9 +268,9 @@ def test_retrained_runs_keep_search_and_similar_by_text_with_the_new_products(tm
 
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
+    from deepshelf.api.app import create_app
     from deepshelf.storage import Item, open_store
-    from tests.serving.conftest import auth, make_settings
+    from tests.api.conftest import auth, make_settings
     from tests.test_run_content import group, shop_store
 
     url = f"sqlite:///{tmp_path / 'shop.db'}"

@@ -69,8 +69,8 @@ def wait_for(client, path: str, params: dict, found, timeout: float = 20.0):
 def test_a_run_trained_from_the_store_answers_search_and_similar_by_text(store, runs):
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
-    from tests.serving.conftest import auth, make_settings
+    from deepshelf.api.app import create_app
+    from tests.api.conftest import auth, make_settings
 
     run = runs / "ease"
     assert (run / "content" / "similar.npz").exists() and (run / "content" / "search.npz").exists()
@@ -91,8 +91,8 @@ def test_no_content_skips_and_attach_content_adds_them_to_a_served_run(store, ru
 
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
-    from tests.serving.conftest import auth, make_settings
+    from deepshelf.api.app import create_app
+    from tests.api.conftest import auth, make_settings
 
     run = tmp_path / "bare"
     shutil.copytree(runs / "bare", run)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.content.conftest import COLOURS, draw_product
-from tests.serving.conftest import auth, make_settings
+from tests.api.conftest import auth, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def _visual(c, item_id: str, k: int) -> dict:
 def test_upserted_photo_gets_visual_neighbours_both_ways(served):
     from fastapi.testclient import TestClient
 
-    from deepshelf.serving.app import create_app
+    from deepshelf.api.app import create_app
 
     run, database, folder = served
     red_shirt, blue_watch = folder / "red-shirt.jpg", folder / "blue-watch.jpg"

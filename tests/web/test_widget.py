@@ -43,8 +43,8 @@ def widget_server(demo_build, tmp_path_factory):
     import uvicorn
 
     from deepshelf.apps import demo
-    from deepshelf.serving.app import create_app
-    from deepshelf.serving.settings import Settings
+    from deepshelf.api.app import create_app
+    from deepshelf.engine.settings import Settings
 
     paths, _ = demo_build
     db = tmp_path_factory.mktemp("widget") / "widget.db"
@@ -221,6 +221,6 @@ def test_a_page_origin_not_allowed_gets_no_carousel(browser, widget_server, tmp_
 
 
 def test_widget_script_ships_with_the_package():
-    from deepshelf.serving.routes.system import web_dir
+    from deepshelf.api.routes.system import web_dir
 
     assert (web_dir() / "widget.js").is_file()

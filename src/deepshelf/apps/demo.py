@@ -268,8 +268,8 @@ def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY, public_key: str = DE
              shoppers: Sequence[str] = ()):
     """The service app over the demo's run and store: `api_key` is the private key (dashboard, reload),
     `public_key` the one the storefront page gets, `shoppers` the demo shoppers its picker offers."""
-    from deepshelf.serving.app import create_app
-    from deepshelf.serving.settings import Settings
+    from deepshelf.api.app import create_app
+    from deepshelf.engine.settings import Settings
 
     settings = Settings(run=paths.current, database=paths.database, api_keys=api_key, public_keys=public_key)
     app = create_app(settings)

@@ -41,8 +41,8 @@ def serve(
     import uvicorn
 
     from deepshelf.errors import DeepshelfError
-    from deepshelf.serving.app import create_app
-    from deepshelf.serving.settings import Settings
+    from deepshelf.api.app import create_app
+    from deepshelf.engine.settings import Settings
 
     if not (run / "config.json").exists():
         raise DeepshelfError(f"--run {run}: not a deepshelf run (no config.json)")
@@ -59,7 +59,7 @@ def serve(
     # Several processes: uvicorn imports the app factory in each; the settings travel as DEEPSHELF_* variables.
     os.environ["DEEPSHELF_RUN"] = str(settings.run)
     os.environ["DEEPSHELF_DATABASE"] = settings.database
-    uvicorn.run("deepshelf.serving.app:create_app", factory=True, workers=workers, host=host, port=port,
+    uvicorn.run("deepshelf.api.app:create_app", factory=True, workers=workers, host=host, port=port,
                 log_level=log_level, access_log=access_log, timeout_keep_alive=KEEP_ALIVE_S)
 
 

@@ -386,7 +386,7 @@ class Store(ABC):
         rows = self._read("SELECT content_type, data FROM item_images WHERE item_id = ?", (item_id,))
         return (rows[0][0], bytes(rows[0][1])) if rows else None
 
-    # ---- experiments: defined through any server, read by all (serving/experiments.py) ---------------------
+    # ---- experiments: defined through any server, read by all (engine/experiments.py) ---------------------
     def put_experiment(self, name: str, placement: str, spec: dict) -> None:
         """Define (or redefine, restarting a stopped one) experiment `name` on `placement`; ExperimentConflict
         when another active experiment holds that placement."""

@@ -1,0 +1,138 @@
+"""Recommendation answers: for a known shopper, for an anonymous session, similar products, search, popular."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query, Response
+
+from deepshelf.api.deps import (
+    LIST_QUERY_OPENAPI,
+    ListDep,
+    ListParams,
+    PublicRead,
+    check_categories,
+    check_k,
+    invalid,
+    to_rules,
+    unknown_items,
+)
+from deepshelf.engine.impressions import new_recommendation_id
+from deepshelf.api.schemas import ItemList, SessionIn
+from deepshelf.engine.service import Answer, Where
+from deepshelf.data.fields import Id, Line
+
+router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
+
+# Every answer here reads the store (the shopper's history, the catalogue refresh, titles for `details`), so the
+# routes are plain `def`: FastAPI runs them in its thread pool and a slow or stopped database holds only these
+# requests (each bounded by `store_timeout_s`, then 503), never the event loop that answers /health and the docs.
+
+ItemId = Annotated[Id, Path()]
+
+
+def where(params: ListParams, user_id: str | None = None) -> Where:
+    """The request's placement, and the id an experiment on it assigns by: the shopper's, else the session's."""
+    return Where(params.placement, user_id or params.session_id)
+
+
+def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | None = None,
+            extra: dict | None = None) -> Response:
+    """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
+    the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
+    The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
+    sessions, similar, search, popular) for the background writer: an append, no store call."""
+    service, details = params.service, params.details
+    items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
+             for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
+    related = answer.because or []
+    named = {b for b in related if b is not None}  # the recent items named in `because`, titles whatever `details`
+    wanted = named | {it["item_id"] for it in items} if details else named
+    rows = service.store.item_cards(sorted(wanted)) if wanted else {}  # one store read for both
+    if named:
+        for it, b in zip(items, related):
+            if b is not None:
+                row = rows.get(b)
+                it["because"] = {"item_id": b, "title": row.title if row is not None and row.title else None}
+    if details and items:
+        for it in items:
+            row = rows.get(it["item_id"])
+            if row is not None:
+                it.update(title=row.title, category=row.category)
+                if row.price is not None:
+                    it["price"] = row.price
+                image = f"/v1/items/{quote(row.item_id, safe='')}/image" if row.has_image else row.image_url
+                if image:
+                    it["image"] = image
+    recommendation_id = new_recommendation_id()
+    body = {"items": items, "recommendation_id": recommendation_id, "model_version": answer.model_version,
+            "source": answer.source}
+    if answer.variant is not None:
+        body["variant"] = answer.variant
+    if answer.fallback_reason is not None:
+        body["fallback_reason"] = answer.fallback_reason
+    if extra:
+        body.update(extra)
+    if service.impressions is not None:
+        service.impressions.record(recommendation_id, user_id, params.session_id, answer.placement, surface,
+                                   answer.model_version, answer.experiment, answer.variant, answer.item_ids)
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+@router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+def user_recommendations(user_id: Annotated[Id, Path()], params: ListDep) -> Response:
+    """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
+    events the model can use gets trending items, and the answer says why (`fallback_reason`)."""
+    return to_list(params.service.recommend_user(user_id, params.k, params.rules, params.placement), params,
+                   "recommendations", user_id)
+
+
+@router.post("/sessions/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+def session_recommendations(body: SessionIn, params: ListDep) -> Response:
+    """For an anonymous shopper: recommendations from the items of this visit (oldest first). Rules come from
+    the query, or from the body's `rules` when given; `k` in the body overrides the query's. The answer names
+    the session's items in neither the catalogue nor the run (`unknown_items`, ignored), and when it is a
+    fallback (trending) list, why (`fallback_reason`)."""
+    service, settings = params.service, params.settings
+    if len(body.item_ids) > settings.max_session_items:
+        raise invalid("body", "item_ids", f"at most {settings.max_session_items} items", len(body.item_ids))
+    k = check_k(settings, body.k, "body") if body.k is not None else params.k
+    if body.rules is not None:
+        check_categories(service, settings, body.rules.categories, ("body", "rules", "categories"))
+        rules = to_rules(settings, body.rules)
+    else:
+        rules = params.rules
+    rules.exclude = list(rules.exclude) + list(body.exclude)
+    answer = service.recommend_session(list(body.item_ids), k, rules, where(params))
+    extra = {"unknown_items": unknown_items(service, settings, body.item_ids)}
+    return to_list(answer, params, "sessions", extra=extra)
+
+
+@router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
+            responses={404: {"description": "unknown item"}, 409: {"description": "mode not available for this run"}})
+def similar_items(item_id: ItemId, params: ListDep,
+                  mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
+    """Similar products: by behaviour (bought together), or by text / picture / both when the run has content
+    vectors."""
+    return to_list(params.service.similar(item_id, params.k, mode, params.rules, where(params)), params, "similar")
+
+
+@router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+def search(params: ListDep,
+           q: Annotated[Line(500, min_length=1), Query(description="the shopper's query")],
+           user_id: Annotated[Id | None, Query()] = None) -> Response:
+    """Product search: semantic when the run has a content index, else matching titles; personalised for
+    `user_id`."""
+    if not q.strip():
+        raise invalid("query", "q", "query is blank", q)
+    return to_list(params.service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id)), params,
+                   "search", user_id)
+
+
+@router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
+def popular(params: ListDep) -> Response:
+    """Trending now (weighted events of the last days), else popular of all time."""
+    return to_list(params.service.popular(params.k, params.rules, where(params)), params, "popular")
