@@ -57,8 +57,11 @@ def train(
     model: Annotated[Optional[str], typer.Option(help=f"model name ({', '.join(MODELS)})")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config file")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override a parameter: key=value (repeatable); besides "
-                                            "the model's own: protocol=temporal|leave-one-out, test_days=30, "
-                                            "valid_days=30, refit=true|false")] = [],
+                                            "the model's own: protocol=temporal|leave-one-out|replay, test_days=30, "
+                                            "valid_days=30, refit=true|false; protocol=replay trains as temporal, "
+                                            "then replays the test period day by day through the serving engine "
+                                            "(replay_refit_days=N: refit every N days; see evaluate --protocol "
+                                            "replay)")] = [],
     catalog: Annotated[Optional[str], typer.Option(help="catalogue file for a dataset given by path")] = None,
     database: Annotated[Optional[str], typer.Option(help="train from a service's event store (sqlite:///… or "
                                                          "postgresql://…) instead of --dataset")] = None,
@@ -79,7 +82,8 @@ def train(
         raise typer.Exit(launch(nproc, sys.argv[1:]))
     if database and dataset:
         raise DeepshelfError("give either --dataset or --database, not both")
-    cfg = build_train_config(database or dataset, model, config, list(set_))
+    set_, replay, refit_days = _replay_sets(list(set_))
+    cfg = build_train_config(database or dataset, model, config, set_)
     if catalog:
         cfg.catalog = catalog
     if content is not None:
@@ -90,6 +94,55 @@ def train(
     except DeepshelfError as exc:
         raise _explain_empty_training(exc, cfg) from None
     _print_metrics(json.loads((path / "metrics.json").read_text()))
+    if replay:
+        _replay(path, refit_days, False, [], (10, 20), None)
+
+
+def _replay_sets(sets: list[str]) -> tuple[list[str], bool, int | None]:
+    """`--set protocol=replay` and `--set replay_refit_days=N` taken out of `sets` (the run trains under the temporal
+    protocol, then is replayed): (the other sets with protocol=temporal in its place, replay?, refit days)."""
+    rest, replay, refit_days = [], False, None
+    for item in sets:
+        key, _, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if key == "protocol" and value == "replay":
+            replay = True
+            rest.append("protocol=temporal")
+        elif key == "replay_refit_days":
+            try:
+                refit_days = None if value.lower() in ("", "none") else int(value)
+            except ValueError:
+                raise DeepshelfError(f"--set replay_refit_days={value!r}: expected a whole number of days or "
+                                     "none") from None
+            if refit_days is not None and refit_days < 1:
+                raise DeepshelfError(f"--set replay_refit_days={value}: expected at least 1 day")
+        else:
+            rest.append(item)
+    if refit_days is not None and not replay:
+        raise DeepshelfError("--set replay_refit_days needs --set protocol=replay")
+    return rest, replay, refit_days
+
+
+def _replay(run: Path, refit_days: int | None, frozen: bool, baselines: list[Path], ks: tuple[int, ...],
+            output: Path | None) -> None:
+    """Replay the run's test period through the serving engine and print (and write) the results."""
+    import tempfile
+
+    from deepshelf.apps.replay import replay_run, table
+
+    with tempfile.TemporaryDirectory(prefix="deepshelf-replay-") as workdir, console.status("replay") as status:
+        results = replay_run(run, Path(workdir), refit_days=refit_days, frozen=frozen, baselines=baselines, ks=ks,
+                             progress=lambda m: status.update(m))
+    if output is not None:
+        from deepshelf.files import atomic_path
+
+        with atomic_path(output) as tmp:
+            Path(tmp).write_text(json.dumps(results, indent=2))
+    out_console.print(f"replay of {run} on {results['dataset']}: {results['cut']} to {results['end']} "
+                      f"({results['days']} days), {results['seconds']:.0f}s", highlight=False)
+    out_console.print(table(results, k=min(ks)), markup=False, highlight=False, soft_wrap=True)
+    if output is not None:
+        out_console.print(f"wrote {output}", highlight=False)
 
 
 def _explain_empty_training(exc: DeepshelfError, cfg) -> DeepshelfError:
@@ -147,8 +200,35 @@ def _print_metrics(metrics: dict) -> None:
 @app.command()
 def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
              users: Annotated[str, typer.Option(help=USERS_HELP)] = "test",
-             k: Annotated[list[int], typer.Option(help="cut-offs")] = [10, 20]) -> None:
-    """Re-evaluate a saved run on its split and print the metrics."""
+             k: Annotated[list[int], typer.Option(help="cut-offs")] = [10, 20],
+             protocol: Annotated[str, typer.Option(help="as-trained: the run's own split, model and counts frozen at "
+                                                        "the cut; replay: the test period replayed day by day "
+                                                        "through the serving engine, each shopper who buys on a day "
+                                                        "scored at its start from their history and live trending "
+                                                        "up to then (discovery view), the engine's trending "
+                                                        "alone beside it (README, 'Replay')")] = "as-trained",
+             refit_days: Annotated[Optional[int], typer.Option(min=1, help="replay: refit the run's model (its "
+                                                               "chosen parameters) every N days on every event "
+                                                               "before the day, as retrain --every Nd would; "
+                                                               "default: never (model frozen at the cut, "
+                                                               "histories and counts live)")] = None,
+             frozen: Annotated[bool, typer.Option("--frozen", help="replay: keep the store (histories, trending) "
+                                                  "at the cut too: the frozen protocol, scored on replay's "
+                                                  "per-day targets")] = False,
+             baseline: Annotated[list[Path], typer.Option(help="replay: another run replayed beside it at the "
+                                                          "same cadence (repeatable)")] = [],
+             output: Annotated[Optional[Path], typer.Option(help="replay: write every number (overall, per "
+                                                            "shopper, slices, weeks) as JSON")] = None) -> None:
+    """Re-evaluate a saved run on its split and print the metrics; --protocol replay replays its test period
+    through the serving engine day by day."""
+    if protocol not in ("as-trained", "replay"):
+        raise DeepshelfError(f"--protocol {protocol!r}: expected as-trained or replay")
+    if protocol == "replay":
+        if users != "test":
+            raise DeepshelfError("--protocol replay scores the test period's discovery view; leave out --users")
+        return _replay(run, refit_days, frozen, list(baseline), tuple(sorted(set(k))), output)
+    if refit_days is not None or frozen or baseline or output is not None:
+        raise DeepshelfError("--refit-days, --frozen, --baseline and --output belong to --protocol replay")
     from deepshelf.evaluation.evaluate import evaluate as run_eval
     from deepshelf.runs.artifacts import load_run
     from deepshelf.runs.pipeline import eval_split_of, view_model
