@@ -55,7 +55,7 @@ def main() -> None:
     shoppers = split.test.inputs.select(np.arange(min(args.shoppers, len(split.test))))
     rows = []
     for learner in args.learners.split(","):
-        model = Ranker(learner=learner).fit(before_test, ds.catalog)
+        model = Ranker(learner=learner).fit(before_test, ds.catalog_as_of(split.test_cut))
         singles = [shoppers.select([b]) for b in range(len(shoppers))]
         cands = [model.generators.candidates(h, model.n_items) for h in singles]
         sizes = np.array([len(c) for c in cands])

@@ -52,16 +52,18 @@ def main() -> None:
     rows = []
     models = [("ranker", params)] + [(name, {}) for name in args.baselines.split(",") if name]
     for name, p in models:
-        for period, train, evalset, again in (("validation", split.train, split.valid, split.valid_again),
-                                              ("test (refit)", before_test, split.test, split.test_again)):
+        # each fit with the catalogue as of its cut (prices and titles from the rows before it)
+        for period, train, evalset, again, catalog in (
+                ("validation", split.train, split.valid, split.valid_again, ds.catalog_as_of(split.valid_cut)),
+                ("test (refit)", before_test, split.test, split.test_again, ds.catalog_as_of(split.test_cut))):
             if period.split()[0] not in args.periods:
                 continue
             start = time.perf_counter()
             if period == "validation":  # the shop protocol: choose (the learner) on validation ...
-                model = model_class(name)(**p).fit(train, ds.catalog, validation(split.valid))
+                model = model_class(name)(**p).fit(train, catalog, validation(split.valid))
                 p = {**p, **model.refit_overrides()}
             else:  # ... then refit the choice on everything before the test period
-                model = model_class(name)(**p).fit(train, ds.catalog)
+                model = model_class(name)(**p).fit(train, catalog)
             fit_s = time.perf_counter() - start
             m = evaluate(model, evalset, ks=(10,)).metrics
             a = evaluate(model, again, ks=(10,)).metrics

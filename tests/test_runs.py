@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 
 from deepshelf.errors import DeepshelfError
@@ -246,3 +247,96 @@ def test_leave_one_out_runs_are_not_refit(tmp_path):
             evaluate(direct, getattr(split, name), (10, 20), split.train.item_popularity()).metrics)
     with pytest.raises(DeepshelfError, match="no buy-again view"):
         eval_split_of(run, "test_again")
+
+
+# ---- the catalogue as of each fit's cut ---------------------------------------------------------------------
+RANKER_SETS = ["learner=lightgbm", "label_days=10", "label_windows=2", "threads=1", "lgbm_trees=60",
+               "lgbm_min_leaf=5", "patience_trees=20", "copurchase_neighbors=20", "holdout=0.25", "content=false"]
+
+
+def shop_sales(seed=0):
+    """A shop's order lines with prices (user, item, timestamp, invoice, title, price) over 80 days: 120 shoppers,
+    40 products whose prices rise over time (quantity discounts on some lines), product "mid" first sold in the
+    validation period (days 60-70), "late" first sold in the test period (days 70-80)."""
+    rng = np.random.default_rng(seed)
+    weights = 1.0 / np.arange(1, 41)
+    rows = []
+    for u in range(120):
+        for i in rng.choice(40, size=12, replace=False, p=weights / weights.sum()):
+            day = rng.uniform(0, 79.5)
+            rows.append((f"u{u}", f"p{i}", day, 1 + i % 7 * 2.0))
+        if u % 3 == 0:
+            rows.append((f"u{u}", "mid", rng.uniform(61, 79.5), 4.0))
+        if u % 4 == 1:
+            rows.append((f"u{u}", "late", rng.uniform(71, 79.5), 6.0))
+    rows.append(("u0", "p0", 80.0, 1.0))  # the newest line: the test period is days 70-80
+    user, item, day, base = zip(*rows)
+    day = np.array(day)
+    price = np.round(np.array(base) * (1 + day / 40) * rng.choice([1.0, 0.85], len(day)), 2)
+    lines = pl.DataFrame({"user": user, "item": item, "timestamp": (T0 + day * DAY).astype(np.int64),
+                          "invoice": [f"{u}-{int(d)}" for u, d in zip(user, day)],
+                          "title": [f"PRODUCT {i.upper()}" for i in item], "price": price})
+    return lines.sort("timestamp")
+
+
+def changed_after(lines, cut, new_product, renamed, seed=1):
+    """`lines` with every line from `cut` on at another price, `renamed` retitled from then on, and two more
+    sales (at a new price, before the last line) of `new_product`, never sold before the cut."""
+    assert lines.filter((pl.col("item") == new_product) & (pl.col("timestamp") < cut)).is_empty()
+    first = lines.filter(pl.col("item") == new_product)["timestamp"].min()
+    more = pl.DataFrame({"user": ["u2", "u7"], "item": [new_product] * 2, "timestamp": [first + 3600, first + 7200],
+                         "invoice": ["x1", "x2"], "title": [f"PRODUCT {new_product.upper()}"] * 2,
+                         "price": [99.0, 97.5]})
+    factor = np.random.default_rng(seed).uniform(0.5, 3.0, lines.height)
+    after = pl.col("timestamp") >= cut
+    return pl.concat([lines.with_columns(
+        pl.when(after).then(pl.col("price") * pl.Series(factor)).otherwise("price").alias("price"),
+        pl.when(after & (pl.col("item") == renamed)).then(pl.lit("RENAMED")).otherwise("title").alias("title"),
+    ), more]).sort("timestamp")
+
+
+def same_ranking_inputs(a, b, histories):
+    """The ranker's candidates, features and scores for `histories` are bit for bit the same under `a` and `b`."""
+    (ca, Xa), (cb, Xb) = a._featurise(histories), b._featurise(histories)
+    for name in ("rows", "items", "scores", "zscores", "ranks"):
+        assert np.array_equal(getattr(ca, name), getattr(cb, name)), name
+    differ = ~((Xa == Xb) | (np.isnan(Xa) & np.isnan(Xb)))
+    assert not differ.any(), f"features differ: {sorted({a.feature_names[j] for j in np.nonzero(differ)[1]})}"
+    assert np.array_equal(a.score(histories), b.score(histories))
+
+
+def test_rows_after_a_cut_change_no_feature_candidate_or_score_of_a_fit_before_it(tmp_path, monkeypatch):
+    """The ranker trained through the pipeline on events and a catalogue from the same order lines: changing only
+    lines after a cut (prices, a product's name, later sales of a product not sold before it) changes nothing the
+    fit before that cut computes, for the refit (test cut) and for the validation fit (validation cut)."""
+    import deepshelf.runs.pipeline as pipeline
+    from deepshelf.data.datasets import dataset_from_sales
+    from deepshelf.runs.artifacts import load_valid_model
+
+    def train(lines, name, *sets):
+        monkeypatch.setattr(pipeline, "load_source", lambda *_: dataset_from_sales("sales", lines))
+        cfg = build_train_config("sales", "ranker", None, ["test_days=10", "valid_days=10", *RANKER_SETS, *sets])
+        return load_run(train_run(cfg, tmp_path / name)), pipeline.load_source(), cfg
+
+    lines = shop_sales()
+    base, ds, cfg = train(lines, "base")
+    split = pipeline.split_dataset(ds, cfg)
+    assert split.test_cut == T0 + 70 * DAY and split.valid_cut == T0 + 60 * DAY
+
+    # after the test cut: the refit and the validation fit are the same
+    test_changed, ds_t, _ = train(changed_after(lines, split.test_cut, "late", "p0"), "test_changed")
+    split_t = pipeline.split_dataset(ds_t, cfg)
+    assert ds_t.interactions.item_map == ds.interactions.item_map and len(ds_t.interactions) > len(ds.interactions)
+    for mine, theirs in zip(pipeline.fit_catalogs(ds, split), pipeline.fit_catalogs(ds_t, split_t)):
+        assert mine.table.equals(theirs.table)  # titles and prices as of each cut
+    assert ds.catalog.table["price"].to_list() != ds_t.catalog.table["price"].to_list()  # the whole file's differ
+    same_ranking_inputs(base.model, test_changed.model, split.test.inputs)
+    same_ranking_inputs(load_valid_model(base.path), load_valid_model(test_changed.path), split.valid.inputs)
+    for view in ("valid", "valid_again"):
+        assert {k: base.metrics[view][k] for k in ("metrics", "slices")} == {
+            k: test_changed.metrics[view][k] for k in ("metrics", "slices")}
+    assert base.metrics["test"]["metrics"] != test_changed.metrics["test"]["metrics"]  # "late" sold to more shoppers: other targets
+
+    # after the validation cut: the validation fit (saved as is when not refit) is the same
+    valid_changed, _, _ = train(changed_after(lines, split.valid_cut, "mid", "p1"), "valid_changed", "refit=false")
+    same_ranking_inputs(load_valid_model(base.path), valid_changed.model, split.valid.inputs)

@@ -258,3 +258,20 @@ def test_buy_again_model_puts_the_repeat_purchase_first_and_leaves_discovery_alo
     loaded = Recommender.load(tmp_path / "m")
     assert loaded.calibration == split.calibration
     np.testing.assert_array_equal(loaded.score(hist), split.score(hist))
+
+
+def test_shop_stats_prices_come_from_the_sales_up_to_their_time():
+    """A label window's features see the prices of the sales before its start, even when handed a catalogue that
+    knows later ones (its sales say what was known when); a product not sold by then has no price."""
+    from deepshelf.data.datasets import dataset_from_sales
+    from deepshelf.models.ranker.features import ShopStats
+
+    lines = pl.DataFrame({"user": ["u", "v", "u", "v"], "item": ["a", "a", "a", "b"],
+                          "timestamp": [0, DAY, 10 * DAY, 11 * DAY], "invoice": ["1", "2", "3", "4"],
+                          "title": ["A", "A", "A", "B"], "price": [1.0, 3.0, 50.0, 7.0]})
+    ds = dataset_from_sales("lines", lines)
+    past = ds.interactions.subset(ds.interactions.timestamp < 5 * DAY)
+    a, b = (ds.interactions.item_map.index(i) for i in "ab")
+    stats = ShopStats.build(past, ds.catalog)
+    assert stats.price[a] == 2.0 and np.isnan(stats.price[b])
+    assert ShopStats.build(ds.interactions, ds.catalog).price[a] == 3.0  # up to the newest sale

@@ -255,7 +255,8 @@ def _listed_items(data: ReplayData) -> list[Item]:
     """The catalogue as listed at the cut (a shop lists products before they sell): the dataset's catalogue rows,
     and a bare row (id only) for each product with events that the catalogue lacks, so the engine knows every
     product, as it would know the shop's, whether or not a run does."""
-    items = [] if data.catalog is None else items_from_table(data.catalog.table, data.catalog.attributes)
+    catalog = None if data.catalog is None else data.catalog.as_of(data.cut)  # prices and titles as of the cut
+    items = [] if catalog is None else items_from_table(catalog.table, catalog.attributes)
     listed = {item.item_id for item in items}
     return items + [Item(str(i)) for i in data.inter.item_map.ids.astype(str).tolist() if str(i) not in listed]
 
@@ -308,7 +309,8 @@ def _refit(service: Service, c: Contender, recipe: _Recipe, data: ReplayData, st
     """Fit `c`'s model again on every event before `start` with the run's chosen parameters, write it as a run
     and swap it in, as `retrain` + the run watcher would; the previous refit's folder is removed."""
     events = data.inter.subset(data.inter.timestamp < start)
-    model = model_class(recipe.config.model)(**recipe.params).fit(events, data.catalog)
+    catalog = None if data.catalog is None else data.catalog.as_of(start)  # as of the refit's day (Catalog.as_of)
+    model = model_class(recipe.config.model)(**recipe.params).fit(events, catalog)
     out = workdir / "refits" / f"{_slug(c.name)}-day{d:03d}"
     content = recipe.content
     write_run(out, recipe.config, model, {"version": f"{recipe.version}+replay-day{d}", "train_events": len(events)},

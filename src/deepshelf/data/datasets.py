@@ -37,6 +37,12 @@ class Dataset:
     catalog: Catalog | None = None
     timestamped: bool = False  # real times (temporal split possible) vs file order only
 
+    def catalog_as_of(self, cut: int | float | None) -> Catalog | None:
+        """The catalogue as known at `cut` (Unix seconds; None: as of now): see `Catalog.as_of`."""
+        if self.catalog is None or cut is None:
+            return self.catalog
+        return self.catalog.as_of(cut)
+
 
 def data_dir() -> Path:
     """Where the shared datasets live: `DEEPSHELF_DATA_DIR`, else `../shared/data` beside the checkout."""
@@ -149,17 +155,35 @@ def title_case(text: pl.Expr) -> pl.Expr:
 
 
 def load_online_retail() -> Dataset:
-    df = online_retail_frame()
+    return dataset_from_sales("online-retail", online_retail_frame(), title=title_case)
+
+
+def dataset_from_sales(name: str, sales: pl.DataFrame, title: Callable[[pl.Expr], pl.Expr] | None = None) -> Dataset:
+    """Purchases and a catalogue from one table of order lines (user, item, timestamp (datetime or Unix seconds),
+    invoice, title, price): one purchase per (customer, product, invoice), and a catalogue of every product
+    carrying the lines (`Catalog.sales`), so a protocol hands each fit the catalogue as of its cut
+    (`Dataset.catalog_as_of`). `title` rewrites the titles (e.g. `title_case`).
+
+    The catalogue itself is the one as of now: each product's newest non-empty title and its median price over
+    every line. The shop sells one range here, so category is unknown."""
+    ts = sales["timestamp"]
+    if ts.dtype.is_temporal():
+        ts = ts.dt.epoch("s")
+    sales = sales.with_columns(ts.cast(pl.Int64).alias("timestamp"), pl.col("title").fill_null("").str.strip_chars())
+    if title is not None:  # on each distinct title once, not on every line
+        names = sales.select(pl.col("title").unique())
+        names = names.with_columns(title(pl.col("title")).alias("_cased"))
+        sales = (sales.join(names, on="title", how="left", maintain_order="left")
+                 .with_columns(pl.col("_cased").alias("title")).drop("_cased"))
     # One event per (customer, product, invoice): an invoice line repeated in a basket is one purchase.
-    events = df.unique(subset=["user", "item", "invoice"], keep="first", maintain_order=True)
-    ts = events["timestamp"].dt.epoch("s").to_numpy()
-    inter = Interactions.from_ids(events["user"].to_numpy(), events["item"].to_numpy(), timestamp=ts,
+    events = sales.unique(subset=["user", "item", "invoice"], keep="first", maintain_order=True)
+    inter = Interactions.from_ids(events["user"].to_numpy(), events["item"].to_numpy(),
+                                  timestamp=events["timestamp"].to_numpy(),
                                   type=np.full(events.height, EventType.PURCHASE, np.int8))
-    # The newest description and price of each product; the UK shop sells one range, so category is unknown.
-    catalog = (df.group_by("item", maintain_order=True)
-                 .agg(pl.col("title").filter(pl.col("title") != "").last(), pl.col("price").median())
-                 .with_columns(title_case(pl.col("title").fill_null(""))))
-    return Dataset("online-retail", inter, Catalog(catalog), timestamped=True)
+    now = (sales.group_by("item", maintain_order=True)
+                .agg(pl.col("title").filter(pl.col("title") != "").last(), pl.col("price").median())
+                .with_columns(pl.col("title").fill_null("")))
+    return Dataset(name, inter, Catalog(now, sales.select(Catalog.SALES_COLUMNS)), timestamped=True)
 
 
 def load_fashion() -> Dataset:

@@ -67,6 +67,8 @@ class Split:
     `before_test`: temporal — every event before the test period (training plus validation period);
     leave-one-out — every event except each evaluated user's test item (training plus validation targets).
     `valid_again` / `test_again`: the buy-again view of each period (temporal only, else None).
+    `valid_cut` / `test_cut`: the start of each period in Unix seconds (temporal only, else None): what a fit on
+    `train` / `before_test` may know is what happened before them (`Dataset.catalog_as_of`).
     """
 
     train: Interactions
@@ -76,6 +78,8 @@ class Split:
     before_test: Interactions | None = None
     valid_again: EvalSet | None = None
     test_again: EvalSet | None = None
+    valid_cut: int | None = None
+    test_cut: int | None = None
 
 
 def leave_one_out(inter: Interactions, min_events: int = 3) -> Split:
@@ -161,7 +165,7 @@ def temporal(inter: Interactions, test_days: float = 30.0, valid_days: float = 3
     valid, valid_again = _period_targets(inter, (inter.timestamp >= valid_cut) & (inter.timestamp < test_cut), train)
     test, test_again = _period_targets(inter, inter.timestamp >= test_cut, before_test)
     return Split(train, valid, test, "temporal", before_test=before_test, valid_again=valid_again,
-                 test_again=test_again)
+                 test_again=test_again, valid_cut=valid_cut, test_cut=test_cut)
 
 
 def make_split(inter: Interactions, protocol: str, **kwargs) -> Split:

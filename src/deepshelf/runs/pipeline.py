@@ -50,6 +50,14 @@ def split_dataset(ds: Dataset, cfg: TrainConfig) -> Split:
     return make_split(inter, "leave-one-out")
 
 
+def fit_catalogs(ds: Dataset, split: Split) -> tuple[Catalog | None, Catalog | None]:
+    """The catalogue each fit is handed: as of the validation cut for the fit on `split.train`, as of the test cut
+    for the refit on `split.before_test` (temporal protocol), so prices and titles come from the rows before the
+    fit's own cut while every product is listed (`Catalog.as_of`). Leave-one-out has no global cut (and sequence
+    data no sales to date prices by): the catalogue as loaded, for both."""
+    return ds.catalog_as_of(split.valid_cut), ds.catalog_as_of(split.test_cut)
+
+
 def _summary(result: EvalResult) -> dict:
     return {"metrics": result.metrics, "slices": result.slices, "seconds": round(result.seconds, 3)}
 
@@ -82,13 +90,14 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     say(f"{split.protocol} split: {split.train} ; {len(split.test)} test users")
     say(f"training {cfg.model}")
     began = time.time()
-    chosen, search = fit_on_validation(cfg, split, ds.catalog, say)
+    valid_catalog, test_catalog = fit_catalogs(ds, split)
+    chosen, search = fit_on_validation(cfg, split, valid_catalog, say)
     do_refit = cfg.refit if cfg.refit is not None else split.protocol == "temporal"
     refitted = None
     if do_refit:
         say(f"trained {cfg.model} in {chosen.seconds:.1f}s; refitting on {len(split.before_test):,} events "
             "before the test period")
-        refitted = refit(cfg, chosen, split.before_test, ds.catalog)
+        refitted = refit(cfg, chosen, split.before_test, test_catalog)
     from deepshelf.training.distributed import is_main_process, wait_for_main
 
     if not is_main_process():  # under torchrun (--nproc N) rank 0 alone evaluates and writes the run
@@ -113,9 +122,10 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         metrics["chosen"] = {"params": chosen.params, "on": "validation ndcg@10 (discovery)", "search": search}
     content = None
     if cfg.content and getattr(tested.model, "similar_index", None) is None:  # a content model has its own
-        # Over every catalogue product, with behaviour vectors from the events the saved model learnt from.
-        content = build_content(ds.catalog, split.before_test if refitted is not None else split.train,
-                                cfg.content_params, say)
+        # Over every catalogue product, with behaviour vectors from the events the saved model learnt from, and
+        # the catalogue that model was fit with.
+        content = build_content(test_catalog if refitted is not None else valid_catalog,
+                                split.before_test if refitted is not None else split.train, cfg.content_params, say)
     if content is not None:
         metrics["content_indexes"] = summary(content, ds.name)
     if refitted is not None:

@@ -6,6 +6,9 @@
 2. `refit`: a fresh model of the same class, with the chosen parameters plus what the chosen fit asks to keep
    (`Recommender.refit_overrides()`, e.g. SASRec's best epoch), fit without validation on every event before the
    test cut (`Split.before_test`), as a shop retrains up to today. That model is tested, saved and served.
+
+Each fit is handed the catalogue as of its own cut (`pipeline.fit_catalogs`): the products' prices and titles from
+the rows before it.
 """
 
 from __future__ import annotations

@@ -59,6 +59,9 @@ class ShopStats:
         price = np.full(n, np.nan)
         category = np.full(n, -1, np.int64)
         if catalog is not None:
+            # prices from the sales up to `now` (a label window's features: before its start), where the
+            # catalogue has them; a catalogue without sales is as of now
+            catalog = catalog.as_of(now + 1)
             price = catalog.column_for(inter.item_map, "price", fill=np.nan).astype(np.float64)
             names = catalog.column_for(inter.item_map, "category", fill="").astype(str)
             values, codes = np.unique(names, return_inverse=True)
