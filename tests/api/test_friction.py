@@ -163,3 +163,50 @@ def test_new_item_slots_zero_turns_the_slot_off(run_link, tmp_path):
         items, _ = _new_arrival_answer(c, 0)
     assert len(items) == 8 and not any(it["item_id"].startswith("new-") for it in items)
     assert not np.any([it["reason"] == "new_arrival" for it in items])
+
+
+def test_exploration_share_per_request_and_per_placement(run_link, tmp_path):
+    """`new_slots` in the query (or the body's rules) sets the share of new products for one answer; a placement's
+    share (`new_item_slots_by_placement`) is its default, the server's `new_item_slots` everyone else's."""
+    with app_client(run_link, tmp_path, new_item_slots_by_placement={"cart": 0, "home": 2}) as c:
+        _new_arrival_answer(c, 0)
+
+        def new_ones(**params):
+            r = c.get("/v1/users/n/recommendations", params={"k": 8, **params})
+            assert r.status_code == 200, r.text
+            return [it["item_id"] for it in r.json()["items"] if it["item_id"].startswith("new-")]
+
+        assert len(new_ones()) == 2  # home's share
+        assert new_ones(placement="cart") == []
+        assert len(new_ones(placement="product_page")) == 1  # the server's default
+        assert new_ones(placement="cart", new_slots=1) and len(new_ones(new_slots=0)) == 0
+        body = {"item_ids": ["i1"], "k": 8, "rules": {"new_slots": 2}}
+        answer = c.post("/v1/sessions/recommendations", json=body, params={"placement": "cart"}).json()
+        assert sum(it["item_id"].startswith("new-") for it in answer["items"]) == 2
+        assert c.get("/v1/users/n/recommendations", params={"new_slots": -1}).status_code == 422
+
+
+def test_the_runs_own_new_products_count_in_the_share(run_link, tmp_path):
+    """Products new to the run itself (a ranker's never-sold products: `new_items()`) fill the share first from
+    the run's own candidates, with the run's reason, and one already in the list counts toward it."""
+    from deepshelf.engine import ranking
+    from deepshelf.engine.rules import Rules
+
+    with app_client(run_link, tmp_path) as c:
+        service = c.app.state.service
+        state, catalog = service.state, service.state.view.snapshot
+        n = state.n_model
+        shopper = ranking.Shopper(np.array([1], np.int64), np.zeros(1, np.int8), np.zeros(0, np.int64),
+                                  np.array([0], np.int64))
+        plain, _ = ranking.recommend(state, catalog, shopper, 5, Rules(new_slots=0))
+        state.new_items = np.zeros(n, bool)
+        outside = [i for i in range(n) if i not in plain.idx.tolist() and i != 1][:3]
+        state.new_items[outside] = True
+        top, _ = ranking.recommend(state, catalog, shopper, 5, Rules(new_slots=2))
+        assert int(ranking.is_new(state, catalog, top.idx).sum()) == 2
+        assert list(top.idx[:3]) == list(plain.idx[:3])  # the new ones take the last places
+        state.new_items[:] = False
+        state.new_items[plain.idx[0]] = True  # one already in the list
+        top, _ = ranking.recommend(state, catalog, shopper, 5, Rules(new_slots=1))
+        assert list(top.idx) == list(plain.idx)
+        state.new_items = None

@@ -32,12 +32,15 @@ SMALL: dict[str, dict] = {
     "sasrec-content": {**TINY_SEQUENCE, "similarity_dim": 8},
     "content": {"images": False, "heads": {"epochs": 2, "hidden": 16}, "align": {"epochs": 2, "hidden": 16}},
     "buyagain": {},
+    "newitems": {"max_age_days": 0.02},
     # the planted data spans ~1.6 hours: labels from its last 0.01 days (the repeat purchases, so label "all")
     "ranker": {"label_days": 0.01, "label_items": "all", "learner": "lightgbm", "lgbm_trees": 30,
                "lgbm_min_leaf": 5, "copurchase_neighbors": 20,
                "generators": [{"model": "trending", "top_n": 30}, {"model": "itemknn", "top_n": 30,
                                                                    "params": {"neighbors": 20}},
-                              {"model": "buyagain", "top_n": 10}]},
+                              {"model": "buyagain", "top_n": 10},
+                              {"model": "newitems", "top_n": 10, "params": {"max_age_days": 0.02}}],
+               "new_slots": 1, "new_slot_rank": 5, "new_max_age_days": 0.02},
 }
 PERSONAL = ["itemknn", "ease", "als"]  # recover the planted groups (test_planted_groups_recovered)
 GROUP_WORDS = ["running shoes", "red lipstick", "garden hose", "coffee beans"]

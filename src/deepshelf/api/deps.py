@@ -164,13 +164,14 @@ def _refuse_unknown(catalog: Snapshot, categories: list[str], loc: tuple[str, ..
                                    "type": "value_error", "input": unknown}])
 
 
-def to_rules(settings: Settings, given: RulesIn | None) -> Rules:
-    """Request rules over the server's defaults."""
+def to_rules(settings: Settings, given: RulesIn | None, placement: str = "home") -> Rules:
+    """Request rules over the server's defaults (the exploration share: the placement's, else the server's)."""
     given = given or RulesIn()
     if given.min_price is not None and given.max_price is not None and given.min_price > given.max_price:
         raise invalid("query", "min_price", "min_price is above max_price", given.min_price)
     return given.resolve(settings.default_in_stock, settings.default_exclude_purchased,
-                         settings.default_max_per_category)
+                         settings.default_max_per_category,
+                         settings.new_item_slots_by_placement.get(placement, settings.new_item_slots))
 
 
 def _parse_boosts(values: list[str], field: str) -> dict[str, float]:
@@ -283,7 +284,7 @@ async def list_query(request: Request) -> ListParams:
     check_k(settings, q.k)
     if q.category:  # no thread hop for the usual request without a category filter
         await check_query_categories(service, settings, q.category)
-    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q)), q.placement, q.session_id, service,
+    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q), q.placement), q.placement, q.session_id, service,
                       settings)
 
 

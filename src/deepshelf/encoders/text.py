@@ -145,3 +145,13 @@ class TextEncoder:
             self.cache.put([keys[i] for i in todo], out[todo])
         log.info("text encoder: %d texts, %d from cache", len(texts), int(found.sum()))
         return out
+
+
+def item_text_vectors(texts: list[str], cache_dir=None) -> np.ndarray:
+    """Unit text vectors of one text per item (float32 [n, 384]); an item with no text (empty or blank) gets a zero
+    row, so its similarity to anything is 0 rather than the similarity of the empty string."""
+    has = np.array([bool(str(t).strip()) for t in texts], dtype=bool)
+    vectors = np.zeros((len(texts), TEXT_DIM), np.float32)
+    if has.any():
+        vectors[has] = TextEncoder(cache_dir=cache_dir).encode([str(t) for t, h in zip(texts, has) if h])
+    return vectors

@@ -29,9 +29,10 @@ from deepshelf.engine.loaded import LoadedRun
 log = logging.getLogger(__name__)
 
 # Reasons that point at the shopper's own history (trending, popular, new_arrival, ... do not).
+# A new product (`new`) is there because its text matches the shopper's recent items: it is explained by them.
 HISTORY_REASONS = frozenset({"bought_before", "sequence", "also_bought", "similar_to_recent", "text", "personal",
-                             "session", "collaborative", "similar"})
-TEXT_REASONS = frozenset({"similar_to_recent", "text", "similar"})
+                             "session", "collaborative", "similar", "new"})
+TEXT_REASONS = frozenset({"similar_to_recent", "text", "similar", "new"})
 RECENT = 5  # the shopper's most recent distinct items an answer is explained by
 # A recent item explains a listed one when the model ranks that one among its RELATED_TOP best after the
 # recent item alone, or when their text vectors' cosine is at least TEXT_RELATED.

@@ -23,7 +23,7 @@ from deepshelf.engine.settings import Settings
 from deepshelf.engine.trending import Trending, compute_trending
 from deepshelf.errors import DeepshelfError
 from deepshelf.index.faiss import VectorIndex
-from deepshelf.models.base import ItemSimilarity, VectorScorer
+from deepshelf.models.base import ItemSimilarity, NewProducts, VectorScorer
 from deepshelf.storage import Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun
             state.index = VectorIndex.build(vectors, kind="ivf", nprobe=settings.ann_nprobe, threads=1)
     if isinstance(model, ItemSimilarity):
         state.similarity = sp.csr_matrix(model.item_similarity())
+    if isinstance(model, NewProducts):
+        state.new_items = np.asarray(model.new_items(), bool)
     state.content = content_features.load(Path(path), store, settings.image_dir)
     state.trending = refresh_trending(state, store, settings)
     warm(state)  # before anyone is served by it: a fresh server answers its first requests warm

@@ -35,6 +35,7 @@ class LoadedRun:
     item_vectors: np.ndarray | None = None  # float32 [n_model, d] of a VectorScorer model
     index: VectorIndex | None = None  # over item_vectors, only when not dense_ok
     similarity: sp.csr_matrix | None = None  # [n_model, n_model] of an ItemSimilarity model
+    new_items: np.ndarray | None = None  # bool [n_model] of a NewProducts model: new when it was trained
     content: content_features.ContentFeatures | None = None
     stages: tuple = ()  # second ranking stages (`ranking.Stage`), applied in order to the model's candidates
     loaded_at: float = field(default_factory=time.time)

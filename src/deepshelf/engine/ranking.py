@@ -182,9 +182,9 @@ def behavior_neighbours(state: LoadedRun, catalog: Snapshot, i: int, m: int, rul
 
 
 def recommend(state: LoadedRun, catalog: Snapshot, shopper: Shopper, k: int, rules: Rules,
-              new_item_slots: int, stages: tuple[Stage, ...] = ()) -> tuple[Candidates, str]:
+              stages: tuple[Stage, ...] = ()) -> tuple[Candidates, str]:
     """The top `k` for `shopper` under `rules`, and what produced the list (`model` or `fallback`); the run's
-    stages, then `stages`, re-rank the model's candidates."""
+    stages, then `stages`, re-rank the model's candidates; then up to `rules.new_slots` places for new products."""
     also = [*shopper.items.tolist()] if rules.exclude_seen else []
     if rules.exclude_purchased:
         also += shopper.purchased.tolist()
@@ -198,25 +198,63 @@ def recommend(state: LoadedRun, catalog: Snapshot, shopper: Shopper, k: int, rul
             candidates = stage.rescore(state, catalog, shopper, candidates, k, rules, excluded)
     candidates = top_up(state, catalog, candidates, m, rules, excluded)
     top = Candidates.of(*rerank(catalog, candidates.idx, candidates.scores, candidates.reasons, rules, k))
-    if new_item_slots and catalog.n_new:
-        top = new_item_slots_fill(state, catalog, top, k, new_item_slots, rules, excluded, shopper.items)
+    if rules.new_slots and (catalog.n_new or state.new_items is not None):
+        top = new_item_slots_fill(state, catalog, top, k, rules.new_slots, rules, excluded, shopper.items,
+                                  candidates)
     return top, source
 
 
+def is_new(state: LoadedRun, catalog: Snapshot, idx: np.ndarray) -> np.ndarray:
+    """bool per catalogue index: a new product (added since the run was trained, or new to the run itself)."""
+    idx = np.asarray(idx, dtype=np.int64)
+    out = idx >= catalog.n_model
+    if state.new_items is not None:
+        known = ~out & (idx >= 0)
+        out[known] = state.new_items[idx[known]]
+    return out
+
+
 def new_item_slots_fill(state: LoadedRun, catalog: Snapshot, top: Candidates, k: int, slots: int, rules: Rules,
-                        excluded: np.ndarray, history: np.ndarray) -> Candidates:
-    """Reserve up to `slots` places (`Settings.new_item_slots`) for catalogue items the model has never seen
-    (added since training), so a new product is recommended without retraining. With content text vectors (the
-    run has content indexes) and a history, they are ranked by the cosine similarity of their text to the
-    shopper's recent items (reason `text`, that similarity as score); otherwise by live trending, then newest
-    first (reason `new_arrival`, their trending score as score: 0 for a product nobody has touched yet).
-    Each new item takes the place of the lowest-ranked item of `top` and keeps its own score, which is on
+                        excluded: np.ndarray, history: np.ndarray, pool: Candidates | None = None) -> Candidates:
+    """At least `slots` new products in the top `k` (`Rules.new_slots`: the exploration share), counting those
+    already there. First the new products the run itself ranked (a ranker's new products, in its candidate
+    `pool`, with their own score and reason, `new`), then catalogue items the run has never seen (added since
+    training), so a new product is recommended without retraining: with content text vectors (the run has
+    content indexes) and a history, by the cosine similarity of their text to the shopper's recent items (reason
+    `text`, that similarity as score); otherwise by live trending, then newest first (reason `new_arrival`, their
+    trending score as score: 0 for a product nobody has touched yet).
+    Each new item takes the place of the lowest-ranked item of `top` and keeps its own score, which may be on
     another scale than the model's: so the list is ordered by (slot, score), `top`'s items first by their
-    score, highest first, then the new-arrival slots by theirs; a client must not re-sort it by score alone."""
-    new = np.arange(catalog.n_model, len(catalog))
-    new = new[allowed(catalog, new, rules, excluded) & ~np.isin(new, top.idx)]
-    if not len(new):
+    score, highest first, then the new products' slots by theirs; a client must not re-sort it by score alone."""
+    need = slots - int(is_new(state, catalog, top.idx).sum())
+    if need <= 0:
         return top
+    picks, scores, reasons = [], [], []
+    if pool is not None and state.new_items is not None and len(pool):
+        mine = is_new(state, catalog, pool.idx) & ~np.isin(pool.idx, top.idx)
+        mine &= allowed(catalog, pool.idx, rules, excluded)
+        for j in np.flatnonzero(mine)[:need]:
+            picks.append(int(pool.idx[j]))
+            scores.append(float(pool.scores[j]))
+            reasons.append(pool.reasons[j] if pool.reasons[j] != state.reason else "new")
+    unseen = np.arange(catalog.n_model, len(catalog))
+    unseen = unseen[allowed(catalog, unseen, rules, excluded) & ~np.isin(unseen, top.idx)]
+    if len(picks) < need and len(unseen):
+        more, more_scores, more_reasons = _unseen_by_text(state, catalog, unseen, history, need - len(picks))
+        picks += more
+        scores += more_scores
+        reasons += more_reasons
+    if not picks:
+        return top
+    keep = max(0, min(len(top), k - len(picks)))
+    return Candidates(np.concatenate([top.idx[:keep], np.asarray(picks, np.int64)]),
+                      np.concatenate([np.asarray(top.scores[:keep], np.float64), np.asarray(scores, np.float64)]),
+                      top.reasons[:keep] + reasons)
+
+
+def _unseen_by_text(state: LoadedRun, catalog: Snapshot, new: np.ndarray, history: np.ndarray,
+                    n: int) -> tuple[list[int], list[float], list[str]]:
+    """The `n` best of catalogue items `new` the run has never seen, their scores and reasons."""
     trend = state.trending.scores_of(new) if state.trending else np.zeros(len(new), np.float32)
     content_score = np.zeros(len(new))
     content = state.content
@@ -228,14 +266,11 @@ def new_item_slots_fill(state: LoadedRun, catalog: Snapshot, top: Candidates, k:
         if hist_ok.any() and new_ok.any():
             query = hist_vecs[hist_ok].mean(0)
             content_score = np.where(new_ok, new_vecs @ query, 0.0)
-    order = np.lexsort((-catalog.cols.added_at[new], -trend, -content_score))[:slots]
-    picks = new[order]
+    order = np.lexsort((-catalog.cols.added_at[new], -trend, -content_score))[:n]
     by_text = content_score[order] > 0
     reasons = ["text" if t else "new_arrival" for t in by_text.tolist()]
     scores = np.where(by_text, content_score[order], trend[order]).astype(np.float64)
-    keep = max(0, min(len(top), k - len(picks)))
-    return Candidates(np.concatenate([top.idx[:keep], picks]),
-                      np.concatenate([np.asarray(top.scores[:keep], np.float64), scores]), top.reasons[:keep] + reasons)
+    return new[order].tolist(), scores.tolist(), reasons
 
 
 def personal_scores(state: LoadedRun, histories: Histories, idx: np.ndarray) -> np.ndarray | None:

@@ -38,8 +38,13 @@ class RulesIn(BaseModel):
     # boost > 1 always moves an item up)
     boost_categories: dict[Name, Factor] = Field(default_factory=dict, max_length=100)
     boost_items: dict[Id, Factor] = Field(default_factory=dict, max_length=1000)
+    # exploration: places for new products (never sold when the run was trained, or added to the catalogue since)
+    new_slots: int | None = Field(default=None, ge=0, le=100, description="exploration: at least this many new "
+                                  "products in the list when there are any (server default: new_item_slots, or "
+                                  "new_item_slots_by_placement for the placement; 0: none)")
 
-    def resolve(self, in_stock: bool, exclude_purchased: bool, max_per_category: int | None) -> Rules:
+    def resolve(self, in_stock: bool, exclude_purchased: bool, max_per_category: int | None,
+                new_slots: int = 1) -> Rules:
         """These rules over the server's defaults (the `default_*` settings)."""
         return Rules.model_construct(**{
             **self.__dict__,
@@ -50,6 +55,7 @@ class RulesIn(BaseModel):
             "exclude_seen": True if self.exclude_seen is None else self.exclude_seen,
             "max_per_category": self.max_per_category or max_per_category,
             "boost_categories": dict(self.boost_categories), "boost_items": dict(self.boost_items),
+            "new_slots": new_slots if self.new_slots is None else self.new_slots,
         })
 
 
@@ -59,6 +65,7 @@ class Rules(RulesIn):
     in_stock: bool = True
     exclude_purchased: bool = True
     exclude_seen: bool = True  # items in the shopper's recent history (or the session's items)
+    new_slots: int = 1
 
 
 def allowed(catalog: Snapshot, idx: np.ndarray, rules: Rules, excluded: np.ndarray | None = None) -> np.ndarray:

@@ -181,8 +181,7 @@ class Service:
     def recommend_user(self, user_id: str, k: int, rules: Rules, placement: str = "home") -> Answer:
         state, catalog, where = self._request(Where(placement, user_id))
         shopper = self._shopper(catalog, user_id)
-        top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots,
-                                        self.user_stages)
+        top, source = ranking.recommend(state, catalog, shopper, k, rules, self.user_stages)
         answer = self._answer(state, catalog, top, source, where, shopper)
         if source == "fallback":
             answer.fallback_reason = fallback_reason(shopper.items, "no_history")
@@ -194,7 +193,7 @@ class Service:
         # this visit's items, all seen just now (their order is the history's order)
         shopper = Shopper(items, np.zeros(len(items), np.int8), np.zeros(0, np.int64),
                           np.full(len(items), int(time.time()), np.int64))
-        top, source = ranking.recommend(state, catalog, shopper, k, rules, self.settings.new_item_slots)
+        top, source = ranking.recommend(state, catalog, shopper, k, rules)
         answer = self._answer(state, catalog, top, source, where, shopper)
         if source == "fallback":
             answer.fallback_reason = fallback_reason(items, "empty_session")

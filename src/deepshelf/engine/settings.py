@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # live trending score, reason `new_arrival`); it follows the model's items, so a list is sorted by (slot, score)
     # (ranking.new_item_slots_fill).
     new_item_slots: int = Field(default=1, ge=0)
+    # The same share per placement (e.g. {"home": 2, "cart": 0}); a request's `new_slots` overrides both. New
+    # products here also count the run's own (a ranker's products never sold before its training: `new_items()`).
+    new_item_slots_by_placement: dict[str, int] = Field(default_factory=dict)
 
     # ---- the shopper's current visit ---------------------------------------------------------------------
     # A known shopper's trailing events with gaps under `visit_gap_s`, the newest under `visit_gap_s` old, are

@@ -95,6 +95,15 @@ class Explains(Protocol):
         """str [B, k] for item indices `items` [B, k] of the batch `histories` ("" where an index is -1)."""
 
 
+@runtime_checkable
+class NewProducts(Protocol):
+    """A model that knows which of its items were new when it was fit (never sold, or first sold recently), so
+    serving counts them in the exploration share for new products (`Settings.new_item_slots`)."""
+
+    def new_items(self) -> np.ndarray:
+        """bool [n_items]."""
+
+
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """The `.npz` weights most models keep: `path / "weights.npz"`."""
     np.savez(path / "weights.npz", **arrays)

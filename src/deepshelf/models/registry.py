@@ -16,6 +16,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "content": ("deepshelf.models.content", "ContentModel"),
     "sasrec-content": ("deepshelf.models.sasrec_content", "ContentSASRec"),
     "buyagain": ("deepshelf.models.buyagain", "BuyAgain"),
+    "newitems": ("deepshelf.models.newitems", "NewItems"),
     "ranker": ("deepshelf.models.ranker.model", "Ranker"),
 }
 

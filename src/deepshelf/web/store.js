@@ -143,6 +143,7 @@ const REASONS = {
   visual: "Looks similar",
   hybrid: "Similar overall",
   content: "Similar product",
+  new: "New, like your picks",
   new_item: "New in",
   new_arrival: "New in",
   catalog: "From the catalogue",

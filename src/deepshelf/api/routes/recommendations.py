@@ -102,7 +102,7 @@ def session_recommendations(body: SessionIn, params: ListDep) -> Response:
     k = check_k(settings, body.k, "body") if body.k is not None else params.k
     if body.rules is not None:
         check_categories(service, settings, body.rules.categories, ("body", "rules", "categories"))
-        rules = to_rules(settings, body.rules)
+        rules = to_rules(settings, body.rules, params.placement)
     else:
         rules = params.rules
     rules.exclude = list(rules.exclude) + list(body.exclude)

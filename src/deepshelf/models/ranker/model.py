@@ -26,7 +26,7 @@ from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arrays, save_arrays
 from deepshelf.models.itemknn import ItemKNN
-from deepshelf.models.ranker.features import DAY, ShopStats, build_features, feature_names
+from deepshelf.models.ranker.features import DAY, ITEM_FEATURES, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
 from deepshelf.models.ranker.learners import (LEARNERS, EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg,
                                               platt)
@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 def default_generators() -> list[GeneratorSpec]:
     """Top-N lists that sum to 300, so the union stays within the ranker's latency budget (at most 300
     candidates, benchmarks/ranker_latency.py); on Online Retail's validation period they ranked better than
-    200/200/200/50 (benchmarks/results/ranker-quality-online-retail.md)."""
-    return [GeneratorSpec(model="trending", top_n=100), GeneratorSpec(model="ease", top_n=100),
-            GeneratorSpec(model="itemknn", top_n=70), GeneratorSpec(model="buyagain", top_n=30)]
+    200/200/200/50 (benchmarks/results/ranker-quality-online-retail.md). The new products' 20 are taken from
+    trending's 100 (the lowest places of trending's list, which the learner rarely ranked high)."""
+    return [GeneratorSpec(model="trending", top_n=80), GeneratorSpec(model="ease", top_n=100),
+            GeneratorSpec(model="itemknn", top_n=70), GeneratorSpec(model="buyagain", top_n=30),
+            GeneratorSpec(model="newitems", top_n=20)]
 
 
 class RankerConfig(ModelConfig):
@@ -85,6 +87,14 @@ class RankerConfig(ModelConfig):
     torch_lr: float = Field(default=1e-3, gt=0)
     torch_groups: int = Field(default=32, gt=0)  # shoppers per torch update
     patience_epochs: int = Field(default=3, gt=0)
+    # Exploration for new products (no sale before the fit's end, or a first sale at most `new_max_age_days`
+    # before it): at least `new_slots` of the first `new_slot_rank` places go to the new candidates whose text
+    # matches the shopper best, when the learner did not rank them there itself (0: the learner alone decides).
+    # New products reach the candidates through a `newitems` generator. A share of the list, not a quality
+    # setting (every slot costs the whole list a little: docs/benchmarks.md, "New products").
+    new_slots: int = Field(default=1, ge=0)
+    new_slot_rank: int = Field(default=10, ge=1)
+    new_max_age_days: float = Field(default=0.0, ge=0)
 
 
 # What a shopper is told when a generator's list put the item there (the generator's own reason otherwise).
@@ -165,16 +175,11 @@ class Ranker(Recommender):
     def _encode_texts(self, catalog: Catalog | None) -> np.ndarray | None:
         if not self.config.text or catalog is None:
             return None
-        from deepshelf.encoders.text import TextEncoder
+        from deepshelf.encoders.text import item_text_vectors
 
         rows = catalog.rows_for(self.item_map)
         texts = np.array(catalog.texts(), dtype=object)
-        texts = np.where(rows >= 0, texts[np.maximum(rows, 0)], "")
-        has = np.array([bool(str(t).strip()) for t in texts])
-        vectors = np.zeros((len(texts), TextEncoder.dim), np.float32)
-        if has.any():
-            vectors[has] = TextEncoder(cache_dir=self.config.cache_dir).encode([str(t) for t in texts[has]])
-        return vectors
+        return item_text_vectors(np.where(rows >= 0, texts[np.maximum(rows, 0)], "").tolist(), self.config.cache_dir)
 
     def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None:
         cfg = self.config
@@ -278,7 +283,47 @@ class Ranker(Recommender):
         low = np.where(np.isfinite(low), low, 0.0)
         out = (low[:, None] - 1.0) + 0.5 * self.item_popularity[None, :]
         out[cand.rows, cand.items] = s
+        if self.config.new_slots:
+            self._explore(histories, cand, s, out)
         return out.astype(np.float32)
+
+    def new_items(self) -> np.ndarray:
+        """bool [n_items]: the products new at the stats' time (never sold, or first sold recently enough)."""
+        age = self.stats.item[:, ITEM_FEATURES.index("age_days")]
+        return ~(age > self.config.new_max_age_days)  # NaN (never sold) is new
+
+    def _explore(self, histories: Histories, cand: Candidates, s: np.ndarray, out: np.ndarray) -> None:
+        """Lift each row's best new candidates (by their text match, then the learner's score `s`) into the places just above the old
+        item at place `new_slot_rank - new_slots` (0-based, counted among items outside the history), unless
+        they already rank above it; `out` [B, n_items] float64 is changed in place."""
+        cfg = self.config
+        new = self.new_items()
+        is_new = new[cand.items]
+        if not is_new.any():
+            return
+        B = len(histories)
+        old = out.copy()
+        old[:, new] = -np.inf
+        old[np.repeat(np.arange(B), histories.lengths), histories.items] = -np.inf
+        place = min(cfg.new_slot_rank - min(cfg.new_slots, cfg.new_slot_rank), old.shape[1] - 1)
+        part = -np.partition(-old, (max(place - 1, 0), place), axis=1)
+        low, high = part[:, place], (part[:, place - 1] if place > 0 else part[:, place] + 1.0)
+        rows, items, scores = cand.rows[is_new], cand.items[is_new], s[is_new]
+        # the places go to the best text matches of a `newitems` generator (ties: the learner's score): on Online
+        # Retail's validation period the match picked the new product shoppers bought twice as often as the
+        # learner, which has seen few new products sell (docs/benchmarks.md, "New products")
+        text = [g for g, spec in enumerate(self.generators.specs) if spec.model == "newitems"]
+        match = cand.scores[is_new, text[0]] if text else np.zeros(len(rows), np.float32)
+        order = np.lexsort((-scores, -match, rows))
+        rows, items, scores = rows[order], items[order], scores[order]
+        nth = np.arange(len(rows)) - np.searchsorted(rows, rows)  # 0 = the row's best new candidate
+        pick = (nth < cfg.new_slots) & np.isfinite(low[rows]) & (scores <= low[rows])  # a tie would lose on index
+        rows, items, nth = rows[pick], items[pick], nth[pick]
+        # evenly inside (low, high), the first pick highest; in float32, the precision scores are returned in, and
+        # at least one step above `low` (old items tied at `place` would otherwise win on their index)
+        lo, hi = low[rows].astype(np.float32), high[rows].astype(np.float32)
+        lifted = (lo + (hi - lo) * ((cfg.new_slots - nth) / (cfg.new_slots + 1))).astype(np.float32)
+        out[rows, items] = np.maximum(lifted, np.nextafter(lo, np.float32(np.inf)))
 
     def reasons(self, histories: Histories, items: np.ndarray) -> np.ndarray:
         """Each recommended item's strongest signal: str [B, k] for item indices [B, k] (-1 slots get "").
