@@ -125,6 +125,17 @@ def test_shop_export_by_path_refit_and_views(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "before refit" in res.stdout and "refit on" in res.stdout
     metrics = json.loads((run / "metrics.json").read_text())
+    # "late", first sold in the validation period, is its new product: the slice in metrics.json, in train's
+    # summary and in evaluate's table
+    new = metrics["valid"]["slices"]["new_items"]
+    assert new["users"] == new["targets"] == 40 and "new_items" not in metrics["test"]["slices"]
+    assert "new products (never sold before the cut)" in res.stdout
+    res = deepshelf("evaluate", "--run", run, "--users", "valid")
+    assert res.returncode == 0, res.stderr
+    printed = dict(line.strip("│ ").split("│")[:2] for line in res.stdout.splitlines() if "new_items/" in line)
+    printed = {name.strip(): value.strip() for name, value in printed.items()}
+    assert printed["new_items/users"] == "40" and printed["new_items/hr@10"] == f"{new['hr@10']:.4f}"
+    assert printed["new_items/recall@20"] == f"{new['recall@20']:.4f}"
     assert metrics["refit"]["train_events"] > metrics["train_events"]
     raw = load_events(str(events))
     for which in ("test", "valid", "test_again", "valid_again"):

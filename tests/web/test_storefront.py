@@ -5,6 +5,8 @@ Each test drives the pages the way a shopper or an admin would and checks what t
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from .conftest import API_KEY, PUBLIC_KEY, api, shot
@@ -238,6 +240,15 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     assert rows.count() == 2  # popularity and itemknn; the served link is not a third run
     serving = page.locator("#runs tbody tr.serving")
     assert serving.count() == 1 and serving.get_attribute("data-run") == "itemknn"
+    # each run's new-product slice of the test period (metrics.json test.slices.new_items) beside its metrics
+    headers = page.locator("#runs thead th.new-products").all_inner_texts()
+    assert headers == ["new products HR@10", "new products recall@10"]
+    for run_row in rows.all():
+        cells = run_row.locator("td.new-products")
+        assert cells.count() == 2 and all(re.fullmatch(r"\d\.\d{4}", t) for t in cells.all_inner_texts())
+        assert "shoppers who bought a new product" in cells.first.get_attribute("title")
+    widths = page.evaluate("(w => [w.scrollWidth, w.clientWidth])(document.querySelector('#runs .table-wrap'))")
+    assert widths[0] <= widths[1], f"the runs table fits a 1280 px screen without scrolling: {widths}"
     assert page.locator("#tiles [data-key=model_version] .value").inner_text().startswith("itemknn-")
     # report plots (PNG from the run) and the per-model comparison chart
     page.wait_for_function("[...document.querySelectorAll('#plots img')].length >= 2 && "

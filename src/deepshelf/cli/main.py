@@ -180,6 +180,7 @@ def _print_metrics(metrics: dict) -> None:
         m = result["metrics"]
         table.add_row(name, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
     out_console.print(table)
+    _print_new_products(rows)
     for name, result in rows:
         users = result.get("metrics", {}).get("users", result.get("users"))
         warning = None if users is None else _few_users_warning(int(users), name)
@@ -195,6 +196,20 @@ def _print_metrics(metrics: dict) -> None:
         out_console.print(f"refit on {refit['train_events']:,} events before the test period in "
                           f"{refit['train_seconds']:.1f}s (kept from validation: {refit['overrides'] or 'nothing'}); "
                           "the saved model is the refit one")
+
+
+def _print_new_products(rows: list[tuple[str, dict]]) -> None:
+    """Each view's new-product slice (temporal protocol: `slices.new_items` in metrics.json)."""
+    if not any("new_items" in result.get("slices", {}) for _, result in rows):
+        return
+    table = Table(title="new products (never sold before the cut): their buyers")
+    for c in ("split", "users", "hr@10", "recall@10", "ndcg@10"):
+        table.add_column(c, justify="left" if c == "split" else "right")
+    for name, result in rows:
+        new = result.get("slices", {}).get("new_items")
+        table.add_row(name, *(format_metric(c, new[c]) if new else "0" if c == "users" else "-"
+                              for c in ("users", "hr@10", "recall@10", "ndcg@10")))
+    out_console.print(table)
 
 
 @app.command()
@@ -241,6 +256,11 @@ def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
     table.add_column("value", justify="right")
     for name, value in result.metrics.items():
         table.add_row(name, format_metric(name, value))
+    new = result.slices.get("new_items")  # shoppers who bought a product never sold before the cut
+    for name in ([f"{m}@{c}" for c in k for m in ("hr", "recall")] + ["users", "targets"]) if new else []:
+        table.add_row(f"new_items/{name}", format_metric(f"new_items/{name}", new[name]))
+    if new:
+        table.caption = "new_items: buyers of products never sold before the cut"
     out_console.print(table)
     warning = _few_users_warning(len(es), users)
     if warning:

@@ -7,6 +7,10 @@ import { loadAnalytics } from "./analytics.js";
 
 const LIVE_MINUTES = 60;
 const METRIC_COLUMNS = ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10", "popularity@10"];
+// The test period's new-product slice (metrics.json: test.slices.new_items): the shoppers who bought a product no
+// one had bought before the cut, and how often the run's top 10 held one of those products (HR) or what share of
+// them it found (recall).
+const NEW_PRODUCT_COLUMNS = [["hr@10", "new products HR@10"], ["recall@10", "new products recall@10"]];
 let runs = [];
 let selectedRun = null;
 
@@ -19,6 +23,11 @@ function splitMetrics(metrics, split) {
   const m = metrics?.[split];
   if (!m) return {};
   return m.metrics ?? m;
+}
+
+function splitSlice(metrics, split, name) {
+  const slice = metrics?.[split]?.slices?.[name];
+  return slice && typeof slice === "object" ? slice : null;
 }
 
 function normaliseRuns(answer) {
@@ -45,6 +54,7 @@ function normaliseRuns(answer) {
       device: r.device ?? metrics.device ?? "",
       test: splitMetrics(metrics, "test"),
       valid: splitMetrics(metrics, "valid"),
+      newProducts: splitSlice(metrics, "test", "new_items"),
       content: metrics.content && typeof metrics.content === "object" ? metrics.content : null,
     };
   });
@@ -113,15 +123,24 @@ async function loadRuns() {
   }
   const cols = METRIC_COLUMNS.filter((c) => runs.some((r) => c in r.test));
   if (!cols.length) cols.push("protocol");
+  const sliced = runs.some((r) => r.newProducts) ? NEW_PRODUCT_COLUMNS : [];
+  const newCell = (r, m) => {
+    const shoppers = r.newProducts?.users;
+    const about = shoppers != null ? ` title="over ${Number(shoppers).toLocaleString()} shoppers who bought a new product"` : "";
+    return `<td class="new-products"${about}>${fmt(r.newProducts?.[m])}</td>`;
+  };
   wrap.innerHTML = `<table>
     <caption class="visually-hidden">Runs and their test metrics</caption>
     <thead><tr><th scope="col">run</th><th scope="col">model</th>${cols.map((c) => `<th scope="col">${esc(c)}</th>`).join("")}
-      <th scope="col">train s</th><th scope="col">version</th></tr></thead>
+      ${sliced.map(([, label]) => `<th scope="col" class="new-products" title="customers who bought in the test period a product never sold before the cut">${esc(label)}</th>`).join("")}
+      <th scope="col">train s</th></tr></thead>
     <tbody>${runs.map((r, i) => `<tr class="${r.serving ? "serving" : ""}" data-run="${esc(r.name)}">
       <td><button type="button" class="secondary" data-index="${i}" aria-label="Show the report of ${esc(r.name)}">${esc(r.name)}</button>
-        ${r.serving ? '<span class="reason" data-reason="sequence">serving</span>' : ""}</td>
+        ${r.serving ? '<span class="reason" data-reason="sequence">serving</span>' : ""}
+        <div class="muted run-version">${esc(r.version)}</div></td>
       <td>${esc(r.model)}</td>${cols.map((c) => `<td>${c === "protocol" ? esc(r.protocol) : fmt(r.test[c])}</td>`).join("")}
-      <td>${r.trainSeconds != null ? Number(r.trainSeconds).toFixed(1) : "–"}</td><td>${esc(r.version)}</td></tr>`).join("")}</tbody>
+      ${sliced.map(([m]) => newCell(r, m)).join("")}
+      <td>${r.trainSeconds != null ? Number(r.trainSeconds).toFixed(1) : "–"}</td></tr>`).join("")}</tbody>
   </table>`;
   wrap.querySelectorAll("button[data-index]").forEach((b) =>
     b.addEventListener("click", () => showReport(runs[Number(b.dataset.index)])));
