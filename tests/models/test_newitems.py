@@ -83,10 +83,14 @@ FAST = {"lgbm_trees": 40, "lgbm_min_leaf": 5, "patience_trees": 10, "copurchase_
         "generators": [{"model": "popularity", "top_n": 20}, {"model": "newitems", "top_n": 8}]}
 
 
-def test_exploration_reserves_a_place_for_the_best_new_candidate(world, tmp_path):
+@pytest.mark.parametrize("learned", [True, False])
+def test_exploration_reserves_a_place_for_the_best_new_candidate(world, tmp_path, learned):
+    """Whether the learner also ranks the new candidates (`learned`) or they only feed the exploration share."""
     inter, catalog, cache = world
-    FAST["generators"][1]["params"] = {"cache_dir": cache}
-    explore = Ranker(**FAST, new_slots=1, new_slot_rank=3).fit(inter, catalog)
+    params = {**FAST, "generators": [FAST["generators"][0], {**FAST["generators"][1], "learned": learned,
+                                                                "params": {"cache_dir": cache}}]}
+    explore = Ranker(**params, new_slots=1, new_slot_rank=3).fit(inter, catalog)
+    assert any(f.startswith("newitems") for f in explore.feature_names) == learned
     hist = inter.to_sequences()
     idx, _ = explore.recommend(hist, k=3)
     explore.config.new_slots = 0  # the same learner without exploration

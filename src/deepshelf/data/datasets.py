@@ -37,6 +37,18 @@ class Dataset:
     catalog: Catalog | None = None
     timestamped: bool = False  # real times (temporal split possible) vs file order only
 
+    def listing_catalog(self) -> "Dataset":
+        """Every catalogue product in the item map, sold or not (appended after the items with events, whose
+        indices stay): a shop lists products before they sell, and a model can only recommend what it knows,
+        so a product with no events yet is a new product to the models (`newitems`), not an unknown id."""
+        if self.catalog is not None and self.interactions is not None:
+            inter = self.interactions
+            items = inter.item_map.extend(self.catalog.item_map.ids)
+            if len(items) != len(inter.item_map):
+                self.interactions = Interactions(inter.user, inter.item, inter.user_map, items, inter.timestamp,
+                                                 inter.type, inter.weight)
+        return self
+
     def catalog_as_of(self, cut: int | float | None) -> Catalog | None:
         """The catalogue as known at `cut` (Unix seconds; None: as of now): see `Catalog.as_of`."""
         if self.catalog is None or cut is None:
@@ -231,7 +243,9 @@ def load_dataset(name_or_path: str, catalog: str | None = None) -> Dataset:
             ds = Dataset(path.name, inter, timestamped=bool(inter.timestamp.max() > 10_000_000))
     if catalog is not None:
         ds.catalog = read_catalog_or_feed(catalog)
-    return ds
+    # a shop's own files list products that have not sold yet; the built-in datasets keep their published item
+    # sets (their catalogues hold only products with events, or more than their benchmarks count)
+    return ds.listing_catalog() if catalog is not None or name_or_path not in BUILTIN else ds
 
 
 def read_catalog_or_feed(path: str | Path) -> Catalog:
@@ -261,4 +275,5 @@ def dataset_from_frames(name: str, events: pl.DataFrame, catalog: pl.DataFrame |
     """A dataset from an events table and an optional catalogue table (columns as in `schema`), validated as the
     file loaders validate; `name` stands for the source in messages."""
     return Dataset(name, events_from_frame(events, name),
-                   None if catalog is None else catalog_from_frame(catalog, name), timestamped=timestamped)
+                   None if catalog is None else catalog_from_frame(catalog, name), timestamped=timestamped
+                   ).listing_catalog()

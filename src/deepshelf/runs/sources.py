@@ -19,4 +19,4 @@ def load_source(name_or_url: str, catalog: str | None = None) -> Dataset:
     ds = dataset_from_frames(redact_url(name_or_url), *read_training_frames(name_or_url))
     if catalog is not None:
         ds.catalog = read_catalog(catalog)
-    return ds
+    return ds.listing_catalog()

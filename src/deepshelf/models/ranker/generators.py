@@ -26,6 +26,9 @@ class GeneratorSpec(BaseModel):
     model: str
     params: dict[str, Any] = Field(default_factory=dict)
     top_n: int = Field(default=200, gt=0)
+    # False: an exploration source only (e.g. `newitems`): its top N are offered to the ranker's exploration share
+    # (`new_slots`), never ranked by the learner nor described to it as features
+    learned: bool = True
 
     @field_validator("model")
     @classmethod
@@ -79,6 +82,15 @@ class Generators:
         return out
 
     @property
+    def learned(self) -> list[int]:
+        """Positions of the generators whose candidates the learner ranks."""
+        return [g for g, spec in enumerate(self.specs) if spec.learned]
+
+    @property
+    def learned_labels(self) -> list[str]:
+        return [self.labels[g] for g in self.learned]
+
+    @property
     def reasons(self) -> list[str]:
         return [type(m).reason for m in self.models]
 
@@ -86,19 +98,35 @@ class Generators:
         self.models = [model_class(s.model)(**s.params).fit(train, catalog) for s in self.specs]
         return self
 
+    def explore_candidates(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The exploration sources' top N per history: (rows, items, their score), int64 / int64 / float32 [E]."""
+        rows, items, scores = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+        for spec, model in zip(self.specs, self.models):
+            if spec.learned:
+                continue
+            s = np.asarray(model.score(histories), dtype=np.float32)
+            idx, top = topk(s, spec.top_n)
+            rows.append(np.repeat(np.arange(len(histories)), idx.shape[1]))
+            items.append(idx.ravel().astype(np.int64))
+            scores.append(top.ravel())
+        return np.concatenate(rows), np.concatenate(items), np.concatenate(scores)
+
     def candidates(self, histories: Histories, n_items: int) -> Candidates:
-        """Every generator scores the whole batch once; the union of their top-N lists, with scores and ranks."""
+        """Every learned generator scores the whole batch once; the union of their top-N lists, with scores and
+        ranks (one column per learned generator)."""
         B = len(histories)
         member = np.zeros((B, n_items), bool)
         dense, tops = [], []
         for spec, model in zip(self.specs, self.models):
+            if not spec.learned:
+                continue
             s = np.asarray(model.score(histories), dtype=np.float32)
             idx, _ = topk(s, spec.top_n)
             member[np.arange(B)[:, None], idx] = True
             dense.append(s)
             tops.append(idx)
         rows, items = np.nonzero(member)
-        G = len(self.models)
+        G = len(dense)
         scores = np.empty((len(rows), G), np.float32)
         zscores = np.empty((len(rows), G), np.float32)
         ranks = np.empty((len(rows), G), np.float32)

@@ -122,7 +122,7 @@ class Ranker(Recommender):
 
     @property
     def feature_names(self) -> list[str]:
-        return feature_names(self.generators.labels, self.config.time_features)
+        return feature_names(self.generators.learned_labels, self.config.time_features)
 
     # ---- fitting -------------------------------------------------------------------------------------------
     def _fit_state(self, inter: Interactions, catalog: Catalog | None) -> None:
@@ -293,14 +293,27 @@ class Ranker(Recommender):
         return ~(age > self.config.new_max_age_days)  # NaN (never sold) is new
 
     def _explore(self, histories: Histories, cand: Candidates, s: np.ndarray, out: np.ndarray) -> None:
-        """Lift each row's best new candidates (by their text match, then the learner's score `s`) into the places just above the old
-        item at place `new_slot_rank - new_slots` (0-based, counted among items outside the history), unless
-        they already rank above it; `out` [B, n_items] float64 is changed in place."""
+        """Lift each row's best new candidates (by their text match, then the learner's score) into the places just
+        above the old item at place `new_slot_rank - new_slots` (0-based, counted among items outside the history),
+        unless they already rank above it; `out` [B, n_items] float64 is changed in place.
+
+        The new candidates: the learned ones (text match from a learned `newitems` generator's column, else 0) and
+        every exploration source's top N (`learned = false`: their own score is the match; the learner never saw
+        them, so their score is `out`'s). On Online Retail's validation period the text match picked the new product
+        shoppers bought twice as often as the learner, which has seen few new products sell (docs/benchmarks.md,
+        "New products")."""
         cfg = self.config
         new = self.new_items()
-        is_new = new[cand.items]
-        if not is_new.any():
+        learned_new = new[cand.items]
+        text = [c for c, g in enumerate(self.generators.learned) if self.generators.specs[g].model == "newitems"]
+        e_rows, e_items, e_match = self.generators.explore_candidates(histories)
+        keep = new[e_items] & np.isfinite(e_match)
+        rows = np.concatenate([cand.rows[learned_new], e_rows[keep]])
+        if not len(rows):
             return
+        items = np.concatenate([cand.items[learned_new], e_items[keep]])
+        match = np.concatenate([cand.scores[learned_new, text[0]] if text else np.zeros(learned_new.sum()),
+                                e_match[keep]])
         B = len(histories)
         old = out.copy()
         old[:, new] = -np.inf
@@ -308,14 +321,11 @@ class Ranker(Recommender):
         place = min(cfg.new_slot_rank - min(cfg.new_slots, cfg.new_slot_rank), old.shape[1] - 1)
         part = -np.partition(-old, (max(place - 1, 0), place), axis=1)
         low, high = part[:, place], (part[:, place - 1] if place > 0 else part[:, place] + 1.0)
-        rows, items, scores = cand.rows[is_new], cand.items[is_new], s[is_new]
-        # the places go to the best text matches of a `newitems` generator (ties: the learner's score): on Online
-        # Retail's validation period the match picked the new product shoppers bought twice as often as the
-        # learner, which has seen few new products sell (docs/benchmarks.md, "New products")
-        text = [g for g, spec in enumerate(self.generators.specs) if spec.model == "newitems"]
-        match = cand.scores[is_new, text[0]] if text else np.zeros(len(rows), np.float32)
+        scores = out[rows, items]
         order = np.lexsort((-scores, -match, rows))
         rows, items, scores = rows[order], items[order], scores[order]
+        first = np.r_[True, (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])]  # an item from two sources once
+        rows, items, scores = rows[first], items[first], scores[first]
         nth = np.arange(len(rows)) - np.searchsorted(rows, rows)  # 0 = the row's best new candidate
         pick = (nth < cfg.new_slots) & np.isfinite(low[rows]) & (scores <= low[rows])  # a tie would lose on index
         rows, items, nth = rows[pick], items[pick], nth[pick]
@@ -329,22 +339,28 @@ class Ranker(Recommender):
         """Each recommended item's strongest signal: str [B, k] for item indices [B, k] (-1 slots get "").
 
         `bought_before` when the shopper has bought it, else the reason of the generator that ranked it highest
-        (`trending`, `also_bought`, `sequence`, `similar_to_recent`, ...), else `popular`.
+        (`trending`, `also_bought`, `sequence`, `similar_to_recent`, `new`, ...), else `new` for an exploration
+        source's new product, else `popular`.
         """
         items = np.asarray(items, np.int64)
         B, n = len(histories), self.n_items
         cand = self.generators.candidates(histories, n)
-        sizes = np.array([s.top_n for s in self.generators.specs], np.float32)
-        gen_reasons = [REASON_OVERRIDES.get(s.model, r) for s, r in zip(self.generators.specs, self.generators.reasons)]
+        learned = [self.generators.specs[g] for g in self.generators.learned]
+        sizes = np.array([s.top_n for s in learned], np.float32)
+        gen_reasons = [REASON_OVERRIDES.get(s.model, self.generators.reasons[g])
+                       for s, g in zip(learned, self.generators.learned)]
         # a buy-again list only speaks for the shopper's own items, which are named below whatever ranked them
         own = np.array([r == "bought_before" for r in gen_reasons])
         # a generator speaks for an item it scores above its own average (an empty history scores nothing)
         relative = np.where(own[None, :] | (cand.zscores <= 0), np.inf, cand.ranks / sizes)
         best = np.argmin(relative, axis=1)
         in_top = relative[np.arange(len(cand)), best] < 1
-        names = np.array(gen_reasons + ["popular", "bought_before", ""])
+        names = np.array(gen_reasons + ["new", "popular", "bought_before", ""])
         code = np.full((B, n), len(names) - 3, np.int64)
-        code[cand.rows, cand.items] = np.where(in_top, best, len(names) - 3)
+        e_rows, e_items, _ = self.generators.explore_candidates(histories)
+        explored = self.new_items()[e_items]
+        code[e_rows[explored], e_items[explored]] = len(names) - 4
+        code[cand.rows, cand.items] = np.where(in_top, best, code[cand.rows, cand.items])
         ev_row = np.repeat(np.arange(B), histories.lengths)
         code[ev_row, histories.items] = len(names) - 2
         out = code[np.arange(B)[:, None], np.maximum(items, 0)]
