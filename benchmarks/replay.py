@@ -46,6 +46,13 @@ def train(workdir: Path, say) -> tuple[Path, Path]:
     return out[0], out[1]
 
 
+def ranker_text(params: dict) -> str:
+    """The ranker run's generators and learner, as its config.json records them."""
+    gens = ", ".join(f"{g['model']} {g.get('top_n', '')}".strip() for g in params.get("generators", []))
+    rest = {k: v for k, v in params.items() if k != "generators"}
+    return f"generators {gens}; " + ", ".join(f"{k} = {v}" for k, v in rest.items())
+
+
 def label_of(spec: str) -> str:
     return {"frozen": "frozen", "none": "none"}.get(spec, f"{spec} d")
 
@@ -95,6 +102,26 @@ def week_rows(label: str, results: dict) -> list[str]:
     return rows
 
 
+def ratio_lines(passes: dict[str, dict]) -> list[str]:
+    """The ranker against each trending, per pass (computed from the table's numbers)."""
+    out = []
+    none = passes.get("none", {}).get("contenders", {})
+    for spec, results in passes.items():
+        c = dict(results["contenders"])
+        if spec not in ("frozen", "none") and ENGINE_TRENDING in none:
+            c[ENGINE_TRENDING] = none[ENGINE_TRENDING]  # its lists do not depend on a refit cadence
+        ranker = c.get(next(iter(c)))  # the replayed run comes first
+        parts = []
+        for name, other in c.items():
+            if other is ranker:
+                continue
+            a, b = ranker["metrics"][f"ndcg@{K}"], other["metrics"][f"ndcg@{K}"]
+            h, g = ranker["metrics"][f"hr@{K}"], other["metrics"][f"hr@{K}"]
+            parts.append(f"{a / b:.2f}x {name}'s NDCG@{K}, {h / g:.2f}x its HR@{K}" if b and g else f"{name}: -")
+        out.append(f"- {label_of(spec)}: the ranker scores " + "; ".join(parts) + ".")
+    return ["Ranker against the trending lists, per pass (same pairs, same targets):", "", *out]
+
+
 def run_pass(spec: str, ranker: Path, trending: Path, workdir: Path, say) -> dict:
     frozen, refit_days = spec == "frozen", None if spec in ("frozen", "none") else int(spec)
     say(f"replay: {label_of(spec)}")
@@ -102,6 +129,7 @@ def run_pass(spec: str, ranker: Path, trending: Path, workdir: Path, say) -> dic
                          baselines=[trending], ks=(K, 20), progress=say)
     results["measured"] = time.strftime("%Y-%m-%d %H:%M")
     results["machine"] = machine()
+    results["ranker_params"] = json.loads((Path(ranker) / "config.json").read_text())["params"]
     say(f"replay {label_of(spec)}: {results['seconds']:.0f}s")
     return results
 
@@ -122,8 +150,9 @@ def main() -> None:
         if spec not in ("frozen", "none") and not (spec.isdigit() and int(spec) > 0):
             ap.error(f"--passes {spec!r}: expected frozen, none or a number of days")
     say = lambda msg: print(msg, flush=True)  # noqa: E731
-    command = "python -m benchmarks.replay" + ("" if args.passes == ["frozen", "none", "1"] else
-                                               " --passes " + " ".join(args.passes))
+    given = " --ranker-run RANKER --trending-run TRENDING" if args.ranker_run and args.trending_run else ""
+    command = "python -m benchmarks.replay" + given + ("" if args.passes == ["frozen", "none", "1"] else
+                                                       " --passes " + " ".join(args.passes))
     passes: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="deepshelf-replay-bench-") as tmp:
         workdir = Path(tmp)
@@ -143,12 +172,15 @@ def main() -> None:
     when = "; ".join(f"{label_of(spec)}: {r['measured']}, {r['seconds']:.0f}s" for spec, r in passes.items())
     lines = [
         f"Command: `{command}`  ",
+        *([f"Runs: trained beforehand with `deepshelf train --config configs/ranker-online-retail.toml --no-content` "
+           "and `deepshelf train --dataset online-retail --model trending --no-content` (the parameters below are "
+           "the ranker run's config.json).  "] if given else []),
         f"Machine: {first['machine']}, shared with other work while measured (passes measured, and how long each "
         f"took, ranker refits included: {when}).  ",
         f"Data: online-retail, test month {first['cut']} to {first['end']} ({first['days']} days, from the temporal "
-        "protocol's test cut), runs `configs/ranker-online-retail.toml` (`ranker`) and `--model trending` "
-        "(`trending`, the \"fresh trending\" of the table above), both refit on every event before the cut as "
-        "`deepshelf train` saves them.",
+        "protocol's test cut), runs `configs/ranker-online-retail.toml` (`ranker`: "
+        f"{ranker_text(first['ranker_params'])}) and `--model trending` (`trending`, the \"fresh trending\" of the "
+        "table above), both refit on every event before the cut as `deepshelf train` saves them.",
         "",
         "How it is scored (`deepshelf evaluate --run RUN --protocol replay [--refit-days N] [--frozen]`, "
         "`deepshelf.apps.replay`): for each day of the test month (day 0 from the cut to midnight UTC, then "
@@ -164,7 +196,9 @@ def main() -> None:
         "know them). `trending (engine, live)` is what the engine serves without a model: the live trending "
         "list, refreshed every day; a shopper without any history gets that list from every run too. ms per "
         "list: the engine call on this shared machine (ranker: its generators and learner for one shopper, and "
-        "the explanation).",
+        "the explanation). The temporal protocol's rows count a shopper once with every item new to them in the "
+        "whole month as targets of one list, so they sit higher than any per-day number: compare the replay "
+        "passes with each other, and each with its `frozen` pass.",
         "",
         f"| list source | cadence | pairs (users) | NDCG@{K} | HR@{K} | recall@{K} | per shopper NDCG@{K} | "
         f"new products HR@{K} (pairs) | new products recall@{K} | new today HR@{K} (pairs) | ms per list | refits |",
@@ -173,6 +207,7 @@ def main() -> None:
     for spec, results in passes.items():
         lines += rows_of(label_of(spec), results)
     lines += frozen_rows(first)
+    lines += ["", *ratio_lines(passes)]
     lines += ["", "Per week of the replay (days 0-6, 7-13, ...; the dates are the first and last day with pairs):",
               "", f"| list source | refit | week | days | pairs | NDCG@{K} | HR@{K} | new products HR@{K} (pairs) |",
               "|---|---|---:|---|---:|---:|---:|---:|"]
