@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 def default_generators() -> list[GeneratorSpec]:
     """Top-N lists that sum to 300, so the union stays within the ranker's latency budget (at most 300
     candidates, benchmarks/ranker_latency.py); on Online Retail's validation period they ranked better than
-    200/200/200/50 (benchmarks/results/ranker-quality-online-retail.md). The new products' 20 are taken from
-    trending's 100 (the lowest places of trending's list, which the learner rarely ranked high)."""
-    return [GeneratorSpec(model="trending", top_n=80), GeneratorSpec(model="ease", top_n=100),
+    200/200/200/50 (benchmarks/results/ranker-quality-online-retail.md). The new products' 20 feed the
+    exploration share only (`learned = false`): on the same validation period the learner ranked worse with them
+    among its candidates and trending's top 80 (docs/benchmarks.md, "New products")."""
+    return [GeneratorSpec(model="trending", top_n=100), GeneratorSpec(model="ease", top_n=100),
             GeneratorSpec(model="itemknn", top_n=70), GeneratorSpec(model="buyagain", top_n=30),
-            GeneratorSpec(model="newitems", top_n=20)]
+            GeneratorSpec(model="newitems", top_n=20, learned=False)]
 
 
 class RankerConfig(ModelConfig):
