@@ -122,6 +122,24 @@ def ratio_lines(passes: dict[str, dict]) -> list[str]:
     return ["Ranker against the trending lists, per pass (same pairs, same targets):", "", *out]
 
 
+def code_version() -> str:
+    """The commit the code ran from (DEEPSHELF_CODE_VERSION when set, e.g. for a snapshot without git), and
+    whether src/ or configs/ had uncommitted changes."""
+    import os
+    import subprocess
+
+    if os.environ.get("DEEPSHELF_CODE_VERSION"):
+        return os.environ["DEEPSHELF_CODE_VERSION"]
+    try:
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=30, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src", "configs"],
+                               capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + (" with uncommitted changes in src/ or configs/" if dirty else "")
+
+
 def run_pass(spec: str, ranker: Path, trending: Path, workdir: Path, say) -> dict:
     frozen, refit_days = spec == "frozen", None if spec in ("frozen", "none") else int(spec)
     say(f"replay: {label_of(spec)}")
@@ -130,6 +148,7 @@ def run_pass(spec: str, ranker: Path, trending: Path, workdir: Path, say) -> dic
     results["measured"] = time.strftime("%Y-%m-%d %H:%M")
     results["machine"] = machine()
     results["ranker_params"] = json.loads((Path(ranker) / "config.json").read_text())["params"]
+    results["code"] = code_version()
     say(f"replay {label_of(spec)}: {results['seconds']:.0f}s")
     return results
 
@@ -170,13 +189,14 @@ def main() -> None:
                 saved.write_text(json.dumps(passes[spec], indent=2))
     first = next(iter(passes.values()))
     when = "; ".join(f"{label_of(spec)}: {r['measured']}, {r['seconds']:.0f}s" for spec, r in passes.items())
+    code = "; ".join(sorted({r.get("code", "unknown") for r in passes.values()}))
     lines = [
         f"Command: `{command}`  ",
         *([f"Runs: trained beforehand with `deepshelf train --config configs/ranker-online-retail.toml --no-content` "
            "and `deepshelf train --dataset online-retail --model trending --no-content` (the parameters below are "
            "the ranker run's config.json).  "] if given else []),
         f"Machine: {first['machine']}, shared with other work while measured (passes measured, and how long each "
-        f"took, ranker refits included: {when}).  ",
+        f"took, ranker refits included: {when}); code: {code}.  ",
         f"Data: online-retail, test month {first['cut']} to {first['end']} ({first['days']} days, from the temporal "
         "protocol's test cut), runs `configs/ranker-online-retail.toml` (`ranker`: "
         f"{ranker_text(first['ranker_params'])}) and `--model trending` (`trending`, the \"fresh trending\" of the "
