@@ -162,9 +162,11 @@ def writer_cost(workdir: Path, n: int = 20_000, k: int = 10) -> tuple[float, flo
     store = open_store(f"sqlite:///{db}")
     writer = ImpressionWriter(store, flush_s=3600, batch=1000, capacity=n + 1)
     items = [f"p{i}" for i in range(k)]
+    new = [i == k - 1 for i in range(k)]  # as served: which items were new products (here the last slot)
     t = time.process_time()
     for i in range(n):
-        writer.record(new_recommendation_id(), f"s{i}", None, "home", "recommendations", "v1", None, None, items)
+        writer.record(new_recommendation_id(), f"s{i}", None, "home", "recommendations", "v1", None, None, items,
+                      new)
     request_side = (time.process_time() - t) * 1000 / n
     t = time.process_time()
     writer.flush()

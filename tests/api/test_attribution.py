@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from deepshelf.api.app import create_app
-from deepshelf.engine.attribution import per_mille_interval, wilson
+from deepshelf.engine.attribution import per_mille_interval, report, wilson
 from deepshelf.storage import Event, Impression, open_store
-from deepshelf.storage.attribution import Scope
+from deepshelf.storage.attribution import NEW_COUNTS, Scope
 from tests.api.conftest import PUBLIC_KEY, auth, make_settings
 
 HOUR = 3600.0
@@ -87,10 +87,11 @@ def test_attribution_windows_clicks_and_shoppers(database):
     try:
         rows = store.attributed_totals(Scope(), ["placement"], window_s=24 * HOUR)
         home, page = rows
+        # (lists stored without their new products: none is known, none counted)
         assert home == {"placement": "home", "impressions": 4, "clicks": 2, "carts": 0, "conversions": 1,
-                        "purchases": 1, "revenue": 30.0, "revenue_sq": 900.0}
+                        "purchases": 1, "revenue": 30.0, "revenue_sq": 900.0, **dict.fromkeys(NEW_COUNTS, 0)}
         assert page == {"placement": "product_page", "impressions": 1, "clicks": 1, "carts": 1, "conversions": 0,
-                        "purchases": 0, "revenue": 0.0, "revenue_sq": 0.0}
+                        "purchases": 0, "revenue": 0.0, "revenue_sq": 0.0, **dict.fromkeys(NEW_COUNTS, 0)}
         # a 26 h window takes carol's purchase too; a 30 min one loses alice's
         wide = {r["placement"]: r for r in store.attributed_totals(Scope(), ["placement"], window_s=26 * HOUR)}
         assert wide["product_page"]["revenue"] == 70.0 and wide["product_page"]["conversions"] == 1
@@ -102,6 +103,66 @@ def test_attribution_windows_clicks_and_shoppers(database):
         series = store.attributed_totals(Scope(), ["bucket"], bucket_s=HOUR, window_s=24 * HOUR)
         assert [(r["bucket"], r["impressions"], r["clicks"]) for r in series] == [(T0 // HOUR * HOUR, 4, 2),
                                                                                  (T0 // HOUR * HOUR + HOUR, 1, 1)]
+    finally:
+        store.close()
+
+
+def test_new_product_shares_of_slots_and_clicks_match_hand_counts(database):
+    """Lists recorded with the new products they showed, one list from before that was recorded, and clicks on
+    new and old items: the shares per placement and overall, counted by hand."""
+    store = open_store(database)
+    try:
+        store.add_impressions([
+            Impression("n1", T0, "alice", None, "home", "recommendations", "v1", None, None, "\na\nb\nc\nd\n",
+                       "\nc\nd\n"),  # 2 new of 4
+            Impression("n2", T0, "bob", None, "home", "popular", "v1", None, None, "\na\ne\n", "\n\n"),  # 0 of 2
+            Impression("old", T0, "dan", None, "home", "popular", "v1", None, None, "\na\nb\n"),  # unknown
+            Impression("n3", T0, "carol", None, "product_page", "similar", "v1", None, None, "\nf\nglühbirne\n",
+                       "\nglühbirne\n"),  # 1 new of 2 (a multi-byte id counts once)
+            Impression("n4", T0, "erin", None, "product_page", "similar", "v1", None, None, "\n\n", "\n\n"),  # empty
+        ])
+        store.add_events([
+            # alice: c (new) viewed and carted (one clicked item), a (old) viewed: 2 clicked items, 1 new
+            Event("alice", "c", "view", T0 + 10, recommendation_id="n1"),
+            Event("alice", "c", "cart", T0 + 20, recommendation_id="n1"),
+            Event("alice", "a", "view", T0 + 30, recommendation_id="n1"),
+            Event("bob", "e", "view", T0 + 10, recommendation_id="n2"),  # old
+            Event("bob", "c", "view", T0 + 20, recommendation_id="n2"),  # not in n2: not a click
+            Event("dan", "b", "view", T0 + 10, recommendation_id="old"),  # a click, its newness unknown
+            Event("carol", "glühbirne", "view", T0 + 10, recommendation_id="n3"),  # new
+            Event("carol", "glühbirne", "purchase", T0 + 20, value=9.0),  # (a purchase is no click)
+        ])
+        home, page = store.attributed_totals(Scope(), ["placement"])
+        assert {k: home[k] for k in ("impressions", "clicks", *NEW_COUNTS)} == {
+            "impressions": 3, "clicks": 3, "known_impressions": 2, "items_shown": 6, "new_items_shown": 2,
+            "items_clicked": 3, "new_items_clicked": 1}
+        assert {k: page[k] for k in ("impressions", "clicks", *NEW_COUNTS)} == {
+            "impressions": 2, "clicks": 1, "known_impressions": 2, "items_shown": 2, "new_items_shown": 1,
+            "items_clicked": 1, "new_items_clicked": 1}
+        answer = report(store, Scope(), 86400.0, 86400.0)
+        assert answer["total"]["new_products"] == {
+            "impressions": 4, "unknown_impressions": 1, "items_shown": 8, "new_items_shown": 3,
+            "impression_share": 3 / 8, "items_clicked": 4, "new_items_clicked": 2, "click_share": 2 / 4}
+        by_placement = {g["placement"]: g["new_products"] for g in answer["groups"]}
+        assert (by_placement["home"]["impression_share"], by_placement["home"]["click_share"]) == (2 / 6, 1 / 3)
+        assert by_placement["home"]["unknown_impressions"] == 1
+        assert (by_placement["product_page"]["impression_share"], by_placement["product_page"]["click_share"]) \
+            == (1 / 2, 1.0)
+        assert answer["total"]["clicks"] == 4 and answer["total"]["impressions"] == 5  # the old fields as before
+        assert store.impressions_of("old").new_items is None and store.impressions_of("n2").new_items == "\n\n"
+    finally:
+        store.close()
+
+
+def test_shares_are_null_where_no_list_is_known(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        store.add_impressions([Impression("old", T0, "u", None, "home", "popular", "v1", None, None, "\na\n")])
+        store.add_events([Event("u", "a", "view", T0 + 1, recommendation_id="old")])
+        numbers = report(store, Scope(), 86400.0, 86400.0)["total"]
+        assert numbers["clicks"] == 1 and numbers["new_products"] == {
+            "impressions": 0, "unknown_impressions": 1, "items_shown": 0, "new_items_shown": 0,
+            "impression_share": None, "items_clicked": 0, "new_items_clicked": 0, "click_share": None}
     finally:
         store.close()
 

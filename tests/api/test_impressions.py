@@ -121,3 +121,65 @@ def test_a_failed_write_keeps_the_rows_for_the_next_try():
     assert writer.pending == 3
     store.fail = False
     assert writer.flush() == 3 and writer.pending == 0 and store.batches == [3]
+
+
+class KeptStore:
+    def __init__(self):
+        self.rows = []
+
+    def add_impressions(self, rows):
+        self.rows += rows
+        return len(rows)
+
+
+def test_the_writer_stores_which_items_were_new_and_unknown_when_not_told():
+    store = KeptStore()
+    writer = ImpressionWriter(store, flush_s=3600, batch=10, capacity=100)
+    writer.record("r1", "u", None, "home", "popular", "v1", None, None, ["a", "b", "c"], [False, True, True])
+    writer.record("r2", "u", None, "home", "popular", "v1", None, None, ["a"], [False])
+    writer.record("r3", "u", None, "home", "popular", "v1", None, None, ["a"])
+    assert writer.flush() == 3
+    assert [(r.items, r.new_items) for r in store.rows] == [("\na\nb\nc\n", "\nb\nc\n"), ("\na\n", "\n\n"),
+                                                            ("\na\n", None)]
+
+
+def test_new_products_are_recorded_as_the_engine_finds_them_and_reported(client):
+    """A product added after training is new for the served run: recorded as new in each list that shows it,
+    whatever its reason (the new-arrival slot, a keyword match), and the analytics count it (both stores)."""
+    from deepshelf.engine.ranking import is_new
+
+    assert client.put("/v1/items/brand-new", json={"title": "Brand new lamp", "category": "cat0"}).status_code == 200
+    assert client.post("/v1/events", json={"events": [{"user_id": "n", "item_id": "i1"}]}).status_code == 200
+    bodies = {"recommendations": client.get("/v1/users/n/recommendations", params={"k": 8}).json(),
+              "search": client.get("/v1/search", params={"q": "lamp", "k": 3}).json(),
+              "popular": client.get("/v1/popular", params={"k": 5}).json()}
+    assert bodies["recommendations"]["items"][-1] == {**bodies["recommendations"]["items"][-1],
+                                                      "item_id": "brand-new", "reason": "new_arrival"}
+    assert [(it["item_id"], it["reason"]) for it in bodies["search"]["items"]] == [("brand-new", "text_match")]
+    service = client.app.state.service
+    service.impressions.flush()
+    state = service.state
+    catalog = state.view.snapshot
+    slots = new = 0
+    for body in bodies.values():
+        ids = [it["item_id"] for it in body["items"]]
+        expected = [i for i, flag in zip(ids, is_new(state, catalog, catalog.lookup(ids))) if flag]
+        row = service.store.impressions_of(body["recommendation_id"])
+        assert row.new_items == "\n" + "\n".join(expected) + "\n"
+        slots, new = slots + len(ids), new + len(expected)
+    assert shown(service.store, bodies["recommendations"]["recommendation_id"])[-1] == "brand-new"
+    assert new >= 2 and service.store.impressions_of(bodies["search"]["recommendation_id"]).new_items \
+        == "\nbrand-new\n"
+    # clicks from the personal list: the new product (viewed, then carted: one clicked item) and an old one
+    rid, old = bodies["recommendations"]["recommendation_id"], bodies["recommendations"]["items"][0]["item_id"]
+    clicks = [{"user_id": "n", "item_id": "brand-new", "type": "view", "recommendation_id": rid},
+              {"user_id": "n", "item_id": "brand-new", "type": "cart", "recommendation_id": rid},
+              {"user_id": "n", "item_id": old, "type": "view", "recommendation_id": rid}]
+    assert client.post("/v1/events", json={"events": clicks}).status_code == 200
+    answer = client.get("/v1/analytics/recommendations")
+    assert answer.status_code == 200, answer.text
+    total = answer.json()["total"]
+    assert total["impressions"] == 3 and total["clicks"] == 1
+    assert total["new_products"] == {"impressions": 3, "unknown_impressions": 0, "items_shown": slots,
+                                     "new_items_shown": new, "impression_share": new / slots, "items_clicked": 2,
+                                     "new_items_clicked": 1, "click_share": 0.5}

@@ -170,3 +170,42 @@ def test_servers_opening_one_new_store_at_once_migrate_it_once(database):
     finally:
         for s in stores:
             s.close()
+
+
+def test_lists_stored_before_new_products_were_recorded_read_as_unknown(database, monkeypatch):
+    """A store from before migration 9 (impressions without `new_items`) with a list shown and clicked: after the upgrade
+    that list's new products are unknown (NULL), reported apart and left out of the shares; new lists count."""
+    from deepshelf.engine.attribution import report
+    from deepshelf.storage import Impression, migrations
+    from deepshelf.storage.attribution import Scope
+
+    recorded = next(m.version for m in MIGRATIONS if m.statements is migrations._new_items)
+    monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.version < recorded))
+    old = open_store(database)
+    try:
+        assert old.schema_version() == recorded - 1
+        with old._write() as cur:  # as deepshelf wrote lists before
+            cur.execute(old._sql("INSERT INTO impressions (recommendation_id, ts, user_id, session_id, placement, "
+                                 "surface, model_version, experiment, variant, items) "
+                                 "VALUES (?, ?, ?, NULL, 'home', 'popular', 'v1', NULL, NULL, ?)"),
+                        ("before", 100.0, "u", "\na\nb\n"))
+        old.add_events([Event("u", "b", "view", 110.0, recommendation_id="before")])
+    finally:
+        old.close()
+    monkeypatch.undo()
+
+    store = open_store(database)
+    try:
+        assert store.schema_version() == latest_version() >= recorded
+        before = store.impressions_of("before")
+        assert before.items == "\na\nb\n" and before.new_items is None
+        store.add_impressions([Impression("after", 200.0, "u", None, "home", "popular", "v1", None, None,
+                                          "\nb\nc\n", "\nc\n")])
+        store.add_events([Event("u", "c", "view", 210.0, recommendation_id="after")])
+        total = report(store, Scope(), 86400.0, 86400.0)["total"]
+        assert (total["impressions"], total["clicks"]) == (2, 2)
+        assert total["new_products"] == {"impressions": 1, "unknown_impressions": 1, "items_shown": 2,
+                                         "new_items_shown": 1, "impression_share": 0.5, "items_clicked": 1,
+                                         "new_items_clicked": 1, "click_share": 1.0}
+    finally:
+        store.close()

@@ -115,8 +115,8 @@ def test_a_query_matching_more_than_the_bound_answers_its_newest_matches(store):
 
 def test_a_store_with_the_first_index_gains_prefix_indexes_with_its_rows_searchable(tmp_path, monkeypatch):
     database = f"sqlite:///{tmp_path / 'v7.db'}"
-    monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS
-                                                        if m.statements is not migrations._search_prefixes))
+    prefixes = next(m.version for m in migrations.MIGRATIONS if m.statements is migrations._search_prefixes)
+    monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in migrations.MIGRATIONS if m.version < prefixes))
     old = open_store(database)
     old.upsert_items(CATALOGUE)
     old.close()

@@ -6,6 +6,7 @@ Each test drives the pages the way a shopper or an admin would and checks what t
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 
@@ -229,6 +230,10 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     httpx.post(f"{server}/v1/sessions/recommendations", json={"item_ids": [item]}, headers=public, timeout=10)
     timed = timed_routes(server)
     assert len(timed) > 8 and "GET /v1/users/{user_id}/recommendations" in timed
+    for _ in range(100):  # the lists above stored (the writer stores every 0.5 s) before the dashboard reads them
+        if api(server, "/v1/analytics/recommendations")["total"]["new_products"]["items_shown"]:
+            break
+        time.sleep(0.1)
     page.goto("/admin")
     page.wait_for_selector("body[data-ready=true]")
     assert page.locator("#runs tbody tr").count() == 0, "nothing private without the key"
@@ -261,6 +266,15 @@ def test_dashboard_shows_runs_plots_traffic_and_reloads(page, server):
     # what the lists shown earned: CTR and revenue per 1,000 per day, and a row per placement (the popular list above)
     page.wait_for_selector("#ctr-figure svg")
     assert page.locator("#rpm-figure svg").count() == 1 and page.locator("#analytics tbody tr").count() >= 1
+    # ... and the share of new products among the items shown and clicked, overall and per row
+    line = re.search(r"New products: ([\d.]+)% of the items shown \(([\d,]+) of ([\d,]+)\) and (–|[\d.]+%) of the "
+                     r"items clicked \(([\d,]+) of ([\d,]+)\)", page.locator("#new-products").inner_text())
+    assert line, page.locator("#new-products").inner_text()
+    new_shown, shown = (int(line[i].replace(",", "")) for i in (2, 3))
+    assert shown > 0 and line[1] == f"{100 * new_shown / shown:.2f}"
+    later = api(server, "/v1/analytics/recommendations")["total"]["new_products"]
+    assert new_shown <= later["new_items_shown"] and shown <= later["items_shown"]  # (more lists may have come)
+    assert later["unknown_impressions"] == 0, "every list this server showed is recorded with its new products"
     # reload needs the key
     page.fill("#admin-key", "wrong-key")
     page.press("#admin-key", "Enter")

@@ -296,6 +296,24 @@ class ExperimentOut(BaseModel):
 
 
 # ---- analytics (engine/attribution.py: the methods) -----------------------------------------------------------
+class NewProductShare(BaseModel):
+    """New products in the lists shown: an item is new when the run that served the list counted it so at that
+    moment (never sold, or first sold only recently, when the run was trained; or added to the catalogue since),
+    whatever its `reason`. Counted over the lists whose new products were recorded; lists stored before the store
+    recorded them are counted apart (`unknown_impressions`)."""
+
+    impressions: int = Field(description="lists shown whose new products are known (the shares' lists)")
+    unknown_impressions: int = Field(description="lists shown before the store recorded new products: left out "
+                                                 "of both shares, not guessed")
+    items_shown: int = Field(description="impression slots: the items of those lists")
+    new_items_shown: int = Field(description="slots that showed a new product")
+    impression_share: float | None = Field(description="new_items_shown / items_shown (null: no slot)")
+    items_clicked: int = Field(description="clicked items of those lists (a list's item counts once, however "
+                                           "many view or cart events it had)")
+    new_items_clicked: int = Field(description="clicked items that were new products when shown")
+    click_share: float | None = Field(description="new_items_clicked / items_clicked (null: no click)")
+
+
 class RecommendationNumbers(BaseModel):
     """Lists shown (impressions) and what followed them; each rate with its 95% interval (null: no impressions)."""
 
@@ -317,6 +335,7 @@ class RecommendationNumbers(BaseModel):
     revenue_per_1000: float  # per 1,000 impressions
     revenue_per_1000_low: float | None  # normal approximation over impressions (null below 2)
     revenue_per_1000_high: float | None
+    new_products: NewProductShare = Field(description="the new-product share of impression slots and of clicks")
 
 
 class RecommendationGroup(RecommendationNumbers):

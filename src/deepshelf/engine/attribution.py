@@ -9,6 +9,11 @@ Methods (README, "How a shop reads its numbers"):
   interval is the normal approximation to that mean over impressions: 1000 x (mean +- z * s / sqrt(n)), s the
   sample standard deviation of the per-list revenue, the lower end clipped at 0. It needs n >= 2.
 An interval is null when there is nothing to estimate from (no impressions).
+- New products (`new_products`): of the lists whose new products were recorded (impressions.new_items), the share
+  of impression slots that showed a new product (new items shown / items shown) and of clicked items that were
+  one (new items clicked / items clicked, a list's item counted once however many clicks it had), with their
+  counts. Lists stored before the store recorded it are counted apart (`unknown_impressions`) and left out of
+  both shares, never guessed. A share is null when its denominator is 0.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ import math
 from collections.abc import Iterable
 
 from deepshelf.storage import Store
-from deepshelf.storage.attribution import Scope
+from deepshelf.storage.attribution import NEW_COUNTS, Scope
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile: a two-sided 95% interval
 GROUP_BY = ("placement", "variant", "model_version")
-COUNTS = ("impressions", "clicks", "carts", "conversions", "purchases", "revenue", "revenue_sq")
+COUNTS = ("impressions", "clicks", "carts", "conversions", "purchases", "revenue", "revenue_sq", *NEW_COUNTS)
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
@@ -59,8 +64,18 @@ def rates(c: dict) -> dict:
     low, high = per_mille_interval(c["revenue"], c["revenue_sq"], n)
     out.update(purchases=int(c["purchases"]), revenue=round(float(c["revenue"]), 6),
                revenue_per_1000=1000 * c["revenue"] / n if n else 0.0,
-               revenue_per_1000_low=low, revenue_per_1000_high=high)
+               revenue_per_1000_low=low, revenue_per_1000_high=high, new_products=new_products(c))
     return out
+
+
+def new_products(c: dict) -> dict:
+    """The new-product share of impression slots and of clicked items, from the counts `c` (NEW_COUNTS)."""
+    known, shown, new_shown, clicked, new_clicked = (int(c[name]) for name in NEW_COUNTS)
+    return {"impressions": known, "unknown_impressions": int(c["impressions"]) - known,
+            "items_shown": shown, "new_items_shown": new_shown,
+            "impression_share": new_shown / shown if shown else None,
+            "items_clicked": clicked, "new_items_clicked": new_clicked,
+            "click_share": new_clicked / clicked if clicked else None}
 
 
 def _sum(rows: Iterable[dict]) -> dict:

@@ -28,6 +28,11 @@ def new_recommendation_id() -> str:
     return uuid.uuid4().hex
 
 
+def _joined(item_ids: Sequence[str]) -> str:
+    """Item ids as an impression stores them: each between newlines ("\\ni1\\ni2\\n"; none: "\\n\\n")."""
+    return "\n" + "\n".join(item_ids) + "\n"
+
+
 class ImpressionWriter:
     """The queue of shown lists and the thread that stores them. `record` is safe from any thread."""
 
@@ -37,7 +42,7 @@ class ImpressionWriter:
         self.batch = batch
         self.capacity = capacity
         # (recommendation_id, ts, user_id, session_id, placement, surface, model_version, experiment, variant,
-        # item ids): the ids are joined into the stored text by the writer, off the request
+        # item ids, new flags or None): joined into the stored text by the writer, off the request
         self._queue: deque[tuple] = deque()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -52,13 +57,14 @@ class ImpressionWriter:
     # ---- the request side -----------------------------------------------------------------------------------
     def record(self, recommendation_id: str, user_id: str | None, session_id: str | None, placement: str,
                surface: str, model_version: str | None, experiment: str | None, variant: str | None,
-               item_ids: Sequence[str]) -> bool:
-        """Queue one shown list; False (and counted) when the queue is full."""
+               item_ids: Sequence[str], new: Sequence[bool] | None = None) -> bool:
+        """Queue one shown list; False (and counted) when the queue is full. `new` says per item whether it was a
+        new product for the run that served it (`Answer.new`: ranking.is_new); None stores it as unknown."""
         if len(self._queue) >= self.capacity:
             self.dropped.inc()
             return False
         self._queue.append((recommendation_id, time.time(), user_id, session_id, placement, surface, model_version,
-                            experiment, variant, item_ids))
+                            experiment, variant, item_ids, new))
         if len(self._queue) >= self.batch:
             self._wake.set()
         return True
@@ -91,7 +97,9 @@ class ImpressionWriter:
                 while self._queue and len(rows) < self.batch:
                     rows.append(self._queue.popleft())
                 try:
-                    self.store.add_impressions([Impression(*r[:9], "\n" + "\n".join(r[9]) + "\n") for r in rows])
+                    self.store.add_impressions([Impression(*r[:9], _joined(r[9]), None if r[10] is None else
+                                                           _joined([i for i, n in zip(r[9], r[10]) if n]))
+                                                for r in rows])
                 except BaseException:
                     self._queue.extendleft(reversed(rows))
                     raise

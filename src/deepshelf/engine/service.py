@@ -60,6 +60,7 @@ class Answer:
     experiment: str | None = None  # the experiment and variant that served it, when one runs on the placement
     variant: str | None = None
     fallback_reason: str | None = None  # a shopper's or session's fallback list: why (`fallback_reason`)
+    new: list[bool] | None = None  # per item, a new product for the run that served it (ranking.is_new)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class Service:
         ids = catalog.cols.ids
         answer = Answer([str(ids[i]) for i in top.idx.tolist()], [float(s) for s in top.scores], list(top.reasons),
                         state.version, source, placement=where.placement, experiment=where.experiment,
-                        variant=where.variant)
+                        variant=where.variant, new=ranking.is_new(state, catalog, top.idx).tolist())
         if shopper is not None:
             answer.because = [str(ids[i]) if i >= 0 else None for i in because(state, catalog, shopper, top).tolist()]
         return answer

@@ -56,6 +56,13 @@ def search_terms(query: str) -> list[str]:
 _ITEM_COLS = "item_id, title, description, category, price, in_stock, image_url, attributes, seq, updated_at"
 
 
+def _ids_in(column: str) -> str:
+    """SQL: how many ids a column in the impressions' form ("\\ni1\\ni2\\n") holds: its newlines less one, none
+    in "\\n\\n" (ids are never empty); NULL stays NULL. Takes one argument: a newline."""
+    return (f"(CASE WHEN LENGTH({column}) < 3 THEN 0 "
+            f"ELSE LENGTH({column}) - LENGTH(REPLACE({column}, ?, '')) - 1 END)")
+
+
 class Store(ABC):
     """What the service needs from storage. Implementations are thread-safe (one connection per thread)."""
 
@@ -231,24 +238,29 @@ class Store(ABC):
         with self._write() as cur:
             cur.executemany(self._sql(
                 "INSERT INTO impressions (recommendation_id, ts, user_id, session_id, placement, surface, "
-                "model_version, experiment, variant, items) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
+                "model_version, experiment, variant, items, new_items) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT DO NOTHING"),
                 [tuple(r) for r in rows])
         return len(rows)
 
     def impressions_of(self, recommendation_id: str) -> Impression | None:
         rows = self._read("SELECT recommendation_id, ts, user_id, session_id, placement, surface, model_version, "
-                          "experiment, variant, items FROM impressions WHERE recommendation_id = ?",
+                          "experiment, variant, items, new_items FROM impressions WHERE recommendation_id = ?",
                           (recommendation_id,))
         return Impression(*rows[0]) if rows else None
 
     def impression_counts(self, scope: Scope, bucket_s: float | None = None) -> list[tuple]:
-        """(bucket start, placement, variant, model_version, lists shown) of the impressions in `scope`, counted
-        by the database; one bucket (0.0) when `bucket_s` is None."""
+        """(bucket start, placement, variant, model_version, lists shown, lists whose new products are known,
+        their items shown, the new products among those) of the impressions in `scope`, counted by the database;
+        one bucket (0.0) when `bucket_s` is None."""
         where, args = scope.where("i")
         bucket, bargs = (self._bucket_expr().replace("ts", "i.ts"), [bucket_s, bucket_s]) if bucket_s else ("0", [])
-        rows = self._read(f"SELECT {bucket} AS b, i.placement, i.variant, i.model_version, COUNT(*) FROM impressions i "
-                          f"WHERE {where} GROUP BY b, i.placement, i.variant, i.model_version", (*bargs, *args))
-        return [(float(b), p, v, m, int(n)) for b, p, v, m, n in rows]
+        shown = f"CASE WHEN i.new_items IS NULL THEN 0 ELSE {_ids_in('i.items')} END"  # in lists known
+        rows = self._read(f"SELECT {bucket} AS b, i.placement, i.variant, i.model_version, COUNT(*), "
+                          f"COUNT(i.new_items), COALESCE(SUM({shown}), 0), COALESCE(SUM({_ids_in('i.new_items')}), 0) "
+                          f"FROM impressions i WHERE {where} GROUP BY b, i.placement, i.variant, i.model_version",
+                          (*bargs, "\n", "\n", *args))
+        return [(float(b), p, v, m, *map(int, counts)) for b, p, v, m, *counts in rows]
 
     def attribution_rows(self, scope: Scope, window_s: float) -> tuple[list[tuple], list[tuple]]:
         """The candidate rows for attribution.list_outcomes: clicks (CLICK_COLUMNS) on lists in `scope`, and
@@ -260,7 +272,7 @@ class Store(ABC):
         clicked = f"c.recommendation_id > '' AND c.type IN ({', '.join(repr(t) for t in CLICK_TYPES)})"
         clicks = self._read(
             "SELECT c.recommendation_id, i.ts, i.placement, i.variant, i.model_version, i.items, c.item_id, c.type, "
-            "c.user_id, c.ts FROM events c CROSS JOIN impressions i "
+            "c.user_id, c.ts, i.new_items FROM events c CROSS JOIN impressions i "
             f"WHERE i.recommendation_id = c.recommendation_id AND {clicked} AND {where}", tuple(args))
         purchases = self._read(
             "SELECT DISTINCT p.id, p.user_id, p.item_id, p.ts, p.value FROM events c CROSS JOIN impressions i "
@@ -272,7 +284,8 @@ class Store(ABC):
     def attributed_totals(self, scope: Scope, keys: Sequence[str], bucket_s: float | None = None,
                           window_s: float = DEFAULT_WINDOW_S) -> list[dict]:
         """Per group of `keys` (of bucket, placement, variant, model_version): impressions, clicks, carts,
-        conversions, purchases, revenue, revenue_sq (attribution.group_totals) for the impressions in `scope`."""
+        conversions, purchases, revenue, revenue_sq and the new-product counts (attribution.group_totals) for the
+        impressions in `scope`."""
         outcomes = list_outcomes(*self.attribution_rows(scope, window_s), window_s)
         return group_totals(self.impression_counts(scope, bucket_s), outcomes, bucket_s, keys)
 

@@ -174,6 +174,14 @@ def _search_prefixes(d: Dialect) -> list[str]:
             "INSERT INTO items_fts (items_fts) VALUES ('rebuild')"]
 
 
+def _new_items(d: Dialect) -> list[str]:
+    # Which of a list's items were new products when it was shown (the engine's ranking.is_new), in the form of
+    # `items`. Rows stored before keep NULL: unknown, and reported as such, never guessed from today's catalogue.
+    if d.name == "postgresql":
+        return ["ALTER TABLE impressions ADD COLUMN IF NOT EXISTS new_items TEXT"]
+    return ["ALTER TABLE impressions ADD COLUMN new_items TEXT"]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, items and item images with their indexes", _baseline),
     Migration(2, "events.event_id: a client's id that makes a retried write idempotent", _event_ids),
@@ -187,6 +195,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _text_search),
     Migration(7, "erasures: a marker per erased shopper, so servers' live event counts start again", _erasures),
     Migration(8, "prefix indexes (1 to 6 characters) in the SQLite full-text index", _search_prefixes),
+    Migration(9, "impressions.new_items: which items of a list were new products when it was shown", _new_items),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \

@@ -26,7 +26,9 @@ class Event(NamedTuple):
 
 
 class Impression(NamedTuple):
-    """One list answer as shown: `items` are its item ids in order, each between newlines ("\\ni1\\ni2\\n")."""
+    """One list answer as shown: `items` are its item ids in order, each between newlines ("\\ni1\\ni2\\n");
+    `new_items` those of them that were new products when shown, in the same form and order ("\\n\\n": none),
+    or None where that is unknown (lists stored before the store recorded it: schema migration 9)."""
 
     recommendation_id: str
     ts: float
@@ -38,6 +40,7 @@ class Impression(NamedTuple):
     experiment: str | None
     variant: str | None
     items: str
+    new_items: str | None = None
 
 
 @dataclass

@@ -1,6 +1,6 @@
 // The dashboard's "Recommendations" section: what the lists shown earned, from GET /v1/analytics/recommendations
-// (private key): CTR and revenue per 1,000 impressions per day with their 95% intervals, and a table by placement,
-// variant and model version.
+// (private key): CTR and revenue per 1,000 impressions per day with their 95% intervals, the share of new products
+// among the items shown and clicked, and a table by placement, variant and model version.
 
 import { esc, optional, privateKey } from "./api.js";
 import { timeChart } from "./charts.js";
@@ -12,6 +12,16 @@ const money = (v) => (v == null ? "–" : Number(v).toFixed(2));
 
 function interval(low, high, show) {
   return low == null ? "" : ` <small class="muted">[${show(low)} – ${show(high)}]</small>`;
+}
+
+/** The new-product share of impression slots and of clicked items (`new_products` of the answer), in words. */
+function newProducts(n) {
+  const unknown = n.unknown_impressions
+    ? ` ${count(n.unknown_impressions)} lists shown before this was recorded are left out.` : "";
+  return `<p id="new-products">
+    New products: ${pct(n.impression_share)} of the items shown (${count(n.new_items_shown)} of ${count(n.items_shown)})
+    and ${pct(n.click_share)} of the items clicked (${count(n.new_items_clicked)} of ${count(n.items_clicked)}).
+    <small class="muted">New: never sold, or only lately, when the serving run was trained, or added since.${esc(unknown)}</small></p>`;
 }
 
 /** One column per day of the range, zeros included (the table below gives the intervals). */
@@ -55,6 +65,7 @@ export async function loadAnalytics() {
     body.innerHTML = `<p>${count(t.impressions)} lists shown in the last ${DAYS} days; CTR ${pct(t.ctr)}${interval(t.ctr_low, t.ctr_high, pct)},
         ${count(t.conversions)} converted, revenue ${money(t.revenue)} (a purchase counts when it follows a click on the same item
         by the same shopper within ${Math.round(answer.attribution_window_s / 3600)} h).</p>
+      ${newProducts(t.new_products)}
       <div class="plots">
         <figure id="ctr-figure">${timeChart({ points: ctr, title: `Click-through rate per day, last ${DAYS} days`, yLabel: "CTR %" })}
           <figcaption>Lists clicked / lists shown; the table gives 95% Wilson intervals.</figcaption></figure>

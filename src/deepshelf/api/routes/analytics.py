@@ -33,7 +33,9 @@ def recommendations(
     """Impressions (lists shown), clicks, CTR, add-to-cart rate, conversions, revenue and revenue per 1,000
     impressions, each rate with a 95% confidence interval, in total, by placement, variant and model version,
     and over time. Clicks are events carrying a list's `recommendation_id`; a purchase of the clicked item by the
-    same shopper within `attribution_window_s` (default 24 h) after the click counts for that list."""
+    same shopper within `attribution_window_s` (default 24 h) after the click counts for that list.
+    `new_products` gives the share of new products among the items shown and among the items clicked, over the
+    lists recorded with their new products (older lists: `unknown_impressions`)."""
     until_ts = until.timestamp() if until is not None else time.time()
     since_ts = since.timestamp() if since is not None else until_ts - DEFAULT_DAYS * 86400
     if since_ts > until_ts:

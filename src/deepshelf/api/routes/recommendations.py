@@ -44,7 +44,8 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
     """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
     the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
     The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
-    sessions, similar, search, popular) for the background writer: an append, no store call."""
+    sessions, similar, search, popular), with which of its items the engine found new products, for the background
+    writer: an append, no store call."""
     service, details = params.service, params.details
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
@@ -78,7 +79,8 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
         body.update(extra)
     if service.impressions is not None:
         service.impressions.record(recommendation_id, user_id, params.session_id, answer.placement, surface,
-                                   answer.model_version, answer.experiment, answer.variant, answer.item_ids)
+                                   answer.model_version, answer.experiment, answer.variant, answer.item_ids,
+                                   answer.new)
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
