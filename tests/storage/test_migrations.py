@@ -179,7 +179,7 @@ def test_lists_stored_before_new_products_were_recorded_read_as_unknown(database
     from deepshelf.storage import Impression, migrations
     from deepshelf.storage.attribution import Scope
 
-    recorded = next(m.version for m in MIGRATIONS if m.statements is migrations._new_items)
+    recorded = next(m.version for m in MIGRATIONS if m.run is migrations._new_items)
     monkeypatch.setattr(migrations, "MIGRATIONS", tuple(m for m in MIGRATIONS if m.version < recorded))
     old = open_store(database)
     try:

@@ -174,12 +174,20 @@ def _search_prefixes(d: Dialect) -> list[str]:
             "INSERT INTO items_fts (items_fts) VALUES ('rebuild')"]
 
 
-def _new_items(d: Dialect) -> list[str]:
+def _no_statements(d: Dialect) -> list[str]:
+    return []
+
+
+def _new_items(cur, d: Dialect) -> None:
     # Which of a list's items were new products when it was shown (the engine's ranking.is_new), in the form of
     # `items`. Rows stored before keep NULL: unknown, and reported as such, never guessed from today's catalogue.
-    if d.name == "postgresql":
-        return ["ALTER TABLE impressions ADD COLUMN IF NOT EXISTS new_items TEXT"]
-    return ["ALTER TABLE impressions ADD COLUMN new_items TEXT"]
+    # Written to pass through a store that has the column already, as `_recommendation_ids` is.
+    if d.name == "sqlite":
+        cur.execute("PRAGMA table_info(impressions)")
+        if "new_items" not in {row[1] for row in cur.fetchall()}:
+            cur.execute("ALTER TABLE impressions ADD COLUMN new_items TEXT")
+    else:
+        cur.execute("ALTER TABLE impressions ADD COLUMN IF NOT EXISTS new_items TEXT")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -195,7 +203,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _text_search),
     Migration(7, "erasures: a marker per erased shopper, so servers' live event counts start again", _erasures),
     Migration(8, "prefix indexes (1 to 6 characters) in the SQLite full-text index", _search_prefixes),
-    Migration(9, "impressions.new_items: which items of a list were new products when it was shown", _new_items),
+    Migration(9, "impressions.new_items: which items of a list were new products when it was shown",
+              _no_statements, _new_items),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \
