@@ -25,9 +25,11 @@ from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arrays, save_arrays
+from deepshelf.models.baskets import visit_rows
 from deepshelf.models.itemknn import ItemKNN
 from deepshelf.models.ranker.features import DAY, ITEM_FEATURES, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
+from deepshelf.models.ranker.session import SessionConfig, SessionRanker
 from deepshelf.models.ranker.learners import (LEARNERS, EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg,
                                               platt)
 
@@ -37,12 +39,12 @@ log = logging.getLogger(__name__)
 def default_generators() -> list[GeneratorSpec]:
     """Top-N lists that sum to 300, so the union stays within the ranker's latency budget (at most 300
     candidates, benchmarks/ranker_latency.py); on Online Retail's validation period they ranked better than
-    200/200/200/50 (benchmarks/results/ranker-quality-online-retail.md). The new products' 20 feed the
-    exploration share only (`learned = false`): on the same validation period the learner ranked worse with them
-    among its candidates and trending's top 80 (docs/benchmarks.md, "New products")."""
+    200/200/200/50 (benchmarks/results/ranker-quality-online-retail.md). The new products' 20 are ranked by the
+    learner too (so it learns from the label windows how new products sell), which ranked better on the same
+    validation period than with them as an exploration source only (docs/benchmarks.md, "New products")."""
     return [GeneratorSpec(model="trending", top_n=100), GeneratorSpec(model="ease", top_n=100),
             GeneratorSpec(model="itemknn", top_n=70), GeneratorSpec(model="buyagain", top_n=30),
-            GeneratorSpec(model="newitems", top_n=20, learned=False)]
+            GeneratorSpec(model="newitems", top_n=20)]
 
 
 class RankerConfig(ModelConfig):
@@ -96,6 +98,9 @@ class RankerConfig(ModelConfig):
     new_slots: int = Field(default=1, ge=0)
     new_slot_rank: int = Field(default=10, ge=1)
     new_max_age_days: float = Field(default=0.0, ge=0)
+    # A live visit (an anonymous basket, a new shopper's first clicks: `baskets.visit_rows`) is ranked by a learner
+    # of its own, trained on completing the shop's past baskets (`session.py`); None: scored like any history.
+    session: SessionConfig | None = Field(default_factory=SessionConfig)
 
 
 # What a shopper is told when a generator's list put the item there (the generator's own reason otherwise).
@@ -120,6 +125,8 @@ class Ranker(Recommender):
         self.calibration: list[float] | None = None  # (a, b): the learner's score s -> logit a * s + b
         self.feature_importances: dict[str, float] = {}  # feature -> share of the LightGBM gain
         self.learner_quality: dict[str, float] = {}  # learner -> NDCG@10 it was chosen on
+        self.session = SessionRanker(self.config.session, self.config.copurchase_neighbors) \
+            if self.config.session is not None else None
 
     @property
     def feature_names(self) -> list[str]:
@@ -222,6 +229,8 @@ class Ranker(Recommender):
         log.info("ranker: learner %s (NDCG@10 %s), calibration %s", best, self.learner_quality, self.calibration)
         lgbm = learners.get("lightgbm") or learners.get("ensemble", EnsembleLearner(cfg)).members.get("lightgbm")
         self.feature_importances = lgbm.importances() if lgbm is not None else {}
+        if self.session is not None:
+            self.session.fit(train, catalog, self.text_vectors, cfg)
 
     def _fit_repeat(self, data: RankData, users: np.ndarray, seen: np.ndarray,
                     held_row: np.ndarray) -> LightGBMLearner | None:
@@ -274,7 +283,32 @@ class Ranker(Recommender):
             s[seen] = self.repeat.predict(X[seen], cand.items[seen])
         return s
 
+    @classmethod
+    def saved_config(cls, values: dict) -> RankerConfig:
+        # rankers saved before the session part scored visits like any history
+        return super().saved_config({"session": None, **values})
+
+    def _visits(self, histories: Histories) -> np.ndarray:
+        """bool [B]: the rows the session part scores (live visits, when it is fitted)."""
+        if self.session is None or self.session.learner is None:
+            return np.zeros(len(histories), bool)
+        return visit_rows(histories, float(self.stats.now[0]), self.session.config.gap_s)
+
     def score(self, histories: Histories) -> np.ndarray:
+        """Live visits (`baskets.visit_rows`) are scored by the session part, every other history by the shopper
+        ranker below."""
+        visits = self._visits(histories)
+        if not visits.any():
+            return self._score_histories(histories)
+        out = np.empty((len(histories), self.n_items), np.float32)
+        rest = np.flatnonzero(~visits)
+        if len(rest):
+            out[rest] = self._score_histories(histories.select(rest))
+        out[visits] = self.session.score(histories.select(np.flatnonzero(visits)), self.text_vectors,
+                                         self.item_popularity)
+        return out
+
+    def _score_histories(self, histories: Histories) -> np.ndarray:
         """Candidates get the learner's score; every other item a finite score below all of them, by popularity."""
         B = len(histories)
         cand, X = self._featurise(histories)
@@ -337,7 +371,21 @@ class Ranker(Recommender):
         out[rows, items] = np.maximum(lifted, np.nextafter(lo, np.float32(np.inf)))
 
     def reasons(self, histories: Histories, items: np.ndarray) -> np.ndarray:
-        """Each recommended item's strongest signal: str [B, k] for item indices [B, k] (-1 slots get "").
+        """Each recommended item's strongest signal: str [B, k] for item indices [B, k] (-1 slots get ""); a live
+        visit's from the session part's generators."""
+        items = np.asarray(items, np.int64)
+        visits = self._visits(histories)
+        if not visits.any():
+            return self._history_reasons(histories, items)
+        out = np.empty(items.shape, dtype=object)
+        rest, rows = np.flatnonzero(~visits), np.flatnonzero(visits)
+        if len(rest):
+            out[rest] = self._history_reasons(histories.select(rest), items[rest])
+        out[rows] = self.session.reasons(histories.select(rows), items[rows], REASON_OVERRIDES)
+        return out.astype(str)
+
+    def _history_reasons(self, histories: Histories, items: np.ndarray) -> np.ndarray:
+        """A shopper's history's reasons: str [B, k] for item indices [B, k] (-1 slots get "").
 
         `bought_before` when the shopper has bought it, else the reason of the generator that ranked it highest
         (`trending`, `also_bought`, `sequence`, `similar_to_recent`, `new`, ...), else `new` for an exploration
@@ -383,6 +431,8 @@ class Ranker(Recommender):
                 "feature_importances": self.feature_importances, "calibration": self.calibration,
                 "repeat_feature_importances": self.repeat.importances() if self.repeat is not None else {}}
         (path / "ranker.json").write_text(json.dumps(meta, indent=2))
+        if self.session is not None:
+            self.session.save(path / "session")
 
     def _load_weights(self, path: Path) -> None:
         state = load_arrays(path)
@@ -398,6 +448,8 @@ class Ranker(Recommender):
         self.repeat = None
         if self.calibration is not None:
             self.repeat = LightGBMLearner(self.config, objective="binary").load(path / "repeat")
+        if self.session is not None:
+            self.session.load(path / "session", self.config)
 
 
 def _rows(data: RankData, users: np.ndarray, mask: np.ndarray, need_positive: bool) -> tuple[RankData, np.ndarray]:
