@@ -329,3 +329,19 @@ def test_phone_width_and_keyboard(browser, server):  # browser first: skips befo
         shot(page, "phone-dashboard")
     finally:
         context.close()
+
+
+def test_a_new_product_is_shown_with_its_reason(page, server):
+    """A product listed after the run was trained, never bought, takes the exploration place of a shopper's list,
+    and its card says why it is there."""
+    item = {"title": "Brand New Enamel Tea Lamp", "category": "", "price": 4.95, "in_stock": True}
+    r = httpx.put(f"{server}/v1/items/brand-new-lamp", json=item, headers={"X-API-Key": API_KEY}, timeout=10)
+    assert r.status_code == 200, r.text
+    page.goto("/")
+    wait_page(page, "home")
+    page.wait_for_function("document.getElementById('recs')?.dataset.loaded")
+    assert "brand-new-lamp" in cards(page, "recs")
+    card = page.locator("#recs li.card[data-item-id='brand-new-lamp']")
+    assert card.get_attribute("data-reason") in ("new", "new_arrival", "text")
+    assert card.locator(".reason").inner_text().strip() in ("New in", "New, like your picks", "Similar description")
+    shot(page, "new-product")
