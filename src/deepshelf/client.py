@@ -10,16 +10,37 @@ this file) and calls the service without the training stack.
             print(rec.item_id, rec.score, rec.reason)
 
 A non-2xx answer raises `ApiError` with the status and the server's `detail` (which names the bad field).
+
+`shopper_token(secret, user_id, ttl)` mints the token a shop's page sends beside the public key
+(`X-Shopper-Token`) to read its signed-in shopper's personal list (the same recipe as `deepshelf.tokens`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+
+def shopper_token(secret: str, user_id: str, ttl: int = 3600) -> str:
+    """A shopper token for `user_id`, valid `ttl` seconds: `SHOPPER.EXPIRY.SIGNATURE`, the shopper id in
+    base64url, the expiry in Unix seconds, and HMAC-SHA256 over `SHOPPER.EXPIRY` keyed with the server's
+    `DEEPSHELF_TOKEN_SECRET`, in base64url (no padding). Mint it in the shop's backend, never in a page."""
+    if not secret or not user_id or ttl <= 0:
+        raise ValueError("shopper_token needs the secret, a shopper id and a positive ttl")
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    body = f"{b64(user_id.encode())}.{int(time.time()) + int(ttl)}"
+    return f"{body}.{b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())}"
 
 
 class ApiError(Exception):
@@ -58,6 +79,10 @@ def _item_list(body: dict) -> ItemList:
              for it in body.get("items", [])]
     return ItemList(items, body.get("model_version"),
                     {k: v for k, v in body.items() if k not in ("items", "model_version")})
+
+
+def _token_header(token: str | None) -> dict[str, str]:
+    return {"X-Shopper-Token": token} if token else {}
 
 
 class Client:
@@ -134,11 +159,12 @@ class Client:
         return self._call("GET", f"/v1/items/{quote(item_id, safe='')}")
 
     # ---- lists ------------------------------------------------------------------------------------------------
-    def recommendations(self, user_id: str, k: int = 10, **rules: Any) -> ItemList:
+    def recommendations(self, user_id: str, k: int = 10, shopper_token: str | None = None,
+                        **rules: Any) -> ItemList:
         """"Recommended for you"; `rules`: category, min_price, max_price, in_stock, exclude, ... as query
-        parameters."""
+        parameters. With a public key, `shopper_token` (that shopper's, `shopper_token()`) is needed."""
         return _item_list(self._call("GET", f"/v1/users/{quote(user_id, safe='')}/recommendations",
-                                     params=self._params(k=k, **rules)))
+                                     params=self._params(k=k, **rules), headers=_token_header(shopper_token)))
 
     def session_recommendations(self, item_ids: list[str], k: int = 10) -> ItemList:
         return _item_list(self._call("POST", "/v1/sessions/recommendations", json={"item_ids": item_ids, "k": k}))
@@ -147,8 +173,11 @@ class Client:
         return _item_list(self._call("GET", f"/v1/items/{quote(item_id, safe='')}/similar",
                                      params={"k": k, "mode": mode}))
 
-    def search(self, query: str, k: int = 10, user_id: str | None = None) -> ItemList:
-        return _item_list(self._call("GET", "/v1/search", params=self._params(q=query, k=k, user_id=user_id)))
+    def search(self, query: str, k: int = 10, user_id: str | None = None,
+               shopper_token: str | None = None) -> ItemList:
+        """Search; personalised for `user_id` (with a public key, only with that shopper's `shopper_token`)."""
+        return _item_list(self._call("GET", "/v1/search", params=self._params(q=query, k=k, user_id=user_id),
+                                     headers=_token_header(shopper_token)))
 
     def popular(self, k: int = 10) -> ItemList:
         return _item_list(self._call("GET", "/v1/popular", params={"k": k}))

@@ -16,8 +16,9 @@ NO_KEY = {"X-API-Key": ""}  # an empty header is no key
 # (method, url, json body): one request per operation of each class
 OPEN = [("get", "/health", None), ("get", "/openapi.json", None), ("get", "/", None), ("get", "/admin", None)]
 PUBLIC_WRITES = [("post", "/v1/events", {"events": [{"user_id": "a", "item_id": "i1"}]})]
+# a shopper's own list: a private key, or a public key with that shopper's token (test_shopper_tokens.py)
+SHOPPER_READS = [("get", "/v1/users/u0_0/recommendations", None), ("get", "/v1/search?q=Product&user_id=u0_0", None)]
 PUBLIC_READS = [
-    ("get", "/v1/users/u0_0/recommendations", None),
     ("post", "/v1/sessions/recommendations", {"item_ids": ["i1"]}),
     ("get", "/v1/items/i1/similar", None),
     ("get", "/v1/search?q=Product", None),
@@ -60,6 +61,12 @@ def test_each_scope_on_each_route_class(app_client):
             assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "X-API-Key", (url, r.text)
         for headers in (PUBLIC_H, PRIVATE_H):
             assert call(app_client, method, url, body, headers).status_code == 200, (url, headers)
+    for method, url, body in SHOPPER_READS:
+        for headers in (NO_KEY, WRONG_H):
+            assert call(app_client, method, url, body, headers).status_code == 401, url
+        r = call(app_client, method, url, body, PUBLIC_H)
+        assert r.status_code == 403 and "shopper token" in r.json()["detail"], (url, r.text)
+        assert call(app_client, method, url, body, PRIVATE_H).status_code == 200, url
     for method, url, body in PRIVATE:
         for headers in (NO_KEY, WRONG_H):
             assert call(app_client, method, url, body, headers).status_code == 401, url
@@ -91,6 +98,8 @@ def test_reads_open_only_when_the_operator_says_so(run_link, tmp_path):
     with TestClient(create_app(settings)) as c:
         for method, url, body in PUBLIC_READS:
             assert call(c, method, url, body, NO_KEY).status_code == 200, url
+        for method, url, body in SHOPPER_READS:  # open reads open nobody's history
+            assert call(c, method, url, body, NO_KEY).status_code == 403, url
         for method, url, body in PUBLIC_WRITES:
             assert call(c, method, url, body, NO_KEY).status_code == 401, url
         for method, url, body in PRIVATE:
@@ -102,7 +111,7 @@ def test_reads_open_only_when_the_operator_says_so(run_link, tmp_path):
 def test_no_keys_configured_serves_nothing_but_probes_and_pages(run_link, tmp_path):
     settings = make_settings(run_link, f"sqlite:///{tmp_path / 'n.db'}", api_keys="", public_keys="")
     with TestClient(create_app(settings)) as c:
-        for method, url, body in PUBLIC_WRITES + PUBLIC_READS + PRIVATE:
+        for method, url, body in PUBLIC_WRITES + PUBLIC_READS + SHOPPER_READS + PRIVATE:
             r = call(c, method, url, body, PRIVATE_H)
             assert r.status_code == 401 and "DEEPSHELF_API_KEYS" in r.json()["detail"], url
         for method, url, body in OPEN:

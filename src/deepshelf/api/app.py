@@ -52,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not settings.keys:
             log.warning("no API keys configured (DEEPSHELF_API_KEYS, DEEPSHELF_PUBLIC_KEYS): every call that needs a "
                         "key will be refused; only the open ones are served")
+        if not settings.token_secret.get_secret_value():
+            log.warning("shopper tokens are off (no DEEPSHELF_TOKEN_SECRET): personal lists and personalised "
+                        "search answer private keys only")
         try:
             yield
         finally:

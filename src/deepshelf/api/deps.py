@@ -16,6 +16,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader
 from pydantic import ConfigDict, Field, ValidationError, create_model
 
+from deepshelf.tokens import HEADER as SHOPPER_TOKEN_HEADER
+from deepshelf.tokens import TokenError
+from deepshelf.tokens import verify as verify_token
 from deepshelf.engine.catalog_view import Snapshot
 from deepshelf.engine.rules import Rules, RulesIn
 from deepshelf.engine.service import Service
@@ -87,6 +90,35 @@ async def public_read(request: Request,
     settings = request.app.state.settings
     if settings.require_key_for_reads:
         check_key(settings, key, PUBLIC)
+
+
+def check_shopper(settings: Settings, key: str | None, token: str | None, user_id: str) -> None:
+    """A shopper's own data (their personal list, a search personalised for them) answers a private key, or a
+    valid shopper token for that very shopper (`deepshelf.tokens`) beside a public key (or none, where reads are
+    open). Anything else is refused naming why: 403 without a token or with another shopper's, 401 for a token
+    malformed, tampered or expired. So the public key alone reveals nothing of anyone's history."""
+    if key and _listed(key, settings.keys):
+        return
+    secret = settings.token_secret.get_secret_value()
+    if not secret:
+        raise HTTPException(403, "shopper tokens are off on this server (no DEEPSHELF_TOKEN_SECRET): a shopper's "
+                                 "personal list or personalised search needs a private key; a page can use "
+                                 "/v1/sessions/recommendations (its visit's items) or /v1/popular")
+    if not token:
+        raise HTTPException(403, f"a shopper's personal list or personalised search needs a shopper token "
+                                 f"({SHOPPER_TOKEN_HEADER}, minted by the shop's backend) beside a public key, or a "
+                                 "private key")
+    try:
+        verify_token(secret, token, user_id)
+    except TokenError as exc:
+        headers = {"WWW-Authenticate": SHOPPER_TOKEN_HEADER} if exc.status == 401 else None
+        raise HTTPException(exc.status, str(exc), headers=headers) from None
+
+
+SHOPPER_TOKEN_DOC = {403: {"description": "a shopper's data without a private key or that shopper's token "
+                                          "(X-Shopper-Token): none, another shopper's, or tokens off on this server"},
+                     401: {"description": "missing or invalid X-API-Key, or a shopper token malformed, tampered "
+                                          "or expired (`detail` says which)"}}
 
 
 def invalid(location: str, field: str, message: str, value=None) -> RequestValidationError:

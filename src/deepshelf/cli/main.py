@@ -348,6 +348,24 @@ def import_feed(feed: Annotated[Path, typer.Argument(help="Google Merchant Cente
     out_console.print(f"imported {n:,} products from {feed} ({len(parsed.errors)} skipped)")
 
 
+@app.command("shopper-token")
+def shopper_token(user: Annotated[str, typer.Option(help="the shopper id the token opens")],
+                  ttl: Annotated[int, typer.Option(min=1, help="seconds until it expires")] = 3600) -> None:
+    """Print a shopper token (X-Shopper-Token) for USER, signed with DEEPSHELF_TOKEN_SECRET: beside the public
+    key, it opens that shopper's personal list until it expires. A shop's backend mints its own the same way
+    (README, "Shopper tokens")."""
+    import os
+
+    from deepshelf.tokens import mint
+
+    secret = os.environ.get("DEEPSHELF_TOKEN_SECRET", "")
+    if not secret:
+        raise DeepshelfError("DEEPSHELF_TOKEN_SECRET is not set: a shopper token is signed with the server's secret")
+    if not user.strip():
+        raise DeepshelfError("--user is blank: a shopper token names one shopper")
+    print(mint(secret, user, ttl))
+
+
 def _register_command_groups() -> None:
     """Commands that live beside their subsystem: content (similar, search), serving, demo."""
     from deepshelf.cli import content, demo, retrain, serve

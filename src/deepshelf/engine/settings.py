@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # The public-scope reads need a key (public or private) by default: with no keys configured nothing but
     # /health, /ready, the docs and the pages answers. False serves those reads to anyone without a key.
     require_key_for_reads: bool = True
+    # Signs shopper tokens (X-Shopper-Token, deepshelf/tokens.py): with a public key (or none, where reads are
+    # open), a personal list or a search for a shopper answers only with a valid token for that shopper. Empty:
+    # tokens are off and those calls need a private key (logged at startup).
+    token_secret: SecretStr = SecretStr("")
     # Origins (scheme://host:port, comma-separated) whose pages may call the API from a browser: the pages that
     # embed the widget (/v1/widget.js) on another host. None by default: only same-origin pages.
     cors_origins: str = ""

@@ -7,14 +7,16 @@ import math
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from deepshelf.api.deps import (
     LIST_QUERY_OPENAPI,
     ListDep,
     ListParams,
+    SHOPPER_TOKEN_DOC,
     PublicRead,
     check_categories,
+    check_shopper,
     check_k,
     invalid,
     to_rules,
@@ -32,6 +34,16 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicR
 # requests (each bounded by `store_timeout_s`, then 503), never the event loop that answers /health and the docs.
 
 ItemId = Annotated[Id, Path()]
+ShopperToken = Annotated[str | None, Header(
+    alias="X-Shopper-Token", max_length=2048,
+    description="a shopper token for this shopper (HMAC-SHA256 over the shopper id and an expiry with "
+                "DEEPSHELF_TOKEN_SECRET, minted by the shop's backend): needed beside a public key; a private "
+                "key needs none")]
+
+
+def shopper_only(request: Request, user_id: str, token: str | None) -> None:
+    """The shopper's own data answers a private key, or their token (deps.check_shopper)."""
+    check_shopper(request.app.state.settings, request.headers.get("X-API-Key"), token, user_id)
 
 
 def where(params: ListParams, user_id: str | None = None) -> Where:
@@ -84,10 +96,16 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
-@router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def user_recommendations(user_id: Annotated[Id, Path()], params: ListDep) -> Response:
+@router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
+            responses=SHOPPER_TOKEN_DOC)
+def user_recommendations(request: Request, user_id: Annotated[Id, Path()], params: ListDep,
+                         shopper_token: ShopperToken = None) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
-    events the model can use gets trending items, and the answer says why (`fallback_reason`)."""
+    events the model can use gets trending items, and the answer says why (`fallback_reason`). Drawn from the
+    shopper's history (`because`, `bought_before`), so a public key needs that shopper's token
+    (`X-Shopper-Token`); without one the answer is 403, and a page shows the visit's list
+    (`/v1/sessions/recommendations`) or `/v1/popular` instead."""
+    shopper_only(request, user_id, shopper_token)
     return to_list(params.service.recommend_user(user_id, params.k, params.rules, params.placement), params,
                    "recommendations", user_id)
 
@@ -122,14 +140,16 @@ def similar_items(item_id: ItemId, params: ListDep,
     return to_list(params.service.similar(item_id, params.k, mode, params.rules, where(params)), params, "similar")
 
 
-@router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def search(params: ListDep,
+@router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI, responses=SHOPPER_TOKEN_DOC)
+def search(request: Request, params: ListDep,
            q: Annotated[Line(500, min_length=1), Query(description="the shopper's query")],
-           user_id: Annotated[Id | None, Query()] = None) -> Response:
+           user_id: Annotated[Id | None, Query()] = None, shopper_token: ShopperToken = None) -> Response:
     """Product search: semantic when the run has a content index, else matching titles; personalised for
-    `user_id`."""
+    `user_id` (ranked by their history: with a public key, only with that shopper's `X-Shopper-Token`)."""
     if not q.strip():
         raise invalid("query", "q", "query is blank", q)
+    if user_id:
+        shopper_only(request, user_id, shopper_token)
     return to_list(params.service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id)), params,
                    "search", user_id)
 
