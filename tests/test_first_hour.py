@@ -24,6 +24,7 @@ from tests.conftest import free_port
 from tests.api.conftest import wait_until_serving
 
 PRIVATE, PUBLIC = "first-hour-private", "first-hour-public"
+TOKEN_SECRET = "first-hour-token-secret"
 DEPARTMENTS = ["Mugs", "Lamps", "Towels", "Candles", "Vases", "Rugs", "Clocks", "Baskets", "Frames", "Cushions"]
 COLOURS = ["Red", "Blue", "Green", "Ivory", "Black", "Amber", "Teal", "Rose", "Slate", "Olive"]
 N_PRODUCTS, N_EVENTS, N_SHOPPERS = 1000, 20_000, 800
@@ -100,7 +101,8 @@ def shop(tmp_path_factory):
 
     port = free_port()
     log = root / "serve.log"
-    env = {**os.environ, "DEEPSHELF_API_KEYS": PRIVATE, "DEEPSHELF_PUBLIC_KEYS": PUBLIC}
+    env = {**os.environ, "DEEPSHELF_API_KEYS": PRIVATE, "DEEPSHELF_PUBLIC_KEYS": PUBLIC,
+           "DEEPSHELF_TOKEN_SECRET": TOKEN_SECRET}
     with log.open("w") as sink:
         proc = subprocess.Popen([sys.executable, "-m", "deepshelf", "serve", "--run", "runs/shop/ease",
                                  "--database", db, "--port", str(port)], cwd=root, env=env, stdout=sink,
@@ -123,7 +125,10 @@ def widget_list(base: str, placement: str, user: str | None = None, items: tuple
     elif placement == "cart":
         response = httpx.post(f"{base}/v1/sessions/recommendations", params=params, headers=headers, timeout=30,
                               json={"item_ids": list(items)})
-    else:
+    else:  # the shop's backend signed the shopper in and gave the page their token (widget.js `data-token`)
+        from deepshelf.client import shopper_token
+
+        headers["X-Shopper-Token"] = shopper_token(TOKEN_SECRET, user, 600)
         response = httpx.get(f"{base}/v1/users/{user}/recommendations", params=params, headers=headers, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()

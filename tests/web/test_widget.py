@@ -18,6 +18,8 @@ import pytest
 from tests.conftest import free_port
 from tests.web.conftest import API_KEY, PUBLIC_KEY
 
+TOKEN_SECRET = "widget-test-token-secret"  # the shop's backend signs its shoppers' tokens with it
+
 README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "widget.png"
 
 PAGE = """<!doctype html><html><head><meta charset=utf-8><title>A plain shop page</title>
@@ -53,7 +55,8 @@ def widget_server(demo_build, tmp_path_factory):
     page_port, api_port = free_port(), free_port()
     origin = f"http://127.0.0.1:{page_port}"
     settings = Settings(run=paths.current, database=f"sqlite:///{db}", api_keys=API_KEY, public_keys=PUBLIC_KEY,
-                        cors_origins=f"{origin}, https://other-shop.example", watch_run=False)
+                        cors_origins=f"{origin}, https://other-shop.example", watch_run=False,
+                        token_secret=TOKEN_SECRET)
     srv = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning"))
     thread = threading.Thread(target=srv.run, name="widget-api", daemon=True)
     thread.start()
@@ -119,6 +122,18 @@ def _placement_of(db: Path, recommendation_id: str) -> str | None:
     return None
 
 
+def _surface_of(db: Path, recommendation_id: str) -> str | None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db) as con:
+            row = con.execute("SELECT surface FROM impressions WHERE recommendation_id = ?",
+                              (recommendation_id,)).fetchone()
+        if row:
+            return row[0]
+        time.sleep(0.2)
+    return None
+
+
 def test_script_is_served_without_a_key(widget_server):
     api, *_ = widget_server
     r = httpx.get(f"{api}/v1/widget.js", timeout=10)
@@ -138,11 +153,18 @@ def test_cors_only_for_configured_origins(widget_server):
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
 
 
-def test_home_carousel_on_another_origin_click_posts_event_and_changes(browser, widget_server, page_server):
+@pytest.mark.parametrize("signed_in", [True, False], ids=["shopper-token", "visit"])
+def test_home_carousel_on_another_origin_click_posts_event_and_changes(browser, widget_server, page_server,
+                                                                      signed_in):
+    """With the shop's shopper token (data-token) the carousel is the shopper's own list; without one, the
+    visit's (the public key alone reads nobody's history): both follow a click."""
+    from deepshelf.client import shopper_token
+
     api, _, _, db = widget_server
     root, origin = page_server
-    user = "widget-shopper-1"
-    name = _write_page(root, "home.html", api, "home", user=user, currency="GBP")
+    user = "widget-shopper-1" if signed_in else "widget-visitor-1"
+    token = {"token": shopper_token(TOKEN_SECRET, user, 600)} if signed_in else {}
+    name = _write_page(root, f"home-{user}.html", api, "home", user=user, currency="GBP", **token)
     context = browser.new_context(viewport={"width": 1100, "height": 560})
     pg = context.new_page()
     pg.set_default_timeout(20_000)
@@ -170,7 +192,10 @@ def test_home_carousel_on_another_origin_click_posts_event_and_changes(browser, 
         assert _events(db, user) == [(clicked, "view", first_id)]  # the click, attributed to the list shown
         second = _cards(pg)
         assert second != first, "the carousel follows the click"
-        if README_SHOT.parent.is_dir():  # the README's picture: the carousel after a click
+        # the shopper's own list with a token; the visit's (popular, then the session's) without one
+        assert _surface_of(db, first_id) == ("recommendations" if signed_in else "popular")
+        assert _surface_of(db, _wait_for_list(pg, None)) == ("recommendations" if signed_in else "sessions")
+        if signed_in and README_SHOT.parent.is_dir():  # the README's picture: the carousel after a click
             pg.screenshot(path=str(README_SHOT))
     finally:
         context.close()

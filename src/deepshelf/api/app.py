@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics, max_body=settings.max_body_bytes)
     if settings.cors_origin_list:  # outermost: preflights are answered here, and every answer (a 401 too) is marked
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list), allow_methods=["GET", "POST"],
-                           allow_headers=["X-API-Key", "Content-Type", "Accept"], max_age=600)
+                           allow_headers=["X-API-Key", "X-Shopper-Token", "Content-Type", "Accept"], max_age=600)
     for module in (events, recommendations, items, admin, analytics, experiments, system, integrations, widget):
         app.include_router(module.router)
     install_openapi(app, settings)  # each operation's key scope and every status it answers

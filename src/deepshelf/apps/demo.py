@@ -271,10 +271,47 @@ def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY, public_key: str = DE
     from deepshelf.api.app import create_app
     from deepshelf.engine.settings import Settings
 
-    settings = Settings(run=paths.current, database=paths.database, api_keys=api_key, public_keys=public_key)
+    settings = Settings(run=paths.current, database=paths.database, api_keys=api_key, public_keys=public_key,
+                        token_secret=demo_token_secret(paths))
     app = create_app(settings)
     app.state.storefront_shoppers = tuple(shoppers)
+    app.add_api_route("/demo/shopper", _new_demo_shopper(settings), methods=["POST"], include_in_schema=False)
     return app
+
+
+DEMO_SHOPPER_TTL_S = 30 * 86_400  # the demo's browser shopper keeps its id (and list) this long
+
+
+def demo_token_secret(paths: DemoPaths) -> str:
+    """The secret the demo signs shopper tokens with: DEEPSHELF_TOKEN_SECRET, else one made once and kept beside
+    the demo's runs (so a browser's token outlives a restart). Never sent to a page."""
+    given = os.environ.get("DEEPSHELF_TOKEN_SECRET", "")
+    if given:
+        return given
+    import secrets
+
+    path = Path(paths.runs_dir) / "token-secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _new_demo_shopper(settings):
+    """The demo's stand-in for a shop's sign-in: a new shopper id of the server's choosing (never the caller's:
+    a token for a named id would open that shopper's list to anyone) and its token."""
+    import secrets
+
+    from deepshelf.tokens import mint
+
+    def new_shopper() -> dict[str, str]:
+        user_id = f"web-{secrets.token_hex(6)}"
+        return {"user_id": user_id, "token": mint(settings.token_secret.get_secret_value(), user_id,
+                                                  DEMO_SHOPPER_TTL_S)}
+
+    return new_shopper
 
 
 def serve(paths: DemoPaths, host: str, port: int, api_key: str = DEMO_API_KEY,

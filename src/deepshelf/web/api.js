@@ -31,11 +31,12 @@ export class ApiError extends Error {
 }
 
 /** fetch + JSON with a readable error: the API's `detail` message when it sends one. Sends the page's public
- * key unless another `key` is given. */
-export async function request(path, { method = "GET", body, key = publicKey(), signal } = {}) {
+ * key unless another `key` is given, and a shopper token (X-Shopper-Token) when `token` is given. */
+export async function request(path, { method = "GET", body, key = publicKey(), token, signal } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["X-API-Key"] = key;
+  if (token) headers["X-Shopper-Token"] = token;
   let response;
   try {
     response = await fetch(path, { method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body) });

@@ -33,6 +33,58 @@ function browserShopper() {
   return id;
 }
 
+// ---- shopper tokens -----------------------------------------------------------------------------------------
+// A shopper's personal list (and a search ranked by their history) needs their shopper token beside the public
+// key (X-Shopper-Token), minted by the shop's backend: this page never holds the secret. The server writes one per
+// advertised shopper into the page; the demo's own endpoint gives this browser's "You" shopper an id and a token
+// of its own (a fresh id: a token for an id the browser made up could open anyone's). A shopper without a token
+// is served as a visit: the items of this visit go to POST /v1/sessions/recommendations.
+const shopperTokens = (() => {
+  const meta = document.querySelector('meta[name="deepshelf-shopper-tokens"]');
+  try {
+    return JSON.parse((meta && meta.content) || "{}") || {};
+  } catch {
+    return {};
+  }
+})();
+const YOU_TOKEN = "deepshelf.shopper.you.token";
+
+function tokenExpiry(token) {
+  const parts = String(token || "").split(".");
+  return parts.length === 3 ? Number(parts[1]) * 1000 : 0;
+}
+
+/** This browser's shopper with a token from the demo server (POST /demo/shopper), renewed before it expires;
+ * where the server has no such endpoint, the browser's own id, served as a visit. */
+async function ensureBrowserShopper() {
+  const saved = localStorage.getItem(YOU_TOKEN);
+  const id = localStorage.getItem("deepshelf.shopper.you");
+  if (id && saved && tokenExpiry(saved) > Date.now() + 60_000) {
+    shopperTokens[id] = saved;
+    return;
+  }
+  try {
+    const given = await request("/demo/shopper", { method: "POST", body: {} });
+    if (given && given.user_id && given.token) {
+      localStorage.setItem("deepshelf.shopper.you", given.user_id);
+      localStorage.setItem(YOU_TOKEN, given.token);
+      shopperTokens[given.user_id] = given.token;
+    }
+  } catch {
+    /* not the demo server: "You" is served as a visit */
+  }
+}
+
+function tokenOf(user) {
+  const token = shopperTokens[user];
+  return token && tokenExpiry(token) > Date.now() ? token : "";
+}
+
+/** Whether the current shopper's list comes from their stored history (a token opens it) or from this visit. */
+function servedAsVisit() {
+  return isAnonymous() || !tokenOf(currentShopper());
+}
+
 const session = {
   id: sessionStorage.getItem("deepshelf.session") || randomId("s"),
   items: JSON.parse(sessionStorage.getItem("deepshelf.session.items") || "[]"),
@@ -69,6 +121,7 @@ function eventUser() {
 }
 
 async function loadShoppers() {
+  await ensureBrowserShopper();
   const params = new URLSearchParams(location.search);
   const wanted = params.get("shopper");
   // The demo's advertised shoppers (real purchase histories) come first, so the first screen is personal: named
@@ -268,14 +321,15 @@ function sectionHtml(id, title, extra = "") {
 
 // ---- answers from the API -----------------------------------------------------------------------------------
 function recommendationsForYou(exclude = []) {
-  if (isAnonymous()) {
+  if (servedAsVisit()) {
     if (!session.items.length) return request(`/v1/popular?k=${K}&details=true`);
     return request(`/v1/sessions/recommendations?k=${K}&details=true`, {
       method: "POST",
       body: { item_ids: session.items.slice(-50), k: K, exclude: exclude },
     });
   }
-  return request(`/v1/users/${enc(currentShopper())}/recommendations?k=${K}&details=true`);
+  const shopper = currentShopper();
+  return request(`/v1/users/${enc(shopper)}/recommendations?k=${K}&details=true`, { token: tokenOf(shopper) });
 }
 
 async function sendEvent(type, itemId) {
@@ -283,7 +337,7 @@ async function sendEvent(type, itemId) {
   const body = {
     events: [{ user_id: eventUser(), item_id: itemId, type, session_id: session.id, timestamp: new Date().toISOString() }],
   };
-  if (isAnonymous()) {
+  if (servedAsVisit()) {
     // the visit's items travel with each session request, so they count even if the event is refused
     session.items.push(itemId);
     session.save();
@@ -444,8 +498,9 @@ async function searchPage(query) {
   document.title = `${query} · search · deepshelf demo store`;
   document.getElementById("q").value = query;
   main.innerHTML = `<h1>Results for “${esc(query)}”</h1>${sectionHtml("results", "Search results")}`;
-  const user = isAnonymous() ? "" : `&user_id=${enc(currentShopper())}`;
-  await fill("results", () => request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`), "No products match.", "search");
+  const token = servedAsVisit() ? "" : tokenOf(currentShopper()); // personalised only with the shopper's token
+  const user = token ? `&user_id=${enc(currentShopper())}` : "";
+  await fill("results", () => request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`, { token }), "No products match.", "search");
 }
 
 let toastTimer;
@@ -493,10 +548,12 @@ function wire() {
     shopperSelect.value = id;
     shopperSelect.dispatchEvent(new Event("change"));
   });
-  document.getElementById("new-shopper").addEventListener("click", () => {
+  document.getElementById("new-shopper").addEventListener("click", async () => {
     localStorage.removeItem("deepshelf.shopper.you");
+    localStorage.removeItem(YOU_TOKEN);
     session.items = [];
     session.save();
+    await ensureBrowserShopper();
     const you = [...shopperSelect.options].find((o) => /^web-/.test(o.value));
     const id = browserShopper();
     you.value = id;

@@ -1,12 +1,19 @@
 // deepshelf's embeddable widget: one <script> tag on any page of a shop renders a carousel of recommendations.
 //
-//   <script src="https://RECS.EXAMPLE/v1/widget.js" data-key="PUBLIC_KEY" data-placement="home" data-user="u42"></script>
+//   <script src="https://RECS.EXAMPLE/v1/widget.js" data-key="PUBLIC_KEY" data-placement="home" data-user="u42"
+//           data-token="SHOPPER_TOKEN"></script>
 //   <script src="…/v1/widget.js" data-key="PUBLIC_KEY" data-placement="product" data-item="SKU-1"></script>
 //   <script src="…/v1/widget.js" data-key="PUBLIC_KEY" data-placement="cart" data-item="SKU-1,SKU-2"></script>
 //
 // Optional: data-k (items, default 8), data-title (the heading), data-currency (ISO code for prices),
 // data-target (a CSS selector of the element to render into; default: right after the script tag),
 // data-link (a product URL template with {item_id}: a click opens it after the event is sent).
+//
+// A signed-in shopper's own list needs their shopper token (data-token, sent as X-Shopper-Token): the shop's
+// backend mints it for the shopper it signed in (README, "Shopper tokens") and writes it into the tag. Without
+// one (an anonymous visitor, or no token given) the home carousel is the visit's: the products clicked in this
+// browser go to POST /v1/sessions/recommendations (popular before the first click), so the public key alone
+// reads nobody's history.
 //
 // No framework and no globals: the carousel lives in an *open shadow root*, so the page's styles do not reach it
 // and its styles do not leak out. It calls deepshelf's public API with the public key (X-API-Key), from the
@@ -26,6 +33,8 @@
   var k = Math.max(1, Math.min(50, parseInt(data.k || "8", 10) || 8));
   var items = (data.item || "").split(",").map(function (s) { return s.trim(); }).filter(Boolean);
   var user = data.user || anonymousUser();
+  var token = data.user ? data.token || "" : ""; // a token opens only the shopper the shop named
+  var VISIT = "deepshelf.widget.visit";
 
   var REASONS = {
     sequence: "From your recent clicks", session: "From this visit", also_bought: "Bought together",
@@ -77,6 +86,7 @@
 
   function call(method, path, body) {
     var headers = { Accept: "application/json", "X-API-Key": key };
+    if (token) headers["X-Shopper-Token"] = token;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     return fetch(api + path, {
       method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -95,7 +105,28 @@
     if (placement === "cart" && items.length) {
       return call("POST", "/v1/sessions/recommendations" + q, { item_ids: items });
     }
-    return call("GET", "/v1/users/" + encodeURIComponent(user) + "/recommendations" + q);
+    if (token) return call("GET", "/v1/users/" + encodeURIComponent(user) + "/recommendations" + q);
+    var visit = visitItems();
+    if (!visit.length) return call("GET", "/v1/popular" + q);
+    return call("POST", "/v1/sessions/recommendations" + q, { item_ids: visit });
+  }
+
+  function visitItems() {
+    try {
+      return JSON.parse(localStorage.getItem(VISIT) || "[]");
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function rememberVisit(itemId) {
+    try {
+      var items = visitItems().filter(function (i) { return i !== itemId; });
+      items.push(itemId);
+      localStorage.setItem(VISIT, JSON.stringify(items.slice(-20)));
+    } catch (e) {
+      /* storage blocked: the next list is the popular one */
+    }
   }
 
   function render() {
@@ -133,6 +164,7 @@
     host.dispatchEvent(new CustomEvent("deepshelf:click", {
       detail: { item_id: itemId, recommendation_id: recommendationId }, bubbles: true, composed: true,
     }));
+    if (!token) rememberVisit(itemId);
     var event = { user_id: user, item_id: itemId, type: "view" };
     if (recommendationId) event.recommendation_id = recommendationId;
     var sent = call("POST", "/v1/events", { events: [event] });

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 from importlib import resources
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from deepshelf.api.deps import PrivateAuth, ServiceDep
 from deepshelf.api.schemas import Health
+from deepshelf.tokens import mint as mint_token
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -76,6 +78,9 @@ def _page(name: str, title: str):
                         "<p>The web pages are not installed; the API is documented at <a href=/docs>/docs</a>.</p>")
 
 
+STOREFRONT_TOKEN_TTL_S = 12 * 3600  # a storefront page's shopper tokens last this long (a reload mints new ones)
+
+
 @router.get("/", include_in_schema=False)
 def index(request: Request):
     """The storefront, given a public key (never a private one) and the demo's shoppers, if any."""
@@ -86,8 +91,12 @@ def index(request: Request):
     public = sorted(settings.public_key_set)
     shoppers = getattr(request.app.state, "storefront_shoppers", ())
     page = path.read_text(encoding="utf-8")
+    secret = settings.token_secret.get_secret_value()
+    # the advertised (demo) shoppers' tokens, minted here as a shop's backend mints its signed-in shopper's
+    tokens = {s: mint_token(secret, s, STOREFRONT_TOKEN_TTL_S) for s in shoppers} if secret else {}
     for name, value in (("deepshelf-public-key", public[0] if public else ""),
-                        ("deepshelf-shoppers", ",".join(shoppers))):
+                        ("deepshelf-shoppers", ",".join(shoppers)),
+                        ("deepshelf-shopper-tokens", json.dumps(tokens) if tokens else "")):
         page = page.replace(f'<meta name="{name}" content="">',
                             f'<meta name="{name}" content="{html.escape(value, quote=True)}">')
     return HTMLResponse(page)
