@@ -119,20 +119,25 @@ def parse_timestamps(col: pl.Series, path: Path, lines: int | None = None) -> np
         seconds = col.cast(pl.Float64)
     else:
         text = col.cast(pl.Utf8).str.strip_chars()
-        frame = pl.DataFrame({"t": text})
+        # ISO 8601's `Z` (UTC, what the API writes) and a lower-case `t` / `z` read as `+00:00` and `T`; a date
+        # and time may be joined by `T` or a space, seconds may carry a fraction, the zone may be ±HH:MM or ±HHMM
+        iso = (text.str.replace(r"(?i)(\d)z$", "${1}+00:00")
+               .str.replace(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d)", "${1}T${2}"))
+        frame = pl.DataFrame({"t": text, "iso": iso})
         # Each row may be Unix seconds or ISO 8601 with or without time / zone: try each reading in turn.
         readings = [pl.col("t").cast(pl.Float64, strict=False)] + [
-            pl.col("t").str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+            pl.col("iso").str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
             .dt.epoch("s").cast(pl.Float64)
-            for fmt in ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f",
-                        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+            for fmt in ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S%.f",
+                        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
         ]
         seconds = frame.select(pl.coalesce(readings)).to_series()
         bad = seconds.is_null() & text.is_not_null() & (text != "")
         if bad.any():
             row = _first_bad_row(bad)
             raise DeepshelfError(f"{_at(path, row, lines)}, column 'timestamp': {col[row - 1]!r} is not a time "
-                                 "(expected ISO 8601 like 2024-05-01T12:00:00 or Unix seconds)")
+                                 "(expected ISO 8601 like 2024-05-01T12:00:00Z, 2024-05-01T14:00:00+02:00 or "
+                                 "2024-05-01, or Unix seconds)")
     if seconds.null_count():
         row = _first_bad_row(seconds.is_null())
         raise DeepshelfError(f"{_at(path, row, lines)}, column 'timestamp' is empty")
