@@ -43,8 +43,8 @@ def test_rss_items_parse_and_bad_items_are_named():
                               "product_type": "Home & Garden > Kitchen > Mugs"}
     assert (by_id["PAN-1"].in_stock, by_id["PAN-1"].category, by_id["PAN-1"].price) == (False, "Kitchen", 30.0)
     errors = [str(e) for e in feed.errors]
-    assert errors == ["item 'MUG-2', field g:price: 'ten euros' is not a price (expected like '12.50 EUR')",
-                      "item #3 (no g:id), field g:id: missing"]
+    assert errors == ["line 8: item 'MUG-2', field g:price: 'ten euros' is not a price (expected like '12.50 EUR')",
+                      "line 9: item #3 (no g:id), field g:id: missing"]
 
 
 def test_atom_and_tsv_give_the_same_rows_as_rss(tmp_path):
@@ -57,7 +57,7 @@ def test_atom_and_tsv_give_the_same_rows_as_rss(tmp_path):
     assert [it.item_id for it in feed.items] == ["MUG-1", "PAN-1"]
     assert (feed.items[0].price, feed.items[0].category, feed.items[1].in_stock) == (9.99, "Mugs", False)
     assert [str(e) for e in feed.errors] == [
-        "item 'BAD-1', field g:availability: 'sometimes': expected in_stock, out_of_stock, preorder or backorder"]
+        "line 4: item 'BAD-1', field g:availability: 'sometimes': expected in_stock, out_of_stock, preorder or backorder"]
     catalog = read_catalog_or_feed(path)  # a feed is a catalogue for `deepshelf train --catalog`
     assert catalog.table["item"].to_list() == ["MUG-1", "PAN-1"]
 
@@ -69,3 +69,52 @@ def test_unreadable_feeds_are_clear_errors():
         parse_feed("<rss><channel/></rss>")
     with pytest.raises(DeepshelfError, match="header has no id column"):
         parse_feed("sku\ttitle\nA\tMug\n")
+
+
+# The same five products as an RSS feed and as its TSV form: one good, the others each wrong in one required field.
+PARITY_ROWS = [  # id, title, price
+    ("OK-1", "Mug", "4.00 GBP"),
+    ("NO-PRICE", "Pan", ""),
+    ("BAD-PRICE", "Pot", "cheap"),
+    ("NO-TITLE", "", "3 GBP"),
+    ("", "Lid", "2 GBP"),
+]
+
+
+def _rss(rows) -> str:
+    items = "".join(f"\n<item><g:id>{i}</g:id><title>{t}</title><g:price>{p}</g:price></item>" for i, t, p in rows)
+    return f'<rss version="2.0" xmlns:g="http://base.google.com/ns/1.0"><channel>{items}\n</channel></rss>'
+
+
+def _tsv(rows) -> str:
+    return "id\ttitle\tprice\n" + "".join(f"{i}\t{t}\t{p}\n" for i, t, p in rows)
+
+
+def test_xml_and_tsv_feeds_are_validated_alike():
+    """Issue 28 (6): a TSV row with an empty price imported silently (price null, in stock) where the XML item was
+    left out with a reason; now both forms leave out the same items for the same field and name the line."""
+    xml, tsv = parse_feed(_rss(PARITY_ROWS)), parse_feed(_tsv(PARITY_ROWS))
+    assert [it.item_id for it in xml.items] == [it.item_id for it in tsv.items] == ["OK-1"]
+    expected = [("NO-PRICE", "g:price", "missing"),
+                ("BAD-PRICE", "g:price", "'cheap' is not a price (expected like '12.50 EUR')"),
+                ("NO-TITLE", "title", "missing"), (None, "g:id", "missing")]
+    for feed in (xml, tsv):
+        assert [(e.item_id, e.field, e.message) for e in feed.errors] == expected
+        assert [e.line for e in feed.errors] == [3, 4, 5, 6]  # the header / <channel> is line 1
+    assert str(tsv.errors[0]) == str(xml.errors[0]) == "line 3: item 'NO-PRICE', field g:price: missing"
+
+
+def test_tsv_rows_with_missing_or_extra_columns_are_left_out_with_a_reason():
+    header = "id\ttitle\tdescription\tlink\timage_link\tprice\tavailability\tbrand\n"
+    full = "A-1\tMug\tTin mug\thttps://s.example/a\thttps://s.example/a.jpg\t4 GBP\tin_stock\tAcme\n"
+    short = "A-2\tPan\tIron pan\n"  # 3 of 8 columns: price, stock and the rest cut off
+    long = "A-3\tPot\tA pot\thttps://s.example/c\t\t5 GBP\tin_stock\tAcme\textra\n"
+    feed = parse_feed(header + full + short + long)
+    assert [it.item_id for it in feed.items] == ["A-1"]
+    assert [str(e) for e in feed.errors] == [
+        "line 3: item 'A-2', field link: missing (the row has 3 of the header's 8 columns)",
+        "line 4: item 'A-3', field column 9: not in the header (the row has 9 columns, the header 8)"]
+    # a row cut before its id is still named by its line
+    feed = parse_feed("title\tid\tprice\nMug\n")
+    assert [str(e) for e in feed.errors] == [
+        "line 2: item #1 (no g:id), field g:id: missing (the row has 1 of the header's 3 columns)"]

@@ -7,6 +7,10 @@ when there is one; the regular price and the currency are kept as attributes); `
 (`in_stock` yes; `out_of_stock`, `preorder`, `backorder` no); `g:product_type` ("Home > Kitchen > Mugs") ->
 category, its last level (else `g:google_product_category`'s); `g:image_link` -> image URL; `link`, `g:brand`,
 `g:item_group_id`, `g:google_product_category` and the full product type -> attributes.
+
+Both forms are validated alike: an item without `g:id`, `title` or `g:price` (Merchant Center's required fields for
+a shop's catalogue here), with a value that does not read, or a TSV row whose cells do not match the header, is left
+out with its line, item and field named.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
+from xml.parsers import expat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,16 +38,30 @@ _PRICE = re.compile(r"^\s*(?P<amount>[0-9]+(?:[.,][0-9]+)?)\s*(?P<currency>[A-Za
 
 @dataclass
 class FeedError:
-    """One malformed item: its position in the feed (1-based), its id when it has one, the field and why."""
+    """One malformed item: its position in the feed (1-based), its id when it has one, the field and why, and the
+    line of the file where the item (XML) or row (TSV) starts, when known."""
 
     position: int
     item_id: str | None
     field: str
     message: str
+    line: int | None = None
 
     def __str__(self) -> str:
         who = f"item {self.item_id!r}" if self.item_id else f"item #{self.position} (no g:id)"
-        return f"{who}, field {self.field}: {self.message}"
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{who}, field {self.field}: {self.message}"
+
+
+@dataclass
+class _Record:
+    """One item's raw fields as the feed spells them (names without `g:`), where it starts, and (TSV) how many
+    cells its row has against the header's."""
+
+    fields: dict[str, str]
+    line: int | None = None
+    cells: int | None = None
+    header: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +83,7 @@ def parse_feed(data: bytes | str, source: str = "<feed>") -> Feed:
         if error is None and item.item_id in seen:
             error = FeedError(position, item.item_id, "g:id", "appears more than once in the feed")
         if error is not None:
+            error.line = record.line
             feed.errors.append(error)
             continue
         seen.add(item.item_id)
@@ -84,7 +104,29 @@ def _local(tag: str) -> tuple[str, str]:
     return ns, name
 
 
-def _xml_records(text: str, source: str) -> list[dict[str, str]]:
+def _field_name(name: str) -> str:
+    """A field as Merchant Center spells it: RSS's own `title`, `description`, `link`, else `g:NAME`."""
+    return name if name in ("title", "description", "link") else f"g:{name}"
+
+
+def _entry_lines(text: str) -> list[int | None]:
+    """The line each <item> / <entry> starts on, in document order (as `Element.iter` walks them)."""
+    parser = expat.ParserCreate(namespace_separator="}")
+    lines: list[int | None] = []
+
+    def start(name, attrs):
+        if name.rpartition("}")[2] in ("item", "entry"):
+            lines.append(parser.CurrentLineNumber)
+
+    parser.StartElementHandler = start
+    try:
+        parser.Parse(text, True)
+    except expat.ExpatError:  # ElementTree read it, so this does not happen; lines are only a help
+        return []
+    return lines
+
+
+def _xml_records(text: str, source: str) -> list[_Record]:
     try:
         root = ET.fromstring(text)  # expat refuses entity-expansion bombs; feeds hold no DTDs
     except ET.ParseError as exc:
@@ -105,18 +147,25 @@ def _xml_records(text: str, source: str) -> list[dict[str, str]]:
             if ns == G_NS or name not in record:
                 record[name] = value.strip()
         records.append(record)
-    return records
+    lines = _entry_lines(text)
+    return [_Record(record, lines[i] if len(lines) == len(entries) else None) for i, record in enumerate(records)]
 
 
-def _tsv_records(text: str, source: str) -> list[dict[str, str]]:
-    rows = list(csv.reader(io.StringIO(text), delimiter="\t"))
+def _tsv_records(text: str, source: str) -> list[_Record]:
+    reader = csv.reader(io.StringIO(text), delimiter="\t")
+    rows = []  # (first line, cells); a quoted cell may span lines
+    line = 1
+    for row in reader:
+        rows.append((line, row))
+        line = reader.line_num + 1
     if not rows:
         raise DeepshelfError(f"{source}: the feed is empty")
-    header = [h.strip().lower().removeprefix("g:") for h in rows[0]]
+    header = [h.strip().lower().removeprefix("g:") for h in rows[0][1]]
     if "id" not in header:
-        raise DeepshelfError(f"{source}: the TSV feed's header has no id column (found: {', '.join(rows[0])})")
-    return [{name: value.strip() for name, value in zip(header, row) if name in FIELDS}
-            for row in rows[1:] if any(cell.strip() for cell in row)]
+        raise DeepshelfError(f"{source}: the TSV feed's header has no id column (found: {', '.join(rows[0][1])})")
+    return [_Record({name: value.strip() for name, value in zip(header, row) if name in FIELDS}, line, len(row),
+                    header)
+            for line, row in rows[1:] if any(cell.strip() for cell in row)]
 
 
 def _price(raw: str) -> tuple[float, str | None]:
@@ -126,14 +175,21 @@ def _price(raw: str) -> tuple[float, str | None]:
     return float(match["amount"].replace(",", ".")), match["currency"]
 
 
-def _item(record: dict[str, str], position: int) -> tuple[Item | None, FeedError | None]:
+def _item(raw: _Record, position: int) -> tuple[Item | None, FeedError | None]:
+    record = raw.fields
     item_id = record.get("id", "")
-    if not item_id:
-        return None, FeedError(position, None, "g:id", "missing")
 
     def bad(name: str, message: str):
-        return None, FeedError(position, item_id, name, message)
+        return None, FeedError(position, item_id or None, name, message)
 
+    if raw.cells is not None and raw.cells != len(raw.header):  # a cut or shifted row: no cell can be trusted
+        if raw.cells < len(raw.header):
+            return bad(_field_name(raw.header[raw.cells]),
+                       f"missing (the row has {raw.cells} of the header's {len(raw.header)} columns)")
+        return bad(f"column {len(raw.header) + 1}",
+                   f"not in the header (the row has {raw.cells} columns, the header {len(raw.header)})")
+    if not item_id:
+        return bad("g:id", "missing")
     problem = text_problem(item_id, "id") if len(item_id) <= 256 else "longer than 256 characters"
     if problem:
         return bad("g:id", problem)
@@ -144,13 +200,13 @@ def _item(record: dict[str, str], position: int) -> tuple[Item | None, FeedError
         if problem:
             return bad(name, problem)
     attributes: dict[str, str | float] = {}
-    price = None
+    if not record.get("price"):
+        return bad("g:price", "missing")
     try:
-        if record.get("price"):
-            price, currency = _price(record["price"])
-            attributes["regular_price"] = price
-            if currency:
-                attributes["currency"] = currency.upper()
+        price, currency = _price(record["price"])
+        attributes["regular_price"] = price
+        if currency:
+            attributes["currency"] = currency.upper()
     except ValueError as exc:
         return bad("g:price", str(exc))
     try:
