@@ -99,15 +99,19 @@ def _impressions(d: Dialect) -> list[str]:
             "CREATE INDEX IF NOT EXISTS impressions_experiment ON impressions (experiment, variant)"]
 
 
-def _recommendation_ids(cur, d: Dialect) -> None:
-    # Written to pass through a store that has the column already (as every other statement here does), which
-    # SQLite's ALTER TABLE cannot say by itself.
+def _add_column(cur, d: Dialect, table: str, column: str, kind: str) -> None:
+    """ALTER TABLE ... ADD COLUMN that passes through a store which has the column already (as every other statement
+    here does), which SQLite's ALTER TABLE cannot say by itself."""
     if d.name == "sqlite":
-        cur.execute("PRAGMA table_info(events)")
-        if "recommendation_id" not in {row[1] for row in cur.fetchall()}:
-            cur.execute("ALTER TABLE events ADD COLUMN recommendation_id TEXT")
+        cur.execute(f"PRAGMA table_info({table})")
+        if column not in {row[1] for row in cur.fetchall()}:
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     else:
-        cur.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS recommendation_id TEXT")
+        cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
+
+
+def _recommendation_ids(cur, d: Dialect) -> None:
+    _add_column(cur, d, "events", "recommendation_id", "TEXT")
     cur.execute("CREATE INDEX IF NOT EXISTS events_recommendation_id ON events (recommendation_id)")
 
 
@@ -181,13 +185,7 @@ def _no_statements(d: Dialect) -> list[str]:
 def _new_items(cur, d: Dialect) -> None:
     # Which of a list's items were new products when it was shown (the engine's ranking.is_new), in the form of
     # `items`. Rows stored before keep NULL: unknown, and reported as such, never guessed from today's catalogue.
-    # Written to pass through a store that has the column already, as `_recommendation_ids` is.
-    if d.name == "sqlite":
-        cur.execute("PRAGMA table_info(impressions)")
-        if "new_items" not in {row[1] for row in cur.fetchall()}:
-            cur.execute("ALTER TABLE impressions ADD COLUMN new_items TEXT")
-    else:
-        cur.execute("ALTER TABLE impressions ADD COLUMN IF NOT EXISTS new_items TEXT")
+    _add_column(cur, d, "impressions", "new_items", "TEXT")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
