@@ -120,3 +120,20 @@ def test_behaviour_vectors_recover_planted_groups(clusters):
     idx, _ = index.similar(np.arange(len(index)), 5, "behavior", exact=True)
     group = np.array([int(i[1:]) // 25 for i in clusters.item_map.ids])  # the planted groups of 25 items
     assert (group[idx] == group[:, None]).mean() > 0.95
+
+
+def test_attribute_precision_over_a_catalogue_smaller_than_k():
+    """Issue 28: 9 products and k=10 crashed (the top-k holds at most the 8 other products). P@k is then taken over
+    the neighbours there are, the query itself and unusable gallery rows never among them, and equals the
+    hand count; one product alone has no neighbour (NaN)."""
+    category = np.array(["mug", "mug", "mug", "pan", "pan", "pan", "knife", "knife", "knife"])
+    vectors = np.eye(3, dtype=np.float32)[[0, 0, 0, 1, 1, 1, 2, 2, 2]] + 0.01 * np.arange(9)[:, None]
+    q = np.array([0, 4])
+    p = attribute_precision(vectors[q], q, vectors, {"category": category}, k=10)["category"]
+    assert p == pytest.approx(2 / 8)  # each query: 8 others, 2 of its own category
+    ok = np.ones(9, bool)
+    ok[[1, 3]] = False  # no vector for two products: out of the gallery
+    p = attribute_precision(vectors[q], q, vectors, {"category": category}, k=20, gallery_ok=ok)["category"]
+    assert p == pytest.approx((1 / 6 + 1 / 6) / 2)  # 6 usable others each, one of its own category
+    lone = attribute_precision(vectors[:1], np.array([0]), vectors[:1], {"category": category[:1]}, k=10)
+    assert np.isnan(lone["category"])

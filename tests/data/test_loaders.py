@@ -29,8 +29,46 @@ def test_csv_parquet_jsonl_agree(tmp_path):
     assert csv.timestamp.tolist() == [1714557600, 1714561200, 1714560000]
 
 
+# One instant, 2025-07-03 06:01:24 UTC, in every spelling a shop's export (or deepshelf's own API, which writes the
+# `Z` form) uses: ISO 8601 with Z / z, an offset with or without a colon, a fraction, a space for the T, and Unix
+# seconds; a date alone is its midnight UTC, a time without seconds its minute.
+INSTANT = 1751522484
+SPELLINGS = [
+    ("2025-07-03T06:01:24Z", INSTANT), ("2025-07-03T06:01:24z", INSTANT), ("2025-07-03T06:01:24.250Z", INSTANT),
+    ("2025-07-03T06:01:24.123456Z", INSTANT), ("2025-07-03 06:01:24Z", INSTANT),
+    ("2025-07-03T06:01:24+00:00", INSTANT), ("2025-07-03T08:01:24+02:00", INSTANT),
+    ("2025-07-03T08:01:24+0200", INSTANT), ("2025-07-02T23:01:24.5-07:00", INSTANT),
+    ("2025-07-03T06:01:24", INSTANT), ("2025-07-03 06:01:24", INSTANT), ("2025-07-03T06:01:24.9", INSTANT),
+    ("2025-07-03T06:01Z", INSTANT - 24), ("2025-07-03", INSTANT - (6 * 3600 + 84)), (str(INSTANT), INSTANT),
+]
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet", "jsonl"])
+def test_every_iso_8601_spelling_reads_in_every_format(tmp_path, kind):
+    """Issue 28: `2025-07-03T06:01:24Z` was "not a time" in a CSV although the API writes it."""
+    frame = pl.DataFrame({"user": [f"u{i}" for i in range(len(SPELLINGS))], "item": "a",
+                          "timestamp": [text for text, _ in SPELLINGS]})
+    path = tmp_path / f"events.{kind}"
+    {"csv": frame.write_csv, "parquet": frame.write_parquet, "jsonl": frame.write_ndjson}[kind](path)
+    assert read_events(path).timestamp.tolist() == [seconds for _, seconds in SPELLINGS]
+
+
+def test_zoned_datetime_columns_and_unix_numbers_read_alike(tmp_path):
+    """A Parquet datetime column with a zone, and JSONL numbers mixed with Z strings, are the same instants."""
+    import datetime as dt
+
+    when = dt.datetime(2025, 7, 3, 8, 1, 24, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    pl.DataFrame({"user": ["u"], "item": ["a"], "timestamp": [when]}).write_parquet(tmp_path / "e.parquet")
+    assert read_events(tmp_path / "e.parquet").timestamp.tolist() == [INSTANT]
+    (tmp_path / "e.jsonl").write_text(f'{{"user": "u", "item": "a", "timestamp": {INSTANT}}}\n'
+                                      '{"user": "v", "item": "a", "timestamp": "2025-07-03T06:01:24Z"}\n')
+    assert read_events(tmp_path / "e.jsonl").timestamp.tolist() == [INSTANT, INSTANT]
+
+
 @pytest.mark.parametrize("content, message", [
     ("", "file is empty"),
+    ("user,item,timestamp\nu,a,2025-07-03T25:01:24Z\n", "line 2, column 'timestamp': '2025-07-03T25:01:24Z' is not"),
+    ("user,item,timestamp\nu,a,2025-07-03TZ\n", "line 2, column 'timestamp': '2025-07-03TZ' is not a time"),
     ("user,item\n", "header but no rows"),
     ("user,item,item\nu,a,b\n", "duplicate column 'item'"),
     ("user,product_name\nu,a\n", "missing column 'item'"),
