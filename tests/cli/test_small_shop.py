@@ -44,27 +44,26 @@ SMALL: dict[str, list[str]] = {
 }
 
 
-def products() -> list[tuple[str, str, str, str, float]]:
+def products(n: int = N_PRODUCTS) -> list[tuple[str, str, str, str, float]]:
     """(id, title, description, category, price): product i is in category i % 3."""
     out = []
-    for i in range(N_PRODUCTS):
+    for i in range(n):
         category = CATEGORIES[i % 3]
         out.append((f"SKU-{i}", f"{category[:-1]} no. {i}", f"A sturdy {category[:-1].lower()} for the kitchen",
                     category, 5.0 + 3 * i))
     return out
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    """The shop's files: events.csv (300 events, `Z` timestamps over 90 days; each shopper keeps to one
-    category), products.xml (the feed) and products.csv (the same catalogue as a table)."""
-    folder = tmp_path_factory.mktemp("small-shop")
+def write_shop(folder, n: int = N_PRODUCTS):
+    """The shop's files in `folder`: events.csv (300 events, `Z` timestamps over 90 days; each shopper keeps
+    mostly to one category), products.xml (the feed) and products.csv (the same catalogue as a table)."""
     rng = np.random.default_rng(28)
-    items = products()
+    items = products(n)
     rows = ["user_id,item_id,type,timestamp"]
     for _ in range(300):
         user = int(rng.integers(30))
-        item = items[user % 3 + 3 * int(rng.integers(3))] if rng.random() < 0.8 else items[int(rng.integers(9))]
+        own = [item for item in items if CATEGORIES.index(item[3]) == user % 3] or items
+        item = own[int(rng.integers(len(own)))] if rng.random() < 0.8 else items[int(rng.integers(n))]
         when = T0 + dt.timedelta(seconds=float(rng.uniform(0, DAYS * 86400)))
         kind = rng.choice(["view", "view", "cart", "purchase"])
         rows.append(f"u{user},{item[0]},{kind},{when.strftime('%Y-%m-%dT%H:%M:%SZ')}")
@@ -80,6 +79,11 @@ def shop(tmp_path_factory):
     (folder / "products.csv").write_text("item_id,title,description,category,price\n"
                                          + "".join(f"{s},{t},{d},{c},{p}\n" for s, t, d, c, p in items))
     return folder
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    return write_shop(tmp_path_factory.mktemp("small-shop"))
 
 
 def deepshelf(capsys, monkeypatch, *args) -> tuple[int, str, str]:
@@ -118,6 +122,17 @@ def test_every_model_trains_the_small_shop_or_says_why(model, shop, tmp_path, ca
     else:  # a setting that does not fit so small a shop may stop it, in one line; the shop's files are fine
         assert code == 2 and len(error_lines(err)) == 1, err
         assert not any(name in error_lines(err)[0] for name in ("events.csv", "products.")), err
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])
+def test_smaller_catalogues_train_too(n, tmp_path, capsys, monkeypatch):
+    """Down to one product (k = 10 and 20 over fewer products; a one-product catalogue has no co-occurrence to
+    factorise), with the content indexes built."""
+    write_shop(tmp_path, n)
+    code, _, err = deepshelf(capsys, monkeypatch, *train_args(tmp_path, "ease", "products.xml", tmp_path / "run"))
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["items"] == n
+    assert (tmp_path / "run" / "content").is_dir()
 
 
 def test_a_setting_that_does_not_fit_the_shop_is_one_line(shop, tmp_path, capsys, monkeypatch):

@@ -238,8 +238,12 @@ def behaviour_vectors(item_user, dim: int = 64, seed: int = 0) -> tuple[np.ndarr
     norms = np.sqrt(np.asarray(m.multiply(m).sum(1)).ravel())
     valid = norms > 0
     m = sp.diags(1.0 / np.maximum(norms, 1e-12)) @ m
-    d = max(1, min(dim, min(m.shape) - 1))
-    u, s, _ = svds(m, k=d, random_state=seed)
+    if min(m.shape) < 2:  # one product or one shopper: svds needs k < min(shape); the exact SVD of so small a matrix
+        u, s, _ = np.linalg.svd(m.toarray(), full_matrices=False)
+        u, s = (u[:, :1], s[:1]) if len(s) else (np.zeros((m.shape[0], 1), np.float32), np.zeros(1, np.float32))
+    else:
+        d = max(1, min(dim, min(m.shape) - 1))
+        u, s, _ = svds(m, k=d, random_state=seed)
     vectors = (u * s).astype(np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     vectors[~valid] = 0.0
