@@ -17,10 +17,6 @@ A non-2xx answer raises `ApiError` with the status and the server's `detail` (wh
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,19 +24,14 @@ from urllib.parse import quote
 
 import httpx
 
+from deepshelf import tokens
+
 
 def shopper_token(secret: str, user_id: str, ttl: int = 3600) -> str:
     """A shopper token for `user_id`, valid `ttl` seconds: `SHOPPER.EXPIRY.SIGNATURE`, the shopper id in
     base64url, the expiry in Unix seconds, and HMAC-SHA256 over `SHOPPER.EXPIRY` keyed with the server's
     `DEEPSHELF_TOKEN_SECRET`, in base64url (no padding). Mint it in the shop's backend, never in a page."""
-    if not secret or not user_id or ttl <= 0:
-        raise ValueError("shopper_token needs the secret, a shopper id and a positive ttl")
-
-    def b64(raw: bytes) -> str:
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-    body = f"{b64(user_id.encode())}.{int(time.time()) + int(ttl)}"
-    return f"{body}.{b64(hmac.new(secret.encode(), body.encode(), hashlib.sha256).digest())}"
+    return tokens.mint(secret, user_id, ttl)
 
 
 class ApiError(Exception):

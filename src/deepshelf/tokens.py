@@ -6,8 +6,8 @@ mints one per signed-in shopper (this recipe with the standard library, `deepshe
 `deepshelf shopper-token`) and hands it to its page, which sends it as `X-Shopper-Token` beside the public key.
 The server opens that shopper's personal lists, and nothing of any other shopper, until the expiry.
 
-Standard library only: the HTTP layer checks tokens, the CLI mints them (the client keeps its own copy of `mint`,
-as it stands alone)."""
+Standard library only, and standing alone like the client (an import-linter contract): the HTTP layer checks tokens,
+the CLI and the client mint them."""
 
 from __future__ import annotations
 
