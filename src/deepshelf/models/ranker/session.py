@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def default_session_generators() -> list[GeneratorSpec]:
-    """Fit on baskets; chosen on Online Retail's validation baskets (docs/benchmarks.md, "Anonymous baskets"):
-    the asymmetric cosine (P(j | i), alpha 0.9) and EASE ranked the rest of an order best alone, the plain cosine
-    and trending add what they disagree on. 300 candidates at most, the shopper ranker's latency budget."""
+    """Fit on baskets: the asymmetric cosine (P(j | i), alpha 0.9) and EASE ranked the rest of an Online Retail
+    order best alone; the plain cosine and trending add what they disagree on. 300 candidates at most, the shopper
+    ranker's latency budget. A sequence model over baskets (`sasrec`) adds a little more where its training time
+    is affordable (configs/ranker-online-retail.toml; docs/benchmarks.md, "Anonymous baskets (Online Retail)")."""
     return [GeneratorSpec(model="itemknn", params={"neighbors": 500, "alpha": 0.9}, top_n=100),
             GeneratorSpec(model="ease", params={"l2": 500.0}, top_n=100),
             GeneratorSpec(model="itemknn", params={"neighbors": 500}, top_n=50),
@@ -154,7 +155,11 @@ class SessionRanker:
         `batch_size` visits at a time (bounds the generators' dense [batch, n_items] scores)."""
         n = len(self.stats.price)
         cands, features = [], []
-        for start in range(0, max(len(histories), 1), batch_size):
+        if not len(histories):
+            empty = np.zeros((0, len(self.generators.learned)), np.float32)
+            return (Candidates(np.zeros(0, np.int64), np.zeros(0, np.int64), empty, empty, empty),
+                    np.zeros((0, len(self.feature_names)), np.float32))
+        for start in range(0, len(histories), batch_size):
             h = histories.select(np.arange(start, min(start + batch_size, len(histories))))
             cand = self.generators.candidates(h, n)
             cand = cand.select(~(np.asarray(h.to_csr(n)[cand.rows, cand.items]).ravel() > 0))
