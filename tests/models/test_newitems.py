@@ -7,7 +7,7 @@ import pytest
 
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.idmap import IdMap
-from deepshelf.data.interactions import Interactions
+from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.models.newitems import NewItems, new_item_mask
 from deepshelf.models.ranker.model import Ranker
 
@@ -132,3 +132,15 @@ def test_no_new_product_no_change(world):
     b = Ranker(**FAST, new_slots=2, new_slot_rank=3).fit(old_only, catalog)
     hist = old_only.to_sequences()
     np.testing.assert_array_equal(a.score(hist), b.score(hist))
+
+
+def test_lift_new_by_hand():
+    """Old items 0-3 score 4..1, new items 4-6 far below; three places in the top 4: the new items go above the old
+    item at place 1, best match first, and item 4, offered twice, takes one place (item 6 gets the third)."""
+    from deepshelf.models.ranker.explore import lift_new
+
+    out = np.array([[4.0, 3.0, 2.0, 1.0, -5.0, -6.0, -7.0]])
+    new = np.array([False, False, False, False, True, True, True])
+    hist = Histories.from_lists([[]])
+    lift_new(out, hist, new, np.zeros(4, np.int64), np.array([4, 5, 4, 6]), np.array([0.9, 0.8, 0.7, 0.5]), 3, 4)
+    assert np.argsort(-out[0]).tolist()[:5] == [0, 4, 5, 6, 1]

@@ -191,13 +191,13 @@ def test_auto_learner_chosen_on_validation_and_kept_for_the_refit():
 
 def test_negative_sampling_keeps_every_positive_and_at_most_n_negatives():
     from deepshelf.models.ranker.learners import RankData
-    from deepshelf.models.ranker.model import _sample_negatives
+    from deepshelf.models.ranker.learners import sample_negatives
 
     rng = np.random.default_rng(0)
     sizes = rng.integers(1, 40, 50)
     y = (rng.random(sizes.sum()) < 0.2).astype(np.float32)
     data = RankData(np.arange(len(y), dtype=np.float32)[:, None], y, sizes, np.arange(len(y)))
-    kept = _sample_negatives(data, 5, rng)
+    kept = sample_negatives(data, 5, rng)
     group = np.repeat(np.arange(50), sizes)
     kept_rows = kept.X[:, 0].astype(np.int64)
     assert np.all(np.diff(kept_rows) > 0)  # groups stay contiguous, in order

@@ -99,6 +99,12 @@ class Catalog:
         )
         return parts.to_series().to_list()
 
+    def texts_for(self, item_map: IdMap) -> list[str]:
+        """`texts()` aligned to `item_map` indices; "" where the item has no catalogue row."""
+        rows = self.rows_for(item_map)
+        texts = np.array(self.texts(), dtype=object)
+        return np.where(rows >= 0, texts[np.maximum(rows, 0)], "").astype(str).tolist()
+
     def rows_for(self, item_map: IdMap) -> np.ndarray:
         """Catalogue row of each index in `item_map` (int64, -1 where the item has no catalogue row)."""
         return self.item_map.lookup(item_map.ids)

@@ -101,6 +101,14 @@ class Histories:
         out[row, col] = self.items[src].astype(np.int64) + shift
         return out
 
+    def last_items(self, n_items: int, last: int) -> sp.csr_matrix:
+        """[B, n_items] float32 0/1 matrix of each history's last `last` items (an item repeated counts once)."""
+        padded = self.padded(last, pad=-1, shift=0)
+        row, col = np.nonzero(padded >= 0)
+        m = sp.csr_matrix((np.ones(len(row), np.float32), (row, padded[row, col])), shape=(len(self), n_items))
+        m.data[:] = 1.0  # duplicates were summed
+        return m
+
     def padded_types(self, max_len: int) -> np.ndarray:
         """Event types aligned with `padded()`; 0 where padded or unknown (types stored +1)."""
         if self.types is None:

@@ -115,8 +115,7 @@ class ContentModel(Recommender):
         rows = catalog.rows_for(self.item_map)
         table = catalog.table
         take = lambda col: np.where(rows >= 0, table[col].to_numpy()[np.maximum(rows, 0)], "").astype(str)
-        texts_all = np.array(catalog.texts(), dtype=object)
-        texts = np.where(rows >= 0, texts_all[np.maximum(rows, 0)], "").astype(str).tolist()
+        texts = catalog.texts_for(self.item_map)
         titles = take("title").tolist()
         held = heldout_mask(ids, cfg.holdout_modulo)
         train_mask = ~held

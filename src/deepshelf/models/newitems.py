@@ -55,15 +55,6 @@ def new_item_mask(train: Interactions, max_age_days: float) -> np.ndarray:
     return first >= float(train.timestamp.max()) - max_age_days * DAY
 
 
-def _profile(histories: Histories, n_items: int, last: int) -> sp.csr_matrix:
-    """[B, n_items] 0/1: each history's last `last` items (an item repeated counts once)."""
-    padded = histories.padded(last, pad=-1, shift=0)
-    row, col = np.nonzero(padded >= 0)
-    m = sp.csr_matrix((np.ones(len(row), np.float32), (row, padded[row, col])), shape=(len(histories), n_items))
-    m.data[:] = 1.0
-    return m
-
-
 class NewItems(Recommender):
     """New products by the text of the shopper's items (a candidate generator for new products)."""
 
@@ -80,11 +71,7 @@ class NewItems(Recommender):
     def _fit(self, train: Interactions, catalog: Catalog | None, validation) -> None:
         cfg = self.config
         self.is_new = new_item_mask(train, cfg.max_age_days)
-        texts = [""] * self.n_items
-        if catalog is not None:
-            rows = catalog.rows_for(self.item_map)
-            table = np.array(catalog.texts(), dtype=object)
-            texts = np.where(rows >= 0, table[np.maximum(rows, 0)], "").astype(str).tolist()
+        texts = catalog.texts_for(self.item_map) if catalog is not None else [""] * self.n_items
         self.words = sp.csr_matrix((self.n_items, 1), dtype=np.float32)
         self.meaning = np.zeros((self.n_items, 1), np.float32)
         has_text = any(t.strip() for t in texts)
@@ -98,10 +85,10 @@ class NewItems(Recommender):
         """float32 [B, n_items]: new products by the cosine of their text to the history's summed text (0 for an
         empty history or one without text), every other product `OLD`."""
         cfg = self.config
-        own = _profile(histories, self.n_items, cfg.history_len)
+        own = histories.last_items(self.n_items, cfg.history_len)
         new = np.flatnonzero(self.is_new)
         match = np.zeros((len(histories), len(new)), np.float32)
-        if self.words.shape[1] > 1 or self.words.nnz:
+        if self.words.nnz:
             match += (normalize(own @ self.words) @ self.words[new].T).toarray()
         if self.meaning.shape[1] > 1:
             weight = cfg.meaning_weight if cfg.text == "both" else 1.0

@@ -82,15 +82,6 @@ class ShopStats:
         return cls(*(state[f"{prefix}{k}"] for k in ("now", "item", "price", "category")))
 
 
-def _last_items(histories: Histories, n_items: int, last: int) -> sp.csr_matrix:
-    """[B, n_items] 0/1 matrix of each history's last `last` items."""
-    padded = histories.padded(last, pad=-1, shift=0)
-    row, col = np.nonzero(padded >= 0)
-    m = sp.csr_matrix((np.ones(len(row), np.float32), (row, padded[row, col])), shape=(len(histories), n_items))
-    m.data[:] = 1.0  # an item repeated among the last ones counts once
-    return m
-
-
 def build_features(histories: Histories, cand: Candidates, stats: ShopStats, copurchase: sp.csr_matrix,
                    text: np.ndarray | None = None, time_features: bool = False) -> np.ndarray:
     """float32 [C, F] in the order of `feature_names`: one row per candidate (row, item) of `cand`.
@@ -137,8 +128,8 @@ def build_features(histories: Histories, cand: Candidates, stats: ShopStats, cop
         since = np.where(np.isfinite(lb), histories.lengths[rows] - 1 - lb, np.nan)
     times = np.asarray(counts[rows, items]).ravel() if len(rows) else np.zeros(0)
     item_price = stats.price[items]
-    copurchase1 = (_last_items(histories, n, 1) @ copurchase).toarray()[rows, items]
-    last5 = _last_items(histories, n, 5)
+    copurchase1 = (histories.last_items(n, 1) @ copurchase).toarray()[rows, items]
+    last5 = histories.last_items(n, 5)
     copurchase5 = (last5 @ copurchase).toarray()[rows, items]
     category_share = np.full(len(rows), np.nan)
     if (stats.category >= 0).any():

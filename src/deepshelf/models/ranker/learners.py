@@ -277,3 +277,17 @@ class EnsembleLearner:
 
 
 LEARNERS = {"lightgbm": LightGBMLearner, "torch": TorchLearner, "ensemble": EnsembleLearner}
+
+
+def sample_negatives(data: RankData, keep: int, rng: np.random.Generator) -> RankData:
+    """Every positive and at most `keep` random negatives of each group."""
+    group = np.repeat(np.arange(len(data)), data.sizes)
+    key = np.where(data.y > 0, -1.0, rng.random(len(data.y)))  # positives sort first
+    order = np.lexsort((key, group))
+    start = np.repeat(np.cumsum(data.sizes) - data.sizes, data.sizes)
+    position = np.empty(len(order), np.int64)
+    position[order] = np.arange(len(order)) - start
+    positives = np.bincount(group, weights=data.y > 0, minlength=len(data)).astype(np.int64)
+    rows = position < positives[group] + keep
+    sizes = np.bincount(group[rows], minlength=len(data))
+    return RankData(data.X[rows], data.y[rows], sizes, data.items[rows])

@@ -27,11 +27,12 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arrays, save_arrays
 from deepshelf.models.baskets import visit_rows
 from deepshelf.models.itemknn import ItemKNN
+from deepshelf.models.ranker.explore import lift_new
 from deepshelf.models.ranker.features import DAY, ITEM_FEATURES, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
 from deepshelf.models.ranker.session import SessionConfig, SessionRanker
 from deepshelf.models.ranker.learners import (LEARNERS, EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg,
-                                              platt)
+                                              platt, sample_negatives)
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +186,7 @@ class Ranker(Recommender):
             return None
         from deepshelf.encoders.text import item_text_vectors
 
-        rows = catalog.rows_for(self.item_map)
-        texts = np.array(catalog.texts(), dtype=object)
-        return item_text_vectors(np.where(rows >= 0, texts[np.maximum(rows, 0)], "").tolist(), self.config.cache_dir)
+        return item_text_vectors(catalog.texts_for(self.item_map), self.config.cache_dir)
 
     def _fit(self, train: Interactions, catalog: Catalog | None, validation: Validation | None) -> None:
         cfg = self.config
@@ -202,7 +201,7 @@ class Ranker(Recommender):
         if not len(fit_part):
             raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
         if cfg.negatives is not None:
-            fit_part = _sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed))
+            fit_part = sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed))
         log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(fit_part) + len(held_part),
                  len(held_part), len(fit_part.y) + len(held_part.y), data.X.shape[1])
         names = [cfg.learner] if cfg.learner in ("lightgbm", "torch") else ["lightgbm", "torch"]
@@ -319,7 +318,7 @@ class Ranker(Recommender):
         out = (low[:, None] - 1.0) + 0.5 * self.item_popularity[None, :]
         out[cand.rows, cand.items] = s
         if self.config.new_slots:
-            self._explore(histories, cand, s, out)
+            self._explore(histories, cand, out)
         return out.astype(np.float32)
 
     def new_items(self) -> np.ndarray:
@@ -327,48 +326,20 @@ class Ranker(Recommender):
         age = self.stats.item[:, ITEM_FEATURES.index("age_days")]
         return ~(age > self.config.new_max_age_days)  # NaN (never sold) is new
 
-    def _explore(self, histories: Histories, cand: Candidates, s: np.ndarray, out: np.ndarray) -> None:
-        """Lift each row's best new candidates (by their text match, then the learner's score) into the places just
-        above the old item at place `new_slot_rank - new_slots` (0-based, counted among items outside the history),
-        unless they already rank above it; `out` [B, n_items] float64 is changed in place.
-
-        The new candidates: the learned ones (text match from a learned `newitems` generator's column, else 0) and
-        every exploration source's top N (`learned = false`: their own score is the match; the learner never saw
-        them, so their score is `out`'s). On Online Retail's validation period the text match picked the new product
-        shoppers bought twice as often as the learner, which has seen few new products sell (docs/benchmarks.md,
-        "New products")."""
-        cfg = self.config
+    def _explore(self, histories: Histories, cand: Candidates, out: np.ndarray) -> None:
+        """The exploration share (`explore.lift_new`) over the new candidates: the learned ones (their text match
+        from a learned `newitems` generator's column, else 0) and every exploration source's top N (`learned =
+        false`: their own score is the match); `out` [B, n_items] float64 is changed in place."""
         new = self.new_items()
         learned_new = new[cand.items]
         text = [c for c, g in enumerate(self.generators.learned) if self.generators.specs[g].model == "newitems"]
         e_rows, e_items, e_match = self.generators.explore_candidates(histories)
         keep = new[e_items] & np.isfinite(e_match)
         rows = np.concatenate([cand.rows[learned_new], e_rows[keep]])
-        if not len(rows):
-            return
         items = np.concatenate([cand.items[learned_new], e_items[keep]])
         match = np.concatenate([cand.scores[learned_new, text[0]] if text else np.zeros(learned_new.sum()),
                                 e_match[keep]])
-        B = len(histories)
-        old = out.copy()
-        old[:, new] = -np.inf
-        old[np.repeat(np.arange(B), histories.lengths), histories.items] = -np.inf
-        place = min(cfg.new_slot_rank - min(cfg.new_slots, cfg.new_slot_rank), old.shape[1] - 1)
-        part = -np.partition(-old, (max(place - 1, 0), place), axis=1)
-        low, high = part[:, place], (part[:, place - 1] if place > 0 else part[:, place] + 1.0)
-        scores = out[rows, items]
-        order = np.lexsort((-scores, -match, rows))
-        rows, items, scores = rows[order], items[order], scores[order]
-        first = np.r_[True, (rows[1:] != rows[:-1]) | (items[1:] != items[:-1])]  # an item from two sources once
-        rows, items, scores = rows[first], items[first], scores[first]
-        nth = np.arange(len(rows)) - np.searchsorted(rows, rows)  # 0 = the row's best new candidate
-        pick = (nth < cfg.new_slots) & np.isfinite(low[rows]) & (scores <= low[rows])  # a tie would lose on index
-        rows, items, nth = rows[pick], items[pick], nth[pick]
-        # evenly inside (low, high), the first pick highest; in float32, the precision scores are returned in, and
-        # at least one step above `low` (old items tied at `place` would otherwise win on their index)
-        lo, hi = low[rows].astype(np.float32), high[rows].astype(np.float32)
-        lifted = (lo + (hi - lo) * ((cfg.new_slots - nth) / (cfg.new_slots + 1))).astype(np.float32)
-        out[rows, items] = np.maximum(lifted, np.nextafter(lo, np.float32(np.inf)))
+        lift_new(out, histories, new, rows, items, match, self.config.new_slots, self.config.new_slot_rank)
 
     def reasons(self, histories: Histories, items: np.ndarray) -> np.ndarray:
         """Each recommended item's strongest signal: str [B, k] for item indices [B, k] (-1 slots get ""); a live
@@ -462,17 +433,3 @@ def _rows(data: RankData, users: np.ndarray, mask: np.ndarray, need_positive: bo
         keep &= np.bincount(group, weights=data.y[mask], minlength=len(data)) > 0
     rows = np.flatnonzero(mask)[keep[group]]
     return RankData(data.X[rows], data.y[rows], sizes[keep], data.items[rows]), users[keep]
-
-
-def _sample_negatives(data: RankData, keep: int, rng: np.random.Generator) -> RankData:
-    """Every positive and at most `keep` random negatives of each group."""
-    group = np.repeat(np.arange(len(data)), data.sizes)
-    key = np.where(data.y > 0, -1.0, rng.random(len(data.y)))  # positives sort first
-    order = np.lexsort((key, group))
-    start = np.repeat(np.cumsum(data.sizes) - data.sizes, data.sizes)
-    position = np.empty(len(order), np.int64)
-    position[order] = np.arange(len(order)) - start
-    positives = np.bincount(group, weights=data.y > 0, minlength=len(data)).astype(np.int64)
-    rows = position < positives[group] + keep
-    sizes = np.bincount(group[rows], minlength=len(data))
-    return RankData(data.X[rows], data.y[rows], sizes, data.items[rows])

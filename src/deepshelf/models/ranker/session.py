@@ -33,7 +33,7 @@ from deepshelf.models.baskets import basket_view
 from deepshelf.models.itemknn import ItemKNN
 from deepshelf.models.ranker.features import DAY, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
-from deepshelf.models.ranker.learners import LightGBMLearner, RankData, grouped_ndcg
+from deepshelf.models.ranker.learners import LightGBMLearner, RankData, grouped_ndcg, sample_negatives
 
 log = logging.getLogger(__name__)
 
@@ -244,17 +244,5 @@ def _split(data: RankData, holdout: float, negatives: int | None,
         parts.append(part)
     fit_part, held_part = parts
     if negatives is not None and len(fit_part):
-        fit_part = _keep_negatives(fit_part, negatives, rng)
+        fit_part = sample_negatives(fit_part, negatives, rng)
     return fit_part, held_part
-
-
-def _keep_negatives(data: RankData, keep: int, rng: np.random.Generator) -> RankData:
-    """Every positive and at most `keep` random negatives of each group."""
-    group = np.repeat(np.arange(len(data)), data.sizes)
-    key = np.where(data.y > 0, -1.0, rng.random(len(data.y)))  # positives first within a group
-    order = np.lexsort((key, group))
-    position = np.empty(len(order), np.int64)
-    position[order] = np.arange(len(order)) - np.repeat(np.cumsum(data.sizes) - data.sizes, data.sizes)
-    positives = np.bincount(group, weights=data.y > 0, minlength=len(data)).astype(np.int64)
-    rows = position < positives[group] + keep
-    return RankData(data.X[rows], data.y[rows], np.bincount(group[rows], minlength=len(data)), data.items[rows])

@@ -28,10 +28,7 @@ def encode_texts(catalog: Catalog, item_map: IdMap, backend: str, cache_dir: str
     """float32 (n_items, content_dim): each item's catalogue text encoded ("" for an item without a row)."""
     from deepshelf.encoders.text import TextEncoder
 
-    rows = catalog.rows_for(item_map)
-    texts = np.array(catalog.texts(), dtype=object)
-    item_texts = np.where(rows >= 0, texts[np.maximum(rows, 0)], "").astype(str).tolist()
-    return TextEncoder(backend=backend, cache_dir=cache_dir).encode(item_texts)
+    return TextEncoder(backend=backend, cache_dir=cache_dir).encode(catalog.texts_for(item_map))
 
 
 def similarity_basis(vectors: np.ndarray, k: int) -> np.ndarray:
