@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     trending_refresh_s: float = Field(default=10.0, gt=0)
     catalog_refresh_s: float = Field(default=1.0, gt=0)  # how stale another server's catalogue upserts may be
     watch_interval_s: float = Field(default=2.0, gt=0)  # how often the run path's target is checked; 0 disables
+    # Shoppers' histories held per process (engine/shoppers.py): a shopper's own events through this process drop
+    # theirs at once, another process's within `shopper_cache_poll_s`. 0 shoppers: every list reads the store.
+    shopper_cache_size: int = Field(default=20_000, ge=0)
+    shopper_cache_poll_s: float = Field(default=0.25, gt=0)
+    shopper_cache_max_age_s: float = Field(default=60.0, gt=0)
     watch_run: bool = True
 
     sqlite_synchronous: str = "FULL"  # FULL: an acknowledged event survives a crash or power loss
@@ -93,6 +98,9 @@ class Settings(BaseSettings):
     # Requests handled at once per server process; the next ones are answered 503 at once (not queued).
     max_concurrent_requests: int = Field(default=32, gt=0)
     body_timeout_s: float = Field(default=10.0, gt=0)  # a request body that stalls this long is answered 408
+    # A connection that has not sent a whole request head this long after connecting or after its last answer is
+    # closed (api/idle.py): half-open connections cannot hold the server's sockets.
+    header_timeout_s: float = Field(default=10.0, gt=0)
     retry_after_s: int = Field(default=1, ge=0)  # the Retry-After of a 503
 
     # ---- online experiments (engine/experiments.py; the verdict's statistics in engine/verdict.py) ---------

@@ -167,6 +167,17 @@ class Store(ABC):
                           (user_id, int(limit)))
         return [(r[0], r[1], float(r[2])) for r in rows]
 
+    def event_changes(self, after_id: int, limit: int = 100_000) -> tuple[list[tuple[int, str]], int]:
+        """What changed in the events since `after_id`, for caches of shoppers' histories in any process:
+        (id, user_id) of the events with an id above it (oldest first, at most `limit`), and the erasures marker
+        (it moves when any shopper is erased)."""
+        rows = self._read("SELECT id, user_id FROM events WHERE id > ? ORDER BY id LIMIT ?", (int(after_id), int(limit)))
+        marker = int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0])
+        return [(int(r[0]), r[1]) for r in rows], marker
+
+    def last_event_id(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM events")[0][0])
+
     def erase_user(self, user_id: str) -> int:
         """Delete every event and every recorded impression of the shopper in one transaction (committed before
         returning): afterwards no read, training data and analytics included, sees them. Returns how many events
