@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepshelf import __version__
 from deepshelf.errors import DeepshelfError
+from deepshelf.api import idle
 from deepshelf.api.metrics import Metrics, MetricsMiddleware
 from deepshelf.api.openapi_doc import allowed_methods, install as install_openapi
 from deepshelf.api.routes import admin, analytics, events, experiments, integrations, items, recommendations, system
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # those requests only, not /health or the docs. A thread per admitted request, at most 64: the work is
         # CPU-bound under one GIL, where more threads only compete with the event loop for it.
         anyio.to_thread.current_default_thread_limiter().total_tokens = min(settings.max_concurrent_requests, 64)
+        idle.configure(settings.header_timeout_s)  # this process's connections (served with idle.HeaderTimeout)
         service = Service(settings, store, metrics)
         await run_in_threadpool(service.start)
         app.state.service = service

@@ -12,8 +12,10 @@ import typer
 log = logging.getLogger(__name__)
 
 # An idle keep-alive connection is closed after this long. A reverse proxy must reuse its upstream connections
-# for less (deploy/nginx.conf: keepalive_timeout 4s), or it may send a request on one being closed. uvicorn has no
-# timeout for a connection that sends half a header: the reverse proxy closes those (README, "Service").
+# for less (deploy/nginx.conf: keepalive_timeout 4s), or it may send a request on one being closed. A connection
+# that sends half a header (or nothing) is closed after `header_timeout_s` by the server's own protocol
+# (api/idle.py; uvicorn has no such timer). uvicorn's `limit_concurrency` is not used: it counts idle keep-alive
+# connections too and answers without Retry-After; requests in progress are bounded by api/shedding.py.
 KEEP_ALIVE_S = 5
 
 
@@ -42,6 +44,7 @@ def serve(
 
     from deepshelf.errors import DeepshelfError
     from deepshelf.api.app import create_app
+    from deepshelf.api.idle import HeaderTimeout
     from deepshelf.engine.settings import Settings
 
     if not (run / "config.json").exists():
@@ -54,13 +57,13 @@ def serve(
     seed_catalog(settings.run, settings.database)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,
-                    timeout_keep_alive=KEEP_ALIVE_S)
+                    timeout_keep_alive=KEEP_ALIVE_S, http=HeaderTimeout)
         return
     # Several processes: uvicorn imports the app factory in each; the settings travel as DEEPSHELF_* variables.
     os.environ["DEEPSHELF_RUN"] = str(settings.run)
     os.environ["DEEPSHELF_DATABASE"] = settings.database
     uvicorn.run("deepshelf.api.app:create_app", factory=True, workers=workers, host=host, port=port,
-                log_level=log_level, access_log=access_log, timeout_keep_alive=KEEP_ALIVE_S)
+                log_level=log_level, access_log=access_log, timeout_keep_alive=KEEP_ALIVE_S, http=HeaderTimeout)
 
 
 def seed_catalog(run: Path, database: str) -> int:
