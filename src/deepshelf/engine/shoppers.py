@@ -88,11 +88,14 @@ class ShopperCache:
     def poll(self) -> None:
         """Drop the shoppers of the events stored since the last poll (by any process), everyone after an
         erasure (in the background, every `poll_s`)."""
-        if self._last_id is None:
-            self._last_id = self.store.last_event_id()
-            self.clear()  # events may have come before the first poll
-            return
         overlap = PG_OVERLAP if self.store.kind == "postgresql" else 0
+        if self._last_id is None:  # the first poll: where the event log stands
+            self._last_id = self.store.last_event_id()
+            rows, self._erasures = self.store.event_changes(max(0, self._last_id - overlap))
+            self._seen = {i for i, _ in rows} if overlap else set()
+            self._last_id = max([self._last_id] + [i for i, _ in rows])
+            self.clear()  # events may have come before it
+            return
         rows, erasures = self.store.event_changes(max(0, self._last_id - overlap))
         if self._erasures is not None and erasures != self._erasures:
             self.clear()
