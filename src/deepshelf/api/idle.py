@@ -19,49 +19,50 @@ _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconn
 
 
 class HeaderTimeout(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing connections whose request head does not arrive in time."""
+    """uvicorn's httptools protocol, closing connections whose request head does not arrive in time.
+
+    One timer per connection, re-armed only when it fires (a request costs two attribute writes, not a timer
+    cancelled and scheduled): it closes the connection when a head has been awaited for `timeout_s`."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S  # set per process from the settings (`configure`)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._head_timer = None
         self._head_begun = False
-        self._arm()
+        self._awaiting_since: float | None = self.loop.time()  # None while a request is being answered
+        self._head_timer = self.loop.call_later(self.timeout_s, self._check)
 
     def data_received(self, data: bytes) -> None:
-        if self._head_timer is not None and data:
+        if self._awaiting_since is not None:
             self._head_begun = True
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._awaiting_since = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         pipelined = bool(self.pipeline)
         super().on_response_complete()
-        if not pipelined and not self.transport.is_closing():
+        if not pipelined:
             self._head_begun = False
-            self._arm()  # the next request's head, from now
+            self._awaiting_since = self.loop.time()  # the next request's head, from now
 
     def connection_lost(self, exc) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_timer = self.loop.call_later(self.timeout_s, self._expired)
-
-    def _disarm(self) -> None:
         timer = getattr(self, "_head_timer", None)
         if timer is not None:
             timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
 
-    def _expired(self) -> None:
+    def _check(self) -> None:
         self._head_timer = None
         if self.transport.is_closing():
+            return
+        since = self._awaiting_since
+        waited = 0.0 if since is None else self.loop.time() - since
+        if waited < self.timeout_s:
+            self._head_timer = self.loop.call_later(self.timeout_s - waited, self._check)
             return
         if self._head_begun:
             self.transport.write(_408)

@@ -200,8 +200,8 @@ class Service:
 
     def erase_user(self, user_id: str) -> int:
         """Delete the shopper's events and impressions; what this server derived from them (live trending) is
-        recomputed before returning. Their visit and recommendations are read from the store per request, so
-        nothing else holds them. Returns the number of events erased."""
+        recomputed before returning, their history held in memory dropped (other processes drop every history at
+        their next poll: the erasure marker). Returns the number of events erased."""
         if self.impressions is not None:
             self.impressions.flush()  # their queued impressions reach the store, so the erasure takes them too
         n = self.store.erase_user(user_id)
