@@ -30,6 +30,7 @@ from pathlib import Path
 from benchmarks.lib.cli import docs_option, parser
 from benchmarks.lib.loadgen import PUBLIC_KEY, cpu_seconds, open_loop, start_bare, start_server, stop_server
 from benchmarks.lib.mdsection import machine, write_in_section
+from benchmarks.lib import profile
 from benchmarks.lib.noise import jitter_probe, probe_text
 from benchmarks.lib.shop import build, working_copy
 
@@ -37,6 +38,7 @@ log = logging.getLogger("serve_wrk")
 SECRET = "bench-token-secret"
 QUERY = "k=10&details=true"  # what the storefront asks
 TOKENED_USERS = 5000  # shoppers the Lua script holds tokens for (drawn from the shop's)
+WRK_TITLE = "Throughput under wrk (serve_wrk.py)"  # its part of the Service section (serve_load.py's beside it)
 
 LUA = """
 local users = {%(users)s}
@@ -88,12 +90,20 @@ def wrk(port: int, script: Path, duration: float, conns: int) -> dict:
 
 
 def worker_pids(pid: int) -> list[int]:
-    """The processes that serve: uvicorn's worker children when it has any, else the process itself."""
+    """The processes that serve: uvicorn's worker children when it has any (not multiprocessing's resource
+    tracker), else the process itself."""
     try:
         children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         children = []
-    return children or [pid]
+    workers = []
+    for child in children:
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                workers.append(child)
+        except OSError:
+            pass
+    return workers or [pid]
 
 
 def rss_mib(pid: int) -> float:
@@ -137,6 +147,32 @@ def open_loop_cpu(start, make, args) -> dict:
     return r
 
 
+def profile_run(start, script: Path, args, out: Path) -> tuple[int, dict[str, float]]:
+    """Where one worker's time goes under wrk (`lib/profile.py`): (samples, {bucket: share})."""
+    proc, port, _ = start()
+    try:
+        wrk(port, script, args.warmup, args.conns)
+        pid = worker_pids(proc.pid)[0]
+        load = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration + 4:.0f}s", "-s", str(script),
+                                 f"http://127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
+        time.sleep(1)
+        profile.record(pid, args.duration, out)
+        load.wait(args.duration + 60)
+    finally:
+        stop_server(proc)
+    total, shares = profile.breakdown(out)
+    return total, dict(shares)
+
+
+def profile_table(profiles: list[tuple[str, int, dict[str, float]]]) -> str:
+    """One column per profiled code base, a row per bucket (in the first one's order)."""
+    buckets = list(dict.fromkeys(b for _, _, shares in profiles for b in shares))
+    head = "| where | " + " | ".join(f"{name} ({total:,} samples)" for name, total, _ in profiles) + " |"
+    return "\n".join([head, "|---|" + "---:|" * len(profiles)]
+                     + [f"| {b} | " + " | ".join(f"{shares.get(b, 0.0):.1%}" for _, _, shares in profiles) + " |"
+                        for b in buckets])
+
+
 def row(name: str, workers: int, r: dict) -> str:
     return (f"| {name} | {workers} | {r['answered_rps']:,.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.1f} | "
             f"{r['errors']} | {r['cpu_ms']:.3f} | {' / '.join(f'{m:.0f}' for m in r['rss'])} |")
@@ -151,20 +187,25 @@ def run_size(args, n_items: int, workdir: Path) -> tuple[list[str], dict]:
     bare_async = lua_script(workdir / "bare-async.lua", args.users, n_items, 0.0, prefix="/async")
     rows, out = [], {}
     for workers in args.workers:
-        def deepshelf():
-            return start_server(run, working_copy(built), workers, workdir / "server.log", env)
+        def deepshelf(extra=None):
+            return start_server(run, working_copy(built), workers, workdir / "server.log", {**env, **(extra or {})})
+
+        def uncached():  # every list reads the shopper's history from the store (the cache's worst case)
+            return deepshelf({"DEEPSHELF_SHOPPER_CACHE_SIZE": "0"})
 
         def bare():
             return start_bare(workers, workdir / "bare.log", None)
 
         for name, start, script in ((f"deepshelf, reads ({n_items:,} products)", deepshelf, reads),
                                     (f"deepshelf, 90% reads / 10% events ({n_items:,} products)", deepshelf, mixed),
+                                    (f"deepshelf, reads, no shopper held in memory ({n_items:,} products)",
+                                     uncached, reads),
                                     ("bare FastAPI, `def` route", bare, bare_def),
                                     ("bare FastAPI, `async def` route", bare, bare_async)):
             if name.startswith("bare") and n_items != args.items[0]:
                 continue  # the bare endpoints do not depend on the catalogue: measured once
             log.info("%s, %d worker(s)", name, workers)
-            r = measure(start, script, args, warm_script=reads if start is deepshelf else None)
+            r = measure(start, script, args, warm_script=None if name.startswith("bare") else reads)
             out[(name, workers)] = r
             rows.append(row(name, workers, r))
     if args.rate:
@@ -186,6 +227,19 @@ def run_size(args, n_items: int, workdir: Path) -> tuple[list[str], dict]:
             out[("open-bare", 0)] = open_loop_cpu(lambda: start_bare(1, workdir / "bare.log", None),
                                                   lambda: ("GET", f"/v1/users/s{rnd.randrange(args.users)}"
                                                                   f"/recommendations?{QUERY}"), args)
+    if args.profile and n_items == args.items[0]:
+        if not profile.available():
+            log.warning("py-spy is not installed (pip install py-spy): no profile")
+        else:
+            profiles = []
+            for name, src in ([("before", args.profile_before)] if args.profile_before else []) + [("this code", None)]:
+                log.info("profile of one worker under wrk (%s)", src or "this checkout")
+                extra = {**env, **({"PYTHONPATH": str(src)} if src else {})}
+                total, shares = profile_run(
+                    lambda: start_server(run, working_copy(built), 1, workdir / "server.log", extra), reads, args,
+                    workdir / f"profile-{name.replace(' ', '-')}.txt")
+                profiles.append((name, total, shares))
+            out[("profile", 0)] = profile_table(profiles)
     return rows, out
 
 
@@ -220,11 +274,20 @@ def report(args, rows, results, before, after, load) -> str:
         f"2 cores as the server; {args.duration:.0f} s per row after a {args.warmup:.0f} s warm-up on a fresh "
         f"server. Requests: `GET /v1/users/{{id}}/recommendations?{QUERY}` with the public key and the shopper's "
         f"token, {TOKENED_USERS:,} shoppers drawn at random; the mix replaces one request in ten with `POST "
-        "/v1/events` (one view). 'errors': non-2xx answers, socket errors and timeouts. 'CPU ms / request': the "
+        "/v1/events` (one view) for one of the same shoppers, which drops that shopper's history held in memory (the "
+        "next list reads the store). The warm-up asks for the same shoppers' lists, so in the read rows most "
+        "histories are held in memory (a shopper reloading a page, with no event in between); the row 'no shopper "
+        "held in memory' (`DEEPSHELF_SHOPPER_CACHE_SIZE=0`) reads every history from the store, each list's worst "
+        "case. 'errors': non-2xx answers, socket errors and timeouts. 'CPU ms / request': the "
         "server processes' user + system CPU over the row divided by its requests (wrk's own CPU not included). "
         "'RSS': resident memory of each worker process at the end of the row.\n\n"
         "| what | workers | answered req/s | p50 ms | p99 ms | max ms | errors | server CPU ms / request | "
         "RSS per worker MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) +
+        + (f"\n\nWhere the time goes: py-spy sampling one worker under wrk (reads, {args.items[0]:,} products, "
+           f"{args.duration:.0f} s; the event loop's and the thread pool's threads while on a CPU; each sample in the "
+           f"first bucket whose frames it holds, `lib/profile.py`)"
+           + (f"; 'before': the server's code from `{args.profile_before}`" if args.profile_before else "") + ":\n\n"
+           + results[("profile", 0)] if ("profile", 0) in results else "") +
         f"\n\nNoise probe (a fixed piece of Python + numpy work, 150 times a second for {args.jitter_seconds:.0f} s,"
         f" no server running) before: {probe_text(before)}; after: {probe_text(after)}.\n")
 
@@ -244,7 +307,10 @@ def main() -> None:
     ap.add_argument("--open-duration", type=float, default=15.0)
     ap.add_argument("--jitter-seconds", type=float, default=10.0)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-serve-bench"))
-    docs_option(ap, "--write-docs", help="write the '### Throughput (wrk)' part of docs/benchmarks.md's Service "
+    ap.add_argument("--profile", action="store_true", help="also profile one worker under wrk (needs py-spy)")
+    ap.add_argument("--profile-before", type=Path, default=None,
+                    help="also profile the server code of another checkout's src/ (the code before a change)")
+    docs_option(ap, "--write-docs", help="write its part of docs/benchmarks.md's Service "
                                          "section")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -263,8 +329,8 @@ def main() -> None:
     body = report(args, rows, results, before, after, (load_before, os.getloadavg()[0]))
     print(body)
     if args.write_docs:
-        write_in_section("Service", "Throughput (wrk)", body)
-        log.info("wrote the Service section's 'Throughput (wrk)' part of docs/benchmarks.md")
+        write_in_section("Service", WRK_TITLE, body)
+        log.info("wrote the Service section's '%s' part of docs/benchmarks.md", WRK_TITLE)
 
 
 if __name__ == "__main__":

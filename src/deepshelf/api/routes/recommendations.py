@@ -73,7 +73,12 @@ async def respond(params: ListParams, surface: str, compute: Callable[[bool], An
     try:
         answer = compute(True)
     except NeedsStore:
-        answer = await run_in_threadpool(compute, False)
+        def whole():  # one hop for both: the answer, then the cards it needs
+            found = compute(False)
+            wanted = card_ids(found, params.details)
+            return found, service.item_cards(wanted) if wanted else {}
+        answer, rows = await run_in_threadpool(whole)
+        return to_list(answer, params, surface, user_id, rows=rows)
     wanted = card_ids(answer, params.details)
     try:
         rows = service.item_cards(wanted, cached_only=True) if wanted else {}
