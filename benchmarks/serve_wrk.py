@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import pickle
 import random
 import shutil
 import subprocess
@@ -147,29 +148,36 @@ def open_loop_cpu(start, make, args) -> dict:
     return r
 
 
-def profile_run(start, script: Path, args, out: Path) -> tuple[int, dict[str, float]]:
-    """Where one worker's time goes under wrk (`lib/profile.py`): (samples, {bucket: share})."""
+def profile_run(start, script: Path, args, out: Path) -> tuple[int, float, dict[str, float]]:
+    """Where one worker's time goes under wrk (`lib/profile.py`): (samples, server CPU ms per request over the
+    load, {bucket: share})."""
     proc, port, _ = start()
     try:
         wrk(port, script, args.warmup, args.conns)
         pid = worker_pids(proc.pid)[0]
+        cpu = cpu_seconds(proc.pid)
         load = subprocess.Popen(["wrk", "-t1", f"-c{args.conns}", f"-d{args.duration + 4:.0f}s", "-s", str(script),
-                                 f"http://127.0.0.1:{port}"], stdout=subprocess.DEVNULL)
+                                 f"http://127.0.0.1:{port}"], stdout=subprocess.PIPE, text=True)
         time.sleep(1)
         profile.record(pid, args.duration, out)
-        load.wait(args.duration + 60)
+        text = load.communicate(timeout=args.duration + 60)[0]
+        cpu = cpu_seconds(proc.pid) - cpu
     finally:
         stop_server(proc)
+    line = next(x for x in text.splitlines() if x.startswith("WRKJSON "))
+    requests = json.loads(line.removeprefix("WRKJSON "))["requests"]
     total, shares = profile.breakdown(out)
-    return total, dict(shares)
+    return total, cpu * 1000 / max(1, requests), dict(shares)
 
 
-def profile_table(profiles: list[tuple[str, int, dict[str, float]]]) -> str:
-    """One column per profiled code base, a row per bucket (in the first one's order)."""
-    buckets = list(dict.fromkeys(b for _, _, shares in profiles for b in shares))
-    head = "| where | " + " | ".join(f"{name} ({total:,} samples)" for name, total, _ in profiles) + " |"
+def profile_table(profiles: list[tuple[str, int, float, dict[str, float]]]) -> str:
+    """One column per profiled code base (its samples and the server's CPU per request over the load), a row per
+    bucket (in the first one's order)."""
+    buckets = list(dict.fromkeys(b for *_, shares in profiles for b in shares))
+    head = "| where | " + " | ".join(f"{name} ({total:,} samples; {cpu:.2f} ms CPU / request)"
+                                     for name, total, cpu, _ in profiles) + " |"
     return "\n".join([head, "|---|" + "---:|" * len(profiles)]
-                     + [f"| {b} | " + " | ".join(f"{shares.get(b, 0.0):.1%}" for _, _, shares in profiles) + " |"
+                     + [f"| {b} | " + " | ".join(f"{shares.get(b, 0.0):.1%}" for *_, shares in profiles) + " |"
                         for b in buckets])
 
 
@@ -235,10 +243,10 @@ def run_size(args, n_items: int, workdir: Path) -> tuple[list[str], dict]:
             for name, src in ([("before", args.profile_before)] if args.profile_before else []) + [("this code", None)]:
                 log.info("profile of one worker under wrk (%s)", src or "this checkout")
                 extra = {**env, **({"PYTHONPATH": str(src)} if src else {})}
-                total, shares = profile_run(
+                total, cpu, shares = profile_run(
                     lambda: start_server(run, working_copy(built), 1, workdir / "server.log", extra), reads, args,
                     workdir / f"profile-{name.replace(' ', '-')}.txt")
-                profiles.append((name, total, shares))
+                profiles.append((name, total, cpu, shares))
             out[("profile", 0)] = profile_table(profiles)
     return rows, out
 
@@ -263,6 +271,13 @@ def report(args, rows, results, before, after, load) -> str:
                          f"{mine['cpu_ms']:.3f} ms of server CPU per request, {ratio:.2f}x the bare `def` endpoint's "
                          f"{bare['cpu_ms']:.3f} ms (goal <= 2x: {'met' if ratio <= 2 else 'NOT met'}); p50 "
                          f"{mine['p50']:.2f} ms, p99 {mine['p99']:.2f} ms, {mine['errors']} errors.**")
+    profiled = ""
+    if ("profile", 0) in results:
+        profiled = (f"\n\nWhere the time goes: py-spy sampling one worker under wrk (reads, {args.items[0]:,} "
+                    f"products, {args.duration:.0f} s; the samples of the thread holding the GIL, each in the first "
+                    "bucket whose frames it holds: `lib/profile.py`)"
+                    + (f"; 'before': the server's code from `{args.profile_before}`" if args.profile_before else "")
+                    + ":\n\n" + results[("profile", 0)])
     return "\n\n".join(lines) + (
         f"\n\nCommand: `{command}`  \nMachine: {machine()}; measured "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average before {load[0]:.2f}, after "
@@ -282,12 +297,7 @@ def report(args, rows, results, before, after, load) -> str:
         "server processes' user + system CPU over the row divided by its requests (wrk's own CPU not included). "
         "'RSS': resident memory of each worker process at the end of the row.\n\n"
         "| what | workers | answered req/s | p50 ms | p99 ms | max ms | errors | server CPU ms / request | "
-        "RSS per worker MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows) +
-        + (f"\n\nWhere the time goes: py-spy sampling one worker under wrk (reads, {args.items[0]:,} products, "
-           f"{args.duration:.0f} s; the event loop's and the thread pool's threads while on a CPU; each sample in the "
-           f"first bucket whose frames it holds, `lib/profile.py`)"
-           + (f"; 'before': the server's code from `{args.profile_before}`" if args.profile_before else "") + ":\n\n"
-           + results[("profile", 0)] if ("profile", 0) in results else "") +
+        "RSS per worker MiB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n" + "\n".join(rows)) + profiled + (
         f"\n\nNoise probe (a fixed piece of Python + numpy work, 150 times a second for {args.jitter_seconds:.0f} s,"
         f" no server running) before: {probe_text(before)}; after: {probe_text(after)}.\n")
 
@@ -326,7 +336,10 @@ def main() -> None:
         rows += r
         results.update(out)
     after = jitter_probe(args.jitter_seconds)
-    body = report(args, rows, results, before, after, (load_before, os.getloadavg()[0]))
+    load = (load_before, os.getloadavg()[0])
+    with open(args.workdir / "serve_wrk-results.pkl", "wb") as f:  # the measurements, should the report fail
+        pickle.dump((rows, results, before, after, load), f)
+    body = report(args, rows, results, before, after, load)
     print(body)
     if args.write_docs:
         write_in_section("Service", WRK_TITLE, body)
