@@ -131,15 +131,38 @@ def test_fold_in_once_per_history_and_run(service, runs_dir):
     assert service.state is not state and len(service.state.queries) == 0
 
 
-def test_cached_fold_in_gives_the_uncached_answers(service):
+def test_cached_fold_in_and_explanations_give_the_uncached_answers(service):
     users = [f"u{g}_{u}" for g in range(4) for u in range(5)]
-    cached = [service.recommend_user(u, 10, rules()).item_ids for u in users]
-    cached_again = [service.recommend_user(u, 10, rules(), cached_only=True).item_ids for u in users]
+
+    def answers(cached_only=False):
+        return [(a.item_ids, a.because) for a in (service.recommend_user(u, 10, rules(), cached_only=cached_only)
+                                                  for u in users)]
+
+    cached = answers()
+    assert any(b is not None for _, because in cached for b in because)  # explained from the histories
+    cached_again = answers(cached_only=True)
     service.state.queries.capacity = 0  # every lookup computes afresh
     service.state.queries._rows.clear()
     service.shoppers.clear()
-    fresh = [service.recommend_user(u, 10, rules()).item_ids for u in users]
-    assert cached == cached_again == fresh
+    assert cached == cached_again == answers()
+
+
+def test_explanations_once_per_history_list_and_run(service, runs_dir, monkeypatch):
+    from deepshelf.engine import explain
+
+    calls = []
+    real = explain._because
+    monkeypatch.setattr(explain, "_because", lambda *a: calls.append(1) or real(*a))
+    first = answer(service)
+    n = len(calls)
+    assert n >= 1 and answer(service) == first and len(calls) == n  # the same history and list: not again
+    service.ingest([Event(USER, "i3", "view", time.time())])
+    answer(service)
+    assert len(calls) > n  # a new history: explained again
+    n = len(calls)
+    service.reload(runs_dir / "als")  # a new run: a new cache
+    answer(service)
+    assert len(calls) > n
 
 
 def test_a_request_adding_exclusions_leaves_the_shared_query_rules_alone(runs_dir, tmp_path):

@@ -20,7 +20,7 @@ from deepshelf.data.interactions import Histories
 class QueryCache:
     def __init__(self, capacity: int = 20_000):
         self.capacity = capacity
-        self._rows: OrderedDict[bytes, dict] = OrderedDict()
+        self._rows: OrderedDict[bytes | tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -36,7 +36,7 @@ class QueryCache:
             parts.append(b"-" if extra is None else np.asarray(extra).tobytes())
         return b"|".join(parts)
 
-    def _entry(self, key: bytes) -> dict:
+    def _entry(self, key: bytes | tuple) -> dict:
         with self._lock:
             entry = self._rows.get(key)
             if entry is None:
@@ -46,6 +46,14 @@ class QueryCache:
             else:
                 self._rows.move_to_end(key)
             return entry
+
+    def memo(self, key: tuple, compute):
+        """`compute()` once per `key` (a tuple naming what the result depends on besides the run), e.g. the
+        explanations of a list for a history (`explain.because`). The result is shared: never changed in place."""
+        entry = self._entry(key)
+        if "value" not in entry:
+            entry["value"] = compute()
+        return entry["value"]
 
     def query(self, model, histories: Histories) -> np.ndarray:
         """`model.query_vectors(histories)` [1, d] (computed once per history)."""
