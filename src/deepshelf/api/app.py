@@ -27,6 +27,7 @@ from deepshelf.api.routes import widget
 from deepshelf.engine.service import NotAvailable, NotFound, NotReady, Service
 from deepshelf.engine.settings import Settings
 from deepshelf.api.shedding import ShedLoad
+from deepshelf.api.security_headers import SecurityHeaders
 from deepshelf.api.validation import install as install_validation
 from deepshelf.storage import open_store
 from deepshelf.storage import StoreUnavailable
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origin_list:  # outermost: preflights are answered here, and every answer (a 401 too) is marked
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list), allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "X-Shopper-Token", "Content-Type", "Accept"], max_age=600)
+    app.add_middleware(SecurityHeaders)  # outermost of all: every answer, preflights included, carries nosniff
     for module in (events, recommendations, items, admin, analytics, experiments, system, integrations, widget):
         app.include_router(module.router)
     install_openapi(app, settings)  # each operation's key scope and every status it answers
