@@ -35,9 +35,11 @@ class EventIn(Strict):
     session_id: Line(256) | None = None
     value: Finite | None = None
     event_id: Line(128, min_length=1) | None = Field(
-        default=None, description="the client's id for this event: an event whose id is already stored is not "
-                                  "stored again, so a batch retried after a lost answer is kept once (and answered "
-                                  "the same)")
+        default=None, description="the client's id for this event, unique per event (send one: a batch retried "
+                                  "after a lost answer or a 503 is then kept once, and answered the same). The same "
+                                  "event again (same shopper, item, type, session, value, recommendation_id; the "
+                                  "time is not compared) is accepted without being stored twice; an id that names "
+                                  "another event is refused for this event and named in `duplicates`")
     recommendation_id: Line(64, min_length=1) | None = Field(
         default=None, description="the `recommendation_id` of the list answer the shopper clicked this item in "
                                   "(a view or cart event): it attributes the click, and a purchase of the item "
@@ -141,8 +143,22 @@ class Accepted(BaseModel):
     accepted: int
 
 
+class DuplicateEvent(BaseModel):
+    index: int = Field(description="the event's position in the batch (0-based)")
+    event_id: str
+    reason: Literal["repeated", "conflict"] = Field(
+        description="`repeated`: the same event twice in this batch (kept and counted once); `conflict`: the id "
+                    "already names another event (stored before, or earlier in this batch), so this one is not "
+                    "stored")
+
+
 class EventsAccepted(Accepted):
-    """POST /v1/events's answer."""
+    """POST /v1/events's answer. `accepted` counts the events kept: stored now, or stored already by an identical
+    earlier try (a retry answers as the first try did). Every other event of the batch is in `duplicates`."""
+
+    duplicates: list[DuplicateEvent] | None = Field(
+        default=None, description="present when the batch has them: each event not counted in `accepted`, because "
+        "its event_id repeats within the batch or names another event")
 
     unknown_items: list[str] | None = Field(
         default=None, description="present when the batch has them: its item ids that are in neither the "

@@ -27,7 +27,7 @@ from deepshelf.engine.holder import RunHolder
 from deepshelf.engine.loaded import LoadedRun
 from deepshelf.engine.trending import fallback
 from deepshelf.engine.visit import VisitStage
-from deepshelf.storage import Event, Item, Store
+from deepshelf.storage import Event, Ingested, Item, Store
 
 TYPE_CODE = {t.name.lower(): int(t) for t in EventType}
 # The best text matches a keyword search re-ranks by live popularity (and the shopper): enough for any k and rules
@@ -159,11 +159,13 @@ class Service:
         return Shopper(items, types, purchased, times)
 
     # ---- events -------------------------------------------------------------------------------------------
-    def ingest(self, events: list[Event]) -> int:
-        n = self.store.add_events(events)  # committed (durable) before we return
+    def ingest(self, events: list[Event]) -> Ingested:
+        """Store a batch (committed, durable, before returning): how many were accepted, and the events an
+        `event_id` kept out (storage/event_ids.py)."""
+        done = self.store.ingest_events(events)
         if self.metrics is not None:
-            self.metrics.events_ingested(n)
-        return n
+            self.metrics.events_ingested(done.accepted)
+        return done
 
     def history(self, user_id: str, limit: int) -> list[Event]:
         return self.store.history(user_id, limit)

@@ -7,9 +7,10 @@ drivers), dialects.py (what the SQL needs to know of each database), migrations.
 
 from deepshelf.storage.base import Store, StoreUnavailable
 from deepshelf.storage.connect import open_store
+from deepshelf.storage.event_ids import Duplicate, Ingested
 from deepshelf.storage.records import Event, Impression, Item, items_from_table
 from deepshelf.storage.training import read_training_frames
 from deepshelf.storage.urls import is_store_url, redact_url
 
-__all__ = ["Event", "Impression", "Item", "Store", "StoreUnavailable", "is_store_url", "items_from_table", "open_store",
+__all__ = ["Duplicate", "Event", "Ingested", "Impression", "Item", "Store", "StoreUnavailable", "is_store_url", "items_from_table", "open_store",
            "read_training_frames", "redact_url"]

@@ -28,6 +28,7 @@ from deepshelf.storage.attribution import (
 )
 from deepshelf.storage.live_counts import WindowCounts, weighted_sum
 from deepshelf.storage.dialects import Dialect
+from deepshelf.storage.event_ids import Ingested, conflicts, first_of_each, outcome
 from deepshelf.storage.migrations import migrate
 from deepshelf.storage.records import Event, Impression, Item, ItemCard
 from deepshelf.storage.urls import redact_url
@@ -135,17 +136,23 @@ class Store(ABC):
 
     # ---- events -------------------------------------------------------------------------------------------
     def add_events(self, events: Sequence[Event]) -> int:
+        """`ingest_events`, answering only how many events were accepted."""
+        return self.ingest_events(events).accepted
+
+    def ingest_events(self, events: Sequence[Event]) -> Ingested:
         """Insert a batch in one transaction; returns only after the commit. An event whose `event_id` is stored
-        already (a retried batch) is skipped, so a retry stores nothing twice; the answer counts every event of
-        the batch as acknowledged either way."""
+        already is not stored again: the same event (a retry) counts as accepted, another one under that id is
+        refused and named, as is a second copy of an id in the batch (event_ids.py)."""
         if not events:
-            return 0
+            return Ingested(0, [])
+        kept, later = first_of_each(events)
         with self._write() as cur:
             cur.executemany(
                 self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value, event_id, "
                           "recommendation_id) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
-                [tuple(e) for e in events])
-        return len(events)
+                [tuple(e) for e in kept])
+            taken = conflicts(cur, self._sql, kept)
+        return outcome(events, later, taken)
 
     def history(self, user_id: str, limit: int) -> list[Event]:
         """The shopper's `limit` most recent events, newest first."""

@@ -101,5 +101,5 @@ def ga4_events(body: GA4Body, service: ServiceDep, settings: SettingsDep) -> GA4
         raise invalid("body", "timestamp_micros", f"must not be more than {settings.max_clock_skew_s:g} s ahead of "
                       "the server's clock")
     rows = [Event(user, item, kind, ts, None, value) for user, item, kind, ts, value in mapped.rows]
-    return GA4Accepted(accepted=service.ingest(rows) if rows else 0, skipped=mapped.skipped)
+    return GA4Accepted(accepted=service.ingest(rows).accepted if rows else 0, skipped=mapped.skipped)
 
