@@ -10,6 +10,8 @@ this file) and calls the service without the training stack.
             print(rec.item_id, rec.score, rec.reason)
 
 A non-2xx answer raises `ApiError` with the status and the server's `detail` (which names the bad field).
+`send_events` gives every event an `event_id` and retries a 503 or a lost connection with the same ids, so no
+event is stored twice (a 503 cannot always know whether the batch was committed).
 
 `shopper_token(secret, user_id, ttl)` mints the token a shop's page sends beside the public key
 (`X-Shopper-Token`) to read its signed-in shopper's personal list (the same recipe as `deepshelf.tokens`).
@@ -17,7 +19,12 @@ A non-2xx answer raises `ApiError` with the status and the server's `detail` (wh
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -37,10 +44,30 @@ def shopper_token(secret: str, user_id: str, ttl: int = 3600) -> str:
 class ApiError(Exception):
     """The service answered an error: `status` (HTTP) and `detail` (its message or list of field errors)."""
 
-    def __init__(self, status: int, detail: Any):
+    def __init__(self, status: int, detail: Any, retry_after: float = 1.0):
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after  # a 503's Retry-After, seconds
+
+
+def with_event_ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events, each with an `event_id` and a `timestamp`: an event's own, else now (UTC) and an id made from
+    its content (a hash of the event with its time, and which of identical events in the list it is). So sending
+    the returned list again (a retry) sends the same ids, and the server stores each event once."""
+    now = datetime.now(timezone.utc).isoformat()
+    seen: Counter[str] = Counter()
+    out = []
+    for event in events:
+        event = {**event}
+        event.setdefault("timestamp", now)
+        if event.get("event_id") is None:
+            content = json.dumps(event, sort_keys=True, default=str)
+            seen[content] += 1
+            digest = hashlib.sha256(f"{content}#{seen[content]}".encode()).hexdigest()[:32]
+            event["event_id"] = f"py-{digest}"
+        out.append(event)
+    return out
 
 
 @dataclass
@@ -105,7 +132,11 @@ class Client:
                 detail = response.json().get("detail")
             except ValueError:
                 detail = response.text
-            raise ApiError(response.status_code, detail)
+            try:
+                retry_after = float(response.headers.get("Retry-After", 1))
+            except ValueError:
+                retry_after = 1.0
+            raise ApiError(response.status_code, detail, retry_after)
         return response.json() if response.content else None
 
     @staticmethod
@@ -113,10 +144,30 @@ class Client:
         return {k: v for k, v in values.items() if v is not None and v != []}
 
     # ---- events -----------------------------------------------------------------------------------------------
-    def send_events(self, events: list[dict[str, Any]]) -> int:
-        """Store events (`{"user_id", "item_id", "type", "timestamp"?, "session_id"?, "value"?}`); returns how
-        many were accepted (committed before the answer)."""
-        return self._call("POST", "/v1/events", json={"events": events})["accepted"]
+    def send_events(self, events: list[dict[str, Any]], retries: int = 2) -> int:
+        """Store events (`{"user_id", "item_id", "type", "timestamp"?, "session_id"?, "value"?, "event_id"?}`);
+        returns how many were accepted (committed before the answer). `post_events` gives the whole answer."""
+        return self.post_events(events, retries)["accepted"]
+
+    def post_events(self, events: list[dict[str, Any]], retries: int = 2) -> dict[str, Any]:
+        """Store events and return the server's answer (`accepted`, and `duplicates` naming any event an
+        event_id kept out). Every event is sent with an `event_id` (its own, else `with_event_ids`'), so the
+        batch is retried up to `retries` times on a 503 or a lost connection without being stored twice: a 503
+        cannot always know whether the batch was committed."""
+        body = {"events": with_event_ids(events)}
+        for attempt in range(retries + 1):
+            try:
+                return self._call("POST", "/v1/events", json=body)
+            except ApiError as exc:
+                if exc.status != 503 or attempt == retries:
+                    raise
+                pause = exc.retry_after
+            except httpx.TransportError:
+                if attempt == retries:
+                    raise
+                pause = 0.5
+            time.sleep(min(pause, 5.0) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def send_ga4(self, body: dict[str, Any]) -> dict[str, int]:
         """A GA4 Measurement Protocol body; returns `{"accepted", "skipped"}`."""

@@ -190,6 +190,8 @@ def test_home_carousel_on_another_origin_click_posts_event_and_changes(browser, 
         host.locator(f'button[data-item-id="{clicked}"]').click()
         _wait_for_list(pg, first_id)  # a new list, asked for after the click
         assert _events(db, user) == [(clicked, "view", first_id)]  # the click, attributed to the list shown
+        with sqlite3.connect(db) as con:  # with an id made once for it (a retry after a 503 reuses it)
+            assert [r[0][:2] for r in con.execute("SELECT event_id FROM events WHERE user_id = ?", (user,))] == ["w-"]
         second = _cards(pg)
         assert second != first, "the carousel follows the click"
         # the shopper's own list with a token; the visit's (popular, then the session's) without one

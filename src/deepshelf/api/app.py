@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -28,9 +27,9 @@ from deepshelf.engine.service import NotAvailable, NotFound, NotReady, Service
 from deepshelf.engine.settings import Settings
 from deepshelf.api.shedding import ShedLoad
 from deepshelf.api.security_headers import SecurityHeaders
+from deepshelf.api.store_errors import install as install_store_errors
 from deepshelf.api.validation import install as install_validation
 from deepshelf.storage import open_store
-from deepshelf.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -126,24 +125,7 @@ def _add_error_handlers(app: FastAPI) -> None:
                                              "msg": "the body is not JSON text in UTF-8"}]}, status_code=422)
         return await http_exception_handler(request, exc)
 
-    @app.exception_handler(StoreUnavailable)
-    async def store_unavailable(request: Request, exc: Exception):
-        log.warning("store unavailable on %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503,
-                            headers=retry_after)
-
-    @app.exception_handler(sqlite3.OperationalError)
-    async def store_busy(request: Request, exc: Exception):
-        log.error("store error on %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503,
-                            headers=retry_after)
-
-    try:
-        import psycopg
-
-        app.add_exception_handler(psycopg.OperationalError, store_busy)
-    except ImportError:
-        pass
+    install_store_errors(app)  # 503 (saying whether a failed write may be stored), 507 for a full disk
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -4,7 +4,7 @@ line in its description) and every status its route can answer.
 What an operation may answer follows from how it is built, so it is derived here from the route rather than
 repeated on each decorator: its auth dependency (401, and 403 for a public key where a private one is needed),
 its parameters and body (422; 413 over `max_body_bytes`; 404 for a path whose id names nothing), and the store
-or an overloaded worker (503). A decorator's own `responses=` (a 404 or 409 with its reason) is kept as written.
+or an overloaded worker (503), a write to a full disk (507). A decorator's own `responses=` (a 404 or 409 with its reason) is kept as written.
 Every operation may answer 400: the HTTP server refuses a request it cannot parse (a request line and headers over
 16 KiB, malformed HTTP) with a plain-text 400 before any route sees it.
 
@@ -77,7 +77,10 @@ def _document(operation: dict, settings: Settings, path: str) -> None:
     if "{" in path:
         add(404, "no such id")
     add(503, "the store did not answer in time, no run is loaded yet, or the server is overloaded; retry after "
-             "`Retry-After` seconds")
+             "`Retry-After` seconds (a write whose commit was not confirmed says so: retry it with the same "
+             "event ids)")
+    if "requestBody" in operation or operation.get("operationId", "").endswith("_delete"):
+        add(507, "the store's disk is full: nothing was stored")
     content = responses.setdefault("400", {"description": _UNPARSABLE["description"]}).setdefault("content", {})
     content.setdefault("application/json", _DETAIL["application/json"])  # a refusal by the service (`detail`)
     content.update(_UNPARSABLE["content"])

@@ -30,6 +30,7 @@ from deepshelf.storage.live_counts import WindowCounts, weighted_sum
 from deepshelf.storage.dialects import Dialect
 from deepshelf.storage.event_ids import Ingested, conflicts, first_of_each, outcome
 from deepshelf.storage.migrations import migrate
+from deepshelf.storage.outages import FullDisk, StoreFull, StoreUnavailable  # noqa: F401 (re-exported)
 from deepshelf.storage.records import Event, Impression, Item, ItemCard
 from deepshelf.storage.urls import redact_url
 
@@ -37,11 +38,6 @@ from deepshelf.storage.urls import redact_url
 
 class ExperimentConflict(DeepshelfError):
     """Another active experiment already holds the placement."""
-
-
-class StoreUnavailable(DeepshelfError):
-    """The database did not answer within the store's timeout (connect, a free connection, or a statement), or
-    the connection failed. Nothing was acknowledged; the caller may retry (the server answers 503 + Retry-After)."""
 
 
 # A search term: a run of letters or digits. Everything else (quotes, `*`, `-`, operators' punctuation) only
@@ -77,6 +73,7 @@ class Store(ABC):
         self._all_conns: list = []
         self._lock = threading.Lock()
         self._live_counts: dict = {}  # live_item_counts' WindowCounts by (name, weights)
+        self.full_disk = FullDisk()  # a write refused for a full disk lately (/ready answers 503 meanwhile)
 
     # ---- connection plumbing ------------------------------------------------------------------------------
     @abstractmethod

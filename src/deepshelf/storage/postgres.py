@@ -19,9 +19,10 @@ import time
 from contextlib import contextmanager, nullcontext
 
 import psycopg
+import psycopg.errors
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage.base import Store, StoreUnavailable
+from deepshelf.storage.base import Store, StoreFull, StoreUnavailable
 from deepshelf.storage.dialects import POSTGRES
 from deepshelf.storage.urls import redact_url
 
@@ -152,6 +153,9 @@ class PostgresStore(Store):
                 conn = None
             if reused:
                 self._close_idle()  # a server restart drops every pooled connection: reconnect from scratch
+            if isinstance(exc, psycopg.errors.DiskFull):  # SQLSTATE 53100: the statement failed, nothing stored
+                self.full_disk.refused()
+                raise StoreFull(f"the database's disk is full: {_first_line(exc)}") from exc
             err = StoreUnavailable(f"the database did not answer: {_first_line(exc)}")
             err.reused = reused and (deadline is None or time.monotonic() < deadline)
             raise err from exc
@@ -167,8 +171,18 @@ class PostgresStore(Store):
 
     @contextmanager
     def _write(self):
-        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
+        committing = False
+        try:
+            with self._session() as conn:
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        yield cur
+                    committing = True  # the block's exit sends COMMIT
+        except StoreUnavailable as exc:
+            # a connection that failed during COMMIT leaves its outcome unknown: the server may have committed
+            exc.outcome_unknown = committing and not isinstance(exc, StoreFull)
+            raise
+        self.full_disk.wrote()
 
     def _fetch(self, sql, args):
         with self._session() as conn, conn.cursor() as cur:

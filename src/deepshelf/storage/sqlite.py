@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage.base import Store, StoreUnavailable
+from deepshelf.storage.base import Store, StoreFull, StoreUnavailable
 from deepshelf.storage.dialects import SQLITE
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,9 @@ class SQLiteStore(Store):
             text = str(exc)
             if "locked" in text or "busy" in text or "interrupted" in text:
                 raise StoreUnavailable(f"the database did not answer: {text}") from exc
+            if "is full" in text:  # SQLITE_FULL: "database or disk is full"
+                self.full_disk.refused()
+                raise StoreFull(f"the database's disk is full: {text}") from exc
             raise
         finally:
             self._local.deadline = None
@@ -105,10 +108,14 @@ class SQLiteStore(Store):
             cur.execute("BEGIN IMMEDIATE")  # take the write lock now, not at the first write, to avoid deadlocks
             try:
                 yield cur
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT (a full disk, an interrupt) can leave the transaction open: end it, so nothing
+                # of the call is stored and the connection serves the next call.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            self.full_disk.wrote()
 
     def _read(self, sql, args=()):
         with self._bounded():

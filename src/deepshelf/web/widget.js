@@ -92,8 +92,30 @@
       method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body),
       keepalive: method === "POST",
     }).then(function (r) {
-      if (!r.ok) throw new Error(method + " " + path + ": " + r.status);
+      if (!r.ok) {
+        var err = new Error(method + " " + path + ": " + r.status);
+        err.status = r.status;
+        throw err;
+      }
       return r.json();
+    });
+  }
+
+  // Every event carries an id made once, when it happens: a 503 cannot always know whether the batch was stored,
+  // and the server stores an id once however often it is sent, so the one retry below cannot count a click twice.
+  function eventId() {
+    try {
+      if (window.crypto && crypto.randomUUID) return "w-" + crypto.randomUUID();
+    } catch (e) { /* not a secure context: the fallback below */ }
+    return "w-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+
+  function sendEvent(event) {
+    var body = { events: [event] };
+    return call("POST", "/v1/events", body).catch(function (err) {
+      if (err && err.status && err.status !== 503) throw err; // refused: sending it again would not help
+      return new Promise(function (done) { setTimeout(done, 1000); })
+        .then(function () { return call("POST", "/v1/events", body); });
     });
   }
 
@@ -165,9 +187,10 @@
       detail: { item_id: itemId, recommendation_id: recommendationId }, bubbles: true, composed: true,
     }));
     if (!token) rememberVisit(itemId);
-    var event = { user_id: user, item_id: itemId, type: "view" };
+    var event = { user_id: user, item_id: itemId, type: "view", timestamp: new Date().toISOString(),
+      event_id: eventId() };
     if (recommendationId) event.recommendation_id = recommendationId;
-    var sent = call("POST", "/v1/events", { events: [event] });
+    var sent = sendEvent(event);
     if (data.link) {
       sent.then(go, go); // the event is sent with keepalive, so leaving the page does not cancel it
       return sent;
