@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from deepshelf.data.schema import EVENT_TYPE_NAMES
-from deepshelf.data.fields import Finite, Id, JsonValue, Line, Text, Timestamp, Whole
+from deepshelf.data.fields import Finite, Id, JsonValue, Line, Money, Price, Text, Timestamp, Whole
 from deepshelf.engine.rules import RulesIn
 
 EventTypeName = Literal[tuple(EVENT_TYPE_NAMES)]  # type: ignore[valid-type]
@@ -33,7 +33,8 @@ class EventIn(Strict):
         default=None, strict=False, description="ISO 8601 (no timezone means UTC) or Unix seconds; now when absent; not before "
                                   "1970, not more than the server's max_clock_skew_s (default a day) ahead")
     session_id: Line(256) | None = None
-    value: Finite | None = None
+    value: Money | None = Field(default=None, description="the event's amount (a purchase's price x quantity), at "
+                                "most 1e9 either way")
     event_id: Line(128, min_length=1) | None = Field(
         default=None, description="the client's id for this event, unique per event (send one: a batch retried "
                                   "after a lost answer or a 503 is then kept once, and answered the same). The same "
@@ -62,7 +63,7 @@ class ItemIn(Strict):
     title: Text(1000) = ""
     description: Text(20_000) = ""
     category: Line(256) = ""
-    price: Finite | None = Field(default=None, ge=0)
+    price: Price | None = None
     in_stock: bool = True
     image_url: Line(2000) = ""
     image_base64: str | None = Field(

@@ -12,6 +12,11 @@ import polars as pl
 from deepshelf.errors import DeepshelfError
 
 
+# The largest amount one event's `value` (or a product's price) may carry, either sign: a billion in the shop's
+# currency is beyond any real order, and sums and squares of many of them stay finite in float64 (analytics).
+MAX_VALUE = 1e9
+
+
 class Event(NamedTuple):
     """One shopper event as stored. `ts` is Unix seconds (float)."""
 

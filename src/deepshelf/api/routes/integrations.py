@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from deepshelf.data.feeds import parse_feed
 from deepshelf.data.ga4 import map_measurement_protocol
 from deepshelf.api.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid
-from deepshelf.data.fields import Finite, Id, Line, Whole
+from deepshelf.data.fields import Id, Line, Money, Quantity, Whole
+from deepshelf.data.ga4 import MAX_MICROS
 from deepshelf.storage import Event
 
 router = APIRouter(prefix="/v1", tags=["integrations"])
@@ -37,21 +38,21 @@ class FeedImported(BaseModel):
 class GA4Item(BaseModel):
     model_config = ConfigDict(extra="allow")  # GA4 items carry many more fields (item_name, item_brand, ...)
     item_id: Id
-    price: Finite | None = None
-    quantity: Finite | None = None
+    price: Money | None = None
+    quantity: Quantity | None = None
 
 
 class GA4Params(BaseModel):
     model_config = ConfigDict(extra="allow")
     items: list[GA4Item] | None = None
-    value: Finite | None = None
+    value: Money | None = None
     search_term: Line(500) | None = None
 
 
 class GA4Event(BaseModel):
     name: Line(40, min_length=1)
     params: GA4Params = GA4Params()
-    timestamp_micros: Whole(ge=0) | None = None
+    timestamp_micros: Whole(ge=0, le=MAX_MICROS) | None = None
 
 
 class GA4Body(BaseModel):
@@ -60,7 +61,7 @@ class GA4Body(BaseModel):
 
     client_id: Id | None = None
     user_id: Id | None = None
-    timestamp_micros: Whole(ge=0) | None = None
+    timestamp_micros: Whole(ge=0, le=MAX_MICROS) | None = None
     events: list[GA4Event]
 
 
