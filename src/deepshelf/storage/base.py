@@ -172,14 +172,16 @@ class Store(ABC):
         return [(r[0], r[1], float(r[2])) for r in rows]
 
     def erase_user(self, user_id: str) -> int:
-        """Delete every event and every recorded impression of the shopper in one transaction (committed before
-        returning): afterwards no read, training data and analytics included, sees them. Returns how many events
+        """Delete every event and every recorded impression of the shopper (theirs, and those of their events'
+        sessions, shown before they signed in) in one transaction (committed before returning): afterwards no read, training data and analytics included, sees them. Returns how many events
         were deleted."""
         with self._write() as cur:
             self._erasing(cur)
+            # the lists shown to them, signed in or in a visit of theirs (its session id, before their events go)
+            cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ? OR session_id IN (SELECT session_id "
+                                  "FROM events WHERE user_id = ? AND session_id IS NOT NULL)"), (user_id, user_id))
             cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
             n = cur.rowcount
-            cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ?"), (user_id,))
             # tells every process's live counts (live_counts.py) that events went; no trace of whose
             cur.execute(self._sql("INSERT INTO erasures (ts) VALUES (?)"), (time.time(),))
         self._after_erase()
