@@ -380,7 +380,9 @@ def main() -> None:
         _register_command_groups()
         app()
     except DeepshelfError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        from deepshelf.storage.urls import redact  # a message may quote a database URL (misspelt too): no password
+
+        console.print(f"[red]error:[/red] {redact(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

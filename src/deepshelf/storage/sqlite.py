@@ -17,6 +17,7 @@ from pathlib import Path
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store, StoreFull, StoreUnavailable
 from deepshelf.storage.dialects import SQLITE
+from deepshelf.storage.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class SQLiteStore(Store):
         # sqlite:///relative.db and sqlite:////abs/path.db, as in SQLAlchemy
         self.path = Path(path[1:] if path.startswith("/") else path)
         if not path:
-            raise DeepshelfError(f"database URL {url!r}: expected sqlite:///path/to/file.db")
+            raise DeepshelfError(f"database URL {redact_url(url)!r}: expected sqlite:///path/to/file.db")
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout_s: float | None = None  # the migration runs unbounded (it may rewrite a large table)
