@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -379,6 +380,15 @@ def main() -> None:
     try:
         _register_command_groups()
         app()
+    except ValidationError as exc:  # a setting from the environment or an option (serve): one line each
+        for error in exc.errors(include_url=False):
+            where = ".".join(map(str, error["loc"]))
+            if exc.title == "Settings" and where:  # the server's settings come from DEEPSHELF_* variables
+                where = f"DEEPSHELF_{where.upper()} ({where})"
+            message = error["msg"].removeprefix("Value error, ")
+            console.print(f"error: {where + ': ' if where else ''}{message}", style="red", highlight=False,
+                          soft_wrap=True, markup=False)
+        sys.exit(2)
     except DeepshelfError as exc:
         from deepshelf.storage.urls import redact  # a message may quote a database URL (misspelt too): no password
 

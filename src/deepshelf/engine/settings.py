@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+_ORIGIN = re.compile(r"^https?://[^/\s*]+$")  # scheme://host[:port], as a browser sends it in `Origin`
 
 
 class Settings(BaseSettings):
@@ -30,7 +34,8 @@ class Settings(BaseSettings):
     # tokens are off and those calls need a private key (logged at startup).
     token_secret: SecretStr = SecretStr("")
     # Origins (scheme://host:port, comma-separated) whose pages may call the API from a browser: the pages that
-    # embed the widget (/v1/widget.js) on another host. None by default: only same-origin pages.
+    # embed the widget (/v1/widget.js) on another host. None by default: only same-origin pages. `*` is refused at
+    # startup (any site could then call the private routes from a browser).
     cors_origins: str = ""
 
     # ---- limits: requests beyond them get a 413 / 422 naming the field, never a slow answer or a 500 --------
@@ -116,6 +121,20 @@ class Settings(BaseSettings):
         if value.upper() not in ("FULL", "NORMAL", "EXTRA"):
             raise ValueError("sqlite_synchronous must be FULL, EXTRA or NORMAL")
         return value.upper()
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _named_origins(cls, value: str) -> str:
+        # `*` would let any site's page call every route, private ones included, from a visitor's browser with
+        # whatever key it finds or is given: each origin is named instead.
+        for origin in _split(value):
+            if "*" in origin:
+                raise ValueError(f"{origin!r} is refused: name each origin whose pages may "
+                                 "call the API (e.g. https://shop.example), never a wildcard")
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin: expected scheme://host or "
+                                 "scheme://host:port, without a path")
+        return value
 
     @model_validator(mode="after")
     def _scopes_apart(self):
