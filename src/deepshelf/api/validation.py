@@ -121,8 +121,9 @@ def _key_patterns(node: Any) -> None:
 
 
 def install(app: FastAPI, settings) -> None:
-    """Register the 422 answer and the per-request edge checks on `app`, and state this server's `max_k` in its
-    OpenAPI document (the static schema allows more than a server may be configured to answer)."""
+    """Register the 422 answer and the per-request edge checks on `app`, and state this server's `max_k` and
+    batch limits (`max_batch`, `max_session_items`) in its OpenAPI document (the static schema allows more than a
+    server may be configured to answer)."""
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_middleware(EdgeMiddleware, clock_skew_s=settings.max_clock_skew_s)
     inner = app.openapi
@@ -136,10 +137,18 @@ def install(app: FastAPI, settings) -> None:
             for param in operation.get("parameters", []) if isinstance(operation, dict) else []:
                 if param.get("name") == "k" and param.get("in") == "query":
                     param["schema"]["maximum"] = settings.max_k
-        session_k = doc.get("components", {}).get("schemas", {}).get("SessionIn", {}).get("properties", {}).get("k")
+        schemas = doc.get("components", {}).get("schemas", {})
+        session_k = schemas.get("SessionIn", {}).get("properties", {}).get("k")
         for option in (session_k or {}).get("anyOf", []):
             if option.get("type") == "integer":
                 option["maximum"] = settings.max_k
+        # the batch limits are this server's too (a request over them answers 422 naming the list)
+        for schema, field, limit in (("EventBatchIn", "events", settings.max_batch),
+                                     ("ItemBatchIn", "items", settings.max_batch),
+                                     ("SessionIn", "item_ids", settings.max_session_items)):
+            prop = schemas.get(schema, {}).get("properties", {}).get(field)
+            if prop is not None:
+                prop["maxItems"] = min(limit, prop.get("maxItems", limit))
         return doc
 
     app.openapi = openapi

@@ -59,6 +59,11 @@ class GA4Body(BaseModel):
     """The body of GA4's Measurement Protocol (`/mp/collect`); `user_id` when given, else `client_id`, is the
     shopper."""
 
+    # one of the two is required: stated in the schema too, so a client (or a fuzzer) can know it
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["client_id"], "properties": {"client_id": {"type": "string"}}},
+        {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}}]})
+
     client_id: Id | None = None
     user_id: Id | None = None
     timestamp_micros: Whole(ge=0, le=MAX_MICROS) | None = None
