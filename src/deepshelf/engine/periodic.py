@@ -35,9 +35,9 @@ class OutageLog:
         self._said_at = 0.0
 
     def failed(self, exc: BaseException) -> None:
-        self._failures += 1
         if not is_outage(exc):
             return
+        self._failures += 1
         now = time.monotonic()
         if self._failures == 1 or now - self._said_at >= self.every_s:
             self._said_at = now
