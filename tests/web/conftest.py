@@ -79,12 +79,15 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def page(browser, server, request):  # browser first: without chromium the server is never built
-    """A fresh browser context (empty storage), failing on any page error."""
+    """A fresh browser context (empty storage), failing on any page error or anything the page's CSP blocks."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
     pg = context.new_page()
     pg.set_default_timeout(20_000)
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # the pages' Content-Security-Policy (api/security_headers.py): anything it blocks is reported on the console
+    pg.on("console", lambda msg: errors.append(msg.text)
+          if msg.type == "error" and "Content Security Policy" in msg.text else None)
     yield pg
     if getattr(request.node, "web_failed", False):  # what the page looked like when the test failed
         try:
