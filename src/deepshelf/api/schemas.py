@@ -103,6 +103,8 @@ class RecommendedItem(BaseModel):
     title: str | None = None
     category: str | None = None
     price: float | None = None
+    currency: str | None = Field(default=None, description="the price's currency code, when the catalogue gives "
+                                                            "one (a feed's g:price)")
     image: str | None = None
 
 
