@@ -297,6 +297,10 @@ class ExperimentOut(BaseModel):
     verdict: Verdict
 
 
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]  # by name
+
+
 # ---- analytics (engine/attribution.py: the methods) -----------------------------------------------------------
 class NewProductShare(BaseModel):
     """New products in the lists shown: an item is new when the run that served the list counted it so at that
