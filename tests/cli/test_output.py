@@ -117,3 +117,28 @@ def test_first_epoch_length_comes_from_the_batches(recorded):
         mp.setattr(loop._Progress, "tick", spy)
         loop.train_loop(net, lambda m, b: m(b).pow(2).mean(), lambda epoch: batches, settings, torch.device("cpu"))
     assert seen[0] == (1, 1, 6) and seen[-1] == (1, 6, 6)
+
+
+def test_a_warning_during_a_spinner_prints_above_it(recorded, monkeypatch):
+    """Warnings went to stderr by themselves and landed inside the spinner's line; now they go through the console
+    the spinner draws on, as a line of their own without a source path."""
+    import logging
+
+    from deepshelf.cli import main
+
+    console, out = recorded
+    monkeypatch.setattr(main, "console", console)
+    handler = main.log_handler()
+    assert handler.console is console
+    log = logging.getLogger("deepshelf.test_output")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        with console.status("training"):
+            log.warning("fewer than 100 shoppers")
+    finally:
+        log.removeHandler(handler)
+    lines = [line.strip() for line in out.getvalue().replace("\r", "\n").splitlines()]
+    assert any(line.endswith("deepshelf.test_output: fewer than 100 shoppers") and "training" not in line
+               for line in lines), lines
+    assert "main.py" not in out.getvalue() and "test_output.py" not in out.getvalue()

@@ -394,13 +394,18 @@ def _register_command_groups() -> None:
         module.register(app)
 
 
-def main() -> None:
+def log_handler() -> logging.Handler:
+    """Log records through the one console: a warning logged while a spinner or bar is live prints above it, not
+    into it; no source file and line on every line."""
     from rich.logging import RichHandler
 
-    # through the one console: a warning logged while a spinner or bar is live prints above it, not into it;
-    # no source file and line on every line
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", handlers=[RichHandler(
-        console=console, show_path=False, show_time=False, markup=False, rich_tracebacks=False)])
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    return handler
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, handlers=[log_handler()])
     try:
         _register_command_groups()
         app()
