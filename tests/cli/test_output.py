@@ -142,3 +142,35 @@ def test_a_warning_during_a_spinner_prints_above_it(recorded, monkeypatch):
     assert any(line.endswith("deepshelf.test_output: fewer than 100 shoppers") and "training" not in line
                for line in lines), lines
     assert "main.py" not in out.getvalue() and "test_output.py" not in out.getvalue()
+
+
+def test_the_demos_console_takes_the_log_handler_along(monkeypatch):
+    """`deepshelf demo` prints to stdout: use_terminal moves the log handler there too, above its bars."""
+    import logging
+
+    from rich.console import Console
+
+    from deepshelf.cli import main
+    from deepshelf.encoders import progress
+
+    monkeypatch.setattr(progress, "_console", None)
+    handler = main.log_handler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        demo_console = Console(file=StringIO())
+        progress.use_terminal(demo_console)
+        assert progress.terminal() is demo_console and handler.console is demo_console
+    finally:
+        root.removeHandler(handler)
+
+
+def test_epoch_lines_round_their_seconds(monkeypatch, capsys):
+    """Where stderr is not a terminal: one line per epoch, its seconds rounded (not `elapsed 93.5550`)."""
+    from deepshelf.training.loop import _Progress
+
+    lines = _Progress(True, 3)
+    assert lines.bar is None  # pytest's captured stderr is no terminal
+    lines.update({"epoch": 1, "loss": 0.41234, "seconds": 93.55501, "lr": 0.001, "elapsed": 93.55501})
+    err = capsys.readouterr().err
+    assert "elapsed 94 s" in err and "seconds 94 s" in err and "93.55" not in err, err

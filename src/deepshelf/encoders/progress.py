@@ -27,9 +27,17 @@ def terminal():
 
 
 def use_terminal(console) -> None:
-    """Make `console` the one `terminal()` returns (the demo prints its steps and bars to stdout)."""
+    """Make `console` the one `terminal()` returns (the demo prints its steps and bars to stdout), and the one the
+    root logger's rich handler writes to, so log lines keep printing above the bars."""
+    import logging
+
+    from rich.logging import RichHandler
+
     global _console
     _console = console
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RichHandler):
+            handler.console = console
 
 
 @contextmanager

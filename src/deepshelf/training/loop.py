@@ -114,7 +114,8 @@ class _Progress:
             self.bar.update(self.task, completed=entry["epoch"], epoch=min(entry["epoch"] + 1, self.total),
                             description=self.metrics)
         elif self.enabled:  # a log file: one plain line per epoch, so a long run can be followed with tail -f
-            text = "  ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch")
+            text = "  ".join(f"{k} {v:.0f} s" if k in ("seconds", "elapsed") else f"{k} {v}"
+                             for k, v in entry.items() if k != "epoch")
             left = (self.total - entry["epoch"]) * entry["elapsed"] / entry["epoch"]
             self._line(f"epoch {entry['epoch']}/{self.total}  {text}  (about {left:.0f} s left at most)")
         self.last_line = time.perf_counter()
