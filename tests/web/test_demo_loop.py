@@ -62,7 +62,7 @@ def test_click_cart_purchase_reach_the_dashboard_as_a_conversion_with_its_value(
     shot(page, "dashboard-after-a-recommended-purchase")
 
 
-def test_a_product_opened_from_search_sends_no_list_id(page, server):
+def test_a_product_opened_from_its_url_sends_no_list_id(page, server):
     """Only a click on a shown list counts as that list's click: a product opened from the URL sends none."""
     page.goto("/")
     wait_page(page, "home")
