@@ -9,6 +9,7 @@
 // CTR, conversions and revenue count what the demo shopper did (README, "How a shop reads its numbers").
 
 import { ApiError, enc, esc, idOf, itemsOf, optional, request } from "./api.js";
+import { rememberClick, takeClick } from "./clicks.js";
 
 const K = 10;
 const main = document.getElementById("content");
@@ -144,28 +145,6 @@ async function loadShoppers() {
   // The first advertised shopper is the default (the first option); a choice made earlier in this browser wins.
   const saved = wanted || localStorage.getItem("deepshelf.shopper.current");
   if (saved && options.some((o) => o.value === saved)) shopperSelect.value = saved;
-}
-
-// ---- attribution: the list a product was opened from ------------------------------------------------------
-// A card click remembers (for this tab) the `recommendation_id` of the list the card was in; the product page
-// takes it and sends it with its view and cart events. A product opened any other way (search box, URL, activity
-// panel) sends none: only a click on a shown list is that list's click.
-const CLICKED_FROM = "deepshelf.clickedFrom";
-
-function rememberClick(itemId, recommendationId) {
-  sessionStorage.setItem(CLICKED_FROM, JSON.stringify({ item_id: itemId, recommendation_id: recommendationId }));
-}
-
-/** The `recommendation_id` the product `itemId` was just opened from ("" when it was not opened from a list). */
-function takeClick(itemId) {
-  let clicked = null;
-  try {
-    clicked = JSON.parse(sessionStorage.getItem(CLICKED_FROM) || "null");
-  } catch {
-    /* nothing usable */
-  }
-  sessionStorage.removeItem(CLICKED_FROM);
-  return clicked && clicked.item_id === itemId ? String(clicked.recommendation_id || "") : "";
 }
 
 // ---- items and cards ----------------------------------------------------------------------------------------
