@@ -305,8 +305,9 @@ def _train_epoch(net: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tenso
     start = time.perf_counter()
     total, steps = torch.zeros((), device=updates.device), 0
     epoch_batches = batches(epoch)
-    if expected_steps is None and hasattr(epoch_batches, "__len__"):  # a list or a DataLoader: the first epoch's
-        expected_steps = len(epoch_batches)  # length is known before it runs
+    if expected_steps is None:  # the first epoch's length, when the batches say it before it runs
+        sized = epoch_batches if hasattr(epoch_batches, "__len__") else batches  # a list, or a batcher with len()
+        expected_steps = len(sized) if hasattr(sized, "__len__") else None
     for batch in epoch_batches:
         with updates.autocast():
             loss = loss_of(net, batch)
