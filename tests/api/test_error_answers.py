@@ -85,3 +85,12 @@ def test_visual_on_a_run_with_text_vectors_says_it_has_no_photo_vectors(text_onl
     assert r.status_code == 409
     detail = r.json()["detail"]
     assert "text vectors but no photo vectors" in detail and "no content vectors" not in detail, detail
+
+
+def test_a_body_that_is_not_utf8_gets_the_same_shape(sqlite_client):
+    r = sqlite_client.post("/v1/events", content=b'{"events": [{"user_id": "\xff\xfe"}]}',
+                           headers={"Content-Type": "application/json", **auth()})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["detail"] == "request body: the body is not JSON text in UTF-8" and body["location"] == "body"
+    assert body["errors"][0]["type"] == "json_invalid"

@@ -98,9 +98,10 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
                          "location": first["loc"][0] if first["loc"] else None, "errors": errors}, status_code=422)
 
 
-def edge_error(loc: list, msg: str) -> bytes:
-    """validation_error's body for an error found before routing (EdgeMiddleware)."""
-    error = {"type": "value_error", "loc": loc, "msg": msg}
+def edge_error(loc: list, msg: str, kind: str = "value_error") -> bytes:
+    """validation_error's body for an error found outside FastAPI's validation (EdgeMiddleware, an undecodable
+    body)."""
+    error = {"type": kind, "loc": loc, "msg": msg}
     return json.dumps({"detail": _sentence(error), "field": field_name(loc), "location": loc[0],
                        "errors": [error]}).encode()
 
