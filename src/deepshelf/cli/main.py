@@ -200,8 +200,9 @@ def _print_metrics(metrics: dict) -> None:
         table.add_row(name, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
     out_console.print(table)
     _print_new_products(rows)
-    counts = {name: int(users) for name, result in rows
-              if (users := result.get("metrics", {}).get("users", result.get("users"))) is not None}
+    # a view's "before refit" row evaluates the same shoppers as the view: named once
+    counts = {name: int(users) for name, result in rows if not name.endswith("before refit")
+              and (users := result.get("metrics", {}).get("users", result.get("users"))) is not None}
     warning = _few_users_line(counts)
     if warning:
         console.print(warning, style="yellow", markup=False)

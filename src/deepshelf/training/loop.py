@@ -103,7 +103,7 @@ class _Progress:
             console = terminal()
             # "epoch 3/20 ━━━━━━━━━━ 0:01:33 loss 0.4123 ndcg 0.0521": the bar gives way first on a narrow terminal
             self.bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.total:.0f}"),
-                                BarColumn(bar_width=bar_width(console, 48)), TimeElapsedColumn(),
+                                BarColumn(bar_width=bar_width(console, 56)), TimeElapsedColumn(),
                                 TextColumn("{task.description}"), console=console, transient=True)
             self.task = self.bar.add_task("", total=total_epochs, epoch=1)
             self.bar.start()
