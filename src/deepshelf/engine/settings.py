@@ -15,7 +15,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEEPSHELF_", extra="ignore")
 
     run: Path | None = None  # run folder (or a symlink to one: re-pointing it swaps the model)
-    database: str = "sqlite:///deepshelf.db"  # sqlite:///path or postgresql://user@host:port/db
+    # sqlite:///path or postgresql://user@host:port/db. `deepshelf serve` requires it (--database or
+    # DEEPSHELF_DATABASE); this default is only for create_app() called from Python without one.
+    database: str = "sqlite:///deepshelf.db"
     # Two key scopes, each a comma-separated list (kept as text: pydantic-settings would otherwise expect JSON for
     # a list in an environment variable). Private keys (server-side) may call everything; public keys are safe
     # to ship in a web page: they may post events and read recommendations, similar items, search, popular and
