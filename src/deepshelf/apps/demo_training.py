@@ -22,8 +22,9 @@ from deepshelf.apps import demo as lib
 log = logging.getLogger(__name__)
 
 # Trained after the server starts, in this order: the learned ranker (best on validation, so it is swapped in
-# first: about 4 minutes on the shared 2-core machine), the content model (similar by text, semantic search), then
-# SASRec (~7.5 minutes; below the ranker on validation). The classic models before them take about 35 s.
+# first), the content model (similar by text, semantic search), then SASRec (below the ranker on validation).
+# Measured with the README's "How long" (2-core machine, load 12-18): the classic models before them 176 s, then
+# the ranker 10.5 minutes, the content model 19 s, SASRec 66 s; the classic ones took 34 s at load 1-3.
 SLOW_MODELS = (*lib.RANKER_MODELS, *lib.CONTENT_MODELS, *lib.SEQUENTIAL_MODELS)
 
 

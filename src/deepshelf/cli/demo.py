@@ -79,11 +79,12 @@ def demo(
                   f"private API key (the dashboard asks for it): [bold]{api_key}[/bold]; the storefront uses the "
                   f"public key {public_key}        Ctrl+C stops the server")
     training = None
-    if later:  # the slow models train while the store serves (apps/demo_training.py)
+    if runs:  # what GET /demo/status answers: the served model, and the slow ones still training
         from deepshelf.apps import demo_training
 
         training = demo_training.TrainingStatus(pending=list(later), serving=lib.choose_serving(runs).name)
-        console.print(f"still training in the background: {', '.join(later)} (a few minutes; each is swapped in "
+    if later:  # the slow models train while the store serves (apps/demo_training.py)
+        console.print(f"still training in the background: {', '.join(later)} (several minutes; each is swapped in "
                       "if it is better on validation, and the storefront says what is still training)",
                       highlight=False)
         demo_training.start_later(dataset, runs_dir, runs, later, training,
