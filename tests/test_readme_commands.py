@@ -37,7 +37,8 @@ BLOCKS = {
                 "--database sqlite:///shop.db --port 8000"): "tests/api/test_processes.py (serve), "
                                                             "tests/test_retrain.py (train --database)",
     ("Service", "H=http://localhost:8000; K=demo-key; P=demo-public-key"): RUN_HERE,
-    ("Service", "# 0. the parts: PostgreSQL with a database for the shop, nginx, honcho"):
+    ("Service", "# 0. the parts: PostgreSQL with a database for the shop, and nginx (`make install` gives deepshelf and "
+                "honcho)"):
         "tests/deploy/test_production.py runs steps 1 and 2",
     ("Retraining", "deepshelf serve --run runs/shop/current --database sqlite:///shop.db &"): "tests/test_retrain.py",
     ("Replay: the numbers a shop would have seen", "deepshelf evaluate --run runs/ranker --protocol replay"):
