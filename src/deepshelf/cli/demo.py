@@ -31,7 +31,10 @@ def demo(
     from deepshelf.apps import demo as lib
     from deepshelf.errors import DeepshelfError
 
-    console = Console(log_path=False)  # the time column is useful; the source line of the call is not
+    from deepshelf.encoders.progress import use_terminal
+
+    console = Console(log_path=False, emoji=False)  # the time column is useful; the source line of the call is not
+    use_terminal(console)  # the models' bars draw on it too, so the "still working" lines print above them
     if dataset not in ("online-retail", "fashion"):
         raise DeepshelfError(f"--dataset {dataset!r}: expected online-retail or fashion")
     if serve:  # before minutes of training, and again before the banner
