@@ -6,7 +6,6 @@ purchases, store seeded with its events and catalogue). Screenshots go to `test-
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from pathlib import Path
@@ -79,6 +78,16 @@ def pytest_runtest_makereport(item, call):
         item.web_failed = report.failed
 
 
+@pytest.fixture(autouse=True)
+def csp_safe_waits(monkeypatch):
+    """Every page's `wait_for_function` is `wait_for_truthy` (the pages' CSP refuses Playwright's own)."""
+    try:
+        from playwright.sync_api import Page
+    except ImportError:  # no browser tests here: they skip
+        return
+    monkeypatch.setattr(Page, "wait_for_function", wait_for_truthy)
+
+
 @pytest.fixture
 def page(browser, server, request):  # browser first: without chromium the server is never built
     """A fresh browser context (empty storage), failing on any page error or anything the page's CSP blocks."""
@@ -87,7 +96,6 @@ def page(browser, server, request):  # browser first: without chromium the serve
     pg.set_default_timeout(20_000)
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.wait_for_function = functools.partial(wait_for_truthy, pg)
     # the pages' Content-Security-Policy (api/security_headers.py): anything it blocks is reported on the console
     pg.on("console", lambda msg: errors.append(msg.text)
           if msg.type == "error" and "Content Security Policy" in msg.text else None)
