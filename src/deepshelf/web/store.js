@@ -342,7 +342,10 @@ function recommendationsForYou(exclude = []) {
 /** Post one event; `extra` adds `recommendation_id` (a click from a list) or `value` (a purchase's). */
 async function sendEvent(type, itemId, extra = {}) {
   const started = performance.now();
-  const event = { user_id: eventUser(), item_id: itemId, type, session_id: session.id, timestamp: new Date().toISOString() };
+  // one id per event: a retry after an uncertain 503 sends the same id, and the service stores the event once
+  const eventId = self.crypto && crypto.randomUUID ? crypto.randomUUID() : randomId("e") + Date.now().toString(36);
+  const event = { event_id: eventId, user_id: eventUser(), item_id: itemId, type, session_id: session.id,
+                  timestamp: new Date().toISOString() };
   if (extra.recommendationId && (type === "view" || type === "cart")) event.recommendation_id = extra.recommendationId;
   if (Number.isFinite(extra.value)) event.value = extra.value;
   const body = { events: [event] };
@@ -352,7 +355,13 @@ async function sendEvent(type, itemId, extra = {}) {
     session.save();
   }
   try {
-    const answer = await request("/v1/events", { method: "POST", body });
+    let answer;
+    try {
+      answer = await request("/v1/events", { method: "POST", body });
+    } catch (err) {
+      if (err.status !== 503) throw err;
+      answer = await request("/v1/events", { method: "POST", body }); // once more, the same event ids
+    }
     // the service keeps an event for a product it does not know (a catalogue may lag) and names it
     const unknown = Boolean(answer && (answer.unknown_items || []).includes(itemId));
     activity.add(eventUser(), type, itemId, unknown);
