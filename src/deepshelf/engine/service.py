@@ -18,6 +18,7 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.engine import ranking
 from deepshelf.engine.cards import NeedsStore
 from deepshelf.engine.catalog_view import Snapshot
+from deepshelf.engine.content import unavailable as content_unavailable
 from deepshelf.engine.experiments import ExperimentRegistry
 from deepshelf.engine.explain import because
 from deepshelf.engine.impressions import ImpressionWriter
@@ -30,7 +31,7 @@ from deepshelf.engine.periodic import Periodic
 from deepshelf.engine.shoppers import ShopperCache
 from deepshelf.engine.trending import fallback
 from deepshelf.engine.visit import VisitStage
-from deepshelf.storage import Event, Item, Store
+from deepshelf.storage import Event, Ingested, Item, Store
 
 TYPE_CODE = {t.name.lower(): int(t) for t in EventType}
 # The best text matches a keyword search re-ranks by live popularity (and the shopper): enough for any k and rules
@@ -188,12 +189,14 @@ class Service:
         return Shopper(items, types, purchased, times)
 
     # ---- events -------------------------------------------------------------------------------------------
-    def ingest(self, events: list[Event]) -> int:
-        n = self.store.add_events(events)  # committed (durable) before we return
+    def ingest(self, events: list[Event]) -> Ingested:
+        """Store a batch (committed, durable, before returning): how many were accepted, and the events an
+        `event_id` kept out (storage/event_ids.py)."""
+        done = self.store.ingest_events(events)
         self.shoppers.drop({e.user_id for e in events})  # their next list reads the new history
         if self.metrics is not None:
-            self.metrics.events_ingested(n)
-        return n
+            self.metrics.events_ingested(done.accepted)
+        return done
 
     def history(self, user_id: str, limit: int) -> list[Event]:
         return self.store.history(user_id, limit)
@@ -252,8 +255,7 @@ class Service:
         # "behavior" always comes from the served model (fresher than a content run's own behaviour vectors)
         if mode != "behavior":
             if state.content is None or mode not in state.content.modes:
-                raise NotAvailable(f"mode {mode!r} is not available for this run: it has no content vectors "
-                                   "(train the content model into the run's content/ folder); use mode=behavior")
+                raise NotAvailable(content_unavailable(state.content, mode))
             ids, scores, reason = state.content.similar(item_id, m, mode)
             idx = catalog.lookup(ids)
             ok = allowed(catalog, idx, rules, excluded)

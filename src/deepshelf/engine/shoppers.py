@@ -90,13 +90,13 @@ class ShopperCache:
         erasure (in the background, every `poll_s`)."""
         overlap = PG_OVERLAP if self.store.kind == "postgresql" else 0
         if self._last_id is None:  # the first poll: where the event log stands
-            self._last_id = self.store.last_event_id()
-            rows, self._erasures = self.store.event_changes(max(0, self._last_id - overlap))
+            self._last_id = self.store.event_changes(None)[0]
+            _, rows, self._erasures = self.store.event_changes(max(0, self._last_id - overlap))
             self._seen = {i for i, _ in rows} if overlap else set()
             self._last_id = max([self._last_id] + [i for i, _ in rows])
             self.clear()  # events may have come before it
             return
-        rows, erasures = self.store.event_changes(max(0, self._last_id - overlap))
+        _, rows, erasures = self.store.event_changes(max(0, self._last_id - overlap))
         if self._erasures is not None and erasures != self._erasures:
             self.clear()
         self._erasures = erasures
