@@ -4,9 +4,13 @@ worker processes, on 100,000 and 1,000,000 products, reads only and a 90/10 read
 worker; and the open-loop CPU per request of one worker against the bare `def` endpoint (`serve_load.py`'s phases).
 
     apt-get install -y wrk                          # the Debian package (not installed by .ci/run)
-    .venv/bin/python -m benchmarks.serve_wrk        # the whole benchmark (about 12 minutes), prints the tables
+    .venv/bin/python -m benchmarks.serve_wrk        # the whole benchmark (about 15 minutes), prints the tables
     .venv/bin/python -m benchmarks.serve_wrk --write-docs             # ... and writes them into docs/benchmarks.md
-    .venv/bin/python -m benchmarks.serve_wrk --items 100000 --duration 8   # a quick look (about 4 minutes)
+    .venv/bin/python -m benchmarks.serve_wrk --items 100000 --duration 8   # a quick look (about 5 minutes)
+    pip install py-spy; .venv/bin/python -m benchmarks.serve_wrk --profile --profile-before ../old/src --write-docs
+                                                    # ... with where one worker's time goes, this code and another's
+
+The first run also builds the synthetic shops (about 1.5 minutes for 1,000,000 products), kept in --workdir.
 
 The requests are the storefront's: `GET /v1/users/{id}/recommendations?k=10&details=true` with the public key and
 the shopper's token (`X-Shopper-Token`), a random shopper of the synthetic shop (`lib/shop.py`) per request; the
