@@ -173,6 +173,10 @@ class Service:
             return held
         if cached_only:
             raise NeedsStore("shopper history")
+        if self.shoppers.sync():  # events were stored on this host since the last poll: theirs dropped, then ask again
+            held = self.shoppers.get(user_id, view, catalog)
+            if held is not None:
+                return held
         generation, at = self.shoppers.generation, time.monotonic()
         shopper = self._read_shopper(catalog, user_id)
         self.shoppers.put(user_id, view, catalog, shopper, generation, at)

@@ -89,10 +89,11 @@ class Settings(BaseSettings):
     trending_refresh_s: float = Field(default=10.0, gt=0)  # live trending is recomputed this often
     catalog_refresh_s: float = Field(default=1.0, gt=0)  # how stale another server's catalogue upserts may be
     watch_interval_s: float = Field(default=2.0, gt=0)  # how often the run path's target is checked; 0 disables
-    # Shoppers whose recent history a server process holds (engine/shoppers.py): a shopper's own events through
-    # this process drop theirs at once, another process's within `shopper_cache_poll_s`; 0: every list reads it.
+    # Shoppers whose recent history a server process holds (engine/shoppers.py): events through any process on this
+    # host drop theirs before the next list (storage/signal.py), a server's on another host within
+    # `shopper_cache_poll_s`; 0: every list reads it.
     shopper_cache_size: int = Field(default=20_000, ge=0)
-    shopper_cache_poll_s: float = Field(default=0.25, gt=0)  # how often other processes' events are looked for
+    shopper_cache_poll_s: float = Field(default=0.25, gt=0)  # how often servers on other hosts' events are looked for
     shopper_cache_max_age_s: float = Field(default=60.0, gt=0)  # a held history is read again after this long
     watch_run: bool = True  # follow the run path to a new target (false: only POST /v1/admin/reload swaps)
 

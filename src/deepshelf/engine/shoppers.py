@@ -4,7 +4,10 @@
 An entry is the `Shopper` one request built from the store (catalogue indices of the view it was looked up in).
 It is dropped:
 - at once, for the shoppers of events this process stores and for a shopper this process erases;
-- within `poll_s`, for the shoppers of events any other process stored (`Store.event_changes`: the events with an id
+- before the next list that would use them, for the shoppers of events any process on this host stored: the store's
+  host-wide signal (storage/signal.py) moves with every commit of events or an erasure, and a held history is
+  trusted only while it has not moved since the last poll (a memory read); when it has, the request polls first;
+- within `poll_s`, for the shoppers of events a process on another host stored (`Store.event_changes`: the events with an id
   above the last one seen; on PostgreSQL, whose ids are handed out before commit, a window of the last
   `PG_OVERLAP` ids is read again and ids not seen before count), and all of them when any shopper is erased;
 - all of them when the served run is swapped (`clear`), and any one older than `max_age_s` (a bound on what no
@@ -47,6 +50,9 @@ class ShopperCache:
         self._last_id: int | None = None
         self._seen: set[int] = set()  # PostgreSQL: ids within the overlap window already applied
         self._erasures: int | None = None
+        self._signal = getattr(store, "changes", None)  # None: a store without one (the periodic poll alone)
+        self._synced: int | None = None  # the signal's value when the last poll began
+        self._poll_lock = threading.Lock()
         self.hits = self.misses = 0
 
     def __len__(self) -> int:
@@ -54,7 +60,7 @@ class ShopperCache:
 
     def get(self, user_id: str, view, catalog: Snapshot) -> Shopper | None:
         entry = self._rows.get(user_id)
-        if entry is None or entry.view is not view or time.monotonic() - entry.at > self.max_age_s or (
+        if entry is None or not self.in_sync() or entry.view is not view or time.monotonic() - entry.at > self.max_age_s or (
                 entry.unknown and len(catalog) != entry.size):
             self.misses += 1
             return None
@@ -85,9 +91,26 @@ class ShopperCache:
             self.generation += 1
             self._rows.clear()
 
+    def in_sync(self) -> bool:
+        """No event was stored or erased on this host since the last poll began."""
+        return self._signal is None or self._signal.value() == self._synced
+
+    def sync(self) -> bool:
+        """Poll now when the host's signal moved since the last poll; whether it did."""
+        if self.in_sync():
+            return False
+        self.poll()
+        return True
+
     def poll(self) -> None:
         """Drop the shoppers of the events stored since the last poll (by any process), everyone after an
-        erasure (in the background, every `poll_s`)."""
+        erasure (in the background, every `poll_s`, and before a list whenever the host's signal moved)."""
+        with self._poll_lock:
+            signal = None if self._signal is None else self._signal.value()  # before the read: later ones move it
+            self._poll()
+            self._synced = signal
+
+    def _poll(self) -> None:
         overlap = PG_OVERLAP if self.store.kind == "postgresql" else 0
         if self._last_id is None:  # the first poll: where the event log stands
             self._last_id = self.store.event_changes(None)[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cached_property
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -32,6 +33,7 @@ from deepshelf.storage.event_ids import Ingested, conflicts, first_of_each, outc
 from deepshelf.storage.migrations import migrate
 from deepshelf.storage.outages import FullDisk, StoreFull, StoreUnavailable  # noqa: F401 (re-exported)
 from deepshelf.storage.records import Event, Impression, Item, ItemCard
+from deepshelf.storage.signal import ChangeSignal
 from deepshelf.storage.urls import redact_url
 
 
@@ -112,6 +114,8 @@ class Store(ABC):
             pass
 
     def close(self) -> None:
+        if "changes" in self.__dict__:
+            self.changes.close()
         with self._lock:
             conns, self._all_conns = self._all_conns, []
         for conn in conns:
@@ -157,6 +161,7 @@ class Store(ABC):
                           "recommendation_id) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
                 [tuple(e) for e in kept])
             taken = conflicts(cur, self._sql, kept)
+        self.changes.bump()
         return outcome(events, later, taken)
 
     def history(self, user_id: str, limit: int) -> list[Event]:
@@ -178,6 +183,11 @@ class Store(ABC):
         rows = self._read("SELECT item_id, type, ts FROM events WHERE user_id = ? ORDER BY ts DESC, id DESC LIMIT ?",
                           (user_id, int(limit)))
         return [(r[0], r[1], float(r[2])) for r in rows]
+
+    @cached_property
+    def changes(self) -> ChangeSignal:
+        """This host's signal that the store's events changed (storage/signal.py)."""
+        return ChangeSignal(redact_url(self.url))
 
     def event_changes(self, after_id: int | None) -> tuple[int, list[tuple[int, str]], int]:
         """For caches of shoppers' histories in any process: the last event id, (id, user_id) of the events above
@@ -201,6 +211,7 @@ class Store(ABC):
             # tells every process's live counts (live_counts.py) that events went; no trace of whose
             cur.execute(self._sql("INSERT INTO erasures (ts) VALUES (?)"), (time.time(),))
         self._after_erase()
+        self.changes.bump()
         return max(int(n), 0)
 
     def _erasing(self, cur) -> None:

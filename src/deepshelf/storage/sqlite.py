@@ -12,11 +12,13 @@ import logging
 import sqlite3
 import time
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store, StoreFull, StoreUnavailable
 from deepshelf.storage.dialects import SQLITE
+from deepshelf.storage.signal import ChangeSignal
 from deepshelf.storage.urls import redact_url
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,11 @@ class SQLiteStore(Store):
         if timeout_s:
             self._drop_conn()  # this thread's next connection carries the timeouts
             self.timeout_s = float(timeout_s)
+
+    @cached_property
+    def changes(self) -> ChangeSignal:
+        """Beside the database file, as SQLite's own -wal and -shm files: every process opening it shares it."""
+        return ChangeSignal(str(self.path.resolve()), file=self.path.with_name(self.path.name + "-changes"))
 
     def _connect(self):
         busy = self.timeout_s if self.timeout_s is not None else 30.0
