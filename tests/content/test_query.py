@@ -153,3 +153,41 @@ def test_nothing_matching_any_filter_leaves_the_text_match_alone():
     u = qu.understand("tshirt")
     u.filters = {"type": {"Sarees"}}  # a value no product has
     assert qu.mask(u) == (None, ["type Sarees"])
+
+
+# ---- the search index using it --------------------------------------------------------------------------
+class WordEncoder:
+    """One axis per word of the shop's titles: enough to check the plumbing without a model."""
+
+    def __init__(self):
+        self.vocab = sorted({w for t in TEXTS for w in tokens(t)})
+
+    def encode(self, texts):
+        out = np.array([[w in tokens(t) for w in self.vocab] for t in texts], np.float32) + 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def test_find_filters_by_what_it_understood_and_save_load_keeps_the_attributes(tmp_path):
+    from deepshelf.content.search import SearchIndex
+
+    enc = WordEncoder()
+    ids = np.array([f"p{i}" for i in range(len(TEXTS))])
+    index = SearchIndex(ids, TEXTS, enc.encode(TEXTS), np.zeros((len(ids), 1), np.float32), np.zeros(len(ids), bool),
+                        None, encoder=enc, attributes=COLUMNS)
+    rows, _, understood = index.find("red tshrit for him", k=10, by="text")
+    assert understood.corrections == [("tshrit", "tshirt")]
+    assert rows.tolist() == [4]  # the one red men's t-shirt, although other red and men's products match words
+    plain, _ = index.search_rows("red tshrit for him", k=10, by="text")
+    assert len(plain) == 10  # without understanding: every product scores
+    from deepshelf.content.similar import SimilarIndex
+
+    SimilarIndex(ids, {"text": enc.encode(TEXTS)}, {"text": np.ones(len(ids), bool)}).save(tmp_path)  # a content dir
+    index.save(tmp_path)
+    loaded = SearchIndex.load(tmp_path, encoder=enc)
+    assert loaded.find("red tshrit for him", k=10, by="text")[0].tolist() == [4]
+    rows, _, understood = loaded.find("pink jeans for kids", k=10, by="text")
+    assert understood.relaxed == ["type Jeans"] and rows.tolist() == [6]
+    # an upserted product brings its type and colour; the understanding is rebuilt with it
+    loaded.add(["new"], ["Puma Men Red Tshirt Two. Tshirts"], enc.encode(["Puma Men Red Tshirt Two. Tshirts"]),
+               attributes={"type": ["Tshirts"], "colour": ["Red"], "gender": ["Men"]})
+    assert sorted(loaded.item_ids[loaded.find("red tshirt mens", k=10, by="text")[0]].tolist()) == ["new", "p4"]
