@@ -6,8 +6,8 @@
 - phrases -> attribute values: each attribute value's own name ("Navy Blue", "Casual Shoes"), the hand-kept table
   `words.toml`, and words learnt from the catalogue: a word nine in ten of whose products share one category
   names that category (e.g. a kind of shoe named in titles but not a category of its own);
-- per type, a prototype text vector (the mean of its products' vectors), so a shopper's word the catalogue never
-  uses can be mapped to its nearest type by meaning (`nearest_type`).
+- per type, a prototype text vector (the mean of its products' vectors), and per colour its name's vector, so a
+  shopper's word the catalogue never uses can be mapped to its nearest type or colour by meaning (`nearest`).
 """
 
 from __future__ import annotations
@@ -122,6 +122,7 @@ class Lexicon:
         if "type" in self.attributes:
             self._learn_type_words(words, learn_share, learn_min_count)
         self.prototypes = self._prototypes(vectors) if vectors is not None and "type" in self.attributes else None
+        self._name_vectors: dict[str, np.ndarray] = {}
         self.longest = max((len(tokens(p)) for p in self._phrase_words), default=1)
         protected = {w for p in self._phrase_words for w in tokens(p)} | set(self.stop)
         self.speller = Speller(self.counts, protected)
@@ -161,11 +162,21 @@ class Lexicon:
     def lookup(self, words: list[str]) -> list[Entry]:
         return self.entries.get(key(words), [])
 
-    def nearest_type(self, word_vectors: np.ndarray, threshold: float) -> list[tuple[str, float] | None]:
-        """Per unit word vector, the type whose prototype is nearest when its cosine reaches `threshold`."""
-        if self.prototypes is None or not len(word_vectors):
+    def nearest(self, attribute: str, word_vectors: np.ndarray, threshold: float,
+                encode=None) -> list[tuple[str, float] | None]:
+        """Per unit word vector, the `attribute` value nearest by meaning when its cosine reaches `threshold`:
+        types by their products' mean vector, colours by their names' vectors (encoded with `encode` once)."""
+        if attribute == "type":
+            protos = self.prototypes
+        elif attribute in self.attributes and encode is not None:
+            if attribute not in self._name_vectors:  # a race only encodes the names twice
+                self._name_vectors[attribute] = np.asarray(encode(self.attributes[attribute].values), np.float32)
+            protos = self._name_vectors[attribute]
+        else:
+            protos = None
+        if protos is None or not len(protos) or not len(word_vectors):
             return [None] * len(word_vectors)
-        sims = word_vectors @ self.prototypes.T
+        sims = word_vectors @ protos.T
         best = sims.argmax(1)
-        values = self.attributes["type"].values
+        values = self.attributes[attribute].values
         return [(values[b], float(s[b])) if s[b] >= threshold else None for b, s in zip(best, sims)]

@@ -10,8 +10,9 @@ search by, before any retrieval; and relaxation when the filters leave nothing.
 Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is
 corrected to its nearest catalogue word (`Speller`, never a word the catalogue or the table has); the longest
 phrases (up to the lexicon's longest) that name an attribute value become filters; a remaining word the
-catalogue does not know at all is mapped to the type whose products' mean text vector is nearest, when that
-is near enough (`type_threshold`, chosen on the evaluation's development queries only).
+catalogue does not know at all is mapped to the colour whose name, or the type whose products' mean text vector,
+is nearest by meaning, when near enough (`colour_threshold`, `type_threshold`: chosen on the evaluation's
+development queries only, benchmarks/search_understanding.py).
 """
 
 from __future__ import annotations
@@ -58,9 +59,10 @@ class Understood:
 
 
 class QueryUnderstanding:
-    def __init__(self, lexicon: Lexicon, type_threshold: float = 0.45):
+    def __init__(self, lexicon: Lexicon, type_threshold: float = 0.45, colour_threshold: float = 0.6):
         self.lexicon = lexicon
         self.type_threshold = type_threshold
+        self.colour_threshold = colour_threshold
 
     def understand(self, query: str, encode=None) -> Understood:
         """The understood query. `encode` (texts -> unit vectors, the search's text encoder) lets a word the
@@ -70,6 +72,7 @@ class QueryUnderstanding:
         out = Understood(query, "", price_min=bounds.low, price_max=bounds.high)
         words = tokens(bounds.rest)
         fixed = []
+        foreign = set()  # words as the shopper typed them that the catalogue does not have (after correction)
         for w in words:
             if w in lex.stop or lex.speller.is_known(w) or lex.lookup([w]):
                 fixed.append(w)
@@ -78,6 +81,7 @@ class QueryUnderstanding:
             if c is not None and c != w:
                 out.corrections.append((w, c))
             fixed.append(c or w)
+            foreign.add(c or w)
         # longest phrase first, left to right
         named: list[tuple[list[str], object]] = []
         free: list[str] = []
@@ -104,15 +108,21 @@ class QueryUnderstanding:
                 if " ".join(phrase) not in said:
                     said.append(" ".join(phrase))
         content = [w for w in free if w not in lex.stop]
-        # no type named: a word may still mean one (a shopper's name for it the catalogue never uses)
-        unknown = [w for w in content if not lex.lookup([w])]
-        if "type" not in out.filters and unknown and encode is not None and lex.prototypes is not None:
-            for w, hit in zip(unknown, lex.nearest_type(np.asarray(encode(unknown), np.float32),
-                                                        self.type_threshold)):
-                if hit is not None:
-                    out.filters.setdefault("type", set()).add(hit[0])
-                    out.phrases.setdefault("type", []).append(w)
-                    out.learnt.append((w, "type", hit[0]))
+        # a word the catalogue never uses may still mean a colour or a type nobody named (a shopper's name for it)
+        # (only words the catalogue lacks as typed: a brand or a catalogue word alone never becomes a filter)
+        unknown = [w for w in content if w in foreign and not lex.lookup([w])]
+        wanted = [(a, t) for a, t in (("colour", self.colour_threshold), ("type", self.type_threshold))
+                  if a not in out.filters and a in lex.attributes]
+        if unknown and wanted and encode is not None:
+            vectors = np.asarray(encode(unknown), np.float32)
+            used: set[str] = set()
+            for attribute, threshold in wanted:
+                for w, hit in zip(unknown, lex.nearest(attribute, vectors, threshold, encode)):
+                    if hit is not None and w not in used:
+                        used.add(w)
+                        out.filters.setdefault(attribute, set()).add(hit[0])
+                        out.phrases.setdefault(attribute, []).append(w)
+                        out.learnt.append((w, attribute, hit[0]))
         named_words = [self._commonest(a, out.filters[a]) for a in ("gender", "colour") if out.filters.get(a)]
         types = sorted(out.filters.get("type", ()))
         out.text = " ".join(named_words + content + types) or bounds.rest or query
