@@ -191,3 +191,14 @@ def test_find_filters_by_what_it_understood_and_save_load_keeps_the_attributes(t
     loaded.add(["new"], ["Puma Men Red Tshirt Two. Tshirts"], enc.encode(["Puma Men Red Tshirt Two. Tshirts"]),
                attributes={"type": ["Tshirts"], "colour": ["Red"], "gender": ["Men"]})
     assert sorted(loaded.item_ids[loaded.find("red tshirt mens", k=10, by="text")[0]].tolist()) == ["new", "p4"]
+
+
+def test_words_naming_two_types_keep_the_one_the_phrase_means():
+    def encode(texts):  # jeans-ish texts one way, the rest the other
+        return np.array([[1.0, 0.0] if any(w in t.lower() for w in ("jean", "denim")) else [0.0, 1.0]
+                         for t in texts], np.float32)
+
+    qu = QueryUnderstanding(Lexicon(TEXTS, COLUMNS, vectors=encode(TEXTS)))
+    u = qu.understand("denim tshirt", encode=encode)  # "denim" (the table: Jeans) and "tshirt" (Tshirts)
+    assert u.filters["type"] == {"Jeans"} and sorted(u.phrases["type"]) == ["denim", "tshirt"]
+    assert qu.understand("denim tshirt").filters["type"] == {"Jeans", "Tshirts"}  # without meaning: either

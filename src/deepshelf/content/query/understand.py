@@ -10,9 +10,9 @@ search by, before any retrieval; and relaxation when the filters leave nothing.
 Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is
 corrected to its nearest catalogue word (`Speller`, never a word the catalogue or the table has); the longest
 phrases (up to the lexicon's longest) that name an attribute value become filters; a remaining word the
-catalogue does not know at all is mapped to the colour whose name, or the type whose products' mean text vector,
-is nearest by meaning, when near enough (`colour_threshold`, `type_threshold`: chosen on the evaluation's
-development queries only, benchmarks/search_understanding.py).
+catalogue does not know at all is mapped to the colour or gender whose name, or the type whose products' mean
+text vector, is nearest by meaning, when near enough (the thresholds are chosen on the evaluation's development
+queries only, benchmarks/search_understanding.py); words naming several types keep the one the phrase means.
 """
 
 from __future__ import annotations
@@ -59,10 +59,12 @@ class Understood:
 
 
 class QueryUnderstanding:
-    def __init__(self, lexicon: Lexicon, type_threshold: float = 0.45, colour_threshold: float = 0.6):
+    def __init__(self, lexicon: Lexicon, type_threshold: float = 0.45, colour_threshold: float = 0.6,
+                 gender_threshold: float = 0.6):
         self.lexicon = lexicon
         self.type_threshold = type_threshold
         self.colour_threshold = colour_threshold
+        self.gender_threshold = gender_threshold
 
     def understand(self, query: str, encode=None) -> Understood:
         """The understood query. `encode` (texts -> unit vectors, the search's text encoder) lets a word the
@@ -99,6 +101,7 @@ class QueryUnderstanding:
         # a type the catalogue's or the table's words name outranks one learnt from co-occurrence ("sports bra":
         # the bra, not the sports shoes most products saying "sports" are)
         named_type = any(e.attribute == "type" and e.source != "learnt" for _, es in named for e in es)
+        named, also_type = self._one_type(named, named_type, encode)
         for phrase, entries in named:
             for e in entries:
                 if not e.values or (e.source == "learnt" and named_type):
@@ -107,12 +110,14 @@ class QueryUnderstanding:
                 said = out.phrases.setdefault(e.attribute, [])
                 if " ".join(phrase) not in said:
                     said.append(" ".join(phrase))
+        if also_type:
+            out.phrases.setdefault("type", []).extend(also_type)
         content = [w for w in free if w not in lex.stop]
         # a word the catalogue never uses may still mean a colour or a type nobody named (a shopper's name for it)
         # (only words the catalogue lacks as typed: a brand or a catalogue word alone never becomes a filter)
         unknown = [w for w in content if w in foreign and not lex.lookup([w])]
-        wanted = [(a, t) for a, t in (("colour", self.colour_threshold), ("type", self.type_threshold))
-                  if a not in out.filters and a in lex.attributes]
+        wanted = [(a, t) for a, t in (("colour", self.colour_threshold), ("gender", self.gender_threshold),
+                                      ("type", self.type_threshold)) if a not in out.filters and a in lex.attributes]
         if unknown and wanted and encode is not None:
             vectors = np.asarray(encode(unknown), np.float32)
             used: set[str] = set()
@@ -127,6 +132,27 @@ class QueryUnderstanding:
         types = sorted(out.filters.get("type", ()))
         out.text = " ".join(named_words + content + types) or bounds.rest or query
         return out
+
+    def _one_type(self, named: list, named_type: bool, encode) -> tuple[list, list[str]]:
+        """When the words name several types ("dress shirt", "denim pants"), the one the phrase means: the named
+        type whose products' mean vector is nearest to the phrase's. Returns `named` with the other phrases'
+        type entries dropped, and those phrases (their words are said to name the kept type, so a chip removes
+        them all)."""
+        lex = self.lexicon
+        typed = [(n, [e for e in es if e.attribute == "type" and e.values
+                      and (e.source != "learnt" or not named_type)]) for n, (_, es) in enumerate(named)]
+        typed = [(n, es) for n, es in typed if es]
+        if len({frozenset().union(*(e.values for e in es)) for _, es in typed}) < 2 or encode is None \
+                or lex.prototypes is None:
+            return named, []
+        sims = np.asarray(encode([" ".join(w for n, _ in typed for w in named[n][0])]), np.float32)[0] \
+            @ lex.prototypes.T
+        pos = {v: i for i, v in enumerate(lex.attributes["type"].values)}
+        best = max(typed, key=lambda t: max(sims[pos[v]] for e in t[1] for v in e.values))[0]
+        losers = {n for n, _ in typed if n != best}
+        kept = [(words, [e for e in es if e.attribute != "type"] if n in losers else es)
+                for n, (words, es) in enumerate(named)]
+        return kept, [" ".join(named[n][0]) for n in sorted(losers)]
 
     def _commonest(self, attribute: str, values: set[str]) -> str:
         """The value of `values` most products have: the word the text match searches for ("Men", not "Unisex")."""
