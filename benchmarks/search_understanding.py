@@ -16,6 +16,7 @@ names of 300 products drawn by seed, each scored without the product itself.
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
@@ -30,9 +31,9 @@ from benchmarks.lib.mdsection import machine
 from deepshelf.content.query.lexicon import table
 from deepshelf.content.query.text import key
 from deepshelf.content.search import SearchIndex
+from deepshelf.data.datasets import data_dir
 from deepshelf.encoders.text import TextEncoder
 
-STYLES = Path("/work/shared/data/fashion-product-images/styles.csv.gz")
 WORDS = Path(__file__).parent / "data" / "shopper_words.toml"
 ATTRS = ("type", "colour", "gender")
 COLUMNS = {"type": "articleType", "colour": "baseColour", "gender": "gender"}
@@ -43,8 +44,8 @@ ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 NEIGHBOURS = {c: "".join(r[j] for j in (i - 1, i + 1) if 0 <= j < len(r)) for r in ROWS for i, c in enumerate(r)}
 
 
-def catalogue(path: Path = STYLES):
-    s = pl.read_csv(path, infer_schema_length=0, truncate_ragged_lines=True)
+def catalogue():
+    s = pl.read_csv(data_dir() / "fashion-product-images" / "styles.csv.gz", infer_schema_length=0, truncate_ragged_lines=True)
     texts = (s["productDisplayName"].fill_null("") + ". " + s["articleType"].fill_null("")).str.strip_chars(". ")
     labels = {a: s[c].fill_null("").to_numpy().astype(str) for a, c in COLUMNS.items()}
     return s["id"].to_numpy().astype(str), texts.to_list(), s["productDisplayName"].fill_null("").to_list(), labels
@@ -157,6 +158,7 @@ def main() -> None:
     ap.add_argument("--literal", type=int, default=300)
     docs_option(ap)
     args = ap.parse_args()
+    load = os.getloadavg()
     ids, texts, names, labels = catalogue()
     t0 = time.perf_counter()
     vectors = TextEncoder().encode(texts)  # the catalogue's vectors from the encoder cache (computed once)
@@ -174,11 +176,11 @@ def main() -> None:
     tuning, memo = {}, {}
     qu = index._rows.understanding
     qu.colour_threshold = qu.gender_threshold = 2.0
-    for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 2.0):
+    for threshold in (0.5, 0.6, 0.7, 2.0):
         qu.type_threshold = threshold
         tuning[("type", threshold)] = precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"], labels)[0]
     qu.type_threshold = max((t for a, t in tuning if a == "type"), key=lambda t: (tuning[("type", t)], t))
-    for threshold in (0.5, 0.6, 0.7, 0.8, 2.0):
+    for threshold in (0.5, 0.6, 0.7, 2.0):
         qu.colour_threshold = threshold
         tuning[("colour", threshold)] = precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"],
                                                   labels)[0]
@@ -198,17 +200,22 @@ def main() -> None:
         print(name, "done", file=sys.stderr, flush=True)
         results[name] = (precision(base_rows, qs, labels, exclude), precision(new_rows, qs, labels, exclude),
                          base_s, new_s)
-    cost = []
+    cost, cold = [], []
+    index._word_vectors = {}  # cold: each shopper's word the catalogue lacks is encoded on first sight
+    for q, _ in sets["test"]:
+        t = time.perf_counter()
+        index.understand(q)
+        cold.append(time.perf_counter() - t)
     for q, _ in sets["test"]:
         t = time.perf_counter()
         index.understand(q)
         cost.append(time.perf_counter() - t)
-    cost = np.array(cost) * 1e3
+    cost, cold = np.array(cost) * 1e3, np.array(cold) * 1e3
     examples = [q for q, _ in sets["test"][:8]]
     hand_keys = {key(p) for a in ATTRS for p in table().get(a, {})}
     leaked = [s for a in ATTRS for s, _, o in f["test"][a] if o == "shopper" and key(s) in hand_keys]
     lines = [f"Command: `python -m benchmarks.search_understanding --seed {args.seed} --queries {args.queries}`  ",
-             f"Machine: {machine()}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; index "
+             f"Machine: {machine()}; load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; index "
              f"build (text vectors from the encoder cache, BM25, query understanding) {build_s:.0f} s.  ",
              f"Catalogue: fashion `styles.csv` ({len(ids):,} products, text = display name + article type, no "
              "photos); search by text (MiniLM vectors + BM25, `SearchIndex`), k = 10.  ",
@@ -235,8 +242,12 @@ def main() -> None:
               f"({new_t / max(base_t, 1e-9):.2f}x); target >= 0.85: {verdict} (goal 0.90: "
               f"{'met' if new_t >= 0.90 else 'not met'}). Literal product names: {new_l:.3f} against {base_l:.3f} "
               f"({'no drop' if new_l >= base_l - 0.005 else 'DROPPED'}).  ",
-              f"Query understanding alone (correction, parsing, type by meaning; test queries): mean "
-              f"{cost.mean():.2f} ms, p99 {np.percentile(cost, 99):.2f} ms per query on {len(ids):,} products."]
+              f"Query understanding alone (correction, parsing, meaning; test queries, one at a time): mean "
+              f"{cold.mean():.2f} ms, p99 {np.percentile(cold, 99):.2f} ms per query when its unknown words are "
+              f"seen for the first time (the encoder runs on them), mean {cost.mean():.2f} ms, p99 "
+              f"{np.percentile(cost, 99):.2f} ms when seen before, on {len(ids):,} products. Times per query "
+              "above include the query's own encoding; this machine is shared (load average in the machine "
+              "line), so they are indicative only."]
     publish("\n".join(lines), args, "Product understanding", sub="Search: shoppers' words (fashion)")
 
 
