@@ -176,7 +176,7 @@ def main() -> None:
     tuning, memo = {}, {}
     qu = index._rows.understanding
     qu.colour_threshold = qu.gender_threshold = 2.0
-    for threshold in (0.5, 0.6, 0.7, 2.0):
+    for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 2.0):
         qu.type_threshold = threshold
         tuning[("type", threshold)] = precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"], labels)[0]
     qu.type_threshold = max((t for a, t in tuning if a == "type"), key=lambda t: (tuning[("type", t)], t))

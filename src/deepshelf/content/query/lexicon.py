@@ -6,9 +6,8 @@
 - phrases -> attribute values: each attribute value's own name ("Navy Blue", "Casual Shoes"), the hand-kept table
   `words.toml`, and words learnt from the catalogue: a word nine in ten of whose products share one category
   names that category (e.g. a kind of shoe named in titles but not a category of its own);
-- per type, a prototype text vector (the mean of its products' vectors), and the vectors of the catalogue's and
-  the table's phrases, so a shopper's word the catalogue never uses can be mapped to the type, colour or gender of
-  its nearest neighbour by meaning (`nearest`).
+- per type, a prototype text vector (the mean of its products' vectors), and per colour its name's vector, so a
+  shopper's word the catalogue never uses can be mapped to its nearest type or colour by meaning (`nearest`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ class Entry:
     attribute: str  # type, colour or gender
     values: frozenset[str]  # catalogue values the phrase means (empty: a word to ignore, e.g. "colour")
     source: str  # catalogue, table or learnt
-    phrase: str = ""  # as written in the catalogue or the table
 
 
 @dataclass
@@ -114,17 +112,17 @@ class Lexicon:
         self._phrase_words: set[str] = set()  # lower-case phrases, whose words the speller must never change
         for name, attr in self.attributes.items():
             for v in attr.values:
-                self._add(v, Entry(name, frozenset([v]), "catalogue", v))
+                self._add(v, Entry(name, frozenset([v]), "catalogue"))
         for name in ATTRIBUTES:
             known = set(self.attributes[name].values) if name in self.attributes else set()
             for phrase, vals in hand.get(name, {}).items():
                 vals = frozenset(v for v in vals if v in known)
                 if vals or not hand[name][phrase]:
-                    self._add(phrase, Entry(name, vals, "table", phrase))
+                    self._add(phrase, Entry(name, vals, "table"))
         if "type" in self.attributes:
             self._learn_type_words(words, learn_share, learn_min_count)
         self.prototypes = self._prototypes(vectors) if vectors is not None and "type" in self.attributes else None
-        self._neighbours: dict[str, tuple[np.ndarray, list[frozenset[str]]]] = {}
+        self._name_vectors: dict[str, np.ndarray] = {}
         self.longest = max((len(tokens(p)) for p in self._phrase_words), default=1)
         protected = {w for p in self._phrase_words for w in tokens(p)} | set(self.stop)
         self.speller = Speller(self.counts, protected)
@@ -150,7 +148,7 @@ class Lexicon:
                 continue
             code, top = c.most_common(1)[0]
             if top / total >= share:
-                self._add(w, Entry("type", frozenset([types.values[code]]), "learnt", w))
+                self._add(w, Entry("type", frozenset([types.values[code]]), "learnt"))
 
     def _prototypes(self, vectors: np.ndarray) -> np.ndarray:
         """Unit mean text vector of each type's products: float32 [n_types, d]."""
@@ -164,23 +162,21 @@ class Lexicon:
     def lookup(self, words: list[str]) -> list[Entry]:
         return self.entries.get(key(words), [])
 
-    def nearest(self, attribute: str, probe_vectors: np.ndarray, threshold: float,
-                encode) -> list[tuple[frozenset[str], float] | None]:
-        """Per unit probe vector (a shopper's word or phrase), the `attribute` values of the nearest catalogue or
-        table phrase by meaning (for types also each type's products' mean vector), when its cosine reaches
-        `threshold`. The phrases' vectors are encoded with `encode` once, on first use."""
-        if attribute not in self._neighbours:  # a race only encodes them twice
-            rows = [(e.phrase, e.values) for es in self.entries.values() for e in es
-                    if e.attribute == attribute and e.values and e.source != "learnt" and e.phrase]
-            vectors = np.asarray(encode([p for p, _ in rows]), np.float32) if rows else np.zeros((0, 1), np.float32)
-            values = [v for _, v in rows]
-            if attribute == "type" and self.prototypes is not None:
-                vectors = np.concatenate([vectors, self.prototypes]) if rows else self.prototypes
-                values += [frozenset([v]) for v in self.attributes["type"].values]
-            self._neighbours[attribute] = (vectors, values)
-        vectors, values = self._neighbours[attribute]
-        if not len(values) or not len(probe_vectors):
-            return [None] * len(probe_vectors)
-        sims = probe_vectors @ vectors.T
+    def nearest(self, attribute: str, word_vectors: np.ndarray, threshold: float,
+                encode=None) -> list[tuple[str, float] | None]:
+        """Per unit word vector, the `attribute` value nearest by meaning when its cosine reaches `threshold`:
+        types by their products' mean vector, colours by their names' vectors (encoded with `encode` once)."""
+        if attribute == "type":
+            protos = self.prototypes
+        elif attribute in self.attributes and encode is not None:
+            if attribute not in self._name_vectors:  # a race only encodes the names twice
+                self._name_vectors[attribute] = np.asarray(encode(self.attributes[attribute].values), np.float32)
+            protos = self._name_vectors[attribute]
+        else:
+            protos = None
+        if protos is None or not len(protos) or not len(word_vectors):
+            return [None] * len(word_vectors)
+        sims = word_vectors @ protos.T
         best = sims.argmax(1)
+        values = self.attributes[attribute].values
         return [(values[b], float(s[b])) if s[b] >= threshold else None for b, s in zip(best, sims)]
