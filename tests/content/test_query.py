@@ -202,3 +202,14 @@ def test_words_naming_two_types_keep_the_one_the_phrase_means():
     u = qu.understand("denim tshirt", encode=encode)  # "denim" (the table: Jeans) and "tshirt" (Tshirts)
     assert u.filters["type"] == {"Jeans"} and sorted(u.phrases["type"]) == ["denim", "tshirt"]
     assert qu.understand("denim tshirt").filters["type"] == {"Jeans", "Tshirts"}  # without meaning: either
+
+
+def test_a_shop_without_gender_words_or_any_attribute_answers():
+    """No gender in the texts (nothing to compare a word with by meaning), no attribute at all: still an answer."""
+    def encode(texts):
+        return np.ones((len(texts), 2), np.float32) / np.sqrt(2)
+
+    texts = ["red ceramic mug", "blue ceramic mug", "blue garden chair"]
+    qu = QueryUnderstanding(Lexicon(texts, {}, vectors=encode(texts)), colour_threshold=0.5, gender_threshold=0.5)
+    u = qu.understand("mugg for grandad", encode=encode)
+    assert u.corrections == [("mugg", "mug")] and "gender" not in u.filters

@@ -203,6 +203,8 @@ class SearchIndex:
 
     def _encode_words(self, words: list[str]) -> np.ndarray:
         """Unit vectors of single query words, each encoded once (up to 10,000 kept)."""
+        if not words:
+            return np.zeros((0, self.text_vectors.shape[1]), np.float32)
         missing = [w for w in dict.fromkeys(words) if w not in self._word_vectors]
         if missing:
             if len(self._word_vectors) > 10_000:

@@ -168,7 +168,7 @@ class Lexicon:
         types by their products' mean vector, colours by their names' vectors (encoded with `encode` once)."""
         if attribute == "type":
             protos = self.prototypes
-        elif attribute in self.attributes and encode is not None:
+        elif attribute in self.attributes and self.attributes[attribute].values and encode is not None:
             if attribute not in self._name_vectors:  # a race only encodes the names twice
                 self._name_vectors[attribute] = np.asarray(encode(self.attributes[attribute].values), np.float32)
             protos = self._name_vectors[attribute]

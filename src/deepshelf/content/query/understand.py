@@ -119,7 +119,8 @@ class QueryUnderstanding:
         # (only words the catalogue lacks as typed: a brand or a catalogue word alone never becomes a filter)
         unknown = [w for w in content if w in foreign and not lex.lookup([w])]
         wanted = [(a, t) for a, t in (("colour", self.colour_threshold), ("gender", self.gender_threshold),
-                                      ("type", self.type_threshold)) if a not in out.filters and a in lex.attributes]
+                                      ("type", self.type_threshold))
+                  if a not in out.filters and a in lex.attributes and t <= 1.0]  # above 1: off
         if unknown and wanted and encode is not None:
             vectors = np.asarray(encode(unknown), np.float32)
             used: set[str] = set()
