@@ -1,6 +1,6 @@
 """Overload and stalled clients: a burst of 2,000 requests over 1,000 connections at once against one server
 process, with this repository's shedding (DEEPSHELF_MAX_CONCURRENT_REQUESTS), with uvicorn's own
-`limit_concurrency` instead, and with neither; then connections that send half a header, straight to uvicorn and
+`limit_concurrency` instead, and with neither; then connections that send half a header, straight to the server and
 through deploy/nginx.conf.
 
     .venv/bin/python -m benchmarks.overload                 # prints the tables
@@ -38,8 +38,9 @@ import sys, uvicorn
 from deepshelf.api.app import create_app
 from deepshelf.engine.settings import Settings
 limit = int(sys.argv[2]) or None
+from deepshelf.api.idle import HeaderTimeout
 uvicorn.run(create_app(Settings()), host="127.0.0.1", port=int(sys.argv[1]), log_level="error",
-            limit_concurrency=limit, backlog=4096)
+            limit_concurrency=limit, backlog=4096, http=HeaderTimeout)  # deepshelf serve's protocol
 """
 
 
@@ -86,11 +87,33 @@ async def burst(port: int, conns: int, per_conn: int, n_users: int) -> dict:
             if conn.writer is not None:
                 conn.writer.close()
 
+    health, done = [], asyncio.Event()
+
+    async def liveness():
+        """A liveness probe on its own connection, every 50 ms while the burst lasts (/health is never shed)."""
+        conn = Connection("127.0.0.1", port, KEY)
+        await conn.open()
+        try:
+            while not done.is_set():
+                t = time.perf_counter()
+                await asyncio.wait_for(conn.request("GET", "/health"), 60)
+                health.append((time.perf_counter() - t) * 1000)
+                await asyncio.sleep(0.05)
+        except (ConnectionError, asyncio.IncompleteReadError, OSError, asyncio.TimeoutError):
+            health.append(float("inf"))
+        finally:
+            conn.writer.close()
+
+    probe = asyncio.create_task(liveness())
     t = time.perf_counter()
     await asyncio.gather(*(one(c) for c in range(conns)))
+    wall = time.perf_counter() - t
+    done.set()
+    await probe
     pct = lambda xs, q: float(np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
-    return {"wall_s": time.perf_counter() - t, "statuses": statuses, "served": len(served),
-            "served_p50": pct(served, 50), "served_p99": pct(served, 99), "shed_p99": pct(shed, 99)}
+    return {"wall_s": wall, "statuses": statuses, "served": len(served),
+            "served_p50": pct(served, 50), "served_p99": pct(served, 99), "shed_p99": pct(shed, 99),
+            "health_p50": pct(health, 50), "health_max": max(health, default=float("nan"))}
 
 
 def half_headers(port: int, n: int, wait_s: float) -> tuple[int, float]:
@@ -150,19 +173,20 @@ def main() -> None:
     total = args.conns * args.per_conn
     lines = [f"A burst of {total:,} `GET /v1/users/{{id}}/recommendations` over {args.conns:,} connections opened "
              f"at once ({args.per_conn} requests each, one after the other), one server process, a bound of "
-             f"{args.limit} requests; {n_items:,} items, SQLite store. Latency from each request's send.", "",
-             "| admission | answers | served | served p50 ms | served p99 ms | 503 p99 ms | wall s | RSS before → after"
-             " (peak) MB |", "|---|---|---:|---:|---:|---:|---:|---|"]
+             f"{args.limit} requests; {n_items:,} items, SQLite store. Latency from each request's send; a liveness "
+             "probe (`GET /health`, its own connection, every 50 ms) during the burst.", "",
+             "| admission | answers | served | served p50 ms | served p99 ms | 503 p99 ms | /health p50 / max ms | "
+             "wall s | RSS before → after (peak) MB |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for name, r, before, after in rows:
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
         lines.append(f"| {name} | {answers} | {r['served']} | {r['served_p50']:.0f} | {r['served_p99']:.0f} | "
-                     f"{r['shed_p99']:.0f} | {r['wall_s']:.1f} | {before[0]:.0f} → {after[0]:.0f} ({after[1]:.0f}) |")
+                     f"{r['shed_p99']:.0f} | {r['health_p50']:.0f} / {r['health_max']:.0f} | {r['wall_s']:.1f} | {before[0]:.0f} → {after[0]:.0f} ({after[1]:.0f}) |")
 
-    # Half a header: uvicorn alone, then nginx (deploy/nginx.conf, client_header_timeout 10s) in front.
+    # Half a header: the server alone, then nginx (deploy/nginx.conf, client_header_timeout 10s) in front.
     port = free_port()
     proc = start(run, database, port, args.limit, 0, args.workdir / "server.log")
     try:
-        open_direct, _ = half_headers(port, 50, 15.0)
+        open_direct, direct_after = half_headers(port, 50, 15.0)
         if shutil.which("nginx"):
             from tests.api.test_resilience import nginx
 
@@ -177,7 +201,9 @@ def main() -> None:
         proc.terminate()
         proc.wait(30)
     lines += ["", "Connections sending half a request header (50 at once):", "",
-              f"- straight to uvicorn: {open_direct} of 50 still open after 15 s (uvicorn has no header timeout)",
+              f"- straight to `deepshelf serve`'s uvicorn (its own header timeout, `header_timeout_s` 10 s: "
+              f"api/idle.py): {open_direct} of 50 still open after 15 s; the others closed after "
+              f"{direct_after:.1f} s (median)",
               f"- through deploy/nginx.conf (client_header_timeout 10s): {nginx_text}", "",
               f"Machine: {machine()} (shared with other jobs). Script: benchmarks/overload.py."]
     publish("\n".join(lines), args, "Overload")

@@ -4,7 +4,7 @@ latency counted from each request's scheduled send time, so a stalled server can
 bare FastAPI endpoint of `bare_app.py` under the same settings, for the cost of deepshelf against the bare stack.
 
     .venv/bin/python -m benchmarks.serve_load                     # full size, prints the table
-    .venv/bin/python -m benchmarks.serve_load --write-docs        # ... and replaces `## Service` in docs/benchmarks.md
+    .venv/bin/python -m benchmarks.serve_load --write-docs        # ... and its part of `## Service` in docs/benchmarks.md
     .venv/bin/python -m benchmarks.serve_load --items 100000 --users 10000 --duration 10 --rate 300  # a quick look
     .venv/bin/python -m benchmarks.serve_load --impressions-cost --write-docs   # recording impressions: on vs off
 
@@ -46,8 +46,13 @@ from benchmarks.lib.loadgen import (
 from benchmarks.lib.mdsection import machine
 from benchmarks.lib.noise import jitter_probe_on, probe_text
 from benchmarks.lib.shop import WORDS, build, working_copy
+from deepshelf.tokens import mint
 
 log = logging.getLogger("serve_load")
+
+
+TOKEN_SECRET = "bench-token-secret"  # the servers' DEEPSHELF_TOKEN_SECRET: shoppers' lists need a token
+OPEN_LOOP_TITLE = "Open loop, every route (serve_load.py)"  # its part of the Service section (serve_wrk.py's beside it)
 
 
 # ---- phases ------------------------------------------------------------------------------------------------------
@@ -61,7 +66,14 @@ def phases(args, n_items: int, n_users: int) -> list[dict]:
     user = lambda: f"s{rnd.randrange(n_users)}"  # noqa: E731
     item = lambda: f"p{rnd.randrange(n_items)}"  # noqa: E731
     q = "k=10&details=true"  # what the storefront asks
-    recs = lambda: ("GET", f"/v1/users/{user()}/recommendations?{q}")  # noqa: E731
+    tokens: dict[str, str] = {}
+
+    def recs():  # a shopper's list: the public key and that shopper's token, as a storefront sends them
+        u = user()
+        if u not in tokens:
+            tokens[u] = mint(TOKEN_SECRET, u, ttl=24 * 3600)
+        return "GET", f"/v1/users/{u}/recommendations?{q}", None, {"X-Shopper-Token": tokens[u]}
+
     event = lambda n=1: ("POST", "/v1/events", json.dumps(  # noqa: E731
         {"events": [{"user_id": user(), "item_id": item(), "type": "view"} for _ in range(n)]}).encode())
     mixed = lambda: event() if rnd.random() < 0.1 else recs()  # noqa: E731
@@ -125,7 +137,8 @@ def measure(args, run: Path, database: str, cores) -> tuple[list, dict, float]:
     server_cores = cores[1] if cores else None
     for phase in phases(args, args.items, args.users):
         proc, port, startup = start_server(run, database, args.workers, args.workdir / "server.log",
-                                           {"DEEPSHELF_STORE_TIMEOUT_S": str(args.store_timeout)}, server_cores)
+                                           {"DEEPSHELF_STORE_TIMEOUT_S": str(args.store_timeout),
+                                            "DEEPSHELF_TOKEN_SECRET": TOKEN_SECRET}, server_cores)
         startups.append(startup)
         try:
             log.info("%s (server up in %.1fs)", phase["name"], startup)
@@ -369,8 +382,8 @@ def main() -> None:
     after = probe(args, cores)
     log.info("noise probe after: %s", probe_text(after))
     section = report(args, results, bare, startup, before, after, cores, (load_before, os.getloadavg()[0]))
-    if publish(section, args, "Service"):
-        log.info("wrote the Service section of docs/benchmarks.md")
+    if publish(section, args, "Service", sub=OPEN_LOOP_TITLE):
+        log.info("wrote the Service section's '%s' part of docs/benchmarks.md", OPEN_LOOP_TITLE)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 one route, `GET /v1/users/{user_id}/recommendations?k=&details=`, answering k items of the same JSON shape as
 deepshelf's (item_id, score, reason, title, category, price, image; recommendation_id, model_version, source)
 from a list held in memory. No store, no model, no key check, no middleware: the floor any FastAPI service pays
-per request (routing, query parsing, a thread-pool hop as deepshelf's plain-`def` routes take, JSON encoding).
+per request (routing, query parsing, JSON encoding, and for the plain `def` route a thread-pool hop). The same answer
+from an `async def` route is under `/async/v1/users/{user_id}/recommendations` (no thread-pool hop).
 
     .venv/bin/python -m benchmarks.lib.bare_app --port 8100 --workers 1
 
-Served with the uvicorn settings of `deepshelf serve` (same keep-alive, log level and access log off).
+Served with the uvicorn settings of `deepshelf serve` (same keep-alive and header timeout, log level and access log
+off).
 """
 
 from __future__ import annotations
@@ -29,6 +31,17 @@ app = FastAPI()
 @app.get("/v1/users/{user_id}/recommendations")
 def user_recommendations(user_id: str, k: Annotated[int, Query(ge=1, le=100)] = 10,
                          details: bool = False) -> Response:
+    return _answer(user_id, k, details)
+
+
+@app.get("/async/v1/users/{user_id}/recommendations")
+async def user_recommendations_async(user_id: str, k: Annotated[int, Query(ge=1, le=100)] = 10,
+                                     details: bool = False) -> Response:
+    """The same answer from an `async def` route: no thread-pool hop (deepshelf's hot routes are `async def`)."""
+    return _answer(user_id, k, details)
+
+
+def _answer(user_id: str, k: int, details: bool) -> Response:
     start = hash(user_id) % (len(CATALOGUE) - 100)
     items = []
     for rank, row in enumerate(CATALOGUE[start:start + k]):
@@ -48,6 +61,7 @@ def health() -> dict:
 def main() -> None:
     import uvicorn
 
+    from deepshelf.api.idle import HeaderTimeout
     from deepshelf.cli.serve import KEEP_ALIVE_S
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -56,11 +70,11 @@ def main() -> None:
     args = ap.parse_args()
     if args.workers == 1:
         uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                    timeout_keep_alive=KEEP_ALIVE_S)
+                    timeout_keep_alive=KEEP_ALIVE_S, http=HeaderTimeout)
     else:
         uvicorn.run("benchmarks.lib.bare_app:app", app_dir=str(ROOT), workers=args.workers,
                     host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
-                    timeout_keep_alive=KEEP_ALIVE_S)
+                    timeout_keep_alive=KEEP_ALIVE_S, http=HeaderTimeout)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ this file) and calls the service without the training stack.
             print(rec.item_id, rec.score, rec.reason)
 
 A non-2xx answer raises `ApiError` with the status and the server's `detail` (which names the bad field).
+`send_events` gives every event an `event_id` and retries a 503 or a lost connection with the same ids, so no
+event is stored twice (a 503 cannot always know whether the batch was committed).
 
 `shopper_token(secret, user_id, ttl)` mints the token a shop's page sends beside the public key
 (`X-Shopper-Token`) to read its signed-in shopper's personal list (the same recipe as `deepshelf.tokens`).
@@ -17,7 +19,13 @@ A non-2xx answer raises `ApiError` with the status and the server's `detail` (wh
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import time
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -35,12 +43,47 @@ def shopper_token(secret: str, user_id: str, ttl: int = 3600) -> str:
 
 
 class ApiError(Exception):
-    """The service answered an error: `status` (HTTP) and `detail` (its message or list of field errors)."""
+    """The service answered an error: `status` (HTTP), `detail` (its message, naming the field at fault) and, for
+    a 422, `errors` (every field error: loc, msg, type; empty otherwise)."""
 
-    def __init__(self, status: int, detail: Any):
+    def __init__(self, status: int, detail: Any, errors: list[dict] | None = None, retry_after: float = 1.0):
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.errors = errors or []
+        self.retry_after = retry_after  # a 503's Retry-After, seconds
+
+
+def with_event_ids(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events, each with an `event_id` and a `timestamp`: an event's own, else now (UTC) and an id made from
+    its content (a hash of the event with its time, and which of identical events in the list it is). So sending
+    the returned list again (a retry) sends the same ids, and the server stores each event once."""
+    now = datetime.now(timezone.utc).isoformat()
+    seen: Counter[str] = Counter()
+    out = []
+    for event in events:
+        event = {**event}
+        event.setdefault("timestamp", now)
+        if event.get("event_id") is None:
+            content = json.dumps(event, sort_keys=True, default=str)
+            seen[content] += 1
+            digest = hashlib.sha256(f"{content}#{seen[content]}".encode()).hexdigest()[:32]
+            event["event_id"] = f"py-{digest}"
+        out.append(event)
+    return out
+
+
+def _feed_bytes(feed: bytes | str | os.PathLike) -> bytes:
+    """import_feed's `feed` as the bytes to send: a path's file, the text of a feed given as a string, or bytes."""
+    if isinstance(feed, bytes):
+        return feed
+    if isinstance(feed, str) and (feed.lstrip().startswith("<") or "\n" in feed.strip()):
+        return feed.encode()  # the feed's own text: XML, or TSV lines
+    path = Path(feed)
+    if not path.is_file():
+        raise FileNotFoundError(f"import_feed: no feed file {str(path)!r} (pass a path to an XML or TSV feed, "
+                                "or the feed's text or bytes)")
+    return path.read_bytes()
 
 
 @dataclass
@@ -102,10 +145,15 @@ class Client:
                                       **kwargs)
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail")
+                body = response.json()
+                detail, errors = body.get("detail"), body.get("errors")
+            except (ValueError, AttributeError):
+                detail, errors = response.text, None
+            try:
+                retry_after = float(response.headers.get("Retry-After", 1))
             except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, detail)
+                retry_after = 1.0
+            raise ApiError(response.status_code, detail, errors, retry_after)
         return response.json() if response.content else None
 
     @staticmethod
@@ -113,10 +161,30 @@ class Client:
         return {k: v for k, v in values.items() if v is not None and v != []}
 
     # ---- events -----------------------------------------------------------------------------------------------
-    def send_events(self, events: list[dict[str, Any]]) -> int:
-        """Store events (`{"user_id", "item_id", "type", "timestamp"?, "session_id"?, "value"?}`); returns how
-        many were accepted (committed before the answer)."""
-        return self._call("POST", "/v1/events", json={"events": events})["accepted"]
+    def send_events(self, events: list[dict[str, Any]], retries: int = 2) -> int:
+        """Store events (`{"user_id", "item_id", "type", "timestamp"?, "session_id"?, "value"?, "event_id"?}`);
+        returns how many were accepted (committed before the answer). `post_events` gives the whole answer."""
+        return self.post_events(events, retries)["accepted"]
+
+    def post_events(self, events: list[dict[str, Any]], retries: int = 2) -> dict[str, Any]:
+        """Store events and return the server's answer (`accepted`, and `duplicates` naming any event an
+        event_id kept out). Every event is sent with an `event_id` (its own, else `with_event_ids`'), so the
+        batch is retried up to `retries` times on a 503 or a lost connection without being stored twice: a 503
+        cannot always know whether the batch was committed."""
+        body = {"events": with_event_ids(events)}
+        for attempt in range(retries + 1):
+            try:
+                return self._call("POST", "/v1/events", json=body)
+            except ApiError as exc:
+                if exc.status != 503 or attempt == retries:
+                    raise
+                pause = exc.retry_after
+            except httpx.TransportError:
+                if attempt == retries:
+                    raise
+                pause = 0.5
+            time.sleep(min(pause, 5.0) * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def send_ga4(self, body: dict[str, Any]) -> dict[str, int]:
         """A GA4 Measurement Protocol body; returns `{"accepted", "skipped"}`."""
@@ -139,10 +207,14 @@ class Client:
         many were stored (the whole batch is refused, as `ApiError`, if any item is invalid or an id repeats)."""
         return self._call("POST", "/v1/items", json={"items": items})["accepted"]
 
-    def import_feed(self, feed: bytes | str | Path) -> dict[str, Any]:
-        """Upsert a Google Merchant Center feed (XML or TSV: bytes, text or a file path); returns
-        `{"accepted", "errors": [{"position", "item_id", "field", "message"}]}`."""
-        data = feed.read_bytes() if isinstance(feed, Path) else feed.encode() if isinstance(feed, str) else feed
+    def import_feed(self, feed: bytes | str | os.PathLike) -> dict[str, Any]:
+        """Upsert a Google Merchant Center feed (XML or TSV); returns
+        `{"accepted", "errors": [{"position", "item_id", "field", "message"}]}`.
+
+        `feed` is a file path (`"products.xml"` or a `Path`), or the feed itself: `bytes`, or a `str` holding the
+        feed's text (one that starts with `<` or spans lines). A one-line string is a path; FileNotFoundError
+        names it when there is no such file."""
+        data = _feed_bytes(feed)
         kind = "application/xml" if data.lstrip()[:1] == b"<" else "text/tab-separated-values"
         return self._call("POST", "/v1/items:import", content=data, headers={"Content-Type": kind})
 

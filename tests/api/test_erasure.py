@@ -5,12 +5,14 @@ from the training data a later run reads; other shoppers keep theirs. Both store
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from deepshelf.api.app import create_app
+from deepshelf.storage import open_store
 from deepshelf.storage.training import read_training_frames
 from tests.api.conftest import PUBLIC_KEY, auth, make_settings
 
@@ -103,3 +105,23 @@ def test_erasure_needs_a_private_key(client):
         assert client.delete(f"/v1/users/{GONE}", headers=headers).status_code == 401
     assert client.delete(f"/v1/users/{GONE}", headers={"X-API-Key": PUBLIC_KEY}).status_code == 403
     assert client.get(f"/v1/users/{GONE}/events").json()["events"], "a refused erasure erases nothing"
+
+
+def test_erasure_takes_the_lists_shown_in_the_shoppers_sessions(app_client):
+    """Lists shown to an anonymous visit (impressions keyed by its session id only) that the shopper's events
+    name: erased with them; another visit's stay (issue 27, F9)."""
+    c, database = app_client
+    visit, other = f"{GONE}-visit", "someone-elses-visit"
+    for session in (visit, visit, other):
+        r = c.post("/v1/sessions/recommendations", params={"session_id": session}, json={"item_ids": ["i1"]})
+        assert r.status_code == 200, r.text
+    post(c, GONE, "i1", 1, "view")  # signs in: their event carries the visit's session id
+    c.app.state.service.impressions.flush()
+
+    def shown(session: str) -> int:
+        with closing(open_store(database)) as store:
+            return store._read("SELECT COUNT(*) FROM impressions WHERE session_id = ?", (session,))[0][0]
+
+    assert shown(visit) == 2 and shown(other) == 1
+    assert c.delete(f"/v1/users/{GONE}").json()["erased_events"] == 1
+    assert shown(visit) == 0 and shown(other) == 1

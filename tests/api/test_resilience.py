@@ -81,6 +81,7 @@ def test_store_timeout_answers_503_with_retry_after(run_link, tmp_path):
         try:
             r = client.post("/v1/events", json=body, headers=auth())
             assert r.status_code == 503 and r.headers["retry-after"] == "3"
+            assert "nothing was stored" in r.json()["detail"]  # the lock was never taken: the outcome is known
             assert "sqlite" not in r.text.lower() and str(db) not in r.text
         finally:
             holder.execute("ROLLBACK")

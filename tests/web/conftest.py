@@ -7,6 +7,7 @@ purchases, store seeded with its events and catalogue). Screenshots go to `test-
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -77,14 +78,27 @@ def pytest_runtest_makereport(item, call):
         item.web_failed = report.failed
 
 
+@pytest.fixture(autouse=True)
+def csp_safe_waits(monkeypatch):
+    """Every page's `wait_for_function` is `wait_for_truthy` (the pages' CSP refuses Playwright's own)."""
+    try:
+        from playwright.sync_api import Page
+    except ImportError:  # no browser tests here: they skip
+        return
+    monkeypatch.setattr(Page, "wait_for_function", wait_for_truthy)
+
+
 @pytest.fixture
 def page(browser, server, request):  # browser first: without chromium the server is never built
-    """A fresh browser context (empty storage), failing on any page error."""
+    """A fresh browser context (empty storage), failing on any page error or anything the page's CSP blocks."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=server)
     pg = context.new_page()
     pg.set_default_timeout(20_000)
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    # the pages' Content-Security-Policy (api/security_headers.py): anything it blocks is reported on the console
+    pg.on("console", lambda msg: errors.append(msg.text)
+          if msg.type == "error" and "Content Security Policy" in msg.text else None)
     yield pg
     if getattr(request.node, "web_failed", False):  # what the page looked like when the test failed
         try:
@@ -93,6 +107,27 @@ def page(browser, server, request):  # browser first: without chromium the serve
             pass
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def wait_for_truthy(pg, expression: str, arg=None, timeout: float | None = None, **_):
+    """`Page.wait_for_function` for pages with a Content-Security-Policy: Playwright's own compiles the predicate
+    with `new Function` inside the page, which the pages' policy (no 'unsafe-eval') refuses; `evaluate` goes
+    through the DevTools protocol, which the policy does not govern. Polls until the expression is truthy."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + (timeout if timeout is not None else 20_000) / 1000
+    while True:
+        try:
+            value = pg.evaluate(expression, arg)
+        except Error as exc:  # a navigation replaced the document between two polls
+            if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                raise
+            value = None
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for: {expression[:200]}")
+        time.sleep(0.05)
 
 
 def shot(page, name: str) -> Path:

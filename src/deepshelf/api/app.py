@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
@@ -14,12 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepshelf import __version__
 from deepshelf.errors import DeepshelfError
+from deepshelf.api import idle
 from deepshelf.api.metrics import Metrics, MetricsMiddleware
 from deepshelf.api.openapi_doc import allowed_methods, install as install_openapi
 from deepshelf.api.routes import admin, analytics, events, experiments, integrations, items, recommendations, system
@@ -27,9 +27,10 @@ from deepshelf.api.routes import widget
 from deepshelf.engine.service import NotAvailable, NotFound, NotReady, Service
 from deepshelf.engine.settings import Settings
 from deepshelf.api.shedding import ShedLoad
-from deepshelf.api.validation import install as install_validation
+from deepshelf.api.security_headers import SecurityHeaders
+from deepshelf.api.store_errors import install as install_store_errors
+from deepshelf.api.validation import edge_error, install as install_validation
 from deepshelf.storage import open_store
-from deepshelf.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # those requests only, not /health or the docs. A thread per admitted request, at most 64: the work is
         # CPU-bound under one GIL, where more threads only compete with the event loop for it.
         anyio.to_thread.current_default_thread_limiter().total_tokens = min(settings.max_concurrent_requests, 64)
+        idle.configure(settings.header_timeout_s)  # this process's connections (served with idle.HeaderTimeout)
         service = Service(settings, store, metrics)
         await run_in_threadpool(service.start)
         app.state.service = service
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.cors_origin_list:  # outermost: preflights are answered here, and every answer (a 401 too) is marked
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origin_list), allow_methods=["GET", "POST"],
                            allow_headers=["X-API-Key", "X-Shopper-Token", "Content-Type", "Accept"], max_age=600)
+    app.add_middleware(SecurityHeaders)  # outermost of all: every answer, preflights included, carries nosniff
     for module in (events, recommendations, items, admin, analytics, experiments, system, integrations, widget):
         app.include_router(module.router)
     install_openapi(app, settings)  # each operation's key scope and every status it answers
@@ -120,28 +123,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
             # FastAPI's answer to a body json.loads cannot even decode (not UTF-8); malformed JSON already answers
             # 422 naming the body, so this does too.
-            return JSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"],
-                                             "msg": "the body is not JSON text in UTF-8"}]}, status_code=422)
+            return Response(edge_error(["body"], "the body is not JSON text in UTF-8", "json_invalid"),
+                            status_code=422, media_type="application/json")
         return await http_exception_handler(request, exc)
 
-    @app.exception_handler(StoreUnavailable)
-    async def store_unavailable(request: Request, exc: Exception):
-        log.warning("store unavailable on %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503,
-                            headers=retry_after)
-
-    @app.exception_handler(sqlite3.OperationalError)
-    async def store_busy(request: Request, exc: Exception):
-        log.error("store error on %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": "the event store is unavailable; retry"}, status_code=503,
-                            headers=retry_after)
-
-    try:
-        import psycopg
-
-        app.add_exception_handler(psycopg.OperationalError, store_busy)
-    except ImportError:
-        pass
+    install_store_errors(app)  # 503 (saying whether a failed write may be stored), 507 for a full disk
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -7,6 +7,7 @@ the one that can need the store, a category filter the catalogue snapshot does n
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -108,11 +109,24 @@ def check_shopper(settings: Settings, key: str | None, token: str | None, user_i
         raise HTTPException(403, f"a shopper's personal list or personalised search needs a shopper token "
                                  f"({SHOPPER_TOKEN_HEADER}, minted by the shop's backend) beside a public key, or a "
                                  "private key")
+    key = (secret, token, user_id)
+    expiry = _VERIFIED.get(key)
+    if expiry is not None and time.time() < expiry:
+        return  # verified before, not expired yet: no HMAC again for each of the shopper's page views
     try:
         verify_token(secret, token, user_id)
     except TokenError as exc:
         headers = {"WWW-Authenticate": SHOPPER_TOKEN_HEADER} if exc.status == 401 else None
         raise HTTPException(exc.status, str(exc), headers=headers) from None
+    if len(_VERIFIED) >= _VERIFIED_LIMIT:
+        _VERIFIED.clear()
+    _VERIFIED[key] = int(token.strip().split(".")[1])  # a verified token's expiry (Unix seconds)
+
+
+# (secret, token, shopper) -> expiry of tokens verified in this process; a token is valid before its expiry
+# whoever asks, so only the expiry is checked again. Bounded: emptied when full.
+_VERIFIED: dict[tuple[str, str, str], int] = {}
+_VERIFIED_LIMIT = 65_536
 
 
 SHOPPER_TOKEN_DOC = {403: {"description": "a shopper's data without a private key or that shopper's token "
@@ -296,7 +310,32 @@ class ListParams:
 _QUERY_FIELDS = frozenset(ListQuery.model_fields)
 
 
+# A storefront asks the same few queries again and again (`k=10&details=true`): each distinct query string is
+# validated and turned into `Rules` once per process, and the answer shared (so `Rules` are never changed in place:
+# a route that adds to them makes a copy). Bounded: emptied when full.
+_PARSED_LIMIT = 4096
+
+
 async def list_query(request: Request) -> ListParams:
+    state = request.app.state
+    settings, service = state.settings, state.service
+    memo = state.__dict__.setdefault("_parsed_list_queries", {})
+    query = request.scope.get("query_string", b"")
+    parsed = memo.get(query)
+    if parsed is None:
+        q = _parse_list_query(request)
+        check_k(settings, q.k)
+        parsed = (q, to_rules(settings, rules_from_query(q), q.placement))
+        if len(memo) >= _PARSED_LIMIT:
+            memo.clear()
+        memo[query] = parsed
+    q, rules = parsed
+    if q.category:  # no thread hop for the usual request without a category filter
+        await check_query_categories(service, settings, q.category)
+    return ListParams(q.k, q.details, rules, q.placement, q.session_id, service, settings)
+
+
+def _parse_list_query(request: Request):
     qp = request.query_params
     raw: dict = {}
     for name in _QUERY_FIELDS.intersection(qp.keys()):  # the parameters given (pydantic checks in field order)
@@ -307,17 +346,10 @@ async def list_query(request: Request) -> ListParams:
         else:
             raw[name] = qp[name]
     try:
-        q = ListQuery.model_validate(raw)
+        return ListQuery.model_validate(raw)
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("query", *e["loc"])}
                                       for e in exc.errors(include_url=False, include_context=False)]) from None
-    state = request.app.state
-    settings, service = state.settings, state.service
-    check_k(settings, q.k)
-    if q.category:  # no thread hop for the usual request without a category filter
-        await check_query_categories(service, settings, q.category)
-    return ListParams(q.k, q.details, to_rules(settings, rules_from_query(q), q.placement), q.placement, q.session_id, service,
-                      settings)
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

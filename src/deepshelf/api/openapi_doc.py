@@ -4,7 +4,7 @@ line in its description) and every status its route can answer.
 What an operation may answer follows from how it is built, so it is derived here from the route rather than
 repeated on each decorator: its auth dependency (401, and 403 for a public key where a private one is needed),
 its parameters and body (422; 413 over `max_body_bytes`; 404 for a path whose id names nothing), and the store
-or an overloaded worker (503). A decorator's own `responses=` (a 404 or 409 with its reason) is kept as written.
+or an overloaded worker (503), a write to a full disk (507). A decorator's own `responses=` (a 404 or 409 with its reason) is kept as written.
 Every operation may answer 400: the HTTP server refuses a request it cannot parse (a request line and headers over
 16 KiB, malformed HTTP) with a plain-text 400 before any route sees it.
 
@@ -40,6 +40,23 @@ _CROSS_FIELD = {
 }
 
 
+_NULLABLE_TEXT = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+# validation.py's 422 answer: one object, `detail` a sentence like every other error's
+VALIDATION_PROBLEM = {
+    "title": "ValidationProblem", "type": "object", "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "the first problem in words, naming its field"},
+        "field": {**_NULLABLE_TEXT, "description": "the first problem's field, e.g. events[0].timestamp"},
+        "location": {**_NULLABLE_TEXT, "description": "where that field is: body, query, path or header"},
+        "errors": {"type": "array", "description": "every problem found", "items": {
+            "type": "object", "required": ["loc", "msg", "type"],
+            "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                           "msg": {"type": "string"}, "type": {"type": "string"}, "input": {},
+                           "ctx": {"type": "object"}}}},
+    },
+}
+
+
 def scope_of(operation: dict) -> str | None:
     """PRIVATE, PUBLIC, "read" (public, or none when reads are open) or None (open), from the security
     requirement FastAPI generated for the operation's auth dependency."""
@@ -70,14 +87,18 @@ def _document(operation: dict, settings: Settings, path: str) -> None:
             add(403, "a public key: this operation needs a private one")
     operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{line}".lstrip()
     if operation.get("parameters") or "requestBody" in operation:
-        add(422, "a parameter or a body field is invalid; `detail` names it",
-            {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}})
+        responses.pop("422", None)  # FastAPI's own entry documents a list under `detail`; validation.py answers this
+        add(422, "a parameter or a body field is invalid; `detail` names it in a sentence, `errors` lists them all",
+            {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}})
     if "requestBody" in operation:
         add(413, "the body is larger than the server's `max_body_bytes`")
     if "{" in path:
         add(404, "no such id")
     add(503, "the store did not answer in time, no run is loaded yet, or the server is overloaded; retry after "
-             "`Retry-After` seconds")
+             "`Retry-After` seconds (a write whose commit was not confirmed says so: retry it with the same "
+             "event ids)")
+    if "requestBody" in operation or operation.get("operationId", "").endswith("_delete"):
+        add(507, "the store's disk is full: nothing was stored")
     content = responses.setdefault("400", {"description": _UNPARSABLE["description"]}).setdefault("content", {})
     content.setdefault("application/json", _DETAIL["application/json"])  # a refusal by the service (`detail`)
     content.update(_UNPARSABLE["content"])
@@ -95,6 +116,10 @@ def install(app: FastAPI, settings: Settings) -> None:
                 if method in item:
                     _document(item[method], settings, path)
         doc.get("components", {}).get("securitySchemes", {}).pop(READ_SCHEME, None)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ValidationProblem"] = VALIDATION_PROBLEM
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 shape, not this server's
+            schemas.pop(unused, None)
         for name, rule in _CROSS_FIELD.items():
             if name in doc.get("components", {}).get("schemas", {}):
                 doc["components"]["schemas"][name].update(rule)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from deepshelf.data.schema import EVENT_TYPE_NAMES
-from deepshelf.data.fields import Finite, Id, JsonValue, Line, Text, Timestamp, Whole
+from deepshelf.data.fields import Finite, Id, JsonValue, Line, Money, Price, Text, Timestamp, Whole
 from deepshelf.engine.rules import RulesIn
 
 EventTypeName = Literal[tuple(EVENT_TYPE_NAMES)]  # type: ignore[valid-type]
@@ -33,11 +33,14 @@ class EventIn(Strict):
         default=None, strict=False, description="ISO 8601 (no timezone means UTC) or Unix seconds; now when absent; not before "
                                   "1970, not more than the server's max_clock_skew_s (default a day) ahead")
     session_id: Line(256) | None = None
-    value: Finite | None = None
+    value: Money | None = Field(default=None, description="the event's amount (a purchase's price x quantity), at "
+                                "most 1e9 either way")
     event_id: Line(128, min_length=1) | None = Field(
-        default=None, description="the client's id for this event: an event whose id is already stored is not "
-                                  "stored again, so a batch retried after a lost answer is kept once (and answered "
-                                  "the same)")
+        default=None, description="the client's id for this event, unique per event (send one: a batch retried "
+                                  "after a lost answer or a 503 is then kept once, and answered the same). The same "
+                                  "event again (same shopper, item, type, session, value, recommendation_id; the "
+                                  "time is not compared) is accepted without being stored twice; an id that names "
+                                  "another event is refused for this event and named in `duplicates`")
     recommendation_id: Line(64, min_length=1) | None = Field(
         default=None, description="the `recommendation_id` of the list answer the shopper clicked this item in "
                                   "(a view or cart event): it attributes the click, and a purchase of the item "
@@ -60,7 +63,7 @@ class ItemIn(Strict):
     title: Text(1000) = ""
     description: Text(20_000) = ""
     category: Line(256) = ""
-    price: Finite | None = Field(default=None, ge=0)
+    price: Price | None = None
     in_stock: bool = True
     image_url: Line(2000) = ""
     image_base64: str | None = Field(
@@ -103,6 +106,8 @@ class RecommendedItem(BaseModel):
     title: str | None = None
     category: str | None = None
     price: float | None = None
+    currency: str | None = Field(default=None, description="the price's currency code, when the catalogue gives "
+                                                            "one (a feed's g:price)")
     image: str | None = None
 
 
@@ -168,8 +173,22 @@ class Accepted(BaseModel):
     accepted: int
 
 
+class DuplicateEvent(BaseModel):
+    index: int = Field(description="the event's position in the batch (0-based)")
+    event_id: str
+    reason: Literal["repeated", "conflict"] = Field(
+        description="`repeated`: the same event twice in this batch (kept and counted once); `conflict`: the id "
+                    "already names another event (stored before, or earlier in this batch), so this one is not "
+                    "stored")
+
+
 class EventsAccepted(Accepted):
-    """POST /v1/events's answer."""
+    """POST /v1/events's answer. `accepted` counts the events kept: stored now, or stored already by an identical
+    earlier try (a retry answers as the first try did). Every other event of the batch is in `duplicates`."""
+
+    duplicates: list[DuplicateEvent] | None = Field(
+        default=None, description="present when the batch has them: each event not counted in `accepted`, because "
+        "its event_id repeats within the batch or names another event")
 
     unknown_items: list[str] | None = Field(
         default=None, description="present when the batch has them: its item ids that are in neither the "
@@ -320,6 +339,10 @@ class ExperimentOut(BaseModel):
     served_here: bool  # False when this server cannot serve it (its log says why) or it is stopped
     variants: list[VariantResult]
     verdict: Verdict
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]  # by name
 
 
 # ---- analytics (engine/attribution.py: the methods) -----------------------------------------------------------

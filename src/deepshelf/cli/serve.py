@@ -12,8 +12,10 @@ import typer
 log = logging.getLogger(__name__)
 
 # An idle keep-alive connection is closed after this long. A reverse proxy must reuse its upstream connections
-# for less (deploy/nginx.conf: keepalive_timeout 4s), or it may send a request on one being closed. uvicorn has no
-# timeout for a connection that sends half a header: the reverse proxy closes those (README, "Service").
+# for less (deploy/nginx.conf: keepalive_timeout 4s), or it may send a request on one being closed. A connection
+# that sends half a header (or nothing) is closed after `header_timeout_s` by the server's own protocol
+# (api/idle.py; uvicorn has no such timer). uvicorn's `limit_concurrency` is not used: it counts idle keep-alive
+# connections too and answers without Retry-After; requests in progress are bounded by api/shedding.py.
 KEEP_ALIVE_S = 5
 
 
@@ -25,7 +27,9 @@ def register(app) -> None:
 def serve(
     run: Annotated[Path, typer.Option(help="run folder to serve, e.g. runs/NAME (a symlink may be re-pointed: "
                                            "the server swaps to the new target)")],
-    database: Annotated[Optional[str], typer.Option(help="sqlite:///path.db (default) or postgresql://...")] = None,
+    database: Annotated[Optional[str], typer.Option(envvar="DEEPSHELF_DATABASE", show_default=False,
+                                                    help="the store of events and catalogue (required): "
+                                                         "sqlite:///path.db or postgresql://...")] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
@@ -42,25 +46,26 @@ def serve(
 
     from deepshelf.errors import DeepshelfError
     from deepshelf.api.app import create_app
+    from deepshelf.api.idle import HeaderTimeout
     from deepshelf.engine.settings import Settings
 
     if not (run / "config.json").exists():
         raise DeepshelfError(f"--run {run}: not a deepshelf run (no config.json)")
-    overrides = {"run": run}
-    if database:
-        overrides["database"] = database
-    settings = Settings(**overrides)  # validates the environment and options here, before any worker starts
+    if not database:  # never a store made up in the current folder: the shop's events must land where it looks
+        raise DeepshelfError("--database is required (or DEEPSHELF_DATABASE): where the service stores events and "
+                             "the catalogue, e.g. sqlite:///runs/shop.db or postgresql://user@host/shop")
+    settings = Settings(run=run, database=database)  # validates the environment and options here, before any worker starts
     logging.getLogger("deepshelf").setLevel(log_level.upper())
     seed_catalog(settings.run, settings.database)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=access_log,
-                    timeout_keep_alive=KEEP_ALIVE_S)
+                    timeout_keep_alive=KEEP_ALIVE_S, http=HeaderTimeout)
         return
     # Several processes: uvicorn imports the app factory in each; the settings travel as DEEPSHELF_* variables.
     os.environ["DEEPSHELF_RUN"] = str(settings.run)
     os.environ["DEEPSHELF_DATABASE"] = settings.database
     uvicorn.run("deepshelf.api.app:create_app", factory=True, workers=workers, host=host, port=port,
-                log_level=log_level, access_log=access_log, timeout_keep_alive=KEEP_ALIVE_S)
+                log_level=log_level, access_log=access_log, timeout_keep_alive=KEEP_ALIVE_S, http=HeaderTimeout)
 
 
 def seed_catalog(run: Path, database: str) -> int:

@@ -9,7 +9,8 @@ shared with the migration that repairs rows stored before them:
   path segment is refused the same way when read;
 - `Line(n)` (categories, session ids, attribute keys, queries, run paths, boosts): one line of valid Unicode;
 - `Text(n)` (titles, descriptions, attribute values): free text (tab and newlines allowed);
-- `Finite`: a number that is not NaN or infinite (JSON's `1e400` parses to infinity);
+- `Finite`: a number that is not NaN or infinite (JSON's `1e400` parses to infinity); `Money` / `Price` /
+  `Quantity`: finite and bounded (`MAX_VALUE`), so sums over them stay finite;
 - `Timestamp`: not before 1970, not more than `clock_skew` seconds (the server's `max_clock_skew_s`) ahead of the
   clock;
 - `Boosts`: repeated `NAME:FACTOR` query values.
@@ -28,6 +29,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, Strict, StringConst
 from pydantic.types import AllowInfNan
 from typing_extensions import TypeAliasType
 
+from deepshelf.storage.records import MAX_VALUE
 from deepshelf.storage.cleaning import ID_PATTERN, LINE_PATTERN, TEXT_PATTERN, json_problem, text_problem
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -106,11 +108,17 @@ def _whole(value: Any) -> Any:
     return value
 
 
-def Whole(ge: int | None = None):  # noqa: N802
+def Whole(ge: int | None = None, le: int | None = None):  # noqa: N802
     """A body's integer: a JSON integer (10 or 10.0), never a string or a boolean."""
-    return Annotated[int, Field(ge=ge), Strict(), BeforeValidator(_whole)]  # bounds first: the schema keeps them
+    return Annotated[int, Field(ge=ge, le=le), Strict(), BeforeValidator(_whole)]  # bounds first: the schema keeps them
 # Strict: a JSON number, never a string or a boolean the lax mode would convert (the schema says "number").
 Finite = Annotated[float, Strict(), AllowInfNan(False)]
+# An amount of money (an event's value, a price): finite and at most MAX_VALUE either way, so no sum over events
+# (revenue, its square for a variance) can overflow.
+Money = Annotated[Finite, Field(ge=-MAX_VALUE, le=MAX_VALUE)]
+Price = Annotated[Finite, Field(ge=0, le=MAX_VALUE)]
+MAX_QUANTITY = 1e6  # a GA4 item's quantity, either way
+Quantity = Annotated[Finite, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
 
 
 def _json_value(value: Any) -> Any:
@@ -121,7 +129,9 @@ def _json_value(value: Any) -> Any:
 
 
 # A free-form JSON value (an item attribute), recursive so the OpenAPI document describes every nested string too.
-_Json = TypeAliasType("AttributeValue", Union[Text(20_000), Annotated[int, Strict()], Finite,  # noqa: UP007
+# an integer attribute fits a signed 64-bit integer (what the databases' JSON and most readers hold exactly)
+_Json = TypeAliasType("AttributeValue", Union[Text(20_000), Annotated[int, Strict(), Field(ge=-2**63, le=2**63 - 1)],  # noqa: UP007
+                                              Finite,
                                               Annotated[bool, Strict()], None,
                                               list["_Json"], dict[Line(100), "_Json"]])
 JsonValue = Annotated[_Json, AfterValidator(_json_value)]

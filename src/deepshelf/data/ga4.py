@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,11 @@ from typing import Any
 import polars as pl
 
 from deepshelf.errors import DeepshelfError
+from deepshelf.data.fields import MAX_QUANTITY
 from deepshelf.storage import Event
+from deepshelf.storage.records import MAX_VALUE
 
+MAX_MICROS = 10**17  # a timestamp in microseconds: year 5138; later is no time a shop's event has
 GA4_TYPES = {"view_item": "view", "add_to_cart": "cart", "purchase": "purchase", "search": "search",
              "view_search_results": "search"}
 
@@ -35,15 +39,17 @@ class Mapped:
     skipped: int = 0  # GA4 events with no product or of a name deepshelf has no type for
 
 
-def _number(value: Any, where: str) -> float | None:
+def _number(value: Any, where: str, bound: float = MAX_VALUE) -> float | None:
     if value is None or value == "":
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise DeepshelfError(f"{where}: {value!r} is not a number") from None
-    if number != number or number in (float("inf"), float("-inf")):
+    except (TypeError, ValueError, OverflowError):  # an integer too large for a float overflows
+        raise DeepshelfError(f"{where}: {str(value)[:40]!r} is not a number (or too large)") from None
+    if not math.isfinite(number):
         raise DeepshelfError(f"{where}: must be a finite number")
+    if abs(number) > bound:
+        raise DeepshelfError(f"{where}: must be at most {bound:g} either way")
     return number
 
 
@@ -63,8 +69,11 @@ def map_event(out: Mapped, shopper: str, name: str, items: list[dict] | None, ts
         value = None
         if kind == "purchase":
             price = _number(item.get("price"), f"{at}.price")
-            quantity = _number(item.get("quantity", 1), f"{at}.quantity")
+            quantity = _number(item.get("quantity", 1), f"{at}.quantity", MAX_QUANTITY)
             value = None if price is None else price * (1.0 if quantity is None else quantity)
+            if value is not None and abs(value) > MAX_VALUE:
+                raise DeepshelfError(f"{at}: price x quantity = {value:g} is more than an event's value may be "
+                                     f"({MAX_VALUE:g})")
         out.rows.append((shopper, str(item_id).strip(), kind, ts, value))
 
 
@@ -96,7 +105,7 @@ def map_measurement_protocol(body: dict, now: float) -> Mapped:
 
 
 def _micros(value: Any, where: str, default: float) -> float:
-    number = _number(value, where)
+    number = _number(value, where, MAX_MICROS)
     return default if number is None else number / 1e6
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from deepshelf.data.idmap import IdMap
+from deepshelf.engine.cards import ItemCards
 from deepshelf.storage import Store
 
 
@@ -79,6 +80,7 @@ class Snapshot:
 class CatalogView:
     def __init__(self, item_map: IdMap | None, store: Store):
         self.store = store
+        self.cards = ItemCards(store)  # what list answers show of each product, dropped as the refresh brings changes
         model_ids = item_map.ids if item_map is not None else np.zeros(0, dtype=object)
         self.n_model = len(model_ids)
         self._index: dict[str, int] = {str(x): i for i, x in enumerate(model_ids)}
@@ -112,6 +114,10 @@ class CatalogView:
             self._categories.append(category)  # the list before the dict: a reader that finds a code finds its name
             self._category_code[category] = code
         return code
+
+    def due(self, max_age_s: float) -> bool:
+        """Whether `refresh(max_age_s)` would read the store now."""
+        return time.monotonic() - self._last_refresh >= max_age_s
 
     def refresh(self, max_age_s: float = 0.0) -> int:
         """Apply upserts newer than the last seen sequence number; returns how many rows changed.
@@ -165,3 +171,4 @@ class CatalogView:
         self._index.update(positions)
         self.snapshot = self._publish(cols)
         self.seq = max(self.seq, max(int(r[4]) for r in rows))
+        self.cards.forget(r[0] for r in rows)

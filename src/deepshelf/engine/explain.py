@@ -53,7 +53,18 @@ def recent_items(shopper: Shopper, n: int = RECENT) -> np.ndarray:
 
 def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidates) -> np.ndarray:
     """int64 [len(top)]: per listed item, the catalogue index of the recent item it relates to most, or -1
-    (a reason not drawn from the history, no recent items, or nothing relates)."""
+    (a reason not drawn from the history, no recent items, or nothing relates).
+
+    Without content vectors the answer depends on the run, the history's items and the list alone, so it is
+    computed once per (history, list) and run (`queries.py`): a shopper's next page with the same list reads it.
+    (With content vectors, those of products added since training arrive in the background: computed each time.)"""
+    if state.content is None:
+        key = ("because", shopper.items.tobytes(), top.idx.tobytes(), tuple(top.reasons))
+        return state.queries.memo(key, lambda: _because(state, catalog, shopper, top))
+    return _because(state, catalog, shopper, top)
+
+
+def _because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidates) -> np.ndarray:
     out = np.full(len(top), -1, np.int64)
     kinds = [r.split("+")[0] for r in top.reasons]
     wanted = np.array([k in HISTORY_REASONS for k in kinds], bool)

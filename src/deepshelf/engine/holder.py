@@ -81,6 +81,7 @@ class RunHolder:
         self.last_reload_error: str | None = None
         self._reload_lock = threading.Lock()
         self._failed_signature: tuple | None = None
+        self.on_swap: list = []  # called after a new run is published (caches of what the old one served)
         self._background = Periodic("deepshelf-background", [
             (lambda: settings.trending_refresh_s, self.refresh_trending),
             (lambda: settings.watch_interval_s, self._watch)])
@@ -119,6 +120,8 @@ class RunHolder:
             if self.metrics is not None:
                 self.metrics.set_model(new.version)
             log.info("serving run %s (version %s, %d items)", target, new.version, len(new.view))
+            for hook in self.on_swap:
+                hook()
             if old is not None:
                 old.close()  # requests still holding it answer from memory; its worker finishes its queue first
             return new

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from deepshelf.storage import Impression, Store
+from deepshelf.engine.periodic import OutageLog
+from deepshelf.storage import Impression, Store, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ImpressionWriter:
         self._stopping = threading.Event()
         self._flush_lock = threading.Lock()  # one batch written at a time (the thread, flush() on erasure, stop)
         self._thread: threading.Thread | None = None
+        self._outage = OutageLog("impressions writer (lists wait in memory, up to impression_queue)")
         # counted in the app's Metrics (api/metrics.py), else in counters of this writer's own
         self.recorded = metrics.impressions_recorded if metrics is not None else Counter(
             "deepshelf_impressions_recorded_total", "List answers stored as impressions", registry=None)
@@ -85,7 +87,11 @@ class ImpressionWriter:
             try:
                 self.flush()
             except Exception as exc:  # the store is down: the rows stay queued (up to capacity) for the next try
-                log.warning("impressions not stored yet (%d waiting): %s", len(self._queue), exc)
+                if not is_outage(exc):
+                    log.exception("impressions not stored yet (%d waiting)", len(self._queue))
+                self._outage.failed(exc)
+            else:
+                self._outage.ok()
 
     def flush(self) -> int:
         """Store everything queued now, in batches; returns how many lists were stored. A batch that fails goes

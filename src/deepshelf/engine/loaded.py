@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from deepshelf.engine import content as content_features
 from deepshelf.engine.catalog_view import CatalogView
+from deepshelf.engine.queries import QueryCache
 from deepshelf.engine.trending import Trending
 from deepshelf.index.faiss import VectorIndex
 
@@ -40,6 +41,7 @@ class LoadedRun:
     stages: tuple = ()  # second ranking stages (`ranking.Stage`), applied in order to the model's candidates
     loaded_at: float = field(default_factory=time.time)
     trending: Trending | None = None  # replaced (one assignment) by the background refresh
+    queries: QueryCache = field(default_factory=QueryCache)  # fold-in and ANN hits by history (this run's)
 
     @property
     def n_model(self) -> int:

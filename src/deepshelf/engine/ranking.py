@@ -138,10 +138,10 @@ def _scored_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories
                        excluded: np.ndarray) -> Candidates:
     n = state.n_model
     if state.index is not None:  # big catalogue, vector model: ANN retrieval, then the rules
-        query = state.model.query_vectors(histories)
         fetch = m + len(excluded)
         while True:
-            idx, scores = state.index.search(query, fetch)
+            # a history seen before (the shopper's next page) is not folded in and searched again (queries.py)
+            idx, scores = state.queries.search(state.index, state.model, histories, fetch)
             idx, scores = idx[0], scores[0]
             ok = allowed(catalog, idx, rules, excluded) & np.isfinite(scores)
             if ok.sum() >= m or fetch >= n or fetch >= ANN_FETCH_LIMIT:
@@ -279,7 +279,7 @@ def personal_scores(state: LoadedRun, histories: Histories, idx: np.ndarray) -> 
     known = idx < state.n_model
     out = np.zeros(len(idx), np.float32)
     if state.item_vectors is not None:
-        out[known] = state.item_vectors[idx[known]] @ state.model.query_vectors(histories)[0]
+        out[known] = state.item_vectors[idx[known]] @ state.queries.query(state.model, histories)[0]
     elif state.similarity is not None:
         out[known] = (history_row(histories[0], state.n_model) @ state.similarity)[:, idx[known]].toarray()[0]
     elif state.dense_ok:

@@ -17,7 +17,9 @@ from deepshelf.content.query.text import price_bounds
 from deepshelf.data.schema import EventType
 from deepshelf.errors import DeepshelfError
 from deepshelf.engine import ranking
+from deepshelf.engine.cards import NeedsStore
 from deepshelf.engine.catalog_view import Snapshot
+from deepshelf.engine.content import unavailable as content_unavailable
 from deepshelf.engine.experiments import ExperimentRegistry
 from deepshelf.engine.explain import because
 from deepshelf.engine.impressions import ImpressionWriter
@@ -26,9 +28,11 @@ from deepshelf.engine.rules import Rules, allowed, rerank
 from deepshelf.engine.settings import Settings
 from deepshelf.engine.holder import RunHolder
 from deepshelf.engine.loaded import LoadedRun
+from deepshelf.engine.periodic import Periodic
+from deepshelf.engine.shoppers import ShopperCache
 from deepshelf.engine.trending import fallback
 from deepshelf.engine.visit import VisitStage
-from deepshelf.storage import Event, Item, Store
+from deepshelf.storage import Event, Ingested, Item, Store
 
 TYPE_CODE = {t.name.lower(): int(t) for t in EventType}
 # The best text matches a keyword search re-ranks by live popularity (and the shopper): enough for any k and rules
@@ -98,6 +102,11 @@ class Service:
         # what a known shopper's list adds to the model's answer (a session request is a visit already)
         self.user_stages = (VisitStage(settings.visit_gap_s, settings.visit_share,
                                        settings.visit_events),) if settings.visit_share else ()
+        # shoppers' histories held in memory: a list for a shopper seen before needs no store read
+        self.shoppers = ShopperCache(store, settings.shopper_cache_size, settings.shopper_cache_max_age_s)
+        self.runs.on_swap.append(self.shoppers.clear)
+        self._poller = Periodic("deepshelf-shoppers", [(lambda: settings.shopper_cache_poll_s, self.shoppers.poll)],
+                                tick_s=min(0.2, settings.shopper_cache_poll_s / 2))
 
     # ---- lifecycle: the loaded run ------------------------------------------------------------------------
     @property
@@ -113,8 +122,11 @@ class Service:
         if self.impressions is not None:
             self.impressions.start()
         self.experiments.start()
+        self.shoppers.poll()  # where the event log stands now: later events drop their shoppers
+        self._poller.start()
 
     def stop(self) -> None:
+        self._poller.stop()
         self.experiments.stop()
         self.runs.stop()
         if self.impressions is not None:
@@ -124,9 +136,10 @@ class Service:
     def reload(self, path: str | Path | None = None, initial: bool = False) -> LoadedRun:
         return self.runs.reload(path, initial)
 
-    def _request(self, where: Where | None = None) -> tuple[LoadedRun, Snapshot, Where]:
+    def _request(self, where: Where | None = None, cached_only: bool = False) -> tuple[LoadedRun, Snapshot, Where]:
         """The run (the variant's, inside an experiment on the request's placement) and the catalogue snapshot
-        one request uses from start to end, and where its answer is shown."""
+        one request uses from start to end, and where its answer is shown. `cached_only`: NeedsStore instead of
+        reading the store when the catalogue refresh is due."""
         where = Where() if where is None else where
         picked = self.experiments.pick(where.placement, where.unit_id)
         if picked is not None:
@@ -136,6 +149,8 @@ class Service:
             state = self.runs.state
         if state is None:
             raise NotReady("the service is starting; no run loaded yet")
+        if cached_only and state.view.due(self.settings.catalog_refresh_s):
+            raise NeedsStore("catalogue refresh")
         state.view.refresh(max_age_s=self.settings.catalog_refresh_s)
         return state, state.view.snapshot, where
 
@@ -150,7 +165,22 @@ class Service:
             answer.because = [str(ids[i]) if i >= 0 else None for i in because(state, catalog, shopper, top).tolist()]
         return answer
 
-    def _shopper(self, catalog: Snapshot, user_id: str) -> Shopper:
+    def _shopper(self, catalog: Snapshot, user_id: str, view=None, cached_only: bool = False) -> Shopper:
+        """The shopper's history as stored: from the cache of histories when `view` (the catalogue view the
+        indices are for) is given and it holds them; else read (NeedsStore instead when `cached_only`)."""
+        if view is None:
+            return self._read_shopper(catalog, user_id)
+        held = self.shoppers.get(user_id, view, catalog)
+        if held is not None:
+            return held
+        if cached_only:
+            raise NeedsStore("shopper history")
+        generation, at = self.shoppers.generation, time.monotonic()
+        shopper = self._read_shopper(catalog, user_id)
+        self.shoppers.put(user_id, view, catalog, shopper, generation, at)
+        return shopper
+
+    def _read_shopper(self, catalog: Snapshot, user_id: str) -> Shopper:
         events = self.store.recent_events(user_id, self.settings.max_history)
         # oldest first, as models expect; one pass apart into the three columns
         item_ids, kinds, ts = zip(*reversed(events)) if events else ((), (), ())
@@ -161,37 +191,44 @@ class Service:
         return Shopper(items, types, purchased, times)
 
     # ---- events -------------------------------------------------------------------------------------------
-    def ingest(self, events: list[Event]) -> int:
-        n = self.store.add_events(events)  # committed (durable) before we return
+    def ingest(self, events: list[Event]) -> Ingested:
+        """Store a batch (committed, durable, before returning): how many were accepted, and the events an
+        `event_id` kept out (storage/event_ids.py)."""
+        done = self.store.ingest_events(events)
+        self.shoppers.drop({e.user_id for e in events})  # their next list reads the new history
         if self.metrics is not None:
-            self.metrics.events_ingested(n)
-        return n
+            self.metrics.events_ingested(done.accepted)
+        return done
 
     def history(self, user_id: str, limit: int) -> list[Event]:
         return self.store.history(user_id, limit)
 
     def erase_user(self, user_id: str) -> int:
         """Delete the shopper's events and impressions; what this server derived from them (live trending) is
-        recomputed before returning. Their visit and recommendations are read from the store per request, so
-        nothing else holds them. Returns the number of events erased."""
+        recomputed before returning, their history held in memory dropped (other processes drop every history at
+        their next poll: the erasure marker). Returns the number of events erased."""
         if self.impressions is not None:
             self.impressions.flush()  # their queued impressions reach the store, so the erasure takes them too
         n = self.store.erase_user(user_id)
+        self.shoppers.drop([user_id])
         self.runs.refresh_trending()
         return n
 
     # ---- list answers -------------------------------------------------------------------------------------
-    def recommend_user(self, user_id: str, k: int, rules: Rules, placement: str = "home") -> Answer:
-        state, catalog, where = self._request(Where(placement, user_id))
-        shopper = self._shopper(catalog, user_id)
+    def recommend_user(self, user_id: str, k: int, rules: Rules, placement: str = "home",
+                       cached_only: bool = False) -> Answer:
+        """`cached_only`: answer from memory alone (the event loop's first try), else raise NeedsStore."""
+        state, catalog, where = self._request(Where(placement, user_id), cached_only)
+        shopper = self._shopper(catalog, user_id, state.view, cached_only)
         top, source = ranking.recommend(state, catalog, shopper, k, rules, self.user_stages)
         answer = self._answer(state, catalog, top, source, where, shopper)
         if source == "fallback":
             answer.fallback_reason = fallback_reason(shopper.items, "no_history")
         return answer
 
-    def recommend_session(self, item_ids: list[str], k: int, rules: Rules, where: Where | None = None) -> Answer:
-        state, catalog, where = self._request(where)
+    def recommend_session(self, item_ids: list[str], k: int, rules: Rules, where: Where | None = None,
+                          cached_only: bool = False) -> Answer:
+        state, catalog, where = self._request(where, cached_only)
         items = catalog.lookup(item_ids)
         # this visit's items, all seen just now (their order is the history's order)
         shopper = Shopper(items, np.zeros(len(items), np.int8), np.zeros(0, np.int64),
@@ -202,15 +239,16 @@ class Service:
             answer.fallback_reason = fallback_reason(items, "empty_session")
         return answer
 
-    def popular(self, k: int, rules: Rules, where: Where | None = None) -> Answer:
-        state, catalog, where = self._request(where)
+    def popular(self, k: int, rules: Rules, where: Where | None = None, cached_only: bool = False) -> Answer:
+        state, catalog, where = self._request(where, cached_only)
         excluded = ranking.excluded_items(catalog, rules)
         pool = ranking.top_up(state, catalog, Candidates.of([], [], []), ranking.pool_size(k), rules, excluded)
         top = Candidates.of(*rerank(catalog, pool.idx, pool.scores, pool.reasons, rules, k))
         return self._answer(state, catalog, top, "fallback", where)
 
-    def similar(self, item_id: str, k: int, mode: str, rules: Rules, where: Where | None = None) -> Answer:
-        state, catalog, where = self._request(where)
+    def similar(self, item_id: str, k: int, mode: str, rules: Rules, where: Where | None = None,
+                cached_only: bool = False) -> Answer:
+        state, catalog, where = self._request(where, cached_only)
         i = catalog.position(item_id)
         if i < 0:
             raise NotFound(f"item {item_id!r} is not in the catalogue or the run")
@@ -219,8 +257,7 @@ class Service:
         # "behavior" always comes from the served model (fresher than a content run's own behaviour vectors)
         if mode != "behavior":
             if state.content is None or mode not in state.content.modes:
-                raise NotAvailable(f"mode {mode!r} is not available for this run: it has no content vectors "
-                                   "(train the content model into the run's content/ folder); use mode=behavior")
+                raise NotAvailable(content_unavailable(state.content, mode))
             ids, scores, reason = state.content.similar(item_id, m, mode)
             idx = catalog.lookup(ids)
             ok = allowed(catalog, idx, rules, excluded)
@@ -291,6 +328,16 @@ class Service:
         return answer
 
     # ---- catalogue ----------------------------------------------------------------------------------------
+    def item_cards(self, item_ids, cached_only: bool = False) -> dict:
+        """What list answers show of these products (`Store.item_cards`), from the served catalogue's cache
+        (`cards.py`); NeedsStore when `cached_only` and one is not held."""
+        state = self.runs.state
+        if state is None:
+            if cached_only:
+                raise NeedsStore("product cards")
+            return self.store.item_cards(list(item_ids))
+        return state.view.cards.get(item_ids, cached_only)
+
     def upsert_items(self, items: list[Item]) -> int:
         n = self.store.upsert_items(items)
         state = self.runs.state

@@ -66,7 +66,7 @@ def train_config(cfg: RetrainConfig, serving: str | None) -> TrainConfig:
     Raises `DeepshelfError` for an unknown model or an invalid `--set`, before any data is read.
     """
     if not is_store_url(cfg.database):
-        raise DeepshelfError(f"--database {cfg.database!r}: expected an event store URL (sqlite:///… or "
+        raise DeepshelfError(f"--database {redact_url(cfg.database)!r}: expected an event store URL (sqlite:///… or "
                              "postgresql://…)")
     base = None
     if cfg.model is None and serving is not None:

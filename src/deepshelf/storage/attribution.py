@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from deepshelf.storage.records import MAX_VALUE
+
 DEFAULT_WINDOW_S = 86_400.0  # a purchase up to a day after the click
 GROUP_KEYS = ("bucket", "placement", "variant", "model_version")
 CLICK_TYPES = ("view", "cart")
@@ -80,7 +82,11 @@ def list_outcomes(clicks: Sequence[tuple], purchases: Sequence[tuple], window_s:
     valid = valid_clicks(clicks).sort("ts")
     bought = pl.DataFrame(list(purchases), schema={"purchase": pl.Int64, "user_id": pl.Utf8, "item_id": pl.Utf8,
                                                    "ts": pl.Float64, "value": pl.Float64}, orient="row")
-    bought = bought.unique("purchase").sort("ts")
+    # a value stored before values were bounded (non-finite, or huge) must not turn revenue into inf / NaN: none
+    # counts 0, a huge one MAX_VALUE
+    value = pl.col("value")
+    bought = (bought.unique("purchase").sort("ts")
+              .with_columns(value=pl.when(value.is_finite()).then(value.clip(-MAX_VALUE, MAX_VALUE)).otherwise(0.0)))
     attributed = (bought.join_asof(valid.select("user_id", "item_id", "ts", "recommendation_id"), on="ts",
                                    by=["user_id", "item_id"], strategy="backward", tolerance=float(window_s),
                                    check_sortedness=False)  # both sorted by ts just above

@@ -28,19 +28,24 @@ from deepshelf.storage.attribution import (
 )
 from deepshelf.storage.live_counts import WindowCounts, weighted_sum
 from deepshelf.storage.dialects import Dialect
+from deepshelf.storage.event_ids import Ingested, conflicts, first_of_each, outcome
 from deepshelf.storage.migrations import migrate
+from deepshelf.storage.outages import FullDisk, StoreFull, StoreUnavailable  # noqa: F401 (re-exported)
 from deepshelf.storage.records import Event, Impression, Item, ItemCard
 from deepshelf.storage.urls import redact_url
 
 
+def _currency(attributes: str | None) -> str:
+    """A catalogue row's price currency (a feed's `g:price` "14.00 GBP" keeps it as attributes["currency"]); the
+    attributes text is parsed only when it names one."""
+    if not attributes or '"currency"' not in attributes:
+        return ""
+    value = json.loads(attributes).get("currency")
+    return value if isinstance(value, str) else ""
+
 
 class ExperimentConflict(DeepshelfError):
     """Another active experiment already holds the placement."""
-
-
-class StoreUnavailable(DeepshelfError):
-    """The database did not answer within the store's timeout (connect, a free connection, or a statement), or
-    the connection failed. Nothing was acknowledged; the caller may retry (the server answers 503 + Retry-After)."""
 
 
 # A search term: a run of letters or digits. Everything else (quotes, `*`, `-`, operators' punctuation) only
@@ -76,6 +81,7 @@ class Store(ABC):
         self._all_conns: list = []
         self._lock = threading.Lock()
         self._live_counts: dict = {}  # live_item_counts' WindowCounts by (name, weights)
+        self.full_disk = FullDisk()  # a write refused for a full disk lately (/ready answers 503 meanwhile)
 
     # ---- connection plumbing ------------------------------------------------------------------------------
     @abstractmethod
@@ -135,17 +141,23 @@ class Store(ABC):
 
     # ---- events -------------------------------------------------------------------------------------------
     def add_events(self, events: Sequence[Event]) -> int:
+        """`ingest_events`, answering only how many events were accepted."""
+        return self.ingest_events(events).accepted
+
+    def ingest_events(self, events: Sequence[Event]) -> Ingested:
         """Insert a batch in one transaction; returns only after the commit. An event whose `event_id` is stored
-        already (a retried batch) is skipped, so a retry stores nothing twice; the answer counts every event of
-        the batch as acknowledged either way."""
+        already is not stored again: the same event (a retry) counts as accepted, another one under that id is
+        refused and named, as is a second copy of an id in the batch (event_ids.py)."""
         if not events:
-            return 0
+            return Ingested(0, [])
+        kept, later = first_of_each(events)
         with self._write() as cur:
             cur.executemany(
                 self._sql("INSERT INTO events (user_id, item_id, type, ts, session_id, value, event_id, "
                           "recommendation_id) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
-                [tuple(e) for e in events])
-        return len(events)
+                [tuple(e) for e in kept])
+            taken = conflicts(cur, self._sql, kept)
+        return outcome(events, later, taken)
 
     def history(self, user_id: str, limit: int) -> list[Event]:
         """The shopper's `limit` most recent events, newest first."""
@@ -167,15 +179,25 @@ class Store(ABC):
                           (user_id, int(limit)))
         return [(r[0], r[1], float(r[2])) for r in rows]
 
+    def event_changes(self, after_id: int | None) -> tuple[int, list[tuple[int, str]], int]:
+        """For caches of shoppers' histories in any process: the last event id, (id, user_id) of the events above
+        `after_id` oldest first (at most 100,000; none for None), and the erasures marker (moves on any erasure)."""
+        rows = [] if after_id is None else self._read(
+            "SELECT id, user_id FROM events WHERE id > ? ORDER BY id LIMIT 100000", (int(after_id),))
+        return (int(self._read("SELECT COALESCE(MAX(id), 0) FROM events")[0][0]), [(int(r[0]), r[1]) for r in rows],
+                int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0]))
+
     def erase_user(self, user_id: str) -> int:
-        """Delete every event and every recorded impression of the shopper in one transaction (committed before
-        returning): afterwards no read, training data and analytics included, sees them. Returns how many events
+        """Delete every event and every recorded impression of the shopper (theirs, and those of their events'
+        sessions, shown before they signed in) in one transaction (committed before returning): afterwards no read, training data and analytics included, sees them. Returns how many events
         were deleted."""
         with self._write() as cur:
             self._erasing(cur)
+            # the lists shown to them, signed in or in a visit of theirs (its session id, before their events go)
+            cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ? OR session_id IN (SELECT session_id "
+                                  "FROM events WHERE user_id = ? AND session_id IS NOT NULL)"), (user_id, user_id))
             cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
             n = cur.rowcount
-            cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ?"), (user_id,))
             # tells every process's live counts (live_counts.py) that events went; no trace of whose
             cur.execute(self._sql("INSERT INTO erasures (ts) VALUES (?)"), (time.time(),))
         self._after_erase()
@@ -336,10 +358,10 @@ class Store(ABC):
         if not item_ids:
             return {}
         marks = ",".join("?" * len(item_ids))
-        rows = self._read("SELECT i.item_id, i.title, i.category, i.price, i.image_url, (img.item_id IS NOT NULL) "
-                          "FROM items i LEFT JOIN item_images img ON img.item_id = i.item_id "
+        rows = self._read("SELECT i.item_id, i.title, i.category, i.price, i.image_url, (img.item_id IS NOT NULL), "
+                          "i.attributes FROM items i LEFT JOIN item_images img ON img.item_id = i.item_id "
                           f"WHERE i.item_id IN ({marks})", tuple(item_ids))
-        return {r[0]: ItemCard(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+        return {r[0]: ItemCard(r[0], r[1], r[2], r[3], r[4], bool(r[5]), _currency(r[6])) for r in rows}
 
     def list_items(self, limit: int, offset: int, category: str | None = None,
                    query: str | None = None) -> tuple[list[Item], int]:

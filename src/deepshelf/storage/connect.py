@@ -5,6 +5,7 @@ from __future__ import annotations
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.base import Store
 from deepshelf.storage.sqlite import SQLiteStore
+from deepshelf.storage.urls import redact_url
 
 
 def open_store(url: str, sqlite_synchronous: str = "FULL", timeout_s: float | None = None,
@@ -21,4 +22,5 @@ def open_store(url: str, sqlite_synchronous: str = "FULL", timeout_s: float | No
         from deepshelf.storage.postgres import PostgresStore  # psycopg is imported only for PostgreSQL stores
 
         return PostgresStore(url, timeout_s, connections)
-    raise DeepshelfError(f"database URL {url!r}: expected sqlite:///path or postgresql://user@host:port/db")
+    raise DeepshelfError(f"database URL {redact_url(url)!r}: expected sqlite:///path or "
+                         "postgresql://user@host:port/db")

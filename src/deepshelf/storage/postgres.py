@@ -19,11 +19,12 @@ import time
 from contextlib import contextmanager, nullcontext
 
 import psycopg
+import psycopg.errors
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage.base import Store, StoreUnavailable
+from deepshelf.storage.base import Store, StoreFull, StoreUnavailable
 from deepshelf.storage.dialects import POSTGRES
-from deepshelf.storage.urls import redact_url
+from deepshelf.storage.urls import redact, redact_url
 
 
 def _first_line(exc: Exception) -> str:
@@ -99,7 +100,7 @@ class PostgresStore(Store):
         try:
             self._migrate()
         except (psycopg.OperationalError, StoreUnavailable) as exc:
-            raise DeepshelfError(f"cannot connect to {redact_url(url)}: {_first_line(exc)}") from None
+            raise DeepshelfError(f"cannot connect to {redact_url(url)}: {redact(_first_line(exc), url)}") from None
         if timeout_s:
             self._close_idle()  # connections opened from now on carry the statement timeout
             self.timeout_s = float(timeout_s)
@@ -107,10 +108,15 @@ class PostgresStore(Store):
 
     def _connect(self):
         if self.timeout_s is None:
-            return psycopg.connect(self.url, autocommit=True)
-        # libpq counts connect_timeout in whole seconds, at least 2
-        return psycopg.connect(self.url, autocommit=True, connect_timeout=max(2, math.ceil(self.timeout_s)),
-                               options=f"-c statement_timeout={int(self.timeout_s * 1000)}")
+            options = {}
+        else:  # libpq counts connect_timeout in whole seconds, at least 2
+            options = {"connect_timeout": max(2, math.ceil(self.timeout_s)),
+                       "options": f"-c statement_timeout={int(self.timeout_s * 1000)}"}
+        try:
+            return psycopg.connect(self.url, autocommit=True, **options)
+        except psycopg.ProgrammingError as exc:  # libpq cannot parse the URL; its message may quote the password
+            raise DeepshelfError(f"database URL {redact_url(self.url)!r}: {redact(_first_line(exc), self.url)}") \
+                from None
 
     def _close_idle(self) -> None:
         with self._lock:
@@ -152,7 +158,10 @@ class PostgresStore(Store):
                 conn = None
             if reused:
                 self._close_idle()  # a server restart drops every pooled connection: reconnect from scratch
-            err = StoreUnavailable(f"the database did not answer: {_first_line(exc)}")
+            if isinstance(exc, psycopg.errors.DiskFull):  # SQLSTATE 53100: the statement failed, nothing stored
+                self.full_disk.refused()
+                raise StoreFull(f"the database's disk is full: {redact(_first_line(exc), self.url)}") from exc
+            err = StoreUnavailable(f"the database did not answer: {redact(_first_line(exc), self.url)}")
             err.reused = reused and (deadline is None or time.monotonic() < deadline)
             raise err from exc
         finally:
@@ -167,8 +176,18 @@ class PostgresStore(Store):
 
     @contextmanager
     def _write(self):
-        with self._session() as conn, conn.transaction(), conn.cursor() as cur:
-            yield cur
+        committing = False
+        try:
+            with self._session() as conn:
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        yield cur
+                    committing = True  # the block's exit sends COMMIT
+        except StoreUnavailable as exc:
+            # a connection that failed during COMMIT leaves its outcome unknown: the server may have committed
+            exc.outcome_unknown = committing and not isinstance(exc, StoreFull)
+            raise
+        self.full_disk.wrote()
 
     def _fetch(self, sql, args):
         with self._session() as conn, conn.cursor() as cur:

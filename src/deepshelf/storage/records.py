@@ -12,6 +12,11 @@ import polars as pl
 from deepshelf.errors import DeepshelfError
 
 
+# The largest amount one event's `value` (or a product's price) may carry, either sign: a billion in the shop's
+# currency is beyond any real order, and sums and squares of many of them stay finite in float64 (analytics).
+MAX_VALUE = 1e9
+
+
 class Event(NamedTuple):
     """One shopper event as stored. `ts` is Unix seconds (float)."""
 
@@ -70,6 +75,7 @@ class ItemCard(NamedTuple):
     price: float | None
     image_url: str
     has_image: bool
+    currency: str = ""  # the feed's currency code for the price (attributes["currency"]), "" when none
 
 
 def _missing(value: Any) -> bool:

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.storage.base import Store, StoreUnavailable
+from deepshelf.storage.base import Store, StoreFull, StoreUnavailable
 from deepshelf.storage.dialects import SQLITE
+from deepshelf.storage.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class SQLiteStore(Store):
         # sqlite:///relative.db and sqlite:////abs/path.db, as in SQLAlchemy
         self.path = Path(path[1:] if path.startswith("/") else path)
         if not path:
-            raise DeepshelfError(f"database URL {url!r}: expected sqlite:///path/to/file.db")
+            raise DeepshelfError(f"database URL {redact_url(url)!r}: expected sqlite:///path/to/file.db")
         self.synchronous = synchronous
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.timeout_s: float | None = None  # the migration runs unbounded (it may rewrite a large table)
@@ -93,6 +94,9 @@ class SQLiteStore(Store):
             text = str(exc)
             if "locked" in text or "busy" in text or "interrupted" in text:
                 raise StoreUnavailable(f"the database did not answer: {text}") from exc
+            if "is full" in text:  # SQLITE_FULL: "database or disk is full"
+                self.full_disk.refused()
+                raise StoreFull(f"the database's disk is full: {text}") from exc
             raise
         finally:
             self._local.deadline = None
@@ -105,10 +109,14 @@ class SQLiteStore(Store):
             cur.execute("BEGIN IMMEDIATE")  # take the write lock now, not at the first write, to avoid deadlocks
             try:
                 yield cur
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT (a full disk, an interrupt) can leave the transaction open: end it, so nothing
+                # of the call is stored and the connection serves the next call.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            self.full_disk.wrote()
 
     def _read(self, sql, args=()):
         with self._bounded():

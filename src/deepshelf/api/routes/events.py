@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from deepshelf.api.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid, unknown_items
-from deepshelf.api.schemas import Erased, EventBatchIn, EventsAccepted, EventOut, UserEvents, UsersOut, UserSummary
+from deepshelf.api.schemas import DuplicateEvent, Erased, EventBatchIn, EventsAccepted, EventOut, UserEvents, UsersOut, UserSummary
 from deepshelf.data.fields import Id
 from deepshelf.storage import Event
 
@@ -20,7 +20,8 @@ UserId = Annotated[Id, Path()]
 
 @router.post("/events", response_model=EventsAccepted, response_model_exclude_none=True, dependencies=[PublicAuth])
 def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep) -> EventsAccepted:
-    """Store a batch of events; answers only after they are committed, so a 200 means they are kept. An event
+    """Store a batch of events; answers only after they are committed, so a 200 means they are kept (give each
+    event an `event_id`: a retry is then safe; `duplicates` names any event an id kept out). An event
     for an item in neither the catalogue nor the served run is kept too (a shop's catalogue may lag its events);
     the answer's `unknown_items` names those items."""
     if len(batch.events) > settings.max_batch:
@@ -28,9 +29,10 @@ def post_events(batch: EventBatchIn, service: ServiceDep, settings: SettingsDep)
     now = time.time()
     rows = [Event(e.user_id, e.item_id, e.type, e.timestamp.timestamp() if e.timestamp else now, e.session_id,
                   e.value, e.event_id, e.recommendation_id) for e in batch.events]
-    accepted = service.ingest(rows)
+    done = service.ingest(rows)
     unknown = unknown_items(service, settings, (e.item_id for e in rows))
-    return EventsAccepted(accepted=accepted, unknown_items=unknown or None)
+    duplicates = [DuplicateEvent(index=d.index, event_id=d.event_id, reason=d.reason) for d in done.duplicates]
+    return EventsAccepted(accepted=done.accepted, duplicates=duplicates or None, unknown_items=unknown or None)
 
 
 @router.get("/users/{user_id}/events", response_model=UserEvents, dependencies=[PrivateAuth])

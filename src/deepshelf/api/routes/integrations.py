@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from deepshelf.data.feeds import parse_feed
 from deepshelf.data.ga4 import map_measurement_protocol
 from deepshelf.api.deps import PrivateAuth, PublicAuth, ServiceDep, SettingsDep, invalid
-from deepshelf.data.fields import Finite, Id, Line, Whole
+from deepshelf.data.fields import Id, Line, Money, Quantity, Whole
+from deepshelf.data.ga4 import MAX_MICROS
 from deepshelf.storage import Event
 
 router = APIRouter(prefix="/v1", tags=["integrations"])
@@ -37,30 +38,35 @@ class FeedImported(BaseModel):
 class GA4Item(BaseModel):
     model_config = ConfigDict(extra="allow")  # GA4 items carry many more fields (item_name, item_brand, ...)
     item_id: Id
-    price: Finite | None = None
-    quantity: Finite | None = None
+    price: Money | None = None
+    quantity: Quantity | None = None
 
 
 class GA4Params(BaseModel):
     model_config = ConfigDict(extra="allow")
     items: list[GA4Item] | None = None
-    value: Finite | None = None
+    value: Money | None = None
     search_term: Line(500) | None = None
 
 
 class GA4Event(BaseModel):
     name: Line(40, min_length=1)
     params: GA4Params = GA4Params()
-    timestamp_micros: Whole(ge=0) | None = None
+    timestamp_micros: Whole(ge=0, le=MAX_MICROS) | None = None
 
 
 class GA4Body(BaseModel):
     """The body of GA4's Measurement Protocol (`/mp/collect`); `user_id` when given, else `client_id`, is the
     shopper."""
 
+    # one of the two is required: stated in the schema too, so a client (or a fuzzer) can know it
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["client_id"], "properties": {"client_id": {"type": "string"}}},
+        {"required": ["user_id"], "properties": {"user_id": {"type": "string"}}}]})
+
     client_id: Id | None = None
     user_id: Id | None = None
-    timestamp_micros: Whole(ge=0) | None = None
+    timestamp_micros: Whole(ge=0, le=MAX_MICROS) | None = None
     events: list[GA4Event]
 
 
@@ -101,5 +107,5 @@ def ga4_events(body: GA4Body, service: ServiceDep, settings: SettingsDep) -> GA4
         raise invalid("body", "timestamp_micros", f"must not be more than {settings.max_clock_skew_s:g} s ahead of "
                       "the server's clock")
     rows = [Event(user, item, kind, ts, None, value) for user, item, kind, ts, value in mapped.rows]
-    return GA4Accepted(accepted=service.ingest(rows) if rows else 0, skipped=mapped.skipped)
+    return GA4Accepted(accepted=service.ingest(rows).accepted if rows else 0, skipped=mapped.skipped)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from deepshelf.api.deps import (
     LIST_QUERY_OPENAPI,
@@ -24,14 +26,17 @@ from deepshelf.api.deps import (
 )
 from deepshelf.engine.impressions import new_recommendation_id
 from deepshelf.api.schemas import ItemList, SessionIn
-from deepshelf.engine.service import Answer, Where
+from deepshelf.engine.service import Answer, NeedsStore, Where
 from deepshelf.data.fields import Id, Line
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
 
-# Every answer here reads the store (the shopper's history, the catalogue refresh, titles for `details`), so the
-# routes are plain `def`: FastAPI runs them in its thread pool and a slow or stopped database holds only these
-# requests (each bounded by `store_timeout_s`, then 503), never the event loop that answers /health and the docs.
+# An answer may read the store (the shopper's history, the catalogue refresh, product cards for `details`), which
+# must never run on the event loop: a slow or stopped database would hold /health and every other request. The
+# hot routes are `async def` and first answer from memory alone (`cached_only`: the service raises NeedsStore
+# where it would read the store); only then is the work handed to the thread pool, where a store call is bounded
+# by `store_timeout_s` (then 503). The answer itself is short CPU work: on the loop it saves the thread-pool hop,
+# which cost about a third of a request (docs/benchmarks.md, "Service", where the time goes).
 
 ItemId = Annotated[Id, Path()]
 ShopperToken = Annotated[str | None, Header(
@@ -51,20 +56,52 @@ def where(params: ListParams, user_id: str | None = None) -> Where:
     return Where(params.placement, user_id or params.session_id)
 
 
+def card_ids(answer: Answer, details: bool) -> list[str]:
+    """The products whose cards the answer shows: the recent items named in `because` (titles whatever
+    `details`), and with `details` the listed ones."""
+    wanted = {b for b in answer.because or () if b is not None}
+    if details:
+        wanted.update(answer.item_ids)
+    return sorted(wanted)
+
+
+async def respond(params: ListParams, surface: str, compute: Callable[[bool], Answer],
+                  user_id: str | None = None) -> Response:
+    """`compute(cached_only)` on the event loop from memory, else in the thread pool; then the product cards the
+    same way (one store read for those not held), and the JSON answer (`to_list`)."""
+    service = params.service
+    try:
+        answer = compute(True)
+    except NeedsStore:
+        def whole():  # one hop for both: the answer, then the cards it needs
+            found = compute(False)
+            wanted = card_ids(found, params.details)
+            return found, service.item_cards(wanted) if wanted else {}
+        answer, rows = await run_in_threadpool(whole)
+        return to_list(answer, params, surface, user_id, rows=rows)
+    wanted = card_ids(answer, params.details)
+    try:
+        rows = service.item_cards(wanted, cached_only=True) if wanted else {}
+    except NeedsStore:
+        rows = await run_in_threadpool(service.item_cards, wanted)
+    return to_list(answer, params, surface, user_id, rows=rows)
+
+
 def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | None = None,
-            extra: dict | None = None) -> Response:
+            extra: dict | None = None, rows: dict | None = None) -> Response:
     """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
     the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
     The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
     sessions, similar, search, popular), with which of its items the engine found new products, for the background
-    writer: an append, no store call."""
+    writer: an append, no store call. `rows`: the product cards (`card_ids`), read here when not given."""
     service, details = params.service, params.details
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
     related = answer.because or []
-    named = {b for b in related if b is not None}  # the recent items named in `because`, titles whatever `details`
-    wanted = named | {it["item_id"] for it in items} if details else named
-    rows = service.store.item_cards(sorted(wanted)) if wanted else {}  # one store read for both
+    named = any(b is not None for b in related)
+    if rows is None:
+        wanted = card_ids(answer, details)
+        rows = service.item_cards(wanted) if wanted else {}  # one store read for both (at most)
     if named:
         for it, b in zip(items, related):
             if b is not None:
@@ -77,6 +114,8 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
                 it.update(title=row.title, category=row.category)
                 if row.price is not None:
                     it["price"] = row.price
+                    if row.currency:
+                        it["currency"] = row.currency
                 image = f"/v1/items/{quote(row.item_id, safe='')}/image" if row.has_image else row.image_url
                 if image:
                     it["image"] = image
@@ -93,21 +132,22 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
         service.impressions.record(recommendation_id, user_id, params.session_id, answer.placement, surface,
                                    answer.model_version, answer.experiment, answer.variant, answer.item_ids,
                                    answer.new)
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 @router.get("/users/{user_id}/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
             responses=SHOPPER_TOKEN_DOC)
-def user_recommendations(request: Request, user_id: Annotated[Id, Path()], params: ListDep,
-                         shopper_token: ShopperToken = None) -> Response:
+async def user_recommendations(request: Request, user_id: Annotated[Id, Path()], params: ListDep,
+                               shopper_token: ShopperToken = None) -> Response:
     """"Recommended for you": the model re-scores the shopper's history as stored right now; a shopper with no
     events the model can use gets trending items, and the answer says why (`fallback_reason`). Drawn from the
     shopper's history (`because`, `bought_before`), so a public key needs that shopper's token
     (`X-Shopper-Token`); without one the answer is 403, and a page shows the visit's list
     (`/v1/sessions/recommendations`) or `/v1/popular` instead."""
     shopper_only(request, user_id, shopper_token)
-    return to_list(params.service.recommend_user(user_id, params.k, params.rules, params.placement), params,
-                   "recommendations", user_id)
+    service = params.service
+    return await respond(params, "recommendations", lambda cached: service.recommend_user(
+        user_id, params.k, params.rules, params.placement, cached_only=cached), user_id)
 
 
 @router.post("/sessions/recommendations", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
@@ -125,7 +165,8 @@ def session_recommendations(body: SessionIn, params: ListDep) -> Response:
         rules = to_rules(settings, body.rules, params.placement)
     else:
         rules = params.rules
-    rules.exclude = list(rules.exclude) + list(body.exclude)
+    if body.exclude:  # a copy: the query's rules are shared between requests (deps.list_query)
+        rules = rules.model_copy(update={"exclude": list(rules.exclude) + list(body.exclude)})
     answer = service.recommend_session(list(body.item_ids), k, rules, where(params))
     extra = {"unknown_items": unknown_items(service, settings, body.item_ids)}
     return to_list(answer, params, "sessions", extra=extra)
@@ -133,11 +174,12 @@ def session_recommendations(body: SessionIn, params: ListDep) -> Response:
 
 @router.get("/items/{item_id}/similar", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI,
             responses={404: {"description": "unknown item"}, 409: {"description": "mode not available for this run"}})
-def similar_items(item_id: ItemId, params: ListDep,
-                  mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
+async def similar_items(item_id: ItemId, params: ListDep,
+                        mode: Literal["behavior", "text", "visual", "hybrid"] = "behavior") -> Response:
     """Similar products: by behaviour (bought together), or by text / picture / both when the run has content
     vectors."""
-    return to_list(params.service.similar(item_id, params.k, mode, params.rules, where(params)), params, "similar")
+    return await respond(params, "similar", lambda cached: params.service.similar(
+        item_id, params.k, mode, params.rules, where(params), cached_only=cached))
 
 
 @router.get("/search", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI, responses=SHOPPER_TOKEN_DOC)
@@ -158,6 +200,7 @@ def search(request: Request, params: ListDep,
 
 
 @router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
-def popular(params: ListDep) -> Response:
+async def popular(params: ListDep) -> Response:
     """Trending now (weighted events of the last days), else popular of all time."""
-    return to_list(params.service.popular(params.k, params.rules, where(params)), params, "popular")
+    return await respond(params, "popular", lambda cached: params.service.popular(
+        params.k, params.rules, where(params), cached_only=cached))

@@ -26,6 +26,9 @@ class Ready(BaseModel):
     ready: bool
     store: str  # sqlite or postgresql
     store_ok: bool
+    # a write was refused lately because the store's disk is full (writes answer 507 meanwhile); ready again after
+    # a write succeeds, or a minute after the last refusal
+    disk_full: bool = False
     model_version: str | None
 
 
@@ -44,19 +47,21 @@ async def health(service: ServiceDep) -> Health:
 
 
 @router.get("/ready", response_model=Ready, tags=["system"],
-            responses={503: {"model": Ready, "description": "the store did not answer in time, or no run is loaded"}})
+            responses={503: {"model": Ready, "description": "the store did not answer in time, its disk is full, or "
+                                                             "no run is loaded"}})
 def ready(service: ServiceDep, response: Response, request: Request) -> Ready:
-    """Readiness: one query to the store (bounded by `store_timeout_s`) and the loaded run; 503 when either is
-    missing, so a load balancer sends requests elsewhere until it is back."""
+    """Readiness: one query to the store (bounded by `store_timeout_s`), no write refused lately for a full disk,
+    and the loaded run; 503 when one is missing, so a load balancer sends requests elsewhere until it is back."""
     try:
         service.store.schema_version()
         store_ok = True
     except Exception as exc:  # any failure to answer means not ready; the reason goes to the log, not the client
         log.warning("readiness: the store did not answer: %s", exc)
         store_ok = False
+    full = service.store.full_disk.now()
     state = service.state
     loaded = state is not None and state.run is not None
-    out = Ready(ready=store_ok and loaded, store=service.store.kind, store_ok=store_ok,
+    out = Ready(ready=store_ok and loaded and not full, store=service.store.kind, store_ok=store_ok, disk_full=full,
                 model_version=state.version if loaded else None)
     if not out.ready:
         response.status_code = 503
