@@ -198,3 +198,22 @@ def test_search_index_add_appends_and_overwrites():
     assert ids.tolist() == ["new"]
     ids, _ = index.search("red mug", k=1, by="text")
     assert ids.tolist() == ["b"]
+
+
+def test_search_answer_carries_the_understood_query(text_run, tmp_path):
+    """Issue 29: a misspelt word is corrected against the catalogue's words and a colour word becomes a filter
+    (read from the products' texts: this run has no colour column); the answer says so in `understood`, which a
+    query in the catalogue's own words does not get."""
+    from fastapi.testclient import TestClient
+
+    from deepshelf.api.app import create_app
+
+    with TestClient(create_app(make_settings(text_run, f"sqlite:///{tmp_path / 's.db'}")), headers=auth()) as c:
+        answer = c.get("/v1/search", params={"q": "wool scraf", "k": 5, "in_stock": False}).json()
+        assert answer["understood"]["corrected"] == [{"from": "scraf", "to": "scarf"}]
+        assert all(50 <= int(i["item_id"][1:]) < 75 for i in answer["items"])
+        answer = c.get("/v1/search", params={"q": "something blue", "k": 30, "in_stock": False}).json()
+        assert answer["understood"]["filters"] == [{"attribute": "colour", "values": ["Blue"], "words": "blue"}]
+        assert len(answer["items"]) == 25 and all(25 <= int(i["item_id"][1:]) < 50 for i in answer["items"])
+        answer = c.get("/v1/search", params={"q": "garden chair", "k": 5}).json()
+        assert "understood" not in answer and answer["items"]

@@ -252,6 +252,21 @@ def test_search_finds_products(page, server):
     shot(page, "search-then-product")
 
 
+def test_search_shows_the_understood_query_as_chips_the_shopper_can_remove(page, server):
+    """Issue 29: a price bound read from the words shows as a chip; removing it searches the words alone."""
+    page.goto("/#/search?q=" + "heart%20under%203")
+    wait_page(page, "search")
+    chip = page.locator("#understood .chip")
+    assert chip.count() == 1 and "up to 3" in chip.first.inner_text()
+    prices = [it.get("price") for it in api(server, "/v1/search?q=heart%20under%203&k=20&details=true")["items"]]
+    assert prices and all(p is not None and p <= 3 for p in prices)
+    shot(page, "search-understood-chips")
+    chip.first.click()
+    page.wait_for_function("location.hash === '#/search?q=heart' && document.querySelector('main').dataset.page === "
+                           "'search' && document.querySelector('main h1').textContent.includes('“heart”')")
+    assert page.locator("#understood .chip").count() == 0
+
+
 def timed_routes(server: str) -> set[str]:
     """The API routes the service has timed, as the dashboard names them ("METHOD /v1/…"); CORS preflights and HEAD
     probes are left out of its table (test_dashboard.py)."""

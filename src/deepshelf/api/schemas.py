@@ -127,6 +127,33 @@ class ItemList(BaseModel):
         "nor the served run (each once); they are ignored")
     variant: str | None = Field(default=None, description="the experiment variant that served it, when an "
                                                           "experiment runs on the request's placement")
+    understood: "UnderstoodQuery | None" = Field(
+        default=None, description="a search answer: the query as the search understood it, when that differs "
+        "from the words as typed (corrected spelling, attribute filters, price bounds, relaxation)")
+
+
+class Correction(BaseModel):
+    from_: str = Field(alias="from", description="the word as typed")
+    to: str = Field(description="the catalogue word searched for instead")
+
+
+class QueryFilter(BaseModel):
+    attribute: str = Field(description="type, colour or gender")
+    values: list[str] = Field(description="the catalogue values a product must have one of")
+    words: str = Field(description="the query's words that named it (remove them from the query to drop it)")
+
+
+class UnderstoodQuery(BaseModel):
+    text: str = Field(description="what the text match searched for: corrected words, attribute values in the "
+                                  "catalogue's own words")
+    corrected: list[Correction] | None = None
+    filters: list[QueryFilter] | None = None
+    price: dict[str, float] | None = Field(default=None, description="price bounds the query stated: min, max")
+    relaxed: list[str] | None = Field(default=None, description="what was dropped because nothing matched it all "
+                                                                "(\"colour Purple\", \"price\")")
+
+
+ItemList.model_rebuild()
 
 
 class EventOut(BaseModel):

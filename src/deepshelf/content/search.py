@@ -29,6 +29,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from deepshelf.content.heads import Projection
+from deepshelf.content.query import ATTRIBUTES, Lexicon, QueryUnderstanding, Understood
 from deepshelf.content.similar import content_dir
 from deepshelf.errors import DeepshelfError
 from deepshelf.index.exact import topk
@@ -51,9 +52,11 @@ class _Rows(NamedTuple):
     photo_vectors: np.ndarray  # float32 [n, p]
     photo_valid: np.ndarray  # bool [n]
     bm25: Any  # bm25s.BM25 over "id text" of each row
+    attributes: dict[str, np.ndarray]  # attribute (type, colour, gender) -> str [n] ("" unknown); may be empty
+    understanding: QueryUnderstanding  # built from these rows, once (not per query)
 
 
-def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid) -> _Rows:
+def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid, attributes) -> _Rows:
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
@@ -61,8 +64,23 @@ def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid) -> _Rows:
     docs = [f"{item} {text}" for item, text in zip(item_ids.tolist(), texts)]
     bm25 = bm25s.BM25()
     bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
-    return _Rows(item_ids, texts, np.ascontiguousarray(text_vectors, np.float32),
-                 np.ascontiguousarray(photo_vectors, np.float32), photo_valid, bm25)
+    text_vectors = np.ascontiguousarray(text_vectors, np.float32)
+    understanding = QueryUnderstanding(Lexicon(texts, attributes, text_vectors))
+    return _Rows(item_ids, texts, text_vectors, np.ascontiguousarray(photo_vectors, np.float32), photo_valid, bm25,
+                 attributes, understanding)
+
+
+def _attributes(given: dict | None, n: int) -> dict[str, np.ndarray]:
+    """The attribute columns the index keeps (those of `ATTRIBUTES` given), as str [n] with "" for unknown."""
+    out = {}
+    for name in ATTRIBUTES:
+        column = (given or {}).get(name)
+        if column is not None:
+            column = np.array(["" if v is None else str(v) for v in np.asarray(column, dtype=object)], dtype=np.str_)
+            if len(column) != n:
+                raise DeepshelfError(f"search index: attribute {name!r} has {len(column)} values for {n} products")
+            out[name] = column
+    return out
 
 
 class SearchIndex:
@@ -70,15 +88,18 @@ class SearchIndex:
 
     def __init__(self, item_ids: np.ndarray, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray,
                  photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "torch",
-                 lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None):
+                 lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None,
+                 attributes: dict[str, np.ndarray] | None = None):
         self.text_tower = text_tower
         self.text_backend = text_backend
         self.lexical_weight = lexical_weight
         self.max_query_chars = max_query_chars
         self._encoder = encoder
         self._write = threading.Lock()
+        self._word_vectors: dict[str, np.ndarray] = {}  # shoppers' words the catalogue lacks, encoded once
         self._rows = _rows(np.asarray(item_ids).astype(str), list(texts), np.asarray(text_vectors, np.float32),
-                           np.asarray(photo_vectors, np.float32), np.asarray(photo_valid, bool))
+                           np.asarray(photo_vectors, np.float32), np.asarray(photo_valid, bool),
+                           _attributes(attributes, len(texts)))
 
     # The rows live in one immutable `_Rows`, replaced whole by `add`: a query reads one snapshot, so products
     # added meanwhile never leave it with vectors and a BM25 index of different lengths.
@@ -89,11 +110,12 @@ class SearchIndex:
     photo_valid = property(lambda self: self._rows.photo_valid)
 
     def add(self, item_ids, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray | None = None,
-            photo_valid: np.ndarray | None = None) -> int:
+            photo_valid: np.ndarray | None = None, attributes: dict[str, list[str]] | None = None) -> int:
         """Set the text and text vector of `item_ids` (products upserted since the run): a known id's row is
         replaced, a new id gets a row. With `photo_vectors` [m, p] the rows where `photo_valid` [m] holds get
-        that photo (the others keep theirs; a new row without one has none). The BM25 index is rebuilt over all
-        texts. Returns how many rows were appended."""
+        that photo (the others keep theirs; a new row without one has none); with `attributes` (name -> [m]
+        values, "" unknown) their type / colour / gender. The BM25 index and the query understanding are rebuilt
+        over all rows. Returns how many rows were appended."""
         text_vectors = np.asarray(text_vectors, np.float32)
         m_in = len(text_vectors)
         given = np.zeros(m_in, bool) if photo_vectors is None else np.asarray(photo_valid, bool)
@@ -101,12 +123,18 @@ class SearchIndex:
             old = self._rows
             ids, all_texts, vecs = old.item_ids.tolist(), list(old.texts), old.text_vectors.copy()
             photos, photo_ok = old.photo_vectors.copy(), old.photo_valid.copy()
+            # only the columns the index has: one a new product brings alone would leave every other product
+            # unknown there (the index reads that attribute from the products' texts instead)
+            attrs = {a: v.astype(object) for a, v in old.attributes.items()}
             row = {item: i for i, item in enumerate(ids)}
             new: dict[str, int] = {}  # id -> position in the arguments (the last one wins)
             for pos, item in enumerate(map(str, item_ids)):
                 if item in row:
                     all_texts[row[item]] = texts[pos]
                     vecs[row[item]] = text_vectors[pos]
+                    for a in attrs:
+                        if a in (attributes or {}):
+                            attrs[a][row[item]] = attributes[a][pos]
                     if given[pos]:
                         photos[row[item]], photo_ok[row[item]] = photo_vectors[pos], True
                 else:
@@ -116,9 +144,14 @@ class SearchIndex:
             new_photos = np.zeros((m, photos.shape[1]), np.float32)
             if m and given[picks].any():
                 new_photos[given[picks]] = np.asarray(photo_vectors, np.float32)[picks][given[picks]]
+            for a in attrs:
+                given_a = (attributes or {}).get(a)
+                attrs[a] = np.concatenate([attrs[a], np.array([given_a[p] if given_a is not None else ""
+                                                               for p in picks], dtype=object)])
             self._rows = _rows(np.array(ids + list(new), dtype=str), all_texts + [texts[p] for p in picks],
                                np.concatenate([vecs, text_vectors[picks].reshape(m, vecs.shape[1])]),
-                               np.concatenate([photos, new_photos]), np.concatenate([photo_ok, given[picks]]))
+                               np.concatenate([photos, new_photos]), np.concatenate([photo_ok, given[picks]]),
+                               _attributes(attrs, len(ids) + m))
         return m
 
     @property
@@ -150,10 +183,11 @@ class SearchIndex:
 
     def scores(self, queries: list[str], by: SearchBy = "hybrid") -> np.ndarray:
         """Fused relevance of every product for each query: float32 [B, n] (-inf for no photo in `photo` mode)."""
+        return self._scores([self._check(q) for q in queries], by, self._rows)
+
+    def _scores(self, queries: list[str], by: SearchBy, rows: _Rows) -> np.ndarray:
         if by not in ("text", "photo", "hybrid"):
             raise DeepshelfError(f"--by {by!r}: expected text, photo or hybrid")
-        queries = [self._check(q) for q in queries]
-        rows = self._rows
         q = self.encoder.encode(queries)  # (B, 384), unit rows
         if by != "text" and self.text_tower is None:
             raise DeepshelfError("this run has no photo alignment (it was trained without images); use by=text")
@@ -166,6 +200,43 @@ class SearchIndex:
         text = q @ rows.text_vectors.T  # (B, n)
         semantic = text if photo is None else 0.5 * (text + photo)
         return semantic + self.lexical_weight * self.lexical_scores(queries, rows)
+
+    def _encode_words(self, words: list[str]) -> np.ndarray:
+        """Unit vectors of single query words, each encoded once (up to 10,000 kept)."""
+        if not words:
+            return np.zeros((0, self.text_vectors.shape[1]), np.float32)
+        missing = [w for w in dict.fromkeys(words) if w not in self._word_vectors]
+        if missing:
+            if len(self._word_vectors) > 10_000:
+                self._word_vectors = {}
+            self._word_vectors.update(zip(missing, self.encoder.encode(missing)))
+        return np.stack([self._word_vectors[w] for w in words])
+
+    def understand(self, query: str) -> Understood:
+        """The query as the search understands it (`deepshelf.content.query`): corrected words, filters, price."""
+        return self._rows.understanding.understand(self._check(query), encode=self._encode_words)
+
+    def find(self, query: str, k: int = 10, by: SearchBy = "hybrid",
+             in_stock: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, Understood]:
+        """Top-`k` rows for `query` as understood: (int64 rows [k'], float32 scores [k'], the `Understood`).
+
+        The corrected text, with attribute values in the catalogue's own words, is matched by meaning and by
+        BM25 among the products every parsed filter (type, colour, gender) passes; when none passes, the least
+        informative filters are dropped until some do (`Understood.relaxed` says which). Price bounds are parsed
+        but applied by the caller, which knows prices."""
+        if k < 1:
+            raise DeepshelfError(f"k must be at least 1 (got {k})")
+        rows = self._rows
+        understood = rows.understanding.understand(self._check(query), encode=self._encode_words)
+        keep, understood.relaxed = rows.understanding.mask(understood)
+        scores = self._scores([understood.text], by, rows)[0]
+        if keep is not None:
+            scores = np.where(keep, scores, -np.inf)
+        if in_stock is not None:
+            scores = np.where(np.asarray(in_stock, bool), scores, -np.inf)
+        idx, top = topk(scores[None, :], k)
+        ok = np.isfinite(top[0])
+        return idx[0][ok], top[0][ok], understood
 
     def search(self, query: str, k: int = 10, by: SearchBy = "hybrid", user_history=None, scorer=None,
                in_stock: np.ndarray | None = None, rerank_weight: float = 0.3,
@@ -226,7 +297,8 @@ class SearchIndex:
                   "text_vectors": rows.text_vectors, "photo_vectors": rows.photo_vectors,
                   "photo_valid": rows.photo_valid, "text_backend": np.array(self.text_backend),
                   "lexical_weight": np.float32(self.lexical_weight),
-                  "max_query_chars": np.int64(self.max_query_chars)}
+                  "max_query_chars": np.int64(self.max_query_chars),
+                  **{f"attr_{a}": v for a, v in rows.attributes.items()}}
         if self.text_tower is not None:
             arrays.update(self.text_tower.state("text_tower"))
         np.savez(folder / "search.npz", **arrays)
@@ -239,7 +311,8 @@ class SearchIndex:
         tower = Projection.from_state(state, "text_tower") if "text_tower.w1" in state else None
         return cls(state["item_ids"], state["texts"].tolist(), state["text_vectors"], state["photo_vectors"],
                    state["photo_valid"], tower, str(state["text_backend"]), float(state["lexical_weight"]),
-                   int(state["max_query_chars"]), encoder=encoder)
+                   int(state["max_query_chars"]), encoder=encoder,
+                   attributes={a: state[f"attr_{a}"] for a in ATTRIBUTES if f"attr_{a}" in state})
 
 
 def load(path: str | Path) -> SearchIndex:

@@ -120,7 +120,7 @@ class ContentFeatures:
                 has_any |= ok
             index.add(ids, self.embedder.hybrid_vectors(blocks), "hybrid", valid=has_any)
         if self.search_index is not None:  # searchable by its words, meaning and photo, like the run's products
-            self.search_index.add(ids, texts, text, photo, has_photo)
+            self.search_index.add(ids, texts, text, photo, has_photo, _search_attributes(items))
         log.info("content vectors for %d upserted products (%d new, %d with a photo)", len(items), added,
                  0 if has_photo is None else int(has_photo.sum()))
 
@@ -191,11 +191,30 @@ class ContentFeatures:
         return [str(i) for i in ids], [float(s) for s in scores], mode
 
     def search(self, query: str, k: int) -> tuple[list[str], list[float]]:
+        ids, scores, _ = self.find(query, k, understand=False)
+        return ids, scores
+
+    def find(self, query: str, k: int, understand: bool = True) -> tuple[list[str], np.ndarray, object | None]:
+        """(ids, float32 scores, the `Understood` query or None) of the best `k` products for `query`."""
         index = self.search_index
         # words -> pictures only when the run learnt that bridge (a catalogue with photos); else text alone
         by = "hybrid" if index.text_tower is not None and index.photo_valid.any() else "text"
-        ids, scores = index.search(query, k=k, by=by)
-        return [str(i) for i in ids], [float(s) for s in scores]
+        if not understand:
+            ids, scores = index.search(query, k=k, by=by)
+            return [str(i) for i in ids], np.asarray(scores, np.float32), None
+        rows, scores, understood = index.find(query, k=k, by=by)
+        return index.item_ids[rows].tolist(), np.asarray(scores, np.float32), understood
+
+
+def _search_attributes(items) -> dict[str, list[str]]:
+    """Upserted products' type (category), colour and gender for search filters, from their catalogue fields."""
+    def attribute(item, *names):
+        got = next((v for n, v in (item.attributes or {}).items() if n.lower() in names and v is not None), "")
+        return str(got)
+
+    return {"type": [it.category or "" for it in items],
+            "colour": [attribute(it, "colour", "color", "basecolour", "basecolor") for it in items],
+            "gender": [attribute(it, "gender") for it in items]}
 
 
 def load(run_path: Path, store=None, image_dir: Path | None = None) -> ContentFeatures | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepshelf.content.query.text import price_bounds
 from deepshelf.data.schema import EventType
 from deepshelf.errors import DeepshelfError
 from deepshelf.engine import ranking
@@ -65,6 +66,7 @@ class Answer:
     variant: str | None = None
     fallback_reason: str | None = None  # a shopper's or session's fallback list: why (`fallback_reason`)
     new: list[bool] | None = None  # per item, a new product for the run that served it (ranking.is_new)
+    understood: dict | None = None  # a search: the query as understood (content.query.Understood.as_dict)
 
 
 @dataclass(frozen=True)
@@ -281,19 +283,41 @@ class Service:
         state, catalog, where = self._request(where)
         m = ranking.pool_size(k)
         excluded = ranking.excluded_items(catalog, rules)
+        understood = None
         if state.content is not None and state.content.can_search:
-            ids, scores = state.content.search(query, m)
+            # the query understood (spelling, type / colour / gender filters) before the match; a price bound is
+            # applied here, on a deeper pool, since prices live in the catalogue snapshot
+            bounds = price_bounds(query)
+            pool = m if bounds.low is None and bounds.high is None else min(10 * m, SEARCH_POOL * 4)
+            ids, scores, understood = state.content.find(query, pool)
             idx = catalog.lookup(ids)
             scores = np.asarray(scores, np.float32)
             reason, source = "text", "content"
         else:
             # No semantic index in this run: the store's full-text match (search_titles), ranked by live popularity
-            # (or by the shopper's own model scores when a user is given).
-            idx = catalog.lookup(self.store.search_item_ids(query, SEARCH_POOL))
+            # (or by the shopper's own model scores when a user is given); price bounds come off the words.
+            bounds = price_bounds(query)
+            words = bounds.rest or query
+            idx = catalog.lookup(self.store.search_item_ids(words, SEARCH_POOL))
             scores = state.trending.scores_of(idx) if state.trending else np.zeros(len(idx), np.float32)
             reason, source = "text_match", "keyword"
         ok = allowed(catalog, idx, rules, excluded)
         idx, scores = idx[ok], scores[ok]
+        relaxed = []
+        if bounds.low is not None or bounds.high is not None:
+            price = catalog.cols.price[np.maximum(idx, 0)]
+            within = ~np.isnan(price) & (price >= (bounds.low if bounds.low is not None else -np.inf)) & (
+                price <= (bounds.high if bounds.high is not None else np.inf))
+            if within.any():
+                idx, scores = idx[within], scores[within]
+            else:  # nothing at that price: the list as if no price was named, and the answer says so
+                relaxed.append("price")
+        if understood is not None:
+            understood.relaxed += relaxed
+            understood = understood.as_dict() if understood.changed else None
+        elif bounds.low is not None or bounds.high is not None:
+            understood = {"text": words, "price": {k_: v for k_, v in (("min", bounds.low), ("max", bounds.high))
+                                                   if v is not None}, **({"relaxed": relaxed} if relaxed else {})}
         if user_id and len(idx) and state.model is not None:
             histories = self._shopper(catalog, user_id).for_model(state.n_model)
             personal = ranking.personal_scores(state, histories, idx) if len(histories.items) else None
@@ -303,7 +327,9 @@ class Service:
                 reason = f"{reason}+personal"
         order = np.argsort(-scores, kind="stable")[:m]
         top = Candidates.of(*rerank(catalog, idx[order], scores[order], [reason] * len(order), rules, k))
-        return self._answer(state, catalog, top, source, where)
+        answer = self._answer(state, catalog, top, source, where)
+        answer.understood = understood
+        return answer
 
     # ---- catalogue ----------------------------------------------------------------------------------------
     def item_cards(self, item_ids, cached_only: bool = False) -> dict:

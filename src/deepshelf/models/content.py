@@ -106,6 +106,17 @@ class ContentModel(Recommender):
                                                                             or "color" in c.lower())]
         return [c for c in ["category", *colours] if table[c].n_unique() >= 2]
 
+    @staticmethod
+    def _search_attributes(table, take) -> dict[str, np.ndarray]:
+        """The catalogue columns search filters by: type (the category), colour and gender / age group where the
+        catalogue has such columns (the others are read from product texts, `content.query.lexicon`)."""
+        def named(*words):
+            return next((c for c in table.columns if c not in Catalog.STANDARD
+                         and any(w in c.lower() for w in words)), None)
+
+        columns = {"type": "category", "colour": named("colour", "color"), "gender": named("gender")}
+        return {a: take(c) for a, c in columns.items() if c is not None and c in table.columns}
+
     def _build(self, catalog: Catalog, item_user, progress: bool) -> None:
         from deepshelf.encoders.image import ImageEncoder
         from deepshelf.encoders.text import TextEncoder
@@ -165,7 +176,8 @@ class ContentModel(Recommender):
         if cfg.faiss != "none":
             self.similar_index.build_faiss(cfg.faiss)
         self.search_index = SearchIndex(ids, texts, text_vectors, photo_vectors, photo_valid, text_tower,
-                                        cfg.text_backend, encoder=text_enc)
+                                        cfg.text_backend, encoder=text_enc,
+                                        attributes=self._search_attributes(table, take))
         self.content_metrics = self._evaluate(held, raw_labels, title_vectors)
 
     # ---- content metrics -----------------------------------------------------------------------------------

@@ -519,10 +519,65 @@ async function act(type, id, extra = {}) {
 async function searchPage(query) {
   document.title = `${query} · search · deepshelf demo store`;
   document.getElementById("q").value = query;
-  main.innerHTML = `<h1>Results for “${esc(query)}”</h1>${sectionHtml("results", "Search results")}`;
+  main.innerHTML = `<h1>Results for “${esc(query)}”</h1><div id="understood" class="understood" hidden></div>
+    ${sectionHtml("results", "Search results")}`;
   const token = servedAsVisit() ? "" : tokenOf(currentShopper()); // personalised only with the shopper's token
   const user = token ? `&user_id=${enc(currentShopper())}` : "";
-  await fill("results", () => request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`, { token }), "No products match.", "search");
+  await fill("results", async () => {
+    const answer = await request(`/v1/search?q=${enc(query)}&k=20&details=true${user}`, { token });
+    showUnderstood(query, answer.understood);
+    return answer;
+  }, "No products match.", "search");
+}
+
+const ATTRIBUTE_NAMES = { type: "Type", colour: "Colour", gender: "For" };
+
+/** What the search made of the words (the answer's `understood`): "showing results for …" when it corrected
+ * or relaxed them, and one chip per filter it read from them; removing a chip searches again without the words
+ * that named it. */
+function showUnderstood(query, understood) {
+  const box = document.getElementById("understood");
+  if (!box || !understood) return;
+  const notes = [];
+  if (understood.corrected) {
+    notes.push(`Showing results for “<strong>${esc(understood.corrected.reduce(
+      (q, c) => q.replace(new RegExp(`\\b${c.from}\\b`, "i"), c.to), query))}</strong>”`);
+  }
+  if (understood.relaxed) notes.push(`Nothing matched it all; left out: ${esc(understood.relaxed.join(", "))}`);
+  const chips = (understood.filters || []).map((f) => ({ label: `${ATTRIBUTE_NAMES[f.attribute] || f.attribute}: ${f.values.join(" / ")}`, words: f.words }));
+  if (understood.price) {
+    const { min, max } = understood.price;
+    chips.push({ label: `Price: ${min != null ? `from ${min}` : ""}${min != null && max != null ? " " : ""}${max != null ? `up to ${max}` : ""}`, price: true });
+  }
+  box.innerHTML = `${notes.map((n) => `<p class="showing">${n}</p>`).join("")}
+    <div class="chips" role="list" aria-label="Filters read from your search">${chips.map((c, i) =>
+      `<button type="button" role="listitem" class="chip" data-chip="${i}" aria-label="Remove filter ${esc(c.label)}">${esc(c.label)} <span aria-hidden="true">×</span></button>`).join("")}</div>`;
+  box.hidden = !notes.length && !chips.length;
+  box.querySelectorAll(".chip").forEach((button) => button.addEventListener("click", () => {
+    const chip = chips[Number(button.dataset.chip)];
+    const rest = chip.price ? withoutPrice(query) : withoutWords(query, chip.words, understood.corrected || []);
+    location.hash = rest ? `#/search?q=${enc(rest)}` : "#/";
+  }));
+}
+
+/** The query's words less the phrases (", "-separated, as the search read them: corrected, lower case). */
+function withoutWords(query, phrases, corrected) {
+  const typed = Object.fromEntries(corrected.map((c) => [c.to, c.from]));
+  let words = query.toLowerCase().replace(/['’`]/g, "").split(/[^a-z0-9£$€.]+/).filter(Boolean);
+  for (const phrase of phrases.split(", ")) {
+    const drop = phrase.split(" ").map((w) => typed[w] || w);
+    for (let i = 0; i + drop.length <= words.length; i++) {
+      if (drop.every((w, j) => words[i + j] === w)) {
+        words = [...words.slice(0, i), ...words.slice(i + drop.length)];
+        break;
+      }
+    }
+  }
+  return words.join(" ");
+}
+
+function withoutPrice(query) {
+  return query.replace(/\b(under|below|less than|cheaper than|up to|over|above|more than|from|between|max|min)\s*[£$€]?\s*\d+([.,]\d+)?(\s*(-|to|and)\s*[£$€]?\d+([.,]\d+)?)?/gi, " ").replace(/\s+/g, " ").trim();
 }
 
 let toastTimer;

@@ -187,13 +187,16 @@ def search(request: Request, params: ListDep,
            q: Annotated[Line(500, min_length=1), Query(description="the shopper's query")],
            user_id: Annotated[Id | None, Query()] = None, shopper_token: ShopperToken = None) -> Response:
     """Product search: semantic when the run has a content index, else matching titles; personalised for
-    `user_id` (ranked by their history: with a public key, only with that shopper's `X-Shopper-Token`)."""
+    `user_id` (ranked by their history: with a public key, only with that shopper's `X-Shopper-Token`). The query
+    is understood first: misspelt words are corrected against the catalogue's words, type / colour / gender /
+    price words become filters (relaxed when nothing matches them all); `understood` says what was searched."""
     if not q.strip():
         raise invalid("query", "q", "query is blank", q)
     if user_id:
         shopper_only(request, user_id, shopper_token)
-    return to_list(params.service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id)), params,
-                   "search", user_id)
+    answer = params.service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id))
+    return to_list(answer, params, "search", user_id,
+                   extra={"understood": answer.understood} if answer.understood else None)
 
 
 @router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)

@@ -1,0 +1,69 @@
+"""Spelling correction against the catalogue's own words: a misspelt query word becomes the most frequent
+catalogue word within one edit (two for long words); a word the catalogue has is never changed.
+
+Candidates come from a symmetric-delete index (Garbe's SymSpell idea, distance 1): every vocabulary word is
+filed under itself and each of its one-letter deletions, so a dropped, doubled, swapped or neighbouring letter
+finds its word with a few dict lookups, whatever the vocabulary's size. rapidfuzz's optimal-string-alignment
+distance then checks each candidate (a swap of two neighbouring letters counts one edit) and, for long words
+with two edits, searches the vocabulary of words of about the same length. The index is built once per
+catalogue; a query word costs microseconds.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from rapidfuzz.distance import OSA
+from rapidfuzz import process
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+class Speller:
+    """`correct(word)`: the word itself when known, else its best catalogue spelling, else None."""
+
+    def __init__(self, counts: Counter | dict[str, int], protected: set[str] = frozenset(), min_count: int = 2,
+                 min_length: int = 3, long_word: int = 8):
+        # every word the catalogue (or the query lexicon) has is known and never corrected; only words seen at
+        # least `min_count` times are offered as corrections (a typo in one title is not a spelling)
+        self.known = set(counts) | set(protected)
+        self.counts = {w: int(c) for w, c in counts.items() if c >= min_count and not w.isdigit()}
+        for w in protected:
+            self.counts.setdefault(w, min_count)
+        self.min_length, self.long_word = min_length, long_word
+        index: dict[str, list[str]] = defaultdict(list)
+        for w in self.counts:
+            if len(w) >= min_length:
+                index[w].append(w)
+                for d in _deletes(w):
+                    index[d].append(w)
+        self._index = dict(index)
+        by_length: dict[int, list[str]] = defaultdict(list)
+        for w in self.counts:
+            if len(w) >= long_word - 1:
+                by_length[len(w)].append(w)
+        self._by_length = dict(by_length)
+
+    def is_known(self, word: str) -> bool:
+        return word in self.known
+
+    def candidates(self, word: str) -> list[tuple[str, int]]:
+        """(catalogue word, edits) within reach of `word`, fewest edits first, then most frequent."""
+        found = {w for probe in {word} | _deletes(word) for w in self._index.get(probe, ())}
+        out = [(w, OSA.distance(word, w)) for w in found]
+        out = [(w, d) for w, d in out if d <= 1]
+        if not out and len(word) >= self.long_word:
+            pool = [w for n in range(len(word) - 2, len(word) + 3) for w in self._by_length.get(n, ())]
+            out = [(w, int(d)) for w, d, _ in process.extract(word, pool, scorer=OSA.distance, score_cutoff=2,
+                                                               limit=20)]
+        return sorted(out, key=lambda wd: (wd[1], -self.counts.get(wd[0], 0), wd[0]))
+
+    def correct(self, word: str) -> str | None:
+        """`word` when the catalogue has it (or it is a number or too short to judge), its correction when one is
+        within reach, else None (an unknown word with nothing near it)."""
+        if word in self.known or word.isdigit() or len(word) < self.min_length:
+            return word
+        found = self.candidates(word)
+        return found[0][0] if found else None
