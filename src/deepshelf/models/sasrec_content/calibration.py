@@ -1,6 +1,7 @@
-"""The two settings of the content-aware SASRec chosen on validation after training, never on test: the weight
-of the newest item's text similarity (`calibrate_similarity`) and how products without events are scored
-(`calibrate_cold`). Both are searches over a few candidates, each measured by the `Validation` the caller gave."""
+"""The settings of the content-aware SASRec chosen on validation after training, never on test: the weight of
+the newest item's text similarity (`calibrate_similarity`, each candidate measured by the `Validation` the caller
+gave) and how products without events are scored beside the others (`calibrate_cold`, a search over combinations
+measured by `coldsearch` from one scoring pass, its choice measured by the `Validation` at the end)."""
 
 from __future__ import annotations
 
