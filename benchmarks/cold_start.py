@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 import tomllib
 from pathlib import Path
@@ -129,6 +130,7 @@ def main() -> None:
                          "cold scoring can be studied without training again")
     docs_option(ap)
     args = ap.parse_args()
+    load_at_start = os.getloadavg()[0]
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the calibration's table of choices
     params = tomllib.loads((ROOT / "configs" / "sasrec-beauty.toml").read_text())["params"]
     overrides = dict(item.split("=", 1) for item in args.set)
@@ -156,6 +158,8 @@ def main() -> None:
             train, ds.catalog, validation(valid))
 
     content_model, content_seconds = trained("sasrec-content", content_fit, args.models)
+    as_trained = {part: evaluate(content_model, split.test.select(r), (10,)).metrics
+                  for part, r in (("cold", cold_rows), ("warm", warm_rows))}  # before the cold calibration
     start = time.perf_counter()
     baseline = evaluate(ids_only, valid, (10,)).metrics["ndcg@10"] if args.exposure_baseline == "id-only" else None
     k, setting = content_model.calibrate_cold(validation(valid), args.budget, baseline=baseline)
@@ -176,6 +180,9 @@ def main() -> None:
                      for p, r in results[name].items()}, f"{seconds[name]:.0f}s", flush=True)
     names = list(results)
     ids_r, last_r, hist_r, content = (results[x] for x in names)
+    before = "sasrec-content, cold products as trained (no calibration)"
+    results = {**{x: results[x] for x in names[:3]}, before: as_trained, names[3]: content}
+    seconds[before] = seconds[names[3]]
     ratio_last = content["cold"]["ndcg@10"] / max(last_r["cold"]["ndcg@10"], 1e-12)
     ratio_hist = content["cold"]["ndcg@10"] / max(hist_r["cold"]["ndcg@10"], 1e-12)
     warm_loss = 1 - content["warm"]["ndcg@10"] / max(ids_r["warm"]["ndcg@10"], 1e-12)
@@ -186,7 +193,8 @@ def main() -> None:
     lines = [f"Command: `python -m benchmarks.cold_start --time-limit {args.time_limit:g} --device {args.device} "
              f"--id-dropout {args.id_dropout:g} --exposure-baseline {args.exposure_baseline} "
              f"--budget {args.budget:g}{sets}{models_opt}`  ",
-             f"Machine: {machine()}; torch device {device_name()}; measured "
+             f"Machine: {machine()}; torch device {device_name()}; load average {load_at_start:.1f} at the start, "
+             f"{os.getloadavg()[0]:.1f} at the end (shared machine); measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
              f"Beauty, leave-one-out; {cold.sum():,} of {n:,} products ({args.cold_share:.0%}, seed 0) have no "
              f"training events; {len(cold_rows):,} test cases have a cold target, {len(warm_rows):,} a warm one. "
