@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export DEEPSHELF_DATA_DIR ?= $(abspath ../shared/data)
 export OPENBLAS_NUM_THREADS ?= 1
+# `make run PORT=8080` serves the demo on another port (default 8000)
+PORT ?= 8000
 
 .PHONY: install run test reset clean
 
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/deepshelf demo
+	$(VENV)/bin/deepshelf demo --port $(PORT)
 
 test: install
 	$(PY) -m pytest

@@ -51,7 +51,7 @@ def test_client_errors_carry_status_and_detail(http):
     assert err.value.status == 403
     with pytest.raises(ApiError) as err:
         Client("http://testserver", KEY, http=http).recommendations("u0_1", k=0)
-    assert err.value.status == 422 and any("k" in e["loc"] for e in err.value.detail)
+    assert err.value.status == 422 and any("k" in e["loc"] for e in err.value.errors) and "k" in err.value.detail
 
 
 def test_client_put_items_stores_a_batch_or_nothing(http):
@@ -65,7 +65,23 @@ def test_client_put_items_stores_a_batch_or_nothing(http):
     assert (second["category"], second["in_stock"]) == ("mugs", False)
     with pytest.raises(ApiError) as err:
         shop.put_items([{"item_id": "B-3", "title": "one"}, {"item_id": "B-3", "title": "two"}])
-    assert err.value.status == 422 and any("items" in e["loc"] for e in err.value.detail)
+    assert err.value.status == 422 and any("items" in e["loc"] for e in err.value.errors)
     with pytest.raises(ApiError) as err:
         shop.item("B-3")
     assert err.value.status == 404
+
+
+def test_import_feed_reads_a_path_given_as_a_string(http, tmp_path, monkeypatch):
+    """`import_feed("products.xml")` reads the file (it used to send the file name as the feed: a 400); a Path
+    too; a one-line string naming no file is a FileNotFoundError naming it, before anything is sent."""
+    shop = Client("http://testserver", KEY, http=http)
+    feed = tmp_path / "products.xml"
+    feed.write_text('<?xml version="1.0"?><rss xmlns:g="http://base.google.com/ns/1.0" version="2.0"><channel>'
+                    "<item><g:id>PATH-1</g:id><g:title>Path Mug</g:title><g:price>5.00 GBP</g:price>"
+                    "<g:availability>in_stock</g:availability></item></channel></rss>")
+    monkeypatch.chdir(tmp_path)
+    assert shop.import_feed("products.xml")["accepted"] == 1
+    assert shop.item("PATH-1")["title"] == "Path Mug"
+    assert shop.import_feed(feed)["accepted"] == 1
+    with pytest.raises(FileNotFoundError, match="no-such-feed.xml"):
+        shop.import_feed("no-such-feed.xml")

@@ -147,6 +147,7 @@ def compare_lines(args, params, check, tuned, pick, rows, steps, probes) -> list
                            for s in LEVELS) + " |",
               "|---:|---|---|---:|" + "---:|---:|---:|" * len(LEVELS)]
     ratios = {s: [] for s in LEVELS}
+    walls = {s: [] for s in LEVELS}  # validations included: the headline
     for r in rows:
         cells = [str(r["seed"])]
         for run in (r["ours"], r["theirs"]):
@@ -158,24 +159,31 @@ def compare_lines(args, params, check, tuned, pick, rows, steps, probes) -> list
             cells += [f"{fmt_s(ot)} ({fmt_s(ow)})", f"{fmt_s(tt)} ({fmt_s(tw)})"]
             if ot and tt:
                 ratios[s].append(tt / ot)
+                walls[s].append(tw / ow)
                 cells.append(f"{tt / ot:.1f}x ({tw / ow:.1f}x)")
             else:
                 cells.append("-")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [""]
     for s in LEVELS:
-        rs = ratios[s]
+        rs, ws = ratios[s], walls[s]
         if rs:
-            lines.append(f"- {int(s * 100)}% of the weaker best: deepshelf {median(rs):.1f}x faster in training time "
-                         f"(median of {len(rs)} seed(s); range {min(rs):.1f}x - {max(rs):.1f}x).")
-    goal = ratios[0.95]
-    if goal:
+            lines.append(f"- {int(s * 100)}% of the weaker best: deepshelf {median(ws):.1f}x faster in wall clock, "
+                         f"validations included (median of {len(ws)} seed(s); range {min(ws):.1f}x - "
+                         f"{max(ws):.1f}x); {median(rs):.1f}x in training time alone.")
+    if ratios[0.95]:
+        # the headline is the lower of the two readings: a validation counts, whichever library it slows
+        head = min(median(walls[0.95]), median(ratios[0.95]))
         if precision == "fp32":
-            verdict = "met" if median(goal) >= 10 else "NOT met"
-            lines.append(f"- Goal: >= 10x at 95%, fp32 both: {verdict} (measured {median(goal):.1f}x).")
+            verdict = "met" if head >= 10 else "NOT met"
+            lines.append(f"- Goal: >= 10x at 95%, fp32 both, validations included: {verdict} (measured {head:.1f}x).")
         else:
             lines.append(f"- The >= 10x goal is set for fp32 both (its subsection); in {precision} both: "
-                         f"{median(goal):.1f}x at 95%.")
+                         f"{head:.1f}x at 95%, validations included.")
+    lines.append("- Not like for like, said plainly: the recipes differ (deepshelf with warm-up, cosine decay and "
+                 "clipping, RecBole at a constant rate without clipping: the defaults of each), the tuning budgets "
+                 "differ (the candidates above), and each library kept its core (deepshelf 0, RecBole 1) in every "
+                 "seed; the per-epoch curves of the two nearly coincide, so the ratio is the price of an epoch.")
     lines += ["", f"Where deepshelf's training step went (`{dataset}`, {precision}, batch {pick['deepshelf'][0]}, "
               "1 thread; `step_costs` in this script, on core 0, in the run that wrote this subsection):", "", *steps]
     for old in sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")):  # the same run before the change

@@ -17,6 +17,7 @@ A non-2xx answer raises `ApiError` with the status and the server's `detail` (wh
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,27 @@ def shopper_token(secret: str, user_id: str, ttl: int = 3600) -> str:
 
 
 class ApiError(Exception):
-    """The service answered an error: `status` (HTTP) and `detail` (its message or list of field errors)."""
+    """The service answered an error: `status` (HTTP), `detail` (its message, naming the field at fault) and, for
+    a 422, `errors` (every field error: loc, msg, type; empty otherwise)."""
 
-    def __init__(self, status: int, detail: Any):
+    def __init__(self, status: int, detail: Any, errors: list[dict] | None = None):
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.detail = detail
+        self.errors = errors or []
+
+
+def _feed_bytes(feed: bytes | str | os.PathLike) -> bytes:
+    """import_feed's `feed` as the bytes to send: a path's file, the text of a feed given as a string, or bytes."""
+    if isinstance(feed, bytes):
+        return feed
+    if isinstance(feed, str) and (feed.lstrip().startswith("<") or "\n" in feed.strip()):
+        return feed.encode()  # the feed's own text: XML, or TSV lines
+    path = Path(feed)
+    if not path.is_file():
+        raise FileNotFoundError(f"import_feed: no feed file {str(path)!r} (pass a path to an XML or TSV feed, "
+                                "or the feed's text or bytes)")
+    return path.read_bytes()
 
 
 @dataclass
@@ -102,10 +118,11 @@ class Client:
                                       **kwargs)
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail")
-            except ValueError:
-                detail = response.text
-            raise ApiError(response.status_code, detail)
+                body = response.json()
+                detail, errors = body.get("detail"), body.get("errors")
+            except (ValueError, AttributeError):
+                detail, errors = response.text, None
+            raise ApiError(response.status_code, detail, errors)
         return response.json() if response.content else None
 
     @staticmethod
@@ -139,10 +156,14 @@ class Client:
         many were stored (the whole batch is refused, as `ApiError`, if any item is invalid or an id repeats)."""
         return self._call("POST", "/v1/items", json={"items": items})["accepted"]
 
-    def import_feed(self, feed: bytes | str | Path) -> dict[str, Any]:
-        """Upsert a Google Merchant Center feed (XML or TSV: bytes, text or a file path); returns
-        `{"accepted", "errors": [{"position", "item_id", "field", "message"}]}`."""
-        data = feed.read_bytes() if isinstance(feed, Path) else feed.encode() if isinstance(feed, str) else feed
+    def import_feed(self, feed: bytes | str | os.PathLike) -> dict[str, Any]:
+        """Upsert a Google Merchant Center feed (XML or TSV); returns
+        `{"accepted", "errors": [{"position", "item_id", "field", "message"}]}`.
+
+        `feed` is a file path (`"products.xml"` or a `Path`), or the feed itself: `bytes`, or a `str` holding the
+        feed's text (one that starts with `<` or spans lines). A one-line string is a path; FileNotFoundError
+        names it when there is no such file."""
+        data = _feed_bytes(feed)
         kind = "application/xml" if data.lstrip()[:1] == b"<" else "text/tab-separated-values"
         return self._call("POST", "/v1/items:import", content=data, headers={"Content-Type": kind})
 

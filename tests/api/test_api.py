@@ -85,7 +85,7 @@ def test_similar_behavior_and_unavailable_modes(client):
         assert r.status_code == 409 and "not available for this run" in r.json()["detail"]
     assert client.get("/v1/items/nope/similar").status_code == 404
     bad = client.get("/v1/items/i3/similar", params={"mode": "smell"})
-    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][-1] == "mode"
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"][-1] == "mode"
 
 
 def test_popular_and_trending(client):
@@ -108,7 +108,7 @@ def test_search(client):
     assert all(group_of(i["item_id"]) == 2 for i in personal["items"])
     assert client.get("/v1/search", params={"q": "zzz-nothing"}).json()["items"] == []
     assert client.get("/v1/search", params={"q": "   "}).status_code == 422
-    assert client.get("/v1/search").json()["detail"][0]["loc"] == ["query", "q"]
+    assert client.get("/v1/search").json()["errors"][0]["loc"] == ["query", "q"]
 
 
 def test_catalogue_upsert_makes_new_product_recommendable(client):
@@ -144,7 +144,7 @@ def test_items_batch_and_pages(client):
     assert client.get("/v1/items/does-not-exist").status_code == 404
     assert client.get("/v1/items/i5/image").status_code == 404
     dup = client.post("/v1/items", json={"items": [{"item_id": "x"}, {"item_id": "x"}]}, headers=auth())
-    assert dup.status_code == 422 and dup.json()["detail"][0]["loc"][-1] == "items"
+    assert dup.status_code == 422 and dup.json()["errors"][0]["loc"][-1] == "items"
     # replacing an item: the rules see its new stock state at once
     client.put("/v1/items/i1", json={"title": "P1", "category": "cat0", "price": 11, "in_stock": False},
                headers=auth())
@@ -236,34 +236,34 @@ def test_no_keys_configured_refuses_writes(run_link, tmp_path):
 def test_bad_events_name_the_field(sqlite_client, body, field):
     r = sqlite_client.post("/v1/events", json=body, headers=auth())
     assert r.status_code == 422, r.text
-    assert field in [str(p) for p in r.json()["detail"][0]["loc"]]
+    assert field in [str(p) for p in r.json()["errors"][0]["loc"]]
 
 
 def test_limits(sqlite_client):
     settings = sqlite_client.app.state.settings
     too_many = {"events": [{"user_id": "a", "item_id": "b"}] * (settings.max_batch + 1)}
     r = sqlite_client.post("/v1/events", json=too_many, headers=auth())
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "events"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "events"]
     huge = b'{"events": [' + b'{"user_id": "a", "item_id": "b"},' * 40_000 + b"]}"
     r = sqlite_client.post("/v1/events", content=huge, headers={**auth(), "content-type": "application/json"})
     assert r.status_code == 413
     r = sqlite_client.get("/v1/popular", params={"k": settings.max_k + 1})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "k"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "k"]
     assert sqlite_client.get("/v1/popular", params={"k": 0}).status_code == 422
     r = sqlite_client.post("/v1/sessions/recommendations", json={"item_ids": ["i1"], "k": 10**6})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "k"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "k"]
     r = sqlite_client.post("/v1/sessions/recommendations", json={"item_ids": ["i"] * (settings.max_session_items + 1)})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "item_ids"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "item_ids"]
     r = sqlite_client.put("/v1/items/x", json={"image_base64": "not base64!"}, headers=auth())
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "image_base64"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "image_base64"]
     r = sqlite_client.put("/v1/items/x", json={"image_base64": base64.b64encode(b"MZ exe").decode()}, headers=auth())
     assert r.status_code == 422
     r = sqlite_client.put("/v1/items/x", json={"price": -1}, headers=auth())
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "price"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "price"
     r = sqlite_client.get("/v1/popular", params={"boost": "cat0"})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "boost"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["query", "boost"]
     r = sqlite_client.get("/v1/popular", params={"min_price": 50, "max_price": 10})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "min_price"
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"][-1] == "min_price"
     r = sqlite_client.post("/v1/events", content=b"{not json", headers={**auth(), "content-type": "application/json"})
     assert r.status_code == 422
 

@@ -135,13 +135,13 @@ def test_no_route_calls_the_store_or_parses_a_body_on_the_event_loop(guarded, ru
         sep = "&" if "?" in url else "?"
         call(method, template, f"{url}{sep}category=cat1&details=true", **kwargs)
         unknown = call(method, template, f"{url}{sep}category=nosuch", 422, **kwargs)
-        assert unknown.json()["detail"][0]["loc"] == ["query", "category"]
-        assert "unknown category 'nosuch'" in unknown.json()["detail"][0]["msg"]
-        assert "cat1" in unknown.json()["detail"][0]["msg"]  # the catalogue's categories are named
+        assert unknown.json()["errors"][0]["loc"] == ["query", "category"]
+        assert "unknown category 'nosuch'" in unknown.json()["errors"][0]["msg"]
+        assert "cat1" in unknown.json()["errors"][0]["msg"]  # the catalogue's categories are named
         call(method, template, url, **kwargs)  # and without one
     rules = call("POST", "/v1/sessions/recommendations", "/v1/sessions/recommendations", 422,
                  json={"item_ids": ["i1"], "rules": {"categories": ["nosuch"]}})
-    assert rules.json()["detail"][0]["loc"] == ["body", "rules", "categories"]
+    assert rules.json()["errors"][0]["loc"] == ["body", "rules", "categories"]
 
     # a category only another server has stored: this server's view learns it from the store (the unknown
     # category reads the store, off the loop) and answers it, as before

@@ -156,10 +156,10 @@ def test_experiment_api_with_two_runs(run_link, runs_dir, database, tmp_path):
             r = c.put("/v1/experiments/ab2", json=body(runs_dir, placement="cart") | {
                 "variants": [{"name": "a", "run": str(runs_dir / "als"), "share": 0.5},
                              {"name": "b", "run": bad_run, "share": 0.5}]})
-            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "variants", 1, "run"]
+            assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "variants", 1, "run"]
             assert str(tmp_path) not in r.text and "not-a-run" not in r.text
         r = c.put("/v1/experiments/ab2", json=body(runs_dir, shares=(0.5, 0.6)))
-        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "variants"]
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "variants"]
         assert c.put("/v1/experiments/other", json=body(runs_dir)).status_code == 409  # placement taken
         r = c.put("/v1/experiments/big", json=body(runs_dir, a="knn", placement="cart"))
         assert r.status_code == 409 and "max_variant_runs" in r.text  # a third run beyond the bound of 2

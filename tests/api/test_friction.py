@@ -79,14 +79,14 @@ def test_unknown_category_is_refused_with_the_catalogues_categories(sqlite_clien
     c = sqlite_client
     r = c.get("/v1/popular", params={"category": "Kitchen"})
     assert r.status_code == 422
-    (error,) = r.json()["detail"]
+    (error,) = r.json()["errors"]
     assert error["loc"] == ["query", "category"] and "'Kitchen'" in error["msg"]
     assert all(f"cat{g}" in error["msg"] for g in range(4))
     assert c.get("/v1/popular", params={"category": "cat1"}).status_code == 200
     r = c.get("/v1/users/u0_0/recommendations", params={"category": ["cat1", "Kitchen"]})
-    assert r.status_code == 422 and r.json()["detail"][0]["input"] == ["Kitchen"]
+    assert r.status_code == 422 and r.json()["errors"][0]["input"] == ["Kitchen"]
     r = session(c, ["i1"], rules={"categories": ["Kitchen"]})
-    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "rules", "categories"]
+    assert r.status_code == 422 and r.json()["errors"][0]["loc"] == ["body", "rules", "categories"]
 
 
 def test_catalogue_without_categories_says_so(run_link, tmp_path):
@@ -101,7 +101,7 @@ def test_catalogue_without_categories_says_so(run_link, tmp_path):
 
     with TestClient(create_app(make_settings(run_link, database)), headers=auth()) as c:
         r = c.get("/v1/popular", params={"category": "Kitchen"})
-    assert r.status_code == 422 and "this catalogue has no categories" in r.json()["detail"][0]["msg"]
+    assert r.status_code == 422 and "this catalogue has no categories" in r.json()["errors"][0]["msg"]
 
 
 @pytest.mark.parametrize("k", [200, 100_000])
@@ -109,7 +109,7 @@ def test_one_k_limit_in_validation_message_and_schema(sqlite_client, k):
     c = sqlite_client
     for r in (c.get("/v1/popular", params={"k": k}), session(c, ["i1"], k=k)):
         assert r.status_code == 422
-        (error,) = r.json()["detail"]
+        (error,) = r.json()["errors"]
         assert error["msg"] == "k must be at most 100" and error["loc"][-1] == "k"
     assert c.get("/v1/popular", params={"k": 100}).status_code == 200
     params = c.get("/openapi.json").json()["paths"]["/v1/popular"]["get"]["parameters"]
@@ -119,7 +119,7 @@ def test_one_k_limit_in_validation_message_and_schema(sqlite_client, k):
 def test_k_limit_follows_the_servers_max_k(run_link, tmp_path):
     with app_client(run_link, tmp_path, max_k=20) as c:
         r = c.get("/v1/popular", params={"k": 21})
-        assert r.status_code == 422 and r.json()["detail"][0]["msg"] == "k must be at most 20"
+        assert r.status_code == 422 and r.json()["errors"][0]["msg"] == "k must be at most 20"
         params = c.get("/openapi.json").json()["paths"]["/v1/popular"]["get"]["parameters"]
         assert next(p for p in params if p["name"] == "k")["schema"]["maximum"] == 20
 

@@ -28,7 +28,7 @@ def c(sqlite_client):
 
 
 def names(r, field: str) -> bool:
-    return any(field in [str(p) for p in e["loc"]] for e in r.json()["detail"])
+    return any(field in [str(p) for p in e["loc"]] for e in r.json()["errors"])
 
 
 def refused(r, field: str, status: int = 422) -> None:
@@ -143,7 +143,7 @@ def test_clock_skew_is_configurable(run_link, tmp_path):
                        headers=auth()), "timestamp")
         assert "60 s ahead" in c.post("/v1/events", json={"events": [{"user_id": "u", "item_id": "i1",
                                                                        "timestamp": ahead}]},
-                                      headers=auth()).json()["detail"][0]["msg"]
+                                      headers=auth()).json()["errors"][0]["msg"]
 
 
 def test_ids_with_a_slash_are_refused_at_write_and_read(c):
@@ -173,12 +173,12 @@ def test_other_url_characters_round_trip_by_path(c):
 
 def test_a_422_echoes_what_it_can_encode_only(c):
     r = c.get("/v1/popular", params={"k": "abc"})
-    assert r.status_code == 422 and r.json()["detail"][0]["input"] == "abc"
+    assert r.status_code == 422 and r.json()["errors"][0]["input"] == "abc"
     r = c.post("/v1/events", content=EVENT % '"value": NaN', headers=JSON)
-    assert r.status_code == 422 and "input" not in r.json()["detail"][0]
+    assert r.status_code == 422 and "input" not in r.json()["errors"][0]
     r = c.post("/v1/events", content='{"events": [{"user_id": "\\udc00", "item_id": "i1"}]}',
                            headers=JSON)
-    assert r.status_code == 422 and "input" not in r.json()["detail"][0]
+    assert r.status_code == 422 and "input" not in r.json()["errors"][0]
 
 
 # ---- bodies ---------------------------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_huge_chunked_and_lying_bodies(c):
     assert status == 413
     # ... or high: the body ends early (a truncated JSON document), a 422 naming the body
     status, body = _asgi_post(app, "/v1/events", [(b"content-length", b"5000")], [b'{"events": [{"user_id": "x"'])
-    assert status == 422 and json.loads(body)["detail"][0]["loc"][0] == "body"
+    assert status == 422 and json.loads(body)["errors"][0]["loc"][0] == "body"
     # a Content-Length that is not a number is not trusted either
     status, _ = _asgi_post(app, "/v1/events", [(b"content-length", b"nope")], [huge])
     assert status == 413
@@ -358,7 +358,7 @@ def test_repair_migration_makes_every_page_readable(run_link, database):
 def test_a_body_that_is_not_utf8_json_names_the_body(c):
     for raw in (b"\xff\xfe{\x00", b"{not json"):  # not UTF-8 (FastAPI's own answer was a bare 400), malformed
         r = c.post("/v1/events", content=raw, headers=JSON)
-        assert r.status_code == 422 and r.json()["detail"][0]["loc"][0] == "body", r.text
+        assert r.status_code == 422 and r.json()["errors"][0]["loc"][0] == "body", r.text
 
 
 def test_a_405_allows_every_method_its_path_serves(c):

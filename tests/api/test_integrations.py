@@ -52,10 +52,10 @@ def test_ga4_body_becomes_events_with_a_public_key(sqlite_client):
 
 def test_ga4_bad_bodies_are_422_naming_the_field(sqlite_client):
     no_shopper = sqlite_client.post("/v1/events/ga4", json={"events": []})
-    assert no_shopper.status_code == 422 and no_shopper.json()["detail"][0]["loc"][-1] == "client_id"
+    assert no_shopper.status_code == 422 and no_shopper.json()["errors"][0]["loc"][-1] == "client_id"
     no_item = sqlite_client.post("/v1/events/ga4", json={"client_id": "c", "events": [
         {"name": "view_item", "params": {"items": [{"price": 1.0}]}}]})
-    assert no_item.status_code == 422 and "item_id" in no_item.json()["detail"][0]["loc"]
+    assert no_item.status_code == 422 and "item_id" in no_item.json()["errors"][0]["loc"]
     future = sqlite_client.post("/v1/events/ga4", json={"client_id": "c", "timestamp_micros": 10**19, "events": [
         {"name": "view_item", "params": {"items": [{"item_id": "i1"}]}}]})
     assert future.status_code == 422

@@ -52,6 +52,7 @@ REQUESTS: dict[tuple[str, str], list[tuple[str, object]]] = {
     ("put", "/v1/experiments/{name}"): [("/v1/experiments/x", {"variants": [{"name": "a", "run": "/no/run", "share": 0.5},
                                                                     {"name": "b", "run": "/no/run", "share": 0.5}]}),
                                         ("/v1/experiments/x", {"variants": []}), ("/v1/experiments/x", BIG)],
+    ("get", "/v1/experiments"): [("/v1/experiments", None), ("/v1/experiments?active=maybe", None)],
     ("get", "/v1/experiments/{name}"): [("/v1/experiments/x", None)],
     ("delete", "/v1/experiments/{name}"): [("/v1/experiments/x", None)],
     ("post", "/v1/items:import"): [("/v1/items:import", {"not": "a feed"}), ("/v1/items:import", BIG)],

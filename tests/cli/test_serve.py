@@ -42,3 +42,21 @@ def test_missing_dataset_leaves_the_store_empty(tmp_path):
     assert seed_catalog(run, url) == 0
     with closing(open_store(url)) as store:
         assert store.count_items() == 0
+
+
+def test_serve_without_a_database_names_the_flag_and_creates_nothing(tmp_path):
+    """`deepshelf serve` never makes up ./deepshelf.db: the store is named by --database or DEEPSHELF_DATABASE."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = make_run(tmp_path, str(tmp_path / "gone.csv"), None)
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSHELF_DATABASE"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
+    res = subprocess.run([sys.executable, "-m", "deepshelf", "serve", "--run", str(run), "--port", "1"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "--database is required" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.db"))

@@ -26,3 +26,13 @@ def test_item_cards_match_the_full_rows(tmp_path):
                 row.item_id, row.title, row.category, row.price, row.image_url, row.has_image)
         assert cards["c/1"].has_image and not cards["a"].has_image and cards["b"].price is None
         assert store.item_cards([]) == {}
+
+
+def test_item_cards_carry_the_feeds_currency(tmp_path):
+    """A feed's "14.00 GBP" keeps GBP as attributes["currency"]: list answers show prices in it (issue 28, item 10)."""
+    with closing(open_store(f"sqlite:///{tmp_path / 'cur.db'}")) as store:
+        store.upsert_items([Item("gbp", title="Mug", price=14.0, attributes={"currency": "GBP", "colour": "red"}),
+                            Item("plain", title="Cup", price=3.0, attributes={"colour": "blue"}),
+                            Item("odd", title="Pot", price=3.0, attributes={"currency": 7})])
+        cards = store.item_cards(["gbp", "plain", "odd"])
+    assert (cards["gbp"].currency, cards["plain"].currency, cards["odd"].currency) == ("GBP", "", "")

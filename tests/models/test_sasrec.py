@@ -441,3 +441,16 @@ def test_dropout_is_nn_dropouts_math(p):
     assert drop(x) is x
     with pytest.raises(ValueError, match="between 0 and 1"):
         Dropout(1.5)
+
+
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_batches_say_their_count_before_an_epoch(split, world):
+    """len(TrainingBatches) is the number of batches an epoch yields, so the training bar moves through the
+    first epoch too (before, it stayed empty until that epoch ended)."""
+    from deepshelf.models.sasrec.batching import TrainingBatches
+    from deepshelf.models.sasrec.config import SASRecConfig
+
+    for batch_size in (7, 32, 1000):
+        config = SASRecConfig(**{**TINY, "batch_size": batch_size})
+        batches = TrainingBatches(split.train, config, torch.device("cpu"), rank=0, world=world)
+        assert len(batches) == sum(1 for _ in batches(1)) == sum(1 for _ in batches(2))

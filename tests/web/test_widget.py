@@ -240,9 +240,68 @@ def test_a_page_origin_not_allowed_gets_no_carousel(browser, widget_server, tmp_
         pg.goto(page.as_uri())  # file:// is an origin the service does not list
         pg.wait_for_function("() => document.querySelector('.deepshelf-widget')?.dataset.error")
         assert _cards(pg) == []
+        # the page says the likely cause (issue 28, item 10), not only "unavailable"
+        shown = pg.locator(".deepshelf-widget .msg").inner_text()
+        assert "DEEPSHELF_CORS_ORIGINS" in shown and "not allowed" in shown, shown
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_service_that_is_down_is_named_as_such(browser, page_server):
+    """No server at the script's address: the message says it did not answer, not that CORS refused."""
+    root, origin = page_server
+    dead = f"http://127.0.0.1:{free_port()}"
+    (root / "down.html").write_text(PAGE.format(api=dead, key=PUBLIC_KEY, placement="home", attrs=""))
+    context = browser.new_context()
+    pg = context.new_page()
+    try:  # the script itself comes from the browser's cache, say: only its API calls find nobody there
+        pg.route(f"{dead}/v1/widget.js", lambda route: route.fulfill(body=_widget_source(),
+                                                                    content_type="text/javascript"))
+        pg.goto(f"{origin}/down.html")
+        pg.wait_for_function("() => document.querySelector('.deepshelf-widget')?.dataset.cause")
+        cause = pg.evaluate("() => document.querySelector('.deepshelf-widget').dataset.cause")
+        assert "did not answer" in cause and "CORS" not in cause, cause
+    finally:
+        context.close()
+
+
+def _widget_source() -> bytes:
+    from deepshelf.api.routes.system import web_dir
+
+    return (web_dir() / "widget.js").read_bytes()
+
+
+def test_failed_images_show_the_placeholder_and_prices_the_feeds_currency(browser, widget_server, page_server):
+    """A product whose image URL does not load shows its placeholder (initials), not a broken-image box; without
+    data-currency a price shows in the currency the catalogue gives (a feed's "14.00 GBP"), not as a bare 14.00."""
+    api, _, _, _ = widget_server
+    root, origin = page_server
+    private = {"X-API-Key": API_KEY}
+    top = httpx.get(f"{api}/v1/popular?k=2", headers=private, timeout=10).json()["items"]
+    for it, image in zip(top, (f"http://127.0.0.1:{free_port()}/gone.jpg", f"{origin}/missing.png")):
+        row = httpx.get(f"{api}/v1/items/{it['item_id']}", headers=private, timeout=10).json()
+        body = {"title": row["title"], "category": row["category"], "price": 14.0, "in_stock": True,
+                "image_url": image, "attributes": {**row["attributes"], "currency": "GBP"}}
+        r = httpx.put(f"{api}/v1/items/{it['item_id']}", json=body, headers=private, timeout=10)
+        assert r.status_code == 200, r.text
+    listed = httpx.get(f"{api}/v1/popular?k=2&details=true", headers=private, timeout=10).json()["items"]
+    assert [it.get("currency") for it in listed] == ["GBP", "GBP"]  # what the API returns per item
+    name = _write_page(root, "images.html", api, "home", k="4")
+    context = browser.new_context()
+    pg = context.new_page()
+    pg.set_default_timeout(20_000)
+    try:
+        pg.goto(f"{origin}/{name}")
+        _wait_for_list(pg)
+        host = pg.locator(".deepshelf-widget")
+        for it in top:
+            card = host.locator(f'button[data-item-id="{it["item_id"]}"]')
+            card.locator(".img[data-placeholder]").wait_for()
+            assert card.locator("img").count() == 0 and card.locator(".img").inner_text().strip()
+            assert card.locator(".price").inner_text().strip() == "£14.00"
+    finally:
+        context.close()
 
 
 def test_widget_script_ships_with_the_package():

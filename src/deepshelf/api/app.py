@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.concurrency import run_in_threadpool
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,7 +27,7 @@ from deepshelf.api.routes import widget
 from deepshelf.engine.service import NotAvailable, NotFound, NotReady, Service
 from deepshelf.engine.settings import Settings
 from deepshelf.api.shedding import ShedLoad
-from deepshelf.api.validation import install as install_validation
+from deepshelf.api.validation import edge_error, install as install_validation
 from deepshelf.storage import open_store
 from deepshelf.storage import StoreUnavailable
 
@@ -120,8 +120,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 400 and exc.detail == _UNREADABLE_BODY:
             # FastAPI's answer to a body json.loads cannot even decode (not UTF-8); malformed JSON already answers
             # 422 naming the body, so this does too.
-            return JSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"],
-                                             "msg": "the body is not JSON text in UTF-8"}]}, status_code=422)
+            return Response(edge_error(["body"], "the body is not JSON text in UTF-8", "json_invalid"),
+                            status_code=422, media_type="application/json")
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(StoreUnavailable)

@@ -40,6 +40,23 @@ _CROSS_FIELD = {
 }
 
 
+_NULLABLE_TEXT = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+# validation.py's 422 answer: one object, `detail` a sentence like every other error's
+VALIDATION_PROBLEM = {
+    "title": "ValidationProblem", "type": "object", "required": ["detail", "errors"],
+    "properties": {
+        "detail": {"type": "string", "description": "the first problem in words, naming its field"},
+        "field": {**_NULLABLE_TEXT, "description": "the first problem's field, e.g. events[0].timestamp"},
+        "location": {**_NULLABLE_TEXT, "description": "where that field is: body, query, path or header"},
+        "errors": {"type": "array", "description": "every problem found", "items": {
+            "type": "object", "required": ["loc", "msg", "type"],
+            "properties": {"loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+                           "msg": {"type": "string"}, "type": {"type": "string"}, "input": {},
+                           "ctx": {"type": "object"}}}},
+    },
+}
+
+
 def scope_of(operation: dict) -> str | None:
     """PRIVATE, PUBLIC, "read" (public, or none when reads are open) or None (open), from the security
     requirement FastAPI generated for the operation's auth dependency."""
@@ -70,8 +87,9 @@ def _document(operation: dict, settings: Settings, path: str) -> None:
             add(403, "a public key: this operation needs a private one")
     operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{line}".lstrip()
     if operation.get("parameters") or "requestBody" in operation:
-        add(422, "a parameter or a body field is invalid; `detail` names it",
-            {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}})
+        responses.pop("422", None)  # FastAPI's own entry documents a list under `detail`; validation.py answers this
+        add(422, "a parameter or a body field is invalid; `detail` names it in a sentence, `errors` lists them all",
+            {"application/json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}})
     if "requestBody" in operation:
         add(413, "the body is larger than the server's `max_body_bytes`")
     if "{" in path:
@@ -95,6 +113,10 @@ def install(app: FastAPI, settings: Settings) -> None:
                 if method in item:
                     _document(item[method], settings, path)
         doc.get("components", {}).get("securitySchemes", {}).pop(READ_SCHEME, None)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas["ValidationProblem"] = VALIDATION_PROBLEM
+        for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422 shape, not this server's
+            schemas.pop(unused, None)
         for name, rule in _CROSS_FIELD.items():
             if name in doc.get("components", {}).get("schemas", {}):
                 doc["components"]["schemas"][name].update(rule)

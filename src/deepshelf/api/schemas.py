@@ -103,6 +103,8 @@ class RecommendedItem(BaseModel):
     title: str | None = None
     category: str | None = None
     price: float | None = None
+    currency: str | None = Field(default=None, description="the price's currency code, when the catalogue gives "
+                                                            "one (a feed's g:price)")
     image: str | None = None
 
 
@@ -293,6 +295,10 @@ class ExperimentOut(BaseModel):
     served_here: bool  # False when this server cannot serve it (its log says why) or it is stopped
     variants: list[VariantResult]
     verdict: Verdict
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentOut]  # by name
 
 
 # ---- analytics (engine/attribution.py: the methods) -----------------------------------------------------------

@@ -49,10 +49,61 @@ def _error(e: dict) -> dict:
     return out
 
 
+_PLACES = {"body": "body field", "query": "query parameter", "path": "path parameter", "header": "header"}
+JSON_TYPES = ("application/json",)  # and any application/*+json
+
+
+def field_name(loc: list) -> str:
+    """`["body", "events", 0, "timestamp"]` -> `events[0].timestamp` (the location itself left out)."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] in _PLACES else loc:
+        out += f"[{part}]" if isinstance(part, int) else f"{'.' if out else ''}{part}"
+    return out
+
+
+def _sentence(error: dict) -> str:
+    """One error in words: "query parameter k: k must be at most 20"; the whole body: "request body: …"."""
+    loc, field = error["loc"], field_name(error["loc"])
+    where = _PLACES.get(loc[0], "field") if loc else "field"
+    return f"{where} {field}: {error['msg']}" if field else f"request body: {error['msg']}"
+
+
+def _json_body_expected(request: Request, errors: list[dict]) -> str | None:
+    """A JSON route's body refused as a whole because it was not sent as JSON (curl -d sends
+    application/x-www-form-urlencoded): the message that says which header to send; None otherwise."""
+    if not any(e["loc"][:1] == ["body"] for e in errors):
+        return None
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json")):
+        return None
+    got = f"Content-Type: {content_type}" if content_type else "no Content-Type"
+    return (f"this route takes a JSON body: send it with the header `Content-Type: application/json` (the request "
+            f"had {got}, so its body was not read as JSON)")
+
+
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's 422 shape (`detail`: type, loc, msg, input), each error naming its field; a value that cannot be
-    encoded (a lone surrogate, NaN, infinity) or is long is left out rather than echoed."""
-    return JSONResponse({"detail": [_error(e) for e in exc.errors()]}, status_code=422)
+    """One JSON object, the project's error shape (`detail`: a sentence naming the field and the problem, as 400,
+    404 and 409 answers have), with the first error's `field` and `location` and every error, FastAPI's way
+    (`errors`: type, loc, msg, input), for code that needs them. A value that cannot be encoded (a lone surrogate,
+    NaN, infinity) or is long is left out rather than echoed."""
+    errors = [_error(e) for e in exc.errors()]
+    if not errors:  # not expected from FastAPI; still one readable answer
+        errors = [{"type": "value_error", "loc": ["body"], "msg": "invalid request"}]
+    first = errors[0]
+    detail = _json_body_expected(request, errors) or _sentence(first)
+    if len(errors) > 1:
+        detail += f" (and {len(errors) - 1} more: see `errors`)"
+    return JSONResponse({"detail": detail, "field": field_name(first["loc"]) or None,
+                         "location": first["loc"][0] if first["loc"] else None, "errors": errors}, status_code=422)
+
+
+def edge_error(loc: list, msg: str, kind: str = "value_error") -> bytes:
+    """validation_error's body for an error found outside FastAPI's validation (EdgeMiddleware, an undecodable
+    body)."""
+    error = {"type": kind, "loc": loc, "msg": msg}
+    return json.dumps({"detail": _sentence(error), "field": field_name(loc), "location": loc[0],
+                       "errors": [error]}).encode()
 
 
 # ---- per request ---------------------------------------------------------------------------------------------
@@ -72,8 +123,7 @@ class EdgeMiddleware:
         if b"%2f" in raw.lower():
             param = self._id_param(scope, raw.split(b"?", 1)[0].decode("latin-1"))
             if param is not None:
-                body = json.dumps({"detail": [{"type": "value_error", "loc": ["path", param],
-                                               "msg": text_problem("/", "id")}]}).encode()
+                body = edge_error(["path", param], text_problem("/", "id"))
                 await send({"type": "http.response.start", "status": 422,
                             "headers": [(b"content-type", b"application/json"),
                                         (b"content-length", str(len(body)).encode())]})

@@ -2,7 +2,9 @@
 
 `deepshelf demo` (and `make run`) calls, in order:
 
-1. `train_models()`  - one run per model under `runs/demo/<model>/`; a run whose config is unchanged is reused;
+1. `train_models()`  - one run per model under `runs/demo/<model>/`; a run whose config is unchanged is reused.
+   With the server, only the quick models train first; the slow ones train after it starts
+   (`demo_training.py`), and 2. and 3. are done again after each;
 2. `choose_serving()` - the best validation NDCG@10 among the models that react to a shopper's history, linked
    (with 3.) as `runs/demo/current` (the service watches that link, so re-pointing it swaps the model);
 3. `serving_folder()` - the chosen run, given the content run's indexes (text-encoder vectors, similar by
@@ -90,6 +92,14 @@ def _same_config(path: Path, wanted: dict) -> bool:
     return (path / "metrics.json").exists() and all(have.get(k) == wanted.get(k) for k in keys)
 
 
+def is_trained(dataset: str, runs_dir: Path, name: str, params: dict[str, Any]) -> bool:
+    """Whether `runs_dir/<name>` holds a finished run of this model with these parameters (reused, not retrained)."""
+    from deepshelf.runs.config import TrainConfig
+
+    cfg = TrainConfig(dataset=dataset, model=name, params=params, content=False)
+    return _same_config(runs_dir / name, cfg.model_dump(mode="json"))
+
+
 def train_models(dataset: str, runs_dir: Path, models: dict[str, dict[str, Any]],
                  progress: Callable[[str, int, int], None] | None = None) -> list[TrainedRun]:
     """Train (or reuse) one run per model under `runs_dir/<model>`; returns them in `models` order.
@@ -109,7 +119,7 @@ def train_models(dataset: str, runs_dir: Path, models: dict[str, dict[str, Any]]
         build_config(model_class(name).Config, params)  # a bad parameter fails before any data is loaded
         # content=False: the content model's run holds the indexes, and the served run gets a copy (serving_folder)
         cfg = TrainConfig(dataset=dataset, model=name, params=params, content=False)
-        reused = _same_config(path, cfg.model_dump(mode="json"))
+        reused = is_trained(dataset, runs_dir, name, params)
         if reused:
             say(f"{name}: reusing {path} (same config)", number, len(models))
         else:
@@ -265,9 +275,10 @@ class DemoPaths:
 
 
 def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY, public_key: str = DEMO_PUBLIC_KEY,
-             shoppers: Sequence[str] = ()):
+             shoppers: Sequence[str] = (), training=None):
     """The service app over the demo's run and store: `api_key` is the private key (dashboard, reload),
-    `public_key` the one the storefront page gets, `shoppers` the demo shoppers its picker offers."""
+    `public_key` the one the storefront page gets, `shoppers` the demo shoppers its picker offers, `training` the
+    background trainer's `TrainingStatus` (apps/demo_training.py), answered at `GET /demo/status`."""
     from deepshelf.api.app import create_app
     from deepshelf.engine.settings import Settings
 
@@ -276,7 +287,20 @@ def make_app(paths: DemoPaths, api_key: str = DEMO_API_KEY, public_key: str = DE
     app = create_app(settings)
     app.state.storefront_shoppers = tuple(shoppers)
     app.add_api_route("/demo/shopper", _new_demo_shopper(settings), methods=["POST"], include_in_schema=False)
+    app.add_api_route("/demo/status", _training_status(training), methods=["GET"], include_in_schema=False)
     return app
+
+
+def _training_status(training):
+    """`GET /demo/status`: the models still training in the background (the storefront says so), those done or
+    failed, and the one serving. No key: it names only the demo's model names."""
+
+    def status() -> dict:
+        if training is None:
+            return {"still_training": [], "done": [], "failed": {}, "serving": None}
+        return training.snapshot()
+
+    return status
 
 
 DEMO_SHOPPER_TTL_S = 30 * 86_400  # the demo's browser shopper keeps its id (and list) this long
@@ -315,13 +339,13 @@ def _new_demo_shopper(settings):
 
 
 def serve(paths: DemoPaths, host: str, port: int, api_key: str = DEMO_API_KEY,
-          public_key: str = DEMO_PUBLIC_KEY, shoppers: Sequence[str] = ()) -> None:
+          public_key: str = DEMO_PUBLIC_KEY, shoppers: Sequence[str] = (), training=None) -> None:
     """Run the service in this process until interrupted."""
     import uvicorn
 
     os.environ.setdefault("DEEPSHELF_API_KEYS", api_key)
     os.environ.setdefault("DEEPSHELF_PUBLIC_KEYS", public_key)
-    uvicorn.run(make_app(paths, api_key, public_key, shoppers), host=host, port=port, log_level="warning")
+    uvicorn.run(make_app(paths, api_key, public_key, shoppers, training), host=host, port=port, log_level="warning")
 
 
 def wait_for(url: str, timeout: float = 60.0) -> None:

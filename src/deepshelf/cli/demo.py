@@ -31,7 +31,10 @@ def demo(
     from deepshelf.apps import demo as lib
     from deepshelf.errors import DeepshelfError
 
-    console = Console(log_path=False)  # the time column is useful; the source line of the call is not
+    from deepshelf.encoders.progress import use_terminal
+
+    console = Console(log_path=False, emoji=False)  # the time column is useful; the source line of the call is not
+    use_terminal(console)  # the models' bars draw on it too, so the "still working" lines print above them
     if dataset not in ("online-retail", "fashion"):
         raise DeepshelfError(f"--dataset {dataset!r}: expected online-retail or fashion")
     if serve:  # before minutes of training, and again before the banner
@@ -46,13 +49,14 @@ def demo(
     with console.status(f"loading {dataset}"):
         ds = lib.demo_dataset(dataset)
     progress = _progress_printer(console)
+    runs, later = [], {}
     try:
         if ds.interactions is None:  # a catalogue with photos and no shopper events yet: the content model alone
             (run,) = lib.train_models(dataset, runs_dir, lib.CONTENT_MODELS, progress)
             lib.link_current(runs_dir, lib.serving_folder(runs_dir, run, lib.content_folder([run])))
             _print_content_metrics(console, run.metrics.get("content", {}))
         else:
-            _train_and_report(console, lib, dataset, runs_dir, progress, sequential, content)
+            runs, later = _train_and_report(console, lib, dataset, runs_dir, progress, sequential, content, serve)
     finally:
         progress.close()
 
@@ -77,8 +81,19 @@ def demo(
                   f"demo shoppers: {', '.join(shoppers) or '-'} (pick one in the storefront's 'Shopping as' menu)\n"
                   f"private API key (the dashboard asks for it): [bold]{api_key}[/bold]; the storefront uses the "
                   f"public key {public_key}        Ctrl+C stops the server")
+    training = None
+    if runs:  # what GET /demo/status answers: the served model, and the slow ones still training
+        from deepshelf.apps import demo_training
+
+        training = demo_training.TrainingStatus(pending=list(later), serving=lib.choose_serving(runs).name)
+    if later:  # the slow models train while the store serves (apps/demo_training.py)
+        console.print(f"still training in the background: {', '.join(later)} (several minutes; each is swapped in "
+                      "if it is better on validation, and the storefront says what is still training)",
+                      highlight=False)
+        demo_training.start_later(dataset, runs_dir, runs, later, training,
+                                  lambda m: console.log(m, highlight=False))
     console.rule()
-    lib.serve(paths, host, port, api_key, public_key, shoppers)
+    lib.serve(paths, host, port, api_key, public_key, shoppers, training)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -156,15 +171,20 @@ class _progress_printer:
         self._thread.join()
 
 
-def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: bool, content: bool):
-    """Train (or reuse) the demo's models, link the serving folder, print the evaluation table."""
+def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: bool, content: bool, serve: bool):
+    """Train (or reuse) the demo's models, link the serving folder, print the evaluation table; returns the runs
+    and the slow models left to train in the background when serving (none with --no-serve: all train here)."""
     from rich.table import Table
+
+    from deepshelf.apps.demo_training import split_models
 
     # One line per model; SASRec and the encoders draw their own progress bars (rich allows one live bar at once).
     models = lib.demo_models(include_sequential=sequential, include_content=content)
+    models, later = split_models(dataset, runs_dir, models) if serve else (models, {})
     total = len(models)
-    console.log(f"training {total} models ({', '.join(models)}); a first build takes a few minutes, "
-                "SASRec and the content model the longest; a second one reuses the runs", highlight=False)
+    console.log(f"training {total} models ({', '.join(models)}) before serving; a first build takes about a "
+                "minute" + (f", then {', '.join(later)} train in the background while the store serves" if later
+                             else "") + "; a second one reuses the runs", highlight=False)
     runs = lib.train_models(dataset, runs_dir, models, progress)
     serving = lib.choose_serving(runs)
     content_dir = lib.content_folder(runs)
@@ -186,8 +206,9 @@ def _train_and_report(console, lib, dataset, runs_dir, progress, sequential: boo
                   f"that use a shopper's history); reports: {runs_dir}/<model>/report.md")
     console.print("similar by text and semantic search: " +
                   (f"the content run's indexes, copied into {serving.path}/content" if content_dir
+                   else "off until the content model is trained" if "content" in later
                    else "off (no content model here)"), highlight=False)
-    return content_dir
+    return runs, later
 
 
 def _print_content_metrics(console, metrics: dict) -> None:

@@ -10,20 +10,25 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from deepshelf.encoders.progress import terminal
 from deepshelf.errors import DeepshelfError
 from deepshelf.models.registry import MODELS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="deepshelf: deep-learning recommendations for online shops.")
-console = Console(stderr=True)
+console = terminal()  # stderr: progress, warnings, errors (the one console the bars use too)
 USERS_HELP = ("test or valid (discovery: items new to the shopper, seen items excluded); test_again or valid_again "
               "(buy again: seen items allowed; timestamped data); recommend also takes all (every shopper, from "
               "their whole history, with the saved model)")
-out_console = Console()
+out_console = Console(emoji=False)  # stdout: results; no emoji codes in user text (`g:id:` stays as it is)
 # Fewer evaluated shoppers than this and the metrics mostly measure chance: say so beside them.
 FEW_USERS = 100
+# The train table's rows (metrics.json's views), said under it: "valid_again" alone explained nothing.
+VIEWS_CAPTION = ("valid / test: discovery (products new to each shopper; what they bought before is left out); "
+                 "valid_again / test_again: buy again (every product bought in the period, repeats included)")
 
 
 @app.command()
@@ -90,7 +95,8 @@ def train(
         cfg.content = content
     try:
         with console.status("training") as status:
-            path = train_run(cfg, out, overwrite=overwrite, progress=lambda m: status.update(m) or console.log(m))
+            path = train_run(cfg, out, overwrite=overwrite,
+                             progress=lambda m: status.update(escape(m)) or console.log(m, markup=False))
     except DeepshelfError as exc:
         raise _explain_empty_training(exc, cfg) from None
     _print_metrics(json.loads((path / "metrics.json").read_text()))
@@ -158,10 +164,21 @@ def _explain_empty_training(exc: DeepshelfError, cfg) -> DeepshelfError:
 
 
 def _few_users_warning(n: int, what: str) -> str | None:
-    if n >= FEW_USERS:
+    return _few_users_line({what: n})
+
+
+def _few_users_line(counts: dict[str, int]) -> str | None:
+    """One warning for every view with fewer than FEW_USERS evaluated shoppers (one line, not one per view)."""
+    few = {name: n for name, n in counts.items() if n < FEW_USERS}
+    if not few:
         return None
-    return (f"warning: {what} has only {n} evaluated shoppers; metrics over fewer than {FEW_USERS} mostly measure "
-            "chance (a longer test period, --set test_days=…, evaluates more)")
+    if len(few) == 1:
+        (name, n), = few.items()
+        which = f"{name} has only {n} evaluated shoppers"
+    else:
+        which = "few evaluated shoppers (" + ", ".join(f"{name} {n}" for name, n in few.items()) + ")"
+    return (f"warning: {which}; metrics over fewer than {FEW_USERS} mostly measure chance (a longer test period, "
+            "--set test_days=…, evaluates more)")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -170,6 +187,8 @@ def _print_metrics(metrics: dict) -> None:
 
         return print_content_metrics(metrics, out_console)
     table = Table(title=f"{metrics['model']} on {metrics['dataset']} ({metrics['protocol']})")
+    if any(name.endswith("_again") for name in metrics):
+        table.caption = VIEWS_CAPTION
     cols = ["hr@10", "ndcg@10", "mrr@10", "hr@20", "ndcg@20", "coverage@10"]
     table.add_column("split")
     for c in cols:
@@ -181,11 +200,12 @@ def _print_metrics(metrics: dict) -> None:
         table.add_row(name, *(f"{m.get(c, float('nan')):.4f}" for c in cols))
     out_console.print(table)
     _print_new_products(rows)
-    for name, result in rows:
-        users = result.get("metrics", {}).get("users", result.get("users"))
-        warning = None if users is None else _few_users_warning(int(users), name)
-        if warning:
-            console.print(f"[yellow]{warning}[/yellow]", highlight=False)
+    # a view's "before refit" row evaluates the same shoppers as the view: named once
+    counts = {name: int(users) for name, result in rows if not name.endswith("before refit")
+              and (users := result.get("metrics", {}).get("users", result.get("users"))) is not None}
+    warning = _few_users_line(counts)
+    if warning:
+        console.print(warning, style="yellow", markup=False)
     out_console.print(f"training {metrics['train_seconds']:.1f}s on {metrics['device']}")
     if "content_indexes" in metrics:
         built = metrics["content_indexes"]
@@ -193,9 +213,10 @@ def _print_metrics(metrics: dict) -> None:
                           f"{built['items']:,} products in content/", highlight=False)
     if "refit" in metrics:
         refit = metrics["refit"]
+        kept = ", ".join(f"{k}={v}" for k, v in (refit["overrides"] or {}).items()) or "nothing"
         out_console.print(f"refit on {refit['train_events']:,} events before the test period in "
-                          f"{refit['train_seconds']:.1f}s (kept from validation: {refit['overrides'] or 'nothing'}); "
-                          "the saved model is the refit one")
+                          f"{refit['train_seconds']:.1f}s (kept from validation: {kept}); "
+                          "the saved model is the refit one", markup=False)
 
 
 def _print_new_products(rows: list[tuple[str, dict]]) -> None:
@@ -264,7 +285,7 @@ def evaluate(run: Annotated[Path, typer.Option(help="run folder")],
     out_console.print(table)
     warning = _few_users_warning(len(es), users)
     if warning:
-        console.print(f"[yellow]{warning}[/yellow]", highlight=False)
+        console.print(warning, style="yellow", markup=False)
 
 
 def format_metric(name: str, value: float) -> str:
@@ -340,7 +361,7 @@ def import_feed(feed: Annotated[Path, typer.Argument(help="Google Merchant Cente
 
     parsed = read_feed(feed)
     for error in parsed.errors:
-        console.print(f"[yellow]skipped[/yellow] {error}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/yellow] {escape(str(error))}", soft_wrap=True)
     if not parsed.items:
         raise DeepshelfError(f"{feed}: no valid items to import ({len(parsed.errors)} malformed)")
     with closing(open_store(database)) as store:
@@ -374,13 +395,23 @@ def _register_command_groups() -> None:
         module.register(app)
 
 
+def log_handler() -> logging.Handler:
+    """Log records through the one console: a warning logged while a spinner or bar is live prints above it, not
+    into it; no source file and line on every line."""
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_path=False, show_time=False, markup=False, rich_tracebacks=False)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    return handler
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, handlers=[log_handler()])
     try:
         _register_command_groups()
         app()
     except DeepshelfError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
 
 

@@ -25,7 +25,9 @@ def register(app) -> None:
 def serve(
     run: Annotated[Path, typer.Option(help="run folder to serve, e.g. runs/NAME (a symlink may be re-pointed: "
                                            "the server swaps to the new target)")],
-    database: Annotated[Optional[str], typer.Option(help="sqlite:///path.db (default) or postgresql://...")] = None,
+    database: Annotated[Optional[str], typer.Option(envvar="DEEPSHELF_DATABASE", show_default=False,
+                                                    help="the store of events and catalogue (required): "
+                                                         "sqlite:///path.db or postgresql://...")] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
@@ -46,10 +48,10 @@ def serve(
 
     if not (run / "config.json").exists():
         raise DeepshelfError(f"--run {run}: not a deepshelf run (no config.json)")
-    overrides = {"run": run}
-    if database:
-        overrides["database"] = database
-    settings = Settings(**overrides)  # validates the environment and options here, before any worker starts
+    if not database:  # never a store made up in the current folder: the shop's events must land where it looks
+        raise DeepshelfError("--database is required (or DEEPSHELF_DATABASE): where the service stores events and "
+                             "the catalogue, e.g. sqlite:///runs/shop.db or postgresql://user@host/shop")
+    settings = Settings(run=run, database=database)  # validates the environment and options here, before any worker starts
     logging.getLogger("deepshelf").setLevel(log_level.upper())
     seed_catalog(settings.run, settings.database)
     if workers == 1:

@@ -11,6 +11,33 @@ from contextlib import contextmanager
 from typing import TextIO
 
 TICK_S = 10.0  # the longest a log stays silent, as in the training loop
+_console = None  # the one terminal console (terminal()): bars, log lines and messages share it
+
+
+def terminal():
+    """The console every bar, log line and message goes through (stderr unless `use_terminal` gave another):
+    one console, so rich draws a line printed while a bar is live above the bar instead of over it. No emoji
+    codes (a feed's `g:id:` is not 🆔), no source path on log lines, no colouring of numbers in user text."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True, emoji=False, log_path=False, highlight=False)
+    return _console
+
+
+def use_terminal(console) -> None:
+    """Make `console` the one `terminal()` returns (the demo prints its steps and bars to stdout), and the one the
+    root logger's rich handler writes to, so log lines keep printing above the bars."""
+    import logging
+
+    from rich.logging import RichHandler
+
+    global _console
+    _console = console
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, RichHandler):
+            handler.console = console
 
 
 @contextmanager
@@ -21,18 +48,24 @@ def progress_bar(total: int, description: str, enabled: bool = True) -> Iterator
     if not enabled or total == 0:
         yield lambda n: None
         return
-    if not sys.stderr.isatty():
+    if not terminal().is_terminal:
         lines = ProgressLines(total, description, sys.stderr)
         yield lines.advance
         lines.finish()
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+    console = terminal()
+    with Progress("[progress.description]{task.description}", BarColumn(bar_width=bar_width(console, 40)),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def bar_width(console, other_columns: int) -> int:
+    """A bar's width that leaves `other_columns` characters of its line to the other columns: at 80 columns a
+    fixed 40-character bar squeezed the text beside it to `━╸━ 0:0…`."""
+    return max(10, min(40, console.width - other_columns))
 
 
 class ProgressLines:

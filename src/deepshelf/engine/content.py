@@ -21,6 +21,20 @@ from deepshelf.runs.artifacts import content_dir
 log = logging.getLogger(__name__)
 
 
+def unavailable(content: "ContentFeatures | None", mode: str) -> str:
+    """Why similar-by-`mode` cannot be answered by a run with these content features (None: none at all): a run
+    with text vectors but no photo vectors is told so, not that it has no content vectors."""
+    if content is None:
+        return (f"mode {mode!r} is not available for this run: it has no content vectors (train the content model "
+                "into the run's content/ folder); use mode=behavior")
+    have = ", ".join(content.modes) or "none"
+    if mode in ("visual", "hybrid") and "text" in content.modes and "visual" not in content.modes:
+        return (f"mode {mode!r} is not available for this run: it has text vectors but no photo vectors (its "
+                "catalogue had no product images when its content indexes were built; give products image_url "
+                f"or upload images, then rebuild them with deepshelf attach-content); modes it has: {have}")
+    return f"mode {mode!r} is not available for this run; modes it has: {have}, and behavior"
+
+
 class ContentFeatures:
     """A run's `SimilarIndex` (and `SearchIndex` when present), answering in original item ids.
 

@@ -17,6 +17,7 @@ from deepshelf.data.schema import EventType
 from deepshelf.errors import DeepshelfError
 from deepshelf.engine import ranking
 from deepshelf.engine.catalog_view import Snapshot
+from deepshelf.engine.content import unavailable as content_unavailable
 from deepshelf.engine.experiments import ExperimentRegistry
 from deepshelf.engine.explain import because
 from deepshelf.engine.impressions import ImpressionWriter
@@ -217,8 +218,7 @@ class Service:
         # "behavior" always comes from the served model (fresher than a content run's own behaviour vectors)
         if mode != "behavior":
             if state.content is None or mode not in state.content.modes:
-                raise NotAvailable(f"mode {mode!r} is not available for this run: it has no content vectors "
-                                   "(train the content model into the run's content/ folder); use mode=behavior")
+                raise NotAvailable(content_unavailable(state.content, mode))
             ids, scores, reason = state.content.similar(item_id, m, mode)
             idx = catalog.lookup(ids)
             ok = allowed(catalog, idx, rules, excluded)

@@ -15,13 +15,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DEEPSHELF_", extra="ignore")
 
     run: Path | None = None  # run folder (or a symlink to one: re-pointing it swaps the model)
-    database: str = "sqlite:///deepshelf.db"  # sqlite:///path or postgresql://user@host:port/db
+    # sqlite:///path or postgresql://user@host:port/db. `deepshelf serve` requires it (--database or
+    # DEEPSHELF_DATABASE); this default is only for create_app() called from Python without one.
+    database: str = "sqlite:///deepshelf.db"
     # Two key scopes, each a comma-separated list (kept as text: pydantic-settings would otherwise expect JSON for
     # a list in an environment variable). Private keys (server-side) may call everything; public keys are safe
     # to ship in a web page: they may post events and read recommendations, similar items, search, popular and
     # one product, nothing else (README, "Service"). A key in both lists is refused at startup.
     api_keys: str = ""  # private keys
-    public_keys: str = ""
+    public_keys: str = ""  # public keys (the storefront and the widget carry one)
     # The public-scope reads need a key (public or private) by default: with no keys configured nothing but
     # /health, /ready, the docs and the pages answers. False serves those reads to anyone without a key.
     require_key_for_reads: bool = True
@@ -34,31 +36,31 @@ class Settings(BaseSettings):
     cors_origins: str = ""
 
     # ---- limits: requests beyond them get a 413 / 422 naming the field, never a slow answer or a 500 --------
-    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    max_body_bytes: int = Field(default=1_000_000, gt=0)  # largest request body (413 above it)
     max_batch: int = Field(default=1000, gt=0)  # events per POST /v1/events, items per POST /v1/items
-    max_k: int = Field(default=100, gt=0)
+    max_k: int = Field(default=100, gt=0)  # longest list a request may ask for (`k`)
     max_history: int = Field(default=200, gt=0)  # most recent events of a shopper fed to the model
-    max_session_items: int = Field(default=200, gt=0)
-    max_image_bytes: int = Field(default=500_000, gt=0)
+    max_session_items: int = Field(default=200, gt=0)  # item ids per session request
+    max_image_bytes: int = Field(default=500_000, gt=0)  # largest uploaded product image (decoded)
     # The folder whose image files a product's `image_url` may name (a path or file:// URL) for its picture vector.
     # None: only uploaded images (image_base64) are read; any other local path is ignored, so a key holder cannot
     # make the server read files outside the shop's image folder.
     image_dir: Path | None = None
     # an event timestamp more than this far ahead of the server's clock is refused (422), as is one before 1970
     max_clock_skew_s: float = Field(default=86_400.0, gt=0)
-    # /v1/stats/events: at most this many buckets per answer (default: a week of minutes); answers cached this long (s)
+    # /v1/stats/events: at most this many buckets per answer (default: a week of minutes)
     max_stats_buckets: int = Field(default=10_080, gt=0)
-    stats_cache_s: float = Field(default=10.0, ge=0)
+    stats_cache_s: float = Field(default=10.0, ge=0)  # /v1/stats/events answers are cached this long
 
     # ---- retrieval ---------------------------------------------------------------------------------------
     # Below this many items exact scoring is fast enough and is the reference; above it a FAISS index is built.
     ann_threshold: int = Field(default=50_000, gt=0)
-    ann_nprobe: int = Field(default=24, gt=0)
+    ann_nprobe: int = Field(default=24, gt=0)  # IVF lists searched per query (more: better recall, slower)
 
     # ---- business-rule defaults (a request can override each) ---------------------------------------------
     default_in_stock: bool = True  # hide out-of-stock products unless a request asks for them
-    default_exclude_purchased: bool = True
-    default_max_per_category: int | None = Field(default=None, gt=0)
+    default_exclude_purchased: bool = True  # leave out what the shopper bought unless a request asks for it
+    default_max_per_category: int | None = Field(default=None, gt=0)  # at most this many per category; none: no cap
     # Catalogue items the run has never seen (added since training) get up to this many slots per answer (0: off),
     # so a new product is shown without retraining: each replaces the list's last item and carries its own score
     # (text similarity to the shopper's recent items, reason `text`, when the run has content vectors; else its
@@ -74,15 +76,15 @@ class Settings(BaseSettings):
     # their current visit (its last `visit_events`); the model's answer for the visit alone fills `visit_share` of the first places of
     # "recommended for you" (every other one), so a long history still follows what was just clicked. 0: off.
     visit_gap_s: float = Field(default=1800.0, gt=0)
-    visit_share: float = Field(default=0.5, ge=0, le=1)
+    visit_share: float = Field(default=0.5, ge=0, le=1)  # share of the first places the visit fills
     visit_events: int = Field(default=5, gt=0)  # the visit's most recent events the model is asked about
 
     # ---- freshness --------------------------------------------------------------------------------------
-    trending_days: float = Field(default=7.0, gt=0)
-    trending_refresh_s: float = Field(default=10.0, gt=0)
+    trending_days: float = Field(default=7.0, gt=0)  # live trending counts the events of these last days
+    trending_refresh_s: float = Field(default=10.0, gt=0)  # live trending is recomputed this often
     catalog_refresh_s: float = Field(default=1.0, gt=0)  # how stale another server's catalogue upserts may be
     watch_interval_s: float = Field(default=2.0, gt=0)  # how often the run path's target is checked; 0 disables
-    watch_run: bool = True
+    watch_run: bool = True  # follow the run path to a new target (false: only POST /v1/admin/reload swaps)
 
     sqlite_synchronous: str = "FULL"  # FULL: an acknowledged event survives a crash or power loss
 

@@ -87,7 +87,8 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
     if ds.interactions is None and hasattr(model, "fit_catalog"):
         return _train_catalog_run(cfg, model, ds, out, say)
     split = split_dataset(ds, cfg)
-    say(f"{split.protocol} split: {split.train} ; {len(split.test)} test users")
+    say(f"{split.protocol} split: {len(split.train):,} training events from {split.train.n_users:,} shoppers on "
+        f"{split.train.n_items:,} products; {len(split.test):,} test shoppers")
     say(f"training {cfg.model}")
     began = time.time()
     valid_catalog, test_catalog = fit_catalogs(ds, split)

@@ -33,6 +33,14 @@ from deepshelf.storage.records import Event, Impression, Item, ItemCard
 from deepshelf.storage.urls import redact_url
 
 
+def _currency(attributes: str | None) -> str:
+    """A catalogue row's price currency (a feed's `g:price` "14.00 GBP" keeps it as attributes["currency"]); the
+    attributes text is parsed only when it names one."""
+    if not attributes or '"currency"' not in attributes:
+        return ""
+    value = json.loads(attributes).get("currency")
+    return value if isinstance(value, str) else ""
+
 
 class ExperimentConflict(DeepshelfError):
     """Another active experiment already holds the placement."""
@@ -336,10 +344,10 @@ class Store(ABC):
         if not item_ids:
             return {}
         marks = ",".join("?" * len(item_ids))
-        rows = self._read("SELECT i.item_id, i.title, i.category, i.price, i.image_url, (img.item_id IS NOT NULL) "
-                          "FROM items i LEFT JOIN item_images img ON img.item_id = i.item_id "
+        rows = self._read("SELECT i.item_id, i.title, i.category, i.price, i.image_url, (img.item_id IS NOT NULL), "
+                          "i.attributes FROM items i LEFT JOIN item_images img ON img.item_id = i.item_id "
                           f"WHERE i.item_id IN ({marks})", tuple(item_ids))
-        return {r[0]: ItemCard(r[0], r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+        return {r[0]: ItemCard(r[0], r[1], r[2], r[3], r[4], bool(r[5]), _currency(r[6])) for r in rows}
 
     def list_items(self, limit: int, offset: int, category: str | None = None,
                    query: str | None = None) -> tuple[list[Item], int]:

@@ -70,6 +70,7 @@ class ItemCard(NamedTuple):
     price: float | None
     image_url: str
     has_image: bool
+    currency: str = ""  # the feed's currency code for the price (attributes["currency"]), "" when none
 
 
 def _missing(value: Any) -> bool:

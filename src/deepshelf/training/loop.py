@@ -80,27 +80,42 @@ def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 TICK_S = 10.0  # the longest a log stays silent during training
 
 
+BAR_METRICS = {"loss": "loss", "valid_ndcg@10": "ndcg"}  # what the bar shows of an epoch's entry (short names)
+BAR_REDRAW_S = 0.25  # the bar moves within an epoch at most this often (a step can take microseconds)
+
+
 class _Progress:
-    """A rich progress bar on an interactive terminal, one line per epoch on stderr otherwise (rank 0 only)."""
+    """A rich progress bar on an interactive terminal (the shared `terminal()` console, so other lines print above
+    it), one line per epoch on stderr otherwise (rank 0 only). The bar counts epochs and moves within one as its
+    steps go (their count known from the previous epoch, or from the batches' length)."""
 
     def __init__(self, enabled: bool, total_epochs: int):
-        self.bar, self.enabled, self.total = None, enabled, total_epochs
-        self.last_line = time.perf_counter()
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from deepshelf.encoders.progress import terminal
 
-            self.bar = Progress(TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TimeElapsedColumn(),
-                                TextColumn("{task.description}"), console=Console(stderr=True), transient=True)
-            self.task = self.bar.add_task("", total=total_epochs)
+        self.bar, self.enabled, self.total = None, enabled, total_epochs
+        self.last_line = self.last_draw = time.perf_counter()
+        self.metrics = ""
+        if enabled and terminal().is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            from deepshelf.encoders.progress import bar_width
+
+            console = terminal()
+            # "epoch 3/20 ━━━━━━━━━━ 0:01:33 loss 0.4123 ndcg 0.0521": the bar gives way first on a narrow terminal
+            self.bar = Progress(TextColumn("epoch {task.fields[epoch]}/{task.total:.0f}"),
+                                BarColumn(bar_width=bar_width(console, 56)), TimeElapsedColumn(),
+                                TextColumn("{task.description}"), console=console, transient=True)
+            self.task = self.bar.add_task("", total=total_epochs, epoch=1)
             self.bar.start()
 
     def update(self, entry: dict) -> None:
         if self.bar is not None:
-            text = "  ".join(f"{k} {v:.4f}" for k, v in entry.items() if k not in ("epoch", "seconds"))
-            self.bar.update(self.task, completed=entry["epoch"], description=text)
+            self.metrics = "  ".join(f"{short} {entry[k]:.4f}" for k, short in BAR_METRICS.items() if k in entry)
+            self.bar.update(self.task, completed=entry["epoch"], epoch=min(entry["epoch"] + 1, self.total),
+                            description=self.metrics)
         elif self.enabled:  # a log file: one plain line per epoch, so a long run can be followed with tail -f
-            text = "  ".join(f"{k} {v}" for k, v in entry.items() if k != "epoch")
+            text = "  ".join(f"{k} {v:.0f} s" if k in ("seconds", "elapsed") else f"{k} {v}"
+                             for k, v in entry.items() if k != "epoch")
             left = (self.total - entry["epoch"]) * entry["elapsed"] / entry["epoch"]
             self._line(f"epoch {entry['epoch']}/{self.total}  {text}  (about {left:.0f} s left at most)")
         self.last_line = time.perf_counter()
@@ -108,7 +123,16 @@ class _Progress:
     def tick(self, epoch: int, steps: int, seconds: float, expected_steps: int | None) -> None:
         """Within a long epoch, a line at least every `TICK_S` seconds (with the epoch's time left once the
         previous epoch says how many steps there are), so a log never stays silent for minutes."""
-        if self.bar is not None or not self.enabled or time.perf_counter() - self.last_line < TICK_S:
+        if self.bar is not None:
+            now = time.perf_counter()
+            if now - self.last_draw >= BAR_REDRAW_S:
+                done = min(steps / expected_steps, 1.0) if expected_steps else None
+                step = f"step {steps}{'/' + str(expected_steps) if expected_steps else ''}"
+                self.bar.update(self.task, completed=epoch - 1 + (done or 0.0), epoch=epoch,
+                                description="  ".join(t for t in (step, self.metrics) if t))
+                self.last_draw = now
+            return
+        if not self.enabled or time.perf_counter() - self.last_line < TICK_S:
             return
         left = f", about {seconds / steps * (expected_steps - steps):.0f} s left in it" if expected_steps else ""
         self._line(f"epoch {epoch}/{self.total}  step {steps}{'/' + str(expected_steps) if expected_steps else ''}"
@@ -280,7 +304,11 @@ def _train_epoch(net: nn.Module, loss_of: Callable[[nn.Module, Any], torch.Tenso
     updates.epoch = epoch
     start = time.perf_counter()
     total, steps = torch.zeros((), device=updates.device), 0
-    for batch in batches(epoch):
+    epoch_batches = batches(epoch)
+    if expected_steps is None:  # the first epoch's length, when the batches say it before it runs
+        sized = epoch_batches if hasattr(epoch_batches, "__len__") else batches  # a list, or a batcher with len()
+        expected_steps = len(sized) if hasattr(sized, "__len__") else None
+    for batch in epoch_batches:
         with updates.autocast():
             loss = loss_of(net, batch)
         updates.step(loss)

@@ -4,6 +4,7 @@
 import { enc, esc, fmt, optional, privateKey, request, setPrivateKey } from "./api.js";
 import { barChart, hbarChart, percentilesFromPrometheus, timeChart } from "./charts.js";
 import { loadAnalytics } from "./analytics.js";
+import { loadExperiments } from "./experiments.js";
 
 const LIVE_MINUTES = 60;
 const METRIC_COLUMNS = ["hr@10", "ndcg@10", "mrr@10", "recall@10", "coverage@10", "popularity@10"];
@@ -289,8 +290,7 @@ async function loadLatency() {
     fig.innerHTML = `<p class="status error">${esc(refusal(err))}</p>`;
     return;
   }
-  rows = rows.filter((r) => r.count > 0 && !/^(GET )?\/(static|metrics|health|admin|favicon)/.test(r.route) && r.route !== "GET /")
-    .sort((a, b) => b.count - a.count);
+  rows = rows.filter((r) => r.count > 0 && isApiRoute(r.route)).sort((a, b) => b.count - a.count);
   // the chart keeps to the 8 busiest routes, plus the recommendation routes however few calls they had (a busy
   // event stream must not push out what the dashboard is for); the table lists every route
   const charted = rows.filter((r, i) => i < 8 || /recommendations/.test(r.route));
@@ -312,6 +312,13 @@ async function loadLatency() {
       <td>${fmt(r.p50, 2)}</td><td>${fmt(r.p95, 2)}</td><td>${fmt(r.p99, 2)}</td></tr>`).join("")}</tbody></table>`;
 }
 
+/** A route of the API a shop calls: not the pages and files (static, admin, health, metrics), not CORS
+ * preflights (OPTIONS) or HEAD probes, not requests that matched no route ("GET unmatched": scanners, typos). */
+function isApiRoute(route) {
+  if (/^(OPTIONS|HEAD) /.test(route) || / unmatched$/.test(route) || route === "GET /") return false;
+  return !/^([A-Z]+ )?\/(static|metrics|health|admin|favicon)/.test(route);
+}
+
 function shortRoute(route) {
   return route.replace("/v1/", "/").replace(/\{(\w)\w*\}/g, "{$1}").slice(0, 30);
 }
@@ -328,7 +335,7 @@ function wireKey() {
     e.preventDefault();
     setPrivateKey(input.value.trim());
     status.textContent = privateKey() ? "Key set for this tab." : "Key cleared.";
-    await Promise.all([loadRuns(), refreshTraffic(), loadAnalytics()]);
+    await Promise.all([loadRuns(), refreshTraffic(), loadAnalytics(), loadExperiments()]);
   });
 }
 
@@ -361,9 +368,10 @@ async function refreshTraffic() {
 
 wireKey();
 wireReload();
-Promise.all([loadHealth(), loadRuns(), refreshTraffic(), loadAnalytics()]).then(() => (document.body.dataset.ready = "true"));
+Promise.all([loadHealth(), loadRuns(), refreshTraffic(), loadAnalytics(), loadExperiments()])
+  .then(() => (document.body.dataset.ready = "true"));
 setInterval(() => {
-  if (!document.hidden) loadAnalytics();
+  if (!document.hidden) Promise.all([loadAnalytics(), loadExperiments()]);
 }, 60000);
 setInterval(() => {
   if (!document.hidden) Promise.all([loadHealth(), refreshTraffic()]);

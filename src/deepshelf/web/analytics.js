@@ -57,10 +57,10 @@ export async function loadAnalytics() {
     const ctr = daily(answer.series, "ctr").map((p) => ({ ...p, v: 100 * p.v }));
     const rpm = daily(answer.series, "revenue_per_1000");
     const rows = answer.groups.map((g) => `<tr><td>${esc(g.placement)}</td><td>${esc(g.variant ?? "–")}</td>
-        <td>${esc(g.model_version ?? "–")}</td><td class="num">${count(g.impressions)}</td><td class="num">${count(g.clicks)}</td>
+        <td class="version">${esc(g.model_version ?? "–")}</td><td class="num">${count(g.impressions)}</td><td class="num clicks">${count(g.clicks)}</td>
         <td class="num">${pct(g.ctr)}${interval(g.ctr_low, g.ctr_high, pct)}</td>
-        <td class="num">${pct(g.add_to_cart_rate)}</td><td class="num">${count(g.conversions)}</td>
-        <td class="num">${money(g.revenue)}</td>
+        <td class="num">${pct(g.add_to_cart_rate)}</td><td class="num conversions">${count(g.conversions)}</td>
+        <td class="num revenue">${money(g.revenue)}</td>
         <td class="num">${money(g.revenue_per_1000)}${interval(g.revenue_per_1000_low, g.revenue_per_1000_high, money)}</td></tr>`);
     body.innerHTML = `<p>${count(t.impressions)} lists shown in the last ${DAYS} days; CTR ${pct(t.ctr)}${interval(t.ctr_low, t.ctr_high, pct)},
         ${count(t.conversions)} converted, revenue ${money(t.revenue)} (a purchase counts when it follows a click on the same item

@@ -11,6 +11,15 @@ function niceMax(value) {
   return 10 * exp;
 }
 
+const CHAR_PX = 6.4; // the width of an average character at font-size 11 (system-ui), for fitting labels
+
+/** `text` cut to fit `px` pixels at font-size 11, with an ellipsis; the whole text goes in a <title>. */
+function fitted(text, px) {
+  const s = String(text);
+  const n = Math.max(3, Math.floor(px / CHAR_PX));
+  return s.length <= n ? esc(s) : `${esc(s.slice(0, n - 1))}…<title>${esc(s)}</title>`;
+}
+
 function tickText(v) {
   if (v === 0) return "0";
   if (Math.abs(v) >= 1000) return `${+(v / 1000).toFixed(1)}k`;
@@ -53,12 +62,13 @@ export function barChart({ labels, series, title, yLabel = "", width = 560, heig
         fill="${s.color || PALETTE[i % PALETTE.length]}"><title>${esc(label)} · ${esc(s.name)}: ${tickText(v)}</title></rect>`);
     });
     const cx = pad.left + g * groupW + groupW / 2;
-    parts.push(`<text x="${cx}" y="${pad.top + innerH + 16}" font-size="11" text-anchor="middle" fill="#1d2430">${esc(label)}</text>`);
+    parts.push(`<text x="${cx}" y="${pad.top + innerH + 16}" font-size="11" text-anchor="middle" fill="#1d2430">${fitted(label, groupW - 4)}</text>`);
   });
+  const slot = Math.min(120, (width - pad.left - pad.right) / Math.max(series.length, 1));
   const legend = series.map((s, i) => {
-    const x = pad.left + i * 120;
+    const x = pad.left + i * slot;
     return `<rect x="${x}" y="${height - 18}" width="10" height="10" fill="${s.color || PALETTE[i % PALETTE.length]}"/>
-      <text x="${x + 14}" y="${height - 9}" font-size="11" fill="#1d2430">${esc(s.name)}</text>`;
+      <text x="${x + 14}" y="${height - 9}" font-size="11" fill="#1d2430">${fitted(s.name, slot - 18)}</text>`;
   });
   return `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg">
     <title>${esc(title)}</title>
@@ -82,10 +92,14 @@ export function timeChart({ points, title, yLabel = "", width = 560, height = 24
       width="${Math.max(1, w * 0.8).toFixed(1)}" height="${h.toFixed(1)}" fill="#3b6ea5"><title>${esc(p.label || p.t.toISOString())}: ${p.v}</title></rect>`);
   });
   const ticks = points.length ? [0, Math.floor((points.length - 1) / 2), points.length - 1] : [];
-  [...new Set(ticks)].forEach((i) => {
-    const x = pad.left + i * w + w / 2;
+  [...new Set(ticks)].forEach((i, n, all) => {
     const label = points[i].label || points[i].t.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-    parts.push(`<text x="${x}" y="${height - 14}" font-size="11" text-anchor="middle" fill="#5b6575">${esc(label)}</text>`);
+    // the first label starts at the axis and the last ends at the chart's edge: centred, they ran off it
+    const first = n === 0 && all.length > 1;
+    const last = n === all.length - 1 && all.length > 1;
+    const x = first ? pad.left : last ? width - pad.right : pad.left + i * w + w / 2;
+    const anchor = first ? "start" : last ? "end" : "middle";
+    parts.push(`<text x="${x}" y="${height - 14}" font-size="11" text-anchor="${anchor}" fill="#5b6575">${fitted(label, innerW / 3 - 6)}</text>`);
   });
   return `<svg viewBox="0 0 ${width} ${height}" role="img" aria-label="${esc(title)}" xmlns="http://www.w3.org/2000/svg">
     <title>${esc(title)}</title>
@@ -153,7 +167,7 @@ export function hbarChart({ labels, series, title, unit = "", width = 560 }) {
   }
   labels.forEach((label, r) => {
     const y0 = pad.top + r * rowH;
-    parts.push(`<text x="${pad.left - 6}" y="${y0 + rowH / 2 + 2}" font-size="11" text-anchor="end" fill="#1d2430">${esc(label)}</text>`);
+    parts.push(`<text x="${pad.left - 6}" y="${y0 + rowH / 2 + 2}" font-size="11" text-anchor="end" fill="#1d2430">${fitted(label, pad.left - 10)}</text>`);
     series.forEach((s, i) => {
       const v = s.values[r];
       if (!Number.isFinite(v)) return;

@@ -4,8 +4,12 @@
 //                 signal: a separate "customers also bought" panel showed the behaviour tab's list again)
 //   #/search?q=…  semantic search
 // Every product click sends a real event (POST /v1/events) and the recommendations are fetched again at once.
+// A product opened from a recommendation card carries that list's `recommendation_id` on its view and cart events
+// (the click is attributed to the list), and a purchase carries its value (price x quantity), so the dashboard's
+// CTR, conversions and revenue count what the demo shopper did (README, "How a shop reads its numbers").
 
 import { ApiError, enc, esc, idOf, itemsOf, optional, request } from "./api.js";
+import { rememberClick, takeClick } from "./clicks.js";
 
 const K = 10;
 const main = document.getElementById("content");
@@ -256,7 +260,7 @@ function becauseText(item) {
   return `Because you viewed ${b.title || known.title || `product ${b.item_id}`}`;
 }
 
-function card(item, context = "", fresh = false) {
+function card(item, context = "", fresh = false, recommendationId = "") {
   const id = idOf(item);
   const title = item.title || `Product ${id}`;
   const label = reasonLabel(item, context);
@@ -264,7 +268,8 @@ function card(item, context = "", fresh = false) {
   const why = item.reason ? `reason: ${item.reason}${item.because ? ` (because of ${item.because.item_id})` : ""}` : "";
   const score = typeof item.score === "number" ? `score ${item.score.toFixed(3)}` : "";
   const spoken = [label, because, fresh ? "new for you" : ""].filter(Boolean).join(", ");
-  return `<li class="card${fresh ? " fresh" : ""}" data-item-id="${esc(id)}" data-reason="${esc(item.reason ?? "")}"${item.because ? ` data-because="${esc(item.because.item_id)}"` : ""}>
+  const listId = recommendationId ? ` data-recommendation-id="${esc(recommendationId)}"` : "";
+  return `<li class="card${fresh ? " fresh" : ""}" data-item-id="${esc(id)}"${listId} data-reason="${esc(item.reason ?? "")}"${item.because ? ` data-because="${esc(item.because.item_id)}"` : ""}>
     <a class="open" href="#/item/${enc(id)}" aria-label="${esc(title)}${spoken ? `, ${esc(spoken)}` : ""}">
       ${thumb(item)}
       <div class="body">
@@ -296,9 +301,11 @@ async function fill(sectionId, loader, emptyText = "Nothing to show yet.", conte
     const before = sectionId === "recs" ? shownRecs.get(currentShopper()) : undefined;
     if (sectionId === "recs") shownRecs.set(currentShopper(), new Set(items.map(idOf)));
     const fresh = (it) => Boolean(before && !before.has(idOf(it)));
-    list.innerHTML = items.length ? items.map((it) => card(it, context, fresh(it))).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
+    const listId = (answer && answer.recommendation_id) || "";
+    list.innerHTML = items.length ? items.map((it) => card(it, context, fresh(it), listId)).join("") : `<li class="row-empty">${esc(emptyText)}</li>`;
     section.dataset.loaded = String(Date.now());
     section.dataset.items = items.map(idOf).join(",");
+    section.dataset.recommendationId = listId;
     if (meta) meta.textContent = answer && answer.model_version ? `model ${answer.model_version}` : "";
     list.classList.remove("flash");
     void list.offsetWidth; // restart the highlight animation
@@ -332,11 +339,13 @@ function recommendationsForYou(exclude = []) {
   return request(`/v1/users/${enc(shopper)}/recommendations?k=${K}&details=true`, { token: tokenOf(shopper) });
 }
 
-async function sendEvent(type, itemId) {
+/** Post one event; `extra` adds `recommendation_id` (a click from a list) or `value` (a purchase's). */
+async function sendEvent(type, itemId, extra = {}) {
   const started = performance.now();
-  const body = {
-    events: [{ user_id: eventUser(), item_id: itemId, type, session_id: session.id, timestamp: new Date().toISOString() }],
-  };
+  const event = { user_id: eventUser(), item_id: itemId, type, session_id: session.id, timestamp: new Date().toISOString() };
+  if (extra.recommendationId && (type === "view" || type === "cart")) event.recommendation_id = extra.recommendationId;
+  if (Number.isFinite(extra.value)) event.value = extra.value;
+  const body = { events: [event] };
   if (servedAsVisit()) {
     // the visit's items travel with each session request, so they count even if the event is refused
     session.items.push(itemId);
@@ -396,7 +405,8 @@ async function homePage() {
 
 async function productPage(id) {
   main.innerHTML = `<p class="muted">Loading product ${esc(id)}…</p>`;
-  const sent = sendEvent("view", id); // a product opened is a view event
+  const fromList = takeClick(id); // opened from a recommendation card: the list's id goes with its events
+  const sent = sendEvent("view", id, { recommendationId: fromList }); // a product opened is a view event
   const item = await itemDetails(id, true); // the whole catalogue row: description, attributes
   const title = item.title || `Product ${id}`;
   document.title = `${title} · deepshelf demo store`;
@@ -429,8 +439,11 @@ async function productPage(id) {
       </div>`)}
     ${sectionHtml("recs", "Recommended for you now")}`;
   main.querySelector("#similar ul").id = "similar-list";
-  main.querySelector("#add-to-cart").addEventListener("click", () => act("cart", id));
-  main.querySelector("#buy-now").addEventListener("click", () => act("purchase", id));
+  const quantity = 1; // the demo sells one at a time; a shop sends price x quantity as the purchase's value
+  const value = Number.isFinite(Number(item.price)) && item.price !== null && item.price !== undefined
+    ? Math.round(Number(item.price) * quantity * 100) / 100 : undefined;
+  main.querySelector("#add-to-cart").addEventListener("click", () => act("cart", id, { recommendationId: fromList }));
+  main.querySelector("#buy-now").addEventListener("click", () => act("purchase", id, { value }));
   const selectTab = setupTabs(id);
   await sent;
   await Promise.all([
@@ -488,8 +501,8 @@ function setupTabs(id) {
   };
 }
 
-async function act(type, id) {
-  const ok = await sendEvent(type, id);
+async function act(type, id, extra = {}) {
+  const ok = await sendEvent(type, id, extra);
   if (ok) toast(type === "cart" ? "Added to cart. Recommendations updated." : "Purchased (demo). Recommendations updated.");
   await Promise.all([fill("recs", () => recommendationsForYou([id])), refreshActivity()]);
 }
@@ -531,6 +544,12 @@ async function route() {
 }
 
 function wire() {
+  // a click (or Enter) on a recommendation card remembers the list it came from, for the product page's events
+  main.addEventListener("click", (e) => {
+    const link = e.target.closest && e.target.closest("li.card a.open");
+    const li = link && link.closest("li.card");
+    if (li && li.dataset.recommendationId) rememberClick(li.dataset.itemId, li.dataset.recommendationId);
+  });
   document.getElementById("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const q = document.getElementById("q").value.trim();

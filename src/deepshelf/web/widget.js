@@ -5,7 +5,8 @@
 //   <script src="…/v1/widget.js" data-key="PUBLIC_KEY" data-placement="product" data-item="SKU-1"></script>
 //   <script src="…/v1/widget.js" data-key="PUBLIC_KEY" data-placement="cart" data-item="SKU-1,SKU-2"></script>
 //
-// Optional: data-k (items, default 8), data-title (the heading), data-currency (ISO code for prices),
+// Optional: data-k (items, default 8), data-title (the heading), data-currency (ISO code for prices; without
+// it, each price in the currency the catalogue gives for it, e.g. a feed's "14.00 GBP"),
 // data-target (a CSS selector of the element to render into; default: right after the script tag),
 // data-link (a product URL template with {item_id}: a click opens it after the event is sent).
 //
@@ -65,7 +66,7 @@
     "overflow:hidden;color:#fff;font-weight:600;font-size:20px}.img img{width:100%;height:100%;object-fit:cover}" +
     ".title{font-weight:500;display:-webkit-box;-webkit-line-clamp:2;-webkit-box-orient:vertical;overflow:hidden;" +
     "min-height:2.7em}.price{font-weight:600}.reason{font-size:12px;color:#5b6475}" +
-    ".msg{color:#5b6475;font-size:13px}";
+    ".msg{color:#5b6475;font-size:13px}.msg small{display:block;margin-top:2px;font-size:12px}";
 
   render();
 
@@ -92,8 +93,15 @@
       method: method, headers: headers, body: body === undefined ? undefined : JSON.stringify(body),
       keepalive: method === "POST",
     }).then(function (r) {
-      if (!r.ok) throw new Error(method + " " + path + ": " + r.status);
+      if (!r.ok) {
+        var err = new Error(method + " " + path + ": " + r.status);
+        err.status = r.status;
+        throw err;
+      }
       return r.json();
+    }, function (err) {
+      err.unanswered = true; // no answer the page may read: the service is down, or the browser blocked it (CORS)
+      throw err;
     });
   }
 
@@ -131,9 +139,32 @@
 
   function render() {
     return fetchList().then(show, function (err) {
-      root.innerHTML = "<style>" + STYLE + "</style><p class=msg></p>";
-      root.querySelector(".msg").textContent = "Recommendations are unavailable right now.";
-      host.setAttribute("data-error", String(err && err.message));
+      return cause(err).then(function (why) {
+        root.innerHTML = "<style>" + STYLE + "</style><p class=msg>Recommendations are unavailable right now." +
+          "<small></small></p>";
+        root.querySelector("small").textContent = why;
+        host.setAttribute("data-error", String(err && err.message));
+        host.setAttribute("data-cause", why);
+      });
+    });
+  }
+
+  /** The likely cause of a failed list, in words for the shop's developer. A request that got no readable
+   * answer is probed without CORS (an opaque answer still says the server is up): a server that answers is
+   * refusing this page's origin, the usual first-day mistake. */
+  function cause(err) {
+    if (err && (err.status === 401 || err.status === 403)) {
+      return Promise.resolve("The service refused the key in data-key (" + err.status + "): give the widget a " +
+                             "public key of this server (DEEPSHELF_PUBLIC_KEYS).");
+    }
+    if (!(err && err.unanswered)) return Promise.resolve(String(err && err.message || err));
+    var origin = window.location.origin && window.location.origin !== "null" ? window.location.origin
+      : "this page's origin (" + window.location.protocol + "//)";
+    return fetch(api + "/health", { mode: "no-cors", cache: "no-store" }).then(function () {
+      return "The service at " + api + " answers but not to this page: " + origin + " is probably not " +
+             "allowed by its CORS settings (add it to DEEPSHELF_CORS_ORIGINS on the server).";
+    }, function () {
+      return "The service at " + api + " did not answer (is it running, and is this its address?).";
     });
   }
 
@@ -149,7 +180,7 @@
       b.setAttribute("data-item-id", item.item_id);
       b.appendChild(picture(item));
       b.appendChild(text("title", item.title || item.item_id));
-      var p = price(item.price);
+      var p = price(item.price, item.currency);
       if (p) b.appendChild(text("price", p));
       var why = reason(item);
       if (why) b.appendChild(text("reason", why));
@@ -188,25 +219,37 @@
       var img = document.createElement("img");
       img.alt = "";
       img.loading = "lazy";
+      // a URL that does not load (moved, 404, blocked) shows the placeholder, not a broken-image box
+      img.addEventListener("error", function () { placeholder(box, item); });
       img.src = url.charAt(0) === "/" ? api + url : url; // this server's copy, or the shop's own image_url
       box.appendChild(img);
     } else {
-      var h = 0, id = String(item.item_id);
-      for (var i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) % 360;
-      box.style.background = "hsl(" + h + " 38% 46%)";
-      box.textContent = String(item.title || id).replace(/[^A-Za-z0-9 ]/g, " ").split(/\s+/)
-        .filter(function (w) { return w.length > 1; }).slice(0, 2).map(function (w) { return w[0]; }).join("")
-        .toUpperCase() || id.slice(0, 2).toUpperCase();
+      placeholder(box, item);
     }
     return box;
   }
 
-  function price(value) {
+  /** The product's initials on a colour of its id: for a product without a picture, or whose picture failed. */
+  function placeholder(box, item) {
+    var h = 0, id = String(item.item_id);
+    for (var i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) % 360;
+    box.style.background = "hsl(" + h + " 38% 46%)";
+    box.setAttribute("data-placeholder", "");
+    box.textContent = String(item.title || id).replace(/[^A-Za-z0-9 ]/g, " ").split(/\s+/)
+      .filter(function (w) { return w.length > 1; }).slice(0, 2).map(function (w) { return w[0]; }).join("")
+      .toUpperCase() || id.slice(0, 2).toUpperCase();
+  }
+
+  /** The price in data-currency, else in the currency the catalogue gives for the item (the list answer's
+   * `currency`, from a feed's "14.00 GBP"); a bare number only when neither names one. */
+  function price(value, itemCurrency) {
     if (value === null || value === undefined || !isFinite(Number(value))) return "";
-    if (data.currency) {
+    var currency = data.currency || itemCurrency;
+    if (currency) {
       try {
-        return new Intl.NumberFormat(undefined, { style: "currency", currency: data.currency }).format(Number(value));
-      } catch (e) { /* an unknown currency code: the plain number below */ }
+        return new Intl.NumberFormat(undefined, { style: "currency", currency: currency }).format(Number(value));
+      } catch (e) { /* an unknown currency code: the number and the code below */ }
+      return Number(value).toFixed(2) + " " + currency;
     }
     return Number(value).toFixed(2);
   }

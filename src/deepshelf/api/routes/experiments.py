@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from deepshelf.api.deps import PrivateAuth, ServiceDep
 from deepshelf.engine.experiments import RunRefused
-from deepshelf.api.schemas import ExperimentIn, ExperimentOut
+from deepshelf.api.schemas import ExperimentIn, ExperimentList, ExperimentOut
 from deepshelf.data.fields import Id
 from deepshelf.storage.base import ExperimentConflict
 
@@ -24,6 +24,15 @@ _CONFLICT = {409: {"description": "another experiment runs on the placement, or 
 def _invalid(loc: tuple, message: str) -> RequestValidationError:
     # no `input`: a run path is the server's, not to be echoed back
     return RequestValidationError([{"loc": ("body", *loc), "msg": message, "type": "value_error"}])
+
+
+@router.get("/experiments", response_model=ExperimentList)
+def list_experiments(service: ServiceDep, active: bool = False) -> ExperimentList:
+    """Every experiment (only the running ones with `active=true`), by name, each with its results and verdict
+    as GET /v1/experiments/{name} gives them: what the dashboard's experiments panel shows."""
+    names = [row["name"] for row in service.store.experiments(active_only=active)]
+    found = (service.experiments.results(name) for name in names)
+    return ExperimentList(experiments=[ExperimentOut(**r) for r in found if r is not None])
 
 
 @router.put("/experiments/{name}", response_model=ExperimentOut, responses=_CONFLICT)

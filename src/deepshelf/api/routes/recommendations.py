@@ -77,6 +77,8 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
                 it.update(title=row.title, category=row.category)
                 if row.price is not None:
                     it["price"] = row.price
+                    if row.currency:
+                        it["currency"] = row.currency
                 image = f"/v1/items/{quote(row.item_id, safe='')}/image" if row.has_image else row.image_url
                 if image:
                     it["image"] = image

@@ -36,6 +36,12 @@ class TrainingBatches:
         counts = np.bincount(targets[targets > 0].numpy() - 1, minlength=n_items) + 1.0
         return torch.from_numpy(np.log(counts / counts.sum())).float().to(self.device)
 
+    def __len__(self) -> int:
+        """Batches per epoch (what `__call__` yields): the training loop's bar moves through the first epoch too."""
+        n, size = len(self.rows), self.config.batch_size
+        steps = -(-n // size)
+        return steps - int(steps > 0 and n - (steps - 1) * size < self.world)
+
     def __call__(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         c = self.config
         rng = np.random.default_rng([c.seed, epoch])
