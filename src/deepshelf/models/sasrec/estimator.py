@@ -99,7 +99,7 @@ class SASRec(Recommender):
         T = int(max(1, min(self.config.max_len, part.lengths.max(initial=1))))
         items = torch.from_numpy(part.padded(T)).to(self.device)  # (b, T)
         types = torch.from_numpy(part.padded_types(T)).to(self.device) if self.config.use_event_types else None
-        return net.output_vectors(net(items, types, newest_only=True), items[:, -1:])[:, -1]
+        return net.output_vectors(net(items, types, newest_only=True), items)[:, -1]
 
     @torch.no_grad()
     def score(self, histories: Histories, batch_size: int = 256) -> np.ndarray:

@@ -13,13 +13,20 @@ of the catalogue's text vectors (dot products there approximate the full 384-d c
 output vectors: `[h, w * s(last)] . [item, s(item)] = h . item + w * s(last) . s(item)`, so training, the
 full-softmax loss and ANN serving all stay one dot product.
 
+How a product without events is scored beside the others is set after training, on validation (`calibration`,
+searched fast by `coldsearch`): its sequence-model score is scaled, its newest-item similarity raised or lowered,
+its text's cosine to the history's recency-weighted text added with a weight, and a bias added, as extra output
+columns that only products without events fill. Products with events keep their scores, and scoring stays one dot
+product.
+
 The item table covers the whole catalogue: the training events' items first (same indices as the events), then
 every catalogue product without events ("cold"), so `score()` ranks cold products like any other. Everything
 else (sequence encoder, loss, training loop, persistence) is `deepshelf.models.sasrec`'s.
 
 `network.py`: the network (item table, similarity term, cold imputation); `text.py`: the text vectors and their
-singular directions, computed before training; `calibration.py`: the two settings chosen on validation after
-training; `config.py`: its config; `estimator.py`: `ContentSASRec`.
+singular directions, computed before training; `calibration.py`: the settings chosen on validation after
+training; `coldsearch.py`: the fast validation of many cold-scoring settings; `config.py`: its config;
+`estimator.py`: `ContentSASRec`.
 """
 
 from deepshelf.models.sasrec_content.config import ContentSASRecConfig

@@ -1,6 +1,7 @@
-"""The two settings of the content-aware SASRec chosen on validation after training, never on test: the weight
-of the newest item's text similarity (`calibrate_similarity`) and how products without events are scored
-(`calibrate_cold`). Both are searches over a few candidates, each measured by the `Validation` the caller gave."""
+"""The settings of the content-aware SASRec chosen on validation after training, never on test: the weight of
+the newest item's text similarity (`calibrate_similarity`, each candidate measured by the `Validation` the caller
+gave) and how products without events are scored beside the others (`calibrate_cold`, a search over combinations
+measured by `coldsearch` from one scoring pass, its choice measured by the `Validation` at the end)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import numpy as np
 import torch
 
 from deepshelf.models.base import Validation
+from deepshelf.models.sasrec_content import coldsearch
+from deepshelf.models.sasrec_content.coldsearch import ColdSetting
 from deepshelf.models.sasrec_content.config import ContentSASRecConfig
-from deepshelf.models.sasrec_content.network import ContentSASRecNetwork
+from deepshelf.models.sasrec_content.network import COLD_DEFAULTS, ContentSASRecNetwork
 
 log = logging.getLogger(__name__)
 
@@ -64,80 +67,101 @@ def calibrate_similarity(model: Calibrated, validation: Validation,
 
 @torch.no_grad()
 def calibrate_cold(model: Calibrated, validation: Validation, budget: float, neighbours=(1, 3, 10),
-                   factors=(1.0, 1.5, 2.0, 2.5, 3.0, 4.0), reference: float | None = None,
-                   baseline: float | None = None, pseudo_share: float = 0.1, seed: int = 0) -> tuple[int, float]:
-    """Choose how products without events are scored: from how many text neighbours their id vector is
-    borrowed (`impute_cold`) and by what factor their text similarity is raised. Returns (neighbours, factor).
+                   alphas=(0.0, 0.5, 1.0), factors=(0.5, 1.0, 2.0), weights=(0.0, 4.0, 8.0, 16.0),
+                   recencies=(0.0, 0.5, 0.8), reference: float | None = None, baseline: float | None = None,
+                   pseudo_share: float = 0.1, seed: int = 0) -> tuple[int, ColdSetting]:
+    """Choose how products without events are scored beside the others; returns (neighbours, setting).
+
+    A product without events is scored `alpha * (its id-and-text vector) . state + factor * (newest-item text
+    similarity, as trained) + weight * cos(its text, the history's recency-weighted text) + bias`, where its id
+    part is borrowed from `neighbours` text neighbours (`impute_cold`). Products with events keep their scores.
 
     Nothing ranks a product without events from evidence about itself, and a ranking tuned for accuracy on
     past events alone keeps such products out of sight, so they never earn the events that would teach the
     model about them. The budget makes the trade explicit: validation NDCG@10 may fall at most `budget` (a
-    share) below `baseline`: by default the model's own value as trained, given an id-only model's
-    validation NDCG@10, what the shop would have without texts. `reference` is the model's own value when
-    the caller has just measured it (at its current neighbour count and factor x1, so it is not measured
-    again).
+    share) below `baseline`: by default the model's own value without cold products in its lists, given an
+    id-only model's validation NDCG@10, what the shop would have without texts (`reference`, when given,
+    replaces the model's own value).
 
     Validation has no targets without events, so it can count what exposure costs but not what it gains.
     The gain is measured on "pseudo-cold" products: a random `pseudo_share` of the products with events is
-    scored as if it had none (id part dropped and borrowed from text neighbours, raised text similarity), on
-    the validation cases with one of them among their targets (the only target under leave-one-out). Among
-    the settings within budget (factors are tried in increasing order and each neighbour count stops at its
-    first one over budget), the one that ranks those targets best (NDCG@10) wins; ties go to the smaller
-    factor. Without pseudo-cold cases (a tiny catalogue), or with no setting within budget, the setting with
-    the best validation NDCG@10 wins."""
+    scored as if it had none (id part dropped and borrowed from text neighbours), on the validation cases with
+    one of them among their targets. Every combination of the candidates is tried (`coldsearch`, from one
+    scoring pass per neighbour count), each with the largest bias that keeps validation NDCG@10 within budget
+    (the NDCG only falls as the bias rises); the one that ranks the pseudo-cold targets best (NDCG@10) wins,
+    ties to the earlier candidate. Without pseudo-cold cases (a tiny catalogue) the first candidate within
+    budget wins; with none within budget the trained scoring stays."""
     net = model.network
-    log_scale = net.log_cold_similarity_scale
-    base = float(log_scale)
-    trained_k = model.config.impute_neighbours
-    if reference is None and baseline is None:
-        reference = validation(model)
-    floor = (1 - budget) * (reference if baseline is None else baseline)
     warm = net.warm.clone()
+    saved = {name: getattr(net, name).clone() for name in COLD_DEFAULTS}
+    log_scale = net.log_cold_similarity_scale
+    base = float(log_scale) if log_scale is not None else 0.0
+    trained_k = model.config.impute_neighbours
+    if log_scale is None:
+        factors = (1.0,)  # no newest-item similarity to scale
+    settings = [ColdSetting(a, f, w, r) for a in alphas for f in factors for w in weights
+                for r in (recencies if w else recencies[:1])]
     warm_items = np.flatnonzero(warm[1:].cpu().numpy() > 0)
+    cold_items = np.flatnonzero(warm[1:].cpu().numpy() == 0)
     rng = np.random.default_rng(seed)
     pseudo = rng.choice(warm_items, size=int(round(pseudo_share * len(warm_items))), replace=False)
     valid = validation.evalset
     case_of_target = np.repeat(np.arange(len(valid.targets)), valid.targets.lengths)
     pseudo_cases = valid.select(np.unique(case_of_target[np.isin(valid.targets.items, pseudo)]))
-
-    def ndcg(evalset, factor: float) -> float:
-        log_scale.fill_(base + math.log(factor))
-        return validation(model, evalset)
-
-    costs: dict[tuple[int, float], float] = {}
-    gains: dict[tuple[int, float], float] = {}
+    pseudo_group = np.sort(np.concatenate([cold_items, pseudo]))
+    results: dict[tuple[int, ColdSetting], tuple[float, float]] = {}  # -> (validation, pseudo-cold NDCG@10)
     try:
+        for name, value in COLD_DEFAULTS.items():
+            getattr(net, name).fill_(value)
         for k in neighbours:
             model.impute_cold(k)
-            for f in factors:
-                measured = reference is not None and (k, f) == (trained_k, 1.0)
-                costs[k, f] = reference if measured else ndcg(valid, f)
-                if costs[k, f] < floor:
-                    break
-            within = [f for f in factors if costs.get((k, f), -1.0) >= floor]
-            if within and len(pseudo_cases):
-                net.warm[1:][torch.from_numpy(pseudo)] = 0  # the pseudo-cold products lose their events
-                model.impute_cold(k)
-                for f in within:
-                    gains[k, f] = ndcg(pseudo_cases, f)
-                net.warm.copy_(warm)
+            cost = coldsearch.build_pool(model, valid, cold_items, recencies)
+            net.warm[1:][torch.from_numpy(pseudo)] = 0  # the pseudo-cold products lose their events
+            model.impute_cold(k)
+            gain = coldsearch.build_pool(model, pseudo_cases, pseudo_group, recencies) if len(pseudo_cases) else None
+            net.warm.copy_(warm)
+            span = float(np.abs(cost.top_scores[np.isfinite(cost.top_scores)]).max(initial=1.0))
+            biases = np.linspace(-4 * span, 4 * span, 401)
+            own = cost.ndcg(cost.group_top(settings[0]), -np.inf)  # no cold product in any list
+            floor = (1 - budget) * (baseline if baseline is not None else own if reference is None else reference)
+            for s in settings:
+                top = cost.group_top(s)
+                found = coldsearch.highest_bias_within(cost, top, floor, biases)
+                if found is None:
+                    continue
+                bias, kept = found
+                setting = ColdSetting(s.alpha, s.factor, s.weight, s.recency, bias)
+                results[k, setting] = (kept, gain.ndcg(gain.group_top(s), bias) if gain is not None else 0.0)
     except BaseException:  # interrupted: leave the model as it was, not half-way through the search
         net.warm.copy_(warm)
         model.impute_cold(trained_k)
-        log_scale.fill_(base)
+        for name, value in saved.items():
+            getattr(net, name).copy_(value)
         raise
-    if gains:
-        k, f = max(gains, key=lambda kf: (gains[kf], -kf[1]))
-    elif costs:  # nothing within budget: the setting that costs least
-        k, f = max(costs, key=costs.get)
+    if results:
+        k, chosen = max(results, key=lambda ks: results[ks][1])  # max keeps the first of equals
     else:
-        k, f = trained_k, 1.0
+        k, chosen = trained_k, ColdSetting(1.0, 1.0, 0.0, 0.0, 0.0)
+    apply(model, k, chosen, base)
+    log.info("sasrec-content: cold products: %d neighbours, %s; validation NDCG@10 %.4f by search, %.4f through "
+             "recommend(); pseudo-cold NDCG@10 %.4f (%d cases, %d settings within a %.0f%% budget)", k, chosen,
+             results.get((k, chosen), (float("nan"),))[0], validation(model), results.get((k, chosen), (0, 0))[1],
+             len(pseudo_cases), len(results), budget * 100)
+    return k, chosen
+
+
+@torch.no_grad()
+def apply(model: Calibrated, k: int, s: ColdSetting, base_log_scale: float | None = None) -> None:
+    """Put setting `s` with `k` neighbours into the model (`base_log_scale`: the newest-item similarity's cold
+    scale that `s.factor` multiplies; default: the current one)."""
+    net = model.network
     model.impute_cold(k)
-    log_scale.fill_(base + math.log(f))
-    model.cold_factor = f
+    if net.log_cold_similarity_scale is not None:
+        base = float(net.log_cold_similarity_scale) if base_log_scale is None else base_log_scale
+        net.log_cold_similarity_scale.fill_(base + math.log(s.factor))
+    net.cold_model_scale.fill_(s.alpha)
+    net.cold_sequence_weight.fill_(s.weight)
+    net.recency.fill_(s.recency)
+    net.cold_bias.fill_(s.bias)
+    model.cold_factor = s.factor
     model.config = model.config.model_copy(update={"impute_neighbours": k})
-    log.info("sasrec-content: cold products borrow %d text neighbours' id vectors, text similarity x%.2f; "
-             "validation NDCG@10 >= %.4f (%.0f%% budget) %s; pseudo-cold NDCG@10 (%d cases) %s", k, f, floor,
-             budget * 100, {kf: round(v, 4) for kf, v in costs.items()}, len(pseudo_cases),
-             {kf: round(v, 4) for kf, v in gains.items()})
-    return k, f

@@ -12,8 +12,9 @@ from deepshelf.errors import DeepshelfError
 from deepshelf.models.base import Validation
 from deepshelf.models.sasrec import SASRec, network_args
 from deepshelf.models.sasrec_content import calibration
+from deepshelf.models.sasrec_content.coldsearch import ColdSetting
 from deepshelf.models.sasrec_content.config import ContentSASRecConfig
-from deepshelf.models.sasrec_content.network import ContentSASRecNetwork
+from deepshelf.models.sasrec_content.network import COLD_DEFAULTS, ContentSASRecNetwork
 from deepshelf.models.sasrec_content.text import ItemText, item_text
 
 
@@ -62,9 +63,18 @@ class ContentSASRec(SASRec):
         """See `calibration.calibrate_similarity`."""
         return calibration.calibrate_similarity(self, validation, **options)
 
-    def calibrate_cold(self, validation: Validation, budget: float, **options) -> tuple[int, float]:
+    def calibrate_cold(self, validation: Validation, budget: float, **options) -> tuple[int, ColdSetting]:
         """See `calibration.calibrate_cold`."""
         return calibration.calibrate_cold(self, validation, budget, **options)
+
+    def _load_weights(self, path) -> None:
+        # a model saved before the cold-scoring buffers existed scored its cold products as their defaults do
+        state = torch.load(path / "weights.pt", map_location="cpu", weights_only=True)
+        for name, value in COLD_DEFAULTS.items():
+            state.setdefault(name, torch.tensor(value))
+        self.network = self._build(len(self.item_map))
+        self.network.load_state_dict(state)
+        self.network.eval()
 
     def impute_cold(self, k: int) -> None:
         """See `ContentSASRecNetwork.impute_cold`."""

@@ -12,6 +12,11 @@ from torch import nn
 from deepshelf.models.sasrec.network import SASRecNetwork
 
 
+# The cold-scoring buffers and the values that leave a trained network's scores as they were (also what a model
+# saved before they existed loads with).
+COLD_DEFAULTS = {"cold_model_scale": 1.0, "cold_sequence_weight": 0.0, "recency": 0.0, "cold_bias": 0.0}
+
+
 class ContentSASRecNetwork(SASRecNetwork):
     """SASRecNetwork whose item table is `warm * id_embeddings + content_projection(content)`."""
 
@@ -28,6 +33,12 @@ class ContentSASRecNetwork(SASRecNetwork):
         self.log_cold_similarity_scale = nn.Parameter(torch.tensor(0.0)) if similarity_dim else None
         self.register_buffer("imputed", torch.zeros(n_items + 1, dim))  # id part of cold rows, set after training
         self.register_buffer("warm", torch.zeros(n_items + 1))  # 1 for items seen in training events
+        # How products without events are scored beside the others, set after training by `calibration` (never
+        # trained; buffers, so a saved model keeps them): their id-and-text vector counts `cold_model_scale`, their
+        # text's cosine to the recency-weighted mean text of the history counts `cold_sequence_weight` (a history
+        # item `a` purchases back weighs `recency ** a`), and `cold_bias` is added to each of their scores.
+        for name, value in COLD_DEFAULTS.items():
+            self.register_buffer(name, torch.tensor(value))
         self.content_projection = nn.Linear(content_dim, dim, bias=False)
         nn.init.normal_(self.content_projection.weight, std=content_dim**-0.5 * dim**-0.5)
         self.id_dropout = id_dropout
@@ -64,13 +75,41 @@ class ContentSASRecNetwork(SASRecNetwork):
             if self.training:
                 similarity = similarity * self.warm[:, None]  # as in item_table
             table = torch.cat([table, similarity], dim=1)  # (n_items + 1, d + similarity_dim)
+        if not self.training:
+            cold, dim = 1 - self.warm[:, None], self.item_embeddings.embedding_dim
+            table = torch.cat([table[:, :dim] * (1 + cold * (self.cold_model_scale - 1)), table[:, dim:]], dim=1)
+            if self.cold_columns:  # [cold * weight * text, cold * bias] against [history's text, 1]
+                table = torch.cat([table, cold * self.cold_sequence_weight * self.content, cold * self.cold_bias], 1)
         return table[1:]
 
+    @property
+    def cold_columns(self) -> bool:
+        """Whether the outputs carry the cold products' history-text and bias columns (only when they count)."""
+        return bool(self.cold_sequence_weight != 0) or bool(self.cold_bias != 0)
+
     def output_vectors(self, hidden: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        if self.log_similarity_weight is None:
-            return hidden
-        newest = self.log_similarity_weight.exp() * F.embedding(items, self.similarity)  # (B, T, similarity_dim)
-        return torch.cat([hidden, newest.to(hidden.dtype)], dim=-1)  # (B, T, d + similarity_dim)
+        """hidden (B, Th, d) for the newest Th of the (B, T) `items` -> (B, Th, d')."""
+        first = items.shape[1] - hidden.shape[1]  # the outputs are for positions first..T-1
+        parts = [hidden]
+        if self.log_similarity_weight is not None:
+            newest = self.log_similarity_weight.exp() * F.embedding(items[:, first:], self.similarity)
+            parts.append(newest.to(hidden.dtype))  # (B, Th, similarity_dim)
+        if not self.training and self.cold_columns:
+            text = self.history_text(items)[:, first:]  # (B, Th, content_dim)
+            parts += [text.to(hidden.dtype), hidden.new_ones(*hidden.shape[:2], 1)]
+        return torch.cat(parts, dim=-1) if len(parts) > 1 else hidden
+
+    def history_text(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, T) left-padded items -> (B, T, content_dim): at each position, the mean text vector of the items up
+        to it, the one `a` items back weighted `recency ** a` (recency 0: the newest item's alone). Padding counts
+        nothing, so batching changes nothing."""
+        T = items.shape[1]
+        age = torch.arange(T, device=items.device)
+        age = (age[:, None] - age[None, :]).float()  # (T, T): age[t, j] = t - j
+        weights = torch.where(age >= 0, self.recency ** age.clamp_min(0), torch.zeros_like(age))
+        weights = weights[None] * (items > 0)[:, None, :].float()  # (B, T, T)
+        weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+        return weights @ F.embedding(items, self.content)  # (B, T, content_dim)
 
     @torch.no_grad()
     def impute_cold(self, k: int) -> None:
