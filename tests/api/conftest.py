@@ -150,3 +150,22 @@ def wait_until_serving(proc, url: str, log: Path, timeout_s: float = 120) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"server did not start: {log.read_text()[-2000:]}")
         time.sleep(0.1)
+
+
+def run_with_content(runs_dir, folder, photos: bool):
+    """A copy of the item-kNN run with content indexes over its 100 items: "text" vectors where item i is most like
+    i+1 and i-1 (a chain), and with `photos` "visual" ones where it is most like the item 50 away."""
+    import shutil
+
+    import numpy as np
+
+    from deepshelf.content.similar import SimilarIndex
+
+    shutil.copytree(runs_dir / "knn", folder)
+    ids = np.array([f"i{i}" for i in range(100)])
+    angle = np.arange(100) / 100 * 2 * np.pi
+    vectors = {"text": np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)}
+    if photos:
+        vectors["visual"] = np.stack([np.cos(2 * angle), np.sin(2 * angle)], 1).astype(np.float32)
+    SimilarIndex(ids, vectors, {name: np.ones(100, bool) for name in vectors}).save(folder / "content")
+    return folder

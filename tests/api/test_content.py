@@ -8,23 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from tests.api.conftest import auth, make_settings
+from tests.api.conftest import auth, make_settings, run_with_content
 
 
 @pytest.fixture
 def content_run(runs_dir, tmp_path):
-    from deepshelf.content.similar import SimilarIndex
-
-    run = tmp_path / "knn-content"
-    shutil.copytree(runs_dir / "knn", run)
-    ids = np.array([f"i{i}" for i in range(100)])
-    # "text" vectors: item i is most like i+1 and i-1 (a chain); "visual": like the item 50 away
-    angle = np.arange(100) / 100 * 2 * np.pi
-    text = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
-    visual = np.stack([np.cos(2 * angle), np.sin(2 * angle)], 1).astype(np.float32)
-    SimilarIndex(ids, {"text": text, "visual": visual},
-                 {"text": np.ones(100, bool), "visual": np.ones(100, bool)}).save(run / "content")
-    return run
+    return run_with_content(runs_dir, tmp_path / "knn-content", photos=True)
 
 
 def test_similar_by_text_and_visual(content_run, tmp_path):

@@ -5,13 +5,11 @@ JSON says which header to send, and mode=visual on a run with text vectors only 
 from __future__ import annotations
 
 import json
-import shutil
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import KEY, auth, make_settings
+from tests.api.conftest import KEY, auth, make_settings, run_with_content
 
 
 def test_a_422_is_one_object_naming_the_field(sqlite_client):
@@ -64,15 +62,7 @@ def test_openapi_documents_the_422_shape(sqlite_client):
 @pytest.fixture
 def text_only_run(runs_dir, tmp_path):
     """A run whose content indexes have text vectors and no photo vectors (a catalogue without images)."""
-    from deepshelf.content.similar import SimilarIndex
-
-    run = tmp_path / "knn-text-only"
-    shutil.copytree(runs_dir / "knn", run)
-    ids = np.array([f"i{i}" for i in range(100)])
-    angle = np.arange(100) / 100 * 2 * np.pi
-    text = np.stack([np.cos(angle), np.sin(angle)], 1).astype(np.float32)
-    SimilarIndex(ids, {"text": text}, {"text": np.ones(100, bool)}).save(run / "content")
-    return run
+    return run_with_content(runs_dir, tmp_path / "knn-text-only", photos=False)
 
 
 def test_visual_on_a_run_with_text_vectors_says_it_has_no_photo_vectors(text_only_run, tmp_path):
