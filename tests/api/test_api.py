@@ -111,6 +111,20 @@ def test_search(client):
     assert client.get("/v1/search").json()["errors"][0]["loc"] == ["query", "q"]
 
 
+def test_search_price_words_are_a_window_relaxed_when_nothing_is_in_it(client):
+    """"Product 7 under 80" searches "Product 7" among items priced at most 80 (item i costs 10 + i); a window no
+    match falls in gives the matches as if no price was named, and the answer says the price was relaxed."""
+    answer = client.get("/v1/search", params={"q": "Product 7 under 80", "k": 20}).json()
+    ids = [i["item_id"] for i in answer["items"]]
+    assert ids and set(ids) <= {"i7"} | {f"i{j}" for j in range(70, 71)}
+    assert answer["understood"]["text"] == "product 7" and answer["understood"]["price"] == {"max": 80.0}
+    wide = client.get("/v1/search", params={"q": "Product 7", "k": 20}).json()
+    assert {i["item_id"] for i in wide["items"]} - set(ids)  # i71..i79 cost more than 80
+    none = client.get("/v1/search", params={"q": "Product 7 under 5", "k": 20}).json()
+    assert [i["item_id"] for i in none["items"]] == [i["item_id"] for i in wide["items"]]
+    assert none["understood"]["relaxed"] == ["price"]
+
+
 def test_catalogue_upsert_makes_new_product_recommendable(client):
     """No retraining: the new item gets the reserved new-arrival slot in a shopper's list."""
     r = client.put("/v1/items/brand-new", json={"title": "Brand new lamp", "category": "cat0", "price": 12.5,

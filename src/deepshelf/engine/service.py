@@ -284,11 +284,13 @@ class Service:
         m = ranking.pool_size(k)
         excluded = ranking.excluded_items(catalog, rules)
         understood = None
+        # a price the query states ("under 30") is a window over the matches, below; its words are not searched
+        bounds = price_bounds(query)
+        priced = bounds.low is not None or bounds.high is not None
         if state.content is not None and state.content.can_search:
             # the query understood (spelling, type / colour / gender filters) before the match; a price bound is
             # applied here, on a deeper pool, since prices live in the catalogue snapshot
-            bounds = price_bounds(query)
-            pool = m if bounds.low is None and bounds.high is None else min(10 * m, SEARCH_POOL * 4)
+            pool = min(10 * m, SEARCH_POOL * 4) if priced else m
             ids, scores, understood = state.content.find(query, pool)
             idx = catalog.lookup(ids)
             scores = np.asarray(scores, np.float32)
@@ -296,7 +298,6 @@ class Service:
         else:
             # No semantic index in this run: the store's full-text match (search_titles), ranked by live popularity
             # (or by the shopper's own model scores when a user is given); price bounds come off the words.
-            bounds = price_bounds(query)
             words = bounds.rest or query
             idx = catalog.lookup(self.store.search_item_ids(words, SEARCH_POOL))
             scores = state.trending.scores_of(idx) if state.trending else np.zeros(len(idx), np.float32)
@@ -304,10 +305,9 @@ class Service:
         ok = allowed(catalog, idx, rules, excluded)
         idx, scores = idx[ok], scores[ok]
         relaxed = []
-        if bounds.low is not None or bounds.high is not None:
-            price = catalog.cols.price[np.maximum(idx, 0)]
-            within = ~np.isnan(price) & (price >= (bounds.low if bounds.low is not None else -np.inf)) & (
-                price <= (bounds.high if bounds.high is not None else np.inf))
+        if priced:  # the rules' own price check, with the query's bounds alone
+            within = allowed(catalog, idx, Rules.model_construct(min_price=bounds.low, max_price=bounds.high,
+                                                                 in_stock=False))
             if within.any():
                 idx, scores = idx[within], scores[within]
             else:  # nothing at that price: the list as if no price was named, and the answer says so
@@ -315,7 +315,7 @@ class Service:
         if understood is not None:
             understood.relaxed += relaxed
             understood = understood.as_dict() if understood.changed else None
-        elif bounds.low is not None or bounds.high is not None:
+        elif priced:
             understood = {"text": words, "price": {k_: v for k_, v in (("min", bounds.low), ("max", bounds.high))
                                                    if v is not None}, **({"relaxed": relaxed} if relaxed else {})}
         if user_id and len(idx) and state.model is not None:
