@@ -110,23 +110,12 @@ def _events(db: Path, user: str) -> list[tuple]:
                            (user,)).fetchall()
 
 
-def _placement_of(db: Path, recommendation_id: str) -> str | None:
+def _impression(db: Path, recommendation_id: str, column: str) -> str | None:
+    """A column of the stored impression of this list (None when it is not stored within 20 s)."""
     deadline = time.monotonic() + 20  # the impression writer stores lists in the background
     while time.monotonic() < deadline:
         with sqlite3.connect(db) as con:
-            row = con.execute("SELECT placement FROM impressions WHERE recommendation_id = ?",
-                              (recommendation_id,)).fetchone()
-        if row:
-            return row[0]
-        time.sleep(0.2)
-    return None
-
-
-def _surface_of(db: Path, recommendation_id: str) -> str | None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with sqlite3.connect(db) as con:
-            row = con.execute("SELECT surface FROM impressions WHERE recommendation_id = ?",
+            row = con.execute(f"SELECT {column} FROM impressions WHERE recommendation_id = ?",
                               (recommendation_id,)).fetchone()
         if row:
             return row[0]
@@ -183,7 +172,7 @@ def test_home_carousel_on_another_origin_click_posts_event_and_changes(browser, 
         # the page's `button { background: red; font-size: 40px }` does not reach inside the shadow root
         style = card.evaluate("b => [getComputedStyle(b).backgroundColor, getComputedStyle(b).fontSize]")
         assert style == ["rgb(255, 255, 255)", "14px"], style
-        assert _placement_of(db, first_id) == "home"  # the widget passed placement=home
+        assert _impression(db, first_id, "placement") == "home"  # the widget passed placement=home
 
         clicked = first[2]
         assert _events(db, user) == []
@@ -195,8 +184,8 @@ def test_home_carousel_on_another_origin_click_posts_event_and_changes(browser, 
         second = _cards(pg)
         assert second != first, "the carousel follows the click"
         # the shopper's own list with a token; the visit's (popular, then the session's) without one
-        assert _surface_of(db, first_id) == ("recommendations" if signed_in else "popular")
-        assert _surface_of(db, _wait_for_list(pg, None)) == ("recommendations" if signed_in else "sessions")
+        assert _impression(db, first_id, "surface") == ("recommendations" if signed_in else "popular")
+        assert _impression(db, _wait_for_list(pg, None), "surface") == ("recommendations" if signed_in else "sessions")
         if signed_in and README_SHOT.parent.is_dir():  # the README's picture: the carousel after a click
             pg.screenshot(path=str(README_SHOT))
     finally:
@@ -217,13 +206,13 @@ def test_product_and_cart_placements(browser, widget_server, page_server):
         pg.goto(f"{origin}/{_write_page(root, 'product.html', api, 'product', item=first)}")
         rec_id = _wait_for_list(pg)
         assert _cards(pg) == [it["item_id"] for it in expected["items"]]  # the product's neighbours, in order
-        assert _placement_of(db, rec_id) == "product"
+        assert _impression(db, rec_id, "placement") == "product"
 
         pg.goto(f"{origin}/{_write_page(root, 'cart.html', api, 'cart', item=f'{first},{second}')}")
         rec_id = _wait_for_list(pg)
         cards = _cards(pg)
         assert cards
-        assert _placement_of(db, rec_id) == "cart"
+        assert _impression(db, rec_id, "placement") == "cart"
     finally:
         context.close()
 
