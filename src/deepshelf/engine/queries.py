@@ -60,7 +60,10 @@ class QueryCache:
         key = self.key(histories)
         if key is None:
             return model.query_vectors(histories)
-        entry = self._entry(key)
+        return self._query(self._entry(key), model, histories)
+
+    @staticmethod
+    def _query(entry: dict, model, histories: Histories) -> np.ndarray:
         query = entry.get("query")
         if query is None:
             query = entry["query"] = model.query_vectors(histories)
@@ -75,8 +78,5 @@ class QueryCache:
         entry = self._entry(key)
         hits = entry.get(fetch)
         if hits is None:
-            query = entry.get("query")
-            if query is None:
-                query = entry["query"] = model.query_vectors(histories)
-            hits = entry[fetch] = index.search(query, fetch)
+            hits = entry[fetch] = index.search(self._query(entry, model, histories), fetch)
         return hits
