@@ -50,8 +50,9 @@ def mint(secret: str, user_id: str, ttl: int = 3600, now: float | None = None) -
     return f"{body}.{_sign(secret, body)}"
 
 
-def verify(secret: str, token: str, user_id: str, now: float | None = None) -> None:
-    """Returns when `token` opens `user_id`'s lists; else raises `TokenError` naming why."""
+def verify(secret: str, token: str, user_id: str, now: float | None = None) -> int:
+    """The token's expiry (Unix seconds) when `token` opens `user_id`'s lists; else raises `TokenError` naming
+    why."""
     parts = token.strip().split(".")
     if len(parts) != 3 or not all(parts) or not (parts[1].isascii() and parts[1].isdigit()):
         raise TokenError(401, "malformed shopper token: expected SHOPPER.EXPIRY.SIGNATURE "
@@ -68,3 +69,4 @@ def verify(secret: str, token: str, user_id: str, now: float | None = None) -> N
         raise TokenError(401, "malformed shopper token: the shopper id is not base64url") from None
     if not hmac.compare_digest(owner.encode(), user_id.encode()):
         raise TokenError(403, "this shopper token is for another shopper: it opens only its own shopper's lists")
+    return int(expiry)

@@ -114,13 +114,13 @@ def check_shopper(settings: Settings, key: str | None, token: str | None, user_i
     if expiry is not None and time.time() < expiry:
         return  # verified before, not expired yet: no HMAC again for each of the shopper's page views
     try:
-        verify_token(secret, token, user_id)
+        expiry = verify_token(secret, token, user_id)
     except TokenError as exc:
         headers = {"WWW-Authenticate": SHOPPER_TOKEN_HEADER} if exc.status == 401 else None
         raise HTTPException(exc.status, str(exc), headers=headers) from None
     if len(_VERIFIED) >= _VERIFIED_LIMIT:
         _VERIFIED.clear()
-    _VERIFIED[key] = int(token.strip().split(".")[1])  # a verified token's expiry (Unix seconds)
+    _VERIFIED[key] = expiry
 
 
 # (secret, token, shopper) -> expiry of tokens verified in this process; a token is valid before its expiry
