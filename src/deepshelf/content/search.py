@@ -28,6 +28,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from deepshelf.content.feedback import SearchFeedback
 from deepshelf.content.heads import Projection
 from deepshelf.content.query import ATTRIBUTES, Lexicon, QueryUnderstanding, Understood
 from deepshelf.content.similar import content_dir
@@ -37,6 +38,7 @@ from deepshelf.index.exact import topk
 log = logging.getLogger(__name__)
 
 SearchBy = Literal["text", "photo", "hybrid"]
+FEEDBACK = "search_feedback.npz"  # what the run learnt from its store's search log, beside search.npz
 
 
 def _bm25_tokens(texts: list[str]) -> list[list[str]]:
@@ -97,6 +99,7 @@ class SearchIndex:
         self._encoder = encoder
         self._write = threading.Lock()
         self._word_vectors: dict[str, np.ndarray] = {}  # shoppers' words the catalogue lacks, encoded once
+        self.feedback: SearchFeedback | None = None  # learnt from the shop's search log (feedback.py); None: none
         self._rows = _rows(np.asarray(item_ids).astype(str), list(texts), np.asarray(text_vectors, np.float32),
                            np.asarray(photo_vectors, np.float32), np.asarray(photo_valid, bool),
                            _attributes(attributes, len(texts)))
@@ -228,8 +231,10 @@ class SearchIndex:
             raise DeepshelfError(f"k must be at least 1 (got {k})")
         rows = self._rows
         understood = rows.understanding.understand(self._check(query), encode=self._encode_words)
+        if self.feedback is not None:  # what shoppers chose after these words outranks a guess by meaning
+            self.feedback.refine(understood)
         keep, understood.relaxed = rows.understanding.mask(understood)
-        scores = self._scores([understood.text], by, rows)[0]
+        scores = self._learned(query, rows, self._scores([understood.text], by, rows)[0])
         if keep is not None:
             scores = np.where(keep, scores, -np.inf)
         if in_stock is not None:
@@ -259,7 +264,8 @@ class SearchIndex:
         """
         if k < 1:
             raise DeepshelfError(f"k must be at least 1 (got {k})")
-        scores = self.scores([query], by)[0]
+        rows = self._rows
+        scores = self._learned(query, rows, self._scores([self._check(query)], by, rows)[0])
         if in_stock is not None:
             scores = np.where(np.asarray(in_stock, bool), scores, -np.inf)
         if user_history is not None and scorer is not None and len(user_history):
@@ -267,6 +273,11 @@ class SearchIndex:
         idx, top = topk(scores[None, :], k)
         keep = np.isfinite(top[0])
         return idx[0][keep], top[0][keep]
+
+    def _learned(self, query: str, rows: _Rows, scores: np.ndarray) -> np.ndarray:
+        """`scores` plus what the search log taught about the query as the shopper typed it (none: unchanged)."""
+        boost = None if self.feedback is None else self.feedback.boost(query, rows.item_ids, rows.attributes)
+        return scores if boost is None else scores + boost
 
     def _rerank(self, scores, user_history, scorer, weight, depth):
         from deepshelf.data.interactions import Histories
@@ -302,6 +313,8 @@ class SearchIndex:
         if self.text_tower is not None:
             arrays.update(self.text_tower.state("text_tower"))
         np.savez(folder / "search.npz", **arrays)
+        if self.feedback is not None:
+            self.feedback.save(folder / FEEDBACK)
 
     @classmethod
     def load(cls, path: str | Path, encoder=None) -> "SearchIndex":
@@ -309,10 +322,13 @@ class SearchIndex:
         with np.load(folder / "search.npz", allow_pickle=False) as data:
             state = {k: data[k] for k in data.files}
         tower = Projection.from_state(state, "text_tower") if "text_tower.w1" in state else None
-        return cls(state["item_ids"], state["texts"].tolist(), state["text_vectors"], state["photo_vectors"],
-                   state["photo_valid"], tower, str(state["text_backend"]), float(state["lexical_weight"]),
-                   int(state["max_query_chars"]), encoder=encoder,
-                   attributes={a: state[f"attr_{a}"] for a in ATTRIBUTES if f"attr_{a}" in state})
+        index = cls(state["item_ids"], state["texts"].tolist(), state["text_vectors"], state["photo_vectors"],
+                    state["photo_valid"], tower, str(state["text_backend"]), float(state["lexical_weight"]),
+                    int(state["max_query_chars"]), encoder=encoder,
+                    attributes={a: state[f"attr_{a}"] for a in ATTRIBUTES if f"attr_{a}" in state})
+        if (folder / FEEDBACK).exists():
+            index.feedback = SearchFeedback.load(folder / FEEDBACK)
+        return index
 
 
 def load(path: str | Path) -> SearchIndex:

@@ -36,6 +36,9 @@ class Dataset:
     interactions: Interactions | None
     catalog: Catalog | None = None
     timestamped: bool = False  # real times (temporal split possible) vs file order only
+    # searches and the products chosen from them (storage.search_log: query, item, kind, ts, shown_at); only a
+    # store has one, so None elsewhere: search learning then leaves the run's search as it is
+    search_log: pl.DataFrame | None = None
 
     def listing_catalog(self) -> "Dataset":
         """Every catalogue product in the item map, sold or not (appended after the items with events, whose

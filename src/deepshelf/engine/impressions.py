@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
+from deepshelf.content.feedback import normalise_query
 from deepshelf.engine.periodic import OutageLog
 from deepshelf.storage import Impression, Store, is_outage
 
@@ -43,7 +44,8 @@ class ImpressionWriter:
         self.batch = batch
         self.capacity = capacity
         # (recommendation_id, ts, user_id, session_id, placement, surface, model_version, experiment, variant,
-        # item ids, new flags or None): joined into the stored text by the writer, off the request
+        # item ids, new flags or None, a search's words or None): joined into the stored text and normalised by
+        # the writer, off the request
         self._queue: deque[tuple] = deque()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -59,14 +61,15 @@ class ImpressionWriter:
     # ---- the request side -----------------------------------------------------------------------------------
     def record(self, recommendation_id: str, user_id: str | None, session_id: str | None, placement: str,
                surface: str, model_version: str | None, experiment: str | None, variant: str | None,
-               item_ids: Sequence[str], new: Sequence[bool] | None = None) -> bool:
+               item_ids: Sequence[str], new: Sequence[bool] | None = None, query: str | None = None) -> bool:
         """Queue one shown list; False (and counted) when the queue is full. `new` says per item whether it was a
-        new product for the run that served it (`Answer.new`: ranking.is_new); None stores it as unknown."""
+        new product for the run that served it (`Answer.new`: ranking.is_new); None stores it as unknown. `query`:
+        what a search answered (stored normalised: the search event that search learning reads)."""
         if len(self._queue) >= self.capacity:
             self.dropped.inc()
             return False
         self._queue.append((recommendation_id, time.time(), user_id, session_id, placement, surface, model_version,
-                            experiment, variant, item_ids, new))
+                            experiment, variant, item_ids, new, query))
         if len(self._queue) >= self.batch:
             self._wake.set()
         return True
@@ -104,7 +107,8 @@ class ImpressionWriter:
                     rows.append(self._queue.popleft())
                 try:
                     self.store.add_impressions([Impression(*r[:9], _joined(r[9]), None if r[10] is None else
-                                                           _joined([i for i, n in zip(r[9], r[10]) if n]))
+                                                           _joined([i for i, n in zip(r[9], r[10]) if n]),
+                                                           normalise_query(r[11]) if r[11] else None)
                                                 for r in rows])
                 except BaseException:
                     self._queue.extendleft(reversed(rows))

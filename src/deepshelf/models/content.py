@@ -24,6 +24,7 @@ from pydantic import Field
 
 from deepshelf.content.align import AlignConfig, train_alignment
 from deepshelf.content.embed import ContentEmbedder
+from deepshelf.content.feedback import FeedbackConfig, SearchFeedback
 from deepshelf.content.heads import HeadConfig, encode_labels, train_attribute_heads, unit_rows
 from deepshelf.content.quality import attribute_precision, heldout_mask
 from deepshelf.content.search import SearchIndex
@@ -55,6 +56,7 @@ class ContentConfig(ModelConfig):
     align: AlignConfig = Field(default_factory=AlignConfig)
     k: int = Field(default=10, ge=1)  # cut-off of the content metrics
     cache_dir: str | None = None  # embedding cache folder (None: DEEPSHELF_CACHE_DIR or .cache/deepshelf)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)  # search learning from a store's search log
 
 
 class ContentModel(Recommender):
@@ -221,6 +223,13 @@ class ContentModel(Recommender):
         return (unit_rows(profile) @ vectors.T).astype(np.float32)
 
     # ---- persistence ---------------------------------------------------------------------------------------
+    def learn_searches(self, log) -> dict | None:
+        """Tune the search index with a shop's search log (content/feedback.py: query, item, kind rows); what was
+        learnt (counts), or None when the log teaches nothing (the search stays as it was)."""
+        s = self.search_index
+        s.feedback = SearchFeedback.fit(log, s.item_ids, s._rows.attributes, self.config.feedback)
+        return None if s.feedback is None else s.feedback.info
+
     def save_indexes(self, folder: Path) -> None:
         """The content indexes a server loads (similar, search, and the embedder for products added later)."""
         self.similar_index.save(folder)

@@ -61,9 +61,11 @@ def readable_images(catalog: Catalog) -> Catalog:
 
 
 def build_content(catalog: Catalog | None, events: Interactions | None, params: dict[str, Any],
-                  say: Callable[[str], None] | None = None) -> ContentModel | None:
-    """The content model over every catalogue product (behaviour vectors from `events` where they have any), or
-    None when the catalogue has no text or image to build from."""
+                  say: Callable[[str], None] | None = None,
+                  search_log: pl.DataFrame | None = None) -> ContentModel | None:
+    """The content model over every catalogue product (behaviour vectors from `events` where they have any), its
+    search tuned by the shop's `search_log` (a store's: `Dataset.search_log`) where there is one, or None when the
+    catalogue has no text or image to build from."""
     say = say or log.info
     catalog = None if catalog is None else readable_images(catalog)
     if not has_content(catalog):
@@ -73,7 +75,10 @@ def build_content(catalog: Catalog | None, events: Interactions | None, params: 
     say(f"content indexes: encoding {len(catalog):,} products")
     start = time.perf_counter()
     model = ContentModel(**params).fit_catalog(catalog, events=events)
-    model.training_log = {"seconds": round(time.perf_counter() - start, 3)}
+    learnt = model.learn_searches(search_log) if search_log is not None else None
+    if learnt is not None:
+        say(f"search learning: {learnt['choices']:,} products chosen after {learnt['queries']:,} distinct searches")
+    model.training_log = {"seconds": round(time.perf_counter() - start, 3), "search_learning": learnt}
     return model
 
 
@@ -82,7 +87,8 @@ def summary(model: ContentModel, source: str) -> dict:
     search = model.search_index
     return {"built_from": source, "items": len(model.item_map), "modes": model.similar_index.modes,
             "photos": int(search.photo_valid.sum()), "words_to_pictures": search.text_tower is not None,
-            "seconds": model.training_log.get("seconds"), "metrics": model.content_metrics}
+            "seconds": model.training_log.get("seconds"), "metrics": model.content_metrics,
+            "search_learning": model.training_log.get("search_learning")}
 
 
 def writer(model: ContentModel, info: dict) -> Callable[[Path], None]:
@@ -116,7 +122,7 @@ def attach_content(run_path: str | Path, source: str | Path | None = None,
             if ds.interactions is not None:
                 events = ds.interactions.with_type_weights(cfg.event_weights)
                 events = events.subset(events.weight > 0)
-            model = build_content(ds.catalog, events, cfg.content_params, say)
+            model = build_content(ds.catalog, events, cfg.content_params, say, ds.search_log)
             if model is None:
                 raise DeepshelfError(f"{ds.name}: no catalogue with product text or images to index")
             info = summary(model, ds.name)

@@ -126,7 +126,8 @@ def train_run(cfg: TrainConfig, out: Path, overwrite: bool = False,
         # Over every catalogue product, with behaviour vectors from the events the saved model learnt from, and
         # the catalogue that model was fit with.
         content = build_content(test_catalog if refitted is not None else valid_catalog,
-                                split.before_test if refitted is not None else split.train, cfg.content_params, say)
+                                split.before_test if refitted is not None else split.train, cfg.content_params, say,
+                                ds.search_log)
     if content is not None:
         metrics["content_indexes"] = summary(content, ds.name)
     if refitted is not None:

@@ -198,14 +198,18 @@ class Store(ABC):
                 int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0]))
 
     def erase_user(self, user_id: str) -> int:
-        """Delete every event and every recorded impression of the shopper (theirs, and those of their events'
-        sessions, shown before they signed in) in one transaction (committed before returning): afterwards no read, training data and analytics included, sees them. Returns how many events
+        """Delete every event and every recorded impression of the shopper (theirs, those of their events'
+        sessions, shown before they signed in, and the lists their events clicked: a search's words go with it) in
+        one transaction (committed before returning): afterwards no read, training data and analytics included, sees them. Returns how many events
         were deleted."""
         with self._write() as cur:
             self._erasing(cur)
-            # the lists shown to them, signed in or in a visit of theirs (its session id, before their events go)
+            # the lists shown to them, signed in or in a visit of theirs (its session id, before their events go),
+            # and any list they clicked (an anonymous search's words would otherwise outlive the shopper)
             cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ? OR session_id IN (SELECT session_id "
-                                  "FROM events WHERE user_id = ? AND session_id IS NOT NULL)"), (user_id, user_id))
+                                  "FROM events WHERE user_id = ? AND session_id IS NOT NULL) OR recommendation_id IN "
+                                  "(SELECT recommendation_id FROM events WHERE user_id = ? AND recommendation_id > '')"),
+                        (user_id, user_id, user_id))
             cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
             n = cur.rowcount
             # tells every process's live counts (live_counts.py) that events went; no trace of whose
@@ -271,14 +275,14 @@ class Store(ABC):
         with self._write() as cur:
             cur.executemany(self._sql(
                 "INSERT INTO impressions (recommendation_id, ts, user_id, session_id, placement, surface, "
-                "model_version, experiment, variant, items, new_items) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "model_version, experiment, variant, items, new_items, query) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT DO NOTHING"),
                 [tuple(r) for r in rows])
         return len(rows)
 
     def impressions_of(self, recommendation_id: str) -> Impression | None:
         rows = self._read("SELECT recommendation_id, ts, user_id, session_id, placement, surface, model_version, "
-                          "experiment, variant, items, new_items FROM impressions WHERE recommendation_id = ?",
+                          "experiment, variant, items, new_items, query FROM impressions WHERE recommendation_id = ?",
                           (recommendation_id,))
         return Impression(*rows[0]) if rows else None
 

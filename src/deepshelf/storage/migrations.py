@@ -188,6 +188,13 @@ def _new_items(cur, d: Dialect) -> None:
     _add_column(cur, d, "impressions", "new_items", "TEXT")
 
 
+def _search_queries(cur, d: Dialect) -> None:
+    # What a shopper searched for (normalised: engine/impressions.normalise_query), on the search's impression and
+    # NULL on every other list: the search event that search learning reads (storage/search_log.py). Personal: it
+    # goes with the impression when the shopper is erased.
+    _add_column(cur, d, "impressions", "query", "TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "events, items and item images with their indexes", _baseline),
     Migration(2, "events.event_id: a client's id that makes a retried write idempotent", _event_ids),
@@ -203,6 +210,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "prefix indexes (1 to 6 characters) in the SQLite full-text index", _search_prefixes),
     Migration(9, "impressions.new_items: which items of a list were new products when it was shown",
               _no_statements, _new_items),
+    Migration(10, "impressions.query: the words a search answered (search learning)", _no_statements,
+              _search_queries),
 )
 
 _VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, " \

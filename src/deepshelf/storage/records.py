@@ -33,7 +33,8 @@ class Event(NamedTuple):
 class Impression(NamedTuple):
     """One list answer as shown: `items` are its item ids in order, each between newlines ("\\ni1\\ni2\\n");
     `new_items` those of them that were new products when shown, in the same form and order ("\\n\\n": none),
-    or None where that is unknown (lists stored before the store recorded it: schema migration 9)."""
+    or None where that is unknown (lists stored before the store recorded it: schema migration 9). `query`: what a
+    search answered, normalised (engine/impressions.normalise_query); None for every other list."""
 
     recommendation_id: str
     ts: float
@@ -46,6 +47,7 @@ class Impression(NamedTuple):
     variant: str | None
     items: str
     new_items: str | None = None
+    query: str | None = None
 
 
 @dataclass

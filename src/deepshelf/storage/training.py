@@ -6,6 +6,7 @@ import polars as pl
 
 from deepshelf.errors import DeepshelfError
 from deepshelf.storage.connect import open_store
+from deepshelf.storage.search_log import search_events
 from deepshelf.storage.urls import redact_url
 
 
@@ -36,3 +37,13 @@ def read_training_frames(url: str) -> tuple[pl.DataFrame, pl.DataFrame | None]:
         "image": [i.image_url for i in items],
     }, schema_overrides={"price": pl.Float64})
     return event_table, catalog_table
+
+
+def read_search_log(url: str) -> pl.DataFrame:
+    """The store's search log (search_log.search_events: query, item, kind, ts, shown_at), oldest first; empty
+    when no search has a click yet."""
+    store = open_store(url)
+    try:
+        return search_events(store)
+    finally:
+        store.close()

@@ -88,12 +88,13 @@ async def respond(params: ListParams, surface: str, compute: Callable[[bool], An
 
 
 def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | None = None,
-            extra: dict | None = None, rows: dict | None = None) -> Response:
+            extra: dict | None = None, rows: dict | None = None, query: str | None = None) -> Response:
     """The `ItemList` JSON, built directly: these are the hot endpoints, and validating our own output through
     the response model costs more than computing it. (`ItemList` still documents the shape in OpenAPI.)
     The answer gets a fresh `recommendation_id` and is queued as an impression of `surface` (recommendations,
     sessions, similar, search, popular), with which of its items the engine found new products, for the background
-    writer: an append, no store call. `rows`: the product cards (`card_ids`), read here when not given."""
+    writer: an append, no store call. `rows`: the product cards (`card_ids`), read here when not given; `query`:
+    a search's words, stored with its impression (the search event)."""
     service, details = params.service, params.details
     items = [{"item_id": i, "score": s if math.isfinite(s) else 0.0, "reason": r}
              for i, s, r in zip(answer.item_ids, answer.scores, answer.reasons)]
@@ -131,7 +132,7 @@ def to_list(answer: Answer, params: ListParams, surface: str, user_id: str | Non
     if service.impressions is not None:
         service.impressions.record(recommendation_id, user_id, params.session_id, answer.placement, surface,
                                    answer.model_version, answer.experiment, answer.variant, answer.item_ids,
-                                   answer.new)
+                                   answer.new, query)
     return Response(orjson.dumps(body), media_type="application/json")
 
 
@@ -196,7 +197,7 @@ def search(request: Request, params: ListDep,
         shopper_only(request, user_id, shopper_token)
     answer = params.service.search(q.strip(), params.k, user_id, params.rules, where(params, user_id))
     return to_list(answer, params, "search", user_id,
-                   extra={"understood": answer.understood} if answer.understood else None)
+                   extra={"understood": answer.understood} if answer.understood else None, query=q)
 
 
 @router.get("/popular", response_model=ItemList, openapi_extra=LIST_QUERY_OPENAPI)
