@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("shop")
-# the words of the product titles (and of serve_load.py's search queries)
+# the words of the product titles (serve_load.py searches real product names instead: `attach_search`)
 WORDS = ["lamp", "chair", "mug", "shirt", "vase", "candle", "table", "scarf", "clock", "bowl", "plate", "jacket",
          "basket", "mirror", "pillow", "rug", "kettle", "glass", "towel", "frame"]
 
@@ -92,3 +92,68 @@ def working_copy(database: str) -> str:
         Path(f"{work}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(built, work)
     return f"sqlite:///{work}"
+
+
+# ---- a shop searched as shoppers search: real product titles, a semantic search index -------------------------
+def fashion_titles() -> tuple[list[str], dict[str, np.ndarray], np.ndarray]:
+    """The fashion catalogue's 44,446 product names (with their article type), their type / colour / gender, and
+    their text vectors (from the encoder cache: DEEPSHELF_CACHE_DIR)."""
+    from benchmarks.search_understanding import catalogue
+    from deepshelf.encoders.text import TextEncoder
+
+    _, texts, _, labels = catalogue()
+    return texts, labels, TextEncoder().encode(texts)
+
+
+def attach_search(run: Path, n_items: int) -> None:
+    """Give the run a semantic search index (RUN/content) over its `n_items` products: product i has the name,
+    labels and text vector of fashion product i mod 44,446 (real titles, each about n / 44,446 times at 1M), so
+    the served search is the understood one (spelling, type / colour / gender filters, text vectors, BM25). The
+    similar-products index holds one product: this shop is for timing search, not similar items. Cached."""
+    from deepshelf.content.search import SearchIndex
+    from deepshelf.content.similar import SimilarIndex
+
+    folder = run / "content"
+    if (folder / "search.ok").exists():
+        return
+    t = time.perf_counter()
+    texts, labels, vectors = fashion_titles()
+    take = np.arange(n_items) % len(texts)
+    ids = np.array([f"p{i}" for i in range(n_items)])
+    index = SearchIndex(ids, [texts[j] for j in take], vectors[take], np.zeros((n_items, 1), np.float32),
+                        np.zeros(n_items, bool), None, attributes={a: v[take] for a, v in labels.items()})
+    index.save(folder)
+    SimilarIndex(ids[:1], {"text": vectors[:1]}, {"text": np.ones(1, bool)}).save(folder)
+    (folder / "search.ok").write_text("ok")
+    log.info("search index over %d products (real titles) in %.1fs", n_items, time.perf_counter() - t)
+
+
+def search_queries(n: int, seed: int = 0, typos: float = 0.2, no_match: float = 0.1) -> list[str]:
+    """Shoppers' queries for a shop with the fashion catalogue's names: 1 to 3 words drawn from one real product
+    name (lower case, as typed), a misspelt word (keyboard neighbour, dropped, doubled or swapped letter) in
+    `typos` of them, and in `no_match` of them words no product has."""
+    import random
+    import re
+
+    from benchmarks.search_understanding import catalogue, typo
+
+    rng = random.Random(seed)
+    _, texts, names, _ = catalogue()
+    out = []
+    for _ in range(n):
+        if rng.random() < no_match:
+            out.append(" ".join("".join(rng.choice("bcdfghjklmnpqrstvwxz") + rng.choice("aeiou")
+                                        for _ in range(rng.randint(2, 4))) for _ in range(rng.randint(1, 2))))
+            continue
+        words = re.findall(r"[a-z]+", rng.choice(names).lower())
+        if not words:
+            continue
+        start = rng.randrange(len(words))
+        picked = words[start:start + rng.randint(1, 3)]
+        if rng.random() < typos:
+            long = [i for i, w in enumerate(picked) if len(w) >= 4]
+            if long:
+                i = rng.choice(long)
+                picked[i] = typo(picked[i], rng)
+        out.append(" ".join(picked))
+    return out

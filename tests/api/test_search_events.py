@@ -47,6 +47,11 @@ def test_a_search_s_words_are_stored_normalised_and_read_back_with_what_followed
                                                           ("group 1", shown[1], "purchase")]
     learnt = SearchFeedback.fit(log, [f"i{i}" for i in range(100)], {})
     assert learnt.pairs.select("query", "item").rows() == [("group 1", shown[1])]
+    # what a run trained from this store reads (runs.content learns the search from it)
+    from deepshelf.runs.sources import load_source
+
+    assert load_source(database).search_log.select("query", "item", "kind").rows() == log.select(
+        "query", "item", "kind").rows()
 
 
 def test_erasure_takes_the_shopper_s_searches_and_the_searches_they_clicked(app_client):  # noqa: F811
