@@ -143,7 +143,8 @@ def measure(args, run: Path, database: str, cores) -> tuple[list, dict, float]:
     for phase in phases(args, args.items, args.users):
         if args.only_search and not phase.get("search"):
             continue
-        proc, port, startup = start_server(args.search_run if phase.get("search") else run, database, args.workers, args.workdir / "server.log",
+        served = args.search_run if phase.get("search") else run
+        proc, port, startup = start_server(served, database, args.workers, args.workdir / "server.log",
                                            {"DEEPSHELF_STORE_TIMEOUT_S": str(args.store_timeout),
                                             "DEEPSHELF_TOKEN_SECRET": TOKEN_SECRET}, server_cores)
         startups.append(startup)

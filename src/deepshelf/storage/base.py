@@ -200,16 +200,16 @@ class Store(ABC):
     def erase_user(self, user_id: str) -> int:
         """Delete every event and every recorded impression of the shopper (theirs, those of their events'
         sessions, shown before they signed in, and the lists their events clicked: a search's words go with it) in
-        one transaction (committed before returning): afterwards no read, training data and analytics included, sees them. Returns how many events
-        were deleted."""
+        one transaction (committed before returning): afterwards no read, training data and analytics included,
+        sees them. Returns how many events were deleted."""
         with self._write() as cur:
             self._erasing(cur)
             # the lists shown to them, signed in or in a visit of theirs (its session id, before their events go),
             # and any list they clicked (an anonymous search's words would otherwise outlive the shopper)
-            cur.execute(self._sql("DELETE FROM impressions WHERE user_id = ? OR session_id IN (SELECT session_id "
-                                  "FROM events WHERE user_id = ? AND session_id IS NOT NULL) OR recommendation_id IN "
-                                  "(SELECT recommendation_id FROM events WHERE user_id = ? AND recommendation_id > '')"),
-                        (user_id, user_id, user_id))
+            cur.execute(self._sql(
+                "DELETE FROM impressions WHERE user_id = ? OR session_id IN (SELECT session_id FROM events WHERE "
+                "user_id = ? AND session_id IS NOT NULL) OR recommendation_id IN (SELECT recommendation_id FROM "
+                "events WHERE user_id = ? AND recommendation_id > '')"), (user_id, user_id, user_id))
             cur.execute(self._sql("DELETE FROM events WHERE user_id = ?"), (user_id,))
             n = cur.rowcount
             # tells every process's live counts (live_counts.py) that events went; no trace of whose
