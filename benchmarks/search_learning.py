@@ -17,6 +17,10 @@ query -> product), the last `--test-days` days are measured once, each query sco
 from __future__ import annotations
 
 import os
+
+# one thread for torch's query encoding, as `deepshelf serve` runs it: its idle worker threads otherwise spin on this
+# 2-core machine and slow every numpy call after an encode a hundredfold
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 import random
 import sys
 import time

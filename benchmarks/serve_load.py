@@ -335,9 +335,10 @@ def report(args, results, bare, startup, before, after, cores, load) -> str:
         f"{args.jitter_seconds:.0f} s on the server's core(s), no server running), before the phases: "
         f"{probe_text(before)}; after: {probe_text(after)}. A request can be no steadier than the work under it, "
         "so the server's p99 inherits that factor.\n\n"
-        "Search has no semantic index in this run, so it answers from the store's full-text index (SQLite FTS5 "
-        "with prefix indexes; at most 2,000 matches ranked by bm25, the best 500 re-ranked by live trending); "
-        "benchmarks/search_scale.py times that index alone at catalogue scale.\n")
+        "Search is served from a copy of the run with a semantic search index over real product names "
+        "(`shop.attach_search`: understood queries, text vectors and BM25 over every product; its own section: "
+        "'Search at catalogue scale', `--only-search`); benchmarks/search_scale.py times the store's full-text "
+        "index, what a run without a search index answers from.\n")
 
 
 SEARCH_TITLE = "Served search, understood (serve_load.py --only-search)"
