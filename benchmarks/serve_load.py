@@ -362,7 +362,7 @@ def search_report(args, r: dict, startup: float, before, after, load) -> str:
     server = r["server"].get(("GET", "/v1/search")) or {}
     return (
         f"Command: `DEEPSHELF_CACHE_DIR=/work/cache python -m benchmarks.serve_load --only-search --items "
-        f"{args.items} --search-rate {args.search_rate:g} --duration {args.duration:g}`  \n"
+        f"{args.items} --users {args.users} --search-rate {args.search_rate:g} --duration {args.duration:g}`  \n"
         f"Machine: {machine()}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
         f"before {load[0]:.1f}, after {load[1]:.1f}.  \n"
         f"{args.items:,} products whose names, types, colours, genders and text vectors are those of the fashion "
