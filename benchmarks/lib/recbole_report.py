@@ -139,9 +139,11 @@ def validation_line(args, rows: list[dict]) -> str:
     """The validation schedule (checked by `seed_row`) and what a validation cost each library in the seeds."""
     cost = {lib: np.median([e["valid_seconds"] for r in rows for e in r[key]["epochs"] if "valid_ndcg@10" in e])
             for lib, key in (("deepshelf", "ours"), ("RecBole", "theirs"))}
+    cpu = [e["cpu_valid_seconds"] for r in rows for e in r["ours"]["epochs"] if "cpu_valid_seconds" in e]
     every = "every epoch" if args.eval_every == 1 else f"every {args.eval_every} epochs"
     return (f"- Validation: both libraries validated after {every} (each log checked), with one evaluator; "
-            f"a validation took {cost['deepshelf']:.1f} s in deepshelf and {cost['RecBole']:.1f} s in RecBole "
+            f"a validation took {cost['deepshelf']:.1f} s in deepshelf"
+            + (f" ({np.median(cpu):.1f} CPU s)" if cpu else "") + f" and {cost['RecBole']:.1f} s in RecBole "
             "(median over the seeds' logs; wall clock). An epoch of deepshelf being shorter, it validates more "
             "often per minute, and the wall-clock ratio counts every one of those validations.")
 
@@ -252,7 +254,8 @@ def compare_lines(args, params, check, tuned, pick, rows, steps, probes) -> list
     lines += ["", f"Where deepshelf's training step went (`{dataset}`, {precision}, batch {pick['deepshelf'][0]}, "
               "1 thread; `step_costs` and `validation_costs` in benchmarks/lib/sasrec_costs.py, on core 0, in the run "
               "that wrote this subsection):", "", *steps]
-    for old in sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")):  # the same run before the change
+    quality = sorted((logs_dir(args) / "quality").glob("*-length_groups1.json")) if args.recipe == "own" else []
+    for old in quality:  # the same run before the change (own recipe, as the tuning logs it is set against)
         new = logs_dir(args) / "tune" / old.name.replace("-length_groups1", "")
         if new.exists():
             a, b = (json.loads(f.read_text())["epochs"] for f in (old, new))
