@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -31,13 +32,22 @@ BUCKETS = [
 ]
 
 
+def _py_spy() -> str | None:
+    """py-spy on PATH, else beside this Python (a virtual environment's bin/, not on PATH when it is not active)."""
+    found = shutil.which("py-spy")
+    if found is None:
+        beside = Path(sys.executable).with_name("py-spy")
+        found = str(beside) if beside.exists() else None
+    return found
+
+
 def available() -> bool:
-    return shutil.which("py-spy") is not None
+    return _py_spy() is not None
 
 
 def record(pid: int, seconds: float, out: Path, rate: int = 200) -> Path:
     """Sample process `pid` for `seconds` (raw collapsed stacks in `out`)."""
-    subprocess.run(["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate), "-f", "raw",
+    subprocess.run([_py_spy(), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate), "-f", "raw",
                     "-o", str(out), "--gil", "--nonblocking"], check=True, capture_output=True,
                    timeout=seconds + 60)
     return out

@@ -59,6 +59,8 @@ class ALS(Recommender):
         cfg = self.config
         Y = self.item_factors
         B, f = len(histories), Y.shape[1]
+        if B == 1:
+            return self._fold_in_one(histories, weights)
         indptr, indices, data = self._confidence(histories, weights)
         out = np.empty((B, f), np.float32)
         # Rows sorted by length and padded per group of similar length, so padding costs little compute;
@@ -80,6 +82,27 @@ class ALS(Recommender):
             b = np.matmul(c[:, None, :], Yp)[:, 0]  # (G, f)
             out[group] = np.linalg.solve(A, b[..., None])[..., 0]
         return out
+
+    def _fold_in_one(self, histories: Histories, weights: np.ndarray | None) -> np.ndarray:
+        """`user_factors` of a one-row batch (what a served request folds in), the same equation and the same
+        float steps as the batched path without its grouping and padding: fewer numpy calls, which are most of a
+        one-row solve's cost (benchmarks/serve_wrk.py, the Service section's CPU per request)."""
+        n = self.n_items
+        items = np.asarray(histories.items, np.int64)
+        if len(items) and (items.min() < 0 or items.max() >= n):
+            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        if self.config.use_weights:  # repeats add up
+            distinct, inverse = np.unique(items, return_inverse=True)
+            summed = np.zeros(len(distinct), np.float32)
+            np.add.at(summed, inverse, np.ones(len(items), np.float32) if weights is None
+                      else np.asarray(weights, np.float32))
+        else:  # an item counts once
+            distinct = np.unique(items)
+            summed = np.ones(len(distinct), np.float32)
+        c = (summed * np.float32(self.config.alpha)).astype(np.float64)
+        Yp = self.item_factors[distinct].astype(np.float64)  # (L, f)
+        A = self._gram + (Yp.T * (c - (c != 0))) @ Yp
+        return np.linalg.solve(A, c @ Yp)[None].astype(np.float32)
 
     def _confidence(self, histories: Histories, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """The confidences alpha * w of each row's distinct items, as csr parts (indptr, indices, float32 data),
