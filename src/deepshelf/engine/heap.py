@@ -2,8 +2,9 @@
 
 A loaded run is a few very large containers that live as long as it does (the id -> index dict of every catalogue
 product, the caches of cards, histories and explanations, the imported libraries' objects). Each full collection of
-the cyclic collector walks every one of them: a stop of the whole server process, measured at 0.1-0.8 s on 100,000
-products on a loaded 2-core machine (benchmarks/serve_wrk.py's open-loop rows; their p99 is where it shows).
+the cyclic collector walks every one of them: a stop of the whole server process (0.1-0.8 s on 100,000 products,
+timed with a `gc.callbacks` hook on a loaded 2-core machine), which shows in the p99 of benchmarks/serve_wrk.py's
+open-loop rows.
 
 `settle()` collects once, then moves everything alive to the collector's permanent generation (`gc.freeze`), so
 later collections walk only what requests create. Nothing is kept alive by it for long: `release()` (a run swapped
