@@ -54,7 +54,7 @@ class RankerConfig(ModelConfig):
     # label periods of `label_days` each, counted back from the end of train (more shoppers to learn from; as many
     # as leave events before their start): 4 ranked better than 3 on Online Retail's validation period
     # (docs/benchmarks.md, "Deep parts of the ranker")
-    label_windows: int = Field(default=4, gt=0)
+    label_windows: int = Field(default=3, gt=0)
     # "split" (both widgets from one score): the learner ranks items new to the shopper (the discovery view) and a
     # second, binary LightGBM gives the shopper's own items their probability of being bought again; the
     # learner's scores are mapped to the same probability scale on held-out shoppers (Platt), so seen and new
