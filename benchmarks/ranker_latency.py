@@ -2,9 +2,11 @@
 
     .venv/bin/python -m benchmarks.ranker_latency                      # each learner, 300 shoppers each
     .venv/bin/python -m benchmarks.ranker_latency --learners lightgbm --shoppers 1000
+    .venv/bin/python -m benchmarks.ranker_latency --config configs/ranker-online-retail.toml --set session=none
 
 The ranker is fit on the bundled Online Retail year (events before the test period) with its default generators
-(their top-N lists sum to 300, so the union is at most 300 candidates); then, for test shoppers one at a time, the candidates are generated
+(their top-N lists sum to 300, so the union is at most 300 candidates), or a config file's parameters
+(`--config`, `--set` overrides; `--learners` still names the learner); then, for test shoppers one at a time, the candidates are generated
 (untimed, stage 1) and the ranker stage is timed: building the features and scoring them. The end-to-end
 `score()` of one shopper (both stages) is timed too. The machine's own noise is probed before and after
 (`jitter_probe` from lib/noise.py): a p99 can be no steadier than the machine under it.
@@ -13,7 +15,10 @@ The ranker is fit on the bundled Online Retail year (events before the test peri
 from __future__ import annotations
 
 import logging
+import os
 import time
+import tomllib
+from pathlib import Path
 
 import numpy as np
 
@@ -41,7 +46,15 @@ def main() -> None:
     ap.add_argument("--learners", default="lightgbm,torch,ensemble")
     ap.add_argument("--shoppers", type=int, default=300)
     ap.add_argument("--jitter-seconds", type=float, default=10.0)
+    ap.add_argument("--config", type=Path, default=None, help="a ranker config file (default: the code's defaults)")
+    ap.add_argument("--set", action="append", default=[], help="ranker parameter override key=value")
     args = ap.parse_args()
+    from deepshelf.runs.config import parse_value
+
+    params = tomllib.loads(args.config.read_text()).get("params", {}) if args.config else {}
+    for item in args.set:
+        key, _, raw = item.partition("=")
+        params[key.strip()] = parse_value(raw)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
 
@@ -55,7 +68,7 @@ def main() -> None:
     shoppers = split.test.inputs.select(np.arange(min(args.shoppers, len(split.test))))
     rows = []
     for learner in args.learners.split(","):
-        model = Ranker(learner=learner).fit(before_test, ds.catalog_as_of(split.test_cut))
+        model = Ranker(**{**params, "learner": learner}).fit(before_test, ds.catalog_as_of(split.test_cut))
         singles = [shoppers.select([b]) for b in range(len(shoppers))]
         cands = [model.generators.candidates(h, model.n_items) for h in singles]
         sizes = np.array([len(c) for c in cands])
@@ -71,7 +84,8 @@ def main() -> None:
         rows.append((learner, sizes, ranker_ms, full_ms))
     after = jitter_probe(args.jitter_seconds)
 
-    print(f"\nRanker stage latency, one shopper per call, Online Retail test shoppers. Machine: {machine()}.")
+    print(f"\nRanker stage latency, one shopper per call, Online Retail test shoppers. Machine: {machine()}, "
+          f"load average {os.getloadavg()[0]:.1f}. Ranker params: {params or 'the code defaults'}.")
     for when, probe in (("before", jitter), ("after", after)):
         print(f"Machine noise {when} (fixed work): {probe_text(probe)}.")
     print()

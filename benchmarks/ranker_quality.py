@@ -65,11 +65,12 @@ def main() -> None:
             else:  # ... then refit the choice on everything before the test period
                 model = model_class(name)(**p).fit(train, catalog)
             fit_s = time.perf_counter() - start
-            m = evaluate(model, evalset, ks=(10,)).metrics
+            result = evaluate(model, evalset, ks=(10,))
+            m, new = result.metrics, result.slices.get("new_items", {})  # targets first sold in the period
             a = evaluate(model, again, ks=(10,)).metrics
             extra = f" learner {model.learner.name}" if name == "ranker" else ""
             rows.append((name, period, m["ndcg@10"], m["hr@10"], int(m["users"]), fit_s, extra, a["ndcg@10"],
-                         a["hr@10"]))
+                         a["hr@10"], new.get("hr@10", 0.0), int(new.get("users", 0))))
             log.info("%s %s: NDCG@10 %.4f HR@10 %.4f, buy again NDCG@10 %.4f HR@10 %.4f (fit %.0f s)%s", name,
                      period, m["ndcg@10"], m["hr@10"], a["ndcg@10"], a["hr@10"], fit_s, extra)
             if name == "ranker" and period == "validation":
@@ -81,13 +82,13 @@ def main() -> None:
     print(f"\nOnline Retail, temporal (30 days validation, 30 days test), full ranking. "
           f"Machine: {machine()}. Ranker params: {params}\n")
     print("| model | period | discovery NDCG@10 | HR@10 | vs trending NDCG / HR | users | buy again NDCG@10 | "
-          "HR@10 | fit s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, period, ndcg, hr, users, fit_s, extra, again_ndcg, again_hr in rows:
+          "HR@10 | new-product HR@10 (users) | fit s |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for name, period, ndcg, hr, users, fit_s, extra, again_ndcg, again_hr, new_hr, new_users in rows:
         ref = base.get(period)
         ratio = f"{ndcg / ref[2]:.2f}x / {hr / ref[3]:.2f}x" if ref else ""
         print(f"| {name}{extra} | {period} | {ndcg:.4f} | {hr:.4f} | {ratio} | {users} | {again_ndcg:.4f} | "
-              f"{again_hr:.4f} | {fit_s:.0f} |")
+              f"{again_hr:.4f} | {new_hr:.4f} ({new_users}) | {fit_s:.0f} |")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,19 @@ from benchmarks.lib import ROOT
 from benchmarks.lib.cli import docs_option, parser, writes_docs
 from benchmarks.lib.noise import jitter_probe_on
 from benchmarks.lib.recbole_report import LEVELS, best_ndcg, compare_lines, logs_dir, write_compare
+from benchmarks.lib.sasrec_costs import step_costs, validation_costs
 from benchmarks.lib.traininglog import time_to, with_totals
-from deepshelf.models.sasrec import SASRec
+
+# deepshelf trained as RecBole trains (`--recipe equal`): Adam(W) at a constant rate from the first step, no gradient
+# clipping; weight decay is 0 in both, so AdamW is Adam. "own": the config file's recipe (warm-up, cosine, clipping).
+RECIPES = {"own": {}, "equal": {"warmup": 0, "lr_schedule": "constant", "clip": 0.0}}
+
+
+def cores_for(position: int, swap: bool) -> tuple[int, int]:
+    """(deepshelf's core, RecBole's core) for the `position`-th run of a list: with `swap`, every second run
+    trades them, so neither library keeps the faster core throughout."""
+    ours = position % 2 if swap else 0
+    return ours, 1 - ours
 
 
 def evaluator_check(split) -> str:
@@ -75,125 +86,74 @@ def evaluator_check(split) -> str:
             f"{ndcg.mean():.4f}, HR@10 {hit.mean():.4f}).")
 
 
-def step_costs(split, params: dict, batch_size: int, precision: str, steps: int = 30) -> list[str]:
-    """CPU milliseconds per deepshelf training step (forward, loss, backward, AdamW) on this data in `precision`
-    (bf16: forward and loss under CPU autocast, as the training loop runs them), with and without what cuts it:
-    rows in groups of similar length, the fused AdamW update, the loss's chunked cross-entropy (gradients computed
-    chunk by chunk in the forward pass; chunks of ~2 MB of logits, or of ~8 MB) against `F.cross_entropy` over the
-    whole logits, and dropout masks from `torch.rand_like` (`layers.Dropout`) against `nn.Dropout`'s `bernoulli_`.
-    Thread CPU time, so time the scheduler gives to other jobs is not counted; median over `steps` steps of the
-    same batches for every variant, the variants taking turns step by step."""
-    from functools import partial
-    from unittest import mock
-
-    import torch.nn.functional as F
-
-    from deepshelf.models import layers, losses
-    from deepshelf.models.sasrec import estimator
-
-    caught = {}
-
-    def grab(module, loss_of, batches, settings, device, validate):
-        caught.update(net=module, loss_of=loss_of, batches=batches)
-        return []
-
-    def plain(hidden, items, targets, weights=None):  # weights are None in this config
-        return F.cross_entropy(hidden @ items.T, targets)
-
-    def bernoulli(self, x):  # nn.Dropout's mask
-        return F.dropout(x, self.p, self.training)
-
-    n_items = split.train.n_items
-    chunked, big = "chunked, 2 MB chunks (default)", "chunked, 8 MB chunks"
-    losses_by_name = {"F.cross_entropy": plain, chunked: losses.full_softmax_loss,
-                      big: partial(losses.full_softmax_loss, chunk=max(8, 2**21 // n_items))}
-    rows = ["| length groups | loss | AdamW | dropout mask | CPU ms / step (median) |", "|---:|---|---|---|---:|"]
-    # (length groups, loss, fused AdamW, bernoulli_ masks): everything off first, the default last
-    variants = [(1, "F.cross_entropy", False, True), (1, chunked, True, False), (4, "F.cross_entropy", True, False),
-                (4, big, True, False), (4, chunked, False, False), (4, chunked, True, True), (4, chunked, True, False)]
-    runs = []  # per variant: (one training step, its batches)
-    for groups, name, fused, bern in variants:
-        loss_fn = losses_by_name[name]
-        with mock.patch.object(estimator, "train_loop", grab):
-            SASRec(**{**params, "precision": precision, "threads": 1, "progress": False, "batch_size": batch_size,
-                      "length_groups": groups, "seed": 0}).fit(split.train)
-        net, loss_of = caught["net"].train(), caught["loss_of"]
-        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, fused=fused)
-
-        def step(batch, net=net, loss_of=loss_of, optimizer=optimizer, loss_fn=loss_fn, bern=bern):
-            with mock.patch.object(estimator, "full_softmax_loss", loss_fn), \
-                    mock.patch.object(layers.Dropout, "forward", bernoulli if bern else layers.Dropout.forward):
-                start = time.thread_time()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    loss = loss_of(net, batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)  # as the training loop does
-                optimizer.step()
-                return (time.thread_time() - start) * 1000
-
-        runs.append((step, list(zip(range(steps + 3), caught["batches"](1)))))
-    # Round robin, one step of each variant in turn, so a change in the machine's load during the measurement
-    # falls on every variant alike; the first 3 rounds warm allocator and caches.
-    times = [[] for _ in runs]
-    for i in range(steps + 3):
-        for (step, batches), spent in zip(runs, times):
-            ms = step(batches[i][1])
-            if i >= 3:
-                spent.append(ms)
-    for (groups, name, fused, bern), spent in zip(variants, times):
-        mask = "bernoulli_ (nn.Dropout)" if bern else "rand_like (default)"
-        rows.append(f"| {groups} | {name} | {'fused (default)' if fused else 'for-each'} | {mask} | "
-                    f"{np.median(spent):.0f} |")
-        print(rows[-1], flush=True)
-    return rows
-
-
 def ours_worker(settings: dict, out: Path) -> None:
-    """Trains deepshelf's SASRec as `settings` say and writes its log in the RecBole runner's format."""
+    """Trains deepshelf's SASRec as `settings` say and writes its log in the RecBole runner's format, with this
+    process's CPU seconds beside the wall clock: on a machine busy with other jobs the wall clock measures the
+    scheduler as much as the library, and the CPU time less so."""
     from deepshelf import __version__
     from deepshelf.data.datasets import load_dataset
     from deepshelf.data.splits import make_split
     from deepshelf.evaluation.evaluate import validation
+    from deepshelf.models.base import Validation
+    from deepshelf.models.sasrec import SASRec
 
     inter = load_dataset(settings.pop("dataset")).interactions
     split = make_split(inter, "leave-one-out")
-    model = SASRec(**settings).fit(split.train, None, validation(split.valid))
-    epochs, previous = [], 0.0
+    plain, marks = validation(split.valid), []  # marks: (CPU s before, after) each validation
+
+    def measure(model, cases):
+        before = time.process_time()
+        metric = plain.measure(model, cases)
+        marks.append((before, time.process_time()))
+        return metric
+
+    cpu_start = time.process_time()
+    model = SASRec(**settings).fit(split.train, None, Validation(plain.evalset, measure))
+    epochs, previous, cpu_previous, validated = [], 0.0, cpu_start, iter(marks)
     for e in model.training_log:
-        epochs.append({"epoch": e["epoch"], "train_seconds": e["seconds"],
-                       "valid_seconds": round(e["elapsed"] - previous - e["seconds"], 3), "loss": e["loss"],
-                       "valid_ndcg@10": e["valid_ndcg@10"], "elapsed_seconds": e["elapsed"]})
+        entry = {"epoch": e["epoch"], "train_seconds": e["seconds"],
+                 "valid_seconds": round(e["elapsed"] - previous - e["seconds"], 3), "loss": e["loss"]}
+        if "valid_ndcg@10" in e:
+            before, after = next(validated)  # CPU time is read at validations: an unvalidated epoch has none
+            entry.update({"valid_ndcg@10": e["valid_ndcg@10"], "cpu_train_seconds": round(before - cpu_previous, 3),
+                          "cpu_valid_seconds": round(after - before, 3),
+                          "cpu_elapsed_seconds": round(after - cpu_start, 3)})
+            cpu_previous = after
+        epochs.append({**entry, "elapsed_seconds": e["elapsed"]})
         previous = e["elapsed"]
     out.write_text(json.dumps({"library": f"deepshelf {__version__}", "torch": torch.__version__,
-                               "config": settings, "epochs": epochs, "users": inter.n_users,
-                               "items": inter.n_items, "events": len(inter), "valid_users": len(split.valid),
+                               "config": settings, "cores": sorted(os.sched_getaffinity(0)), "epochs": epochs,
+                               "users": inter.n_users, "items": inter.n_items, "events": len(inter),
+                               "valid_users": len(split.valid),
                                "capped": bool(settings["time_limit"]) and len(epochs) < settings["epochs"]},
                               indent=2) + "\n")
 
 
 def side_by_side(dataset: str, params: dict, ours: tuple[int, float], theirs: tuple[int, float], seed: int,
                  ours_min: float, theirs_min: float, out: Path, precision: str, reuse: bool = False,
-                 libraries: tuple[str, ...] = ("recbole", "deepshelf")) -> tuple[dict | None, dict | None]:
-    """deepshelf pinned to core 0 and RecBole to core 1, one torch thread each, started together, so both meet
-    the same background load; each capped by wall time. Returns both logs (RecBole's runner format). `reuse`
-    takes a library's log from `out` where an earlier run of the same settings left one; a library not in
-    `libraries` is not run (its log is None)."""
+                 libraries: tuple[str, ...] = ("recbole", "deepshelf"), recipe: str = "own", eval_every: int = 1,
+                 cores: tuple[int, int] = (0, 1)) -> tuple[dict | None, dict | None]:
+    """deepshelf pinned to core `cores[0]` and RecBole to `cores[1]`, one torch thread each, started together, so
+    both meet the same background load; each capped by wall time and validated after every `eval_every` epochs.
+    deepshelf trains with `recipe`'s overrides of the config (`RECIPES`). Returns both logs (RecBole's runner
+    format), each marked `reused` or not. `reuse` takes a library's log from `out` where an earlier run of the
+    same settings left one; a library not in `libraries` is not run (its log is None)."""
     out.mkdir(parents=True, exist_ok=True)
-    ours_file, theirs_file = out / f"deepshelf-b{ours[0]}-lr{ours[1]:g}-s{seed}.json", \
-        out / f"recbole-b{theirs[0]}-lr{theirs[1]:g}-s{seed}.json"
-    settings = {**params, "dataset": dataset, "batch_size": ours[0], "lr": ours[1], "seed": seed,
-                "precision": precision, "eval_every": 1, "patience": 10_000, "threads": 1, "progress": False,
-                "time_limit": ours_min, "stop_at_ndcg": 0.0}
+    every = f"-e{eval_every}" if eval_every != 1 else ""
+    ours_file = out / f"deepshelf-b{ours[0]}-lr{ours[1]:g}-s{seed}{'' if recipe == 'own' else '-' + recipe}{every}.json"
+    theirs_file = out / f"recbole-b{theirs[0]}-lr{theirs[1]:g}-s{seed}{every}.json"
+    settings = {**params, **RECIPES[recipe], "dataset": dataset, "batch_size": ours[0], "lr": ours[1],
+                "seed": seed, "precision": precision, "eval_every": eval_every, "patience": 10_000, "threads": 1,
+                "progress": False, "time_limit": ours_min, "stop_at_ndcg": 0.0}
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    rb = ["taskset", "-c", "1", sys.executable, "-m", "benchmarks.recbole_sasrec", "--dataset", dataset,
+    rb = ["taskset", "-c", str(cores[1]), sys.executable, "-m", "benchmarks.recbole_sasrec", "--dataset", dataset,
           "--epochs", "10000", "--max-len", str(params["max_len"]), "--dim", str(params["dim"]),
           "--layers", str(params["layers"]), "--heads", str(params["heads"]), "--dropout", str(params["dropout"]),
           "--attn-dropout", str(params.get("attn_dropout", 0.0)), "--batch-size", str(theirs[0]),
           "--lr", str(theirs[1]), "--time-limit-min", str(theirs_min), "--threads", "1", "--precision", precision,
-          "--seed", str(seed), "--json", str(theirs_file)]
-    ds = ["taskset", "-c", "0", sys.executable, "-m", "benchmarks.recbole_compare", "--worker", json.dumps(settings),
-          str(ours_file)]
+          "--eval-every", str(eval_every), "--seed", str(seed), "--json", str(theirs_file)]
+    ds = ["taskset", "-c", str(cores[0]), sys.executable, "-m", "benchmarks.recbole_compare", "--worker",
+          json.dumps(settings), str(ours_file)]
     procs = []
     for name, cmd, file in (("recbole", rb, theirs_file), ("deepshelf", ds, ours_file)):
         if (reuse and file.exists()) or name not in libraries:
@@ -202,9 +162,11 @@ def side_by_side(dataset: str, params: dict, ours: tuple[int, float], theirs: tu
         with open(file.with_suffix(".log"), "w") as log:  # the child keeps its own copy of the descriptor
             procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
     codes = [p.wait() if p else 0 for p in procs]
+    ran = {name: p is not None for name, p in zip(("recbole", "deepshelf"), procs)}
     if any(codes):
         sys.exit(f"a library's run failed (RecBole exit {codes[0]}, deepshelf exit {codes[1]}); logs in {out}")
-    a, b = (json.loads(f.read_text()) if f.exists() else None for f in (ours_file, theirs_file))
+    a, b = ({**json.loads(f.read_text()), "reused": not ran[name], "file": str(f)} if f.exists() else None
+            for name, f in (("deepshelf", ours_file), ("recbole", theirs_file)))
     for key in ("users", "items", "events", "valid_users"):  # like for like, or no comparison at all
         if a and b and a[key] != b[key]:
             sys.exit(f"data differ: deepshelf has {a[key]:,} {key}, RecBole {b[key]:,}")
@@ -239,7 +201,8 @@ def tune(args: argparse.Namespace, params: dict) -> list[tuple]:
         running = tuple(lib for lib, c in (("recbole", theirs_c), ("deepshelf", ours_c))
                         if i < len(c) and lib in libraries)
         a, b = side_by_side(args.dataset, params, o, t, args.tune_seed, args.ours_tune_minutes, args.tune_minutes,
-                            logs_dir(args) / "tune", args.precision, reuse=args.reuse_tune, libraries=running)
+                            logs_dir(args) / "tune", args.precision, reuse=args.reuse_tune, libraries=running,
+                            recipe=args.recipe, eval_every=args.eval_every, cores=cores_for(i, args.swap_cores))
         if i < len(ours_c) and a:
             tuned.append(("deepshelf", *o, with_totals(a["epochs"])))
         if i < len(theirs_c) and b:
@@ -253,8 +216,19 @@ def tune(args: argparse.Namespace, params: dict) -> list[tuple]:
     return tuned
 
 
-def seed_row(seed: int, a: dict, b: dict) -> dict:
-    """One seed's two logs with the times each library took to reach each share of the weaker one's best."""
+def validated_every(run: dict, every: int) -> bool:
+    """Whether a log was validated after exactly the epochs that are multiples of `every` (its last may be
+    unvalidated where the time cap ended it)."""
+    return [e["epoch"] for e in run["epochs"] if "valid_ndcg@10" in e] == \
+        [e["epoch"] for e in run["epochs"] if e["epoch"] % every == 0]
+
+
+def seed_row(seed: int, a: dict, b: dict, every: int = 1) -> dict:
+    """One seed's two logs with the times each library took to reach each share of the weaker one's best; both
+    must have been validated on the same schedule (every `every` epochs), or the times are not comparable."""
+    for name, run in (("deepshelf", a), ("RecBole", b)):
+        if not validated_every(run, every):
+            sys.exit(f"{name}'s log of seed {seed} ({run.get('file')}) was not validated every {every} epoch(s)")
     ea, eb = with_totals(a["epochs"]), with_totals(b["epochs"])
     weaker = min(best_ndcg(a), best_ndcg(b))
     row = {"seed": seed, "ours": a, "theirs": b, "weaker": weaker,
@@ -263,6 +237,8 @@ def seed_row(seed: int, a: dict, b: dict) -> dict:
         for name, log in (("ours", ea), ("theirs", eb)):
             row[(name, share)] = (time_to(log, share * weaker, "train_total"),
                                   time_to(log, share * weaker, "elapsed_seconds"))
+        if any("cpu_elapsed_seconds" in e for e in ea):  # deepshelf's CPU seconds, validations included
+            row[("ours_cpu", share)] = time_to(ea, share * weaker, "cpu_elapsed_seconds")
     return row
 
 
@@ -287,16 +263,19 @@ def compare(args: argparse.Namespace) -> list[str]:
                 for lib in ("deepshelf", "recbole")}
     print(f"batch and lr: {pick}", flush=True)
     os.sched_setaffinity(0, {0})  # this process measures on core 0 now; its children pin themselves
-    steps = step_costs(split, params, pick["deepshelf"][0], args.precision)
-    probes = {"before": core_probes(args.probe_seconds)}
+    ours_params = {**params, **RECIPES[args.recipe]}
+    steps = step_costs(split, ours_params, pick["deepshelf"][0], args.precision)
+    valid_costs = validation_costs(split, ours_params, args.precision)
+    probes = {"before": core_probes(args.probe_seconds), "load_before": os.getloadavg()}
     rows = []
-    for seed in args.seeds:
-        rows.append(seed_row(seed, *side_by_side(args.dataset, params, pick["deepshelf"], pick["recbole"], seed,
-                                                 args.ours_minutes, args.recbole_minutes, logs_dir(args) / "seeds",
-                                                 args.precision, reuse=args.reuse_seeds)))
+    for i, seed in enumerate(args.seeds):
+        logs = side_by_side(args.dataset, params, pick["deepshelf"], pick["recbole"], seed, args.ours_minutes,
+                            args.recbole_minutes, logs_dir(args) / "seeds", args.precision, reuse=args.reuse_seeds,
+                            recipe=args.recipe, eval_every=args.eval_every, cores=cores_for(i, args.swap_cores))
+        rows.append(seed_row(seed, *logs, args.eval_every))
         print({k: v for k, v in rows[-1].items() if k not in ("ours", "theirs")}, flush=True)
     probes["after"] = core_probes(args.probe_seconds)
-    return compare_lines(args, params, check, tuned, pick, rows, steps, probes)
+    return compare_lines(args, ours_params, check, tuned, pick, rows, steps + [""] + valid_costs, probes)
 
 
 def core_probes(seconds: float) -> dict[int, dict]:
@@ -332,6 +311,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--recbole-minutes", type=float, default=20.0, help="RecBole's cap per seed")
     ap.add_argument("--ours-minutes", type=float, default=10.0, help="deepshelf's cap per seed")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="own",
+                    help="deepshelf's training recipe: its config's (own: warm-up, cosine decay, clipping) or "
+                         "RecBole's (equal: constant rate from the first step, no clipping); a subsection each")
+    ap.add_argument("--equal-tuning", action="store_true",
+                    help="deepshelf tunes on RecBole's candidates with RecBole's minutes per candidate")
+    ap.add_argument("--swap-cores", action=argparse.BooleanOptionalAction, default=True,
+                    help="every second seed (and tuning candidate) trades the two libraries' cores")
+    ap.add_argument("--eval-every", type=int, default=1,
+                    help="both libraries validate after every N epochs (checked in each log)")
     ap.add_argument("--out", default="benchmarks/results/recbole-compare",
                     help="run logs go to OUT/{tune,seeds} (fp32) or OUT/PRECISION/{tune,seeds}")
     docs_option(ap, help="print only; leave docs/benchmarks.md alone")
@@ -348,6 +336,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--skip-tune takes two batch:lr pairs: deepshelf's, then RecBole's")
     if args.skip_tune and args.tune_only:
         ap.error("--skip-tune and --tune-only exclude each other")
+    if args.eval_every < 1:
+        ap.error("--eval-every must be at least 1")
+    if args.equal_tuning:  # one budget for both: the same grid, the same wall minutes per candidate
+        args.ours_candidates, args.ours_tune_minutes = args.recbole_candidates, args.tune_minutes
     return args
 
 
@@ -358,7 +350,7 @@ def main() -> None:
         return ours_worker(json.loads(args.worker[0]), Path(args.worker[1]))
     lines = compare(args)
     if writes_docs(args):
-        write_compare(lines, args.precision)
+        write_compare(lines, args.precision, args.recipe)
 
 
 if __name__ == "__main__":

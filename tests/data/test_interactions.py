@@ -93,3 +93,17 @@ def test_to_csr_leaves_the_histories_unchanged_when_items_repeat():
     assert hist[0].tolist() == [5, 3, 5, 1] and hist[1].tolist() == [2, 2, 4]
     assert hist.indptr.tolist() == [0, 4, 7]
     assert m.toarray()[0, 5] == 2 and m.toarray()[1, 2] == 2 and m.toarray()[1, 4] == 1
+
+
+def test_first_occurrences_drop_repeats_and_keep_order_and_columns():
+    h = Histories.from_lists([[1, 2, 1, 3, 2], [], [5, 5], [4]], types=[[0, 1, 2, 0, 1], [], [2, 0], [1]],
+                             timestamps=[[1, 2, 3, 4, 5], [], [6, 7], [8]])
+    f = h.first_occurrences()
+    assert [f[b].tolist() for b in range(len(f))] == [[1, 2, 3], [], [5], [4]]
+    assert f.types.tolist() == [0, 1, 0, 2, 1] and f.timestamps.tolist() == [1, 2, 4, 6, 8]
+    assert Histories.from_lists([]).first_occurrences().indptr.tolist() == [0]
+
+
+def test_newest_keeps_each_rows_last_items():
+    h = Histories.from_lists([[1, 2, 3], [4], []]).newest(2)
+    assert [h[b].tolist() for b in range(len(h))] == [[2, 3], [4], []]

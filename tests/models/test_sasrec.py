@@ -454,3 +454,27 @@ def test_batches_say_their_count_before_an_epoch(split, world):
         config = SASRecConfig(**{**TINY, "batch_size": batch_size})
         batches = TrainingBatches(split.train, config, torch.device("cpu"), rank=0, world=world)
         assert len(batches) == sum(1 for _ in batches(1)) == sum(1 for _ in batches(2))
+
+
+def test_first_occurrences_learn_past_repeated_items():
+    """Each shopper walks the catalogue (i -> i + 1) but buys a staple (item N_ITEMS) again after every step. With
+    every event kept, the staple follows every item; with repeats = "first" the staple appears once, so the model
+    learns the walk, and a history is scored without its repeats too."""
+    rng = np.random.default_rng(0)
+    users, walk = 160, 10
+    starts = rng.integers(N_ITEMS, size=users)
+    walks = (starts[:, None] + np.arange(walk)) % N_ITEMS
+    items = np.stack([walks, np.full_like(walks, N_ITEMS)], axis=2).reshape(users, -1)  # i, staple, i + 1, ...
+    train = Interactions.from_ids(np.repeat(np.arange(users), 2 * walk).astype(str), items.ravel().astype(str))
+    lookup = train.item_map.lookup
+    probe = Histories.from_lists([lookup(np.array([str(i), str(N_ITEMS), str(i + 1), str(N_ITEMS)]))
+                                  for i in range(N_ITEMS - 1)])
+    expected = lookup(np.array([str((i + 2) % N_ITEMS) for i in range(N_ITEMS - 1)]))
+    staple = lookup(np.array([str(N_ITEMS)]))[0]
+    hits = {}
+    for repeats in ("keep", "first"):
+        model = SASRec(**{**TINY, "epochs": 30}, repeats=repeats).fit(train)
+        scores = model.score(probe)
+        scores[:, staple] = -np.inf  # bought already: the discovery list would exclude it
+        hits[repeats] = float((scores.argmax(axis=1) == expected).mean())
+    assert hits["first"] >= 0.9 and hits["first"] > hits["keep"], hits

@@ -160,3 +160,30 @@ def test_a_log_follows_each_epoch_and_long_epochs_with_time_left(monkeypatch, ca
     ticks = [line for line in lines if " step " in line]
     assert any("epoch 1/2  step 1 " in line for line in ticks)
     assert any("epoch 2/2  step 2/4" in line and "s left in it" in line for line in ticks)
+
+
+def two_updates(settings: LoopSettings) -> float:
+    """A one-weight model w = 1 with loss c * w, one batch per epoch: gradient 100 in the first update, 0.5 in the
+    second. Returns w after both."""
+    module = nn.Module()
+    module.w = nn.Parameter(torch.tensor([1.0]))
+    train_loop(module, lambda net, c: c * net.w.sum(), lambda epoch: [100.0 if epoch == 1 else 0.5], settings,
+               torch.device("cpu"))
+    return float(module.w.detach())
+
+
+def test_constant_rate_without_clipping_is_plain_adam():
+    """RecBole's recipe (benchmarks/recbole_compare.py --recipe equal): every update at the full lr and the raw
+    gradient, i.e. Adam's two steps worked by hand (beta 0.9 / 0.999, eps 1e-8, bias-corrected)."""
+    # update 1, g = 100: m = 10, v = 10, m^ = 100, v^ = 10,000: w = 1 - 0.1 * 100 / 100 = 0.9
+    # update 2, g = 0.5: m = 9.05, v = 9.99025, m^ = 9.05 / 0.19 = 47.632, v^ = 9.99025 / 0.001999 = 4997.6:
+    # w = 0.9 - 0.1 * 47.632 / 70.694 = 0.83262
+    equal = LoopSettings(epochs=2, lr=0.1, warmup_steps=0, schedule="constant", clip=0.0, progress=False)
+    assert two_updates(equal) == pytest.approx(0.8326228, abs=1e-6)
+    # each of deepshelf's own recipe's parts moves the second step: clipping shrinks the first gradient to norm 1
+    # (m = 0.14, v = 0.001249, m^ = 0.73684, v^ = 0.62481: w = 0.9 - 0.1 * 0.73684 / 0.79045 = 0.80678), the
+    # cosine halves epoch 2's lr, warm-up scales the first update by 1/100
+    assert two_updates(LoopSettings(**{**vars(equal), "clip": 1.0})) == pytest.approx(0.806782, abs=1e-6)
+    assert two_updates(LoopSettings(**{**vars(equal), "schedule": "cosine"})) == pytest.approx(0.9 - 0.05 * 0.673773,
+                                                                                               abs=1e-6)
+    assert two_updates(LoopSettings(**{**vars(equal), "warmup_steps": 100})) != pytest.approx(0.8326228, abs=1e-4)

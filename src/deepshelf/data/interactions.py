@@ -68,6 +68,21 @@ class Histories:
         starts = np.maximum(self.indptr[row], ends - size)
         return self._slices(starts, ends - starts)
 
+    def newest(self, n: int) -> "Histories":
+        """Each row's newest `n` items (all of a shorter row)."""
+        keep = np.minimum(self.lengths, n)
+        return self._slices(self.indptr[1:] - keep, keep)
+
+    def first_occurrences(self) -> "Histories":
+        """Each row with its repeated items dropped: an item stays where the row has it first, order kept."""
+        row = np.repeat(np.arange(len(self), dtype=np.int64), self.lengths)
+        _, first = np.unique(row * (int(self.items.max(initial=0)) + 1) + self.items, return_index=True)
+        keep = np.sort(first)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row[keep], minlength=len(self)))]).astype(np.int64)
+        t = None if self.types is None else self.types[keep]
+        ts = None if self.timestamps is None else self.timestamps[keep]
+        return Histories(indptr, self.items[keep], t, ts)
+
     def _slices(self, starts: np.ndarray, lengths: np.ndarray) -> "Histories":
         """Rows `items[starts[b] : starts[b] + lengths[b]]`, gathered without a Python loop."""
         indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -214,10 +229,7 @@ class Interactions:
         hist = Histories(indptr, self.item[order], self.type[order], self.timestamp[order])
         if users is not None:
             hist = hist.select(users)
-        if max_len is not None:
-            keep = np.minimum(hist.lengths, max_len)
-            hist = hist._slices(hist.indptr[1:] - keep, keep)
-        return hist
+        return hist if max_len is None else hist.newest(max_len)
 
     def item_popularity(self) -> np.ndarray:
         """Number of events per item, float64 [n_items]."""

@@ -16,22 +16,33 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k == 0:
         return np.zeros((B, 0), np.int64), np.zeros((B, 0), np.float32)
     if k < n:
-        # argpartition keeps an arbitrary subset of the items tied at the k-th score, so the top 10 need not be the
-        # first 10 of the top 20; keep every item above the k-th score and the lowest-indexed of those tied with it.
-        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]  # [B, 1] the k-th largest score
-        above = scores > kth
-        tied = scores == kth
-        keep = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(1, keepdims=True)))
-        if (keep.sum(1) == k).all():
-            part = np.nonzero(keep)[1].reshape(B, k)
-        else:  # NaN scores compare false both ways: no tie rule for those rows' order
-            part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        # argpartition picks a top k, but among items tied at the k-th score an arbitrary subset; a row where
+        # more items than k reach the k-th score takes the lowest-indexed of the tied ones instead. Only those rows
+        # pay for the tie rule (a cumulative count over the whole row): with real-valued scores they are few, and
+        # the rule over every row was about half of a full-ranking validation's top-k time
+        # (benchmarks/recbole_compare.py, `validation_costs`).
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(1, keepdims=True)  # [B, 1]; NaN where NaN was picked
+        tied_rows = np.flatnonzero(np.count_nonzero(scores >= kth, axis=1) > k)
+        if len(tied_rows):
+            part[tied_rows] = _lowest_index_ties(scores[tied_rows], kth[tied_rows], k)
+        # a row with fewer than k non-NaN scores keeps argpartition's choice: NaN compares false both ways, so
+        # no tie rule orders it
     else:
         part = np.broadcast_to(np.arange(n), (B, n)).copy()
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
     idx = np.take_along_axis(part, order, axis=1).astype(np.int64)
     return idx, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
+
+
+def _lowest_index_ties(scores: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """int [B, k] indices: every item above the row's k-th score `kth` [B, 1], then the lowest-indexed of those
+    tied with it until there are k."""
+    above = scores > kth
+    tied = scores == kth
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= k - above.sum(1, keepdims=True)))
+    return np.nonzero(keep)[1].reshape(len(scores), k)
 
 
 def exact_search(queries: np.ndarray, vectors: np.ndarray, k: int, exclude: np.ndarray | None = None):

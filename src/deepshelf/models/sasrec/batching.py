@@ -23,7 +23,10 @@ class TrainingBatches:
                  world: int = 1):
         c = self.config = config
         self.device, self.rank, self.world = device, rank, world
-        seqs = train.to_sequences(c.max_len + 1) if c.windows == "last" else train.to_sequences().windows(c.max_len + 1)
+        seqs = train.to_sequences()
+        if c.repeats == "first":
+            seqs = seqs.first_occurrences()
+        seqs = seqs.newest(c.max_len + 1) if c.windows == "last" else seqs.windows(c.max_len + 1)
         seqs = seqs.select(np.flatnonzero(seqs.lengths >= 2))
         self.rows = torch.from_numpy(seqs.padded(c.max_len + 1))  # (U, L + 1), item + 1, 0 = pad
         self.types = (torch.from_numpy(seqs.padded_types(c.max_len + 1))

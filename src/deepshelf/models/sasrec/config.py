@@ -29,6 +29,10 @@ class SASRecConfig(ModelConfig):
     # which events train: "last" = each shopper's newest max_len + 1 (SASRec's convention); "all" = older ones
     # too, cut into further windows of max_len + 1, so long histories (a third of ml-1m's events) are not wasted
     windows: Literal["last", "all"] = "all"
+    # repeated items in a history: "keep" every event, or "first": only each item's first event, in training and
+    # scoring alike, so every target is an item new to the shopper (a shop's purchases repeat a lot, and the
+    # discovery list excludes what the shopper has bought; benchmarks/sasrec_shop.py measures both)
+    repeats: Literal["keep", "first"] = "keep"
     # how sequences meet in a batch: "by_length" sorts them by length within random chunks of 32 batches (less
     # padding to compute on; as the loss is a mean over a batch's positions, each sequence then weighs about the
     # same), "shuffled" draws them at random (each position weighs about the same, as in SASRec and RecBole)

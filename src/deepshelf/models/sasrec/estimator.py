@@ -95,6 +95,8 @@ class SASRec(Recommender):
     def _states(self, part: Histories) -> torch.Tensor:
         """(b, d') the network's state after each history's newest item: what the output vectors are scored by."""
         net = self.network.eval()
+        if self.config.repeats == "first":
+            part = part.first_occurrences()
         # pad to the longest history in this batch only: positions count real items, so padding changes nothing
         T = int(max(1, min(self.config.max_len, part.lengths.max(initial=1))))
         items = torch.from_numpy(part.padded(T)).to(self.device)  # (b, T)
