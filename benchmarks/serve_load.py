@@ -47,7 +47,7 @@ from benchmarks.lib.loadgen import (
 )
 from benchmarks.lib.mdsection import machine
 from benchmarks.lib.noise import jitter_probe_on, probe_text
-from benchmarks.lib.shop import attach_search, build, search_queries, working_copy
+from benchmarks.lib.shop import build, search_queries, search_run, working_copy
 from deepshelf.tokens import mint
 
 log = logging.getLogger("serve_load")
@@ -342,19 +342,6 @@ def report(args, results, bare, startup, before, after, cores, load) -> str:
 
 
 SEARCH_TITLE = "Served search, understood (serve_load.py --only-search)"
-
-
-def search_run(run: Path, n_items: int) -> Path:
-    """A copy of the shop's run with a semantic search index over real product names (`shop.attach_search`), so
-    the served search is the understood one; built once per size."""
-    import shutil
-
-    folder = run.with_name(run.name + "-search")
-    if not (folder / "content" / "search.ok").exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.copytree(run, folder, ignore=shutil.ignore_patterns("content"))
-        attach_search(folder, n_items)
-    return folder
 
 
 def search_report(args, r: dict, startup: float, before, after, load) -> str:

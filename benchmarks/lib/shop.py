@@ -128,6 +128,19 @@ def attach_search(run: Path, n_items: int) -> None:
     log.info("search index over %d products (real titles) in %.1fs", n_items, time.perf_counter() - t)
 
 
+def search_run(run: Path, n_items: int) -> Path:
+    """A copy of the shop's run with a semantic search index over real product names (`attach_search`), so
+    the served search is the understood one; built once per size."""
+    import shutil
+
+    folder = run.with_name(run.name + "-search")
+    if not (folder / "content" / "search.ok").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(run, folder, ignore=shutil.ignore_patterns("content"))
+        attach_search(folder, n_items)
+    return folder
+
+
 def search_queries(n: int, seed: int = 0, typos: float = 0.2, no_match: float = 0.1) -> list[str]:
     """Shoppers' queries for a shop with the fashion catalogue's names: 1 to 3 words drawn from one real product
     name (lower case, as typed), a misspelt word (keyboard neighbour, dropped, doubled or swapped letter) in
