@@ -9,7 +9,7 @@ Queries are generated from the catalogue's own labels (article type, base colour
 them. A query is kept only when at least 10 products have every attribute it names. The shoppers' words not in
 the search's own table (src/deepshelf/content/query/words.toml) are split by seed into development and test
 halves; the words the table has go to development only. The tuned settings (the share of the catalogue's votes
-a type needs, how near the product neighbours must be to vote, colour and gender by name) are chosen on
+a type needs, how many product neighbours vote and how near they must be, colour and gender by name) are chosen on
 development queries, the literal boost on development product names; test queries and names are scored once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
 attribute likewise. Literal queries: product names of 300 products drawn by seed (test), and of 300 others
@@ -197,6 +197,10 @@ def main() -> None:
         qu.type_share = share
         tuning[("type share", share)] = dev_p10()
     qu.type_share = max((t for a, t in tuning if a == "type share"), key=lambda t: (tuning[("type share", t)], -t))
+    for k in (10, 15, 30):
+        qu.neighbours = k
+        tuning[("neighbours", k)] = dev_p10()
+    qu.neighbours = max((t for a, t in tuning if a == "neighbours"), key=lambda t: (tuning[("neighbours", t)], -t))
     for similarity in (0.0, 0.33, 0.36, 0.4):
         qu.min_similarity = similarity
         tuning[("neighbours' similarity", similarity)] = dev_p10()
@@ -262,7 +266,8 @@ def main() -> None:
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
              "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
-             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 else 'off'}: {v:.3f}" for (a, t), v in tuning.items())
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a == 'neighbours' else 'off'}: {v:.3f}"
+                         for (a, t), v in tuning.items())
              + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} ({qu.neighbours} product "
              f"neighbours vote when their mean cosine is at least {qu.min_similarity}), colour {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
              f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, literal boost "

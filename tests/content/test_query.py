@@ -270,7 +270,7 @@ def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
         return out
 
     rows, _, u = index().find("catwalk women blue flats", k=10, by="text")
-    assert u.literal and u.filters["type"] == {"Flats"}
+    assert u.literal and u.filters["type"] == {"Flats"} and not u.changed and "filters" not in u.as_dict()
     assert rows[0] == 0  # the product the words name, although its label says Heels
     qu = index()._rows.understanding
     boost = qu.boosts(u)  # the share of the named attributes each product has

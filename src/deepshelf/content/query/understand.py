@@ -46,16 +46,16 @@ class Understood:
 
     @property
     def changed(self) -> bool:
-        """Whether the search is for anything but the words as typed."""
-        return bool(self.corrections or self.filters or self.price_min is not None or self.price_max is not None
-                    or self.relaxed)
+        """Whether the search is for anything but the words as typed (a literal query's boosts only reorder)."""
+        return bool(self.corrections or (self.filters and not self.literal) or self.price_min is not None
+                    or self.price_max is not None or self.relaxed)
 
     def as_dict(self) -> dict:
         """The answer's `understood` field (JSON-ready)."""
         out: dict = {"text": self.text}
         if self.corrections:
             out["corrected"] = [{"from": a, "to": b} for a, b in self.corrections]
-        if self.filters:
+        if self.filters and not self.literal:  # a literal query's attributes only boost: no chip to remove
             out["filters"] = [{"attribute": a, "values": sorted(v), "words": ", ".join(self.phrases.get(a, []))}
                               for a, v in self.filters.items()]
         if self.price_min is not None or self.price_max is not None:
@@ -70,7 +70,7 @@ class QueryUnderstanding:
     # docs/benchmarks.md): the share of the catalogue's votes a phrase's types must reach, how near the product
     # neighbours must be to vote, and how much a literal query's attributes weigh; colour and gender by meaning
     # did not help there, so they are off (> 1).
-    def __init__(self, lexicon: Lexicon, type_share: float = 0.8, neighbours: int = 30, min_similarity: float = 0.0,
+    def __init__(self, lexicon: Lexicon, type_share: float = 0.8, neighbours: int = 15, min_similarity: float = 0.4,
                  max_types: int = 3, colour_threshold: float = 2.0, gender_threshold: float = 2.0,
                  literal_boost: float | None = 1.0):
         self.lexicon = lexicon
@@ -162,11 +162,11 @@ class QueryUnderstanding:
                         out.learnt.append((w, attribute, hit[0]))
         return used
 
-    def _type_by_votes(self, out: Understood, words: list[str], encode) -> None:
-        """The type the catalogue says `words` mean, when no phrase named one: the labels of the products that
-        use all the words, and of the `neighbours` products nearest to the words by meaning, vote; the fewest
-        types (at most `max_types`) holding `type_share` of the votes become the filter ("office shoes" ->
-        Formal Shoes, "kicks" -> Casual / Sports Shoes); a brand whose products are of many types names none."""
+    def _vote(self, words: list[str], encode) -> set[str] | None:
+        """The types the catalogue says `words` mean: the labels of the products that use all the words, and of
+        the `neighbours` products nearest to the words by meaning, vote; the fewest types (at most `max_types`)
+        holding `type_share` of the votes ("office shoes" -> Formal Shoes, "kicks" -> Casual / Sports Shoes).
+        None when the votes are spread wider (a brand whose products are of many types names none)."""
         lex = self.lexicon
         values = lex.attributes["type"].values
         votes = np.zeros(len(values))
@@ -179,16 +179,22 @@ class QueryUnderstanding:
                 votes += lex.votes("type", near)
         total = votes.sum()
         if total <= 0:
-            return
+            return None
         order = np.argsort(-votes, kind="stable")
         held = np.cumsum(votes[order]) / total
         n = int(np.searchsorted(held, self.type_share - 1e-9)) + 1
-        if n > self.max_types:
-            return
-        picked = {values[j] for j in order[:n]}
-        out.filters["type"] = picked
-        out.phrases.setdefault("type", []).append(" ".join(words))
-        out.learnt += [(" ".join(words), "type", v) for v in sorted(picked)]
+        return {values[j] for j in order[:n]} if n <= self.max_types else None
+
+    def _type_by_votes(self, out: Understood, words: list[str], encode) -> None:
+        """When no phrase named a type: the types the catalogue's votes give the remaining words, as the filter.
+        (Letting a named type's words vote again with the words beside them, "dress shoes", lost more than it won
+        on the development queries: an unread colour word beside a type then outvotes it.)"""
+        picked = self._vote(words, encode)
+        if picked:
+            out.filters["type"] = picked
+            out.phrases.setdefault("type", []).append(" ".join(words))
+            out.learnt += [(" ".join(words), "type", v) for v in sorted(picked)]
+
     def _one_type(self, named: list, encode) -> tuple[list, list[str]]:
         """When the words name several types ("dress shirt", "denim pants"), the one the phrase means: the named
         type whose products' mean vector is nearest to the phrase's. Returns `named` with the other phrases'
