@@ -167,6 +167,19 @@ def test_an_unknown_word_is_read_by_the_products_nearest_to_it_by_meaning():
     assert QueryUnderstanding(lex, neighbours=0).understand("white kicks", encode=encode).filters.get("type") is None
 
 
+def test_neighbours_too_far_to_mean_anything_do_not_vote():
+    """A misspelt word the encoder cannot read lands far from every product: its nearest products are noise."""
+    def encode(texts):  # shoe-ish texts and the rest on their own axes; an unreadable word faintly shoe-ish
+        return np.array([[1.0, 0, 0] if "shoe" in t.lower() or "kicks" in t else
+                         [0.3, 0, 0.954] if "zqx" in t else [0, 1.0, 0] for t in texts], np.float32)
+
+    lex = Lexicon(TEXTS, COLUMNS, vectors=encode(TEXTS))
+    assert "type" not in QueryUnderstanding(lex).understand("zqxvw", encode=encode).filters
+    assert "type" in QueryUnderstanding(lex, min_similarity=0.0).understand("zqxvw", encode=encode).filters
+    assert QueryUnderstanding(lex).understand("kicks", encode=encode).filters["type"] <= {"Sports Shoes",
+                                                                                          "Casual Shoes"}
+
+
 # ---- relaxation -----------------------------------------------------------------------------------------
 def test_relaxation_drops_the_least_informative_filter_first(qu):
     u = qu.understand("pink jeans for kids")  # no such product: pink (1 product), jeans (2), kids (2)
