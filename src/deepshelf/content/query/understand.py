@@ -74,6 +74,8 @@ class QueryUnderstanding:
                  max_types: int = 3, colour_threshold: float = 2.0, gender_threshold: float = 2.0,
                  literal_boost: float | None = 1.0):
         self.lexicon = lexicon
+        # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
+        self._votes: dict[tuple, set[str] | None] = {}
         self.type_share = type_share
         self.neighbours = neighbours
         self.min_similarity = min_similarity  # the neighbours' mean cosine below which they do not vote
@@ -167,6 +169,16 @@ class QueryUnderstanding:
         the `neighbours` products nearest to the words by meaning, vote; the fewest types (at most `max_types`)
         holding `type_share` of the votes ("office shoes" -> Formal Shoes, "kicks" -> Casual / Sports Shoes).
         None when the votes are spread wider (a brand whose products are of many types names none)."""
+        memo_key = (tuple(words), encode is not None, self.type_share, self.neighbours, self.min_similarity,
+                    self.max_types)
+        if memo_key in self._votes:
+            return self._votes[memo_key]
+        if len(self._votes) > 10_000:  # a race only votes a phrase twice
+            self._votes = {}
+        self._votes[memo_key] = picked = self._count_votes(words, encode)
+        return picked
+
+    def _count_votes(self, words: list[str], encode) -> set[str] | None:
         lex = self.lexicon
         values = lex.attributes["type"].values
         votes = np.zeros(len(values))
@@ -191,7 +203,7 @@ class QueryUnderstanding:
         on the development queries: an unread colour word beside a type then outvotes it.)"""
         picked = self._vote(words, encode)
         if picked:
-            out.filters["type"] = picked
+            out.filters["type"] = set(picked)
             out.phrases.setdefault("type", []).append(" ".join(words))
             out.learnt += [(" ".join(words), "type", v) for v in sorted(picked)]
 
