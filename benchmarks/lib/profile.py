@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -24,20 +25,30 @@ BUCKETS = [
     ("ranking (candidates, rules, visit stage, new products)", re.compile(r"deepshelf/engine/(ranking|rules|visit)\.py")),
     ("product cards and the JSON answer", re.compile(r"to_list|deepshelf/engine/cards\.py|json")),
     ("the rest of the engine (run, catalogue, shopper history)", re.compile(r"deepshelf/engine/")),
-    ("request parsing, key and token checks (FastAPI dependencies)", re.compile(r"solve_dependencies")),
+    ("request parsing, key and token checks (FastAPI dependencies, or the same checks on the thin route)",
+     re.compile(r"solve_dependencies|deepshelf/api/deps\.py|UserListRoute\.matches|_ID\.validate")),
     ("thread-pool hop (handing work to a thread and back)",
      re.compile(r"run_in_threadpool|run_sync_in_worker_thread|WorkerThread|to_thread|Thread\._bootstrap")),
     ("ASGI stack (uvicorn, middleware, routing, the route's own code)", re.compile(r"httptools_impl|run_asgi")),
 ]
 
 
+def _py_spy() -> str | None:
+    """py-spy on PATH, else beside this Python (a virtual environment's bin/, not on PATH when it is not active)."""
+    found = shutil.which("py-spy")
+    if found is None:
+        beside = Path(sys.executable).with_name("py-spy")
+        found = str(beside) if beside.exists() else None
+    return found
+
+
 def available() -> bool:
-    return shutil.which("py-spy") is not None
+    return _py_spy() is not None
 
 
 def record(pid: int, seconds: float, out: Path, rate: int = 200) -> Path:
     """Sample process `pid` for `seconds` (raw collapsed stacks in `out`)."""
-    subprocess.run(["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate), "-f", "raw",
+    subprocess.run([_py_spy(), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate), "-f", "raw",
                     "-o", str(out), "--gil", "--nonblocking"], check=True, capture_output=True,
                    timeout=seconds + 60)
     return out

@@ -60,3 +60,40 @@ def test_serve_without_a_database_names_the_flag_and_creates_nothing(tmp_path):
     assert "--database is required" in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_serve_gives_each_process_one_math_thread_unless_told(tmp_path):
+    """`deepshelf serve` sets OpenMP (FAISS, torch) and BLAS to one thread per process before they load, so
+    `--workers N` processes do not each spin a thread team on the cores the others serve from; a count the
+    environment names is kept. (uvicorn.run is replaced by a probe that loads the libraries and reports.)"""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = make_run(tmp_path, str(tmp_path / "gone.csv"), None)
+    probe = ("import json, sys, threadpoolctl, uvicorn\n"
+             "def report(*args, **kwargs):\n"
+             "    import numpy, faiss, scipy.linalg  # the libraries a server loads\n"
+             "    print('THREADS', json.dumps(sorted({(i['user_api'], i['num_threads']) "
+             "for i in threadpoolctl.threadpool_info()})))\n"
+             "uvicorn.run = report\n"
+             "from deepshelf.cli.main import main\n"
+             "sys.argv = ['deepshelf', 'serve', '--run', sys.argv[1], '--database', sys.argv[2]]\n"
+             "main()\n")
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                              "MKL_NUM_THREADS", "DEEPSHELF_DATABASE")}
+    base["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "src")
+
+    def threads(**env) -> set:
+        res = subprocess.run([sys.executable, "-c", probe, str(run), f"sqlite:///{tmp_path / 'store.db'}"],
+                             cwd=tmp_path, env={**base, **env}, capture_output=True, text=True, timeout=120)
+        line = next((x for x in res.stdout.splitlines() if x.startswith("THREADS ")), None)
+        assert line is not None, res.stderr
+        return {tuple(x) for x in json.loads(line.removeprefix("THREADS "))}
+
+    found = threads()
+    assert {api for api, _ in found} >= {"blas", "openmp"} and {n for _, n in found} == {1}
+    if (os.cpu_count() or 1) >= 2:
+        assert ("openmp", 2) in threads(OMP_NUM_THREADS="2")  # the operator's own setting wins

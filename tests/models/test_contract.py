@@ -272,6 +272,24 @@ def test_als_fold_in_confidences_by_hand(use_weights):
         np.testing.assert_allclose(got[0], got[4], rtol=1e-6)
     with pytest.raises(DeepshelfError, match="out of range"):
         model.user_factors(Histories.from_lists([[9]]))
+    # a one-row batch (what a served request folds in) takes its own path: the same answer as its row in a batch,
+    # by hand as above, and the same range check
+    for row, (items, w) in enumerate(zip(lists, weights)):
+        one = model.user_factors(Histories.from_lists([items]), np.asarray(w, np.float32))
+        assert one.shape == (1, 4) and one.dtype == np.float32
+        np.testing.assert_allclose(one[0], got[row], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(model.user_factors(Histories.from_lists([[3, 5, 3]]))[0],
+                               model.user_factors(Histories.from_lists([[3, 5, 3], [8]]))[0], rtol=1e-6, atol=1e-7)
+    with pytest.raises(DeepshelfError, match="out of range"):
+        model.user_factors(Histories.from_lists([[-1]]))
+    # a batch of one-item histories (what explanations fold in) is solved by Sherman-Morrison: the same answers
+    singles = model.user_factors(Histories.from_lists([[8], [3], [8], [0]]))
+    for row, item in enumerate([8, 3, 8, 0]):
+        np.testing.assert_allclose(singles[row], model.user_factors(Histories.from_lists([[item], [1, 2]]))[0],
+                                   rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(singles[0], got[2] if not use_weights else singles[2], rtol=1e-5, atol=1e-6)
+    with pytest.raises(DeepshelfError, match="out of range"):
+        model.user_factors(Histories.from_lists([[1], [9]]))
 
 
 def test_als_gram_is_kept_from_fit_and_load(clusters, tmp_path):

@@ -24,6 +24,7 @@ from deepshelf.api.metrics import Metrics, MetricsMiddleware
 from deepshelf.api.openapi_doc import allowed_methods, install as install_openapi
 from deepshelf.api.routes import admin, analytics, events, experiments, integrations, items, recommendations, system
 from deepshelf.api.routes import widget
+from deepshelf.api import fast_route
 from deepshelf.engine.service import NotAvailable, NotFound, NotReady, Service
 from deepshelf.engine.settings import Settings
 from deepshelf.api.shedding import ShedLoad
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost of all: every answer, preflights included, carries nosniff
     for module in (events, recommendations, items, admin, analytics, experiments, system, integrations, widget):
         app.include_router(module.router)
+    fast_route.install(app)  # the storefront's hot read without per-request dependency solving (same answers)
     install_openapi(app, settings)  # each operation's key scope and every status it answers
     _add_error_handlers(app)
     install_validation(app, settings)  # the 422 answer, per-request input checks

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from deepshelf.api.writes import OneWrite
+
 DEFAULT_TIMEOUT_S = 10.0
 _408_BODY = b'{"detail":"the request head was not received in time"}'
 _408 = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
@@ -27,7 +29,7 @@ class HeaderTimeout(HttpToolsProtocol):
     timeout_s: float = DEFAULT_TIMEOUT_S  # set per process from the settings (`configure`)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(OneWrite(transport, self.loop))  # an answer's head and body in one write (writes.py)
         self._head_begun = False
         self._awaiting_since: float | None = self.loop.time()  # None while a request is being answered
         self._head_timer = self.loop.call_later(self.timeout_s, self._check)
@@ -42,6 +44,7 @@ class HeaderTimeout(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        self.transport.flush()
         pipelined = bool(self.pipeline)
         super().on_response_complete()
         if not pipelined:

@@ -18,6 +18,25 @@ log = logging.getLogger(__name__)
 # connections too and answers without Retry-After; requests in progress are bounded by api/shedding.py.
 KEEP_ALIVE_S = 5
 
+# Math-library threads per server process, unless the environment names its own: a request is one small query
+# (a fold-in, one ANN search), where a thread team costs more than it saves, and `--workers N` processes share the
+# machine's cores; a team per process (OpenMP in FAISS and torch, OpenBLAS) would have each process's threads spin
+# on the cores the others serve from. Set before those libraries load, and inherited by uvicorn's worker processes
+# and every thread (an OpenMP library reads it once, when loaded; a limit set later holds for the setting thread only).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_thread_each(environ) -> None:
+    """Default each math library's thread count to 1 in `environ` (a value already set is kept), and hold a BLAS
+    this process has loaded already (numpy's, loaded by the command line before `serve` runs) to that count."""
+    for name in THREAD_VARIABLES:
+        environ.setdefault(name, "1")
+    blas = environ["OPENBLAS_NUM_THREADS"]
+    if blas.isdigit() and int(blas) > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(int(blas), user_api="blas")
+
 
 def register(app) -> None:
     """Add this module's commands to the deepshelf Typer app."""
@@ -41,6 +60,8 @@ def serve(
     DEEPSHELF_API_KEYS=key1,key2 are private keys, for everything; DEEPSHELF_PUBLIC_KEYS=key3 are public keys, safe
     in a web page: post events and read recommendations, similar items, search and popular)."""
     import os
+
+    one_thread_each(os.environ)  # before numpy, FAISS or torch is imported (create_app's imports)
 
     import uvicorn
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import scipy.sparse as sp
 from deepshelf.data.interactions import Histories
 from deepshelf.engine import content as content_features
 from deepshelf.engine.catalog_view import CatalogView
+from deepshelf.engine import heap
 from deepshelf.engine.explain import warm
 from deepshelf.engine.loaded import LoadedRun, run_signature
 from deepshelf.engine.periodic import Periodic
@@ -82,6 +84,7 @@ class RunHolder:
         self._reload_lock = threading.Lock()
         self._failed_signature: tuple | None = None
         self.on_swap: list = []  # called after a new run is published (caches of what the old one served)
+        self.settle_due: float | None = None  # when the heap is settled again after a swap (`heap.py`)
         self._background = Periodic("deepshelf-background", [
             (lambda: settings.trending_refresh_s, self.refresh_trending),
             (lambda: settings.watch_interval_s, self._watch)])
@@ -90,6 +93,7 @@ class RunHolder:
         """Load the configured run (a failure here is fatal: there is nothing to keep serving) and start the
         background thread."""
         self.reload(self.settings.run, initial=True)
+        heap.settle()  # the loaded run out of the collector's way (heap.py)
         self._background.start()
 
     def stop(self) -> None:
@@ -97,6 +101,7 @@ class RunHolder:
         with self._reload_lock:
             if self.state is not None:
                 self.state.close()
+        heap.release()
 
     def reload(self, path: str | Path | None = None, initial: bool = False) -> LoadedRun:
         """Load `path` (default: the configured run path) and swap it in; the current run keeps serving while the
@@ -124,6 +129,8 @@ class RunHolder:
                 hook()
             if old is not None:
                 old.close()  # requests still holding it answer from memory; its worker finishes its queue first
+                heap.release()  # the old run's objects are the collector's again; the new run's frozen a bit later
+                self.settle_due = time.monotonic() + heap.SETTLE_AFTER_SWAP_S
             return new
 
     def refresh_trending(self) -> None:
@@ -135,6 +142,10 @@ class RunHolder:
     def _watch(self) -> None:
         if self.settings.watch_run and self.settings.run is not None:
             self._check_run_path()
+        due = self.settle_due
+        if due is not None and time.monotonic() >= due:
+            self.settle_due = None
+            heap.settle()
 
     def _check_run_path(self) -> None:
         state = self.state

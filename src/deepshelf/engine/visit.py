@@ -37,43 +37,47 @@ def interleave(visit: Candidates, whole: Candidates, places: int) -> Candidates:
     """`whole` with up to `places` items of `visit` put first and at every other place after (items already
     placed are skipped); each visit item takes the score of the item it precedes, so the list stays sorted and
     a boost moves both alike."""
+    # plain lists: a numpy scalar per step of this loop cost more than the rest of the visit stage
+    # (benchmarks/serve_wrk.py, the Service section's profile)
+    v_idx, w_idx = visit.idx.tolist(), whole.idx.tolist()
+    n_v, n_w = len(v_idx), len(w_idx)
     taken: set[int] = set()
-    order: list[tuple[Candidates, int]] = []
+    order: list[tuple[bool, int]] = []  # (from the visit, position there)
     v = w = 0
     placed = 0
-    while w < len(whole) or (placed < places and v < len(visit)):
-        if placed < places and v < len(visit) and (len(order) % 2 == 0 or w >= len(whole)):
-            i = int(visit.idx[v])
+    while w < n_w or (placed < places and v < n_v):
+        if placed < places and v < n_v and (len(order) % 2 == 0 or w >= n_w):
+            i = v_idx[v]
             v += 1
             if i not in taken:
                 taken.add(i)
-                order.append((visit, v - 1))
+                order.append((True, v - 1))
                 placed += 1
             continue
-        i = int(whole.idx[w])
+        i = w_idx[w]
         w += 1
         if i not in taken:
             taken.add(i)
-            order.append((whole, w - 1))
-    idx = np.array([src.idx[j] for src, j in order], np.int64)
-    reasons = [src.reasons[j] for src, j in order]
-    scores = np.array([src.scores[j] if src is whole else np.nan for src, j in order], np.float64)
+            order.append((False, w - 1))
+    w_scores = whole.scores.tolist()
+    idx = np.array([v_idx[j] if from_visit else w_idx[j] for from_visit, j in order], np.int64)
+    reasons = [visit.reasons[j] if from_visit else whole.reasons[j] for from_visit, j in order]
+    scores = [None if from_visit else w_scores[j] for from_visit, j in order]
     # a visit item scores like the whole-history item after it (or before it, at the end of the list)
-    filled = _fill_from_next(scores)
-    return Candidates(idx, filled, reasons)
+    return Candidates(idx, np.array(_fill_from_next(scores), np.float64), reasons)
 
 
-def _fill_from_next(scores: np.ndarray) -> np.ndarray:
-    out = scores.copy()
+def _fill_from_next(scores: list[float | None]) -> list[float]:
+    out = list(scores)
     nxt = np.nan
     for j in range(len(out) - 1, -1, -1):
-        if np.isnan(out[j]):
+        if out[j] is None or out[j] != out[j]:  # a visit item (or a NaN score)
             out[j] = nxt
         else:
             nxt = out[j]
     prev = 0.0
-    for j in range(len(out)):  # trailing visit items: the last whole-history score
-        if np.isnan(out[j]):
+    for j in range(len(out)):  # trailing visit items (nothing after them): the last whole-history score
+        if out[j] is None or out[j] != out[j]:
             out[j] = prev
         else:
             prev = out[j]

@@ -59,6 +59,10 @@ class ALS(Recommender):
         cfg = self.config
         Y = self.item_factors
         B, f = len(histories), Y.shape[1]
+        if B == 1:
+            return self._fold_in_one(histories, weights)
+        if weights is None and bool((np.diff(histories.indptr) == 1).all()):
+            return self._fold_in_singles(np.asarray(histories.items, np.int64))
         indptr, indices, data = self._confidence(histories, weights)
         out = np.empty((B, f), np.float32)
         # Rows sorted by length and padded per group of similar length, so padding costs little compute;
@@ -80,6 +84,48 @@ class ALS(Recommender):
             b = np.matmul(c[:, None, :], Yp)[:, 0]  # (G, f)
             out[group] = np.linalg.solve(A, b[..., None])[..., 0]
         return out
+
+    def _fold_in_one(self, histories: Histories, weights: np.ndarray | None) -> np.ndarray:
+        """`user_factors` of a one-row batch (what a served request folds in), the same equation and the same
+        float steps as the batched path without its grouping and padding: fewer numpy calls, which are most of a
+        one-row solve's cost (benchmarks/serve_wrk.py, the Service section's CPU per request)."""
+        n = self.n_items
+        items = np.asarray(histories.items, np.int64)
+        if len(items) and (items.min() < 0 or items.max() >= n):
+            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        if self.config.use_weights:  # repeats add up
+            distinct, inverse = np.unique(items, return_inverse=True)
+            summed = np.zeros(len(distinct), np.float32)
+            np.add.at(summed, inverse, np.ones(len(items), np.float32) if weights is None
+                      else np.asarray(weights, np.float32))
+        else:  # an item counts once
+            distinct = np.unique(items)
+            summed = np.ones(len(distinct), np.float32)
+        c = (summed * np.float32(self.config.alpha)).astype(np.float64)
+        Yp = self.item_factors[distinct].astype(np.float64)  # (L, f)
+        A = self._gram + (Yp.T * (c - (c != 0))) @ Yp
+        return np.linalg.solve(A, c @ Yp)[None].astype(np.float32)
+
+    def _fold_in_singles(self, items: np.ndarray) -> np.ndarray:
+        """`user_factors` of histories of one item each (what explanations ask: `explain.RelationRows`): with one
+        item y of confidence c the system is (G + (c-1) y yᵀ) x = c y, G = YᵀY + λI, whose solution by
+        Sherman-Morrison is x = c G⁻¹y / (1 + (c-1) yᵀG⁻¹y): one product with G⁻¹ (kept beside G) instead of a
+        solve per row."""
+        n = self.n_items
+        if len(items) and (items.min() < 0 or items.max() >= n):
+            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        c = float(np.float32(1.0) * np.float32(self.config.alpha))  # as the batched path's float32 confidences
+        Y = self.item_factors[items].astype(np.float64)  # (B, f)
+        z = Y @ self._gram_inverse()  # G is symmetric: rows of G⁻¹y
+        s = np.einsum("bf,bf->b", z, Y)
+        return (c * z / (1.0 + (c - 1.0) * s)[:, None]).astype(np.float32)
+
+    def _gram_inverse(self) -> np.ndarray:
+        """G⁻¹ of the kept YᵀY + λI, computed once per G."""
+        held = getattr(self, "_gram_inv", None)
+        if held is None or held[0] is not self._gram:
+            held = self._gram_inv = (self._gram, np.linalg.inv(self._gram))
+        return held[1]
 
     def _confidence(self, histories: Histories, weights: np.ndarray | None) -> tuple[np.ndarray, ...]:
         """The confidences alpha * w of each row's distinct items, as csr parts (indptr, indices, float32 data),
