@@ -284,7 +284,9 @@ def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
 
     rows, _, u = index().find("catwalk women blue flats", k=10, by="text")
     assert u.literal and u.filters["type"] == {"Flats"} and not u.changed and "filters" not in u.as_dict()
-    assert rows[0] == 0  # the product the words name, although its label says Heels
+    assert 0 in rows  # the product the words name is kept, although its label says Heels ...
+    assert rows.tolist()[:2] == [2, 4]  # ... after those that have every named attribute (a boost of 4)
+    assert index(literal_boost=0.2).find("catwalk women blue flats", k=10, by="text")[0][0] == 0  # a small one
     qu = index()._rows.understanding
     boost = qu.boosts(u)  # the share of the named attributes each product has
     assert np.allclose(boost, qu.literal_boost * np.array([2, 2, 3, 2, 3, 1]) / 3)

@@ -72,7 +72,7 @@ class QueryUnderstanding:
     # did not help there, so they are off (> 1).
     def __init__(self, lexicon: Lexicon, type_share: float = 0.8, neighbours: int = 15, min_similarity: float = 0.4,
                  max_types: int = 3, colour_threshold: float = 2.0, gender_threshold: float = 2.0,
-                 literal_boost: float | None = 1.0):
+                 literal_boost: float | None = 4.0):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
