@@ -279,7 +279,7 @@ def main() -> None:
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
              "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
-             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a == 'neighbours' else 'off'}: {v:.3f}"
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost') else 'off'}: {v:.3f}"
                          for (a, t), v in tuning.items())
              + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} ({qu.neighbours} product "
              f"neighbours vote when their mean cosine is at least {qu.min_similarity}), colour {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
