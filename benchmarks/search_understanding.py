@@ -8,10 +8,12 @@ Queries are generated from the catalogue's own labels (article type, base colour
 (benchmarks/data/shopper_words.toml), with keyboard-neighbour, dropped, doubled and swapped letters in half of
 them. A query is kept only when at least 10 products have every attribute it names. The shoppers' words not in
 the search's own table (src/deepshelf/content/query/words.toml) are split by seed into development and test
-halves; the words the table has go to development only. The three tuned settings (the by-meaning thresholds for
-type, colour and gender) are chosen on development queries; test queries are scored once. P@10 (all) = share of the top 10 whose every
-named attribute matches (a missing result counts as a miss); per attribute likewise. Literal queries: product
-names of 300 products drawn by seed, each scored without the product itself.
+halves; the words the table has go to development only. The tuned settings (the share of the catalogue's votes
+a type needs, how many product neighbours vote and how near they must be, colour and gender by name) are chosen on
+development queries, the literal boost on development product names; test queries and names are scored once.
+P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
+attribute likewise. Literal queries: product names of 300 products drawn by seed (test), and of 300 others
+(development), each scored without the product itself.
 """
 
 from __future__ import annotations
@@ -86,19 +88,21 @@ def forms(labels, splits, seed):
     return out
 
 
-def make_queries(labels, f, n, seed):
+def make_queries(labels, f, n, seed, origins=None):
+    """`n` queries [(text, {attribute: accepted values})]; `origins`, when given, gets each query's
+    {attribute: origin of the word that named it} (catalogue, table or shopper)."""
     rng = random.Random(seed)
     queries = []
     tries = 0
     while len(queries) < n and tries < n * 50:
         tries += 1
         template = rng.choice(TEMPLATES)
-        named, words = {}, {}
+        named, words, origin = {}, {}, {}
         for a in ATTRS:
             if "{" + a + "}" in template:
                 pool = f[a]
                 shop = [x for x in pool if x[2] != "catalogue"]
-                surface, accepted, _ = rng.choice(shop if shop and rng.random() < 0.6 else pool)
+                surface, accepted, origin[a] = rng.choice(shop if shop and rng.random() < 0.6 else pool)
                 named[a], words[a] = set(accepted), surface
         keep = np.logical_and.reduce([np.isin(labels[a], list(v)) for a, v in named.items()])
         if keep.sum() < 10:
@@ -115,6 +119,8 @@ def make_queries(labels, f, n, seed):
                     toks[i] = typo(toks[i], rng)
             q = " ".join(toks)
         queries.append((q, named))
+        if origins is not None:
+            origins.append(origin)
     return queries
 
 
@@ -140,7 +146,7 @@ def run(index, queries, understand, k=10, memo=None):
         t = time.perf_counter()
         if memo is not None:
             u = index.understand(q)
-            key_ = (u.text, tuple(sorted((a, tuple(sorted(v))) for a, v in u.filters.items())))
+            key_ = (u.text, u.literal, tuple(sorted((a, tuple(sorted(v))) for a, v in u.filters.items())))
             if key_ not in memo:
                 memo[key_] = index.find(q, k, by="text")[0]
             rows = memo[key_]
@@ -166,40 +172,87 @@ def main() -> None:
                         encoder=TextEncoder(cache=False), attributes=labels)  # queries are not cached, as served
     build_s = time.perf_counter() - t0
     f = forms(labels, ("dev", "test"), args.seed)
-    sets = {"dev": make_queries(labels, f["dev"], args.queries, args.seed + 1),
+    dev_origins: list[dict] = []
+    sets = {"dev": make_queries(labels, f["dev"], args.queries, args.seed + 1, dev_origins),
             "test": make_queries(labels, f["test"], args.queries, args.seed + 2)}
     rng = np.random.default_rng(args.seed)
     lit = rng.choice(len(ids), args.literal, replace=False)
     literal = [(names[i], {a: {labels[a][i]} for a in ATTRS if labels[a][i] not in ("", "NA")}) for i in lit]
+    # development product names, apart from the test ones: the literal boost is chosen on them
+    held = set(lit.tolist())
+    lit_dev = np.array([i for i in np.random.default_rng(args.seed + 1000).permutation(len(ids))[:2 * args.literal]
+                        if i not in held][:args.literal])
+    literal_dev = [(names[i], {a: {labels[a][i]} for a in ATTRS if labels[a][i] not in ("", "NA")}) for i in lit_dev]
 
-    # the tuned settings (by-meaning thresholds), on development queries only: type, then colour, then gender
+    # the tuned settings, on development queries only: the share of votes a type needs, then colour and gender by
+    # name (thresholds), then the literal boost on development product names
     tuning, memo = {}, {}
     qu = index._rows.understanding
+    # while tuning, each searched text's scores are computed once (a literal name's text is the same whatever the
+    # boost); the timed runs below compute every query afresh
+    plain_scores, scored = index._scores, {}
+
+    def scores_once(queries, by, rows):
+        key_ = (tuple(queries), by)
+        if key_ not in scored:
+            scored[key_] = plain_scores(queries, by, rows)
+        return scored[key_]
+
+    index._scores = scores_once
     qu.colour_threshold = qu.gender_threshold = 2.0
-    for threshold in (0.35, 0.4, 0.45, 0.5, 0.55, 2.0):
-        qu.type_threshold = threshold
-        tuning[("type", threshold)] = precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"], labels)[0]
-    qu.type_threshold = max((t for a, t in tuning if a == "type"), key=lambda t: (tuning[("type", t)], t))
+
+    def dev_p10():
+        return precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"], labels)[0]
+
+    for share in (0.6, 0.7, 0.8, 0.9, 2.0):
+        qu.type_share = share
+        tuning[("type share", share)] = dev_p10()
+    qu.type_share = max((t for a, t in tuning if a == "type share"), key=lambda t: (tuning[("type share", t)], -t))
+    for k in (10, 15, 30):
+        qu.neighbours = k
+        tuning[("neighbours", k)] = dev_p10()
+    qu.neighbours = max((t for a, t in tuning if a == "neighbours"), key=lambda t: (tuning[("neighbours", t)], -t))
+    for similarity in (0.0, 0.33, 0.36, 0.4):
+        qu.min_similarity = similarity
+        tuning[("neighbours' similarity", similarity)] = dev_p10()
+    qu.min_similarity = max((t for a, t in tuning if a == "neighbours' similarity"),
+                            key=lambda t: (tuning[("neighbours' similarity", t)], -t))
     for threshold in (0.5, 0.6, 0.7, 2.0):
         qu.colour_threshold = threshold
-        tuning[("colour", threshold)] = precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"],
-                                                  labels)[0]
+        tuning[("colour", threshold)] = dev_p10()
     qu.colour_threshold = max((t for a, t in tuning if a == "colour"), key=lambda t: (tuning[("colour", t)], t))
     for threshold in (0.5, 0.6, 0.7, 2.0):
         qu.gender_threshold = threshold
-        tuning[("gender", threshold)] = precision(run(index, sets["dev"], True, memo=memo)[0], sets["dev"],
-                                                  labels)[0]
+        tuning[("gender", threshold)] = dev_p10()
     qu.gender_threshold = max((t for a, t in tuning if a == "gender"), key=lambda t: (tuning[("gender", t)], t))
+    # literal boost: the best P@10 (all) on development names among the boosts that lose no attribute against
+    # the words as typed (filters instead of boosts: "filter")
+    lit_base = precision(run(index, literal_dev, False, 11)[0], literal_dev, labels, lit_dev.tolist())
+    boosts = {}
+    for boost in (None, 0.2, 0.5, 1.0, 2.0, 4.0):
+        qu.literal_boost = boost
+        boosts[boost] = precision(run(index, literal_dev, True, 11)[0], literal_dev, labels, lit_dev.tolist())
+        tuning[("literal boost", "filter" if boost is None else boost)] = boosts[boost][0]
+    safe = [b for b, (_, per) in boosts.items() if all(per[a] >= lit_base[1][a] - 0.005 for a in per)]
+    qu.literal_boost = max(safe or boosts, key=lambda b: boosts[b][0])
+    index._scores = plain_scores
+    scored.clear()
     print("tuned:", tuning, file=sys.stderr, flush=True)
     results = {}
-    for name, qs in (("dev", sets["dev"]), ("test", sets["test"]), ("literal", literal)):
-        exclude = lit.tolist() if name == "literal" else None
-        k = 11 if name == "literal" else 10
+    for name, qs, exclude in (("dev", sets["dev"], None), ("test", sets["test"], None),
+                              ("literal dev", literal_dev, lit_dev.tolist()), ("literal", literal, lit.tolist())):
+        k = 11 if exclude else 10
         base_rows, base_s = run(index, qs, False, k)
         new_rows, new_s = run(index, qs, True, k)
         print(name, "done", file=sys.stderr, flush=True)
         results[name] = (precision(base_rows, qs, labels, exclude), precision(new_rows, qs, labels, exclude),
                          base_s, new_s)
+        if name == "dev":  # the development queries a word of the table does not name: the test's kind
+            pick = [i for i, o in enumerate(dev_origins) if "shopper" in o.values()]
+            sub = [qs[i] for i in pick]
+            results["dev, shoppers' words"] = (precision([base_rows[i] for i in pick], sub, labels),
+                                               precision([new_rows[i] for i in pick], sub, labels),
+                                               base_s[pick], new_s[pick])
     cost, cold = [], []
     index._word_vectors = {}  # cold: each shopper's word the catalogue lacks is encoded on first sight
     for q, _ in sets["test"]:
@@ -220,14 +273,19 @@ def main() -> None:
              f"Catalogue: fashion `styles.csv` ({len(ids):,} products, text = display name + article type, no "
              "photos); search by text (MiniLM vectors + BM25, `SearchIndex`), k = 10.  ",
              f"Queries: {len(sets['dev'])} development, {len(sets['test'])} test (half with misspellings), "
-             f"{len(literal)} literal product names. Test shoppers' words: "
+             f"{len(literal_dev)} development and {len(literal)} test literal product names (\"dev, shoppers' "
+             "words\": the development queries where a word the search's table lacks names an attribute, as in "
+             "every test query that names one by a shopper's word). Test shoppers' words: "
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
-             "By-meaning thresholds, chosen on development queries (dev P@10 all): " + ", ".join(
-                 f"{a} {t if t < 1 else 'off'}: {v:.3f}" for (a, t), v in tuning.items())
-             + f" -> type {qu.type_threshold if qu.type_threshold < 1 else 'off'}, colour "
-             f"{qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
-             f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}.  ",
+             "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost') else 'off'}: {v:.3f}"
+                         for (a, t), v in tuning.items())
+             + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} ({qu.neighbours} product "
+             f"neighbours vote when their mean cosine is at least {qu.min_similarity}), colour {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
+             f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, literal boost "
+             f"{'filter' if qu.literal_boost is None else qu.literal_boost} (words as typed on development names: "
+             f"{lit_base[0]:.3f}; " + ", ".join(f"{a} {v:.3f}" for a, v in lit_base[1].items()) + ").  ",
              "Test examples: " + "; ".join(f"`{q}`" for q in examples) + ".", "",
              "| queries | search | P@10 all named | type | colour | gender | mean ms / query |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -244,10 +302,11 @@ def main() -> None:
               f"({'no drop' if new_l >= base_l - 0.005 else 'DROPPED'}); per attribute: " + ", ".join(
                   f"{a} {results['literal'][1][1][a]:.3f} against {results['literal'][0][1][a]:.3f}"
                   + (" (DROPPED)" if results['literal'][1][1][a] < results['literal'][0][1][a] - 0.005 else "")
-                  for a in ATTRS) + ". A literal name's own words become filters, and this catalogue's labels "
-              "disagree with its names in places (\"Catwalk Women Blue Flats\" is labelled Heels, \"Numero Uno "
-              "Men's Dark Blue Shoe\" Blue, not Navy Blue), so filtering by the words can lose label matches that "
-              "the words-as-typed ranking kept.  ",
+                  for a in ATTRS) + ". A literal query (every word one the catalogue's products use, as typed, "
+              "attributes named by their catalogue names) is searched as typed with its attributes as a boost, not "
+              "filters: this catalogue's labels disagree with its names in places (\"Catwalk Women Blue Flats\" is "
+              "labelled Heels), and a filter by the words loses label matches that the words-as-typed ranking "
+              "keeps.  ",
               f"Query understanding alone (correction, parsing, meaning; test queries, one at a time): mean "
               f"{cold.mean():.2f} ms, p99 {np.percentile(cold, 99):.2f} ms per query when its unknown words are "
               f"seen for the first time (the encoder runs on them), mean {cost.mean():.2f} ms, p99 "

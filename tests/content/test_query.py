@@ -60,6 +60,17 @@ def test_speller_never_corrects_a_catalogue_word_or_a_protected_one():
     assert s.candidates("skirt")[0] == ("shirt", 1)  # ... although a commoner word is one edit away
 
 
+def test_speller_prefers_the_word_the_catalogue_writes_beside_the_next_one():
+    counts = Counter({"top": 50, "tote": 5, "bag": 20, "sweet": 9, "sweat": 3, "sweatshirt": 4, "shirt": 30})
+    pairs = frozenset({("tote", "bag"), ("", "sweatshirt")} | {("", w) for w in counts})
+    s = Speller(counts, pairs=pairs)
+    assert s.correct("tot", after="bag") == "tote"  # as in "Tote Bag", though "top" is commoner
+    assert s.correct("tot") == "top" and s.correct("tot", after="shirt") == "top"  # no context: the commonest
+    assert s.correct("swaet", after="shirt") == "sweat"  # written joined: "Sweatshirt"
+    assert s.correct("top", after="bag") == "top"  # a catalogue word is never changed, whatever its neighbours
+    assert Speller(counts).correct("tot", after="bag") == "top"  # the pairs are what decides
+
+
 def test_speller_offers_only_words_seen_twice_and_two_edits_for_long_words():
     s = Speller(Counter({"sweatshirt": 4, "typo": 1}))
     assert s.correct("typu") is None  # "typo" occurs once: not a spelling to correct to
@@ -109,10 +120,28 @@ def test_shoppers_words_map_to_catalogue_values(qu, query, attribute, values):
     assert qu.understand(query).filters.get(attribute, set()) == values
 
 
-def test_a_word_of_one_category_only_is_learnt_as_that_type_but_a_named_type_wins(qu):
-    assert qu.understand("brown loafers").filters["type"] == {"Casual Shoes"}  # learnt from the titles
+def test_a_word_of_one_category_only_votes_that_type_but_a_named_type_wins(qu):
+    u = qu.understand("brown loafers")  # no phrase names a type: the ten products saying "loafers" vote
+    assert u.filters["type"] == {"Casual Shoes"} and ("loafers", "type", "Casual Shoes") in u.learnt
+    assert QueryUnderstanding(qu.lexicon, type_share=2.0).understand("brown loafers").filters.get("type") is None
     u = qu.understand("black sports bra")  # "sports" alone leans to shoes here; the bra is named
     assert u.filters["type"] == {"Bra"}
+
+
+# a shop where "office" alone is mostly bags, but "office shoes" are formal shoes; "zest" a brand of many types
+OFFICE = [("Hidesign Women Brown Office Bag", "Handbags"), ("Baggit Women Black Office Bag", "Handbags"),
+          ("Lino Women Tan Office Bag", "Handbags"), ("Red Tape Men Black Office Shoes", "Formal Shoes"),
+          ("Franco Men Brown Office Shoes", "Formal Shoes"), ("Zest Men Blue Shirt", "Shirts"),
+          ("Zest Men Blue Jeans", "Jeans"), ("Zest Women Red Dress", "Dresses"), ("Zest Men Black Belt", "Belts"),
+          ("Zest Women Pink Top", "Tops"), ("Nike Men White Sneakers", "Casual Shoes")]
+
+
+def test_a_phrase_votes_its_type_by_the_products_using_all_its_words():
+    qu = QueryUnderstanding(Lexicon([t for t, _ in OFFICE], {"type": np.array([ty for _, ty in OFFICE])}))
+    assert qu.understand("office shoes").filters["type"] == {"Formal Shoes"}  # not the bags "office" leans to
+    assert qu.understand("office").filters["type"] == {"Handbags", "Formal Shoes"}  # 3 + 2 of 5: both needed
+    assert "type" not in qu.understand("zest").filters  # a brand of five types names none
+    assert "type" not in QueryUnderstanding(qu.lexicon, max_types=1).understand("office").filters
 
 
 def test_colour_and_gender_are_read_from_texts_without_columns():
@@ -124,16 +153,31 @@ def test_colour_and_gender_are_read_from_texts_without_columns():
     assert np.flatnonzero(keep).tolist() == [4]
 
 
-def test_an_unknown_word_maps_to_the_nearest_type_by_meaning():
+def test_an_unknown_word_is_read_by_the_products_nearest_to_it_by_meaning():
     # a toy encoder: shoe-ish texts point one way, the rest another
     def encode(texts):
         v = np.array([[1.0, 0.0] if any(w in t.lower() for w in ("shoe", "kicks", "loafer")) else [0.0, 1.0]
                       for t in texts], np.float32)
         return v
     lex = Lexicon(TEXTS, COLUMNS, vectors=encode(TEXTS))
-    u = QueryUnderstanding(lex, type_threshold=0.9).understand("white kicks", encode=encode)
+    u = QueryUnderstanding(lex, neighbours=10).understand("white kicks", encode=encode)  # no product says "kicks"
     assert u.learnt and u.learnt[0][:2] == ("kicks", "type") and u.filters["type"] <= {"Sports Shoes", "Casual Shoes"}
-    assert QueryUnderstanding(lex, type_threshold=0.9).understand("white kicks").filters.get("type") is None
+    assert u.filters["colour"] == {"White"}
+    assert QueryUnderstanding(lex).understand("white kicks").filters.get("type") is None  # nothing to read it by
+    assert QueryUnderstanding(lex, neighbours=0).understand("white kicks", encode=encode).filters.get("type") is None
+
+
+def test_neighbours_too_far_to_mean_anything_do_not_vote():
+    """A misspelt word the encoder cannot read lands far from every product: its nearest products are noise."""
+    def encode(texts):  # shoe-ish texts and the rest on their own axes; an unreadable word faintly shoe-ish
+        return np.array([[1.0, 0, 0] if "shoe" in t.lower() or "kicks" in t else
+                         [0.3, 0, 0.954] if "zqx" in t else [0, 1.0, 0] for t in texts], np.float32)
+
+    lex = Lexicon(TEXTS, COLUMNS, vectors=encode(TEXTS))
+    assert "type" not in QueryUnderstanding(lex).understand("zqxvw", encode=encode).filters
+    assert "type" in QueryUnderstanding(lex, min_similarity=0.0).understand("zqxvw", encode=encode).filters
+    assert QueryUnderstanding(lex).understand("kicks", encode=encode).filters["type"] <= {"Sports Shoes",
+                                                                                          "Casual Shoes"}
 
 
 # ---- relaxation -----------------------------------------------------------------------------------------
@@ -142,7 +186,7 @@ def test_relaxation_drops_the_least_informative_filter_first(qu):
     keep, relaxed = qu.mask(u)
     # jeans and kids keep most (a tie, kept in the query's order): jeans goes, the pink kids' t-shirt stays
     assert relaxed == ["type Jeans"] and np.flatnonzero(keep).tolist() == [6]
-    u2 = qu.understand("navy blue wallet")  # navy blue (1 product: a jacket) and wallets (2): navy blue is rarer
+    u2 = qu.understand("navy blue walet")  # navy blue (1 product: a jacket) and wallets (2): navy blue is rarer
     keep2, relaxed2 = qu.mask(u2)
     assert relaxed2 == ["type Wallets"] and np.flatnonzero(keep2).tolist() == [11]
 
@@ -150,7 +194,7 @@ def test_relaxation_drops_the_least_informative_filter_first(qu):
 def test_nothing_matching_any_filter_leaves_the_text_match_alone():
     lex = Lexicon(TEXTS, COLUMNS)
     qu = QueryUnderstanding(lex)
-    u = qu.understand("tshirt")
+    u = qu.understand("tshrit")
     u.filters = {"type": {"Sarees"}}  # a value no product has
     assert qu.mask(u) == (None, ["type Sarees"])
 
@@ -159,8 +203,8 @@ def test_nothing_matching_any_filter_leaves_the_text_match_alone():
 class WordEncoder:
     """One axis per word of the shop's titles: enough to check the plumbing without a model."""
 
-    def __init__(self):
-        self.vocab = sorted({w for t in TEXTS for w in tokens(t)})
+    def __init__(self, texts=TEXTS):
+        self.vocab = sorted({w for t in texts for w in tokens(t)})
 
     def encode(self, texts):
         out = np.array([[w in tokens(t) for w in self.vocab] for t in texts], np.float32) + 1e-3
@@ -213,3 +257,39 @@ def test_a_shop_without_gender_words_or_any_attribute_answers():
     qu = QueryUnderstanding(Lexicon(texts, {}, vectors=encode(texts)), colour_threshold=0.5, gender_threshold=0.5)
     u = qu.understand("mugg for grandad", encode=encode)
     assert u.corrections == [("mugg", "mug")] and "gender" not in u.filters
+
+
+# a shop whose labels and names disagree in places: "Catwalk Women Blue Flats" is labelled Heels
+LITERAL = [("Catwalk Women Blue Flats", "Heels"), ("Catwalk Women Blue Heels", "Heels"),
+           ("Bata Women Blue Flats", "Flats"), ("Bata Women Black Flats", "Flats"), ("Inc Women Blue Flats", "Flats"),
+           ("Nike Men Blue Shoes", "Sports Shoes")]
+
+
+def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
+    from deepshelf.content.search import SearchIndex
+
+    texts = [t for t, _ in LITERAL]
+    enc = WordEncoder(texts)
+    columns = {"type": np.array([ty for _, ty in LITERAL]), "colour": np.array(["Blue"] * len(texts)),
+               "gender": np.array(["Women"] * 5 + ["Men"])}
+    columns["colour"][3] = "Black"
+
+    def index(**settings):
+        out = SearchIndex(np.array([f"p{i}" for i in range(len(texts))]), texts, enc.encode(texts),
+                          np.zeros((len(texts), 1), np.float32), np.zeros(len(texts), bool), None, encoder=enc,
+                          attributes=columns)
+        for k, v in settings.items():
+            setattr(out._rows.understanding, k, v)
+        return out
+
+    rows, _, u = index().find("catwalk women blue flats", k=10, by="text")
+    assert u.literal and u.filters["type"] == {"Flats"} and not u.changed and "filters" not in u.as_dict()
+    assert 0 in rows  # the product the words name is kept, although its label says Heels ...
+    assert rows.tolist()[:2] == [2, 4]  # ... after those that have every named attribute (a boost of 4)
+    assert index(literal_boost=0.2).find("catwalk women blue flats", k=10, by="text")[0][0] == 0  # a small one
+    qu = index()._rows.understanding
+    boost = qu.boosts(u)  # the share of the named attributes each product has
+    assert np.allclose(boost, qu.literal_boost * np.array([2, 2, 3, 2, 3, 1]) / 3)
+    assert 0 not in index(literal_boost=None).find("catwalk women blue flats", k=10, by="text")[0]  # filters lose it
+    rows, _, u = index().find("catwalk women blue flatts", k=10, by="text")  # a misspelling: not literal
+    assert not u.literal and 0 not in rows and set(rows.tolist()) == {2, 4}

@@ -225,7 +225,8 @@ class SearchIndex:
 
         The corrected text, with attribute values in the catalogue's own words, is matched by meaning and by
         BM25 among the products every parsed filter (type, colour, gender) passes; when none passes, the least
-        informative filters are dropped until some do (`Understood.relaxed` says which). Price bounds are parsed
+        informative filters are dropped until some do (`Understood.relaxed` says which). A literal query (every
+        word one the catalogue uses, as typed) is matched as typed, its attributes adding to the score instead. Price bounds are parsed
         but applied by the caller, which knows prices."""
         if k < 1:
             raise DeepshelfError(f"k must be at least 1 (got {k})")
@@ -237,6 +238,9 @@ class SearchIndex:
         scores = self._learned(query, rows, self._scores([understood.text], by, rows)[0])
         if keep is not None:
             scores = np.where(keep, scores, -np.inf)
+        boost = rows.understanding.boosts(understood)  # a literal query's attributes: boosts, not filters
+        if boost is not None:
+            scores = scores + boost
         if in_stock is not None:
             scores = np.where(np.asarray(in_stock, bool), scores, -np.inf)
         idx, top = topk(scores[None, :], k)

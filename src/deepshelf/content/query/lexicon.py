@@ -1,13 +1,15 @@
 """What the query understanding knows about one catalogue, built once per catalogue (not per query).
 
-- the catalogue's words and how often each occurs (spelling: `speller.Speller`);
+- the catalogue's words, how often each occurs and which words it writes side by side (spelling:
+  `speller.Speller`), and which products use each word (`rows`);
 - per product, a code for each attribute: type (its category), colour, gender / age group, taken from the
   catalogue's columns where it has them, else read from the product's text (colour and gender words);
-- phrases -> attribute values: each attribute value's own name ("Navy Blue", "Casual Shoes"), the hand-kept table
-  `words.toml`, and words learnt from the catalogue: a word nine in ten of whose products share one category
-  names that category (e.g. a kind of shoe named in titles but not a category of its own);
-- per type, a prototype text vector (the mean of its products' vectors), and per colour its name's vector, so a
-  shopper's word the catalogue never uses can be mapped to its nearest type or colour by meaning (`nearest`).
+- phrases -> attribute values: each attribute value's own name ("Navy Blue", "Casual Shoes") and the hand-kept
+  table `words.toml`;
+- what the catalogue itself says a phrase means (`votes`): the labels of the products that use all its words, and
+  of the products whose text vectors are nearest to the phrase's vector (the search's text encoder), so a word no
+  product uses ("kicks") is read by the products that mean the same thing. Per type, a prototype text vector (the
+  mean of its products' vectors) and per colour its name's vector serve `nearest`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def table() -> dict:
 class Entry:
     attribute: str  # type, colour or gender
     values: frozenset[str]  # catalogue values the phrase means (empty: a word to ignore, e.g. "colour")
-    source: str  # catalogue, table or learnt
+    source: str  # catalogue (an attribute value's own name) or table (words.toml)
 
 
 @dataclass
@@ -92,13 +94,19 @@ class Lexicon:
     """Everything `understand.QueryUnderstanding` reads about a catalogue; see the module docstring."""
 
     def __init__(self, texts: list[str], columns: dict[str, np.ndarray] | None = None,
-                 vectors: np.ndarray | None = None, learn_share: float = 0.9, learn_min_count: int = 10):
+                 vectors: np.ndarray | None = None):
         columns = dict(columns or {})
         hand = table()
         self.stop = frozenset(hand.get("stop", {}).get("words", []))
         words = [tokens(t) for t in texts]
         self.counts = Counter(w for ws in words for w in ws)
         self.n = len(texts)
+        rows: dict[str, list[int]] = defaultdict(list)
+        for i, ws in enumerate(words):
+            for w in dict.fromkeys(ws):
+                rows[w].append(i)
+        self.rows = {w: np.array(r, np.int32) for w, r in rows.items()}  # word -> products using it, ascending
+        self.vectors = None if vectors is None else np.asarray(vectors, np.float32)
         # each attribute from the catalogue's column, else read from the products' words with the table's phrases
         self.attributes: dict[str, Attribute] = {}
         for name in ATTRIBUTES:
@@ -119,13 +127,14 @@ class Lexicon:
                 vals = frozenset(v for v in vals if v in known)
                 if vals or not hand[name][phrase]:
                     self._add(phrase, Entry(name, vals, "table"))
-        if "type" in self.attributes:
-            self._learn_type_words(words, learn_share, learn_min_count)
         self.prototypes = self._prototypes(vectors) if vectors is not None and "type" in self.attributes else None
         self._name_vectors: dict[str, np.ndarray] = {}
         self.longest = max((len(tokens(p)) for p in self._phrase_words), default=1)
         protected = {w for p in self._phrase_words for w in tokens(p)} | set(self.stop)
-        self.speller = Speller(self.counts, protected)
+        pairs = {(a, b) for ws in words for a, b in zip(ws, ws[1:])}
+        pairs |= {(a, b) for p in self._phrase_words for a, b in zip(tokens(p), tokens(p)[1:])}
+        pairs |= {("", w) for w in self.counts}
+        self.speller = Speller(self.counts, protected, pairs=frozenset(pairs))
 
     def _add(self, phrase: str, entry: Entry) -> None:
         k = key(phrase)
@@ -134,21 +143,32 @@ class Lexicon:
         self.entries[k].append(entry)
         self._phrase_words.add(phrase.lower())
 
-    def _learn_type_words(self, words: list[list[str]], share: float, min_count: int) -> None:
-        """A catalogue word (not already a phrase) whose products are `share` of one category names it."""
-        types = self.attributes["type"]
-        per_word: dict[str, Counter] = defaultdict(Counter)
-        for ws, code in zip(words, types.codes.tolist()):
-            if code >= 0:
-                for w in set(ws):
-                    per_word[w][code] += 1
-        for w, c in per_word.items():
-            total = sum(c.values())
-            if total < min_count or len(w) < 3 or w.isdigit() or w in self.stop or key(w) in self.entries:
-                continue
-            code, top = c.most_common(1)[0]
-            if top / total >= share:
-                self._add(w, Entry("type", frozenset([types.values[code]]), "learnt"))
+    def rows_with(self, words: list[str]) -> np.ndarray | None:
+        """Products whose text uses every one of `words` (int32, ascending); None when a word is no catalogue
+        word (nothing the catalogue says about it)."""
+        found = [self.rows.get(w) for w in dict.fromkeys(words)]
+        if not found or any(r is None for r in found):
+            return None
+        out = found[0]
+        for r in found[1:]:
+            out = np.intersect1d(out, r, assume_unique=True)
+        return out
+
+    def neighbours(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` products whose text vectors are nearest to a unit `vector`: (int64 rows, float32 cosines),
+        unordered."""
+        if self.vectors is None or not len(self.vectors) or k < 1:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        sims = self.vectors @ np.asarray(vector, np.float32)
+        k = min(k, len(sims))
+        rows = np.argpartition(-sims, k - 1)[:k]
+        return rows, sims[rows]
+
+    def votes(self, attribute: str, rows: np.ndarray) -> np.ndarray:
+        """How many of `rows` have each value of `attribute`: float64 [len(values)] (unknown codes not counted)."""
+        attr = self.attributes[attribute]
+        codes = attr.codes[np.asarray(rows, np.int64)]
+        return np.bincount(codes[codes >= 0], minlength=len(attr.values)).astype(np.float64)
 
     def _prototypes(self, vectors: np.ndarray) -> np.ndarray:
         """Unit mean text vector of each type's products: float32 [n_types, d]."""

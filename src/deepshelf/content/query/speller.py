@@ -1,5 +1,7 @@
 """Spelling correction against the catalogue's own words: a misspelt query word becomes the most frequent
-catalogue word within one edit (two for long words); a word the catalogue has is never changed.
+catalogue word within one edit (two for long words); a word the catalogue has is never changed. Among candidates
+equally near, one that the catalogue writes next to a neighbouring query word ("tot bag" -> "tote", as in "Tote
+Bag", not the commoner "top"; "swaet shirt" -> "sweat", as in "Sweatshirt") comes first.
 
 Candidates come from a symmetric-delete index (Garbe's SymSpell idea, distance 1): every vocabulary word is
 filed under itself and each of its one-letter deletions, so a dropped, doubled, swapped or neighbouring letter
@@ -25,7 +27,7 @@ class Speller:
     """`correct(word)`: the word itself when known, else its best catalogue spelling, else None."""
 
     def __init__(self, counts: Counter | dict[str, int], protected: set[str] = frozenset(), min_count: int = 2,
-                 min_length: int = 3, long_word: int = 8):
+                 min_length: int = 3, long_word: int = 8, pairs: set[tuple[str, str]] | frozenset = frozenset()):
         # every word the catalogue (or the query lexicon) has is known and never corrected; only words seen at
         # least `min_count` times are offered as corrections (a typo in one title is not a spelling)
         self.known = set(counts) | set(protected)
@@ -33,6 +35,7 @@ class Speller:
         for w in protected:
             self.counts.setdefault(w, min_count)
         self.min_length, self.long_word = min_length, long_word
+        self.pairs = pairs  # (word, next word) the catalogue writes, and ("", "ab") for a word "ab" it writes whole
         index: dict[str, list[str]] = defaultdict(list)
         for w in self.counts:
             if len(w) >= min_length:
@@ -60,10 +63,24 @@ class Speller:
                                                                limit=20)]
         return sorted(out, key=lambda wd: (wd[1], -self.counts.get(wd[0], 0), wd[0]))
 
-    def correct(self, word: str) -> str | None:
+    def _together(self, candidate: str, before: str | None, after: str | None) -> bool:
+        """Whether the catalogue writes `candidate` beside the query's neighbouring word, apart or joined."""
+        pairs = [(before, candidate), ("", before + candidate)] if before else []
+        pairs += [(candidate, after), ("", candidate + after)] if after else []
+        return any(pair in self.pairs for pair in pairs)
+
+    def correct(self, word: str, before: str | None = None, after: str | None = None) -> str | None:
         """`word` when the catalogue has it (or it is a number or too short to judge), its correction when one is
-        within reach, else None (an unknown word with nothing near it)."""
+        within reach, else None (an unknown word with nothing near it). `before` / `after`: the query's words
+        beside it, which break ties between equally near candidates."""
         if word in self.known or word.isdigit() or len(word) < self.min_length:
             return word
         found = self.candidates(word)
-        return found[0][0] if found else None
+        if not found:
+            return None
+        if self.pairs and (before or after):
+            nearest = [w for w, d in found if d == found[0][1]]
+            beside = [w for w in nearest if self._together(w, before, after)]
+            if beside:
+                return beside[0]
+        return found[0][0]

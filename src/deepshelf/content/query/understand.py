@@ -8,11 +8,17 @@ search by, before any retrieval; and relaxation when the filters leave nothing.
     keep, relaxed = qu.mask(understood)   # bool [n] products passing the filters, what was dropped to get any
 
 Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is
-corrected to its nearest catalogue word (`Speller`, never a word the catalogue or the table has); the longest
-phrases (up to the lexicon's longest) that name an attribute value become filters; a remaining word the
-catalogue does not know at all is mapped to the colour or gender whose name, or the type whose products' mean
-text vector, is nearest by meaning, when near enough (the thresholds are chosen on the evaluation's development
-queries only, benchmarks/search_understanding.py); words naming several types keep the one the phrase means.
+corrected to its nearest catalogue word (`Speller`: never a word the catalogue or the table has; among equally
+near candidates, the one the catalogue writes beside a neighbouring word); the longest phrases (up to the
+lexicon's longest) that name an attribute value, by its catalogue name or the table, become filters; words
+naming several types keep the one the phrase means. When no phrase named a type, the catalogue votes on the
+remaining words: the type labels of the products that use all of them, and of the products nearest to them by
+meaning (the text encoder), so a shopper's word no product uses is read from the products that mean the same
+("kicks" -> Casual / Sports Shoes); the fewest types holding most of the votes become the filter. The settings
+(the share of votes, colour and gender by name, the literal boost) are chosen on the evaluation's development
+queries only (benchmarks/search_understanding.py). A literal query, all of whose words the catalogue's
+products use as typed and that says more than attribute names (a product's name), is searched as typed, its
+attributes a boost rather than filters.
 """
 
 from __future__ import annotations
@@ -36,19 +42,20 @@ class Understood:
     price_min: float | None = None
     price_max: float | None = None
     relaxed: list[str] = field(default_factory=list)  # what was dropped so that something matches
+    literal: bool = False  # every word is one the catalogue's products use, as typed: attributes boost, not filter
 
     @property
     def changed(self) -> bool:
-        """Whether the search is for anything but the words as typed."""
-        return bool(self.corrections or self.filters or self.price_min is not None or self.price_max is not None
-                    or self.relaxed)
+        """Whether the search is for anything but the words as typed (a literal query's boosts only reorder)."""
+        return bool(self.corrections or (self.filters and not self.literal) or self.price_min is not None
+                    or self.price_max is not None or self.relaxed)
 
     def as_dict(self) -> dict:
         """The answer's `understood` field (JSON-ready)."""
         out: dict = {"text": self.text}
         if self.corrections:
             out["corrected"] = [{"from": a, "to": b} for a, b in self.corrections]
-        if self.filters:
+        if self.filters and not self.literal:  # a literal query's attributes only boost: no chip to remove
             out["filters"] = [{"attribute": a, "values": sorted(v), "words": ", ".join(self.phrases.get(a, []))}
                               for a, v in self.filters.items()]
         if self.price_min is not None or self.price_max is not None:
@@ -59,29 +66,39 @@ class Understood:
 
 
 class QueryUnderstanding:
-    # The by-meaning thresholds chosen on the evaluation's development queries (benchmarks/search_understanding.py,
-    # docs/benchmarks.md): types at 0.35; colour and gender by meaning did not help there, so they are off (> 1).
-    def __init__(self, lexicon: Lexicon, type_threshold: float = 0.35, colour_threshold: float = 2.0,
-                 gender_threshold: float = 2.0):
+    # The settings chosen on the evaluation's development queries (benchmarks/search_understanding.py,
+    # docs/benchmarks.md): the share of the catalogue's votes a phrase's types must reach, how near the product
+    # neighbours must be to vote, and how much a literal query's attributes weigh; colour and gender by meaning
+    # did not help there, so they are off (> 1).
+    def __init__(self, lexicon: Lexicon, type_share: float = 0.8, neighbours: int = 15, min_similarity: float = 0.4,
+                 max_types: int = 3, colour_threshold: float = 2.0, gender_threshold: float = 2.0,
+                 literal_boost: float | None = 4.0):
         self.lexicon = lexicon
-        self.type_threshold = type_threshold
+        # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
+        self._votes: dict[tuple, set[str] | None] = {}
+        self.type_share = type_share
+        self.neighbours = neighbours
+        self.min_similarity = min_similarity  # the neighbours' mean cosine below which they do not vote
+        self.max_types = max_types
         self.colour_threshold = colour_threshold
         self.gender_threshold = gender_threshold
+        self.literal_boost = literal_boost
 
     def understand(self, query: str, encode=None) -> Understood:
-        """The understood query. `encode` (texts -> unit vectors, the search's text encoder) lets a word the
-        catalogue does not have be mapped to a type by meaning; without it such words are searched as typed."""
+        """The understood query. `encode` (texts -> unit vectors, the search's text encoder) lets words no
+        product uses be read by the products nearest to them by meaning; without it only the catalogue's words
+        and the table are read."""
         lex = self.lexicon
         bounds = price_bounds(query)
         out = Understood(query, "", price_min=bounds.low, price_max=bounds.high)
         words = tokens(bounds.rest)
         fixed = []
         foreign = set()  # words as the shopper typed them that the catalogue does not have (after correction)
-        for w in words:
+        for i, w in enumerate(words):
             if w in lex.stop or lex.speller.is_known(w) or lex.lookup([w]):
                 fixed.append(w)
                 continue
-            c = lex.speller.correct(w)
+            c = lex.speller.correct(w, fixed[-1] if fixed else None, words[i + 1] if i + 1 < len(words) else None)
             if c is not None and c != w:
                 out.corrections.append((w, c))
             fixed.append(c or w)
@@ -100,13 +117,10 @@ class QueryUnderstanding:
             else:
                 free.append(fixed[i])
                 i += 1
-        # a type the catalogue's or the table's words name outranks one learnt from co-occurrence ("sports bra":
-        # the bra, not the sports shoes most products saying "sports" are)
-        named_type = any(e.attribute == "type" and e.source != "learnt" for _, es in named for e in es)
-        named, also_type = self._one_type(named, named_type, encode)
+        named, also_type = self._one_type(named, encode)
         for phrase, entries in named:
             for e in entries:
-                if not e.values or (e.source == "learnt" and named_type):
+                if not e.values:
                     continue
                 out.filters.setdefault(e.attribute, set()).update(e.values)
                 said = out.phrases.setdefault(e.attribute, [])
@@ -114,16 +128,33 @@ class QueryUnderstanding:
                     said.append(" ".join(phrase))
         if also_type:
             out.phrases.setdefault("type", []).extend(also_type)
+        # a query of the catalogue's own words, as typed, that says more than attributes by their catalogue names
+        # (a product's name: "Catwalk Women Blue Flats") is what the text match already matches: its attributes
+        # weigh as boosts, not filters, since labels and names disagree in places (that product is labelled Heels)
+        out.literal = not out.corrections and all(w in lex.counts or w.isdigit() for w in words) \
+            and all(any(e.source == "catalogue" for e in es) for _, es in named) \
+            and any(w not in lex.stop for w in free)
         content = [w for w in free if w not in lex.stop]
-        # a word the catalogue never uses may still mean a colour or a type nobody named (a shopper's name for it)
-        # (only words the catalogue lacks as typed: a brand or a catalogue word alone never becomes a filter)
-        unknown = [w for w in content if w in foreign and not lex.lookup([w])]
-        wanted = [(a, t) for a, t in (("colour", self.colour_threshold), ("gender", self.gender_threshold),
-                                      ("type", self.type_threshold))
-                  if a not in out.filters and a in lex.attributes and t <= 1.0]  # above 1: off
+        # (only words the catalogue lacks as typed: a brand or a catalogue word alone never becomes a colour)
+        used = self._by_name(out, [w for w in content if w in foreign and not lex.lookup([w])], encode)
+        rest = [w for w in content if w not in used]
+        if "type" not in out.filters and "type" in lex.attributes and rest:
+            self._type_by_votes(out, rest, encode)
+        named_words = [self._commonest(a, out.filters[a]) for a in ("gender", "colour") if out.filters.get(a)]
+        types = sorted(out.filters.get("type", ()))
+        out.text = bounds.rest if out.literal and bounds.rest else \
+            " ".join(named_words + content + types) or bounds.rest or query
+        return out
+
+    def _by_name(self, out: Understood, unknown: list[str], encode) -> set[str]:
+        """A word the catalogue never uses may name a colour or gender nobody named, by its nearness to the
+        value's name (off unless the threshold is at most 1). Returns the words so read."""
+        lex = self.lexicon
+        wanted = [(a, t) for a, t in (("colour", self.colour_threshold), ("gender", self.gender_threshold))
+                  if a not in out.filters and a in lex.attributes and t <= 1.0]
+        used: set[str] = set()
         if unknown and wanted and encode is not None:
             vectors = np.asarray(encode(unknown), np.float32)
-            used: set[str] = set()
             for attribute, threshold in wanted:
                 for w, hit in zip(unknown, lex.nearest(attribute, vectors, threshold, encode)):
                     if hit is not None and w not in used:
@@ -131,19 +162,58 @@ class QueryUnderstanding:
                         out.filters.setdefault(attribute, set()).add(hit[0])
                         out.phrases.setdefault(attribute, []).append(w)
                         out.learnt.append((w, attribute, hit[0]))
-        named_words = [self._commonest(a, out.filters[a]) for a in ("gender", "colour") if out.filters.get(a)]
-        types = sorted(out.filters.get("type", ()))
-        out.text = " ".join(named_words + content + types) or bounds.rest or query
-        return out
+        return used
 
-    def _one_type(self, named: list, named_type: bool, encode) -> tuple[list, list[str]]:
+    def _vote(self, words: list[str], encode) -> set[str] | None:
+        """The types the catalogue says `words` mean: the labels of the products that use all the words, and of
+        the `neighbours` products nearest to the words by meaning, vote; the fewest types (at most `max_types`)
+        holding `type_share` of the votes ("office shoes" -> Formal Shoes, "kicks" -> Casual / Sports Shoes).
+        None when the votes are spread wider (a brand whose products are of many types names none)."""
+        memo_key = (tuple(words), encode is not None, self.type_share, self.neighbours, self.min_similarity,
+                    self.max_types)
+        if memo_key in self._votes:
+            return self._votes[memo_key]
+        if len(self._votes) > 10_000:  # a race only votes a phrase twice
+            self._votes = {}
+        self._votes[memo_key] = picked = self._count_votes(words, encode)
+        return picked
+
+    def _count_votes(self, words: list[str], encode) -> set[str] | None:
+        lex = self.lexicon
+        values = lex.attributes["type"].values
+        votes = np.zeros(len(values))
+        rows = lex.rows_with(words)
+        if rows is not None:
+            votes += lex.votes("type", rows)
+        if encode is not None and lex.vectors is not None and self.neighbours > 0:
+            near, sims = lex.neighbours(np.asarray(encode([" ".join(words)]), np.float32)[0], self.neighbours)
+            if len(sims) and sims.mean() >= self.min_similarity:  # nothing near means the encoder cannot read it
+                votes += lex.votes("type", near)
+        total = votes.sum()
+        if total <= 0:
+            return None
+        order = np.argsort(-votes, kind="stable")
+        held = np.cumsum(votes[order]) / total
+        n = int(np.searchsorted(held, self.type_share - 1e-9)) + 1
+        return {values[j] for j in order[:n]} if n <= self.max_types else None
+
+    def _type_by_votes(self, out: Understood, words: list[str], encode) -> None:
+        """When no phrase named a type: the types the catalogue's votes give the remaining words, as the filter.
+        (Letting a named type's words vote again with the words beside them, "dress shoes", lost more than it won
+        on the development queries: an unread colour word beside a type then outvotes it.)"""
+        picked = self._vote(words, encode)
+        if picked:
+            out.filters["type"] = set(picked)
+            out.phrases.setdefault("type", []).append(" ".join(words))
+            out.learnt += [(" ".join(words), "type", v) for v in sorted(picked)]
+
+    def _one_type(self, named: list, encode) -> tuple[list, list[str]]:
         """When the words name several types ("dress shirt", "denim pants"), the one the phrase means: the named
         type whose products' mean vector is nearest to the phrase's. Returns `named` with the other phrases'
         type entries dropped, and those phrases (their words are said to name the kept type, so a chip removes
         them all)."""
         lex = self.lexicon
-        typed = [(n, [e for e in es if e.attribute == "type" and e.values
-                      and (e.source != "learnt" or not named_type)]) for n, (_, es) in enumerate(named)]
+        typed = [(n, [e for e in es if e.attribute == "type" and e.values]) for n, (_, es) in enumerate(named)]
         typed = [(n, es) for n, es in typed if es]
         if len({frozenset().union(*(e.values for e in es)) for _, es in typed}) < 2 or encode is None \
                 or lex.prototypes is None:
@@ -166,6 +236,8 @@ class QueryUnderstanding:
         """bool [n]: the products every filter passes (None when there are no filters), relaxed until some pass:
         the filter keeping the most products (the least informative) is dropped first. Also returns what was
         dropped, in words ("colour purple"); every filter dropped leaves None (the text match alone)."""
+        if understood.literal and self.literal_boost is not None:
+            return None, []  # a literal query's attributes weigh through `boosts`
         attrs = self.lexicon.attributes
         active = [(a, frozenset(v)) for a, v in understood.filters.items() if a in attrs]
         if not active:
@@ -180,3 +252,17 @@ class QueryUnderstanding:
             a, v = order.pop(0)
             dropped.append(f"{a} {'/'.join(sorted(v))}")
         return None, dropped
+
+    def boosts(self, understood: Understood) -> np.ndarray | None:
+        """float32 [n] to add to a literal query's scores: `literal_boost` times the share of its attributes each
+        product has (None when the query is not literal, or names no attribute). The words as typed already
+        match the products that use them; the boost orders the rest without losing a product whose label and
+        name disagree ("Blue Flats" labelled Heels)."""
+        attrs = self.lexicon.attributes
+        active = [(a, frozenset(v)) for a, v in understood.filters.items() if a in attrs]
+        if not understood.literal or self.literal_boost is None or not active:
+            return None
+        share = np.zeros(len(attrs[active[0][0]].codes), np.float32)
+        for a, v in active:
+            share += attrs[a].mask_table(v)[attrs[a].codes]
+        return self.literal_boost * share / len(active)
