@@ -323,7 +323,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/deepshelf-serve-bench"))
     ap.add_argument("--profile", action="store_true", help="also profile one worker under wrk (needs py-spy)")
     ap.add_argument("--profile-before", type=Path, default=None,
-                    help="also profile the server code of another checkout's src/ (the code before a change)")
+                    help="also profile the server code of another checkout's src/ (the code before a change; it must know the "
+                         "store schema this checkout writes: an older deepshelf refuses a newer store)")
     docs_option(ap, "--write-docs", help="write its part of docs/benchmarks.md's Service "
                                          "section")
     args = ap.parse_args()
