@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.lib.cli import parser
+from benchmarks.lib.cli import apply_sets, parser
 from benchmarks.lib.mdsection import machine
 from benchmarks.lib.noise import jitter_probe, probe_text
 
@@ -49,12 +49,9 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=None, help="a ranker config file (default: the code's defaults)")
     ap.add_argument("--set", action="append", default=[], help="ranker parameter override key=value")
     args = ap.parse_args()
-    from deepshelf.runs.config import parse_value
 
     params = tomllib.loads(args.config.read_text()).get("params", {}) if args.config else {}
-    for item in args.set:
-        key, _, raw = item.partition("=")
-        params[key.strip()] = parse_value(raw)
+    params = apply_sets(params, args.set)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     import torch
 

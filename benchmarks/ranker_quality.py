@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 
 from benchmarks.lib import ROOT
-from benchmarks.lib.cli import parser
+from benchmarks.lib.cli import apply_sets, parser
 from benchmarks.lib.mdsection import machine
 
 log = logging.getLogger("ranker_quality")
@@ -29,7 +29,6 @@ def main() -> None:
     from deepshelf.data.splits import temporal
     from deepshelf.evaluation.evaluate import evaluate, validation
     from deepshelf.models.registry import model_class
-    from deepshelf.runs.config import parse_value
 
     ap = parser(__doc__, whole=True)
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "ranker-online-retail.toml")
@@ -40,9 +39,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     params = tomllib.loads(args.config.read_text()).get("params", {}) if args.config.exists() else {}
-    for item in args.set:
-        key, _, raw = item.partition("=")
-        params[key.strip()] = parse_value(raw)
+    params = apply_sets(params, args.set)
     ds = load_dataset("online-retail")
     inter = ds.interactions
     split = temporal(inter, 30, 30)

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 
-from benchmarks.lib.cli import parser
+from benchmarks.lib.cli import apply_sets, parser
 from benchmarks.lib.mdsection import machine
 
 log = logging.getLogger("sasrec_shop")
@@ -32,17 +32,13 @@ def main() -> None:
     from deepshelf.data.splits import temporal
     from deepshelf.evaluation.evaluate import evaluate, validation
     from deepshelf.models.registry import model_class
-    from deepshelf.runs.config import parse_value
 
     ap = parser(__doc__, whole=True)
     ap.add_argument("--set", action="append", default=[], help="SASRec parameter override key=value")
     ap.add_argument("--periods", default="validation,test", help="validation, test or both (comma-separated)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    params = dict(RECIPE)
-    for item in args.set:
-        key, _, raw = item.partition("=")
-        params[key.strip()] = parse_value(raw)
+    params = apply_sets(RECIPE, args.set)
 
     ds = load_dataset("online-retail")
     inter = ds.interactions

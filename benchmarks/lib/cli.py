@@ -57,3 +57,16 @@ def publish(body: str, args: argparse.Namespace, title: str, sub: str | None = N
     else:
         write_in_section(title, sub, body)
     return True
+
+
+def apply_sets(params: dict, items: list[str]) -> dict:
+    """`params` with each `--set key=value` applied (values read as `deepshelf train --set` reads them)."""
+    from deepshelf.runs.config import parse_value
+
+    out = dict(params)
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--set {item!r}: expected key=value")
+        out[key.strip()] = parse_value(raw)
+    return out
