@@ -88,7 +88,11 @@ async def public_read(request: Request,
                       key: Annotated[str | None, Security(public_read_header)] = None) -> None:
     """Recommendations, similar, search, popular, a product: a public or a private key, unless
     `require_key_for_reads` is off."""
-    settings = request.app.state.settings
+    check_read(request.app.state.settings, key)
+
+
+def check_read(settings: Settings, key: str | None) -> None:
+    """What `public_read` checks, for a route that reads its key header itself (api/fast_route.py)."""
     if settings.require_key_for_reads:
         check_key(settings, key, PUBLIC)
 

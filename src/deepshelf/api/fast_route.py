@@ -3,9 +3,9 @@ solving: a route placed ahead of the FastAPI one that takes the requests it can 
 and leaves every other to it.
 
 It takes a GET whose path id is a valid `Id` and whose `X-Shopper-Token` is within its length, and answers with the
-same checks in the same order, through the same functions: the read key (`deps.public_read`'s `check_key`), the
-list query (`deps.list_query`: a malformed one raises the same 422), then the route's own body
-(`recommendations.user_recommendations`: the shopper token, the answer). Anything else (an id or token the
+same checks in the same order, through the same functions: the read key (`deps.check_read`, what
+`deps.public_read` runs), the list query (`deps.list_query`: a malformed one raises the same 422), then the route's
+own body (`recommendations.user_recommendations`: the shopper token, the answer). Anything else (an id or token the
 FastAPI route would refuse with 422, another method) does not match here, so FastAPI answers it as before. The
 FastAPI route stays registered, so the OpenAPI document is unchanged, and requests are counted under its path
 (`scope["route"]`). What FastAPI's per-request work cost: docs/benchmarks.md, Service, where the time goes.
@@ -18,12 +18,11 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.routing import Match, Route
 
-from deepshelf.api.deps import PUBLIC, check_key, list_query
+from deepshelf.api.deps import check_read, list_query
 from deepshelf.api.routes import recommendations
 from deepshelf.data.fields import Id
 
 PATH = "/v1/users/{user_id}/recommendations"
-TOKEN_MAX = 2048  # recommendations.ShopperToken's max_length
 _ID = TypeAdapter(Id)
 
 
@@ -47,7 +46,7 @@ class UserListRoute(Route):
             if name == b"x-shopper-token":
                 token = value.decode("latin-1")
                 break
-        if token is not None and len(token) > TOKEN_MAX:
+        if token is not None and len(token) > recommendations.TOKEN_MAX_CHARS:
             return Match.NONE, {}
         child["path_params"] = {"user_id": user_id}
         child["route"] = self.documented
@@ -56,9 +55,7 @@ class UserListRoute(Route):
 
     @staticmethod
     async def endpoint(request: Request):
-        settings = request.app.state.settings
-        if settings.require_key_for_reads:  # deps.public_read
-            check_key(settings, request.headers.get("x-api-key") or None, PUBLIC)
+        check_read(request.app.state.settings, request.headers.get("x-api-key") or None)  # deps.public_read's check
         params = await list_query(request)
         return await recommendations.user_recommendations(request, request.path_params["user_id"], params,
                                                           request.scope["deepshelf.shopper_token"])

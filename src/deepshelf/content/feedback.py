@@ -120,9 +120,8 @@ class SearchFeedback:
                      .sort("vrow")["w"].to_numpy())
             prior = share / share.sum()  # P(v) among every chosen product
             counts = np.zeros((len(words), len(vals)), np.float64)
-            cells = (known.with_columns(word=pl.col("query").map_elements(query_words,
-                                                                          return_dtype=pl.List(pl.Utf8)))
-                     .explode("word").group_by("word", "value").agg(pl.col("w").sum())
+            cells = (per_word.with_columns(value=pl.Series(column[per_word["row"].to_numpy()]))
+                     .group_by("word", "value").agg(pl.col("w").sum())  # words split once, above
                      .join(word_index, on="word").join(value_index, on="value"))
             counts[cells["wrow"].to_numpy(), cells["vrow"].to_numpy()] = cells["w"].to_numpy()
             m = config.word_prior

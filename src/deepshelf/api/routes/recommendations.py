@@ -39,8 +39,9 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicR
 # which cost about a third of a request (docs/benchmarks.md, "Service", where the time goes).
 
 ItemId = Annotated[Id, Path()]
+TOKEN_MAX_CHARS = 2048  # a shopper token's bound (also api/fast_route.py's)
 ShopperToken = Annotated[str | None, Header(
-    alias="X-Shopper-Token", max_length=2048,
+    alias="X-Shopper-Token", max_length=TOKEN_MAX_CHARS,
     description="a shopper token for this shopper (HMAC-SHA256 over the shopper id and an expiry with "
                 "DEEPSHELF_TOKEN_SECRET, minted by the shop's backend): needed beside a public key; a private "
                 "key needs none")]
