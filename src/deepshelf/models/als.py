@@ -89,10 +89,7 @@ class ALS(Recommender):
         """`user_factors` of a one-row batch (what a served request folds in), the same equation and the same
         float steps as the batched path without its grouping and padding: fewer numpy calls, which are most of a
         one-row solve's cost (benchmarks/serve_wrk.py, the Service section's CPU per request)."""
-        n = self.n_items
-        items = np.asarray(histories.items, np.int64)
-        if len(items) and (items.min() < 0 or items.max() >= n):
-            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        items = self._items(histories.items)
         if self.config.use_weights:  # repeats add up
             distinct, inverse = np.unique(items, return_inverse=True)
             summed = np.zeros(len(distinct), np.float32)
@@ -111,14 +108,19 @@ class ALS(Recommender):
         item y of confidence c the system is (G + (c-1) y yᵀ) x = c y, G = YᵀY + λI, whose solution by
         Sherman-Morrison is x = c G⁻¹y / (1 + (c-1) yᵀG⁻¹y): one product with G⁻¹ (kept beside G) instead of a
         solve per row."""
-        n = self.n_items
-        if len(items) and (items.min() < 0 or items.max() >= n):
-            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        self._items(items)
         c = float(np.float32(1.0) * np.float32(self.config.alpha))  # as the batched path's float32 confidences
         Y = self.item_factors[items].astype(np.float64)  # (B, f)
         z = Y @ self._gram_inverse()  # G is symmetric: rows of G⁻¹y
         s = np.einsum("bf,bf->b", z, Y)
         return (c * z / (1.0 + (c - 1.0) * s)[:, None]).astype(np.float32)
+
+    def _items(self, items) -> np.ndarray:
+        """History item indices as int64, each one of this model's items (else a DeepshelfError)."""
+        items = np.asarray(items, np.int64)
+        if len(items) and (items.min() < 0 or items.max() >= self.n_items):
+            raise DeepshelfError(f"als: history item index out of range [0, {self.n_items})")
+        return items
 
     def _gram_inverse(self) -> np.ndarray:
         """G⁻¹ of the kept YᵀY + λI, computed once per G."""
@@ -133,9 +135,7 @@ class ALS(Recommender):
         `use_weights`) times alpha, built in numpy. scipy's constructor, index checks and row slicing cost more
         than the solve itself on the one-row batches a served request folds in (benchmarks/serve_load.py)."""
         n = self.n_items
-        items = np.asarray(histories.items, np.int64)
-        if len(items) and (items.min() < 0 or items.max() >= n):
-            raise DeepshelfError(f"als: history item index out of range [0, {n})")
+        items = self._items(histories.items)
         row = np.repeat(np.arange(len(histories), dtype=np.int64), np.diff(histories.indptr))
         if self.config.use_weights:  # repeats add up
             keys, inverse = np.unique(row * n + items, return_inverse=True)
