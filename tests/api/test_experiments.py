@@ -190,7 +190,8 @@ def test_two_servers_on_one_store_agree(run_link, runs_dir, database):
         # counts come from the store, where each server's impression writer flushes in the background: once the
         # writes have landed and both have refreshed, both servers report the same numbers
         variants = lambda c: c.get("/v1/experiments/ab").json()["variants"]  # noqa: E731
-        wait_until(lambda: variants(one) == variants(two) and sum(v["impressions"] for v in variants(one)) >= 40)
+        served = 3 * len(users)  # the three rounds of lists above, each one impression: all of them, not some
+        wait_until(lambda: variants(one) == variants(two) and sum(v["impressions"] for v in variants(one)) >= served)
         assert variants(one) == variants(two)
         assert sum(v["impressions"] for v in variants(one)) >= 40  # every list above was counted
         assert two.delete("/v1/experiments/ab").status_code == 200
