@@ -9,8 +9,10 @@ Queries are generated from the catalogue's own labels (article type, base colour
 them. A query is kept only when at least 10 products have every attribute it names. The shoppers' words not in
 the search's own table (src/deepshelf/content/query/words.toml) are split by seed into development and test
 halves; the words the table has go to development only. The tuned settings (the share of the catalogue's votes
-a type needs, how many product neighbours vote and how near they must be, colour and gender by name) are chosen on
-development queries, the literal boost on development product names; test queries and names are scored once.
+a type needs and the share of the top type's that keeps another, how many product neighbours vote and how near they
+must be, how many products must use a catalogue word offered as a correction, colour by the products that use a
+word, colour and gender by name) are chosen on development queries, the literal boost on development product
+names; test queries and names are scored once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
 attribute likewise. Literal queries: product names of 300 products drawn by seed (test), and of 300 others
 (development), each scored without the product itself.
@@ -184,8 +186,10 @@ def main() -> None:
                         if i not in held][:args.literal])
     literal_dev = [(names[i], {a: {labels[a][i]} for a in ATTRS if labels[a][i] not in ("", "NA")}) for i in lit_dev]
 
-    # the tuned settings, on development queries only: the share of votes a type needs, then colour and gender by
-    # name (thresholds), then the literal boost on development product names
+    # the tuned settings, on development queries only: the share of votes a type needs (and the share of the top
+    # type's votes that keeps another), the neighbours, how often a catalogue word offered as a correction must be
+    # used, colour by the products using a word, colour and gender by name (thresholds), then the literal boost on
+    # development product names
     tuning, memo = {}, {}
     qu = index._rows.understanding
     # while tuning, each searched text's scores are computed once (a literal name's text is the same whatever the
@@ -208,6 +212,10 @@ def main() -> None:
         qu.type_share = share
         tuning[("type share", share)] = dev_p10()
     qu.type_share = max((t for a, t in tuning if a == "type share"), key=lambda t: (tuning[("type share", t)], -t))
+    for ratio in (0.0, 0.5, 0.7):
+        qu.type_ratio = ratio
+        tuning[("type ratio", ratio)] = dev_p10()
+    qu.type_ratio = max((t for a, t in tuning if a == "type ratio"), key=lambda t: (tuning[("type ratio", t)], -t))
     for k in (10, 15, 30):
         qu.neighbours = k
         tuning[("neighbours", k)] = dev_p10()
@@ -217,6 +225,15 @@ def main() -> None:
         tuning[("neighbours' similarity", similarity)] = dev_p10()
     qu.min_similarity = max((t for a, t in tuning if a == "neighbours' similarity"),
                             key=lambda t: (tuning[("neighbours' similarity", t)], -t))
+    for count in (2, 3, 5):
+        qu.min_count = count
+        tuning[("correction min count", count)] = dev_p10()
+    qu.min_count = max((t for a, t in tuning if a == "correction min count"),
+                       key=lambda t: (tuning[("correction min count", t)], -t))
+    for share in (0.4, 0.5, 0.6, 2.0):
+        qu.colour_share = share
+        tuning[("colour by use", share)] = dev_p10()
+    qu.colour_share = max((t for a, t in tuning if a == "colour by use"), key=lambda t: (tuning[("colour by use", t)], t))
     for threshold in (0.5, 0.6, 0.7, 2.0):
         qu.colour_threshold = threshold
         tuning[("colour", threshold)] = dev_p10()
@@ -279,10 +296,13 @@ def main() -> None:
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
              "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
-             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost') else 'off'}: {v:.3f}"
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count') else 'off'}: {v:.3f}"
                          for (a, t), v in tuning.items())
-             + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} ({qu.neighbours} product "
-             f"neighbours vote when their mean cosine is at least {qu.min_similarity}), colour {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
+             + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} (types under {qu.type_ratio} of the "
+             f"top type's votes dropped; {qu.neighbours} product "
+             f"neighbours vote when their mean cosine is at least {qu.min_similarity}), corrections to catalogue words "
+             f"used at least {qu.min_count} times, colour by use {qu.colour_share if qu.colour_share <= 1 else 'off'}, "
+             f"colour by name {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
              f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, literal boost "
              f"{'filter' if qu.literal_boost is None else qu.literal_boost} (words as typed on development names: "
              f"{lit_base[0]:.3f}; " + ", ".join(f"{a} {v:.3f}" for a, v in lit_base[1].items()) + ").  ",

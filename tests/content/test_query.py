@@ -137,9 +137,14 @@ OFFICE = [("Hidesign Women Brown Office Bag", "Handbags"), ("Baggit Women Black 
 
 
 def test_a_phrase_votes_its_type_by_the_products_using_all_its_words():
-    qu = QueryUnderstanding(Lexicon([t for t, _ in OFFICE], {"type": np.array([ty for _, ty in OFFICE])}))
+    qu = QueryUnderstanding(Lexicon([t for t, _ in OFFICE], {"type": np.array([ty for _, ty in OFFICE])}),
+                            type_ratio=0.0)
     assert qu.understand("office shoes").filters["type"] == {"Formal Shoes"}  # not the bags "office" leans to
     assert qu.understand("office").filters["type"] == {"Handbags", "Formal Shoes"}  # 3 + 2 of 5: both needed
+    # a second type with under `type_ratio` of the first's votes is dropped: 2 < 0.7 x 3, but 2 >= 0.6 x 3
+    assert QueryUnderstanding(qu.lexicon, type_ratio=0.7).understand("office").filters["type"] == {"Handbags"}
+    assert QueryUnderstanding(qu.lexicon, type_ratio=0.6).understand("office").filters["type"] == \
+        {"Handbags", "Formal Shoes"}
     assert "type" not in qu.understand("zest").filters  # a brand of five types names none
     assert "type" not in QueryUnderstanding(qu.lexicon, max_types=1).understand("office").filters
 

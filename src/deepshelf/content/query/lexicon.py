@@ -134,7 +134,7 @@ class Lexicon:
         pairs = {(a, b) for ws in words for a, b in zip(ws, ws[1:])}
         pairs |= {(a, b) for p in self._phrase_words for a, b in zip(tokens(p), tokens(p)[1:])}
         pairs |= {("", w) for w in self.counts}
-        self.speller = Speller(self.counts, protected, pairs=frozenset(pairs))
+        self.speller = Speller(self.counts, protected, pairs=frozenset(pairs), preferred=protected - self.stop)
 
     def _add(self, phrase: str, entry: Entry) -> None:
         k = key(phrase)
