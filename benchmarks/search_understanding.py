@@ -3,16 +3,17 @@ query understanding, on the whole fashion catalogue (44,446 products, text only)
 
     python -m benchmarks.search_understanding [--seed 29] [--queries 400] [--no-write]
 
-Queries are generated from the catalogue's own labels (article type, base colour, gender) by templates
-("{colour} {type} {gender}", "{gender} {type}", ...) over each label's catalogue name or a shopper's word for it
+Queries are generated from the catalogue's own labels (article type, base colour, gender) by templates ("{colour}
+{type} {gender}", "{gender} {type}", ...) over each label's catalogue name or a shopper's word for it
 (benchmarks/data/shopper_words.toml), with keyboard-neighbour, dropped, doubled and swapped letters in half of
-them. A query is kept only when at least 10 products have every attribute it names. The shoppers' words not in
-the search's own table (src/deepshelf/content/query/words.toml) are split by seed into development and test
-halves; the words the table has go to development only. The tuned settings (the share of the catalogue's votes
-a type needs and the share of the top type's that keeps another, how many product neighbours vote and how near they
-must be, how many products must use a catalogue word offered as a correction, colour by the products that use a
-word, colour and gender by name) are chosen on development queries, the literal boost on development product
-names; test queries and names are scored once.
+them. A query is kept only when at least 10 products have every attribute it names. The shoppers' words not in the
+search's own table (src/deepshelf/content/query/words.toml) are split by seed into development and test halves; the
+words the table has go to development only. The tuned settings (the share of the catalogue's votes a type needs and
+the share of the top type's that keeps another, how much the products using the words weigh, how many product
+neighbours vote and how near they must be, how much the type nearest by meaning adds, how many products must use a
+catalogue word offered as a correction, colour by the products that use a word, colour and gender by name) are
+chosen on development queries, the literal boost on development product names; test queries and names are scored
+once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
 attribute likewise. Literal queries: product names of 300 products drawn by seed (test), and of 300 others
 (development), each scored without the product itself.
@@ -187,7 +188,8 @@ def main() -> None:
     literal_dev = [(names[i], {a: {labels[a][i]} for a in ATTRS if labels[a][i] not in ("", "NA")}) for i in lit_dev]
 
     # the tuned settings, on development queries only: the share of votes a type needs (and the share of the top
-    # type's votes that keeps another), the neighbours, how often a catalogue word offered as a correction must be
+    # type's votes that keeps another), the weight of the products using the words, the neighbours and the
+    # nearest type's weight, how often a catalogue word offered as a correction must be
     # used, colour by the products using a word, colour and gender by name (thresholds), then the literal boost on
     # development product names
     tuning, memo = {}, {}
@@ -225,6 +227,16 @@ def main() -> None:
         tuning[("neighbours' similarity", similarity)] = dev_p10()
     qu.min_similarity = max((t for a, t in tuning if a == "neighbours' similarity"),
                             key=lambda t: (tuning[("neighbours' similarity", t)], -t))
+    for weight in (0.0, 1.0, 4.0):
+        qu.use_weight = weight
+        tuning[("type by use weight", weight)] = dev_p10()
+    qu.use_weight = max((t for a, t in tuning if a == "type by use weight"),
+                        key=lambda t: (tuning[("type by use weight", t)], -t))
+    for weight in (0.0, 0.3, 0.6):
+        qu.prototype_votes = weight
+        tuning[("type prototype votes", weight)] = dev_p10()
+    qu.prototype_votes = max((t for a, t in tuning if a == "type prototype votes"),
+                             key=lambda t: (tuning[("type prototype votes", t)], -t))
     for count in (2, 3, 5):
         qu.min_count = count
         tuning[("correction min count", count)] = dev_p10()
@@ -296,11 +308,13 @@ def main() -> None:
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
              "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
-             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count') else 'off'}: {v:.3f}"
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count', 'type by use weight') else 'off'}: {v:.3f}"
                          for (a, t), v in tuning.items())
              + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} (types under {qu.type_ratio} of the "
-             f"top type's votes dropped; {qu.neighbours} product "
-             f"neighbours vote when their mean cosine is at least {qu.min_similarity}), corrections to catalogue words "
+             f"top type's votes dropped; the products using the words weigh at least {qu.use_weight} x the "
+             f"neighbours; {qu.neighbours} product "
+             f"neighbours vote when their mean cosine is at least {qu.min_similarity}, the type nearest by its "
+             f"products' mean vector {qu.prototype_votes} x as many), corrections to catalogue words "
              f"used at least {qu.min_count} times, colour by use {qu.colour_share if qu.colour_share <= 1 else 'off'}, "
              f"colour by name {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
              f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, literal boost "

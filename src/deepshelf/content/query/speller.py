@@ -2,7 +2,7 @@
 catalogue word within one edit (two for long words); a word the catalogue has is never changed. Among candidates
 equally near, one that the catalogue writes next to a neighbouring query word ("tot bag" -> "tote", as in "Tote
 Bag", not the commoner "top"; "swaet shirt" -> "sweat", as in "Sweatshirt") comes first, then one that names
-an attribute ("nets" -> "mens", not "sets"). A plural with nothing near is corrected by its singular ("hoidies"
+an attribute ("sens" -> "mens", not "sets"). A plural with nothing near is corrected by its singular ("hoidies"
 -> "hoodie").
 
 Candidates come from a symmetric-delete index (Garbe's SymSpell idea, distance 1): every vocabulary word is
@@ -43,7 +43,7 @@ class Speller:
         self.pairs = pairs  # (word, next word) the catalogue writes, and ("", "ab") for a word "ab" it writes whole
         # words that name an attribute (a type, colour or gender, by the catalogue or the table): among equally near
         # candidates that the neighbouring words do not decide, one of these comes before a merely commoner word
-        # ("nets" -> "mens", not "sets"; "malr" -> "male", not "mar"): a shop's queries name what they want
+        # ("sens" -> "mens", not "sets"; "malr" -> "male", not "mar"): a shop's queries name what they want
         self.preferred = frozenset(preferred)
         index: dict[str, list[str]] = defaultdict(list)
         for w in self.counts:

@@ -7,21 +7,21 @@ search by, before any retrieval; and relaxation when the filters leave nothing.
     understood.filters     # {"type": {"Casual Shoes", "Sports Shoes"}, "colour": {"Black"}, "gender": {...}}
     keep, relaxed = qu.mask(understood)   # bool [n] products passing the filters, what was dropped to get any
 
-Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is
-corrected to its nearest catalogue word (`Speller`: never a word the catalogue or the table has, nor to a word
-fewer than `min_count` products use unless it names an attribute; among equally near candidates, the one the
-catalogue writes beside a neighbouring word, else one that names an attribute); the longest phrases (up to the
-lexicon's longest) that name an attribute value, by its catalogue name or the table, become filters; words
-naming several types keep the one the phrase means. When no phrase named a type, the catalogue votes on the
-remaining words: the type labels of the products that use all of them, and of the products nearest to them by
-meaning (the text encoder), so a shopper's word no product uses is read from the products that mean the same
-("kicks" -> Casual / Sports Shoes); the fewest types holding most of the votes become the filter, less any
-with far fewer votes than the first. A word that names nothing but whose products share one colour more than
-one type may name that colour (`colour_share`, off by default). The settings
-(the share of votes, colour and gender by name, the literal boost) are chosen on the evaluation's development
-queries only (benchmarks/search_understanding.py). A literal query, all of whose words the catalogue's
-products use as typed and that says more than attribute names (a product's name), is searched as typed, its
-attributes a boost rather than filters.
+Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is corrected
+to its nearest catalogue word (`Speller`: never a word the catalogue or the table has, nor to a word fewer than
+`min_count` products use unless it names an attribute; among equally near candidates, the one the catalogue writes
+beside a neighbouring word, else one that names an attribute); the longest phrases (up to the lexicon's longest)
+that name an attribute value, by its catalogue name or the table, become filters; words naming several types keep
+the one the phrase means. When no phrase named a type, the catalogue votes on the remaining words: the type labels
+of the products that use all of them (weighing at least `use_weight` times the neighbours however few they are), of
+the products nearest to them by meaning (the text encoder), and the type whose products' mean vector is nearest, so
+a shopper's word no product uses is read from the products that mean the same ("kicks" -> Casual / Sports Shoes);
+the fewest types holding most of the votes become the filter, less any with far fewer votes than the first. A word
+that names nothing but whose products share one colour more than one type may name that colour (`colour_share`, off
+by default). The settings (the shares of votes, colour and gender by name or use, the literal boost, ...) are
+chosen on the evaluation's development queries only (benchmarks/search_understanding.py). A literal query, all of
+whose words the catalogue's products use as typed and that says more than attribute names (a product's name), is
+searched as typed, its attributes a boost rather than filters.
 """
 
 from __future__ import annotations
@@ -71,13 +71,15 @@ class Understood:
 class QueryUnderstanding:
     # The settings chosen on the evaluation's development queries (benchmarks/search_understanding.py,
     # docs/benchmarks.md): the share of the catalogue's votes a phrase's types must reach and the share of the top
-    # type's votes that keeps another, how near the product neighbours must be to vote, how many products must use
-    # a catalogue word offered as a correction, and how much a literal query's attributes weigh; colour and gender
-    # by name, and colour by use, did not help on both seeds' development queries, so they are off (> 1).
+    # type's votes that keeps another, how much the products using the words weigh, how near the product
+    # neighbours must be to vote and what the type nearest by its products' mean vector adds, how many products must use a catalogue word offered as a correction, and
+    # how much a literal query's attributes weigh; colour and gender by name, and colour by use, did not help on
+    # both seeds' development queries, so they are off (> 1).
     def __init__(self, lexicon: Lexicon, type_share: float = 0.8, neighbours: int = 15, min_similarity: float = 0.4,
                  max_types: int = 3, colour_threshold: float = 2.0, gender_threshold: float = 2.0,
                  literal_boost: float | None = 4.0, type_ratio: float = 0.7, min_count: int = 3,
-                 colour_share: float = 2.0, use_min: int = 3):
+                 colour_share: float = 2.0, use_min: int = 3, prototype_votes: float = 0.3,
+                 use_weight: float = 4.0):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
@@ -91,6 +93,10 @@ class QueryUnderstanding:
         self.type_ratio = type_ratio  # a picked type with fewer votes than this share of the top type's is dropped
         self.min_count = min_count  # the fewest products a catalogue word offered as a correction is used by
         self.colour_share, self.use_min = colour_share, use_min  # colour by the products using a word
+        # the type whose products' mean vector is nearest to the words adds this many times `neighbours` votes
+        self.prototype_votes = prototype_votes
+        # the products using all the words weigh at least this many times `neighbours` votes, however few they are
+        self.use_weight = use_weight
 
     def understand(self, query: str, encode=None) -> Understood:
         """The understood query. `encode` (texts -> unit vectors, the search's text encoder) lets words no
@@ -207,7 +213,7 @@ class QueryUnderstanding:
         holding `type_share` of the votes ("office shoes" -> Formal Shoes, "kicks" -> Casual / Sports Shoes).
         None when the votes are spread wider (a brand whose products are of many types names none)."""
         memo_key = (tuple(words), encode is not None, self.type_share, self.neighbours, self.min_similarity,
-                    self.max_types, self.type_ratio)
+                    self.max_types, self.type_ratio, self.prototype_votes, self.use_weight)
         if memo_key in self._votes:
             return self._votes[memo_key]
         if len(self._votes) > 10_000:  # a race only votes a phrase twice
@@ -220,12 +226,16 @@ class QueryUnderstanding:
         values = lex.attributes["type"].values
         votes = np.zeros(len(values))
         rows = lex.rows_with(words)
-        if rows is not None:
-            votes += lex.votes("type", rows)
+        if rows is not None and len(rows):
+            used = lex.votes("type", rows)
+            votes += used * max(1.0, self.use_weight * self.neighbours / max(used.sum(), 1.0))
         if encode is not None and lex.vectors is not None and self.neighbours > 0:
-            near, sims = lex.neighbours(np.asarray(encode([" ".join(words)]), np.float32)[0], self.neighbours)
+            vector = np.asarray(encode([" ".join(words)]), np.float32)[0]
+            near, sims = lex.neighbours(vector, self.neighbours)
             if len(sims) and sims.mean() >= self.min_similarity:  # nothing near means the encoder cannot read it
                 votes += lex.votes("type", near)
+                if self.prototype_votes > 0 and lex.prototypes is not None:
+                    votes[int((lex.prototypes @ vector).argmax())] += self.prototype_votes * self.neighbours
         total = votes.sum()
         if total <= 0:
             return None
