@@ -115,9 +115,9 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
     cannot score whole rows cheaply."""
     n = state.n_model
     known_r, known_i = recent < n, items < n
-    out = np.zeros((len(recent), len(items)))
     if state.model is None or not known_r.any() or not known_i.any():
         return None
+    out = np.zeros((len(recent), len(items)))
     if state.similarity is not None:  # item-kNN: the neighbour lists themselves (zero: never bought together)
         rows = state.similarity[recent[known_r]][:, items[known_i]].toarray()
         out[np.ix_(known_r, known_i)] = rows
@@ -136,7 +136,10 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
         kth = (kth - mean) / std
     else:
         return None
-    out[np.ix_(known_r, known_i)] = np.where(listed >= kth[:, None], np.maximum(listed, 1e-6), 0.0)
+    related = np.where(listed >= kth[:, None], np.maximum(listed, 1e-6), 0.0)
+    if related.shape == out.shape:  # every recent and listed item known to the model (the usual case)
+        return related
+    out[np.ix_(known_r, known_i)] = related
     return out
 
 
@@ -191,13 +194,15 @@ class RelationRows:
 
     def stats(self, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(query float32 [L, d], mean [L], std [L], kth [L]) for model indices `recent`."""
+        keys = recent.tolist()
+        rows = self._rows
         with self._lock:
-            held = {int(r): self._rows.get(int(r)) for r in recent.tolist()}
-            for r, row in held.items():
+            held = [rows.get(r) for r in keys]
+            for r, row in zip(keys, held):
                 if row is not None:
-                    self._rows.move_to_end(r)
-        missing = [r for r, row in held.items() if row is None]
-        if missing:
+                    rows.move_to_end(r)
+        if None in held:
+            missing = list(dict.fromkeys(r for r, row in zip(keys, held) if row is None))
             queries = np.asarray(self.model.query_vectors(Histories.from_lists([[r] for r in missing])), np.float32)
             # the mean and variance of a row q @ V.T are q . mean(V) and q' cov(V) q: no pass over the row
             centre, cov = self._moments()
@@ -207,14 +212,14 @@ class RelationRows:
             std = np.maximum(std, 1e-12)
             kth = (self._kth(queries) - mean) / std
             fresh = {r: (queries[j], float(mean[j]), float(std[j]), float(kth[j])) for j, r in enumerate(missing)}
-            held.update(fresh)
+            held = [fresh[r] if row is None else row for r, row in zip(keys, held)]
             with self._lock:
-                self._rows.update(fresh)
-                while len(self._rows) > self.capacity:
-                    self._rows.popitem(last=False)
-        rows = [held[int(r)] for r in recent.tolist()]
-        return (np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                np.array([r[3] for r in rows]))
+                rows.update(fresh)
+                while len(rows) > self.capacity:
+                    rows.popitem(last=False)
+        # one array per kind (a request's few rows: numpy's per-call cost is most of the work here)
+        mean, std, kth = np.array([row[1:] for row in held], np.float64).reshape(-1, 3).T
+        return np.stack([row[0] for row in held]), mean, std, kth
 
 
 def warm(state: LoadedRun) -> int:
