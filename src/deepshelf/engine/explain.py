@@ -13,6 +13,7 @@ trending items are computed when it is loaded (`warm`), so its first requests fi
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -64,24 +65,37 @@ def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidat
     return _because(state, catalog, shopper, top)
 
 
+@functools.lru_cache(maxsize=256)
+def _kind(reason: str) -> tuple[bool, bool]:
+    """(drawn from the history, explained by text first) for a reason such as `also_bought` or `text+personal`
+    (its first part counts): a model's few reasons, worked out once each instead of per listed item."""
+    kind = reason.split("+")[0]
+    return kind in HISTORY_REASONS, kind in TEXT_REASONS
+
+
 def _because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidates) -> np.ndarray:
     out = np.full(len(top), -1, np.int64)
-    kinds = [r.split("+")[0] for r in top.reasons]
-    wanted = np.array([k in HISTORY_REASONS for k in kinds], bool)
-    if not wanted.any():
+    flags = [_kind(r) for r in top.reasons]
+    if not any(drawn for drawn, _ in flags):
         return out
     recent = recent_items(shopper)
     if not len(recent):
         return out
+    wanted, text_first = np.array(flags, bool).reshape(-1, 2).T
     known = shopper.items[shopper.items >= 0]
     own = wanted & (top.idx[:, None] == known[None, :]).any(axis=1)  # a page of items against a history: no sort
     out[own] = top.idx[own]  # bought (or seen) before: the item itself
     rest = wanted & ~own
     if not rest.any():
         return out
-    text_first = np.array([k in TEXT_REASONS for k in kinds], bool)
     by_text = _text_relation(state, catalog, recent, top.idx)
-    by_model = _model_relation(state, recent, top.idx) if (rest & ~text_first).any() or by_text is None else None
+    if by_text is None:  # no text vectors: the model explains every item (what the loop below does without text)
+        by_model = _model_relation(state, recent, top.idx)
+        if by_model is not None:
+            ok = rest & (by_model.max(axis=0) > 0)
+            out[ok] = recent[by_model.argmax(axis=0)[ok]]
+        return out
+    by_model = _model_relation(state, recent, top.idx) if (rest & ~text_first).any() else None
     # per relation, each listed item's most related recent item and whether it relates at all
     best = {id(r): (r.argmax(axis=0), r.max(axis=0) > 0) for r in (by_text, by_model) if r is not None}
     for first, second, rows in ((by_text, by_model, rest & text_first), (by_model, by_text, rest & ~text_first)):
