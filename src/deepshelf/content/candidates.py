@@ -25,7 +25,11 @@ from deepshelf.index.exact import topk
 from deepshelf.index.faiss import VectorIndex
 
 REBUILD_SHARE = 0.05  # fresh rows past this share of the catalogue: the vector index is rebuilt with them
-NPROBE = 32  # lists walked per query (of ~2 sqrt(n)); recall against exact scoring in benchmarks/search_candidates.py
+# Lists walked per query (of ~2 sqrt(n)), and for query understanding's nearest-products vote, which is kept per
+# phrase (paid once per phrase, and the neighbours decide a filter); agreement with scoring every product and the
+# cost of each in benchmarks/search_candidates.py.
+NPROBE = 48
+VOTE_NPROBE = 192
 
 
 class Candidates:
@@ -50,17 +54,22 @@ class Candidates:
             return Candidates.build(vectors, self.index.faiss_index.nprobe)
         return Candidates(self.index, np.ascontiguousarray(vectors, np.float32), fresh)
 
-    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The `k` rows nearest to a unit `query` [d] by text vector among `allowed` (bool [n]; None: all), with
-        their exact cosines: (int64 [k'], float32 [k']) best first."""
+        their exact cosines: (int64 [k'], float32 [k']) best first. nprobe: lists walked (None: `NPROBE`)."""
         query = np.asarray(query, np.float32)
         base = None if allowed is None else allowed[:len(self.index)]
-        rows, _ = self.index.search_within(query, k, base)
+        rows, _ = self.index.search_within(query, k, base, nprobe=nprobe)
         fresh = self.fresh if allowed is None else self.fresh[allowed[self.fresh]]
         rows = np.union1d(rows, fresh)  # a changed row the index found under its old vector is scored as it is now
         sims = self.vectors[rows] @ query
         top, vals = topk(sims[None, :], k)
         return rows[top[0]], vals[0]
+
+    def vote_neighbours(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """`nearest` with the vote's deeper walk (`VOTE_NPROBE`), for `Lexicon.neighbours`."""
+        return self.nearest(query, k, nprobe=VOTE_NPROBE)
 
     def save(self, path) -> None:
         """The index alone (FAISS' format); call on a stage without fresh rows (`compact` first)."""

@@ -77,7 +77,7 @@ def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid, attributes,
     bm25 = bm25s.BM25()
     bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
     text_vectors = np.ascontiguousarray(text_vectors, np.float32)
-    nearest = None if candidates is None else candidates.nearest  # the vote's neighbours from the same index
+    nearest = None if candidates is None else candidates.vote_neighbours  # the vote's neighbours, same index
     understanding = QueryUnderstanding(Lexicon(texts, attributes, text_vectors, nearest=nearest))
     return _Rows(item_ids, texts, text_vectors, np.ascontiguousarray(photo_vectors, np.float32), photo_valid, bm25,
                  attributes, understanding, candidates)

@@ -127,14 +127,15 @@ class VectorIndex:
         return out_idx, out_scores
 
     def search_within(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
-                      exact_below: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+                      exact_below: int = 20_000, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-`k` of one `query` [d] among the `allowed` items (bool [n]; None: all): (int64 [k'], float32 [k'])
         best first, k' <= k, only allowed items (never padded).
 
         Unlike `search`, which filters what the index found, the index walks only allowed items (FAISS' ID
         selector), so a filter passing few items still fills `k`. A filter passing at most `exact_below` items
-        is answered exactly over those items (cheaper than a walk that finds few); an IVF walk that comes back
-        short probes 8x the lists once more, then the allowed items are scored exactly."""
+        is answered exactly over those items (cheaper than a walk that finds few); an IVF walk (of `nprobe` lists;
+        None: the index's own setting) that comes back short probes 8x the lists once more, then the allowed items
+        are scored exactly."""
         query = np.ascontiguousarray(np.reshape(query, (1, -1)), dtype=np.float32)
         k = min(k, len(self))
         rows = None if allowed is None else np.flatnonzero(allowed)
@@ -143,9 +144,10 @@ class VectorIndex:
         import faiss
 
         bits = None if rows is None else np.packbits(np.asarray(allowed, bool), bitorder="little")
-        probes = [None] if self.kind not in ("ivf", "ivf8") else [self.faiss_index.nprobe,
-                                                                   min(8 * self.faiss_index.nprobe,
-                                                                       self.faiss_index.nlist)]
+        probes = [None]
+        if self.kind in ("ivf", "ivf8"):
+            first = min(nprobe or self.faiss_index.nprobe, self.faiss_index.nlist)
+            probes = [first, min(8 * first, self.faiss_index.nlist)]
         for nprobe in probes:
             params = None
             if bits is not None or nprobe is not None:
