@@ -69,14 +69,16 @@ def calibrate_similarity(model: Calibrated, validation: Validation,
 def calibrate_cold(model: Calibrated, validation: Validation, budget: float, neighbours=(1, 3, 10),
                    alphas=(0.0, 0.5, 1.0), factors=(0.5, 1.0, 2.0), weights=(0.0, 4.0, 8.0, 16.0),
                    recencies=(0.0, 0.5, 0.8), reference: float | None = None, baseline: float | None = None,
-                   pseudo_share: float = 0.1, seed: int = 0, temperatures=(0.0,)) -> tuple[int, ColdSetting]:
+                   pseudo_share: float = 0.1, seed: int = 0,
+                   temperatures=(0.0, 0.05)) -> tuple[int, ColdSetting]:
     """Choose how products without events are scored beside the others; returns (neighbours, setting), and sets
     the chosen neighbour weighting (one of `temperatures`, see `impute_cold`) in the model's config.
 
     A product without events is scored `alpha * (its id-and-text vector) . state + factor * (newest-item text
     similarity, as trained) + weight * cos(its text, the history's recency-weighted text) + bias`, where its id
     part is borrowed from `neighbours` text neighbours weighted at one of `temperatures` (`impute_cold`; one
-    neighbour needs no weights). Products with events keep their scores.
+    neighbour needs no weights; 0.05 won on Beauty's pseudo-cold targets: docs/benchmarks.md, "Cold start
+    (beauty)"). Products with events keep their scores.
 
     Nothing ranks a product without events from evidence about itself, and a ranking tuned for accuracy on
     past events alone keeps such products out of sight, so they never earn the events that would teach the
