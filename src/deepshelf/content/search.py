@@ -234,12 +234,15 @@ class SearchIndex:
         return text if photo is None else 0.5 * (text + photo)
 
     def _candidates(self, query: str, text: str, by: SearchBy, rows: _Rows, keep: np.ndarray | None,
-                    depth: int) -> tuple[np.ndarray, np.ndarray]:
+                    depth: int, boosted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`find`'s candidates for the understood `text` among the rows `keep` passes (candidates.py) and their
-        scores, as scoring every row would give them: (int64 rows ascending, float32 scores)."""
+        scores, as scoring every row would give them: (int64 rows ascending, float32 scores). `boosted` (bool [n]):
+        rows a literal query's attributes lift, also looked among by meaning."""
         q = self.encoder.encode([text])  # (1, d)
         lex = self.lexical_scores([text], rows)[0]
         picks = [rows.candidates.nearest(q[0], depth, keep)[0], lexical(lex, depth, keep)]
+        if boosted is not None and boosted.any():
+            picks.append(rows.candidates.nearest(q[0], depth, boosted)[0])
         if self.feedback is not None:  # what shoppers chose after this query is scored even if nothing found it
             chosen = self.feedback.pair_rows(query, rows.item_ids, rows.attributes)
             picks.append(chosen if keep is None else chosen[keep[chosen]])
@@ -280,7 +283,8 @@ class SearchIndex:
             self.feedback.refine(understood)
         keep, understood.relaxed = rows.understanding.mask(understood)
         if rows.candidates is not None and by != "photo":  # words -> pictures alone has no candidate stage
-            at, scores = self._candidates(query, understood.text, by, rows, keep, max(DEPTH, 4 * k))
+            boosted = rows.understanding.matching(understood) if understood.literal and keep is None else None
+            at, scores = self._candidates(query, understood.text, by, rows, keep, max(DEPTH, 4 * k), boosted)
         else:
             at, scores = None, self._learned(query, rows, self._scores([understood.text], by, rows)[0])
             if keep is not None:

@@ -253,6 +253,15 @@ class QueryUnderstanding:
             dropped.append(f"{a} {'/'.join(sorted(v))}")
         return None, dropped
 
+    def matching(self, understood: Understood) -> np.ndarray | None:
+        """bool [n]: the products with every attribute the query names (None when it names none), not relaxed: what
+        a literal query's boost puts first, for the search's candidate stage to look among."""
+        attrs = self.lexicon.attributes
+        active = [(a, frozenset(v)) for a, v in understood.filters.items() if a in attrs]
+        if not active:
+            return None
+        return np.logical_and.reduce([attrs[a].mask_table(v)[attrs[a].codes] for a, v in active])
+
     def boosts(self, understood: Understood, at: np.ndarray | None = None) -> np.ndarray | None:
         """float32 [n] to add to a literal query's scores (or [len(at)], for rows `at` only): `literal_boost` times
         the share of its attributes each product has (None when the query is not literal, or names no attribute). The words as typed already
