@@ -180,3 +180,17 @@ def test_the_search_log_s_picks_are_candidates():
     at, scores = candidates()
     assert 5 in at  # bought after this very query: scored, with its learnt boost
     assert scores[at.tolist().index(5)] > ix._semantic(ix.encoder.encode([q]), "text", ix._rows, np.array([5]))[0][0]
+
+
+def test_the_query_encoder_is_the_index_s_own_and_survives_save_load(tmp_path):
+    ids, texts, columns = catalogue(200)
+    vectors = HashEncoder().encode(texts)
+    made = SearchIndex(ids, texts, vectors, np.zeros((200, 1), np.float32), np.zeros(200, bool), None,
+                       attributes=columns)
+    assert made.query_backend == "onnx" and made.encoder.config.backend == "onnx"  # built lazily, not loaded
+    torch_queries = SearchIndex(ids, texts, vectors, np.zeros((200, 1), np.float32), np.zeros(200, bool), None,
+                                attributes=columns, query_backend="torch")
+    torch_queries.save(tmp_path)
+    SimilarIndex(ids[:1], {"text": vectors[:1]}, {"text": np.ones(1, bool)}).save(tmp_path)
+    back = SearchIndex.load(tmp_path)
+    assert back.query_backend == "torch" and back.encoder.config.backend == "torch"

@@ -47,6 +47,10 @@ FEEDBACK = "search_feedback.npz"  # what the run learnt from its store's search 
 ANN = "search.faiss"  # the candidate stage's vector index, beside search.npz (catalogues of `exact_below` or more)
 EXACT_BELOW = 50_000  # products below which `find` scores every product (benchmarks/search_candidates.py)
 DEPTH = 200  # candidates from each source, at least (4 x k for a deeper pool)
+# Shoppers' queries are encoded by the int8 ONNX MiniLM: about half the CPU of the torch one per query, with the
+# P@10 of the understood search within 0.001 of it (docs/benchmarks.md "Candidate stage"); products keep the
+# run's own encoder.
+QUERY_BACKEND = "onnx"
 
 
 def _bm25_tokens(texts: list[str]) -> list[list[str]]:
@@ -103,8 +107,9 @@ class SearchIndex:
                  photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "torch",
                  lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None,
                  attributes: dict[str, np.ndarray] | None = None, exact_below: int | None = None,
-                 candidates: Candidates | None = None):
+                 candidates: Candidates | None = None, query_backend: str | None = None):
         self.text_tower = text_tower
+        self.query_backend = query_backend or QUERY_BACKEND  # the encoder of queries (`encoder`), onnx or torch
         self.exact_below = EXACT_BELOW if exact_below is None else exact_below
         self.text_backend = text_backend
         self.lexical_weight = lexical_weight
@@ -186,7 +191,7 @@ class SearchIndex:
             from deepshelf.encoders.text import TextEncoder
 
             # Queries are one-offs: caching them would only grow the cache.
-            self._encoder = TextEncoder(backend=self.text_backend, cache=False)
+            self._encoder = TextEncoder(backend=self.query_backend, cache=False)
         return self._encoder
 
     def _check(self, query: str) -> str:
@@ -364,6 +369,7 @@ class SearchIndex:
         arrays = {"item_ids": rows.item_ids.astype(np.str_), "texts": np.array(rows.texts, dtype=np.str_),
                   "text_vectors": rows.text_vectors, "photo_vectors": rows.photo_vectors,
                   "photo_valid": rows.photo_valid, "text_backend": np.array(self.text_backend),
+                  "query_backend": np.array(self.query_backend),
                   "lexical_weight": np.float32(self.lexical_weight),
                   "max_query_chars": np.int64(self.max_query_chars),
                   **{f"attr_{a}": v for a, v in rows.attributes.items()}}
@@ -393,7 +399,8 @@ class SearchIndex:
                     state["photo_valid"], tower, str(state["text_backend"]), float(state["lexical_weight"]),
                     int(state["max_query_chars"]), encoder=encoder,
                     attributes={a: state[f"attr_{a}"] for a in ATTRIBUTES if f"attr_{a}" in state},
-                    exact_below=exact_below, candidates=candidates)
+                    exact_below=exact_below, candidates=candidates,
+                    query_backend=str(state["query_backend"]) if "query_backend" in state else None)
         if (folder / FEEDBACK).exists():
             index.feedback = SearchFeedback.load(folder / FEEDBACK)
         return index
