@@ -272,15 +272,22 @@ def variants(settings: list[dict]) -> str:
     full = inside["idx"].to_list()
     baskets, targets = [b[:BASKET] for b in full], [b[BASKET:] for b in full]
     visits = Histories.from_lists(baskets, timestamps=[[cut + 3600] * BASKET for _ in baskets])
+    catalog = ds.catalog_as_of(cut)
+    vectors = None
+    if any(v.get("text") for v in settings):  # the ranker's text encoder over the catalogue as of the cut
+        from deepshelf.encoders.text import item_text_vectors
+
+        vectors = item_text_vectors(catalog.texts_for(train.item_map))
     out = ["Session part variants on validation (`--variants`; each fit alone on the events before the validation "
            f"period, the validation invoices' baskets scored as visits; {len(baskets)} invoices; \"a0.9\": item-kNN's "
            "asymmetric cosine; the full settings are in the JSON file):", "",
            "| session settings | NDCG@10 | HR@10 | held-out baskets NDCG@10 | fit s |", "|---|---:|---:|---:|---:|"]
     for values in settings:
         start = time.perf_counter()
-        part = SessionRanker(SessionConfig(**values)).fit(train, ds.catalog_as_of(cut), None, RankerConfig())
+        text = vectors if values.get("text") else None  # as the ranker passes them (`Ranker._session_text`)
+        part = SessionRanker(SessionConfig(**values)).fit(train, catalog, text, RankerConfig())
         seconds = time.perf_counter() - start
-        scores = part.score(visits, None, np.zeros(train.n_items))
+        scores = part.score(visits, text, np.zeros(train.n_items))
         m = metrics(ranked(scores, baskets, np.zeros(train.n_items)), targets)
         log.info("variant %s: %s", values, m)
         out.append(f"| {describe(values)} | {m['ndcg@10']:.4f} | {m['hr@10']:.4f} | "

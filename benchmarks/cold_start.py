@@ -9,9 +9,10 @@ all products, seen items excluded), and on the warm-target cases:
 - text similarity to the last item (all-MiniLM-L6-v2 vectors of the product texts);
 - `sasrec-content`: id embedding + projected text vector, with id dropout (`deepshelf.models.sasrec_content`),
   and its new-product exposure budget (`cold_exposure_budget`, default 5%): how many text neighbours lend cold
-  products their id vector, and how far their text similarity is raised, is chosen on validation: the setting
-  that ranks "pseudo-cold" targets best (products with events scored as if they had none), among those that
-  keep validation NDCG@10 within the budget of the id-only model's (`--exposure-baseline`).
+  products their id vector and how they weigh (`--neighbours`, `--temperatures`), and how far their text
+  similarity is raised, is chosen on validation: the setting that ranks "pseudo-cold" targets best (products
+  with events scored as if they had none), among those that keep validation NDCG@10 within the budget of the
+  id-only model's (`--exposure-baseline`).
 Both SASRecs use the same parameters (the project's configs/sasrec-beauty.toml) and validation early stopping.
 Target: content-aware beats both on cold targets and loses <= 5% NDCG@10 on warm targets against id-only.
 Writes "Cold start (beauty)" under "Product understanding" in docs/benchmarks.md.
@@ -125,6 +126,10 @@ def main() -> None:
                     help="new-product exposure budget counted from the id-only model's validation NDCG@10 "
                          "(the issue's warm criterion, on validation) or from the content model's own")
     ap.add_argument("--budget", type=float, default=0.05, help="sasrec-content's cold_exposure_budget")
+    ap.add_argument("--neighbours", default="1,3,10", help="sasrec-content: text neighbour counts the cold "
+                    "calibration tries for a cold product's borrowed id vector")
+    ap.add_argument("--temperatures", default="0,0.05", help="sasrec-content: the neighbours' weightings it tries "
+                    "(0: in proportion to the text cosine; t > 0: softmax(cosine / t))")
     ap.add_argument("--models", type=Path, default=None,
                     help="folder keeping the two trained SASRecs (before calibration): reused when there, so the "
                          "cold scoring can be studied without training again")
@@ -162,7 +167,11 @@ def main() -> None:
                   for part, r in (("cold", cold_rows), ("warm", warm_rows))}  # before the cold calibration
     start = time.perf_counter()
     baseline = evaluate(ids_only, valid, (10,)).metrics["ndcg@10"] if args.exposure_baseline == "id-only" else None
-    k, setting = content_model.calibrate_cold(validation(valid), args.budget, baseline=baseline)
+    neighbours = tuple(int(x) for x in args.neighbours.split(","))
+    temperatures = tuple(float(x) for x in args.temperatures.split(","))
+    k, setting = content_model.calibrate_cold(validation(valid), args.budget, baseline=baseline,
+                                              neighbours=neighbours, temperatures=temperatures)
+    temperature = content_model.config.impute_temperature
     content_seconds += time.perf_counter() - start
     models = {
         "sasrec (id only)": (ids_only, ids_seconds),
@@ -192,7 +201,8 @@ def main() -> None:
     models_opt = f" --models {args.models}" if args.models else ""
     lines = [f"Command: `python -m benchmarks.cold_start --time-limit {args.time_limit:g} --device {args.device} "
              f"--id-dropout {args.id_dropout:g} --exposure-baseline {args.exposure_baseline} "
-             f"--budget {args.budget:g}{sets}{models_opt}`  ",
+             f"--budget {args.budget:g} --neighbours {args.neighbours} --temperatures {args.temperatures}"
+             f"{sets}{models_opt}`  ",
              f"Machine: {machine()}; torch device {device_name()}; load average {load_at_start:.1f} at the start, "
              f"{os.getloadavg()[0]:.1f} at the end (shared machine); measured "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.  ",
@@ -203,10 +213,13 @@ def main() -> None:
              "validation (early stopping and every choice) uses warm targets only. "
              "The content model scores a product without events as `alpha * (id vector borrowed from k text "
              "neighbours + projected text) . state + factor * (newest-item text similarity) + weight * cos(text, "
-             "history's recency-weighted text) + bias`, products with events as trained. Among the settings that "
+             "history's recency-weighted text) + bias`, products with events as trained; the k neighbours weigh "
+             "in proportion to their text cosine (temperature 0) or by softmax(cosine / temperature). Among the "
+             f"settings (k in {args.neighbours}, temperature in {args.temperatures}) that "
              f"kept validation NDCG@10 within {args.budget:.0%} of {baseline_name}, it chose the one that ranked "
              "pseudo-cold validation targets best (10% of the products with events scored as if they had none): "
-             f"k = {k}, alpha = {setting.alpha:g}, factor = {setting.factor:g}, weight = {setting.weight:g}, "
+             f"k = {k}, temperature = {temperature:g}, alpha = {setting.alpha:g}, factor = {setting.factor:g}, "
+             f"weight = {setting.weight:g}, "
              f"recency = {setting.recency:g}, bias = {setting.bias:.3g}. The history-text baseline's recency "
              f"({recency:g}) is its best validation NDCG@10 among {', '.join(f'{r:g}' for r in recencies)}.", "",
              "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 | fit s |",

@@ -336,7 +336,8 @@ def report(args, results, bare, startup, before, after, cores, load) -> str:
         f"{probe_text(before)}; after: {probe_text(after)}. A request can be no steadier than the work under it, "
         "so the server's p99 inherits that factor.\n\n"
         "Search is served from a copy of the run with a semantic search index over real product names "
-        "(`shop.attach_search`: understood queries, text vectors and BM25 over every product; its own section: "
+        "(`shop.attach_search`: understood queries, text vectors and BM25, the candidate stage from 50,000 "
+        "products; its own section: "
         "'Search at catalogue scale', `--only-search`); benchmarks/search_scale.py times the store's full-text "
         "index, what a run without a search index answers from.\n")
 
@@ -349,14 +350,17 @@ def search_report(args, r: dict, startup: float, before, after, load) -> str:
     server = r["server"].get(("GET", "/v1/search")) or {}
     return (
         f"Command: `DEEPSHELF_CACHE_DIR=/work/cache python -m benchmarks.serve_load --only-search --items "
-        f"{args.items} --users {args.users} --search-rate {args.search_rate:g} --duration {args.duration:g}`  \n"
+        f"{args.items} --users {args.users} --search-rate {args.search_rate:g} --duration {args.duration:g}"
+        f"{f' --workers {args.workers}' if args.workers != 1 else ''}`  \n"
         f"Machine: {machine()}; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
         f"before {load[0]:.1f}, after {load[1]:.1f}.  \n"
         f"{args.items:,} products whose names, types, colours, genders and text vectors are those of the fashion "
         "catalogue's 44,446 products in turn (`shop.attach_search`; the store's own titles stay synthetic), served "
         "by `deepshelf serve` with that semantic search index: each query is understood (spelling against the "
-        "catalogue's words, type / colour / gender filters, relaxation), encoded by MiniLM, and matched by text "
-        "vectors and BM25 over every product. Queries (`shop.search_queries`, 5,000 drawn at random): 1 to 3 "
+        "catalogue's words, type / colour / gender filters, relaxation), encoded by MiniLM (int8 ONNX for "
+        "queries), and matched by text vectors and BM25 among its candidates (from 50,000 products: the nearest "
+        "by text vector among the filtered products from an IVF index, BM25's best matches; 'Candidate stage' "
+        f"above). {args.workers} server process{'es' if args.workers != 1 else ''}. Queries (`shop.search_queries`, 5,000 drawn at random): 1 to 3 "
         "words of a real product name, one misspelt in 20%, made-up words in 10%; `k=10&details=true`, public "
         f"key, open loop at {args.search_rate:g} req/s for {args.duration:g} s after a warm-up; server start-up "
         f"{startup:.0f} s.\n\n"

@@ -114,3 +114,56 @@ def test_a_loaded_run_is_warm_before_its_first_request(runs_dir, tmp_path, ann, 
         assert len(explain.relation_rows(load_state(settings.run, settings, store))) == 0
     finally:
         store.close()
+
+
+def reference_because(run: Run, shopper, top) -> np.ndarray:
+    """`because` as it was computed before its shortcut for runs without text vectors: each listed item drawn
+    from the history is itself when the shopper had it, else the recent item the model relates it to most."""
+    out = np.full(len(top), -1, np.int64)
+    kinds = [r.split("+")[0] for r in top.reasons]
+    wanted = np.array([k in explain.HISTORY_REASONS for k in kinds], bool)
+    recent = explain.recent_items(shopper)
+    if not wanted.any() or not len(recent):
+        return out
+    known = shopper.items[shopper.items >= 0]
+    own = wanted & np.isin(top.idx, known)
+    out[own] = top.idx[own]
+    relation = explain._model_relation(run, recent, top.idx)
+    if relation is None:
+        return out
+    for j in np.flatnonzero(wanted & ~own):
+        column = relation[:, j]
+        if column.max() > 0:
+            out[j] = recent[int(np.argmax(column))]
+    return out
+
+
+@pytest.mark.parametrize("indexed", [False, True])
+def test_because_without_text_names_the_model_relations_recent_item(indexed):
+    """On random histories and lists (reasons drawn from the history or not, items the shopper had, recent
+    items seen twice, ids the catalogue lacks), a run without text vectors explains each item as the whole
+    relation matrix does."""
+    from deepshelf.engine.ranking import Candidates, Shopper
+
+    vectors = planted(5)
+    run = Run(vectors, index=VectorIndex.build(vectors, kind="ivf", nprobe=8) if indexed else None)
+    run.content = None
+    rng = np.random.default_rng(6)
+    reasons = ["personal", "also_bought+personal", "trending", "new_arrival", "sequence", "popular"]
+    named = 0
+    for _ in range(80):
+        history = rng.choice(run.n_model, size=int(rng.integers(0, 12)))
+        history = np.where(rng.random(len(history)) < 0.1, -1, history)  # ids the catalogue lacks
+        if len(history) > 2:
+            history[-1] = history[0]  # a recent item seen twice
+        shopper = Shopper(history.astype(np.int64), np.zeros(len(history), np.int8), np.zeros(0, np.int64),
+                          np.arange(len(history), dtype=np.int64))
+        known = history[history >= 0]
+        near = np.argsort(-(vectors @ vectors[known[-1]]))[:5] if len(known) else np.zeros(0, np.int64)
+        idx = np.concatenate([near, rng.choice(run.n_model, size=6), known[:2]])
+        top = Candidates.of(idx, np.linspace(1, 0, len(idx)), [reasons[i] for i in rng.integers(len(reasons),
+                                                                                                size=len(idx))])
+        got = explain._because(run, None, shopper, top)
+        np.testing.assert_array_equal(got, reference_because(run, shopper, top))
+        named += int((got >= 0).sum())
+    assert named > 40

@@ -83,6 +83,27 @@ def test_cold_products_borrow_their_text_neighbours_id_vectors(cold_world):
     model.impute_cold(model.config.impute_neighbours)
 
 
+def test_imputation_temperature_weighs_neighbours_by_softmax_of_their_cosines():
+    """Hand-built texts: cold item 4 has cosines 0.8, 0.6, 0 to warm items 1, 2, 3. Temperature 0: weights in
+    proportion to the cosine (0.8 : 0.6 over the top two); temperature 0.1: softmax(cos / 0.1); a tiny
+    temperature: the nearest neighbour alone."""
+    from deepshelf.models.sasrec_content.network import ContentSASRecNetwork
+
+    net = ContentSASRecNetwork(4, content_dim=2, id_dropout=0.0, max_len=4, dim=3, layers=1, heads=1, dropout=0.0)
+    with torch.no_grad():
+        net.content.copy_(torch.tensor([[0, 0], [0.8, 0.6], [0.6, 0.8], [-0.6, 0.8], [1.0, 0.0]]))
+        net.warm.copy_(torch.tensor([0.0, 1, 1, 1, 0]))
+        net.item_embeddings.weight.copy_(torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [5, 5, 5]]))
+    net.impute_cold(2)
+    torch.testing.assert_close(net.imputed[4], torch.tensor([0.8, 0.6, 0]) / 1.4)
+    net.impute_cold(2, temperature=0.1)
+    w = 1 / (1 + np.exp(-2.0))  # softmax of (8, 6): e^8 / (e^8 + e^6)
+    torch.testing.assert_close(net.imputed[4], torch.tensor([w, 1 - w, 0], dtype=torch.float32))
+    net.impute_cold(3, temperature=1e-3)
+    torch.testing.assert_close(net.imputed[4], torch.tensor([1.0, 0, 0]))
+    assert not net.imputed[:4].any()  # warm rows and padding keep no imputed part
+
+
 def cold_target_cases(model, inter, n: int = 80) -> EvalSet:
     """Shoppers of the cold world whose next product is one of their group's products without events: the
     history is their events, the target a cold product of their group (what their words say they buy)."""
@@ -224,7 +245,7 @@ def test_cold_calibration_recovers_who_buys_the_cold_products(chain_world):
 
 def test_cold_calibration_leaves_the_chosen_setting_in_place(cold_world, restored):
     """The choice is one of the candidates, the pseudo-cold products get their events back, and the cold
-    products' id vectors are exactly those of the chosen neighbour count."""
+    products' id vectors are exactly those of the chosen neighbour count and temperature."""
     from deepshelf.data.splits import leave_one_out
     from deepshelf.evaluation.evaluate import validation
 
@@ -232,8 +253,9 @@ def test_cold_calibration_leaves_the_chosen_setting_in_place(cold_world, restore
     net = model.network
     warm = net.warm.clone()
     k, s = model.calibrate_cold(validation(leave_one_out(inter).valid), 0.05, neighbours=(1, 3), factors=(1.0, 2.0),
-                                pseudo_share=0.3)
+                                pseudo_share=0.3, temperatures=(0.0, 0.05))
     assert k in (1, 3) and s.factor in (1.0, 2.0) and model.config.impute_neighbours == k
+    assert model.config.impute_temperature in (0.0, 0.05)
     assert torch.equal(net.warm, warm)
     assert (float(net.cold_bias), float(net.cold_sequence_weight), float(net.recency)) == pytest.approx(
         (s.bias, s.weight, s.recency))

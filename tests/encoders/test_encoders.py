@@ -120,3 +120,24 @@ def test_colour_descriptor_all_background():
     white = np.full((1, 224, 224, 3), 255, np.uint8)
     c = colour_descriptor(white)
     assert np.isfinite(c).all() and abs(np.linalg.norm(c) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("env, config, expected", [("1", 0, 1), ("", 0, None), ("1", 2, 2), ("x", 0, None)])
+def test_text_encoder_threads_follow_the_environment(monkeypatch, env, config, expected):
+    """`deepshelf serve` sets OMP_NUM_THREADS=1 per server process: the query encoder keeps to it rather than
+    starting a team of threads for one short query; an explicit `threads` wins; no (valid) setting: all cores."""
+    import os
+
+    import torch
+
+    from deepshelf.encoders.text import TextEncoderConfig
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    try:
+        torch.set_num_threads(3)
+        enc = TextEncoder(TextEncoderConfig(threads=config), cache=False)
+        enc.encode(["a red shirt"])
+        assert torch.get_num_threads() == (expected or os.cpu_count())
+    finally:
+        torch.set_num_threads(before)

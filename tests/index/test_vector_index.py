@@ -117,3 +117,44 @@ def test_topk_ties_at_the_cut_keep_the_lowest_indices_so_prefixes_agree():
         assert np.array_equal(narrow, wide[:, :k])
     reference = np.lexsort((np.broadcast_to(np.arange(300), scores.shape), -scores), axis=1)[:, :10]
     assert np.array_equal(topk(scores, 10)[0], reference)
+
+
+@pytest.mark.parametrize("kind", ["ivf8", "hnsw", "flat"])
+def test_search_within_walks_only_the_allowed_items(kind):
+    """A filter passing few items still fills k (the index walks only them, where a filter over what it found would
+    come back short), answers only allowed items, and recalls the exact filtered top-k."""
+    x = clustered(20_000, 32, 100, noise=0.4)
+    index = VectorIndex.build(x, kind=kind, nprobe=16)
+    rng = np.random.default_rng(3)
+    recall = []
+    for share in (0.02, 0.3, 1.0):
+        allowed = rng.random(len(x)) < share
+        for q in x[rng.choice(len(x), 40, replace=False)]:
+            rows, scores = index.search_within(q, 20, None if share == 1.0 else allowed, exact_below=100)
+            assert len(rows) == 20 and (share == 1.0 or allowed[rows].all())
+            assert np.all(np.diff(scores) <= 1e-5)
+            exact = np.flatnonzero(allowed) if share < 1.0 else np.arange(len(x))
+            best = exact[topk((x[exact] @ q)[None, :], 20)[0][0]]
+            recall.append(len(set(rows.tolist()) & set(best.tolist())) / 20)
+    assert np.mean(recall) >= 0.9
+    # a filter passing at most `exact_below` items is answered exactly, with fewer than k when that is all there is
+    few = np.zeros(len(x), bool)
+    few[[5, 77, 901]] = True
+    rows, scores = index.search_within(x[77], 10, few)
+    assert rows.tolist()[0] == 77 and sorted(rows.tolist()) == [5, 77, 901]
+    np.testing.assert_allclose(scores, x[rows] @ x[77], rtol=1e-5)
+
+
+def test_ivf8_is_a_quarter_of_ivf_and_survives_save_load(tmp_path):
+    x = clustered(8000, 64, 40, noise=0.4)
+    index = VectorIndex.build(x, kind="ivf8", nprobe=8)
+    index.save(tmp_path / "i.faiss")
+    back = VectorIndex.load(tmp_path / "i.faiss", x)
+    assert back.kind == "ivf8"
+    back.faiss_index.nprobe = 8
+    q = x[:50]
+    np.testing.assert_array_equal(index.search(q, 10)[0], back.search(q, 10)[0])
+    flat = VectorIndex.build(x, kind="ivf", nprobe=8)
+    for ix in (index, flat):
+        ix.save(tmp_path / f"{ix.kind}.faiss")
+    assert (tmp_path / "ivf8.faiss").stat().st_size < 0.3 * (tmp_path / "ivf.faiss").stat().st_size

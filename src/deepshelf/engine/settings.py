@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -168,5 +169,8 @@ class Settings(BaseSettings):
         return tuple(sorted(_split(self.cors_origins)))
 
 
+@functools.lru_cache(maxsize=64)
 def _split(keys: str) -> frozenset[str]:
+    """The comma-separated entries of a setting. Cached by the string itself (the key checks read `keys` and
+    `public_key_set` on every request; a setting changed later is another string, parsed once)."""
     return frozenset(k.strip() for k in keys.split(",") if k.strip())

@@ -6,9 +6,13 @@
 - `hnsw`: a graph (Malkov & Yashunin 2016); no training pass, `ef_search` trades speed for recall.
 - `ivf`: an inverted file over k-means lists (Jégou et al. 2011); builds in seconds for millions of vectors,
   `nprobe` trades speed for recall.
+- `ivf8`: the same lists over vectors quantised to 8 bits per dimension: a quarter of `ivf`'s memory and
+  approximate scores, for a candidate stage whose candidates are scored again exactly (search over millions of
+  products, `content/candidates.py`).
 
     index = VectorIndex.build(vectors, kind="hnsw")            # float32 [n, d], unit rows for cosine
     idx, scores = index.search(queries, k=10, exclude=rows)    # [B, k] each, -1 / -inf where fewer than k
+    idx, scores = index.search_within(query, k=200, allowed=mask)   # one query, only `mask`'s items
 
 A row the ANN search cannot fill with `k` allowed items (many excluded items near the query) is answered
 exactly from the indexed vectors instead of coming back short.
@@ -27,7 +31,7 @@ from deepshelf.index.exact import topk
 
 log = logging.getLogger(__name__)
 
-KINDS = ("exact", "flat", "hnsw", "ivf", "auto")
+KINDS = ("exact", "flat", "hnsw", "ivf", "ivf8", "auto")
 AUTO_FLAT_BELOW = 2000  # `auto`: a graph buys nothing over a flat scan of a small collection
 
 
@@ -50,7 +54,7 @@ class VectorIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, kind: str = "auto", *, hnsw_m: int = 32, ef_construction: int = 80,
               ef_search: int = 128, nprobe: int = 24, seed: int = 0, threads: int | None = None) -> "VectorIndex":
-        """Index `vectors` [n, d]. kind: exact, flat, hnsw, ivf, or auto (flat below 2,000 items, else hnsw).
+        """Index `vectors` [n, d]. kind: exact, flat, hnsw, ivf, ivf8, or auto (flat below 2,000 items, else hnsw).
 
         threads: FAISS' OpenMP threads (process-wide). A server answering one query per request passes 1: a
         thread team costs more than it saves on one query, and its spinning threads take CPU from the requests
@@ -77,8 +81,12 @@ class VectorIndex:
         else:
             # ~2·sqrt(n) lists, so a probe scans ~n/nlist vectors; k-means on 40 points per list (FAISS' minimum
             # without a warning) for 10 iterations.
-            nlist = max(16, int(2 * math.sqrt(n)))
-            index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            nlist = min(n, max(16, int(2 * math.sqrt(n))))  # never more lists than vectors to train them
+            if kind == "ivf":
+                index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+            else:  # the quantiser's ranges are trained on the same sample as the lists
+                index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(d), d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                      faiss.METRIC_INNER_PRODUCT)
             index.cp.niter = 10
             sample = vectors[np.random.default_rng(seed).choice(n, size=min(n, 40 * nlist), replace=False)]
             index.train(sample)
@@ -118,6 +126,51 @@ class VectorIndex:
             out_idx[short], out_scores[short] = self._exact(queries, short, k, exclude, allowed)
         return out_idx, out_scores
 
+    def search_within(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                      exact_below: int = 20_000, nprobe: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-`k` of one `query` [d] among the `allowed` items (bool [n]; None: all): (int64 [k'], float32 [k'])
+        best first, k' <= k, only allowed items (never padded).
+
+        Unlike `search`, which filters what the index found, the index walks only allowed items (FAISS' ID
+        selector), so a filter passing few items still fills `k`. A filter passing at most `exact_below` items
+        is answered exactly over those items (cheaper than a walk that finds few); an IVF walk (of `nprobe` lists;
+        None: the index's own setting) that comes back short probes 8x the lists once more, then the allowed items
+        are scored exactly."""
+        query = np.ascontiguousarray(np.reshape(query, (1, -1)), dtype=np.float32)
+        k = min(k, len(self))
+        rows = None if allowed is None else np.flatnonzero(allowed)
+        if self.faiss_index is None or (rows is not None and len(rows) <= exact_below) or k < 1:
+            return self._exact_rows(query[0], rows, k)
+        import faiss
+
+        bits = None if rows is None else np.packbits(np.asarray(allowed, bool), bitorder="little")
+        probes = [None]
+        if self.kind in ("ivf", "ivf8"):
+            first = min(nprobe or self.faiss_index.nprobe, self.faiss_index.nlist)
+            probes = [first, min(8 * first, self.faiss_index.nlist)]
+        for nprobe in probes:
+            params = None
+            if bits is not None or nprobe is not None:
+                kind = {"hnsw": faiss.SearchParametersHNSW, "ivf": faiss.SearchParametersIVF,
+                        "ivf8": faiss.SearchParametersIVF}.get(self.kind, faiss.SearchParameters)
+                params = kind()
+                if bits is not None:
+                    params.sel = faiss.IDSelectorBitmap(bits)  # `bits` outlives the search: both are locals here
+                if nprobe is not None:
+                    params.nprobe = nprobe
+            scores, idx = self.faiss_index.search(query, k, params=params)
+            found = idx[0] >= 0
+            if found.sum() >= min(k, len(self) if rows is None else len(rows)):
+                return idx[0][found].astype(np.int64), scores[0][found].astype(np.float32)
+        return self._exact_rows(query[0], rows, k)
+
+    def _exact_rows(self, query: np.ndarray, rows: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-`k` of one query among `rows` (None: every item), best first."""
+        scores = (self.vectors if rows is None else self.vectors[rows]) @ query
+        idx, top = topk(scores[None, :], k)
+        idx = idx[0] if rows is None else rows[idx[0]]
+        return idx.astype(np.int64), top[0]
+
     def _exact(self, queries, rows, k, exclude, allowed) -> tuple[np.ndarray, np.ndarray]:
         """The reference answer for `queries[rows]`: full matmul, mask, top-k."""
         scores = queries[rows] @ self.vectors.T
@@ -147,7 +200,9 @@ class VectorIndex:
         index = faiss.read_index(str(path))
         if index.ntotal != len(vectors):
             raise DeepshelfError(f"{path}: the index holds {index.ntotal} vectors, expected {len(vectors)}")
-        kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "ivf" if isinstance(index, faiss.IndexIVF) else "flat"
+        kind = "hnsw" if isinstance(index, faiss.IndexHNSW) else "ivf8" \
+            if isinstance(index, faiss.IndexIVFScalarQuantizer) else "ivf" if isinstance(index, faiss.IndexIVF) \
+            else "flat"
         return cls(vectors, kind, index)
 
 

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 class ContentConfig(ModelConfig):
     text_backend: str = Field(default="torch", pattern="^(onnx|torch)$")
+    # the encoder of shoppers' search queries (content/search.py QUERY_BACKEND: why onnx)
+    query_backend: str = Field(default="onnx", pattern="^(onnx|torch)$")
     images: bool = True
     # Attributes the photo heads learn; None: the category plus every catalogue column named like a colour.
     attributes: list[str] | None = None
@@ -178,7 +180,8 @@ class ContentModel(Recommender):
         if cfg.faiss != "none":
             self.similar_index.build_faiss(cfg.faiss)
         self.search_index = SearchIndex(ids, texts, text_vectors, photo_vectors, photo_valid, text_tower,
-                                        cfg.text_backend, encoder=text_enc,
+                                        cfg.text_backend, query_backend=cfg.query_backend,
+                                        encoder=text_enc if cfg.query_backend == cfg.text_backend else None,
                                         attributes=self._search_attributes(table, take))
         self.content_metrics = self._evaluate(held, raw_labels, title_vectors)
 

@@ -94,7 +94,9 @@ class Lexicon:
     """Everything `understand.QueryUnderstanding` reads about a catalogue; see the module docstring."""
 
     def __init__(self, texts: list[str], columns: dict[str, np.ndarray] | None = None,
-                 vectors: np.ndarray | None = None):
+                 vectors: np.ndarray | None = None, nearest=None):
+        """nearest: (unit vector, k) -> (rows, cosines), the search's candidate stage over `vectors`
+        (content/candidates.py) for a catalogue too large to compare a phrase with every product; None: exact."""
         columns = dict(columns or {})
         hand = table()
         self.stop = frozenset(hand.get("stop", {}).get("words", []))
@@ -107,6 +109,7 @@ class Lexicon:
                 rows[w].append(i)
         self.rows = {w: np.array(r, np.int32) for w, r in rows.items()}  # word -> products using it, ascending
         self.vectors = None if vectors is None else np.asarray(vectors, np.float32)
+        self._nearest = nearest
         # each attribute from the catalogue's column, else read from the products' words with the table's phrases
         self.attributes: dict[str, Attribute] = {}
         for name in ATTRIBUTES:
@@ -159,6 +162,8 @@ class Lexicon:
         unordered."""
         if self.vectors is None or not len(self.vectors) or k < 1:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if self._nearest is not None:
+            return self._nearest(np.asarray(vector, np.float32), k)
         sims = self.vectors @ np.asarray(vector, np.float32)
         k = min(k, len(sims))
         rows = np.argpartition(-sims, k - 1)[:k]

@@ -302,16 +302,26 @@ class QueryUnderstanding:
             dropped.append(f"{a} {'/'.join(sorted(v))}")
         return None, dropped
 
-    def boosts(self, understood: Understood) -> np.ndarray | None:
-        """float32 [n] to add to a literal query's scores: `literal_boost` times the share of its attributes each
-        product has (None when the query is not literal, or names no attribute). The words as typed already
+    def matching(self, understood: Understood) -> np.ndarray | None:
+        """bool [n]: the products with every attribute the query names (None when it names none), not relaxed: what
+        a literal query's boost puts first, for the search's candidate stage to look among."""
+        attrs = self.lexicon.attributes
+        active = [(a, frozenset(v)) for a, v in understood.filters.items() if a in attrs]
+        if not active:
+            return None
+        return np.logical_and.reduce([attrs[a].mask_table(v)[attrs[a].codes] for a, v in active])
+
+    def boosts(self, understood: Understood, at: np.ndarray | None = None) -> np.ndarray | None:
+        """float32 [n] to add to a literal query's scores (or [len(at)], for rows `at` only): `literal_boost` times
+        the share of its attributes each product has (None when the query is not literal, or names no attribute). The words as typed already
         match the products that use them; the boost orders the rest without losing a product whose label and
         name disagree ("Blue Flats" labelled Heels)."""
         attrs = self.lexicon.attributes
         active = [(a, frozenset(v)) for a, v in understood.filters.items() if a in attrs]
         if not understood.literal or self.literal_boost is None or not active:
             return None
-        share = np.zeros(len(attrs[active[0][0]].codes), np.float32)
+        codes = {a: attrs[a].codes if at is None else attrs[a].codes[at] for a, _ in active}
+        share = np.zeros(len(codes[active[0][0]]), np.float32)
         for a, v in active:
-            share += attrs[a].mask_table(v)[attrs[a].codes]
+            share += attrs[a].mask_table(v)[codes[a]]
         return self.literal_boost * share / len(active)

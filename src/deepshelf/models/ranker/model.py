@@ -183,8 +183,14 @@ class Ranker(Recommender):
         sizes = np.bincount(cand.rows, minlength=len(users))
         return RankData(X, y, sizes[sizes > 0], cand.items), users[sizes > 0], seen
 
+    @property
+    def _session_text(self) -> bool:
+        """Whether the session part reads the text vectors (its own `text`, else the ranker's)."""
+        s = self.config.session
+        return s is not None and (s.text if s.text is not None else self.config.text)
+
     def _encode_texts(self, catalog: Catalog | None) -> np.ndarray | None:
-        if not self.config.text or catalog is None:
+        if not (self.config.text or self._session_text) or catalog is None:
             return None
         from deepshelf.encoders.text import item_text_vectors
 
@@ -231,7 +237,7 @@ class Ranker(Recommender):
         lgbm = learners.get("lightgbm") or learners.get("ensemble", EnsembleLearner(cfg)).members.get("lightgbm")
         self.feature_importances = lgbm.importances() if lgbm is not None else {}
         if self.session is not None:
-            self.session.fit(train, catalog, self.text_vectors, cfg)
+            self.session.fit(train, catalog, self.text_vectors if self._session_text else None, cfg)
 
     def _fit_repeat(self, data: RankData, users: np.ndarray, seen: np.ndarray,
                     held_row: np.ndarray) -> LightGBMLearner | None:
@@ -258,7 +264,8 @@ class Ranker(Recommender):
         for start in range(0, len(histories), self.config.batch_size):
             h = histories.select(np.arange(start, min(start + self.config.batch_size, len(histories))))
             cand = self.generators.candidates(h, self.n_items)
-            X = build_features(h, cand, self.stats, self.copurchase, self.text_vectors, self.config.time_features)
+            X = build_features(h, cand, self.stats, self.copurchase, self.text_vectors if self.config.text else None,
+                               self.config.time_features)
             cand.rows = cand.rows + start
             parts.append((cand, X))
         if not parts:
@@ -305,7 +312,8 @@ class Ranker(Recommender):
         rest = np.flatnonzero(~visits)
         if len(rest):
             out[rest] = self._score_histories(histories.select(rest))
-        out[visits] = self.session.score(histories.select(np.flatnonzero(visits)), self.text_vectors,
+        out[visits] = self.session.score(histories.select(np.flatnonzero(visits)),
+                                         self.text_vectors if self._session_text else None,
                                          self.item_popularity)
         return out
 

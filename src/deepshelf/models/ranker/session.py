@@ -66,6 +66,9 @@ class SessionConfig(BaseModel):
     lgbm_leaves: int = Field(default=15, gt=1)
     lgbm_min_leaf: int = Field(default=100, gt=0)
     lgbm_lr: float = Field(default=0.05, gt=0)
+    # the text similarity of a candidate to the visit's last five items (`text_last5`; the catalogue texts through
+    # the ranker's text encoder); None: as the ranker's `text`
+    text: bool | None = None
 
 
 def basket_prefixes(window: Interactions, cfg: SessionConfig,

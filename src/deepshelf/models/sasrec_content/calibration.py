@@ -29,7 +29,7 @@ class Calibrated(Protocol):
     config: ContentSASRecConfig
     cold_factor: float
 
-    def impute_cold(self, k: int) -> None: ...
+    def impute_cold(self, k: int, temperature: float | None = None) -> None: ...
 
 
 def calibrate(model: Calibrated, validation: Validation) -> None:
@@ -69,12 +69,16 @@ def calibrate_similarity(model: Calibrated, validation: Validation,
 def calibrate_cold(model: Calibrated, validation: Validation, budget: float, neighbours=(1, 3, 10),
                    alphas=(0.0, 0.5, 1.0), factors=(0.5, 1.0, 2.0), weights=(0.0, 4.0, 8.0, 16.0),
                    recencies=(0.0, 0.5, 0.8), reference: float | None = None, baseline: float | None = None,
-                   pseudo_share: float = 0.1, seed: int = 0) -> tuple[int, ColdSetting]:
-    """Choose how products without events are scored beside the others; returns (neighbours, setting).
+                   pseudo_share: float = 0.1, seed: int = 0,
+                   temperatures=(0.0, 0.05)) -> tuple[int, ColdSetting]:
+    """Choose how products without events are scored beside the others; returns (neighbours, setting), and sets
+    the chosen neighbour weighting (one of `temperatures`, see `impute_cold`) in the model's config.
 
     A product without events is scored `alpha * (its id-and-text vector) . state + factor * (newest-item text
     similarity, as trained) + weight * cos(its text, the history's recency-weighted text) + bias`, where its id
-    part is borrowed from `neighbours` text neighbours (`impute_cold`). Products with events keep their scores.
+    part is borrowed from `neighbours` text neighbours weighted at one of `temperatures` (`impute_cold`; one
+    neighbour needs no weights; 0.05 won on Beauty's pseudo-cold targets: docs/benchmarks.md, "Cold start
+    (beauty)"). Products with events keep their scores.
 
     Nothing ranks a product without events from evidence about itself, and a ranking tuned for accuracy on
     past events alone keeps such products out of sight, so they never earn the events that would teach the
@@ -96,7 +100,7 @@ def calibrate_cold(model: Calibrated, validation: Validation, budget: float, nei
     saved = {name: getattr(net, name).clone() for name in COLD_DEFAULTS}
     log_scale = net.log_cold_similarity_scale
     base = float(log_scale) if log_scale is not None else 0.0
-    trained_k = model.config.impute_neighbours
+    trained_k, trained_t = model.config.impute_neighbours, model.config.impute_temperature
     if log_scale is None:
         factors = (1.0,)  # no newest-item similarity to scale
     settings = [ColdSetting(a, f, w, r) for a in alphas for f in factors for w in weights
@@ -109,15 +113,17 @@ def calibrate_cold(model: Calibrated, validation: Validation, budget: float, nei
     case_of_target = np.repeat(np.arange(len(valid.targets)), valid.targets.lengths)
     pseudo_cases = valid.select(np.unique(case_of_target[np.isin(valid.targets.items, pseudo)]))
     pseudo_group = np.sort(np.concatenate([cold_items, pseudo]))
-    results: dict[tuple[int, ColdSetting], tuple[float, float]] = {}  # -> (validation, pseudo-cold NDCG@10)
+    # (neighbours, temperature, setting) -> (validation, pseudo-cold NDCG@10)
+    results: dict[tuple[int, float, ColdSetting], tuple[float, float]] = {}
+    imputations = [(k, t) for k in neighbours for t in (temperatures if k > 1 else temperatures[:1])]
     try:
         for name, value in COLD_DEFAULTS.items():
             getattr(net, name).fill_(value)
-        for k in neighbours:
-            model.impute_cold(k)
+        for k, t in imputations:
+            model.impute_cold(k, t)
             cost = coldsearch.build_pool(model, valid, cold_items, recencies)
             net.warm[1:][torch.from_numpy(pseudo)] = 0  # the pseudo-cold products lose their events
-            model.impute_cold(k)
+            model.impute_cold(k, t)
             gain = coldsearch.build_pool(model, pseudo_cases, pseudo_group, recencies) if len(pseudo_cases) else None
             net.warm.copy_(warm)
             span = float(np.abs(cost.top_scores[np.isfinite(cost.top_scores)]).max(initial=1.0))
@@ -131,31 +137,40 @@ def calibrate_cold(model: Calibrated, validation: Validation, budget: float, nei
                     continue
                 bias, kept = found
                 setting = ColdSetting(s.alpha, s.factor, s.weight, s.recency, bias)
-                results[k, setting] = (kept, gain.ndcg(gain.group_top(s), bias) if gain is not None else 0.0)
+                results[k, t, setting] = (kept, gain.ndcg(gain.group_top(s), bias) if gain is not None else 0.0)
     except BaseException:  # interrupted: leave the model as it was, not half-way through the search
         net.warm.copy_(warm)
-        model.impute_cold(trained_k)
+        model.impute_cold(trained_k, trained_t)
         for name, value in saved.items():
             getattr(net, name).copy_(value)
         raise
     if results:
-        k, chosen = max(results, key=lambda ks: results[ks][1])  # max keeps the first of equals
+        k, t, chosen = max(results, key=lambda kts: results[kts][1])  # max keeps the first of equals
     else:
-        k, chosen = trained_k, ColdSetting(1.0, 1.0, 0.0, 0.0, 0.0)
-    apply(model, k, chosen, base)
-    log.info("sasrec-content: cold products: %d neighbours, %s; validation NDCG@10 %.4f by search, %.4f through "
-             "recommend(); pseudo-cold NDCG@10 %.4f (%d cases, %d settings within a %.0f%% budget)", k, chosen,
-             results.get((k, chosen), (float("nan"),))[0], validation(model), results.get((k, chosen), (0, 0))[1],
-             len(pseudo_cases), len(results), budget * 100)
+        k, t, chosen = trained_k, trained_t, ColdSetting(1.0, 1.0, 0.0, 0.0, 0.0)
+    if log.isEnabledFor(logging.INFO):  # the best pseudo-cold NDCG@10 each imputation reached
+        best = {kt: max((v[1] for (k2, t2, _), v in results.items() if (k2, t2) == kt), default=float("nan"))
+                for kt in imputations}
+        log.info("sasrec-content: pseudo-cold NDCG@10 by (neighbours, temperature): %s",
+                 {kt: round(v, 4) for kt, v in best.items()})
+    apply(model, k, chosen, base, temperature=t)
+    log.info("sasrec-content: cold products: %d neighbours (temperature %g), %s; validation NDCG@10 %.4f by search, "
+             "%.4f through recommend(); pseudo-cold NDCG@10 %.4f (%d cases, %d settings within a %.0f%% budget)",
+             k, t, chosen, results.get((k, t, chosen), (float("nan"),))[0], validation(model),
+             results.get((k, t, chosen), (0, 0))[1], len(pseudo_cases), len(results), budget * 100)
     return k, chosen
 
 
 @torch.no_grad()
-def apply(model: Calibrated, k: int, s: ColdSetting, base_log_scale: float | None = None) -> None:
-    """Put setting `s` with `k` neighbours into the model (`base_log_scale`: the newest-item similarity's cold
-    scale that `s.factor` multiplies; default: the current one)."""
+def apply(model: Calibrated, k: int, s: ColdSetting, base_log_scale: float | None = None,
+          temperature: float | None = None) -> None:
+    """Put setting `s` with `k` neighbours (weighted at `temperature`; default: the config's) into the model
+    (`base_log_scale`: the newest-item similarity's cold scale that `s.factor` multiplies; default: the current
+    one)."""
     net = model.network
-    model.impute_cold(k)
+    if temperature is None:
+        temperature = model.config.impute_temperature
+    model.impute_cold(k, temperature)
     if net.log_cold_similarity_scale is not None:
         base = float(net.log_cold_similarity_scale) if base_log_scale is None else base_log_scale
         net.log_cold_similarity_scale.fill_(base + math.log(s.factor))
@@ -164,4 +179,4 @@ def apply(model: Calibrated, k: int, s: ColdSetting, base_log_scale: float | Non
     net.recency.fill_(s.recency)
     net.cold_bias.fill_(s.bias)
     model.cold_factor = s.factor
-    model.config = model.config.model_copy(update={"impute_neighbours": k})
+    model.config = model.config.model_copy(update={"impute_neighbours": k, "impute_temperature": temperature})

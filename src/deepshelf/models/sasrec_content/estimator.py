@@ -55,7 +55,7 @@ class ContentSASRec(SASRec):
             super()._fit(train, catalog, validation)
         finally:
             self._text = None  # in the network's buffers now
-        self.impute_cold(c.impute_neighbours)
+        self.impute_cold(c.impute_neighbours, c.impute_temperature)
         if validation is not None:
             calibration.calibrate(self, validation)
 
@@ -76,6 +76,6 @@ class ContentSASRec(SASRec):
         self.network.load_state_dict(state)
         self.network.eval()
 
-    def impute_cold(self, k: int) -> None:
-        """See `ContentSASRecNetwork.impute_cold`."""
-        self.network.impute_cold(k)
+    def impute_cold(self, k: int, temperature: float | None = None) -> None:
+        """See `ContentSASRecNetwork.impute_cold` (temperature None: the config's)."""
+        self.network.impute_cold(k, self.config.impute_temperature if temperature is None else temperature)

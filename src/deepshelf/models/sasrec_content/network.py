@@ -112,11 +112,15 @@ class ContentSASRecNetwork(SASRecNetwork):
         return weights @ F.embedding(items, self.content)  # (B, T, content_dim)
 
     @torch.no_grad()
-    def impute_cold(self, k: int) -> None:
+    def impute_cold(self, k: int, temperature: float = 0.0) -> None:
         """Give each product without events the similarity-weighted mean id vector of its `k` nearest products
         with events by text. Without it a cold product lacks the id part that makes up most of a warm product's
         score and ranks below every relevant warm one, however well its words match; with it, it scores like the
-        products it reads like. k = 0 clears the imputation."""
+        products it reads like. k = 0 clears the imputation.
+
+        `temperature` 0 weighs the neighbours in proportion to their cosine (near-equal weights, since the k
+        nearest have similar cosines); > 0 by softmax(cosine / temperature), which lets a wider neighbourhood
+        speak while the closest text (often the same product line) keeps most of the weight."""
         net = self
         net.imputed.zero_()
         if k <= 0:
@@ -130,6 +134,9 @@ class ContentSASRecNetwork(SASRecNetwork):
         for start in range(0, len(cold), 1024):  # (1024, n_warm) similarities at a time
             rows = cold[start : start + 1024]
             sims, nearest = (text[rows] @ text[warm].T).topk(min(k, len(warm)), dim=1)  # (b, k)
-            weights = sims.clamp_min(0) + 1e-6
-            weights = weights / weights.sum(1, keepdim=True)
+            if temperature > 0:
+                weights = torch.softmax(sims / temperature, dim=1)
+            else:
+                weights = sims.clamp_min(0) + 1e-6
+                weights = weights / weights.sum(1, keepdim=True)
             net.imputed[rows] = (weights[..., None] * ids[warm[nearest]]).sum(1)
