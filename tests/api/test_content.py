@@ -34,6 +34,22 @@ def test_similar_by_text_and_visual(content_run, tmp_path):
         assert c.get("/v1/items/i40/similar").json()["items"][0]["reason"] == "also_bought"
 
 
+def test_a_served_run_loads_its_query_encoder_before_the_first_search(text_run, tmp_path):
+    """The search's query encoder is loaded with the run, not by the first shopper's search (which every search
+    behind it would wait for)."""
+    from deepshelf.engine.holder import load_state
+    from deepshelf.storage.connect import open_store
+
+    settings = make_settings(text_run, f"sqlite:///{tmp_path / 'w.db'}")
+    store = open_store(settings.database)
+    try:
+        state = load_state(text_run, settings, store)
+        index = state.content.search_index
+        assert index._encoder is not None and index._encoder._session is not None  # the ONNX query model, loaded
+    finally:
+        store.close()
+
+
 GROUP_TEXT = ["red ceramic kitchen mug for coffee", "blue wooden garden chair", "warm wool winter scarf",
               "brass desk lamp with shade"]
 

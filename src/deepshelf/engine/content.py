@@ -183,6 +183,13 @@ class ContentFeatures:
     def can_search(self) -> bool:
         return self.search_index is not None
 
+    def warm(self) -> None:
+        """Load the search's query encoder before the run serves: the first search would otherwise load it
+        (about a second), and at 50 searches a second every search behind it would wait (docs/benchmarks.md,
+        "Served search, understood")."""
+        if self.search_index is not None:
+            self.search_index.encoder.encode(["warm"])
+
     def similar(self, item_id: str, k: int, mode: str) -> tuple[list[str], list[float], str]:
         """Neighbours of `item_id` by `mode`; empty when the product has no content vector (added since)."""
         if item_id not in self.similar_index:

@@ -67,6 +67,8 @@ def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun
     if isinstance(model, NewProducts):
         state.new_items = np.asarray(model.new_items(), bool)
     state.content = content_features.load(Path(path), store, settings.image_dir)
+    if state.content is not None:
+        state.content.warm()
     state.trending = refresh_trending(state, store, settings)
     warm(state)  # before anyone is served by it: a fresh server answers its first requests warm
     return state
