@@ -360,7 +360,7 @@ def search_report(args, r: dict, startup: float, before, after, load) -> str:
         "catalogue's words, type / colour / gender filters, relaxation), encoded by MiniLM (int8 ONNX for "
         "queries), and matched by text vectors and BM25 among its candidates (from 50,000 products: the nearest "
         "by text vector among the filtered products from an IVF index, BM25's best matches; 'Candidate stage' "
-        f"above). {args.workers} server process{'es' if args.workers != 1 else ''}. Queries (`shop.search_queries`, 5,000 drawn at random): 1 to 3 "
+        f"below). {args.workers} server process{'es' if args.workers != 1 else ''}. Queries (`shop.search_queries`, 5,000 drawn at random): 1 to 3 "
         "words of a real product name, one misspelt in 20%, made-up words in 10%; `k=10&details=true`, public "
         f"key, open loop at {args.search_rate:g} req/s for {args.duration:g} s after a warm-up; server start-up "
         f"{startup:.0f} s.\n\n"
