@@ -13,7 +13,8 @@ benchmarks/lib/shop.attach_search builds the served benchmark's shop; the stage 
    queries whose top-10 scores are the same (tied products may differ), and the mean overlap of the top 10.
 2. Cost: `--scale-queries` shoppers' queries (`shop.search_queries`: 1 to 3 words of a real name, 20% misspelt,
    10% made-up words), each searched both ways one after the other (order alternating), one thread; CPU ms per
-   search (the query's encoding included, the same for both), wall p50 / p99, and the build time of each index.
+   search (the query's encoding by the served query encoder included, the same for both), wall p50 / p99, and the
+   build time of each index.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from benchmarks.lib.cli import docs_option, parser, publish
 from benchmarks.lib.mdsection import machine
 from benchmarks.lib.noise import jitter_probe, probe_text
 from benchmarks.search_understanding import ATTRS, catalogue, forms, make_queries, precision
-from deepshelf.content.search import EXACT_BELOW, SearchIndex
+from deepshelf.content.search import EXACT_BELOW, QUERY_BACKEND, SearchIndex
 from deepshelf.encoders.text import TextEncoder
 
 
@@ -85,7 +86,7 @@ def main() -> None:
 
     ids, texts, names, labels = catalogue()
     vectors = TextEncoder().encode(texts)  # from the encoder cache (computed once)
-    encoder = TextEncoder(cache=False)  # queries are not cached, as served
+    encoder = TextEncoder(backend=QUERY_BACKEND, cache=False)  # the served query encoder; queries not cached
     f = forms(labels, ("dev", "test"), args.seed)
     test = make_queries(labels, f["test"], args.queries, args.seed + 2)
     lit = np.random.default_rng(args.seed).choice(len(ids), args.literal, replace=False)

@@ -81,7 +81,7 @@ class TextEncoder:
 
         # The environment's thread count when it names one (`deepshelf serve` sets one thread per server
         # process): a team of threads for one short query spins more CPU than it saves, 2 threads took ~30x the CPU
-        # of 1 per query on a busy 2-core machine (benchmarks/search_candidates.py's docs note).
+        # of 1 per query on a busy 2-core machine (docs/benchmarks.md "Candidate stage", hand notes).
         threads = self.config.threads or env_threads() or os.cpu_count() or 1
         if self.config.backend == "torch":
             import torch
