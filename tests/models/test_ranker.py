@@ -101,17 +101,23 @@ def test_no_label_leakage():
     ({"generators": [{"model": "ranker"}]}, "generators.0.model"),
     ({"generators": [{"model": "ease", "params": {"l3": 1}}]}, "l3"),
     ({"generators": []}, "generators"),
+    ({"bag": 0}, "bag"),
+    ({"session": {"bag": 0}}, "session.bag"),
+    ({"session": {"learner": "auto"}}, "session.learner"),
 ])
 def test_bad_configs_name_the_field(params, field):
     with pytest.raises(DeepshelfError, match=field.replace(".", r"\.")):
         Ranker(**params)
 
 
-@pytest.mark.parametrize("learner", ["lightgbm", "torch", "ensemble"])
-def test_save_load_batch_single_and_reasons(learner, tmp_path):
+@pytest.mark.parametrize("learner, bag", [("lightgbm", 1), ("torch", 1), ("ensemble", 1), ("torch", 3),
+                                         ("lightgbm", 2), ("ensemble", 2)])
+def test_save_load_batch_single_and_reasons(learner, bag, tmp_path):
+    from deepshelf.models.ranker.learners import BaggedLearner
+
     inter, catalog, _ = price_tiers(n_users=120)
     train = inter.subset(inter.timestamp < 90 * DAY)
-    params = {**FAST, "learner": learner, "label_windows": 2,
+    params = {**FAST, "learner": learner, "bag": bag, "label_windows": 2,
               "generators": [{"model": "trending", "top_n": 15}, {"model": "itemknn", "top_n": 15},
                              {"model": "buyagain", "top_n": 5}]}
     model = Ranker(**params).fit(train, catalog)
@@ -131,6 +137,9 @@ def test_save_load_batch_single_and_reasons(learner, tmp_path):
     model.save(tmp_path / "m")
     loaded = Recommender.load(tmp_path / "m")
     assert type(loaded) is Ranker and loaded.learner.name == learner
+    members = loaded.learner.members.values() if learner == "ensemble" else [loaded.learner]
+    assert all(isinstance(m, BaggedLearner) and len(m.members) == bag if bag > 1 else
+               not isinstance(m, BaggedLearner) for m in members)
     np.testing.assert_array_equal(loaded.score(h), s)
     assert loaded.feature_importances == model.feature_importances
     idx, _ = model.recommend(h, k=5, exclude_seen=False)
@@ -275,3 +284,53 @@ def test_shop_stats_prices_come_from_the_sales_up_to_their_time():
     stats = ShopStats.build(past, ds.catalog)
     assert stats.price[a] == 2.0 and np.isnan(stats.price[b])
     assert ShopStats.build(ds.interactions, ds.catalog).price[a] == 3.0  # up to the newest sale
+
+
+def rank_groups(n_groups: int = 300, seed: int = 0):
+    """Groups of 20 candidates with 3 features; an item is bought (about one per group) more often the larger its
+    first feature, the others are noise."""
+    from deepshelf.models.ranker.learners import RankData
+
+    rng = np.random.default_rng(seed)
+    sizes = np.full(n_groups, 20)
+    X = rng.normal(size=(sizes.sum(), 3)).astype(np.float32)
+    y = (X[:, 0] + rng.normal(scale=0.7, size=len(X)) > 1.8).astype(np.float32)
+    return RankData(X, y, sizes, rng.integers(0, 50, len(X)))
+
+
+@pytest.mark.parametrize("name", ["torch", "lightgbm"])
+def test_a_bag_scores_the_mean_of_its_members_standardised(name):
+    """A bag of N: member 0 is the single learner (same seed, same negatives), the others learn with their own
+    seeds and negatives, and the bag's score is the mean of the members' scores standardised over the held-out
+    candidates; it ranks the planted feature as its members do."""
+    from deepshelf.models.ranker.learners import BaggedLearner, grouped_ndcg, sample_negatives, train_learner
+    from deepshelf.models.ranker.model import RankerConfig
+
+    cfg = RankerConfig(**FAST)
+    train, held = rank_groups(), rank_groups(80, seed=1)
+    draws = []
+
+    def draw(i):
+        draws.append(i)
+        return sample_negatives(train, 8, np.random.default_rng(cfg.seed + i))
+
+    names = ["a", "b", "c"]
+    single = train_learner(name, cfg, draw, held, names, 50)
+    bag = train_learner(name, cfg, draw, held, names, 50, bag=3)
+    assert isinstance(bag, BaggedLearner) and bag.name == name and len(bag.members) == 3
+    assert draws == [0, 0, 1, 2]  # each member its own negatives, the first the single learner's
+    assert [m.cfg.seed for m in bag.members] == [cfg.seed, cfg.seed + 1, cfg.seed + 2]
+    test = rank_groups(50, seed=2)
+    np.testing.assert_allclose(bag.members[0].predict(test.X, test.items), single.predict(test.X, test.items),
+                               rtol=1e-6, atol=1e-6)
+    member_scores = [m.predict(test.X, test.items).astype(np.float64) for m in bag.members]
+    assert not np.allclose(member_scores[0], member_scores[1])  # other seeds, other members
+    standardised = []
+    for m, s in zip(bag.members, member_scores):
+        on_held = m.predict(held.X, held.items).astype(np.float64)
+        standardised.append((s - on_held.mean()) / on_held.std())
+    np.testing.assert_allclose(bag.predict(test.X, test.items), np.mean(standardised, axis=0), rtol=1e-5, atol=1e-5)
+    on_held = bag.predict(held.X, held.items)
+    assert abs(on_held.mean()) < 1e-4 and abs(on_held.std() - 1) < 0.2  # members standardised on held
+    assert grouped_ndcg(bag.predict(test.X, test.items), test.y, test.sizes) > \
+        grouped_ndcg(-test.X[:, 0], test.y, test.sizes) + 0.2

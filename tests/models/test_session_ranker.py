@@ -193,3 +193,27 @@ def test_session_text_reaches_the_session_part_alone(monkeypatch, tmp_path):
     assert Ranker(**FAST, session=SESSION)._session_text is False
     assert Ranker(**FAST, text=True, session=SESSION)._session_text is True
     assert Ranker(**FAST, text=True, session={**SESSION, "text": False})._session_text is False
+
+
+@pytest.mark.parametrize("learner, bag", [("lightgbm", 3), ("ensemble", 2)])
+def test_session_learner_bag_and_ensemble_recover_themes_and_round_trip(learner, bag, tmp_path):
+    """The session part's learner as a bag of seeds or the ensemble of LightGBM and torch: planted themes still
+    recovered, a batch of visits scored as one at a time, and saved and loaded as it was."""
+    from deepshelf.models.ranker.learners import BaggedLearner, EnsembleLearner
+
+    inter = planted_baskets(n_users=120)
+    model = Ranker(**FAST, torch_epochs=4, session={**SESSION, "learner": learner, "bag": bag}).fit(inter)
+    part = model.session.learner
+    assert isinstance(part, EnsembleLearner if learner == "ensemble" else BaggedLearner)
+    members = part.members.values() if learner == "ensemble" else [part]
+    assert all(isinstance(m, BaggedLearner) and len(m.members) == bag for m in members)
+    h, theme = visits(inter, int(inter.timestamp.max()) + 60)
+    idx, _ = model.recommend(h, k=5)
+    assert (theme_of(inter)[idx] == theme[:, None]).mean() >= 0.9
+    scores = model.score(h)
+    np.testing.assert_allclose(scores, np.vstack([model.score(h.select([b])) for b in range(len(h))]),
+                               rtol=1e-5, atol=1e-5)
+    model.save(tmp_path / "ranker")
+    loaded = Recommender.load(tmp_path / "ranker")
+    assert loaded.session.learner.name == part.name
+    np.testing.assert_array_equal(loaded.score(h), scores)

@@ -2,7 +2,8 @@
 
 Both learn from groups (one per shopper: their candidates, label 1 for an item they bought in the label period),
 stop on held-out shoppers' NDCG@10 over their candidates, and save without pickles (LightGBM's text format,
-a torch state_dict).
+a torch state_dict). `train_learner` trains one by name, as a bag of seeds (`BaggedLearner`) or as the ensemble
+of both; `load_learner` reads back whichever was saved.
 """
 
 from __future__ import annotations
@@ -272,11 +273,82 @@ class EnsembleLearner:
 
     def load(self, path: Path) -> "EnsembleLearner":
         self.scale = json.loads((path / "ensemble.json").read_text())
-        self.members = {n: LEARNERS[n](self.cfg).load(path) for n in self.scale}
+        self.members = {n: load_learner(n, self.cfg, path) for n in self.scale}
+        return self
+
+
+class BaggedLearner:
+    """Several members of one learner, each trained with its own seed (initial weights, batch order, the negatives
+    drawn for it), scoring the mean of their scores, each standardised by its mean and spread over the held-out
+    candidates (a listwise learner's scores have no fixed origin or scale). Averaging shrinks the run-to-run
+    differences of a single member (docs/benchmarks.md, "Deep parts of the ranker")."""
+
+    def __init__(self, cfg, member: str):
+        self.cfg = cfg
+        self.name = member  # what the ranker saves and refits: the member's learner, the bag size is the config's
+        self.members: list = []
+        self.scale: list[list[float]] = []
+
+    def combine(self, members: list, held: RankData) -> "BaggedLearner":
+        self.members = list(members)
+        self.scale = []
+        for m in self.members:
+            s = m.predict(held.X, held.items) if len(held) else np.zeros(1)
+            self.scale.append([float(s.mean()), float(max(s.std(), 1e-9))])
+        return self
+
+    def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
+        total = np.zeros(len(X), np.float64)
+        for m, (mean, std) in zip(self.members, self.scale):
+            total += (m.predict(X, items) - mean) / std
+        return (total / len(self.members)).astype(np.float32)
+
+    def importances(self) -> dict[str, float]:
+        shares = [m.importances() for m in self.members]
+        names = {n for s in shares for n in s}
+        mean = {n: round(sum(s.get(n, 0.0) for s in shares) / len(shares), 6) for n in names}
+        return dict(sorted(mean.items(), key=lambda p: -p[1]))
+
+    def save(self, path: Path) -> None:
+        for i, m in enumerate(self.members):
+            (path / f"{self.name}_bag{i}").mkdir(exist_ok=True)
+            m.save(path / f"{self.name}_bag{i}")
+        (path / f"{self.name}_bag.json").write_text(json.dumps({"scale": self.scale}))
+
+    def load(self, path: Path) -> "BaggedLearner":
+        self.scale = json.loads((path / f"{self.name}_bag.json").read_text())["scale"]
+        self.members = [LEARNERS[self.name](self.cfg).load(path / f"{self.name}_bag{i}")
+                        for i in range(len(self.scale))]
         return self
 
 
 LEARNERS = {"lightgbm": LightGBMLearner, "torch": TorchLearner, "ensemble": EnsembleLearner}
+
+
+def load_learner(name: str, cfg, path: Path):
+    """The learner `name` saved in `path` by `train_learner`: a bag when one was saved there, else a single one."""
+    if (path / f"{name}_bag.json").exists():
+        return BaggedLearner(cfg, name).load(path)
+    return LEARNERS[name](cfg).load(path)
+
+
+def train_learner(name: str, cfg, draw, held: RankData, names: list[str], n_items: int, bag: int = 1):
+    """The learner `name` ("lightgbm", "torch", or "ensemble": both, standardised and averaged) stopped on `held`.
+
+    `draw(i)` is member i's training part (its sampled negatives: member 0's are the single learner's); member i
+    learns with seed `cfg.seed + i`. With `bag` > 1, each learner is a `BaggedLearner` of `bag` members.
+    """
+    if name == "ensemble":
+        both = {n: train_learner(n, cfg, draw, held, names, n_items, bag) for n in ("lightgbm", "torch")}
+        return EnsembleLearner(cfg).combine(both, held)
+
+    def member(i: int):
+        member_cfg = cfg if i == 0 else cfg.model_copy(update={"seed": cfg.seed + i})
+        return LEARNERS[name](member_cfg).fit(draw(i), held, names, n_items)
+
+    if bag == 1:
+        return member(0)
+    return BaggedLearner(cfg, name).combine([member(i) for i in range(bag)], held)
 
 
 def sample_negatives(data: RankData, keep: int, rng: np.random.Generator) -> RankData:

@@ -31,8 +31,8 @@ from deepshelf.models.ranker.explore import lift_new
 from deepshelf.models.ranker.features import DAY, ITEM_FEATURES, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
 from deepshelf.models.ranker.session import SessionConfig, SessionRanker
-from deepshelf.models.ranker.learners import (LEARNERS, EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg,
-                                              platt, sample_negatives)
+from deepshelf.models.ranker.learners import (EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg, load_learner,
+                                              platt, sample_negatives, train_learner)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class RankerConfig(ModelConfig):
     # shoppers; ensemble (only when named): the mean of both's standardised scores, which costs both's time per
     # request and did not fit the 3 ms budget (benchmarks/results/ranker-latency.md)
     learner: Literal["auto", "lightgbm", "torch", "ensemble"] = "auto"
+    # members of each learner, trained with seeds seed, seed + 1, ... and their standardised scores averaged
+    # (`learners.BaggedLearner`): less run-to-run noise for bag times the training and the learner's scoring time
+    bag: int = Field(default=1, ge=1, le=20)
     holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
     # negatives kept per label shopper for training, drawn at random (None: all): bounds the fit's time
     negatives: int | None = Field(default=100, gt=0)
@@ -208,14 +211,16 @@ class Ranker(Recommender):
         held_part, _ = _rows(data, users, learned & held_row, need_positive=True)
         if not len(fit_part):
             raise DeepshelfError(f"ranker: no shopper bought a candidate in the last label_days = {cfg.label_days}")
-        if cfg.negatives is not None:
-            fit_part = sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed))
         log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(fit_part) + len(held_part),
                  len(held_part), len(fit_part.y) + len(held_part.y), data.X.shape[1])
-        names = [cfg.learner] if cfg.learner in ("lightgbm", "torch") else ["lightgbm", "torch"]
-        learners = {n: LEARNERS[n](cfg).fit(fit_part, held_part, self.feature_names, self.n_items) for n in names}
-        if cfg.learner == "ensemble":
-            learners = {"ensemble": EnsembleLearner(cfg).combine(learners, held_part)}
+
+        def draw(i: int) -> RankData:  # learner member i's negatives
+            return fit_part if cfg.negatives is None else \
+                sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed + i))
+
+        names = ["lightgbm", "torch"] if cfg.learner == "auto" else [cfg.learner]
+        learners = {n: train_learner(n, cfg, draw, held_part, self.feature_names, self.n_items, cfg.bag)
+                    for n in names}
         self.learner_quality = {n: grouped_ndcg(m.predict(held_part.X, held_part.items), held_part.y,
                                                 held_part.sizes) for n, m in learners.items()}
         calibrations = {n: None for n in learners}
@@ -423,7 +428,7 @@ class Ranker(Recommender):
         self.text_vectors = state.get("text_vectors")
         self.generators.load(path / "generators")
         meta = json.loads((path / "ranker.json").read_text())
-        self.learner = LEARNERS[meta["learner"]](self.config).load(path / "learner")
+        self.learner = load_learner(meta["learner"], self.config, path / "learner")
         self.learner_quality, self.feature_importances = meta["learner_quality"], meta["feature_importances"]
         self.calibration = meta.get("calibration")
         self.repeat = None

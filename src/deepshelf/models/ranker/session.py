@@ -11,7 +11,8 @@ its own candidates and learner:
 - labels from the shop's own past: in the last `label_days` of the training events, each basket with two or more
   items shows its first 1..`max_prefix` items (drawn at random) and the rest are the labels; features come from the
   events before the window (the same shop statistics and co-purchase features as the shopper ranker);
-- a LightGBM lambdarank over the union of the generators' top N per visit.
+- a learner over the union of the generators' top N per visit (LightGBM lambdarank unless `learner` says
+  otherwise; `bag` members of it averaged, as the shopper ranker's `bag`).
 
 `visit_rows` (in `deepshelf.models.baskets`) decides which histories of a batch it scores.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +35,7 @@ from deepshelf.models.baskets import basket_view
 from deepshelf.models.itemknn import ItemKNN
 from deepshelf.models.ranker.features import DAY, ShopStats, build_features, feature_names
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
-from deepshelf.models.ranker.learners import LightGBMLearner, RankData, grouped_ndcg, sample_negatives
+from deepshelf.models.ranker.learners import RankData, grouped_ndcg, load_learner, sample_negatives, train_learner
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,10 @@ class SessionConfig(BaseModel):
     lgbm_leaves: int = Field(default=15, gt=1)
     lgbm_min_leaf: int = Field(default=100, gt=0)
     lgbm_lr: float = Field(default=0.05, gt=0)
+    # the learner ("torch" and "ensemble" read the ranker's torch_* settings) and its members, each with its own
+    # seed and negatives, standardised scores averaged (`learners.BaggedLearner`)
+    learner: Literal["lightgbm", "torch", "ensemble"] = "lightgbm"
+    bag: int = Field(default=1, ge=1, le=20)
     # the text similarity of a candidate to the visit's last five items (`text_last5`; the catalogue texts through
     # the ranker's text encoder); None: as the ranker's `text`
     text: bool | None = None
@@ -94,7 +100,7 @@ class SessionRanker:
         self.generators = Generators(config.generators)
         self.stats: ShopStats | None = None
         self.copurchase: sp.csr_matrix | None = None
-        self.learner: LightGBMLearner | None = None
+        self.learner = None  # a `learners` learner; None: not fitted
         self.feature_importances: dict[str, float] = {}
         self.held_ndcg: float | None = None  # NDCG@10 over the held-out baskets' candidates
 
@@ -138,11 +144,19 @@ class SessionRanker:
                      cfg.label_days * cfg.label_windows)
             self.learner = None
             return self
-        fit_part, held_part = _split(data, ranker_config.holdout, cfg.negatives, rng)
+        fit_all, held_part = _split(data, ranker_config.holdout, rng)
+        first = fit_all if cfg.negatives is None or not len(fit_all) else sample_negatives(fit_all, cfg.negatives, rng)
+
+        def draw(i: int) -> RankData:  # learner member i's negatives
+            if i == 0 or cfg.negatives is None:
+                return first
+            return sample_negatives(fit_all, cfg.negatives, np.random.default_rng(ranker_config.seed + i))
+
         learner_cfg = ranker_config.model_copy(update={
             "lgbm_trees": cfg.lgbm_trees, "lgbm_leaves": cfg.lgbm_leaves, "lgbm_min_leaf": cfg.lgbm_min_leaf,
             "lgbm_lr": cfg.lgbm_lr})
-        self.learner = LightGBMLearner(learner_cfg).fit(fit_part, held_part, self.feature_names, train.n_items)
+        self.learner = train_learner(cfg.learner, learner_cfg, draw, held_part, self.feature_names, train.n_items,
+                                     cfg.bag)
         self.held_ndcg = grouped_ndcg(self.learner.predict(held_part.X, held_part.items), held_part.y,
                                       held_part.sizes) if len(held_part) else None
         self.feature_importances = self.learner.importances()
@@ -207,6 +221,7 @@ class SessionRanker:
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         meta = {"fitted": self.learner is not None, "held_ndcg": self.held_ndcg,
+                "learner": self.learner.name if self.learner is not None else None,
                 "feature_importances": self.feature_importances}
         (path / "session.json").write_text(json.dumps(meta, indent=2))
         if self.learner is None:
@@ -229,14 +244,14 @@ class SessionRanker:
         n = len(state["co_indptr"]) - 1
         self.copurchase = sp.csr_matrix((state["co_data"], state["co_indices"], state["co_indptr"]), shape=(n, n))
         self.generators.load(path / "generators")
-        self.learner = LightGBMLearner(ranker_config).load(path / "learner")
+        # parts saved before the session learner was a setting are LightGBM
+        self.learner = load_learner(meta.get("learner") or "lightgbm", ranker_config, path / "learner")
         return self
 
 
-def _split(data: RankData, holdout: float, negatives: int | None,
-           rng: np.random.Generator) -> tuple[RankData, RankData]:
-    """(training part with at most `negatives` negatives per basket, held-out part): baskets with a positive,
-    a `holdout` share of them held out for early stopping."""
+def _split(data: RankData, holdout: float, rng: np.random.Generator) -> tuple[RankData, RankData]:
+    """(training part, held-out part): baskets with a positive, a `holdout` share of them held out for early
+    stopping."""
     group = np.repeat(np.arange(len(data)), data.sizes)
     positive = np.bincount(group, weights=data.y, minlength=len(data)) > 0
     held = rng.random(len(data)) < holdout
@@ -245,7 +260,4 @@ def _split(data: RankData, holdout: float, negatives: int | None,
         keep = (positive & side)[group]
         part = RankData(data.X[keep], data.y[keep], data.sizes[positive & side], data.items[keep])
         parts.append(part)
-    fit_part, held_part = parts
-    if negatives is not None and len(fit_part):
-        fit_part = sample_negatives(fit_part, negatives, rng)
-    return fit_part, held_part
+    return parts[0], parts[1]
