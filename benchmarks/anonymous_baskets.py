@@ -255,8 +255,9 @@ def measure(run: Path, workdir: Path, args, train_s: float | None) -> str:
 
 
 def variants(settings: list[dict]) -> str:
-    """The session part alone under each of `settings` (SessionConfig values), fit on the dataset's events before
-    the validation period and scored on the validation invoices' baskets as visits: the choice of its defaults."""
+    """The session part alone under each of `settings` (SessionConfig values; "seed": the ranker's seed it learns
+    with, 42 unless given), fit on the dataset's events before the validation period and scored on the validation
+    invoices' baskets as visits: the choice of its defaults."""
     from deepshelf.data.datasets import load_dataset
     from deepshelf.data.interactions import Histories
     from deepshelf.data.splits import temporal
@@ -285,7 +286,9 @@ def variants(settings: list[dict]) -> str:
     for values in settings:
         start = time.perf_counter()
         text = vectors if values.get("text") else None  # as the ranker passes them (`Ranker._session_text`)
-        part = SessionRanker(SessionConfig(**values)).fit(train, catalog, text, RankerConfig())
+        session = {k: v for k, v in values.items() if k != "seed"}
+        ranker = RankerConfig(**({"seed": values["seed"]} if "seed" in values else {}))
+        part = SessionRanker(SessionConfig(**session)).fit(train, catalog, text, ranker)
         seconds = time.perf_counter() - start
         scores = part.score(visits, text, np.zeros(train.n_items))
         m = metrics(ranked(scores, baskets, np.zeros(train.n_items)), targets)

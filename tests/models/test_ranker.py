@@ -312,7 +312,7 @@ def test_a_bag_scores_the_mean_of_its_members_standardised(name):
 
     def draw(i):
         draws.append(i)
-        return sample_negatives(train, 8, np.random.default_rng(cfg.seed + i))
+        return sample_negatives(train, 8, np.random.default_rng(cfg.seed + i)), held
 
     names = ["a", "b", "c"]
     single = train_learner(name, cfg, draw, held, names, 50)

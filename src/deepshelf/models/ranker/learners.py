@@ -333,10 +333,11 @@ def load_learner(name: str, cfg, path: Path):
 
 
 def train_learner(name: str, cfg, draw, held: RankData, names: list[str], n_items: int, bag: int = 1):
-    """The learner `name` ("lightgbm", "torch", or "ensemble": both, standardised and averaged) stopped on `held`.
+    """The learner `name` ("lightgbm", "torch", or "ensemble": both, standardised and averaged).
 
-    `draw(i)` is member i's training part (its sampled negatives: member 0's are the single learner's); member i
-    learns with seed `cfg.seed + i`. With `bag` > 1, each learner is a `BaggedLearner` of `bag` members.
+    `draw(i)` is member i's (training part, early-stopping part): member 0's are the single learner's; member i
+    learns with seed `cfg.seed + i`. With `bag` > 1, each learner is a `BaggedLearner` of `bag` members, their
+    scores standardised over `held`.
     """
     if name == "ensemble":
         both = {n: train_learner(n, cfg, draw, held, names, n_items, bag) for n in ("lightgbm", "torch")}
@@ -344,7 +345,7 @@ def train_learner(name: str, cfg, draw, held: RankData, names: list[str], n_item
 
     def member(i: int):
         member_cfg = cfg if i == 0 else cfg.model_copy(update={"seed": cfg.seed + i})
-        return LEARNERS[name](member_cfg).fit(draw(i), held, names, n_items)
+        return LEARNERS[name](member_cfg).fit(*draw(i), names, n_items)
 
     if bag == 1:
         return member(0)

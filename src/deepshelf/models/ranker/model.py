@@ -214,9 +214,9 @@ class Ranker(Recommender):
         log.info("ranker: %d label shoppers (%d held out), %d candidates, %d features", len(fit_part) + len(held_part),
                  len(held_part), len(fit_part.y) + len(held_part.y), data.X.shape[1])
 
-        def draw(i: int) -> RankData:  # learner member i's negatives
-            return fit_part if cfg.negatives is None else \
-                sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed + i))
+        def draw(i: int) -> tuple[RankData, RankData]:  # learner member i's (negatives drawn, held out) shoppers
+            return (fit_part if cfg.negatives is None else
+                    sample_negatives(fit_part, cfg.negatives, np.random.default_rng(cfg.seed + i))), held_part
 
         names = ["lightgbm", "torch"] if cfg.learner == "auto" else [cfg.learner]
         learners = {n: train_learner(n, cfg, draw, held_part, self.feature_names, self.n_items, cfg.bag)

@@ -147,10 +147,10 @@ class SessionRanker:
         fit_all, held_part = _split(data, ranker_config.holdout, rng)
         first = fit_all if cfg.negatives is None or not len(fit_all) else sample_negatives(fit_all, cfg.negatives, rng)
 
-        def draw(i: int) -> RankData:  # learner member i's negatives
+        def draw(i: int) -> tuple[RankData, RankData]:  # learner member i's (negatives drawn, held out) baskets
             if i == 0 or cfg.negatives is None:
-                return first
-            return sample_negatives(fit_all, cfg.negatives, np.random.default_rng(ranker_config.seed + i))
+                return first, held_part
+            return sample_negatives(fit_all, cfg.negatives, np.random.default_rng(ranker_config.seed + i)), held_part
 
         learner_cfg = ranker_config.model_copy(update={
             "lgbm_trees": cfg.lgbm_trees, "lgbm_leaves": cfg.lgbm_leaves, "lgbm_min_leaf": cfg.lgbm_min_leaf,
