@@ -288,20 +288,47 @@ class BaggedLearner:
         self.name = member  # what the ranker saves and refits: the member's learner, the bag size is the config's
         self.members: list = []
         self.scale: list[list[float]] = []
+        self._stacked = None  # torch members' parameters stacked for one batched pass (`_torch_scores`)
 
     def combine(self, members: list, held: RankData) -> "BaggedLearner":
-        self.members = list(members)
-        self.scale = []
+        self.members, self.scale, self._stacked = list(members), [], None
         for m in self.members:
             s = m.predict(held.X, held.items) if len(held) else np.zeros(1)
             self.scale.append([float(s.mean()), float(max(s.std(), 1e-9))])
         return self
 
     def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
+        scores = self._torch_scores(X, items) if self.name == "torch" else \
+            [m.predict(X, items) for m in self.members]
         total = np.zeros(len(X), np.float64)
-        for m, (mean, std) in zip(self.members, self.scale):
-            total += (m.predict(X, items) - mean) / std
+        for s, (mean, std) in zip(scores, self.scale):
+            total += (s - mean) / std
         return (total / len(self.members)).astype(np.float32)
+
+    def _torch_scores(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """float32 [members, C]: each torch member's `predict` in one batched pass over the stacked layers: one
+        member's per-call overhead for the bag, not one per member (benchmarks/ranker_latency.py: docs/benchmarks.md,
+        "Deep parts of the ranker")."""
+        import torch
+
+        if self._stacked is None:
+            nets = [m.net for m in self.members]
+            layers = [[layer for layer in n.mlp if isinstance(layer, torch.nn.Linear)] for n in nets]
+            self._stacked = (
+                torch.stack([n.items.weight.detach() for n in nets]),  # [M, n_items, dim]
+                [(torch.stack([ls[j].weight.detach().T for ls in layers]),  # [M, in, out]
+                  torch.stack([ls[j].bias.detach() for ls in layers])[:, None, :]) for j in range(len(layers[0]))],
+                torch.from_numpy(np.stack([m.mean for m in self.members])[:, None, :]),
+                torch.from_numpy(np.stack([m.std for m in self.members])[:, None, :]))
+        embedding, layers, mean, std = self._stacked
+        with torch.inference_mode():
+            z = torch.nan_to_num((torch.from_numpy(_signed_log(X)) - mean) / std, nan=0.0)  # as `_inputs`, [M, C, F]
+            x = torch.cat([z.float(), embedding[:, torch.from_numpy(np.asarray(items, np.int64))]], dim=2)
+            for j, (weight, bias) in enumerate(layers):
+                x = torch.baddbmm(bias, x, weight)
+                if j < len(layers) - 1:
+                    x = torch.relu(x)
+            return x.squeeze(2).numpy().astype(np.float32)
 
     def importances(self) -> dict[str, float]:
         shares = [m.importances() for m in self.members]
@@ -316,7 +343,7 @@ class BaggedLearner:
         (path / f"{self.name}_bag.json").write_text(json.dumps({"scale": self.scale}))
 
     def load(self, path: Path) -> "BaggedLearner":
-        self.scale = json.loads((path / f"{self.name}_bag.json").read_text())["scale"]
+        self.scale, self._stacked = json.loads((path / f"{self.name}_bag.json").read_text())["scale"], None
         self.members = [LEARNERS[self.name](self.cfg).load(path / f"{self.name}_bag{i}")
                         for i in range(len(self.scale))]
         return self

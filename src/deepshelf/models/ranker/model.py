@@ -66,8 +66,8 @@ class RankerConfig(ModelConfig):
     # shoppers; ensemble (only when named): the mean of both's standardised scores, which costs both's time per
     # request and did not fit the 3 ms budget (benchmarks/results/ranker-latency.md)
     learner: Literal["auto", "lightgbm", "torch", "ensemble"] = "auto"
-    # members of each learner, trained with seeds seed, seed + 1, ... and their standardised scores averaged
-    # (`learners.BaggedLearner`): less run-to-run noise for bag times the training and the learner's scoring time
+    # members of each learner (seeds seed, seed + 1, ...), their standardised scores averaged (`BaggedLearner`):
+    # bag times the learner's training and scoring time (docs/benchmarks.md, "Deep parts of the ranker")
     bag: int = Field(default=1, ge=1, le=20)
     holdout: float = Field(default=0.2, gt=0, lt=1)  # share of label shoppers for early stopping and the choice
     # negatives kept per label shopper for training, drawn at random (None: all): bounds the fit's time
