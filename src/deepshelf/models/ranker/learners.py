@@ -280,8 +280,8 @@ class EnsembleLearner:
 class BaggedLearner:
     """Several members of one learner, each trained with its own seed (initial weights, batch order, the negatives
     drawn for it), scoring the mean of their scores, each standardised by its mean and spread over the held-out
-    candidates (a listwise learner's scores have no fixed origin or scale). Averaging shrinks the run-to-run
-    differences of a single member (docs/benchmarks.md, "Deep parts of the ranker")."""
+    candidates (a listwise learner's scores have no fixed origin or scale). The averaging is aimed at the run-to-run
+    differences of a single member (measured on Online Retail: docs/benchmarks.md, "Deep parts of the ranker")."""
 
     def __init__(self, cfg, member: str):
         self.cfg = cfg
