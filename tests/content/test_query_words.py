@@ -64,6 +64,9 @@ def test_materials_and_catalogue_names_are_not_read_as_colours():
     name = _shop().understand("Arrow Crimson Tie")
     assert name.literal and name.filters == {"type": {"Ties"}}
     assert _shop(look_margin=0.0).understand("crimson tie for him").filters["colour"] == {"Red"}
+    # catalogue words only, but nothing besides attribute names once the colour name is read: not a product's name
+    words = _shop().understand("crimson tie")
+    assert not words.literal and words.filters == {"colour": {"Red"}, "type": {"Ties"}}
     # with a margin, the labels nearly as near come too (XKCD's crimson is a dark red, a few units from brown)
     assert _shop(look_margin=3.0).understand("crimson tie for him").filters["colour"] == {"Red", "Brown"}
     # a label the tables have no colour for never matches, and one too few products have is skipped

@@ -35,13 +35,14 @@ def count(word: str) -> int:
     return int(_dictionary().words.get(word, 0))
 
 
-def correct(word: str, long_word: int = 8, min_length: int = 4) -> str | None:
+def correct(word: str, long_word: int = 8, min_length: int = 4, prefer=frozenset()) -> str | None:
     """The commonest English word nearest to `word` (lower case) within one edit, two from `long_word` letters
-    (a swap of two neighbouring letters counts one); `word` itself when it is English; None when nothing is near,
-    or the word is shorter than `min_length` or holds a digit (too little to judge)."""
+    (a swap of two neighbouring letters counts one), one of `prefer` (the shop's own words: "bouse" -> "blouse",
+    not the commoner "mouse") first among equally near words; `word` itself when it is English; None when nothing
+    is near, or the word is shorter than `min_length` or holds a digit (too little to judge)."""
     from symspellpy import Verbosity
 
     if len(word) < min_length or any(c.isdigit() for c in word):
         return None
     found = _dictionary().lookup(word, Verbosity.CLOSEST, max_edit_distance=2 if len(word) >= long_word else 1)
-    return found[0].term if found else None
+    return next((f.term for f in found if f.term in prefer), found[0].term if found else None)

@@ -145,8 +145,11 @@ class QueryUnderstanding:
         out.literal = not out.corrections and all(w in lex.counts or w.isdigit() for w in words) \
             and all(any(e.source == "catalogue" for e in es) for _, es in named) \
             and any(w not in lex.stop for w in free)
-        if not out.literal and self.colour_look:  # colour names by their look ("crimson"), but not in a name
-            named, free = self._parse(fixed, look=True)
+        if self.colour_look:  # colour names by their look ("crimson"), but not in a product's name
+            looked, left = self._parse(fixed, look=True)
+            # a literal query is a name only when it says more than attribute names, its colour names read
+            if not out.literal or not any(w not in lex.stop for w in left):
+                named, free, out.literal = looked, left, False
         named, also_type = self._one_type(named, encode)
         for phrase, entries in named:
             for e in entries:
@@ -176,7 +179,7 @@ class QueryUnderstanding:
         by meaning (`english_check`): its product neighbours are on average as near. A shopper's word the
         dictionary lacks but the text encoder reads ("chappals", near the sandals) is not turned into a
         dictionary word it means nothing like ("chapels")."""
-        c = english.correct(w)
+        c = english.correct(w, prefer=self.lexicon.speller.known)
         if c is None or c == w or not self.english_check or encode is None or self.lexicon.vectors is None:
             return c
         vectors = np.asarray(encode([w, c]), np.float32)
