@@ -4,8 +4,8 @@
 
 The words and their frequencies are symspellpy's English frequency dictionary (82,765 words, from Google Books
 n-gram counts checked against the SCOWL word lists), looked up with symspellpy's symmetric-delete index. Loaded
-once per process, on first use (about 2 s, some 100 MB): a search that never meets such a word never loads it.
-"""
+once per process, on first use: 1.7 s on an idle 2-core machine (5.9 s under load) and about 135 MB resident, so
+the first search that meets such a word waits for it, and a process whose searches never do never loads it."""
 
 from __future__ import annotations
 

@@ -10,9 +10,12 @@ search by, before any retrieval; and relaxation when the filters leave nothing.
 Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is corrected
 to its nearest catalogue word (`Speller`: never a word the catalogue or the table has, nor to a word fewer than
 `min_count` products use unless it names an attribute; among equally near candidates, the one the catalogue writes
-beside a neighbouring word, else one that names an attribute); the longest phrases (up to the lexicon's longest)
-that name an attribute value, by its catalogue name or the table, become filters; words naming several types keep
-the one the phrase means. When no phrase named a type, the catalogue votes on the remaining words: the type labels
+beside a neighbouring word, else one that names an attribute); a word with no catalogue word near and no English
+word either is corrected toward English (`english.py`: "nwcktie" -> "necktie"), kept only when the text encoder
+reads the correction at least as well as the typo; the longest phrases (up to the lexicon's longest) that name an
+attribute value, by its catalogue name or the table, become filters, and so do colour names of matplotlib's
+tables the labels lack, read by their look (`colours.py`: "crimson" -> Maroon; "sky blue" -> Blue, by its
+catalogue word), except in a product's name; words naming several types keep the one the phrase means. When no phrase named a type, the catalogue votes on the remaining words: the type labels
 of the products that use all of them (weighing at least `use_weight` times the neighbours however few they are), of
 the products nearest to them by meaning (the text encoder), and the type whose products' mean vector is nearest, so
 a shopper's word no product uses is read from the products that mean the same ("kicks" -> Casual / Sports Shoes);
