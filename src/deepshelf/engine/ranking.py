@@ -1,7 +1,8 @@
 """Ranking one answer from a loaded run, in steps:
 
     candidates   the model's best items for a history (an ANN index over item vectors, the sparse neighbour
-                 lists, or the model's own `recommend()`, the reference) with the rules as filter; each
+                 lists, exact scores from a vector model's cached query vector, or the model's own
+                 `recommend()`, the reference) with the rules as filter; each
                  candidate carries its score and the reason shown to the shopper
     stages       each of the run's `stages`, then the service's (the shopper's current visit, `visit.py`),
                  re-scores the candidates; without stages the first list is served as it is
@@ -23,7 +24,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepshelf.data.interactions import Histories
-from deepshelf.models.base import Explains
+from deepshelf.index.exact import topk
+from deepshelf.models.base import Explains, VectorScorer
 from deepshelf.engine.catalog_view import Snapshot
 from deepshelf.engine.rules import Rules, allowed, rerank
 from deepshelf.engine.loaded import LoadedRun
@@ -128,6 +130,12 @@ def model_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories, 
 
 
 @functools.cache
+def _vectors(model_class: type) -> bool:
+    """Whether a model class scores by a dot product (`VectorScorer`), checked once per class."""
+    return issubclass(model_class, VectorScorer)
+
+
+@functools.cache
 def _explains(model_class: type) -> bool:
     """Whether a model class names its own reasons (`Explains`), checked once per class: a runtime-protocol
     isinstance check inspects the class's attributes on every call of the hot path."""
@@ -151,9 +159,17 @@ def _scored_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories
         # item-kNN over a big catalogue: the sparse sum of neighbour lists, never a dense [n_items] row
         scored = (history_row(histories[0], n) @ state.similarity).tocsr()
         return _best_allowed(catalog, scored.indices, scored.data, m, rules, excluded, state.reason)
-    # the reference path: the same recommend() evaluation uses, with the rules as its filter mask
     mask = allowed(catalog, np.arange(n), rules, excluded)
-    idx, scores = state.model.recommend(histories, k=min(m, n), exclude_seen=False, filters=mask)
+    if _vectors(type(state.model)):
+        # exact scores of a dot-product model from the history's query vector, which a shopper's next list reads
+        # from the run's cache instead of folding in again (queries.py): `score(h) == query_vectors(h) @
+        # item_vectors().T` is the model contract (tests/models/test_contract.py)
+        scores = state.queries.query(state.model, histories) @ state.model.item_vectors().T
+        scores = np.where(mask[None, :], scores, -np.inf).astype(np.float32, copy=False)
+        idx, scores = topk(scores, min(m, n))
+        idx[~np.isfinite(scores)] = -1
+    else:  # the reference path: the same recommend() evaluation uses, with the rules as its filter mask
+        idx, scores = state.model.recommend(histories, k=min(m, n), exclude_seen=False, filters=mask)
     keep = idx[0] >= 0
     if state.similarity is not None:  # for item-kNN a zero means "never bought together": not a signal
         keep &= scores[0] > 0
