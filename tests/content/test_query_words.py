@@ -121,3 +121,15 @@ def test_catalogue_words_and_english_words_are_never_corrected():
     # unless the guard says English words that common are the shopper's own
     assert qu.understand("bats").corrections == [("bats", "bata")]  # the brand two products carry
     assert _shop(english_guard=1_000_000).understand("bats").corrections == []
+
+
+# ---- the table's everyday gender words -------------------------------------------------------------------------
+def test_everyday_gender_words_name_a_gender_and_short_english_words_stay_as_typed():
+    from tests.content.test_query import COLUMNS as GENDERED, TEXTS as SHOP_TEXTS
+
+    qu = QueryUnderstanding(Lexicon(SHOP_TEXTS, GENDERED))
+    assert qu.understand("tshirt for guys").filters["gender"] == {"Men"}  # the shop has no Unisex products
+    assert qu.understand("guy tshirt").filters["gender"] == {"Men"}
+    assert qu.understand("ladies jeans").filters["gender"] == {"Women"}
+    for word in ("dad", "been", "went"):  # one edit from "lad", "teen", "gent", which the table therefore lacks
+        assert qu.understand(f"tshirt for {word}").corrections == []
