@@ -11,8 +11,9 @@ search's own table (src/deepshelf/content/query/words.toml) are split by seed in
 words the table has go to development only. The tuned settings (the share of the catalogue's votes a type needs and
 the share of the top type's that keeps another, how much the products using the words weigh, how many product
 neighbours vote and how near they must be, how much the type nearest by meaning adds, how many products must use a
-catalogue word offered as a correction, colour by the products that use a word, colour and gender by name) are
-chosen on development queries, the literal boost on development product names; test queries and names are scored
+catalogue word offered as a correction, colour by the products that use a word, colour and gender by name,
+colour names by their look and the margin that reads a second label, spelling toward English) are chosen on
+development queries, the literal boost on development product names; test queries and names are scored
 once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
 attribute likewise. Literal queries: product names of 300 products drawn by seed (test), and of 300 others
@@ -254,6 +255,22 @@ def main() -> None:
         qu.gender_threshold = threshold
         tuning[("gender", threshold)] = dev_p10()
     qu.gender_threshold = max((t for a, t in tuning if a == "gender"), key=lambda t: (tuning[("gender", t)], t))
+    # colour names by their look, then how far from the nearest label another is still read; misspellings with no
+    # catalogue word near corrected toward English (off wins a tie: the simpler search)
+    for on in ("off", "on"):
+        qu.colour_look = on == "on"
+        tuning[("colour by look", on)] = dev_p10()
+    qu.colour_look = tuning[("colour by look", "on")] > tuning[("colour by look", "off")]
+    if qu.colour_look:
+        for margin in (0.0, 3.0, 5.0):
+            qu.look_margin = margin
+            tuning[("look margin", margin)] = dev_p10()
+        qu.look_margin = max((t for a, t in tuning if a == "look margin"),
+                             key=lambda t: (tuning[("look margin", t)], -t))
+    for on in ("off", "on"):
+        qu.english = on == "on"
+        tuning[("english", on)] = dev_p10()
+    qu.english = tuning[("english", "on")] > tuning[("english", "off")]
     # literal boost: the best P@10 (all) on development names among the boosts that lose no attribute against
     # the words as typed (filters instead of boosts: "filter")
     lit_base = precision(run(index, literal_dev, False, 11)[0], literal_dev, labels, lit_dev.tolist())
@@ -308,7 +325,7 @@ def main() -> None:
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
              "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
-             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count', 'type by use weight') else 'off'}: {v:.3f}"
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count', 'type by use weight', 'look margin') else 'off'}: {v:.3f}"
                          for (a, t), v in tuning.items())
              + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} (types under {qu.type_ratio} of the "
              f"top type's votes dropped; the products using the words weigh at least {qu.use_weight} x the "
@@ -317,7 +334,9 @@ def main() -> None:
              f"products' mean vector {qu.prototype_votes} x as many), corrections to catalogue words "
              f"used at least {qu.min_count} times, colour by use {qu.colour_share if qu.colour_share <= 1 else 'off'}, "
              f"colour by name {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
-             f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, literal boost "
+             f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, colour by look "
+             f"{f'on (margin {qu.look_margin})' if qu.colour_look else 'off'}, English spelling "
+             f"{'on' if qu.english else 'off'}, literal boost "
              f"{'filter' if qu.literal_boost is None else qu.literal_boost} (words as typed on development names: "
              f"{lit_base[0]:.3f}; " + ", ".join(f"{a} {v:.3f}" for a, v in lit_base[1].items()) + ").  ",
              "Test examples: " + "; ".join(f"`{q}`" for q in examples) + ".", "",

@@ -21,6 +21,7 @@ from importlib import resources
 
 import numpy as np
 
+from deepshelf.content.query.colours import ColourLook
 from deepshelf.content.query.speller import Speller
 from deepshelf.content.query.text import key, tokens
 
@@ -100,6 +101,9 @@ class Lexicon:
         columns = dict(columns or {})
         hand = table()
         self.stop = frozenset(hand.get("stop", {}).get("words", []))
+        # colour names of the tables that name a material in a shop's queries ("leather wallet"): never a colour
+        self.not_colours = frozenset(hand.get("not_colour", {}).get("words", []))
+        self._look: ColourLook | None = None
         words = [tokens(t) for t in texts]
         self.counts = Counter(w for ws in words for w in ws)
         self.n = len(texts)
@@ -186,6 +190,29 @@ class Lexicon:
 
     def lookup(self, words: list[str]) -> list[Entry]:
         return self.entries.get(key(words), [])
+
+    @property
+    def look(self) -> ColourLook | None:
+        """The catalogue's colour labels placed by their look (`colours.ColourLook`), built on first use; None
+        without a colour attribute."""
+        if self._look is None and "colour" in self.attributes:  # a race only places the labels twice
+            colour = self.attributes["colour"]
+            self._look = ColourLook(colour.values, colour.counts)
+        return self._look
+
+    def by_look(self, words: list[str], lightness: float, margin: float, min_products: int) -> list[Entry]:
+        """`words` read as a colour by what they look like, when they are a colour name of the tables that is
+        no attribute value's name nor the table's: the catalogue colours its own words name ("sky blue" -> Blue,
+        "hot pink" -> Pink: source catalogue), else the labels nearest in CIELAB ("crimson" -> Maroon: source
+        look). Empty otherwise, and for a material word of the table's `not_colour` list ("leather")."""
+        look = self.look
+        if look is None or not look.is_name(words) or (len(words) == 1 and words[0] in self.not_colours):
+            return []
+        own = frozenset().union(*(e.values for w in words for e in self.lookup([w]) if e.attribute == "colour"))
+        if own:
+            return [Entry("colour", own, "catalogue")]
+        near = look.nearest(words, lightness, margin, min_products)
+        return [Entry("colour", frozenset(near), "look")] if near else []
 
     def nearest(self, attribute: str, word_vectors: np.ndarray, threshold: float,
                 encode=None) -> list[tuple[str, float] | None]:

@@ -10,9 +10,12 @@ search by, before any retrieval; and relaxation when the filters leave nothing.
 Steps, in order: price bounds ("under 40") come off the words; each word the catalogue does not have is corrected
 to its nearest catalogue word (`Speller`: never a word the catalogue or the table has, nor to a word fewer than
 `min_count` products use unless it names an attribute; among equally near candidates, the one the catalogue writes
-beside a neighbouring word, else one that names an attribute); the longest phrases (up to the lexicon's longest)
-that name an attribute value, by its catalogue name or the table, become filters; words naming several types keep
-the one the phrase means. When no phrase named a type, the catalogue votes on the remaining words: the type labels
+beside a neighbouring word, else one that names an attribute); a word with no catalogue word near and no English
+word either is corrected toward English (`english.py`: "nwcktie" -> "necktie"), kept only when the text encoder
+reads the correction at least as well as the typo; the longest phrases (up to the lexicon's longest) that name an
+attribute value, by its catalogue name or the table, become filters, and so do colour names of matplotlib's
+tables the labels lack, read by their look (`colours.py`: "crimson" -> Maroon; "sky blue" -> Blue, by its
+catalogue word), except in a product's name; words naming several types keep the one the phrase means. When no phrase named a type, the catalogue votes on the remaining words: the type labels
 of the products that use all of them (weighing at least `use_weight` times the neighbours however few they are), of
 the products nearest to them by meaning (the text encoder), and the type whose products' mean vector is nearest, so
 a shopper's word no product uses is read from the products that mean the same ("kicks" -> Casual / Sports Shoes);
@@ -30,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from deepshelf.content.query import english
 from deepshelf.content.query.lexicon import Lexicon
 from deepshelf.content.query.text import price_bounds, tokens
 
@@ -79,7 +83,9 @@ class QueryUnderstanding:
                  max_types: int = 3, colour_threshold: float = 2.0, gender_threshold: float = 2.0,
                  literal_boost: float | None = 4.0, type_ratio: float = 0.7, min_count: int = 3,
                  colour_share: float = 2.0, use_min: int = 3, prototype_votes: float = 0.3,
-                 use_weight: float = 4.0):
+                 use_weight: float = 4.0, colour_look: bool = True, look_lightness: float = 1.0,
+                 look_margin: float = 3.0, look_min_products: int = 20, english: bool = True,
+                 english_guard: int | None = None, english_check: bool = True):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
@@ -97,6 +103,14 @@ class QueryUnderstanding:
         self.prototype_votes = prototype_votes
         # the products using all the words weigh at least this many times `neighbours` votes, however few they are
         self.use_weight = use_weight
+        # colour names the catalogue's labels lack read by their look (CIEDE2000 to each label's table colour; see
+        # colours.ColourLook for the lightness divisor, the margin and the fewest products a label read needs)
+        self.colour_look, self.look_lightness = colour_look, look_lightness
+        self.look_margin, self.look_min_products = look_margin, look_min_products
+        # a word with no catalogue word near corrected toward English (english.py); `english_guard`: an English
+        # word at least this common is never corrected, not even toward the catalogue (None: only the catalogue's
+        # and the table's words are protected)
+        self.english, self.english_guard, self.english_check = english, english_guard, english_check
 
     def understand(self, query: str, encode=None) -> Understood:
         """The understood query. `encode` (texts -> unit vectors, the search's text encoder) lets words no
@@ -115,26 +129,30 @@ class QueryUnderstanding:
             if w in lex.stop or lex.speller.is_known(w) or lex.lookup([w]):
                 fixed.append(w)
                 continue
+            if self._is_english(w):  # a word of its own, not a misspelling of the catalogue's ("lads", not "lady")
+                fixed.append(w)
+                foreign.add(w)
+                continue
             c = lex.speller.correct(w, fixed[-1] if fixed else None, words[i + 1] if i + 1 < len(words) else None,
                                     rare)
+            if c is None and self.english:  # nothing in the catalogue near: the English word ("nwcktie")
+                c = self._english(w, encode)
             if c is not None and c != w:
                 out.corrections.append((w, c))
             fixed.append(c or w)
             foreign.add(c or w)
-        # longest phrase first, left to right
-        named: list[tuple[list[str], object]] = []
-        free: list[str] = []
-        i = 0
-        while i < len(fixed):
-            for n in range(min(lex.longest, len(fixed) - i), 0, -1):
-                found = lex.lookup(fixed[i:i + n])
-                if found:
-                    named.append((fixed[i:i + n], found))
-                    i += n
-                    break
-            else:
-                free.append(fixed[i])
-                i += 1
+        named, free = self._parse(fixed, look=False)
+        # a query of the catalogue's own words, as typed, that says more than attributes by their catalogue names
+        # (a product's name: "Catwalk Women Blue Flats") is what the text match already matches: its attributes
+        # weigh as boosts, not filters, since labels and names disagree in places (that product is labelled Heels)
+        out.literal = not out.corrections and all(w in lex.counts or w.isdigit() for w in words) \
+            and all(any(e.source == "catalogue" for e in es) for _, es in named) \
+            and any(w not in lex.stop for w in free)
+        if self.colour_look:  # colour names by their look ("crimson"), but not in a product's name
+            looked, left = self._parse(fixed, look=True)
+            # a literal query is a name only when it says more than attribute names, its colour names read
+            if not out.literal or not any(w not in lex.stop for w in left):
+                named, free, out.literal = looked, left, False
         named, also_type = self._one_type(named, encode)
         for phrase, entries in named:
             for e in entries:
@@ -146,12 +164,6 @@ class QueryUnderstanding:
                     said.append(" ".join(phrase))
         if also_type:
             out.phrases.setdefault("type", []).extend(also_type)
-        # a query of the catalogue's own words, as typed, that says more than attributes by their catalogue names
-        # (a product's name: "Catwalk Women Blue Flats") is what the text match already matches: its attributes
-        # weigh as boosts, not filters, since labels and names disagree in places (that product is labelled Heels)
-        out.literal = not out.corrections and all(w in lex.counts or w.isdigit() for w in words) \
-            and all(any(e.source == "catalogue" for e in es) for _, es in named) \
-            and any(w not in lex.stop for w in free)
         content = [w for w in free if w not in lex.stop]
         # (only words the catalogue lacks as typed: a brand or a catalogue word alone never becomes a colour)
         used = self._by_name(out, [w for w in content if w in foreign and not lex.lookup([w])], encode)
@@ -164,6 +176,45 @@ class QueryUnderstanding:
         out.text = bounds.rest if out.literal and bounds.rest else \
             " ".join(named_words + content + types) or bounds.rest or query
         return out
+
+    def _english(self, w: str, encode) -> str | None:
+        """`w`'s English correction (english.py), kept only when the catalogue reads it at least as well as `w`
+        by meaning (`english_check`): its product neighbours are on average as near. A shopper's word the
+        dictionary lacks but the text encoder reads ("chappals", near the sandals) is not turned into a
+        dictionary word it means nothing like ("chapels")."""
+        c = english.correct(w, prefer=self.lexicon.speller.known)
+        if c is None or c == w or not self.english_check or encode is None or self.lexicon.vectors is None:
+            return c
+        vectors = np.asarray(encode([w, c]), np.float32)
+        near = [self.lexicon.neighbours(v, max(self.neighbours, 1))[1] for v in vectors]
+        return c if len(near[1]) and near[1].mean() >= near[0].mean() else None
+
+    def _is_english(self, w: str) -> bool:
+        """Whether `w` is an English word common enough (`english_guard` occurrences) to be left as typed rather
+        than corrected toward the catalogue (None: none is)."""
+        return self.english_guard is not None and english.count(w) >= self.english_guard
+
+    def _parse(self, fixed: list[str], look: bool) -> tuple[list, list[str]]:
+        """The longest phrases, left to right, that name an attribute value (by the catalogue or the table; with
+        `look`, colour names by what they look like: `Lexicon.by_look`), and the words left free."""
+        lex = self.lexicon
+        longest = max(lex.longest, 3) if look else lex.longest  # the tables' colour names run to three words and more
+        few = min(self.look_min_products, max(1, lex.n // 2000))  # in a small shop every label counts
+        named: list[tuple[list[str], object]] = []
+        free: list[str] = []
+        i = 0
+        while i < len(fixed):
+            for n in range(min(longest, len(fixed) - i), 0, -1):
+                found = lex.lookup(fixed[i:i + n]) or (look and lex.by_look(
+                    fixed[i:i + n], self.look_lightness, self.look_margin, few))
+                if found:
+                    named.append((fixed[i:i + n], found))
+                    i += n
+                    break
+            else:
+                free.append(fixed[i])
+                i += 1
+        return named, free
 
     def _by_name(self, out: Understood, unknown: list[str], encode) -> set[str]:
         """A word the catalogue never uses may name a colour or gender nobody named, by its nearness to the
