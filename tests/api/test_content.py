@@ -34,11 +34,14 @@ def test_similar_by_text_and_visual(content_run, tmp_path):
         assert c.get("/v1/items/i40/similar").json()["items"][0]["reason"] == "also_bought"
 
 
-def test_a_served_run_loads_its_query_encoder_before_the_first_search(text_run, tmp_path):
-    """The search's query encoder is loaded with the run, not by the first shopper's search (which every search
-    behind it would wait for)."""
+def test_a_served_run_loads_its_query_encoder_before_the_first_search(text_run, tmp_path, monkeypatch):
+    """The search's query encoder and its understanding's English dictionary are loaded with the run, not by the
+    first shopper's search (which every search behind it would wait for)."""
+    from deepshelf.content.query import english
     from deepshelf.engine.holder import load_state
     from deepshelf.storage.connect import open_store
+
+    monkeypatch.setattr(english, "_SYMSPELL", None)  # as in a fresh server process
 
     settings = make_settings(text_run, f"sqlite:///{tmp_path / 'w.db'}")
     store = open_store(settings.database)
@@ -46,6 +49,7 @@ def test_a_served_run_loads_its_query_encoder_before_the_first_search(text_run, 
         state = load_state(text_run, settings, store)
         index = state.content.search_index
         assert index._encoder is not None and index._encoder._session is not None  # the ONNX query model, loaded
+        assert english._SYMSPELL is not None  # the dictionary too
     finally:
         store.close()
 

@@ -267,6 +267,12 @@ class SearchIndex:
             self._word_vectors.update(zip(missing, self.encoder.encode(missing)))
         return np.stack([self._word_vectors[w] for w in words])
 
+    def warm(self) -> None:
+        """Load what the first search would otherwise wait for: the query encoder (about a second) and the
+        understanding's English dictionary."""
+        self.encoder.encode(["warm"])
+        self._rows.understanding.warm()
+
     def understand(self, query: str) -> Understood:
         """The query as the search understands it (`deepshelf.content.query`): corrected words, filters, price."""
         return self._rows.understanding.understand(self._check(query), encode=self._encode_words)

@@ -184,11 +184,11 @@ class ContentFeatures:
         return self.search_index is not None
 
     def warm(self) -> None:
-        """Load the search's query encoder before the run serves: the first search would otherwise load it
-        (about a second), and at 50 searches a second every search behind it would wait (docs/benchmarks.md,
-        "Served search, understood")."""
+        """Load the search's query encoder and its understanding's dictionary before the run serves: the first
+        search would otherwise load them (seconds), and at 50 searches a second every search behind it would wait
+        (docs/benchmarks.md, "Served search, understood")."""
         if self.search_index is not None:
-            self.search_index.encoder.encode(["warm"])
+            self.search_index.warm()
 
     def similar(self, item_id: str, k: int, mode: str) -> tuple[list[str], list[float], str]:
         """Neighbours of `item_id` by `mode`; empty when the product has no content vector (added since)."""
