@@ -1,5 +1,6 @@
 """Colour words by what they look like: a shopper's colour name the catalogue's labels lack ("crimson", "ivory",
-"wine") read as the catalogue colour label(s) nearest to it in CIELAB, a perceptual colour space.
+"wine") read as the catalogue colour label(s) nearest to it in CIELAB, a perceptual colour space (scikit-image's
+conversion and CIEDE2000 colour difference).
 
 Colour names and their sRGB values come from matplotlib's tables (XKCD's survey of what people call colours, ~950
 names, then the CSS4 names, ~150); a catalogue label gets its own colour from the same tables ("Navy Blue" ->
@@ -36,17 +37,10 @@ def names() -> dict[str, tuple[float, float, float]]:
 
 
 def lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB in [0, 1] (float [..., 3]) -> CIELAB (D65 white), float64 [..., 3]: the standard formulas (IEC 61966-2-1
-    for sRGB's transfer curve and its XYZ matrix, CIE 1976 for L*a*b*)."""
-    rgb = np.asarray(rgb, np.float64)
-    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                  [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
-    xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883])
-    eps, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+    """sRGB in [0, 1] (float [..., 3]) -> CIELAB (D65 white), float64 [..., 3] (scikit-image's conversion)."""
+    from skimage.color import rgb2lab
+
+    return rgb2lab(np.asarray(rgb, np.float64))
 
 
 def _label_rgb(label: str, table: dict) -> tuple[float, float, float] | None:
@@ -90,30 +84,11 @@ class ColourLook:
         labels = [v for v, k in zip(self.labels, ok) if k]
         return {v for v, x in zip(labels, dist) if x <= dist.min() + margin}
 
+
 def delta_e2000(lab1: np.ndarray, lab2: np.ndarray, kl: float = 1.0) -> np.ndarray:
-    """CIEDE2000 colour difference between Lab colours (broadcasting [..., 3]); `kl` the lightness weight's divisor."""
-    L1, a1, b1 = np.moveaxis(np.asarray(lab1, np.float64), -1, 0)
-    L2, a2, b2 = np.moveaxis(np.asarray(lab2, np.float64), -1, 0)
-    c_bar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
-    g = 0.5 * (1 - np.sqrt(c_bar ** 7 / (c_bar ** 7 + 25.0 ** 7)))
-    a1p, a2p = a1 * (1 + g), a2 * (1 + g)
-    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
-    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
-    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
-    dl, dc = L2 - L1, c2p - c1p
-    dh = h2p - h1p
-    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
-    dh = np.where(c1p * c2p == 0, 0, dh)
-    dH = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2))
-    l_bar, c_barp = (L1 + L2) / 2, (c1p + c2p) / 2
-    h_sum = h1p + h2p
-    h_bar = np.where(c1p * c2p == 0, h_sum,
-                     np.where(np.abs(h1p - h2p) <= 180, h_sum / 2,
-                              np.where(h_sum < 360, (h_sum + 360) / 2, (h_sum - 360) / 2)))
-    t = (1 - 0.17 * np.cos(np.radians(h_bar - 30)) + 0.24 * np.cos(np.radians(2 * h_bar))
-         + 0.32 * np.cos(np.radians(3 * h_bar + 6)) - 0.20 * np.cos(np.radians(4 * h_bar - 63)))
-    sl = 1 + 0.015 * (l_bar - 50) ** 2 / np.sqrt(20 + (l_bar - 50) ** 2)
-    sc = 1 + 0.045 * c_barp
-    sh = 1 + 0.015 * c_barp * t
-    rt = -2 * np.sqrt(c_barp ** 7 / (c_barp ** 7 + 25.0 ** 7)) * np.sin(np.radians(60 * np.exp(-((h_bar - 275) / 25) ** 2)))
-    return np.sqrt((dl / (kl * sl)) ** 2 + (dc / sc) ** 2 + (dH / sh) ** 2 + rt * (dc / sc) * (dH / sh))
+    """CIEDE2000 colour difference between Lab colours (broadcasting [..., 3]); `kl` the lightness weight's divisor
+    (scikit-image's implementation)."""
+    from skimage.color import deltaE_ciede2000
+
+    lab1, lab2 = np.broadcast_arrays(np.asarray(lab1, np.float64), np.asarray(lab2, np.float64))
+    return deltaE_ciede2000(lab1, lab2, kL=kl)
