@@ -82,7 +82,8 @@ def main() -> None:
     after = jitter_probe(args.jitter_seconds)
 
     print(f"\nRanker stage latency, one shopper per call, Online Retail test shoppers. Machine: {machine()}, "
-          f"load average {os.getloadavg()[0]:.1f}. Ranker params: {params or 'the code defaults'}.")
+          f"load average {os.getloadavg()[0]:.1f}. Ranker params: "
+          f"{({k: v for k, v in params.items() if k != 'learner'}) or 'the code defaults'} (learner: each row's).")
     for when, probe in (("before", jitter), ("after", after)):
         print(f"Machine noise {when} (fixed work): {probe_text(probe)}.")
     print()
