@@ -27,7 +27,8 @@ products excluded; NDCG@10 and HR@10 per invoice, averaged over every eligible i
   is reported beside it as the stronger kNN.
 
 Goal (issue 25): deepshelf's test NDCG@10 >= 1.20x the better of trending and the kNN. Written to
-docs/benchmarks.md, section "Anonymous baskets (Online Retail)".
+docs/benchmarks.md, section "Anonymous baskets (Online Retail)", as its first subsection (`SUBSECTION`); the
+section's other subsections (hand notes, variant tables) are left as they are.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ import scipy.sparse as sp
 from benchmarks.lib import ROOT
 from benchmarks.lib.cli import docs_option, parser, publish
 from benchmarks.lib.mdsection import machine
+
+SUBSECTION = "Served answer against the baselines (anonymous_baskets.py)"  # of docs/benchmarks.md's section
 
 log = logging.getLogger("anonymous_baskets")
 DAY = 86400
@@ -206,7 +209,8 @@ def main() -> None:
             body += "\n\n" + variants(json.loads(args.variants.read_text()))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    publish(body, args, "Anonymous baskets (Online Retail)")
+    # its own subsection: the section's hand notes and variant tables stay as they are
+    publish(body, args, "Anonymous baskets (Online Retail)", sub=SUBSECTION)
 
 
 def measure(run: Path, workdir: Path, args, train_s: float | None) -> str:
@@ -309,12 +313,13 @@ def report(results: dict, run: Path, args, train_s: float | None) -> str:
         stronger = next(k for k in rows if k.startswith("item co-occurrence kNN (asymmetric"))
         for name, m in rows.items():
             lines.append(f"| {period} | {res['invoices']} | {name} | {m['ndcg@10']:.4f} | {m['hr@10']:.4f} | "
-                         f"{m['ndcg@10'] / rows['trending']['ndcg@10']:.2f}x | "
-                         f"{m['ndcg@10'] / rows[knn]['ndcg@10']:.2f}x | "
+                         f"{m['ndcg@10'] / rows['trending']['ndcg@10']:.3f}x | "
+                         f"{m['ndcg@10'] / rows[knn]['ndcg@10']:.3f}x | "
                          + (f"{m['ms']:.1f}" if "ms" in m else "–") + " |")
         ratios[period] = rows[served]["ndcg@10"] / max(rows["trending"]["ndcg@10"], rows[knn]["ndcg@10"])
-        verdict.append(f"{period}: {ratios[period]:.2f}x the better of trending and the kNN "
-                       f"({rows[served]['ndcg@10'] / rows[stronger]['ndcg@10']:.2f}x the asymmetric-cosine kNN)")
+        # three decimals: a ratio just under the goal (1.199x) must not print as the goal (1.20x)
+        verdict.append(f"{period}: {ratios[period]:.3f}x the better of trending and the kNN "
+                       f"({rows[served]['ndcg@10'] / rows[stronger]['ndcg@10']:.3f}x the asymmetric-cosine kNN)")
     goal = "**met**" if ratios.get("test", 0.0) >= 1.20 else "**not met**"
     config = _relative(args.config)
     session = _session_summary(run)
