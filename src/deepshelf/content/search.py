@@ -268,8 +268,8 @@ class SearchIndex:
         return np.stack([self._word_vectors[w] for w in words])
 
     def warm(self) -> None:
-        """Load what the first search would otherwise wait for: the query encoder (about a second) and the
-        understanding's English dictionary."""
+        """Load what the first search would otherwise wait for: the query encoder (about a second) and what its
+        understanding reads (`QueryUnderstanding.warm`: the English dictionary, the colour tables)."""
         self.encoder.encode(["warm"])
         self._rows.understanding.warm()
 

@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from deepshelf.data.interactions import Histories
-from deepshelf.index.exact import topk
+from deepshelf.index.exact import topk_allowed
 from deepshelf.models.base import Explains, VectorScorer
 from deepshelf.engine.catalog_view import Snapshot
 from deepshelf.engine.rules import Rules, allowed, rerank
@@ -164,10 +164,9 @@ def _scored_candidates(state: LoadedRun, catalog: Snapshot, histories: Histories
         # exact scores of a dot-product model from the history's query vector, which a shopper's next list reads
         # from the run's cache instead of folding in again (queries.py): `score(h) == query_vectors(h) @
         # item_vectors().T` is the model contract (tests/models/test_contract.py)
-        scores = state.queries.query(state.model, histories) @ state.model.item_vectors().T
-        scores = np.where(mask[None, :], scores, -np.inf).astype(np.float32, copy=False)
-        idx, scores = topk(scores, min(m, n))
-        idx[~np.isfinite(scores)] = -1
+        query = state.queries.query(state.model, histories)
+        scores = (query @ state.model.item_vectors().T).astype(np.float32, copy=False)  # a fresh array: masked in place
+        idx, scores = topk_allowed(scores, min(m, n), mask)
     else:  # the reference path: the same recommend() evaluation uses, with the rules as its filter mask
         idx, scores = state.model.recommend(histories, k=min(m, n), exclude_seen=False, filters=mask)
     keep = idx[0] >= 0

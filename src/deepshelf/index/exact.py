@@ -36,6 +36,16 @@ def topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return idx, np.take_along_axis(part_scores, order, axis=1).astype(np.float32)
 
 
+def topk_allowed(scores: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`topk` among the entries `allowed` ([n] or [B, n] bool; None: all) lets through; a slot no allowed entry
+    fills has index -1 and score -inf. Writes -inf into `scores` where not allowed."""
+    if allowed is not None:
+        scores[~np.broadcast_to(np.asarray(allowed, bool), scores.shape)] = -np.inf
+    idx, top = topk(scores, k)
+    idx[~np.isfinite(top)] = -1
+    return idx, top
+
+
 def _lowest_index_ties(scores: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
     """int [B, k] indices: every item above the row's k-th score `kth` [B, 1], then the lowest-indexed of those
     tied with it until there are k."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from deepshelf.errors import DeepshelfError
-from deepshelf.index.exact import topk
+from deepshelf.index.exact import topk, topk_allowed
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +178,7 @@ class VectorIndex:
             ex = np.asarray(exclude)[rows]
             hit = np.flatnonzero(ex >= 0)
             scores[hit, ex[hit]] = -np.inf
-        if allowed is not None:
-            scores[:, ~np.asarray(allowed, bool)] = -np.inf
-        idx, top = topk(scores, k)
-        idx[~np.isfinite(top)] = -1
-        return idx, top
+        return topk_allowed(scores, k, allowed)
 
     # ---- persistence: FAISS' own format, never pickles ---------------------------------------------------
     def save(self, path: str | Path) -> None:

@@ -26,7 +26,7 @@ from deepshelf.data.idmap import IdMap
 from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.data.splits import EvalSet
 from deepshelf.errors import DeepshelfError
-from deepshelf.index.exact import topk
+from deepshelf.index.exact import topk_allowed
 
 
 class ModelConfig(BaseModel):
@@ -183,11 +183,7 @@ class Recommender(ABC):
         if exclude_seen and len(histories.items):
             rows = np.repeat(np.arange(len(histories)), histories.lengths)
             scores[rows, histories.items] = -np.inf
-        if filters is not None:
-            scores[~np.broadcast_to(filters, scores.shape)] = -np.inf
-        idx, top = topk(scores, k)
-        idx[~np.isfinite(top)] = -1
-        return idx, top
+        return topk_allowed(scores, k, filters)
 
     # ---- persistence: one hook pair, `_save_weights` / `_load_weights`, over the model's folder ---------------
     @abstractmethod

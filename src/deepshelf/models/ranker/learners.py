@@ -239,6 +239,21 @@ class TorchLearner:
         return self
 
 
+def _spread(model, held: RankData) -> list[float]:
+    """[mean, spread] of `model`'s scores over the held-out candidates: what standardises them before averaging
+    (a listwise learner's scores have no fixed origin or scale)."""
+    s = model.predict(held.X, held.items) if len(held) else np.zeros(1)
+    return [float(s.mean()), float(max(s.std(), 1e-9))]
+
+
+def _standardised_mean(scores, scales) -> np.ndarray:
+    """float32 [C]: the mean over members of (score - mean) / spread, one `scales` entry per member's scores."""
+    total = np.zeros(len(scores[0]), np.float64)
+    for s, (mean, std) in zip(scores, scales):
+        total += (s - mean) / std
+    return (total / len(scales)).astype(np.float32)
+
+
 class EnsembleLearner:
     """The mean of the members' scores, each standardised by its mean and spread over the held-out candidates."""
 
@@ -251,17 +266,12 @@ class EnsembleLearner:
 
     def combine(self, members: dict, held: RankData) -> "EnsembleLearner":
         self.members = dict(members)
-        for n, m in self.members.items():
-            s = m.predict(held.X, held.items) if len(held) else np.zeros(1)
-            self.scale[n] = [float(s.mean()), float(max(s.std(), 1e-9))]
+        self.scale = {n: _spread(m, held) for n, m in self.members.items()}
         return self
 
     def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
-        total = np.zeros(len(X), np.float64)
-        for n, m in self.members.items():
-            mean, std = self.scale[n]
-            total += (m.predict(X, items) - mean) / std
-        return (total / len(self.members)).astype(np.float32)
+        return _standardised_mean([m.predict(X, items) for m in self.members.values()],
+                                  [self.scale[n] for n in self.members])
 
     def importances(self) -> dict[str, float]:
         return {}
@@ -291,19 +301,14 @@ class BaggedLearner:
         self._stacked = None  # torch members' parameters stacked for one batched pass (`_torch_scores`)
 
     def combine(self, members: list, held: RankData) -> "BaggedLearner":
-        self.members, self.scale, self._stacked = list(members), [], None
-        for m in self.members:
-            s = m.predict(held.X, held.items) if len(held) else np.zeros(1)
-            self.scale.append([float(s.mean()), float(max(s.std(), 1e-9))])
+        self.members, self._stacked = list(members), None
+        self.scale = [_spread(m, held) for m in self.members]
         return self
 
     def predict(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
         scores = self._torch_scores(X, items) if self.name == "torch" else \
             [m.predict(X, items) for m in self.members]
-        total = np.zeros(len(X), np.float64)
-        for s, (mean, std) in zip(scores, self.scale):
-            total += (s - mean) / std
-        return (total / len(self.members)).astype(np.float32)
+        return _standardised_mean(scores, self.scale)
 
     def _torch_scores(self, X: np.ndarray, items: np.ndarray) -> np.ndarray:
         """float32 [members, C]: each torch member's `predict` in one batched pass over the stacked layers: one
