@@ -109,7 +109,7 @@ class SearchIndex:
                  attributes: dict[str, np.ndarray] | None = None, exact_below: int | None = None,
                  candidates: Candidates | None = None, query_backend: str | None = None):
         self.text_tower = text_tower
-        self.query_backend = query_backend or QUERY_BACKEND  # the encoder of queries (`encoder`), onnx or torch
+        self.query_backend = query_backend or QUERY_BACKEND  # the encoder of queries (`encoder`): onnx, torch or e5
         self.exact_below = EXACT_BELOW if exact_below is None else exact_below
         self.text_backend = text_backend
         self.lexical_weight = lexical_weight
@@ -188,10 +188,10 @@ class SearchIndex:
     @property
     def encoder(self):
         if self._encoder is None:
-            from deepshelf.encoders.text import TextEncoder
+            from deepshelf.encoders.text import text_encoder
 
             # Queries are one-offs: caching them would only grow the cache.
-            self._encoder = TextEncoder(backend=self.query_backend, cache=False)
+            self._encoder = text_encoder(self.query_backend, role="query", cache=False)
         return self._encoder
 
     def _check(self, query: str) -> str:

