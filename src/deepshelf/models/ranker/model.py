@@ -52,8 +52,8 @@ class RankerConfig(ModelConfig):
     generators: list[GeneratorSpec] = Field(default_factory=default_generators, min_length=1)
     label_days: float = Field(default=30.0, gt=0)  # the last days of `train` whose purchases are the labels
     # label periods of `label_days` each, counted back from the end of train (more shoppers to learn from; as many
-    # as leave events before their start): 4 ranked better than 3 on Online Retail's validation period
-    # (docs/benchmarks.md, "Deep parts of the ranker")
+    # as leave events before their start): 4 scored within one run-to-run difference of 3 on Online Retail's
+    # validation period, so 3 (one fit fewer; docs/benchmarks.md, "Deep parts of the ranker")
     label_windows: int = Field(default=3, gt=0)
     # "split" (both widgets from one score): the learner ranks items new to the shopper (the discovery view) and a
     # second, binary LightGBM gives the shopper's own items their probability of being bought again; the
