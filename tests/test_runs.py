@@ -340,3 +340,21 @@ def test_rows_after_a_cut_change_no_feature_candidate_or_score_of_a_fit_before_i
     # after the validation cut: the validation fit (saved as is when not refit) is the same
     valid_changed, _, _ = train(changed_after(lines, split.valid_cut, "mid", "p1"), "valid_changed", "refit=false")
     same_ranking_inputs(load_valid_model(base.path), valid_changed.model, split.valid.inputs)
+
+
+def test_shipped_configs_validate(tmp_path):
+    """Every config in configs/ passes the checks `deepshelf train --config` runs before loading data, generator
+    parameters included (a misspelt parameter in the ranker's session part fails here, not an hour into a fit)."""
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+    assert configs
+    for path in configs:
+        cfg = build_train_config(None, None, path, [])
+        assert cfg.model and cfg.dataset, path
+    ranker = next(p for p in configs if p.name == "ranker-online-retail.toml").read_text()
+    assert 'model = "sasrec-content"' in ranker  # the session part's deep generator (chosen on validation)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(ranker.replace("epochs = 10, dim = 64", "epochs = 10, dims = 64"))
+    with pytest.raises(DeepshelfError, match="sasrec-content.*dims"):
+        build_train_config(None, None, bad, [])

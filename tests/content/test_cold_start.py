@@ -129,6 +129,58 @@ def restored(cold_world):
     model.config, model.cold_factor = config, factor
 
 
+def test_the_kept_item_table_follows_every_change_of_the_network(cold_world, restored):
+    """Scoring keeps the projected item table between calls (the content model projects every product's text to
+    build it) and builds it again after any in-place change of a weight or buffer, as calibration and imputation
+    make: scores always equal those of a freshly built table."""
+    model = restored
+    net = model.network
+    h = Histories.from_lists([[0, 1, 2], [5], [13, 14]])
+
+    def fresh():  # the table built now, as before it was kept
+        with torch.no_grad():
+            states = model.query_vectors(h)
+            return states @ net.eval().output_embeddings.numpy().T
+
+    first = model.score(h)
+    table = model._output_table()
+    assert model._output_table() is table  # kept
+    np.testing.assert_allclose(first, fresh(), rtol=1e-5, atol=1e-6)
+    for change in (lambda: net.cold_bias.fill_(3.0), lambda: net.imputed.zero_(),
+                   lambda: net.item_embeddings.weight.mul_(2.0)):
+        with torch.no_grad():
+            change()
+        after = model.score(h)
+        assert not np.allclose(after, first)
+        np.testing.assert_allclose(after, fresh(), rtol=1e-5, atol=1e-6)
+        first = after
+
+
+def test_validation_during_training_scores_each_epochs_weights(cold_world, tmp_path):
+    """Training steps (a fused optimizer, which moves no version counter) change what validation scores: each
+    epoch's validation sees that epoch's weights, not the table kept from the first."""
+    from deepshelf.models.base import Validation
+    from deepshelf.models.sasrec_content import ContentSASRec
+
+    model0, inter = cold_world
+    h = Histories.from_lists([[0, 1, 2]])
+    seen = []
+
+    def measure(model, evalset):
+        with torch.no_grad():
+            fresh = model.query_vectors(h) @ model.network.eval().output_embeddings.numpy().T
+        scores = model.score(h)
+        np.testing.assert_allclose(scores, fresh, rtol=1e-5, atol=1e-6)
+        seen.append(scores)
+        return float(len(seen))  # better every epoch: training runs all of them
+
+    catalog = Catalog(pl.DataFrame({"item": inter.item_map.ids.astype(str).tolist(),
+                                    "title": inter.item_map.ids.astype(str).tolist()}))
+    ContentSASRec(epochs=3, dim=16, max_len=10, batch_size=64, progress=False,
+                  cache_dir=str(tmp_path)).fit(inter, catalog, Validation(cold_target_cases(model0, inter, 8), measure))
+    assert len(seen) >= 3 and not np.allclose(seen[0], seen[2])  # 3 epochs, then the cold calibration
+
+
 def test_history_text_is_the_recency_weighted_mean_and_ignores_padding(cold_world, restored):
     net = restored.network
     net.recency.fill_(0.5)

@@ -77,13 +77,18 @@ class SASRec(Recommender):
                 return full_softmax_loss(h, items, y, weights)
             return sampled_softmax_loss(h, items, y, log_popularity, c.n_negatives, generator, weights)
 
-        validate = None if validation is None else (lambda: validation(self))
+        def validate() -> float:  # the fused optimizer's steps leave the weights' version counters as they were
+            self._forget_table()
+            return validation(self)
+
         settings = LoopSettings(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, warmup_steps=c.warmup,
                                 schedule=c.lr_schedule, clip=c.clip, patience=c.patience, eval_every=c.eval_every,
                                 precision=c.precision, time_limit=c.time_limit, stop_at=c.stop_at_ndcg,
                                 progress=c.progress, checkpoint=c.checkpoint)
-        self.training_log = train_loop(self.network, loss_of, batches, settings, self.device, validate)
+        self.training_log = train_loop(self.network, loss_of, batches, settings, self.device,
+                                       None if validation is None else validate)
         self.network.eval()
+        self._forget_table()
 
     def refit_overrides(self) -> dict:
         """The epoch with the best validation NDCG@10 (whose weights `fit` kept), for a refit without validation."""
@@ -106,7 +111,7 @@ class SASRec(Recommender):
     @torch.no_grad()
     def score(self, histories: Histories, batch_size: int = 256) -> np.ndarray:
         """float32 [B, n_items]: scores of every item as the next one after each history (oldest first)."""
-        items_t = self.network.eval().output_embeddings  # (n_items, d')
+        items_t = self._output_table()  # (n_items, d')
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
         # histories of similar length share a batch, so few are padded far beyond their own length (padding
         # changes no score: positions count real items)
@@ -123,7 +128,26 @@ class SASRec(Recommender):
 
     @torch.no_grad()
     def item_vectors(self) -> np.ndarray:
-        return self.network.eval().output_embeddings.float().cpu().numpy()  # (n_items, d')
+        return self._output_table().float().cpu().numpy()  # (n_items, d')
+
+    def _output_table(self) -> torch.Tensor:
+        """The eval-mode `output_embeddings`, kept until a parameter or buffer of the network is replaced or
+        changed in place (loading, the content model's calibration and imputation: their version counters move)
+        or `_forget_table` is called (training: the fused optimizer's steps move no counter). The content-aware
+        model projects every product's text to build it, which cost a served basket about as much as the rest of
+        its answer (docs/benchmarks.md, "Anonymous baskets (Online Retail)")."""
+        net = self.network.eval()
+        tensors = (*net.parameters(), *net.buffers())
+        versions = tuple(t._version for t in tensors)  # bumped by every in-place change
+        held = self.__dict__.get("_table_held")
+        if (held is None or held[1] != versions or len(held[0]) != len(tensors)
+                or any(a is not b for a, b in zip(held[0], tensors))):
+            held = (tensors, versions, net.output_embeddings)
+            self._table_held = held  # one tuple, replaced whole: a concurrent reader sees the old or the new
+        return held[2]
+
+    def _forget_table(self) -> None:
+        self._table_held = None
 
     # ---- persistence: a torch state_dict, loaded without unpickling -------------------------------------
     def _save_weights(self, path: Path) -> None:
