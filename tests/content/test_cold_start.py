@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+import torch.nn.functional as F
 
 from deepshelf.data.catalog import Catalog
 from deepshelf.data.interactions import Histories, Interactions
@@ -154,6 +155,17 @@ def test_the_kept_item_table_follows_every_change_of_the_network(cold_world, res
         assert not np.allclose(after, first)
         np.testing.assert_allclose(after, fresh(), rtol=1e-5, atol=1e-6)
         first = after
+
+
+def test_served_input_embeddings_are_the_item_tables_rows(cold_world, restored):
+    """Scoring embeds a history's items without building the whole item table (which projects every product's
+    text): the same vectors as the table's rows, padding zero, warm and cold products alike."""
+    net = restored.network.eval()
+    cold = int(np.flatnonzero(net.warm[1:].numpy() == 0)[0]) + 1
+    items = torch.tensor([[0, 0, 3, cold], [5, 1, 2, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(net.embed_items(items), F.embedding(items, net.item_table()), rtol=1e-5, atol=1e-6)
+        assert net.embed_items(items)[0, :2].abs().sum() == 0
 
 
 def test_validation_during_training_scores_each_epochs_weights(cold_world, tmp_path):

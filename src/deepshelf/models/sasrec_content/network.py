@@ -60,6 +60,10 @@ class ContentSASRecNetwork(SASRecNetwork):
         return table * (torch.arange(len(table), device=table.device) > 0)[:, None]  # padding stays zero
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
+        if not self.training:  # item_table's rows for these items alone: the whole table projects every text
+            table = self.item_embeddings(items) * self.warm[items][..., None] + self.content_projection(
+                self.content[items]) + self.imputed[items]
+            return table * (items > 0)[..., None]  # (B, T, d)
         self._table = self.item_table()  # the same (masked) table scores this step's outputs
         return F.embedding(items, self._table)  # (B, T, d)
 
