@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepshelf.encoders.progress import progress_bar
+
 log = logging.getLogger(__name__)
 
 
@@ -91,3 +93,34 @@ class EmbeddingCache:
             np.save(tmp, arr)
             tmp.replace(self.dir / f"{name}.npy")
         self._dirty = False
+
+
+def encode_cached(texts: list[str], dim: int, cache: EmbeddingCache, forward, batch_size: int,
+                  progress: bool = False, label: str = "encoding texts",
+                  flush_rows: int | None = None) -> tuple[np.ndarray, int]:
+    """(float32 [n, dim] vectors of `texts`, how many came from `cache`): the others encoded by `forward` (a list
+    of strings -> their unit vectors) in batches sorted by length, so padding inside a batch stays small, and
+    added to the cache, written every `flush_rows` new rows when given (an interrupted encode resumes) and at the
+    end. None encodes as ""."""
+    texts = ["" if t is None else str(t) for t in texts]
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    keys = [content_hash(t) for t in texts]
+    found, cached = cache.get(keys)
+    if cached is not None:
+        out[found] = cached[found]
+    todo = np.flatnonzero(~found)
+    if len(todo):
+        todo = todo[np.argsort([len(texts[i]) for i in todo], kind="stable")]
+        unsaved = 0
+        with progress_bar(len(todo), label, enabled=progress) as advance:
+            for start in range(0, len(todo), batch_size):
+                rows = todo[start:start + batch_size]
+                out[rows] = forward([texts[i] for i in rows])
+                cache.put([keys[i] for i in rows], out[rows], persist=False)
+                unsaved += len(rows)
+                if flush_rows and unsaved >= flush_rows:
+                    cache.flush()
+                    unsaved = 0
+                advance(len(rows))
+        cache.flush()
+    return out, int(found.sum())

@@ -21,8 +21,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from deepshelf.encoders.cache import EmbeddingCache, content_hash, default_cache_dir
-from deepshelf.encoders.progress import progress_bar
+from deepshelf.encoders.cache import EmbeddingCache, default_cache_dir, encode_cached
 from deepshelf.errors import DeepshelfError
 
 log = logging.getLogger(__name__)
@@ -78,24 +77,7 @@ class E5Encoder:
 
     def encode(self, texts: list[str], progress: bool = False) -> np.ndarray:
         """Unit-norm vectors for `texts` (float32 [n, 384]), cached by content hash; None encodes as ""."""
-        texts = ["" if t is None else str(t) for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        keys = [content_hash(t) for t in texts]
-        found, cached = self.cache.get(keys)
-        if cached is not None:
-            out[found] = cached[found]
-        todo = np.flatnonzero(~found)
-        bs, unsaved = self.config.batch_size, 0
-        with progress_bar(len(todo), "encoding texts (e5)", enabled=progress) as advance:
-            for start in range(0, len(todo), bs):
-                rows = todo[start:start + bs]
-                out[rows] = self._forward([texts[i] for i in rows])
-                self.cache.put([keys[i] for i in rows], out[rows], persist=False)
-                unsaved += len(rows)
-                if unsaved >= FLUSH_ROWS:
-                    self.cache.flush()
-                    unsaved = 0
-                advance(len(rows))
-        self.cache.flush()
-        log.info("e5 text encoder: %d texts, %d from cache", len(texts), int(found.sum()))
+        out, cached = encode_cached(texts, self.dim, self.cache, self._forward, self.config.batch_size, progress,
+                                    "encoding texts (e5)", FLUSH_ROWS)
+        log.info("e5 text encoder: %d texts, %d from cache", len(out), cached)
         return out

@@ -20,8 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from deepshelf.encoders.cache import EmbeddingCache, content_hash, default_cache_dir
-from deepshelf.encoders.progress import progress_bar
+from deepshelf.encoders.cache import EmbeddingCache, default_cache_dir, encode_cached
 from deepshelf.errors import DeepshelfError
 
 log = logging.getLogger(__name__)
@@ -136,24 +135,8 @@ class TextEncoder:
 
         Empty strings encode to the model's vector for "" (a valid, uninformative point), never an error.
         """
-        texts = ["" if t is None else str(t) for t in texts]
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        keys = [content_hash(t) for t in texts]
-        found, cached = self.cache.get(keys)
-        if cached is not None:
-            out[found] = cached[found]
-        todo = np.flatnonzero(~found)
-        if len(todo):
-            # Sorting by length keeps padding (wasted compute) small inside each batch.
-            todo = todo[np.argsort([len(texts[i]) for i in todo], kind="stable")]
-            bs = self.config.batch_size
-            with progress_bar(len(todo), "encoding texts", enabled=progress) as advance:
-                for start in range(0, len(todo), bs):
-                    rows = todo[start:start + bs]
-                    out[rows] = self._forward([texts[i] for i in rows])
-                    advance(len(rows))
-            self.cache.put([keys[i] for i in todo], out[todo])
-        log.info("text encoder: %d texts, %d from cache", len(texts), int(found.sum()))
+        out, cached = encode_cached(texts, self.dim, self.cache, self._forward, self.config.batch_size, progress)
+        log.info("text encoder: %d texts, %d from cache", len(out), cached)
         return out
 
 
