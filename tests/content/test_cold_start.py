@@ -168,6 +168,19 @@ def test_served_input_embeddings_are_the_item_tables_rows(cold_world, restored):
         assert net.embed_items(items)[0, :2].abs().sum() == 0
 
 
+def test_an_item_table_past_the_bound_is_built_per_call(cold_world, restored, monkeypatch):
+    """A large catalogue's content table is not kept beside the weights: built per call, the same scores."""
+    import deepshelf.models.sasrec.estimator as estimator
+
+    model = restored
+    h = Histories.from_lists([[0, 1, 2], [5]])
+    kept = model.score(h)
+    monkeypatch.setattr(estimator, "KEEP_TABLE_BYTES", 0)
+    model._forget_table()
+    assert model._output_table() is not model._output_table()
+    np.testing.assert_allclose(model.score(h), kept, rtol=1e-6, atol=1e-6)
+
+
 def test_validation_during_training_scores_each_epochs_weights(cold_world, tmp_path):
     """Training steps (a fused optimizer, which moves no version counter) change what validation scores: each
     epoch's validation sees that epoch's weights, not the table kept from the first."""

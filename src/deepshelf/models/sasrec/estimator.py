@@ -20,6 +20,10 @@ from deepshelf.training import distributed
 from deepshelf.training.loop import LoopSettings, resolve_device, seed_everything, train_loop
 
 
+# The largest item table scoring keeps between calls (a view of the id embeddings is always kept: it costs
+# nothing); past it, a content model's table (every product's text projected) is built per call as before.
+KEEP_TABLE_BYTES = 256 * 2**20
+
 class SASRec(Recommender):
     """Next-item transformer; see the package docstring. `training_log` holds per-epoch loss, time, NDCG@10."""
 
@@ -142,7 +146,11 @@ class SASRec(Recommender):
         held = self.__dict__.get("_table_held")
         if (held is None or held[1] != versions or len(held[0]) != len(tensors)
                 or any(a is not b for a, b in zip(held[0], tensors))):
-            held = (tensors, versions, net.output_embeddings)
+            table = net.output_embeddings
+            copy = table.untyped_storage().data_ptr() != net.item_embeddings.weight.untyped_storage().data_ptr()
+            if copy and table.numel() * table.element_size() > KEEP_TABLE_BYTES:
+                return table  # a large catalogue's own table: built per call rather than kept beside the weights
+            held = (tensors, versions, table)
             self._table_held = held  # one tuple, replaced whole: a concurrent reader sees the old or the new
         return held[2]
 
