@@ -24,6 +24,7 @@ from deepshelf.training.loop import LoopSettings, resolve_device, seed_everythin
 # nothing); past it, a content model's table (every product's text projected) is built per call as before.
 KEEP_TABLE_BYTES = 256 * 2**20
 
+
 class SASRec(Recommender):
     """Next-item transformer; see the package docstring. `training_log` holds per-epoch loss, time, NDCG@10."""
 

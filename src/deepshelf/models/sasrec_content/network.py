@@ -45,25 +45,27 @@ class ContentSASRecNetwork(SASRecNetwork):
         self._table: torch.Tensor | None = None
         self._keep: torch.Tensor | None = None  # this step's id-dropout mask (training)
 
-    def item_table(self) -> torch.Tensor:
-        """(n_items + 1, d) item vectors; in training, a fresh random id-dropout mask per call."""
+    def item_table(self, items: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_items + 1, d) item vectors; in training, a fresh random id-dropout mask per call. Outside training,
+        `items` (any shape) asks for their rows alone: the whole table projects every product's text."""
+        if not self.training:
+            rows = torch.arange(len(self.warm), device=self.warm.device) if items is None else items
+            # products without events borrow their text neighbours' id vectors (`imputed`)
+            table = (self.item_embeddings(rows) * self.warm[rows][..., None]
+                     + self.content_projection(self.content[rows]) + self.imputed[rows])
+            return table * (rows > 0)[..., None]  # padding stays zero
         keep = self.warm
-        if self.training and self.id_dropout > 0:
+        if self.id_dropout > 0:
             keep = keep * (torch.rand_like(keep) >= self.id_dropout)
         self._keep = keep
         table = self.item_embeddings.weight * keep[:, None] + self.content_projection(self.content)
-        if self.training:
-            # Products without events are never a training target; as ever-present negatives they would teach
-            # the projection to bury exactly their texts. In training they score a constant 0 instead.
-            return table * self.warm[:, None]
-        table = table + self.imputed  # products without events borrow their text neighbours' id vectors
-        return table * (torch.arange(len(table), device=table.device) > 0)[:, None]  # padding stays zero
+        # Products without events are never a training target; as ever-present negatives they would teach the
+        # projection to bury exactly their texts. In training they score a constant 0 instead.
+        return table * self.warm[:, None]
 
     def embed_items(self, items: torch.Tensor) -> torch.Tensor:
-        if not self.training:  # item_table's rows for these items alone: the whole table projects every text
-            table = self.item_embeddings(items) * self.warm[items][..., None] + self.content_projection(
-                self.content[items]) + self.imputed[items]
-            return table * (items > 0)[..., None]  # (B, T, d)
+        if not self.training:
+            return self.item_table(items)  # (B, T, d)
         self._table = self.item_table()  # the same (masked) table scores this step's outputs
         return F.embedding(items, self._table)  # (B, T, d)
 
