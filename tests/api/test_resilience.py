@@ -54,6 +54,7 @@ def test_health_and_docs_answer_while_a_store_call_blocks(run_link, tmp_path):
     app = create_app(make_settings(run_link, f"sqlite:///{tmp_path / 's.db'}"))
     with TestClient(app) as client, ThreadPoolExecutor(4) as pool:
         store = app.state.service.store
+        store.embedded = False  # a networked store (PostgreSQL): its reads never run on the event loop
         with blocked_reads(store) as (entered, release):
             stuck = pool.submit(client.get, "/v1/users/u0_1/recommendations", headers=auth())
             assert entered.wait(WAIT)
@@ -65,6 +66,37 @@ def test_health_and_docs_answer_while_a_store_call_blocks(run_link, tmp_path):
             assert docs.status_code == 200
             release.set()
             assert stuck.result(WAIT).status_code == 200
+
+
+@pytest.mark.parametrize("embedded", [True, False])
+def test_an_embedded_stores_keyed_reads_run_on_the_event_loop(run_link, tmp_path, monkeypatch, embedded):
+    """SQLite's keyed reads (a shopper's history, product cards) are made on the loop, without the thread-pool
+    hop; a networked store's go to the thread pool. The answers are the same either way."""
+    from deepshelf.api.routes import recommendations
+
+    hops = []
+    original = recommendations.run_in_threadpool
+
+    async def counted(fn, *args):
+        hops.append(getattr(fn, "__name__", "?"))
+        return await original(fn, *args)
+
+    monkeypatch.setattr(recommendations, "run_in_threadpool", counted)
+    app = create_app(make_settings(run_link, f"sqlite:///{tmp_path / 's.db'}"))
+    with TestClient(app) as client:
+        service = app.state.service
+        service.store.embedded = embedded
+        service.settings.catalog_refresh_s = 3600.0  # no catalogue refresh due during the test (that one always hops)
+        service.runs.state.view.refresh(max_age_s=0)
+        hops.clear()
+        first = client.get("/v1/users/u0_1/recommendations?details=true", headers=auth())  # history and cards read
+        assert first.status_code == 200 and first.json()["items"]
+        assert ("title" in first.json()["items"][0]) and (hops == [] if embedded else hops == ["whole"])
+        service.shoppers.clear()
+        hops.clear()
+        again = client.get("/v1/users/u0_1/recommendations?details=true", headers=auth())  # history read, cards held
+        assert [i["item_id"] for i in again.json()["items"]] == [i["item_id"] for i in first.json()["items"]]
+        assert hops == ([] if embedded else ["whole"])
 
 
 def test_store_timeout_answers_503_with_retry_after(run_link, tmp_path):
@@ -127,6 +159,7 @@ def test_requests_beyond_the_bound_are_shed(run_link, tmp_path):
                                    retry_after_s=2))
     with TestClient(app) as client, ThreadPoolExecutor(4) as pool:
         store = app.state.service.store
+        store.embedded = False  # requests held in the thread pool by a networked store's reads
         with blocked_reads(store) as (entered, release):
             first = pool.submit(client.get, "/v1/users/u0_1/recommendations", headers=auth())
             assert entered.wait(WAIT)

@@ -16,7 +16,12 @@ from collections import OrderedDict
 
 class NeedsStore(Exception):
     """The answer needs a store read (a history or product cards not held, a catalogue refresh due): the caller
-    on the event loop answers it again in the thread pool instead."""
+    on the event loop answers it again in the thread pool instead, or, when the read is `keyed` (one shopper's
+    events, some products' cards: an indexed lookup) and the store is embedded (`Store.local`), on the loop."""
+
+    def __init__(self, what: str, keyed: bool = False):
+        super().__init__(what)
+        self.keyed = keyed
 
 
 class ItemCards:
@@ -45,7 +50,7 @@ class ItemCards:
                 held[item_id] = entry[0]
         if missing:
             if cached_only:
-                raise NeedsStore("product cards")
+                raise NeedsStore("product cards", keyed=True)
             generation = self._generation
             found = self.store.item_cards(missing)
             with self._lock:

@@ -174,7 +174,7 @@ class Service:
         if held is not None:
             return held
         if cached_only:
-            raise NeedsStore("shopper history")
+            raise NeedsStore("shopper history", keyed=True)
         if self.shoppers.sync():  # events were stored on this host since the last poll: theirs dropped, then ask again
             held = self.shoppers.get(user_id, view, catalog)
             if held is not None:
@@ -338,7 +338,7 @@ class Service:
         state = self.runs.state
         if state is None:
             if cached_only:
-                raise NeedsStore("product cards")
+                raise NeedsStore("product cards", keyed=True)
             return self.store.item_cards(list(item_ids))
         return state.view.cards.get(item_ids, cached_only)
 

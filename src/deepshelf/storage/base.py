@@ -76,6 +76,11 @@ class Store(ABC):
     kind: str
     dialect: Dialect
     search_candidates = 2000  # a query with more matches answers its newest ones unranked (search_titles)
+    # An embedded store (a file this process reads through a library, no server between): a keyed read (one
+    # shopper's events, some products' cards) is a function call of tens of microseconds, which the server makes
+    # on the event loop rather than handing to a thread (api/routes/recommendations.py `respond`). A networked
+    # store's reads stay off the loop, where a stalled database cannot hold the other requests.
+    embedded = False
 
     def __init__(self, url: str):
         self.url = url

@@ -30,6 +30,7 @@ class SQLiteStore(Store):
     kind = "sqlite"
     dialect = SQLITE
     ids_in_commit_order = True  # one writer at a time hands out AUTOINCREMENT ids
+    embedded = True  # WAL: a reader never waits for the writer; a stalled disk is bounded by store_timeout_s
 
     def __init__(self, url: str, synchronous: str = "FULL", timeout_s: float | None = None):
         super().__init__(url)

@@ -31,12 +31,14 @@ from deepshelf.data.fields import Id, Line
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicRead])
 
-# An answer may read the store (the shopper's history, the catalogue refresh, product cards for `details`), which
-# must never run on the event loop: a slow or stopped database would hold /health and every other request. The
-# hot routes are `async def` and first answer from memory alone (`cached_only`: the service raises NeedsStore
-# where it would read the store); only then is the work handed to the thread pool, where a store call is bounded
-# by `store_timeout_s` (then 503). The answer itself is short CPU work: on the loop it saves the thread-pool hop,
-# which cost about a third of a request (docs/benchmarks.md, "Service", where the time goes).
+# An answer may read the store (the shopper's history, the catalogue refresh, product cards for `details`). The hot
+# routes are `async def` and first answer from memory alone (`cached_only`: the service raises NeedsStore where it
+# would read the store). A networked store's read never runs on the event loop (a slow or stopped database would
+# hold /health and every other request): the work goes to the thread pool, where a store call is bounded by
+# `store_timeout_s` (then 503). An embedded store's keyed read (SQLite: one shopper's events, some products' cards;
+# `Store.embedded`) is a function call of tens of microseconds, made on the loop: the thread-pool hop cost more
+# than the read, about a fifth of a first list's CPU (docs/benchmarks.md, "Service", where the time goes). The
+# catalogue refresh (a range read of every change since the last) stays in the thread pool whatever the store.
 
 ItemId = Annotated[Id, Path()]
 TOKEN_MAX_CHARS = 2048  # a shopper token's bound (also api/fast_route.py's)
@@ -68,21 +70,25 @@ def card_ids(answer: Answer, details: bool) -> list[str]:
 
 async def respond(params: ListParams, surface: str, compute: Callable[[bool], Answer],
                   user_id: str | None = None) -> Response:
-    """`compute(cached_only)` on the event loop from memory, else in the thread pool; then the product cards the
-    same way (one store read for those not held), and the JSON answer (`to_list`)."""
+    """`compute(cached_only)` on the event loop from memory (or with an embedded store's keyed reads), else in the
+    thread pool; then the product cards the same way (one store read for those not held), and the JSON answer
+    (`to_list`)."""
     service = params.service
+    inline = service.store.embedded
     try:
         answer = compute(True)
-    except NeedsStore:
-        def whole():  # one hop for both: the answer, then the cards it needs
-            found = compute(False)
-            wanted = card_ids(found, params.details)
-            return found, service.item_cards(wanted) if wanted else {}
-        answer, rows = await run_in_threadpool(whole)
-        return to_list(answer, params, surface, user_id, rows=rows)
+    except NeedsStore as need:
+        if not (inline and need.keyed):
+            def whole():  # one hop for both: the answer, then the cards it needs
+                found = compute(False)
+                wanted = card_ids(found, params.details)
+                return found, service.item_cards(wanted) if wanted else {}
+            answer, rows = await run_in_threadpool(whole)
+            return to_list(answer, params, surface, user_id, rows=rows)
+        answer = compute(False)
     wanted = card_ids(answer, params.details)
     try:
-        rows = service.item_cards(wanted, cached_only=True) if wanted else {}
+        rows = service.item_cards(wanted, cached_only=not inline) if wanted else {}
     except NeedsStore:
         rows = await run_in_threadpool(service.item_cards, wanted)
     return to_list(answer, params, surface, user_id, rows=rows)
