@@ -154,3 +154,43 @@ def test_a_swapped_out_runs_content_worker_ends_after_its_work(text_content_run,
     finally:
         service.stop()
     assert len(content_threads()) == before
+
+
+def test_upserts_arriving_while_the_content_worker_is_busy_are_added_in_one_pass(text_content_run, tmp_path,
+                                                                               monkeypatch):
+    """A burst of upserts costs one more pass (one rebuild of the search's word index over the catalogue), each
+    product once with its latest upsert, instead of one pass per upsert."""
+    import deepshelf.encoders.text
+    from deepshelf.engine.content import ContentFeatures
+    from deepshelf.engine.service import Service
+    from deepshelf.storage import Item, open_store
+
+    monkeypatch.setattr(deepshelf.encoders.text, "TextEncoder", FakeEncoder)
+    passes, busy, release = [], threading.Event(), threading.Event()
+    original = ContentFeatures._add_items
+
+    def recorded(self, items):
+        passes.append([(it.item_id, it.title) for it in items])
+        if len(passes) == 1:
+            busy.set()
+            assert release.wait(30)
+        original(self, items)
+
+    monkeypatch.setattr(ContentFeatures, "_add_items", recorded)
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    service = Service(make_settings(text_content_run, database, watch_run=False), open_store(database))
+    service.start()
+    try:
+        content = service.state.content
+        first = content.add_items([Item("a", title="A")])
+        assert busy.wait(30)  # the first pass is running (its word index being rebuilt, say)
+        later = [content.add_items([Item(i, title=t)]) for i, t in (("b", "B"), ("c", "C"), ("b", "B again"))]
+        assert later[0] is later[1] is later[2] and later[0] is not first  # one waiting pass takes them all
+        release.set()
+        later[0].result(30)
+        assert passes == [[("a", "A")], [("c", "C"), ("b", "B again")]]
+        _, has = content.similar_index.vectors_of(["a", "b", "c"], "text")
+        assert has.all()
+    finally:
+        release.set()
+        service.stop()

@@ -41,7 +41,10 @@ class ContentFeatures:
     Products upserted over HTTP are encoded on a worker thread, off the request path: the upsert answers after
     the commit and the product's vectors follow a moment later: its text vector, and with the run's `embedder`
     (`content.embed`) and a photo (an uploaded image in `store`, else an `image_url` naming a file in
-    `image_dir`) its visual, search-photo and hybrid vectors. `close()` ends that thread (after the work already handed to it);
+    `image_dir`) its visual, search-photo and hybrid vectors. Upserts that arrive while the worker is busy wait
+    together and are added in one pass (each product once, its latest upsert): the search index rebuilds its word
+    index over the whole catalogue on every pass (seconds at a million products), so a burst of upserts costs one
+    rebuild after the running one, not one each. `close()` ends that thread (after the work already handed to it);
     the service calls it when the run is swapped out or the server stops.
     """
 
@@ -53,9 +56,11 @@ class ContentFeatures:
         self._image_dir = Path(image_dir).resolve() if image_dir is not None else None
         self._encoder = None
         self._image_encoder = None
-        self._lock = threading.Lock()  # submit vs close
+        self._lock = threading.Lock()  # submit vs close, and the waiting upserts
         self._closed = False
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepshelf-content")
+        self._waiting: dict = {}  # item_id -> Item: upserts not yet taken by a pass (the latest of each product)
+        self._next: Future | None = None  # the pass that will take them (queued behind the running one)
 
     @property
     def has_text(self) -> bool:
@@ -80,7 +85,19 @@ class ContentFeatures:
         with self._lock:
             if self._closed:
                 return None
-            return self._worker.submit(self._add_items, list(items))
+            for item in items:
+                self._waiting.pop(item.item_id, None)  # re-inserted: a product's order is its latest upsert's
+                self._waiting[item.item_id] = item
+            if self._next is None:
+                self._next = self._worker.submit(self._add_waiting)
+            return self._next
+
+    def _add_waiting(self) -> None:
+        """One pass over every upsert waiting when it starts; later ones go to the next pass."""
+        with self._lock:
+            items, self._waiting, self._next = list(self._waiting.values()), {}, None
+        if items:
+            self._add_items(items)
 
     def close(self) -> None:
         """Stop taking work and end the worker thread once the work already submitted is done."""

@@ -35,10 +35,11 @@ router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[PublicR
 # routes are `async def` and first answer from memory alone (`cached_only`: the service raises NeedsStore where it
 # would read the store). A networked store's read never runs on the event loop (a slow or stopped database would
 # hold /health and every other request): the work goes to the thread pool, where a store call is bounded by
-# `store_timeout_s` (then 503). An embedded store's keyed read (SQLite: one shopper's events, some products' cards;
-# `Store.embedded`) is a function call of tens of microseconds, made on the loop: the thread-pool hop cost more
-# than the read, about a fifth of a first list's CPU (docs/benchmarks.md, "Service", where the time goes). The
-# catalogue refresh (a range read of every change since the last) stays in the thread pool whatever the store.
+# `store_timeout_s` (then 503). An embedded store's keyed read (SQLite: one shopper's events, some products' cards,
+# and before them the ids of events other processes stored since the last poll, by the primary key; `Store.embedded`)
+# is a function call of tens of microseconds, made on the loop: the thread-pool hop cost more than the read, about a
+# fifth of a first list's CPU (docs/benchmarks.md, "Service", hand note after the wrk table). The catalogue refresh
+# (every product change since the last, any number of rows) stays in the thread pool whatever the store.
 
 ItemId = Annotated[Id, Path()]
 TOKEN_MAX_CHARS = 2048  # a shopper token's bound (also api/fast_route.py's)
