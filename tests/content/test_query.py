@@ -270,7 +270,7 @@ LITERAL = [("Catwalk Women Blue Flats", "Heels"), ("Catwalk Women Blue Heels", "
            ("Nike Men Blue Shoes", "Sports Shoes")]
 
 
-def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
+def _literal_index(**settings):
     from deepshelf.content.search import SearchIndex
 
     texts = [t for t, _ in LITERAL]
@@ -278,15 +278,16 @@ def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
     columns = {"type": np.array([ty for _, ty in LITERAL]), "colour": np.array(["Blue"] * len(texts)),
                "gender": np.array(["Women"] * 5 + ["Men"])}
     columns["colour"][3] = "Black"
+    out = SearchIndex(np.array([f"p{i}" for i in range(len(texts))]), texts, enc.encode(texts),
+                      np.zeros((len(texts), 1), np.float32), np.zeros(len(texts), bool), None, encoder=enc,
+                      attributes=columns)
+    for k, v in settings.items():
+        setattr(out._rows.understanding, k, v)
+    return out
 
-    def index(**settings):
-        out = SearchIndex(np.array([f"p{i}" for i in range(len(texts))]), texts, enc.encode(texts),
-                          np.zeros((len(texts), 1), np.float32), np.zeros(len(texts), bool), None, encoder=enc,
-                          attributes=columns)
-        for k, v in settings.items():
-            setattr(out._rows.understanding, k, v)
-        return out
 
+def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
+    index = _literal_index
     rows, _, u = index().find("catwalk women blue flats", k=10, by="text")
     assert u.literal and u.filters["type"] == {"Flats"} and not u.changed and "filters" not in u.as_dict()
     assert 0 in rows  # the product the words name is kept, although its label says Heels ...
@@ -298,3 +299,11 @@ def test_a_literal_query_boosts_its_attributes_instead_of_filtering_by_them():
     assert 0 not in index(literal_boost=None).find("catwalk women blue flats", k=10, by="text")[0]  # filters lose it
     rows, _, u = index().find("catwalk women blue flatts", k=10, by="text")  # a misspelling: not literal
     assert not u.literal and 0 not in rows and set(rows.tolist()) == {2, 4}
+
+
+def test_catalogue_words_no_product_uses_together_are_read_as_attributes_not_as_a_name():
+    # every word is the catalogue's, but no product is a Bata heel: the words name attributes, which filter
+    rows, _, u = _literal_index().find("bata women blue heels", k=10, by="text")
+    assert not u.literal and u.filters == {"type": {"Heels"}, "colour": {"Blue"}, "gender": {"Women"}}
+    assert sorted(rows.tolist()) == [0, 1]  # the Heels (one named Flats); not the Bata flats the words also match
+    assert _literal_index().understand("bata women blue flats").literal  # a product's words, together

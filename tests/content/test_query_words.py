@@ -67,6 +67,12 @@ def test_materials_and_catalogue_names_are_not_read_as_colours():
     # catalogue words only, but nothing besides attribute names once the colour name is read: not a product's name
     words = _shop().understand("crimson tie")
     assert not words.literal and words.filters == {"colour": {"Red"}, "type": {"Ties"}}
+    # catalogue words each somewhere, never together in one product ("crimson" in a tie's name, "leather" in a
+    # wallet's): no product's name, so the colour name is read and filters; a product's own name stays literal
+    apart = _shop().understand("crimson leather wallet")
+    assert not apart.literal and apart.filters == {"colour": {"Red"}, "type": {"Wallets"}}
+    together = _shop().understand("fossil brown leather wallet")
+    assert together.literal and together.filters == {"colour": {"Brown"}, "type": {"Wallets"}}
     # with a margin, the labels nearly as near come too (XKCD's crimson is a dark red, a few units from brown)
     assert _shop(look_margin=3.0).understand("crimson tie for him").filters["colour"] == {"Red", "Brown"}
     # a label the tables have no colour for never matches, and one too few products have is skipped

@@ -157,7 +157,7 @@ class QueryUnderstanding:
         # weigh as boosts, not filters, since labels and names disagree in places (that product is labelled Heels)
         out.literal = not out.corrections and all(w in lex.counts or w.isdigit() for w in words) \
             and all(any(e.source == "catalogue" for e in es) for _, es in named) \
-            and any(w not in lex.stop for w in free)
+            and any(w not in lex.stop for w in free) and self._named_together(words)
         if self.colour_look:  # colour names by their look ("crimson"), but not in a product's name
             looked, left = self._parse(fixed, look=True)
             # a literal query is a name only when it says more than attribute names, its colour names read
@@ -186,6 +186,14 @@ class QueryUnderstanding:
         out.text = bounds.rest if out.literal and bounds.rest else \
             " ".join(named_words + content + types) or bounds.rest or query
         return out
+
+    def _named_together(self, words: list[str]) -> bool:
+        """Whether some product's text uses all of `words` (stop words and numbers aside): a product's name has
+        its words together in that product, while a shopper's words that the catalogue merely has, each somewhere
+        ("crimson" in a lipstick's name, "pumps" in a shoe's), name no product and are read as attributes."""
+        lex = self.lexicon
+        rows = lex.rows_with([w for w in words if w not in lex.stop and w in lex.rows])
+        return rows is not None and len(rows) > 0
 
     def _english(self, w: str, encode) -> str | None:
         """`w`'s English correction (english.py), kept only when the catalogue reads it at least as well as `w`
