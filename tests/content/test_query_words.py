@@ -139,3 +139,26 @@ def test_everyday_gender_words_name_a_gender_and_short_english_words_stay_as_typ
     assert qu.understand("ladies jeans").filters["gender"] == {"Women"}
     for word in ("dad", "been", "went"):  # one edit from "lad", "teen", "gent", which the table therefore lacks
         assert qu.understand(f"tshirt for {word}").corrections == []
+
+
+# ---- compounds the catalogue lacks -------------------------------------------------------------------------
+NECK = [("Arrow Blue Tie", "Ties"), ("Arrow Red Tie", "Ties"), ("Roadster V Neck Tshirt", "Tshirts"),
+        ("Roadster Round Neck Tshirt", "Tshirts"), ("Doone Night Suit", "Night suits")]
+
+
+def _neck_shop(**settings) -> QueryUnderstanding:
+    texts = [t for t, _ in NECK]
+    return QueryUnderstanding(Lexicon(texts, {"type": np.array([ty for _, ty in NECK])}), **settings)
+
+
+def test_a_compound_the_catalogue_lacks_names_the_type_of_its_last_part():
+    u = _neck_shop().understand("blue necktie")  # "neck" and "tie" are the shop's words, "necktie" is not
+    assert u.filters["type"] == {"Ties"} and u.phrases["type"] == ["necktie"] and "necktie" not in u.text
+    keep, _ = _neck_shop().mask(u)
+    assert np.flatnonzero(keep).tolist() == [0]  # the blue tie (colour read from the titles)
+    # the feature off: nothing reads the word (no encoder here), no type is named
+    assert "type" not in _neck_shop(compound_part=None).understand("blue necktie").filters
+    # the first part must be a word the catalogue uses: "nigh" is not, so "nightie" is no kind of tie
+    assert "type" not in _neck_shop().understand("nightie").filters
+    # a word the catalogue has is its own word, never split ("tshirt" is no kind of "shirt" here: no Shirts)
+    assert _neck_shop().understand("tshirt").filters.get("type") == {"Tshirts"}

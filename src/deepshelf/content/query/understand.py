@@ -13,7 +13,8 @@ to its nearest catalogue word (`Speller`: never a word the catalogue or the tabl
 beside a neighbouring word, else one that names an attribute); a word with no catalogue word near and no English
 word either is corrected toward English (`english.py`: "nwcktie" -> "necktie"), kept only when the text encoder
 reads the correction at least as well as the typo; the longest phrases (up to the lexicon's longest) that name an
-attribute value, by its catalogue name or the table, become filters, and so do colour names of matplotlib's
+attribute value, by its catalogue name or the table, become filters (so does a compound the catalogue lacks whose
+last part names a type, its first part a catalogue word: "necktie" -> Ties), and so do colour names of matplotlib's
 tables the labels lack, read by their look (`colours.py`: "crimson" -> Maroon; "sky blue" -> Blue, by its
 catalogue word), except in a product's name; words naming several types keep the one the phrase means. When no phrase named a type, the catalogue votes on the remaining words: the type labels
 of the products that use all of them (weighing at least `use_weight` times the neighbours however few they are), of
@@ -85,7 +86,7 @@ class QueryUnderstanding:
                  colour_share: float = 2.0, use_min: int = 3, prototype_votes: float = 0.3,
                  use_weight: float = 4.0, colour_look: bool = True, look_lightness: float = 1.0,
                  look_margin: float = 3.0, look_min_products: int = 20, english: bool = True,
-                 english_guard: int | None = None, english_check: bool = True):
+                 english_guard: int | None = None, english_check: bool = True, compound_part: int | None = 3):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
@@ -111,6 +112,8 @@ class QueryUnderstanding:
         # word at least this common is never corrected, not even toward the catalogue (None: only the catalogue's
         # and the table's words are protected)
         self.english, self.english_guard, self.english_check = english, english_guard, english_check
+        # a word the catalogue lacks that ends with a type's word names that type ("necktie": `_head`)
+        self.compound_part = compound_part
 
     def warm(self) -> None:
         """Load now what the first search that needs it would otherwise load, with every search behind it
@@ -230,9 +233,28 @@ class QueryUnderstanding:
                     i += n
                     break
             else:
-                free.append(fixed[i])
+                head = self._head(fixed[i])
+                if head:
+                    named.append(([fixed[i]], head))
+                else:
+                    free.append(fixed[i])
                 i += 1
         return named, free
+
+    def _head(self, word: str) -> list:
+        """The type entries of the word a closed compound ends with, when `word` is no catalogue word: English
+        compounds name a kind of their last word ("necktie" a tie), so the type that word names, by the catalogue
+        or the table, is read rather than left to the text encoder, which reads such a word by its first part
+        ("necktie" nearest to V-neck T-shirts). Both parts at least `compound_part` letters, the first a word
+        the catalogue uses ("neck"; not "nigh", so "nightie" stays whole); empty otherwise (None: off)."""
+        lex, part = self.lexicon, self.compound_part
+        if part is None or word in lex.counts or not word.isalpha() or len(word) < 2 * part:
+            return []
+        for cut in range(part, len(word) - part + 1):  # the longest head first
+            entries = [e for e in lex.lookup([word[cut:]]) if e.attribute == "type" and e.values]
+            if entries and word[:cut] in lex.counts:
+                return entries
+        return []
 
     def _by_name(self, out: Understood, unknown: list[str], encode) -> set[str]:
         """A word the catalogue never uses may name a colour or gender nobody named, by its nearness to the
