@@ -141,6 +141,34 @@ def test_everyday_gender_words_name_a_gender_and_short_english_words_stay_as_typ
         assert qu.understand(f"tshirt for {word}").corrections == []
 
 
+def test_attributes_read_from_words_match_the_phrase_keys_reference():
+    """`_from_text` (each word stemmed once) against the plain reading of its contract: per product, the value of
+    the longest phrase whose key (`text.key`) matches some run of its words, leftmost first."""
+    import random
+
+    from deepshelf.content.query.lexicon import _from_text
+    from deepshelf.content.query.text import key
+
+    phrases = {"navy blue": "Navy Blue", "blue": "Blue", "off white": "Off White", "white": "White",
+               "dresses": "Dress", "t shirt": "Tshirts", "boys": "Boys", "sea green": "Sea Green"}
+    vocabulary = ["navy", "blue", "blues", "off", "white", "whites", "dress", "dresses", "t", "shirt", "shirts",
+                  "boy", "boys", "sea", "green", "greens", "cotton", "x"]
+    rnd = random.Random(5)
+    products = [[rnd.choice(vocabulary) for _ in range(rnd.randrange(0, 7))] for _ in range(3000)]
+
+    def reference(words):
+        by_key = {key(p): v for p, v in phrases.items()}
+        for n in range(2, 0, -1):
+            for j in range(len(words) - n + 1):
+                if key(words[j:j + n]) in by_key:
+                    return by_key[key(words[j:j + n])]
+        return ""
+
+    assert list(_from_text(products, phrases)) == [reference(w) for w in products]
+    assert list(_from_text([["navy", "blues", "shirts"], ["t", "shirts"], ["greens"]], phrases)) == \
+        ["Navy Blue", "Tshirts", ""]
+
+
 # ---- compounds the catalogue lacks -------------------------------------------------------------------------
 NECK = [("Arrow Blue Tie", "Ties"), ("Arrow Red Tie", "Ties"), ("Roadster V Neck Tshirt", "Tshirts"),
         ("Roadster Round Neck Tshirt", "Tshirts"), ("Doone Night Suit", "Night suits")]
