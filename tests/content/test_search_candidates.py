@@ -166,7 +166,9 @@ def test_save_and_load_keep_the_index_and_the_answers(tmp_path, monkeypatch, cap
 
 def test_the_search_log_s_picks_are_candidates():
     ix = build(0, n=3000)
-    q = "brandq green caps for kids"
+    # a product's own words (a literal query, so no filter), none of them p5's but "for"
+    q = next(t.rsplit(" ", 1)[0] for t in catalogue(3000)[1] if not {"brandt", "red", "shirts", "men"} & set(tokens(t)))
+    assert ix.understand(q).literal
 
     def candidates():
         keep, _ = ix._rows.understanding.mask(ix._rows.understanding.understand(q))
