@@ -28,6 +28,7 @@ import os
 import pickle
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ from benchmarks.lib.shop import build, working_copy
 log = logging.getLogger("serve_wrk")
 SECRET = "bench-token-secret"
 QUERY = "k=10&details=true"  # what the storefront asks
+SERVER_ENV = {"DEEPSHELF_TOKEN_SECRET": SECRET, "DEEPSHELF_STORE_TIMEOUT_S": "30"}  # every deepshelf server's
 TOKENED_USERS = 5000  # shoppers the Lua script holds tokens for (drawn from the shop's)
 WRK_TITLE = "Throughput under wrk (serve_wrk.py)"  # its part of the Service section (serve_load.py's beside it)
 
@@ -193,7 +195,7 @@ def row(name: str, workers: int, r: dict) -> str:
 
 def run_size(args, n_items: int, workdir: Path) -> tuple[list[str], dict]:
     run, built = build(workdir, n_items, args.users, args.events_per_user, args.dim)
-    env = {"DEEPSHELF_TOKEN_SECRET": SECRET, "DEEPSHELF_STORE_TIMEOUT_S": "30"}
+    env = SERVER_ENV
     reads = lua_script(workdir / f"reads-{n_items}.lua", args.users, n_items, 0.0)
     mixed = lua_script(workdir / f"mixed-{n_items}.lua", args.users, n_items, 0.1)
     bare_def = lua_script(workdir / "bare-def.lua", args.users, n_items, 0.0)
@@ -244,7 +246,6 @@ def open_loop_rounds(args, workdir: Path) -> dict:
     every round's measurement (`open`, `open-bare`) and the mix (`open-mixed`)."""
     from deepshelf.tokens import mint
 
-    env = {"DEEPSHELF_TOKEN_SECRET": SECRET, "DEEPSHELF_STORE_TIMEOUT_S": "30"}
     shops = {n: build(workdir, n, args.users, args.events_per_user, args.dim) for n in args.items}
     rnd = random.Random(3)
     tokens = {}
@@ -256,7 +257,7 @@ def open_loop_rounds(args, workdir: Path) -> dict:
 
     def server(n):
         run, built = shops[n]
-        return lambda: start_server(run, working_copy(built), 1, workdir / "server.log", env)
+        return lambda: start_server(run, working_copy(built), 1, workdir / "server.log", SERVER_ENV)
 
     out: dict = {}
     for round_ in range(args.open_rounds):
@@ -282,12 +283,6 @@ def open_loop_rounds(args, workdir: Path) -> dict:
     return out
 
 
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def report(args, rows, results, before, after, load) -> str:
     command = " ".join(["python -m benchmarks.serve_wrk"] + sys.argv[1:])
     lines = []
@@ -303,14 +298,16 @@ def report(args, rows, results, before, after, load) -> str:
     for n_items in args.items:
         mine = results.get(("open", n_items))
         if mine and bare:
-            cpu, bare_cpu = median([r["cpu_ms"] for r in mine]), median([r["cpu_ms"] for r in bare])
+            cpu = statistics.median(r["cpu_ms"] for r in mine)
+            bare_cpu = statistics.median(r["cpu_ms"] for r in bare)
             ratio = cpu / bare_cpu
             rounds = ", ".join(f"{m['cpu_ms']:.3f} / {b['cpu_ms']:.3f} = {m['cpu_ms'] / b['cpu_ms']:.2f}x"
                                for m, b in zip(mine, bare))
             lines.append(f"**Open loop at {args.rate:.0f} req/s, one worker, {n_items:,} products: "
                          f"{cpu:.3f} ms of server CPU per request (median of {len(mine)} rounds), {ratio:.2f}x the "
                          f"bare `def` endpoint's {bare_cpu:.3f} ms (goal <= 2x: {'met' if ratio <= 2 else 'NOT met'});"
-                         f" p50 {median([r['p50'] for r in mine]):.2f} ms, p99 {max(r['p99'] for r in mine):.2f} ms "
+                         f" p50 {statistics.median(r['p50'] for r in mine):.2f} ms, p99 "
+                         f"{max(r['p99'] for r in mine):.2f} ms "
                          f"(worst round), {sum(r['errors'] for r in mine)} errors.** Each round, deepshelf / bare: "
                          f"{rounds}.")
     for (kind, n_items), mixed in results.items():

@@ -17,7 +17,7 @@ from collections import OrderedDict
 class NeedsStore(Exception):
     """The answer needs a store read (a history or product cards not held, a catalogue refresh due): the caller
     on the event loop answers it again in the thread pool instead, or, when the read is `keyed` (one shopper's
-    events, some products' cards: an indexed lookup) and the store is embedded (`Store.local`), on the loop."""
+    events, some products' cards: an indexed lookup) and the store is embedded (`Store.embedded`), on the loop."""
 
     def __init__(self, what: str, keyed: bool = False):
         super().__init__(what)

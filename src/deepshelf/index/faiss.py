@@ -110,7 +110,7 @@ class VectorIndex:
         blocked = 0 if allowed is None else int((~allowed).sum())
         fetch = min(len(self), k + (exclude is not None) + min(blocked, 4 * k))  # room for the filters
         scores, idx = self.faiss_index.search(queries, fetch)
-        if exclude is None and allowed is None and idx.shape[1] == k and bool(idx[:, -1].min() >= 0):
+        if exclude is None and allowed is None and bool((idx >= 0).all()):
             return idx.astype(np.int64, copy=False), scores  # every row full, nothing to filter (a served fold-in)
         keep = idx >= 0
         if exclude is not None:

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import functools
 import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -74,9 +73,6 @@ def _encode_values(values: np.ndarray) -> Attribute:
     return Attribute(names, codes)
 
 
-_stem = functools.lru_cache(maxsize=1 << 16)(stem)  # a catalogue's words repeat: each distinct one stemmed once
-
-
 def _from_text(words_per_product: list[list[str]], phrases: dict[str, str]) -> np.ndarray:
     """One value per product read from its words: the value of the longest phrase of `phrases` (by key) in it."""
     out = np.empty(len(words_per_product), dtype=object)
@@ -87,7 +83,7 @@ def _from_text(words_per_product: list[list[str]], phrases: dict[str, str]) -> n
         # key(words[j:j + n]) with each word stemmed once (and a catalogue's repeated words once in all), not once
         # per phrase ending on it: this loop runs over every product's every phrase length and place, most of a
         # catalogue's index build (upsert_burst.py)
-        stems = [_stem(w) for w in words]
+        stems = [stem(w) for w in words]
         for n in range(min(longest, len(words)), 0, -1):
             for j in range(len(words) - n + 1):
                 found = by_key.get("".join(words[j:j + n - 1]) + stems[j + n - 1], "")

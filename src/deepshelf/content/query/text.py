@@ -7,6 +7,7 @@ removed, so "T-Shirts", "t shirt" and "tshirt" share the key "tshirt" and "Flip 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -24,6 +25,7 @@ def tokens(text: str) -> list[str]:
     return _WORD.findall(_APOSTROPHE.sub("", text.lower()))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a catalogue's words repeat: each distinct one stemmed once
 def stem(word: str) -> str:
     """One plural ending off a lower-case word: dresses -> dress, watches -> watch, tops -> top, dress -> dress."""
     if len(word) <= 3:
