@@ -12,7 +12,8 @@ words the table has go to development only. The tuned settings (the share of the
 the share of the top type's that keeps another, how much the products using the words weigh, how many product
 neighbours vote and how near they must be, how much the type nearest by meaning adds, how many products must use a
 catalogue word offered as a correction, colour by the products that use a word, colour and gender by name,
-colour names by their look and the margin that reads a second label, spelling toward English) are chosen on
+colour names by their look and the margin that reads a second label, spelling toward English, two edits toward
+an attribute's word, slips of the fingers first among equally near corrections) are chosen on
 development queries, the literal boost on development product names; test queries and names are scored
 once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
@@ -297,6 +298,16 @@ def main() -> None:
         qu.english = on == "on"
         tuning[("english", on)] = dev_p10()
     qu.english = tuning[("english", "on")] > tuning[("english", "off")]
+    # a word that nothing reaches within one edit corrected toward an attribute's word within two; among equally
+    # near corrections, one slip of the fingers away first (off wins a tie)
+    for on in ("off", "on"):
+        qu.far = 5 if on == "on" else None
+        tuning[("two edits", on)] = dev_p10()
+    qu.far = 5 if tuning[("two edits", "on")] > tuning[("two edits", "off")] else None
+    for on in ("off", "on"):
+        qu.lexicon.speller.slips = on == "on"
+        tuning[("slips first", on)] = dev_p10()
+    qu.lexicon.speller.slips = tuning[("slips first", "on")] > tuning[("slips first", "off")]
     # literal boost: the best P@10 (all) on development names among the boosts that lose no attribute against
     # the words as typed (filters instead of boosts: "filter")
     lit_base = precision(run(index, literal_dev, False, 11)[0], literal_dev, labels, lit_dev.tolist())
@@ -370,7 +381,8 @@ def main() -> None:
              f"colour by name {qu.colour_threshold if qu.colour_threshold < 1 else 'off'}, gender "
              f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, colour by look "
              f"{f'on (margin {qu.look_margin})' if qu.colour_look else 'off'}, English spelling "
-             f"{'on' if qu.english else 'off'}, literal boost "
+             f"{'on' if qu.english else 'off'}, two edits toward attribute words {'on' if qu.far else 'off'}, "
+             f"slips first {'on' if qu.lexicon.speller.slips else 'off'}, literal boost "
              f"{'filter' if qu.literal_boost is None else qu.literal_boost} (words as typed on development names: "
              f"{lit_base[0]:.3f}; " + ", ".join(f"{a} {v:.3f}" for a, v in lit_base[1].items()) + ").  ",
              "Test examples: " + "; ".join(f"`{q}`" for q in examples) + ".", "",

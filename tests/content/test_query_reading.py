@@ -118,3 +118,32 @@ def test_a_word_whose_products_share_a_colour_more_than_a_type_names_that_colour
     assert "colour" not in qu.understand("chinos").filters
     # a colour the query names is kept
     assert qu.understand("black crimson tshirt").filters["colour"] == {"Black"}
+
+
+# ---- two slips, and which slip ------------------------------------------------------------------------------------
+def test_a_word_nothing_reaches_within_one_edit_is_read_as_an_attribute_word_within_two():
+    texts = ["Baggit Brown Handbag. Handbags", "Lavie Black Handbag. Handbags", "Fossil Black Wallet. Wallets",
+             "Fossil Brown Wallet. Wallets"]
+    lex = Lexicon(texts, {"type": np.array([t.split(". ")[1] for t in texts])})
+    u = QueryUnderstanding(lex).understand("hnadags")  # two letters swapped and one dropped: two edits
+    assert u.corrections == [("hnadags", "handbags")] and u.filters["type"] == {"Handbags"}
+    assert QueryUnderstanding(lex, far=None).understand("hnadags").corrections == []  # the feature off
+    assert lex.speller.far("hnadgs") is None  # three edits: out of reach
+    assert lex.speller.far("blakc") == "black"  # a colour read from the products' words
+    # only words naming an attribute are reached ("fossil", the brand, is not), and not from short words
+    assert lex.speller.far("fosisl") is None and lex.speller.far("wlalt") is None
+    # an English word is its own correction and never gets this far; without English spelling it would
+    assert QueryUnderstanding(lex).understand("walkers").corrections == []
+    assert QueryUnderstanding(lex, english=False).understand("walkers").corrections == [("walkers", "wallets")]
+
+
+def test_among_equally_near_corrections_a_slip_of_the_fingers_wins():
+    from deepshelf.content.query.speller import slip
+
+    assert slip("thirt", "tshirt") and not slip("thirt", "shirt")  # a dropped s; a t for an s, keys apart
+    assert slip("paont", "paint") and slip("jakcet", "jacket") and slip("shrit", "shirt")  # o touches i; swaps
+    assert not slip("rainers", "raiser") and not slip("sens", "mens")  # two changes; s and m are keys apart
+    s = Speller(Counter({"shirt": 50, "tshirt": 20}))
+    assert s.correct("thirt") == "tshirt"  # one edit from each: the commoner loses to the slip
+    assert Speller(Counter({"shirt": 50, "tshirt": 20}), slips=False).correct("thirt") == "shirt"
+    assert s.correct("shirg") == "shirt"  # g touches t

@@ -1,8 +1,11 @@
 """Spelling correction against the catalogue's own words: a misspelt query word becomes the most frequent
 catalogue word within one edit (two for long words); a word the catalogue has is never changed. Among candidates
 equally near, one that the catalogue writes next to a neighbouring query word ("tot bag" -> "tote", as in "Tote
-Bag", not the commoner "top"; "swaet shirt" -> "sweat", as in "Sweatshirt") comes first, then one that names
-an attribute ("sens" -> "mens", not "sets"). A plural with nothing near is corrected by its singular ("hoidies"
+Bag", not the commoner "top"; "swaet shirt" -> "sweat", as in "Sweatshirt") comes first, then one a single
+slip of the fingers away (a letter dropped, added or swapped with its neighbour, or a key touching the right one:
+"thirt" -> "tshirt", not "shirt", whose s would have to be a t, keys apart), then one that names an attribute
+("sens" -> "mens", not "sets"). `far`: a word naming an attribute within two edits, for a word nothing else
+reaches ("hnadags" -> "handbags"). A plural with nothing near is corrected by its singular ("hoidies"
 -> "hoodie").
 
 Candidates come from a symmetric-delete index (Garbe's SymSpell idea, distance 1): every vocabulary word is
@@ -27,12 +30,41 @@ def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
+def _keyboard() -> dict[str, frozenset[str]]:
+    """Each letter's neighbours on a QWERTY keyboard: beside it in its row, and the keys touching it in the
+    staggered rows above and below."""
+    rows = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
+    near: dict[str, set[str]] = {c: set() for r in rows for c in r}
+    for r, row in enumerate(rows):
+        for i, c in enumerate(row):
+            around = [(r, i - 1), (r, i + 1), (r - 1, i), (r - 1, i + 1), (r + 1, i - 1), (r + 1, i)]
+            near[c] |= {rows[a][b] for a, b in around if 0 <= a < len(rows) and 0 <= b < len(rows[a])}
+    return {c: frozenset(n) for c, n in near.items()}
+
+
+KEYBOARD = _keyboard()
+
+
+def slip(typed: str, word: str) -> bool:
+    """Whether `typed` is `word` with one slip of the fingers: a letter dropped or added, two neighbouring letters
+    swapped, or a letter replaced by a key touching it. Not a letter replaced by a distant key ("thirt" is
+    "tshirt" with the s dropped; "shirt" would need a t for the s, keys apart)."""
+    if len(typed) != len(word):
+        short, long = sorted((typed, word), key=len)
+        return len(long) == len(short) + 1 and short in _deletes(long)
+    diff = [i for i, (a, b) in enumerate(zip(typed, word)) if a != b]
+    if len(diff) == 1:
+        return typed[diff[0]] in KEYBOARD.get(word[diff[0]], ())
+    return len(diff) == 2 and diff[1] == diff[0] + 1 and typed[diff[0]] == word[diff[1]] \
+        and typed[diff[1]] == word[diff[0]]
+
+
 class Speller:
     """`correct(word)`: the word itself when known, else its best catalogue spelling, else None."""
 
     def __init__(self, counts: Counter | dict[str, int], protected: set[str] = frozenset(), min_count: int = 2,
                  min_length: int = 3, long_word: int = 8, pairs: set[tuple[str, str]] | frozenset = frozenset(),
-                 preferred: set[str] | frozenset = frozenset()):
+                 preferred: set[str] | frozenset = frozenset(), slips: bool = True):
         # every word the catalogue (or the query lexicon) has is known and never corrected; only words seen at
         # least `min_count` times are offered as corrections (a typo in one title is not a spelling)
         self.known = set(counts) | set(protected)
@@ -45,6 +77,8 @@ class Speller:
         # candidates that the neighbouring words do not decide, one of these comes before a merely commoner word
         # ("sens" -> "mens", not "sets"; "malr" -> "male", not "mar"): a shop's queries name what they want
         self.preferred = frozenset(preferred)
+        # among equally near candidates, those one slip of the fingers away (`slip`) first
+        self.slips = slips
         index: dict[str, list[str]] = defaultdict(list)
         for w in self.counts:
             if len(w) >= min_length:
@@ -57,6 +91,20 @@ class Speller:
             if len(w) >= long_word - 1:
                 by_length[len(w)].append(w)
         self._by_length = dict(by_length)
+        self._far_pool = sorted(w for w in self.preferred if len(w) >= min_length and w.isalpha())
+
+    def far(self, word: str, min_length: int = 5) -> str | None:
+        """The word naming an attribute (`preferred`) within two edits of `word`, the commonest of the nearest;
+        None when there is none or `word` is shorter than `min_length`. For a word that nothing reaches within
+        one edit, neither in the catalogue nor in English: two slips in a word of five to seven letters
+        ("hnadags" -> "handbags", "waltes" -> "wallets") lie beyond `correct`'s reach below `long_word`."""
+        if len(word) < min_length or not word.isalpha():
+            return None
+        found = process.extract(word, self._far_pool, scorer=OSA.distance, score_cutoff=2, limit=None)
+        if not found:
+            return None
+        best = min(d for _, d, _ in found)
+        return min((w for w, d, _ in found if d == best), key=lambda w: (-self.counts.get(w, 0), w))
 
     def is_known(self, word: str) -> bool:
         return word in self.known
@@ -90,9 +138,10 @@ class Speller:
         often a word of its own ("joggers") than a misspelling of a word a couple of products use ("roggers")."""
         if word in self.known or word.isdigit() or len(word) < self.min_length:
             return word
-        found = self._offered(self.candidates(word), min_count)
+        found, typed = self._offered(self.candidates(word), min_count), word
         if not found and stem(word) != word:  # a plural whose singular is near ("hoidies" -> "hoodie")
-            found = self._offered(self.candidates(stem(word)), min_count)
+            typed = stem(word)
+            found = self._offered(self.candidates(typed), min_count)
         if not found:
             return None
         nearest = [w for w, d in found if d == found[0][1]]
@@ -100,5 +149,7 @@ class Speller:
             beside = [w for w in nearest if self._together(w, before, after)]
             if beside:
                 return beside[0]
+        if self.slips:  # a slip of the fingers before a distant key ("yshirt" -> "tshirt", not "shirt")
+            nearest = [w for w in nearest if slip(typed, w)] or nearest
         named = [w for w in nearest if w in self.preferred]
-        return named[0] if named else found[0][0]
+        return named[0] if named else nearest[0]

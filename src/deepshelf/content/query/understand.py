@@ -12,7 +12,8 @@ to its nearest catalogue word (`Speller`: never a word the catalogue or the tabl
 `min_count` products use unless it names an attribute; among equally near candidates, the one the catalogue writes
 beside a neighbouring word, else one that names an attribute); a word with no catalogue word near and no English
 word either is corrected toward English (`english.py`: "nwcktie" -> "necktie"), kept only when the text encoder
-reads the correction at least as well as the typo; the longest phrases (up to the lexicon's longest) that name an
+reads the correction at least as well as the typo; a word neither reaches within one edit, toward the commonest
+word naming an attribute within two (`Speller.far`: "hnadags" -> "handbags"); the longest phrases (up to the lexicon's longest) that name an
 attribute value, by its catalogue name or the table, become filters (so does a compound the catalogue lacks whose
 last part names a type, its first part a catalogue word: "necktie" -> Ties), and so do colour names of matplotlib's
 tables the labels lack, read by their look (`colours.py`: "crimson" -> Maroon; "sky blue" -> Blue, by its
@@ -86,7 +87,8 @@ class QueryUnderstanding:
                  colour_share: float = 2.0, use_min: int = 3, prototype_votes: float = 0.3,
                  use_weight: float = 4.0, colour_look: bool = True, look_lightness: float = 1.0,
                  look_margin: float = 3.0, look_min_products: int = 20, english: bool = True,
-                 english_guard: int | None = None, english_check: bool = True, compound_part: int | None = 3):
+                 english_guard: int | None = None, english_check: bool = True, compound_part: int | None = 3,
+                 far: int | None = 5):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
@@ -114,6 +116,9 @@ class QueryUnderstanding:
         self.english, self.english_guard, self.english_check = english, english_guard, english_check
         # a word the catalogue lacks that ends with a type's word names that type ("necktie": `_head`)
         self.compound_part = compound_part
+        # a word of at least `far` letters that neither the catalogue nor English has within one edit is
+        # corrected toward a word naming an attribute within two (`Speller.far`; None: off)
+        self.far = far
 
     def warm(self) -> None:
         """Load now what the first search that needs it would otherwise load, with every search behind it
@@ -150,6 +155,8 @@ class QueryUnderstanding:
                                     rare)
             if c is None and self.english:  # nothing in the catalogue near: the English word ("nwcktie")
                 c = self._english(w, encode)
+            if c is None and self.far:  # nothing within one edit: a word naming an attribute within two
+                c = lex.speller.far(w, self.far)  # (an English word never gets here: it is its own correction)
             if c is not None and c != w:
                 out.corrections.append((w, c))
             fixed.append(c or w)
