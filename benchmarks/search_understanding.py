@@ -13,7 +13,8 @@ the share of the top type's that keeps another, how much the products using the 
 neighbours vote and how near they must be, how much the type nearest by meaning adds, how many products must use a
 catalogue word offered as a correction, colour by the products that use a word, colour and gender by name,
 colour names by their look and the margin that reads a second label, spelling toward English, two edits toward
-an attribute's word, slips of the fingers first among equally near corrections) are chosen on
+an attribute's word, slips of the fingers first among equally near corrections, the colour difference within which
+a short page is filled) are chosen on
 development queries, the literal boost on development product names; test queries and names are scored
 once.
 P@10 (all) = share of the top 10 whose every named attribute matches (a missing result counts as a miss); per
@@ -162,7 +163,8 @@ def run(index, queries, understand, k=10, memo=None):
         t = time.perf_counter()
         if memo is not None:
             u = index.understand(q)
-            key_ = (u.text, u.literal, tuple(sorted((a, tuple(sorted(v))) for a, v in u.filters.items())))
+            key_ = (u.text, u.literal, tuple(sorted((a, tuple(sorted(v))) for a, v in u.filters.items())),
+                    index._rows.understanding.fill_colour)
             if key_ not in memo:
                 memo[key_] = index.find(q, k, by="text")[0]
             rows = memo[key_]
@@ -308,6 +310,12 @@ def main() -> None:
         qu.lexicon.speller.slips = on == "on"
         tuning[("slips first", on)] = dev_p10()
     qu.lexicon.speller.slips = tuning[("slips first", "on")] > tuning[("slips first", "off")]
+    # a page the filters leave short filled with the products of the colours that look nearest (CIEDE2000)
+    for difference in (None, 10.0, 20.0, 30.0):
+        qu.fill_colour = difference
+        tuning[("fill colour", "off" if difference is None else difference)] = dev_p10()
+    qu.fill_colour = max((None, 10.0, 20.0, 30.0), key=lambda t: (tuning[("fill colour", "off" if t is None else t)],
+                                                                  -(t or 0)))
     # literal boost: the best P@10 (all) on development names among the boosts that lose no attribute against
     # the words as typed (filters instead of boosts: "filter")
     lit_base = precision(run(index, literal_dev, False, 11)[0], literal_dev, labels, lit_dev.tolist())
@@ -370,7 +378,7 @@ def main() -> None:
              + ", ".join(sorted({s for a in ATTRS for s, _, o in f['test'][a] if o == 'shopper'}))
              + f"; of them in the search's table: {len(leaked)}.  ",
              "Settings chosen on development queries (dev P@10 all; the literal boost on development names): "
-             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count', 'type by use weight', 'look margin') else 'off'}: {v:.3f}"
+             + ", ".join(f"{a} {t if isinstance(t, str) or t < 1 or a in ('neighbours', 'literal boost', 'correction min count', 'type by use weight', 'look margin', 'fill colour') else 'off'}: {v:.3f}"
                          for (a, t), v in tuning.items())
              + f" -> type share {qu.type_share if qu.type_share <= 1 else 'off'} (types under {qu.type_ratio} of the "
              f"top type's votes dropped; the products using the words weigh at least {qu.use_weight} x the "
@@ -382,7 +390,8 @@ def main() -> None:
              f"{qu.gender_threshold if qu.gender_threshold < 1 else 'off'}, colour by look "
              f"{f'on (margin {qu.look_margin})' if qu.colour_look else 'off'}, English spelling "
              f"{'on' if qu.english else 'off'}, two edits toward attribute words {'on' if qu.far else 'off'}, "
-             f"slips first {'on' if qu.lexicon.speller.slips else 'off'}, literal boost "
+             f"slips first {'on' if qu.lexicon.speller.slips else 'off'}, short pages filled with colours within "
+             f"{qu.fill_colour if qu.fill_colour is not None else 'off'}, literal boost "
              f"{'filter' if qu.literal_boost is None else qu.literal_boost} (words as typed on development names: "
              f"{lit_base[0]:.3f}; " + ", ".join(f"{a} {v:.3f}" for a, v in lit_base[1].items()) + ").  ",
              "Test examples: " + "; ".join(f"`{q}`" for q in examples) + ".", "",

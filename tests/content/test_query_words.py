@@ -190,3 +190,41 @@ def test_a_compound_the_catalogue_lacks_names_the_type_of_its_last_part():
     assert "type" not in _neck_shop().understand("nightie").filters
     # a word the catalogue has is its own word, never split ("tshirt" is no kind of "shirt" here: no Shirts)
     assert _neck_shop().understand("tshirt").filters.get("type") == {"Tshirts"}
+
+
+# ---- a short page filled with the nearest colours ------------------------------------------------------------
+def test_the_labels_near_a_colour_by_its_look():
+    look = ColourLook(["Cream", "Off White", "White", "Black"])
+    assert look.near(["Cream"], 0.0) == {"Cream"}
+    # CIEDE2000 from the tables' cream: off-white about 9, white about 19, black far
+    assert look.near(["Cream"], 10.0) == {"Cream", "Off White"}
+    assert look.near(["Cream"], 20.0) == {"Cream", "Off White", "White"}
+    assert look.near(["Multi"], 20.0) == set()  # a label the tables cannot place
+
+
+def test_a_page_its_filters_leave_short_is_filled_with_the_nearest_colours_after_the_named_one():
+    from deepshelf.content.search import SearchIndex
+    from tests.content.test_query import WordEncoder
+
+    shop = [("Wrogn Cream Sweater", "Sweaters", "Cream"), ("Wrogn Off White Sweater", "Sweaters", "Off White"),
+            ("Wrogn White Sweater", "Sweaters", "White"), ("Wrogn Black Sweater", "Sweaters", "Black"),
+            ("Wrogn Black Sweater Two", "Sweaters", "Black"), ("Wrogn Cream Tshirt", "Tshirts", "Cream")]
+    texts = [f"{t}. {ty}" for t, ty, _ in shop]
+    enc = WordEncoder(texts)
+    index = SearchIndex(np.array([f"p{i}" for i in range(len(texts))]), texts, enc.encode(texts),
+                        np.zeros((len(texts), 1), np.float32), np.zeros(len(texts), bool), None, encoder=enc,
+                        attributes={"type": np.array([p[1] for p in shop]), "colour": np.array([p[2] for p in shop])})
+    qu = index._rows.understanding
+
+    def find(query, fill):
+        qu.fill_colour = fill
+        rows, scores, u = index.find(query, k=10, by="text")
+        return rows.tolist(), scores, u
+
+    assert find("ivory sweater", None)[0] == [0]  # the one Cream sweater ("ivory" looks nearest to Cream)
+    rows, scores, u = find("ivory sweater", 20.0)
+    assert rows[0] == 0 and sorted(rows[1:]) == [1, 2]  # then the off-white and white ones, never the black
+    assert scores[0] > max(scores[1:]) + 0.99  # below the named colour whatever a history adds later
+    assert u.widened == ["colour Off White/White"] and u.as_dict()["widened"] == u.widened
+    assert find("ivory sweater", 10.0)[0] == [0, 1]  # white is about 19 from cream
+    assert find("cream tshirt", 20.0)[2].widened == []  # a full page for what exists: nothing near is sold

@@ -151,6 +151,9 @@ class UnderstoodQuery(BaseModel):
     price: dict[str, float] | None = Field(default=None, description="price bounds the query stated: min, max")
     relaxed: list[str] | None = Field(default=None, description="what was dropped because nothing matched it all "
                                                                 "(\"colour Purple\", \"price\")")
+    widened: list[str] | None = Field(default=None, description="what filled a page the filters left short, after "
+                                                                "the products matching it all: the colours that "
+                                                                "look nearest (\"colour Off White/White\")")
 
 
 ItemList.model_rebuild()

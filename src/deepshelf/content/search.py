@@ -283,7 +283,8 @@ class SearchIndex:
 
         The corrected text, with attribute values in the catalogue's own words, is matched by meaning and by
         BM25 among the products every parsed filter (type, colour, gender) passes; when none passes, the least
-        informative filters are dropped until some do (`Understood.relaxed` says which). A literal query (every
+        informative filters are dropped until some do (`Understood.relaxed` says which), and a page they leave short is
+        filled with the products of the nearest colours (`Understood.widened`). A literal query (every
         word one the catalogue uses, as typed) is matched as typed, its attributes adding to the score instead. Price bounds are parsed
         but applied by the caller, which knows prices."""
         if k < 1:
@@ -293,6 +294,14 @@ class SearchIndex:
         if self.feedback is not None:  # what shoppers chose after these words outranks a guess by meaning
             self.feedback.refine(understood)
         keep, understood.relaxed = rows.understanding.mask(understood)
+        idx, top = self._page(query, understood, keep, k, by, rows, in_stock)
+        if len(idx) < k and keep is not None:
+            idx, top = self._fill(query, understood, keep, idx, top, k, by, rows, in_stock)
+        return idx, top, understood
+
+    def _page(self, query: str, understood: Understood, keep: np.ndarray | None, k: int, by: SearchBy,
+              rows: _Rows, in_stock: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """`find`'s top-`k` among the rows `keep` passes (None: all): (int64 rows, float32 scores)."""
         if rows.candidates is not None and by != "photo":  # words -> pictures alone has no candidate stage
             boosted = rows.understanding.matching(understood) if understood.literal and keep is None else None
             at, scores = self._candidates(query, understood.text, by, rows, keep, max(DEPTH, 4 * k), boosted)
@@ -309,7 +318,23 @@ class SearchIndex:
         idx, top = topk(scores[None, :], k)
         ok = np.isfinite(top[0])
         idx = idx[0][ok]
-        return idx if at is None else at[idx], top[0][ok], understood
+        return idx if at is None else at[idx], top[0][ok]
+
+    def _fill(self, query: str, understood: Understood, keep: np.ndarray, idx: np.ndarray, top: np.ndarray, k: int,
+              by: SearchBy, rows: _Rows, in_stock: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """A page its filters leave short, filled after its products with those of the colours that look nearest
+        to the one named (`QueryUnderstanding.widen`; `Understood.widened` says which)."""
+        wider = rows.understanding.widen(understood)
+        more_keep = None if wider is None else rows.understanding.mask(wider)[0]
+        if more_keep is None or not (more_keep := more_keep & ~keep).any():
+            return idx, top
+        more, more_top = self._page(query, understood, more_keep, k - len(idx), by, rows, in_stock)
+        if not len(more):
+            return idx, top
+        understood.widened = [f"colour {'/'.join(sorted(wider.filters['colour'] - understood.filters['colour']))}"]
+        if len(top):  # below every product of the named colour, whatever a shopper's history adds (engine search)
+            more_top = more_top - more_top.max() + top.min() - 1.0
+        return np.concatenate([idx, more]), np.concatenate([top, more_top]).astype(np.float32)
 
     def search(self, query: str, k: int = 10, by: SearchBy = "hybrid", user_history=None, scorer=None,
                in_stock: np.ndarray | None = None, rerank_weight: float = 0.3,

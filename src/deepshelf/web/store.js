@@ -544,6 +544,7 @@ function showUnderstood(query, understood) {
       (q, c) => q.replace(new RegExp(`\\b${c.from}\\b`, "i"), c.to), query))}</strong>”`);
   }
   if (understood.relaxed) notes.push(`Nothing matched it all; left out: ${esc(understood.relaxed.join(", "))}`);
+  if (understood.widened) notes.push(`Few matched it all; then: ${esc(understood.widened.join(", "))}`);
   const chips = (understood.filters || []).map((f) => ({ label: `${ATTRIBUTE_NAMES[f.attribute] || f.attribute}: ${f.values.join(" / ")}`, words: f.words }));
   if (understood.price) {
     const { min, max } = understood.price;

@@ -85,6 +85,16 @@ class ColourLook:
         return {v for v, x in zip(labels, dist) if x <= dist.min() + margin}
 
 
+    def near(self, labels, max_difference: float) -> set[str]:
+        """The labels within `max_difference` (CIEDE2000) of any of `labels` (those the tables place), `labels`
+        themselves included."""
+        at = [self.labels.index(v) for v in labels if v in self.labels]
+        if not at:
+            return set()
+        dist = np.min([delta_e2000(self._lab, self._lab[i]) for i in at], axis=0)
+        return {v for v, d in zip(self.labels, dist) if d <= max_difference}
+
+
 def delta_e2000(lab1: np.ndarray, lab2: np.ndarray, kl: float = 1.0) -> np.ndarray:
     """CIEDE2000 colour difference between Lab colours (broadcasting [..., 3]); `kl` the lightness weight's divisor
     (scikit-image's implementation)."""

@@ -31,7 +31,7 @@ searched as typed, its attributes a boost rather than filters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,13 +51,14 @@ class Understood:
     price_min: float | None = None
     price_max: float | None = None
     relaxed: list[str] = field(default_factory=list)  # what was dropped so that something matches
+    widened: list[str] = field(default_factory=list)  # what filled a short page ("colour Off White/White")
     literal: bool = False  # every word is one the catalogue's products use, as typed: attributes boost, not filter
 
     @property
     def changed(self) -> bool:
         """Whether the search is for anything but the words as typed (a literal query's boosts only reorder)."""
         return bool(self.corrections or (self.filters and not self.literal) or self.price_min is not None
-                    or self.price_max is not None or self.relaxed)
+                    or self.price_max is not None or self.relaxed or self.widened)
 
     def as_dict(self) -> dict:
         """The answer's `understood` field (JSON-ready)."""
@@ -71,6 +72,8 @@ class Understood:
             out["price"] = {k: v for k, v in (("min", self.price_min), ("max", self.price_max)) if v is not None}
         if self.relaxed:
             out["relaxed"] = list(self.relaxed)
+        if self.widened:
+            out["widened"] = list(self.widened)
         return out
 
 
@@ -88,7 +91,7 @@ class QueryUnderstanding:
                  use_weight: float = 4.0, colour_look: bool = True, look_lightness: float = 1.0,
                  look_margin: float = 3.0, look_min_products: int = 20, english: bool = True,
                  english_guard: int | None = None, english_check: bool = True, compound_part: int | None = 3,
-                 far: int | None = 5):
+                 far: int | None = 5, fill_colour: float | None = 20.0):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
@@ -119,6 +122,9 @@ class QueryUnderstanding:
         # a word of at least `far` letters that neither the catalogue nor English has within one edit is
         # corrected toward a word naming an attribute within two (`Speller.far`; None: off)
         self.far = far
+        # a page the filters leave short is filled with the products of the colour labels within this CIEDE2000
+        # difference of a named one (`widen`; None: off)
+        self.fill_colour = fill_colour
 
     def warm(self) -> None:
         """Load now what the first search that needs it would otherwise load, with every search behind it
@@ -378,6 +384,17 @@ class QueryUnderstanding:
         """The value of `values` most products have: the word the text match searches for ("Men", not "Unisex")."""
         attr = self.lexicon.attributes[attribute]
         return max(sorted(values), key=lambda v: attr.counts[attr.values.index(v)] if v in attr.values else -1)
+
+    def widen(self, understood: Understood) -> Understood | None:
+        """`understood` with its colour filter widened to the labels that look within `fill_colour` of one it
+        names (`ColourLook.near`), for the search to fill a page that its own filters leave short ("ivory
+        jumper": one Cream sweater, then Off White and White ones, rather than a page of one). None when it names
+        no colour, its filters were relaxed or are a literal query's boosts, or no other label is that near."""
+        named, look = understood.filters.get("colour"), self.lexicon.look
+        if self.fill_colour is None or not named or understood.literal or understood.relaxed or look is None:
+            return None
+        near = look.near(named, self.fill_colour) - set(named)
+        return replace(understood, filters={**understood.filters, "colour": set(named) | near}) if near else None
 
     def mask(self, understood: Understood) -> tuple[np.ndarray | None, list[str]]:
         """bool [n]: the products every filter passes (None when there are no filters), relaxed until some pass:
