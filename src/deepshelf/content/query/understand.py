@@ -91,7 +91,7 @@ class QueryUnderstanding:
                  use_weight: float = 4.0, colour_look: bool = True, look_lightness: float = 1.0,
                  look_margin: float = 3.0, look_min_products: int = 20, english: bool = True,
                  english_guard: int | None = None, english_check: bool = True, compound_part: int | None = 3,
-                 far: int | None = 5, fill_colour: float | None = 20.0):
+                 far: int | None = 5, fill_colour: float | None = 30.0):
         self.lexicon = lexicon
         # each phrase's vote, kept (up to 10,000): the neighbours cost a pass over every product's vector
         self._votes: dict[tuple, set[str] | None] = {}
