@@ -10,7 +10,8 @@ retrain --every`) would have seen.
                 (`Service.recommend_user`, the call behind GET /v1/users/{id}/recommendations, with the server's
                 default rules): their history is what the store holds then (every event before d, the newest
                 `max_history`), live trending is the engine's (`compute_trending` over the store's last
-                `trending_days`, the clock at the start of d), the catalogue the store's
+                `trending_days`, the clock at the start of d), the catalogue the store's; a ranker follows the
+                sales stored since its fit, up to the start of d (`engine/live_sales.py`)
     refit       optional: every `refit_days` days the run's model is fit again on every event before the day with
                 the run's chosen parameters (no new validation search), written as a run and swapped in
                 (`Service.reload`), as `retrain --every` and the run watcher would; days without new events since
@@ -226,6 +227,8 @@ def replay(data: ReplayData, contenders: list[Contender], cfg: ReplayConfig, wor
                     served[c.name].refit_s += time.perf_counter() - began
                     fitted_until[c.name] = stored
                 state = service.state
+                if state.sales is not None:  # a ranker follows the sales since its fit, up to the day's start
+                    state.sales.refresh(store, now=now)
                 state.trending = compute_trending(state.view, store, service.settings.trending_days,
                                                   getattr(state.model, "item_popularity", None), now=now)
                 if rules is None:  # the server's default rules, as a request without any would get
