@@ -39,7 +39,7 @@ def handed(model: Recorder) -> list[tuple[int, float, float]]:
 @pytest.mark.parametrize("in_commit_order", [True, False])
 def test_the_feed_hands_every_counted_event_since_the_fit(tmp_path, in_commit_order):
     with closing(open_store(f"sqlite:///{tmp_path / 's.db'}")) as store:
-        store.ids_in_commit_order = in_commit_order  # False: as PostgreSQL, everything is read again each time
+        store.ids_in_commit_order = in_commit_order  # False: as PostgreSQL (read again in full now and then)
         store.upsert_items([Item(x, title=x) for x in ("a", "b", "c", "late")])
         model = Recorder()
         assert isinstance(model, FollowsSales)
@@ -61,6 +61,34 @@ def test_the_feed_hands_every_counted_event_since_the_fit(tmp_path, in_commit_or
         store.erase_user("u1")  # the erasure takes u1's sale out of what the model follows
         feed.refresh(store, now=1800.0)
         assert handed(model) == [(0, 1600.0, 3.0), (2, 1300.0, 2.0)]
+
+
+def test_where_ids_are_not_in_commit_order_a_late_committed_event_counts_at_the_next_full_read(tmp_path):
+    """PostgreSQL hands ids out before commit: an event committed after a higher id was read is missed by the
+    incremental reads and taken in by the periodic full one."""
+    from deepshelf.engine.live_sales import FULL_READ_EVERY
+
+    with closing(open_store(f"sqlite:///{tmp_path / 's.db'}")) as store:
+        store.ids_in_commit_order = False
+        store.upsert_items([Item(x, title=x) for x in ("a", "b")])
+        model = Recorder()
+        feed = SalesFeed(model, CatalogView(IdMap(["a", "b"]), store), {})
+        store.add_events([Event("u0", "a", "purchase", 900.0), Event("u1", "a", "purchase", 1100.0)])
+        store.add_events([Event("u2", "b", "purchase", 1200.0)])
+        late = max(r[0] for r in store.events_after(0.0, 0, ["purchase"])[0])
+        store.add_events([Event("u3", "b", "purchase", 1300.0)])
+        with store._write() as cur:  # id `late` is not committed yet when the first refresh reads
+            cur.execute("DELETE FROM events WHERE id = ?", (late,))
+        feed.refresh(store, now=1400.0)
+        assert handed(model) == [(0, 1100.0, 4.0), (1, 1300.0, 4.0)]
+        with store._write() as cur:  # ... and commits now, below the last id read
+            cur.execute("INSERT INTO events (id, user_id, item_id, type, ts) VALUES (?, 'u2', 'b', 'purchase', "
+                        "1200.0)", (late,))
+        for _ in range(FULL_READ_EVERY - 1):
+            feed.refresh(store, now=1400.0)
+        assert handed(model) == [(0, 1100.0, 4.0), (1, 1300.0, 4.0)]  # the incremental reads miss it
+        feed.refresh(store, now=1400.0)
+        assert handed(model) == [(0, 1100.0, 4.0), (1, 1200.0, 4.0), (1, 1300.0, 4.0)]
 
 
 def test_a_served_ranker_follows_the_store_at_each_trending_refresh(tmp_path):

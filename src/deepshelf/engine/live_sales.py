@@ -6,9 +6,10 @@ The store must hold the events the model was fit on (at least half of its last w
 times than the store's (a file of last year's sales served over a store seeded with its events moved to today, as
 the demo does) would take every stored event for a new sale, so such a run scores as fit.
 
-Reading is incremental where the store's event ids become visible in increasing order (SQLite: one writer), so
-each refresh reads only the new events; elsewhere (PostgreSQL allocates ids before commit), and after any erasure
-(its marker moves), every event since the fit is read again.
+Each refresh reads only the events with ids above the last one read. Where ids do not become visible in increasing
+order (PostgreSQL allocates them before commit, so a slow transaction can commit a lower id after a higher one was
+read) every event since the fit is read again every `FULL_READ_EVERY` refreshes, so such an event counts at most
+that many refreshes late; after any erasure (its marker moves), at once.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 READ_BATCH = 200_000  # events per read
 HELD_SHARE = 0.5  # the share of the fit's last window's events the store must hold
+FULL_READ_EVERY = 30  # refreshes between two full reads where ids are not in commit order (5 min at the default)
 
 
 class SalesFeed:
@@ -42,6 +44,7 @@ class SalesFeed:
         self.since = float(model.fit_end)
         self._lock = threading.Lock()
         self.following: bool | None = None  # decided at the first refresh (`_store_holds_the_fit`)
+        self.refreshes = 0
         self._clear()
 
     def _clear(self) -> None:
@@ -59,8 +62,9 @@ class SalesFeed:
                 self.following = self._store_holds_the_fit(store)
             if not self.following:
                 return 0
-            if not store.ids_in_commit_order:
+            if not store.ids_in_commit_order and self.refreshes % FULL_READ_EVERY == 0:
                 self._clear()
+            self.refreshes += 1
             self._read(store)
             self.model.follow_sales(self.items, self.ts, self.w, time.time() if now is None else float(now))
             return len(self.items)
