@@ -52,7 +52,7 @@ def test_the_feed_hands_every_counted_event_since_the_fit(tmp_path, in_commit_or
             Event("u2", "c", "cart", 1300.0),
             Event("u3", "late", "purchase", 1400.0),  # a product the model does not know
         ])
-        assert feed.refresh(store, now=1500.0) == 2
+        assert feed.refresh(store, now=1500.0) == 2 and feed.followed == 2  # GET /v1/runs shows it
         assert handed(model) == [(1, 1100.0, 3.0), (2, 1300.0, 2.0)]
         assert model.calls[-1][3] == 1500.0
         store.add_events([Event("u4", "a", "purchase", 1600.0)])
@@ -115,4 +115,4 @@ def test_a_store_without_the_runs_own_events_is_not_followed(tmp_path):
         model = Recorder()
         feed = SalesFeed(model, CatalogView(IdMap(["a"]), store), {})
         store.add_events([Event("u1", "a", "purchase", 5000.0)])  # nothing from before the fit's end
-        assert feed.refresh(store, now=6000.0) == 0 and not model.calls and feed.following is False
+        assert feed.refresh(store, now=6000.0) == 0 and not model.calls and feed.followed is None

@@ -54,6 +54,12 @@ class SalesFeed:
         self.ts = np.zeros(0, np.float64)
         self.w = np.zeros(0, np.float64)
 
+    @property
+    def followed(self) -> int | None:
+        """How many events since the fit the model scores with; None while it does not follow (not decided yet,
+        or the store does not hold the run's own events)."""
+        return len(self.items) if self.following else None
+
     def refresh(self, store: Store, now: float | None = None) -> int:
         """Read what was stored since the last call and hand the model every event since its fit, scoring as of
         `now` (Unix seconds; None: the clock; a replay passes its day's start). Returns how many it follows."""
