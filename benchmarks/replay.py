@@ -67,6 +67,8 @@ def rows_of(label: str, results: dict) -> list[str]:
         cadence = "store frozen at the cut" if label == "frozen" else (
             "live store" if name == ENGINE_TRENDING else
             "live store, model frozen at the cut" if label == "none" else f"live store, model refit every {label}")
+        if name.endswith("(as fit)"):
+            cadence += ", scoring as fit (sales since the fit not followed)"
         refit = f"{r['refits']} in {r['refit_seconds']:.0f}s" if r["refits"] else "-"
         rows.append(f"| {name} | {cadence} | {r['pairs']:,} | {m[f'ndcg@{K}']:.4f} | {m[f'hr@{K}']:.4f} | "
                     f"{m[f'recall@{K}']:.4f} | {r['per_shopper'][f'ndcg@{K}']:.4f} | "
@@ -158,11 +160,11 @@ def daily_note(passes: dict[str, dict]) -> list[str]:
                 f"to {days}) would add up to ~{days * each / 60:.0f} min; the longer cadence stands in for it here."]
 
 
-def run_pass(spec: str, ranker: Path, trending: Path, workdir: Path, say) -> dict:
+def run_pass(spec: str, ranker: Path, trending: Path, workdir: Path, say, as_fit: bool = False) -> dict:
     frozen, refit_days = spec == "frozen", None if spec in ("frozen", "none") else int(spec)
     say(f"replay: {label_of(spec)}")
     results = replay_run(ranker, workdir / f"replay-{spec}", refit_days=refit_days, frozen=frozen,
-                         baselines=[trending], ks=(K, 20), progress=say)
+                         baselines=[trending], ks=(K, 20), progress=say, as_fit=as_fit and not frozen)
     results["measured"] = time.strftime("%Y-%m-%d %H:%M")
     results["machine"] = machine()
     results["ranker_params"] = json.loads((Path(ranker) / "config.json").read_text())["params"]
@@ -178,6 +180,8 @@ def main() -> None:
     ap.add_argument("--passes", nargs="+", default=["frozen", "none", "1"],
                     help="frozen (store at the cut), none (models frozen at the cut, store live), N (models refit "
                          "every N days)")
+    ap.add_argument("--as-fit", action="store_true",
+                    help="beside the ranker, the same run scoring as fit between refits (DEEPSHELF_FOLLOW_SALES=false)")
     ap.add_argument("--results", type=Path, help="folder for each pass's JSON (replay-<pass>.json)")
     ap.add_argument("--reuse", action="store_true", help="read the passes whose JSON is in --results already "
                                                          "instead of replaying them again")
@@ -189,7 +193,8 @@ def main() -> None:
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     given = " --ranker-run RANKER --trending-run TRENDING" if args.ranker_run and args.trending_run else ""
     command = "python -m benchmarks.replay" + given + ("" if args.passes == ["frozen", "none", "1"] else
-                                                       " --passes " + " ".join(args.passes))
+                                                       " --passes " + " ".join(args.passes)) + \
+        (" --as-fit" if args.as_fit else "")
     passes: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="deepshelf-replay-bench-") as tmp:
         workdir = Path(tmp)
@@ -201,7 +206,7 @@ def main() -> None:
                 continue
             if ranker is None or trending is None:
                 ranker, trending = train(workdir / "runs", say)
-            passes[spec] = run_pass(spec, ranker, trending, workdir, say)
+            passes[spec] = run_pass(spec, ranker, trending, workdir, say, args.as_fit)
             if saved is not None:
                 saved.parent.mkdir(parents=True, exist_ok=True)
                 saved.write_text(json.dumps(passes[spec], indent=2))
@@ -226,7 +231,9 @@ def main() -> None:
         "event on before it) asks the serving engine (`Service.recommend_user`, the server's default rules: seen "
         "and bought items excluded, one new-item slot, the newest 200 events as history) for 10 items at the "
         "day's start; the engine reads a SQLite store holding every event before that day, and its live trending "
-        "(`compute_trending`, the last 7 days) is computed with the clock at the day's start. Then the day's "
+        "(`compute_trending`, the last 7 days) is computed with the clock at the day's start; the ranker follows "
+        "the sales stored since its fit up to the day's start (`engine/live_sales.py`; a row \"(as fit)\" is the "
+        "same run with `DEEPSHELF_FOLLOW_SALES=false`, scoring as fit between refits). Then the day's "
         "events are stored; with a refit cadence the run's model is refit (its chosen parameters) on every event "
         "before the day and swapped in. Metrics per (shopper, day) pair, averaged over pairs; \"per shopper\" "
         "averages each shopper's pairs first. New products: targets never sold before the cut (the frozen "

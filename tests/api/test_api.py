@@ -171,6 +171,7 @@ def test_runs_plots_stats(client):
     assert runs["serving"] == "current" and runs["current"]["model"] == "itemknn"
     assert runs["current"]["plots"] and runs["current"]["report"].startswith("#")
     assert "test" in runs["current"]["metrics"]
+    assert runs["current"]["sales_followed"] is None  # an item-kNN run follows no sales (a ranker does)
     png = client.get(runs["current"]["plots"][0])
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     assert client.get("/v1/runs/current/plots/..%2Fconfig.json").status_code == 404

@@ -30,6 +30,14 @@ def test_events_roundtrip_and_order(store):
     assert [u for u, _, _ in store.recent_users(5)] == ["u", "v"]
     # the recommendation input: newest first, with each event's type and time (the ranker reads both)
     assert store.recent_events("u", 2) == [("b", "purchase", 30.0), ("c", "cart", 20.0)]
+    # a served ranker's sales since its fit (engine/live_sales.py): by type, after a time and an id, in id order
+    assert store.count_events(5.0, 20.0, ["view", "cart"]) == 2 and store.count_events(None, 10.0) == 2
+    rows, marker = store.events_after(5.0, 0, ["view", "purchase"])
+    assert [(item, kind, ts) for _, item, kind, ts in rows] == [("a", "view", 10.0), ("b", "purchase", 30.0)]
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert store.events_after(5.0, rows[0][0], ["view", "purchase"], limit=1)[0] == rows[1:]
+    store.erase_user("v")
+    assert store.events_after(5.0, 0, ["view"])[1] != marker  # an erasure moves the marker
 
 
 def test_catalog_upsert_and_incremental_changes(store):

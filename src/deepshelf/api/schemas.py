@@ -236,6 +236,9 @@ class RunInfo(BaseModel):
     metrics: dict[str, Any]
     plots: list[str]  # URLs of the evaluation report's plots
     report: str | None  # the run's report.md text
+    # events since the run's fit that its ranker scores with (README, "Sales since the fit"); null: it follows none
+    # (not a ranker, DEEPSHELF_FOLLOW_SALES off, or the store does not hold the events the run was fit on)
+    sales_followed: int | None = None
 
 
 class RunSummary(BaseModel):

@@ -10,7 +10,8 @@ retrain --every`) would have seen.
                 (`Service.recommend_user`, the call behind GET /v1/users/{id}/recommendations, with the server's
                 default rules): their history is what the store holds then (every event before d, the newest
                 `max_history`), live trending is the engine's (`compute_trending` over the store's last
-                `trending_days`, the clock at the start of d), the catalogue the store's
+                `trending_days`, the clock at the start of d), the catalogue the store's; a ranker follows the
+                sales stored since its fit, up to the start of d (`engine/live_sales.py`)
     refit       optional: every `refit_days` days the run's model is fit again on every event before the day with
                 the run's chosen parameters (no new validation search), written as a run and swapped in
                 (`Service.reload`), as `retrain --every` and the run watcher would; days without new events since
@@ -158,6 +159,7 @@ class Contender:
     name: str
     run: Path | None = None
     refit_days: int | None = None
+    settings: dict = field(default_factory=dict)  # its own engine settings over the replay's (e.g. follow_sales)
 
 
 @dataclass
@@ -226,6 +228,8 @@ def replay(data: ReplayData, contenders: list[Contender], cfg: ReplayConfig, wor
                     served[c.name].refit_s += time.perf_counter() - began
                     fitted_until[c.name] = stored
                 state = service.state
+                if state.sales is not None:  # a ranker follows the sales since its fit, up to the day's start
+                    state.sales.refresh(store, now=now)
                 state.trending = compute_trending(state.view, store, service.settings.trending_days,
                                                   getattr(state.model, "item_popularity", None), now=now)
                 if rules is None:  # the server's default rules, as a request without any would get
@@ -280,7 +284,7 @@ def _service(c: Contender, store, cfg: ReplayConfig, workdir: Path) -> Service:
     """An engine `Service` over the replay's store serving `c`'s run (no background threads: the replay refreshes
     trending itself, with its own clock)."""
     settings = Settings(**{"run": c.run, "database": f"sqlite:///{workdir / 'replay.db'}", "watch_run": False,
-                           "record_impressions": False, **cfg.settings})
+                           "record_impressions": False, **cfg.settings, **c.settings})
     service = Service(settings, store)
     service.reload(c.run, initial=True)
     return service
@@ -380,13 +384,16 @@ def _restrict(targets: Histories, keep: np.ndarray) -> tuple[np.ndarray, Histori
 # ---- one call: a run, the engine's trending beside it, the frozen numbers ---------------------------------------
 def replay_run(run_path: str | Path, workdir: Path, refit_days: int | None = None, frozen: bool = False,
                baselines: list[Path] = (), ks: tuple[int, ...] = (10, 20), settings: dict | None = None,
-               progress: Callable[[str], None] | None = None) -> dict:
+               progress: Callable[[str], None] | None = None, as_fit: bool = False) -> dict:
     """Replay `run_path` (refit every `refit_days` days, or never) with the engine's live trending and each run of
     `baselines` beside it (at the same cadence), on the run's own test period; JSON-ready results per contender,
-    each with the run's frozen temporal-protocol test numbers (`frozen_protocol`) where it has them."""
+    each with the run's frozen temporal-protocol test numbers (`frozen_protocol`) where it has them. `as_fit`:
+    the same run beside it, named "RUN (as fit)", scoring as fit between refits (`follow_sales` off)."""
     run_path = Path(run_path)
     data = replay_data(run_path)
     contenders = [Contender(run_path.name, run_path, refit_days)]
+    if as_fit:
+        contenders.append(Contender(f"{run_path.name} (as fit)", run_path, refit_days, {"follow_sales": False}))
     for b in baselines:
         if load_config(b).dataset != load_config(run_path).dataset:
             raise DeepshelfError(f"baseline {b} was trained on other data than {run_path}")

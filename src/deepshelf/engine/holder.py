@@ -19,19 +19,23 @@ from deepshelf.engine import content as content_features
 from deepshelf.engine.catalog_view import CatalogView
 from deepshelf.engine import heap
 from deepshelf.engine.explain import warm
+from deepshelf.engine.live_sales import SalesFeed
 from deepshelf.engine.loaded import LoadedRun, run_signature
 from deepshelf.engine.periodic import Periodic
 from deepshelf.engine.settings import Settings
 from deepshelf.engine.trending import Trending, compute_trending
 from deepshelf.errors import DeepshelfError
 from deepshelf.index.faiss import VectorIndex
-from deepshelf.models.base import ItemSimilarity, NewProducts, VectorScorer
+from deepshelf.models.base import FollowsSales, ItemSimilarity, NewProducts, VectorScorer
 from deepshelf.storage import Store
 
 log = logging.getLogger(__name__)
 
 
 def refresh_trending(state: LoadedRun, store: Store, settings: Settings) -> Trending:
+    """The run's live trending from the store; a model that follows the shop's sales gets those since its fit."""
+    if state.sales is not None:
+        state.sales.refresh(store)
     return compute_trending(state.view, store, settings.trending_days, getattr(state.model, "item_popularity", None))
 
 
@@ -66,6 +70,8 @@ def load_state(path: Path | None, settings: Settings, store: Store) -> LoadedRun
         state.similarity = sp.csr_matrix(model.item_similarity())
     if isinstance(model, NewProducts):
         state.new_items = np.asarray(model.new_items(), bool)
+    if settings.follow_sales and isinstance(model, FollowsSales):
+        state.sales = SalesFeed(model, state.view, run.config.event_weights)
     state.content = content_features.load(Path(path), store, settings.image_dir)
     if state.content is not None:
         state.content.warm()

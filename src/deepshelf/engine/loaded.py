@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from deepshelf.engine import content as content_features
 from deepshelf.engine.catalog_view import CatalogView
+from deepshelf.engine.live_sales import SalesFeed
 from deepshelf.engine.queries import QueryCache
 from deepshelf.engine.trending import Trending
 from deepshelf.index.faiss import VectorIndex
@@ -41,6 +42,7 @@ class LoadedRun:
     stages: tuple = ()  # second ranking stages (`ranking.Stage`), applied in order to the model's candidates
     loaded_at: float = field(default_factory=time.time)
     trending: Trending | None = None  # replaced (one assignment) by the background refresh
+    sales: SalesFeed | None = None  # a FollowsSales model's events since its fit, read at each trending refresh
     queries: QueryCache = field(default_factory=QueryCache)  # fold-in and ANN hits by history (this run's)
 
     @property

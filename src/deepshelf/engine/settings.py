@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # ---- freshness --------------------------------------------------------------------------------------
     trending_days: float = Field(default=7.0, gt=0)  # live trending counts the events of these last days
     trending_refresh_s: float = Field(default=10.0, gt=0)  # live trending is recomputed this often
+    # A ranker scores with the shop's sales since its fit (re-read at each trending refresh: its sales per window,
+    # trend, age and trending generator), so a product that starts selling is ranked by it before the next retrain
+    # (engine/live_sales.py); false: the run scores as fit until it is replaced.
+    follow_sales: bool = True
     catalog_refresh_s: float = Field(default=1.0, gt=0)  # how stale another server's catalogue upserts may be
     watch_interval_s: float = Field(default=2.0, gt=0)  # how often the run path's target is checked; 0 disables
     # Shoppers whose recent history a server process holds (engine/shoppers.py): events through any process on this

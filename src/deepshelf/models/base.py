@@ -104,6 +104,23 @@ class NewProducts(Protocol):
         """bool [n_items]."""
 
 
+@runtime_checkable
+class FollowsSales(Protocol):
+    """A model that describes items by their recent sales (the ranker) and, between fits, can score with the
+    shop's sales since its fit instead of going stale until the next one (`engine/live_sales.py` feeds it)."""
+
+    @property
+    def fit_end(self) -> float:
+        """The newest event it was fit on (Unix seconds): the sales it follows are the later ones."""
+
+    def fit_window(self) -> tuple[float, int] | None:
+        """(start, n): the fit's own events later than `start` number n (the window it keeps to follow sales), so a
+        store can be checked to hold the events the model was fit on; None: it cannot follow (saved without)."""
+
+    def follow_sales(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray, now: float) -> None:
+        """Score as of `now` with every event after `fit_end` (item indices, Unix seconds, type weights)."""
+
+
 def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """The `.npz` weights most models keep: `path / "weights.npz"`."""
     np.savez(path / "weights.npz", **arrays)

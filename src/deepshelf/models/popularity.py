@@ -37,16 +37,45 @@ class Popularity(Recommender):
             weight = weight * np.exp2(-age_days / cfg.half_life_days)
         counts = np.bincount(train.item, weights=weight, minlength=self.n_items)
         # The model is its own empty-history answer, so the base class stores (and saves) the scores.
-        self.item_popularity = (counts / max(counts.max(), 1e-12)).astype(np.float32)
+        self.scale = float(max(counts.max(), 1e-12))
+        self.fit_end = float(train.timestamp.max())
+        self.item_popularity = (counts / self.scale).astype(np.float32)
+
+    # Between fits a generator inside the ranker follows the sales since its fit (`follow`): its scores as of now.
+    live_scores: np.ndarray | None = None
+    scale: float | None = None  # the largest count before scaling (None: a model saved without it)
+    fit_end: float | None = None  # the newest event it was fit on
 
     def score(self, histories: Histories) -> np.ndarray:
-        return np.broadcast_to(self.item_popularity, (len(histories), self.n_items))
+        live = self.live_scores
+        return np.broadcast_to(self.item_popularity if live is None else live, (len(histories), self.n_items))
+
+    def follow(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray, now: float) -> None:
+        """Score as a refit on the fit's events plus `items` / `ts` / `weights` (every event after the fit's end,
+        item indices, Unix seconds, type weights) would, up to `now`; without events, the fit's scores. Exact for
+        all-time counts and for a half-life (a decay by age is the same factor for every item's old events); a
+        `window_days` needs the old events themselves, so such a model keeps its fit's scores."""
+        cfg = self.config
+        if cfg.window_days is not None or self.scale is None or not len(items):
+            self.live_scores = None
+            return
+        w = np.asarray(weights, np.float64) if cfg.use_weights else np.ones(len(items))
+        old = self.item_popularity.astype(np.float64) * self.scale
+        if cfg.half_life_days is not None:
+            half = cfg.half_life_days * 86400.0
+            old = old * np.exp2(-(now - self.fit_end) / half)
+            w = w * np.exp2(-(now - np.asarray(ts, np.float64)) / half)
+        counts = old + np.bincount(items, weights=w, minlength=self.n_items)
+        self.live_scores = (counts / max(counts.max(), 1e-12)).astype(np.float32)
 
     def _save_weights(self, path: Path) -> None:
-        save_arrays(path, {})  # the scores are the saved item_popularity; an empty file keeps the layout
+        # the scores are the saved item_popularity; the scale and fit end let a loaded model follow new sales
+        save_arrays(path, {"scale": np.array([self.scale or np.nan]), "fit_end": np.array([self.fit_end or np.nan])})
 
     def _load_weights(self, path: Path) -> None:
-        load_arrays(path)
+        state = load_arrays(path)
+        if "scale" in state and np.isfinite(state["scale"][0]):  # saved before: follows no sales
+            self.scale, self.fit_end = float(state["scale"][0]), float(state["fit_end"][0])
 
 
 class TrendingConfig(PopularityConfig):

@@ -229,14 +229,38 @@ class Store(ABC):
     def _after_erase(self) -> None:
         """Driver-specific clean-up after an erasure is committed."""
 
-    def count_events(self) -> int:
-        return int(self._read("SELECT COUNT(*) FROM events")[0][0])
+    def count_events(self, since_ts: float | None = None, until_ts: float | None = None,
+                     types: Sequence[str] | None = None) -> int:
+        """How many events are stored (with `since_ts` < ts <= `until_ts` and of `types`, where given: the
+        library's event type names, never user input)."""
+        where, args = [], []
+        if since_ts is not None:
+            where.append("ts > ?")
+            args.append(float(since_ts))
+        if until_ts is not None:
+            where.append("ts <= ?")
+            args.append(float(until_ts))
+        if types is not None:
+            where.append(f"type IN ({_type_list(types)})")
+        sql = "SELECT COUNT(*) FROM events" + (" WHERE " + " AND ".join(where) if where else "")
+        return int(self._read(sql, args)[0][0])
 
     def item_counts(self, since_ts: float, weights: dict[str, float], limit: int) -> list[tuple[str, float]]:
         """The `limit` items with the most weighted events since `since_ts`, best first: live trending."""
         rows = self._read(f"SELECT item_id, {weighted_sum(weights)} AS w FROM events WHERE ts >= ? "
                           "GROUP BY item_id ORDER BY w DESC, item_id LIMIT ?", (since_ts, int(limit)))
         return [(r[0], float(r[1])) for r in rows if r[1] and r[1] > 0]
+
+    def events_after(self, since_ts: float, after_id: int, types: Sequence[str],
+                     limit: int = 1_000_000) -> tuple[list[tuple[int, str, str, float]], int]:
+        """(id, item_id, type, ts) of the events of `types` later than `since_ts` with ids above `after_id`, in id
+        order (at most `limit`), and the erasures marker (moves on any erasure): a run's sales since its fit
+        (engine/live_sales.py). The types are the library's event type names, never user input."""
+        rows = self._read(f"SELECT id, item_id, type, ts FROM events WHERE id > ? AND ts > ? AND type IN "
+                          f"({_type_list(types)}) "
+                          "ORDER BY id LIMIT ?", (int(after_id), float(since_ts), int(limit)))
+        marker = int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0])
+        return [(int(r[0]), r[1], r[2], float(r[3])) for r in rows], marker
 
     # SQLite: ids become visible in increasing order (one writer), so `live_item_counts` can add just the new ones
     ids_in_commit_order = False
@@ -476,3 +500,8 @@ class Store(ABC):
             cur.execute(self._sql("UPDATE experiments SET stopped_at = ?, updated_at = ? "
                                   "WHERE name = ? AND stopped_at IS NULL"), (time.time(), time.time(), name))
             return cur.rowcount > 0
+
+
+def _type_list(types: Sequence[str]) -> str:
+    """SQL list of event type names (alphabetic only: the library's own names, safe to inline)."""
+    return ", ".join(f"'{t}'" for t in types if t.isalpha()) or "''"

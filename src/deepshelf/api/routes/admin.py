@@ -121,7 +121,8 @@ def runs(service: ServiceDep) -> RunsOut:
                           loaded_at=datetime.fromtimestamp(state.loaded_at,
                                                                                             timezone.utc),
                           metrics=without_paths(state.run.metrics), plots=_plots(state.path, "current"),
-                          report=without_paths(report.read_text()) if report.exists() else None)
+                          report=without_paths(report.read_text()) if report.exists() else None,
+                          sales_followed=state.sales.followed if state.sales is not None else None)
     return RunsOut(model_version=state.version if state else None,
                    serving=state.path.name if state is not None and state.path else None,
                    current=current, runs=summaries,

@@ -52,9 +52,6 @@ class ShopStats:
         np.minimum.at(first, inter.item, inter.timestamp.astype(np.float64))
         last = np.full(n, -np.inf)
         np.maximum.at(last, inter.item, inter.timestamp.astype(np.float64))
-        sold = np.isfinite(first)
-        age_days = np.where(sold, (now - first) / DAY, np.nan)
-        last_days = np.where(sold, (now - last) / DAY, np.nan)
         buyers = np.asarray(inter.to_csr(binary=True).sum(axis=0)).ravel()
         price = np.full(n, np.nan)
         category = np.full(n, -1, np.int64)
@@ -66,13 +63,36 @@ class ShopStats:
             names = catalog.column_for(inter.item_map, "category", fill="").astype(str)
             values, codes = np.unique(names, return_inverse=True)
             category = np.where(names == "", -1, codes)
-        s1, s7, s30 = sales
-        item = np.column_stack([
-            s1, s7, s30, total,
-            (s1 + 1) / (s7 / 7 + 1), (s7 + 1) / (s30 * 7 / 30 + 1),  # trends: this window against the longer one
-            age_days, np.where(sold, age_days < 30, np.nan), last_days, buyers, price,
-        ]).astype(np.float32)
+        item = _item_facts(sales, total, first, last, now, buyers, price)
         return cls(np.array([now], np.int64), item, price.astype(np.float32), category)
+
+    def advanced(self, recent_items: np.ndarray, recent_ts: np.ndarray, items: np.ndarray, ts: np.ndarray,
+                 now: float) -> "ShopStats":
+        """The same facts at `now`, after events `items` / `ts` that came after these stats' time (the served
+        shop's sales between fits), given `recent_*`: the events these stats were built from within the longest
+        window before their time. What `build` over both sets of events gives with the clock at `now`, but for
+        `buyers` (distinct shoppers need every shopper's past: it stays as built)."""
+        idx = {name: i for i, name in enumerate(ITEM_FEATURES)}
+        then = float(self.now[0])
+        old = self.item.astype(np.float64)
+        n = len(old)
+        ts = np.asarray(ts, np.float64)
+        keep = ts <= now
+        items, ts = np.asarray(items, np.int64)[keep], ts[keep]
+        every_item = np.concatenate([np.asarray(recent_items, np.int64), items])
+        age = (now - np.concatenate([np.asarray(recent_ts, np.float64), ts])) / DAY
+        sales = [np.bincount(every_item, weights=(age < w).astype(np.float64), minlength=n) for w in WINDOWS]
+        total = old[:, idx["sales_all"]] + np.bincount(items, minlength=n)
+        first = then - old[:, idx["age_days"]] * DAY  # NaN: not sold by then
+        last = then - old[:, idx["last_sale_days"]] * DAY
+        new_first = np.full(n, np.inf)
+        np.minimum.at(new_first, items, ts)
+        new_last = np.full(n, -np.inf)
+        np.maximum.at(new_last, items, ts)
+        first = np.where(np.isnan(first), new_first, np.minimum(first, new_first))
+        last = np.where(np.isnan(last), new_last, np.maximum(last, new_last))
+        item = _item_facts(sales, total, first, last, now, old[:, idx["buyers"]], old[:, idx["price"]])
+        return ShopStats(np.array([int(now)], np.int64), item, self.price, self.category)
 
     def state(self, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}{k}": getattr(self, k) for k in ("now", "item", "price", "category")}
@@ -80,6 +100,20 @@ class ShopStats:
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray], prefix: str) -> "ShopStats":
         return cls(*(state[f"{prefix}{k}"] for k in ("now", "item", "price", "category")))
+
+
+def _item_facts(sales: list[np.ndarray], total: np.ndarray, first: np.ndarray, last: np.ndarray, now: float,
+                buyers: np.ndarray, price: np.ndarray) -> np.ndarray:
+    """float32 [n_items, len(ITEM_FEATURES)] from the sales per window, all-time counts, first and last sale
+    (inf / -inf: never sold) at `now`."""
+    sold = np.isfinite(first)
+    age_days = np.where(sold, (now - first) / DAY, np.nan)
+    s1, s7, s30 = sales
+    return np.column_stack([
+        s1, s7, s30, total,
+        (s1 + 1) / (s7 / 7 + 1), (s7 + 1) / (s30 * 7 / 30 + 1),  # trends: this window against the longer one
+        age_days, np.where(sold, age_days < 30, np.nan), np.where(sold, (now - last) / DAY, np.nan), buyers, price,
+    ]).astype(np.float32)
 
 
 def build_features(histories: Histories, cand: Candidates, stats: ShopStats, copurchase: sp.csr_matrix,

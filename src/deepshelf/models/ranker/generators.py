@@ -15,6 +15,7 @@ from deepshelf.data.interactions import Histories, Interactions
 from deepshelf.errors import DeepshelfError
 from deepshelf.index.exact import topk
 from deepshelf.models.base import Recommender, build_config
+from deepshelf.models.popularity import Popularity
 from deepshelf.models.registry import MODELS, model_class
 
 
@@ -97,6 +98,13 @@ class Generators:
     def fit(self, train: Interactions, catalog: Catalog | None) -> "Generators":
         self.models = [model_class(s.model)(**s.params).fit(train, catalog) for s in self.specs]
         return self
+
+    def follow(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray, now: float) -> None:
+        """The generators that can follow the shop's sales since their fit (popularity, trending: `follow`) score
+        as of `now` with them (see `Ranker.follow_sales`); the others stay as fit."""
+        for model in self.models:
+            if isinstance(model, Popularity):
+                model.follow(items, ts, weights, now)
 
     def explore_candidates(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The exploration sources' top N per history: (rows, items, their score), int64 / int64 / float32 [E]."""

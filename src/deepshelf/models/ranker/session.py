@@ -99,6 +99,7 @@ class SessionRanker:
         self.copurchase_neighbors = copurchase_neighbors
         self.generators = Generators(config.generators)
         self.stats: ShopStats | None = None
+        self.live: ShopStats | None = None  # the shopper ranker's statistics as of its latest `follow_sales`
         self.copurchase: sp.csr_matrix | None = None
         self.learner = None  # a `learners` learner; None: not fitted
         self.feature_importances: dict[str, float] = {}
@@ -180,7 +181,9 @@ class SessionRanker:
             h = histories.select(np.arange(start, min(start + batch_size, len(histories))))
             cand = self.generators.candidates(h, n)
             cand = cand.select(~(np.asarray(h.to_csr(n)[cand.rows, cand.items]).ravel() > 0))
-            features.append(build_features(h, cand, self.stats, self.copurchase, text, False))
+            live = self.live
+            features.append(build_features(h, cand, self.stats if live is None else live, self.copurchase, text,
+                                           False))
             cand.rows = cand.rows + start
             cands.append(cand)
         return (Candidates(*(np.concatenate([getattr(c, f) for c in cands]) for f in
@@ -218,6 +221,14 @@ class SessionRanker:
         return table[np.where(items >= 0, out, len(table) - 1)]
 
     # ---- persistence: a sub-folder of the ranker's -----------------------------------------------------------
+    def follow(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray, now: float,
+               live: ShopStats | None) -> None:
+        """The shopper ranker's `follow_sales` for the session part: its popularity generators follow the same
+        sales (each event once, as in the shopper's view), and `live` (the same statistics: both are built from the
+        same events) describes the items."""
+        self.generators.follow(items, ts, weights, now)
+        self.live = live
+
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         meta = {"fitted": self.learner is not None, "held_ndcg": self.held_ndcg,
