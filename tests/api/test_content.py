@@ -226,3 +226,31 @@ def test_search_answer_carries_the_understood_query(text_run, tmp_path):
         assert len(answer["items"]) == 25 and all(25 <= int(i["item_id"][1:]) < 50 for i in answer["items"])
         answer = c.get("/v1/search", params={"q": "garden chair", "k": 5}).json()
         assert "understood" not in answer and answer["items"]
+
+
+def test_the_answer_says_a_page_was_widened_only_when_it_shows_a_widened_product(runs_dir, tmp_path):
+    """The server searches a pool deeper than the page: a pool filled with the nearest colours (issue 29's short
+    pages) says `widened` only when the page shown holds such a product."""
+    from fastapi.testclient import TestClient
+
+    from deepshelf.api.app import create_app
+    from deepshelf.content.search import SearchIndex
+    from deepshelf.content.similar import SimilarIndex
+    from deepshelf.encoders.text import TextEncoder
+
+    run = tmp_path / "knn-colours"
+    shutil.copytree(runs_dir / "knn", run)
+    shop = [("Wrogn Cream Sweater", "Sweaters", "Cream"), ("Wrogn Off White Sweater", "Sweaters", "Off White"),
+            ("Wrogn White Sweater", "Sweaters", "White"), ("Wrogn Black Sweater", "Sweaters", "Black")]
+    texts = [f"{t}. {ty}" for t, ty, _ in shop]
+    ids, vecs = np.array([f"i{i}" for i in range(len(shop))]), TextEncoder(cache=False).encode(texts)
+    SimilarIndex(ids, {"text": vecs}, {"text": np.ones(len(shop), bool)}).save(run / "content")
+    SearchIndex(ids, texts, vecs, np.zeros((len(shop), 1), np.float32), np.zeros(len(shop), bool), None,
+                attributes={"type": np.array([p[1] for p in shop]), "colour": np.array([p[2] for p in shop])}
+                ).save(run / "content")
+    with TestClient(create_app(make_settings(run, f"sqlite:///{tmp_path / 's.db'}")), headers=auth()) as c:
+        one = c.get("/v1/search", params={"q": "ivory sweater", "k": 1, "in_stock": False}).json()
+        assert [i["item_id"] for i in one["items"]] == ["i0"] and "widened" not in one["understood"]
+        three = c.get("/v1/search", params={"q": "ivory sweater", "k": 3, "in_stock": False}).json()
+        assert [i["item_id"] for i in three["items"]][0] == "i0"
+        assert three["understood"]["widened"] == ["colour Off White/White"]

@@ -332,6 +332,7 @@ class SearchIndex:
         if not len(more):
             return idx, top
         understood.widened = [f"colour {'/'.join(sorted(wider.filters['colour'] - understood.filters['colour']))}"]
+        understood.filled_from = len(idx)
         if len(top):  # below every product of the named colour, whatever a shopper's history adds (engine search)
             more_top = more_top - more_top.max() + top.min() - 1.0
         return np.concatenate([idx, more]), np.concatenate([top, more_top]).astype(np.float32)

@@ -312,9 +312,9 @@ class Service:
                 idx, scores = idx[within], scores[within]
             else:  # nothing at that price: the list as if no price was named, and the answer says so
                 relaxed.append("price")
-        if understood is not None:
-            understood.relaxed += relaxed
-            understood = understood.as_dict() if understood.changed else None
+        read, understood = understood, None  # the content search's reading; the answer's field, below
+        if read is not None:
+            read.relaxed += relaxed
         elif priced:
             understood = {"text": words, "price": {k_: v for k_, v in (("min", bounds.low), ("max", bounds.high))
                                                    if v is not None}, **({"relaxed": relaxed} if relaxed else {})}
@@ -327,6 +327,13 @@ class Service:
                 reason = f"{reason}+personal"
         order = np.argsort(-scores, kind="stable")[:m]
         top = Candidates.of(*rerank(catalog, idx[order], scores[order], [reason] * len(order), rules, k))
+        if read is not None:
+            # a short page filled with the nearest colours says so only when the page shown holds such a product
+            # (the pool searched is deeper than the page)
+            filled = catalog.lookup(ids[read.filled_from:]) if read.filled_from is not None else np.zeros(0, int)
+            if not np.isin(top.idx, filled).any():
+                read.widened = []
+            understood = read.as_dict() if read.changed else None
         answer = self._answer(state, catalog, top, source, where)
         answer.understood = understood
         return answer

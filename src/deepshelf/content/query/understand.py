@@ -52,6 +52,7 @@ class Understood:
     price_max: float | None = None
     relaxed: list[str] = field(default_factory=list)  # what was dropped so that something matches
     widened: list[str] = field(default_factory=list)  # what filled a short page ("colour Off White/White")
+    filled_from: int | None = None  # where the fill begins in `find`'s answer (a caller showing fewer trims `widened`)
     literal: bool = False  # every word is one the catalogue's products use, as typed: attributes boost, not filter
 
     @property
