@@ -28,7 +28,8 @@ from deepshelf.models.base import ModelConfig, Recommender, Validation, load_arr
 from deepshelf.models.baskets import visit_rows
 from deepshelf.models.itemknn import ItemKNN
 from deepshelf.models.ranker.explore import lift_new
-from deepshelf.models.ranker.features import DAY, ITEM_FEATURES, WINDOWS, ShopStats, build_features, feature_names
+from deepshelf.models.ranker.features import DAY, ITEM_FEATURES, ShopStats, build_features, feature_names
+from deepshelf.models.ranker.follow import FollowsShopSales
 from deepshelf.models.ranker.generators import Candidates, Generators, GeneratorSpec
 from deepshelf.models.ranker.session import SessionConfig, SessionRanker
 from deepshelf.models.ranker.learners import (EnsembleLearner, LightGBMLearner, RankData, grouped_ndcg, load_learner,
@@ -113,7 +114,7 @@ class RankerConfig(ModelConfig):
 REASON_OVERRIDES = {"content": "similar_to_recent"}
 
 
-class Ranker(Recommender):
+class Ranker(FollowsShopSales, Recommender):
     """Two stages: the union of each generator's top N, then a learned ranking over shop features."""
 
     name = "ranker"
@@ -147,9 +148,7 @@ class Ranker(Recommender):
         """Generators, item statistics and co-purchase similarity from `inter` (all that scoring reads)."""
         self.generators.fit(inter, catalog)
         self.stats = ShopStats.build(inter, catalog)
-        recent = inter.timestamp > inter.timestamp.max() - max(WINDOWS) * DAY
-        self.recent = (inter.item[recent].astype(np.int32), inter.timestamp[recent].astype(np.float64))
-        self.live = None
+        self.keep_recent(inter)
         self.copurchase = ItemKNN(neighbors=self.config.copurchase_neighbors).fit(inter).item_similarity()
 
     def label_cuts(self, train: Interactions) -> list[int]:
@@ -276,8 +275,8 @@ class Ranker(Recommender):
         for start in range(0, len(histories), self.config.batch_size):
             h = histories.select(np.arange(start, min(start + self.config.batch_size, len(histories))))
             cand = self.generators.candidates(h, self.n_items)
-            X = build_features(h, cand, self.item_stats, self.copurchase, self.text_vectors if self.config.text else None,
-                               self.config.time_features)
+            X = build_features(h, cand, self.item_stats, self.copurchase,
+                               self.text_vectors if self.config.text else None, self.config.time_features)
             cand.rows = cand.rows + start
             parts.append((cand, X))
         if not parts:
@@ -342,39 +341,6 @@ class Ranker(Recommender):
         if self.config.new_slots:
             self._explore(histories, cand, out)
         return out.astype(np.float32)
-
-    @property
-    def item_stats(self) -> ShopStats:
-        """The item statistics scoring reads: as of the latest `follow_sales`, else the fit's."""
-        live = self.live
-        return self.stats if live is None else live
-
-    @property
-    def fit_end(self) -> float:
-        """The newest event the model was fit on (Unix seconds)."""
-        return float(self.stats.now[0])
-
-    def fit_window(self) -> tuple[float, int] | None:
-        """(start, n): the fit's events later than `start` (the longest window before `fit_end`), n of them."""
-        if self.recent is None:
-            return None
-        return self.fit_end - max(WINDOWS) * DAY, len(self.recent[0])
-
-    def follow_sales(self, items: np.ndarray, ts: np.ndarray, weights: np.ndarray, now: float) -> None:
-        """Between fits, score as of `now` with the shop's sales since the fit: `items` / `ts` / `weights` are
-        every event after `fit_end` (item indices, Unix seconds, the run's type weights), all of them at each
-        call. The item statistics (sales per window, trends, age, last sale) and the popularity generators
-        (trending) then describe the shop as a refit would see it, so a product that starts selling after the fit
-        is ranked by its sales; the learner, co-purchase and the other generators stay as fit. No events (or a
-        ranker saved before this existed): the fit's own statistics."""
-        if self.recent is None or not len(items):
-            live = None
-        else:
-            live = self.stats.advanced(*self.recent, items, ts, now)
-        self.generators.follow(items, ts, weights, now)
-        if self.session is not None:
-            self.session.follow(items, ts, weights, now, live)
-        self.live = live
 
     def new_items(self) -> np.ndarray:
         """bool [n_items]: the products new at the fit (never sold, or first sold recently enough before its end):
@@ -446,8 +412,9 @@ class Ranker(Recommender):
     def _save_weights(self, path: Path) -> None:
         c = self.copurchase
         text = {} if self.text_vectors is None else {"text_vectors": self.text_vectors}
+        recent = {} if self.recent is None else {"recent_items": self.recent[0], "recent_ts": self.recent[1]}
         save_arrays(path, {**self.stats.state("stats_"), "co_data": c.data, "co_indices": c.indices,
-                           "co_indptr": c.indptr, "recent_items": self.recent[0], "recent_ts": self.recent[1], **text})
+                           "co_indptr": c.indptr, **recent, **text})
         self.generators.save(path / "generators")
         (path / "learner").mkdir(exist_ok=True)
         self.learner.save(path / "learner")
