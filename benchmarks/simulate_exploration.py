@@ -27,7 +27,7 @@ import polars as pl
 
 from benchmarks.lib.cli import docs_option, parser, publish
 from benchmarks.lib.mdsection import machine
-from benchmarks.simulate_shoppers import KEY, plant_shop, train
+from benchmarks.simulate_shoppers import KEY, open_shop, plant_shop, shop_options, train
 
 THEMES = ["garden", "kitchen", "toy", "lamp", "mug", "scarf", "candle", "bag", "shoe", "clock"]
 SHARES = (0, 1, 2)
@@ -127,16 +127,9 @@ def report(args, out: dict[int, dict], train_s: float, sim_s: float) -> str:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--groups", type=int, default=8)
-    ap.add_argument("--items-per-group", type=int, default=40)
+    shop_options(ap)
     ap.add_argument("--new-per-group", type=int, default=5)
-    ap.add_argument("--train-shoppers", type=int, default=1600)
-    ap.add_argument("--shoppers", type=int, default=400)
-    ap.add_argument("--p-base", type=float, default=0.005)
-    ap.add_argument("--p-relevant", type=float, default=0.02)
-    ap.add_argument("--p-buy", type=float, default=0.3)
     ap.add_argument("--requests", type=int, default=3000)
-    ap.add_argument("--seed", type=int, default=0)
     docs_option(ap, help="print, do not write docs/benchmarks.md")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -145,7 +138,6 @@ def main() -> None:
 
     from deepshelf.api.app import create_app
     from deepshelf.engine.settings import Settings
-    from deepshelf.storage import items_from_table, open_store
 
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -155,10 +147,7 @@ def main() -> None:
         t0 = time.perf_counter()
         run = train(events, catalog, folder / "ease", "ease")
         train_s = time.perf_counter() - t0
-        database = f"sqlite:///{folder / 'store.db'}"
-        store = open_store(database)
-        store.upsert_items(items_from_table(pl.read_csv(catalog)))
-        store.close()
+        database = open_shop(folder, catalog)
         settings = Settings(run=run, database=database, api_keys=KEY, watch_run=False, sqlite_synchronous="NORMAL")
         with TestClient(create_app(settings), headers={"X-API-Key": KEY}) as c:
             c.post("/v1/items", json={"items": new_products(args.groups, args.new_per_group)}).raise_for_status()

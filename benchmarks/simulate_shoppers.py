@@ -64,6 +64,29 @@ def plant_shop(folder: Path, groups: int, per_group: int, shoppers: int, seed: i
     return events, catalog
 
 
+def shop_options(ap) -> None:
+    """The planted shop's and the simulated shoppers' options (this simulator's and simulate_exploration's)."""
+    ap.add_argument("--groups", type=int, default=8)
+    ap.add_argument("--items-per-group", type=int, default=40)
+    ap.add_argument("--train-shoppers", type=int, default=1600)
+    ap.add_argument("--shoppers", type=int, default=400)
+    ap.add_argument("--p-base", type=float, default=0.005)
+    ap.add_argument("--p-relevant", type=float, default=0.02)
+    ap.add_argument("--p-buy", type=float, default=0.3)
+    ap.add_argument("--seed", type=int, default=0)
+
+
+def open_shop(folder: Path, catalog: Path) -> str:
+    """A SQLite store in `folder` holding the catalogue: its database URL."""
+    from deepshelf.storage import items_from_table, open_store
+
+    database = f"sqlite:///{folder / 'store.db'}"
+    store = open_store(database)
+    store.upsert_items(items_from_table(pl.read_csv(catalog)))
+    store.close()
+    return database
+
+
 def train(events: Path, catalog: Path, out: Path, model: str) -> Path:
     from deepshelf.runs.config import TrainConfig
     from deepshelf.runs.pipeline import train_run
@@ -186,19 +209,12 @@ def plot(curve: list, path: Path) -> None:
 
 def main() -> None:
     ap = parser(__doc__)
-    ap.add_argument("--groups", type=int, default=8)
-    ap.add_argument("--items-per-group", type=int, default=40)
-    ap.add_argument("--train-shoppers", type=int, default=1600)
-    ap.add_argument("--shoppers", type=int, default=400)
-    ap.add_argument("--p-base", type=float, default=0.005)
-    ap.add_argument("--p-relevant", type=float, default=0.02)
-    ap.add_argument("--p-buy", type=float, default=0.3)
+    shop_options(ap)
     ap.add_argument("--check-every", type=int, default=50)
     ap.add_argument("--max-requests", type=int, default=4000)
     ap.add_argument("--thompson-requests", type=int, default=3000)
     ap.add_argument("--aa-repeats", type=int, default=20)
     ap.add_argument("--aa-requests", type=int, default=400)
-    ap.add_argument("--seed", type=int, default=0)
     docs_option(ap, help="print, do not write docs/benchmarks.md")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -207,7 +223,6 @@ def main() -> None:
 
     from deepshelf.api.app import create_app
     from deepshelf.engine.settings import Settings
-    from deepshelf.storage import items_from_table, open_store
 
     rng = np.random.default_rng(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,10 +232,7 @@ def main() -> None:
         weak, strong = train(events, catalog, folder / "pop", "popularity"), train(events, catalog, folder / "ease",
                                                                                   "ease")
         train_s = time.perf_counter() - t0
-        database = f"sqlite:///{folder / 'store.db'}"
-        store = open_store(database)
-        store.upsert_items(items_from_table(pl.read_csv(catalog)))
-        store.close()
+        database = open_shop(folder, catalog)
         settings = Settings(run=weak, database=database, api_keys=KEY, watch_run=False, experiment_refresh_s=1.0,
                             sqlite_synchronous="NORMAL")
         with TestClient(create_app(settings), headers={"X-API-Key": KEY}) as c:
