@@ -200,7 +200,7 @@ class Store(ABC):
         rows = [] if after_id is None else self._read(
             "SELECT id, user_id FROM events WHERE id > ? ORDER BY id LIMIT 100000", (int(after_id),))
         return (int(self._read("SELECT COALESCE(MAX(id), 0) FROM events")[0][0]), [(int(r[0]), r[1]) for r in rows],
-                int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0]))
+                self.erasure_marker())
 
     def erase_user(self, user_id: str) -> int:
         """Delete every event and every recorded impression of the shopper (theirs, those of their events'
@@ -259,8 +259,12 @@ class Store(ABC):
         rows = self._read(f"SELECT id, item_id, type, ts FROM events WHERE id > ? AND ts > ? AND type IN "
                           f"({_type_list(types)}) "
                           "ORDER BY id LIMIT ?", (int(after_id), float(since_ts), int(limit)))
-        marker = int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0])
-        return [(int(r[0]), r[1], r[2], float(r[3])) for r in rows], marker
+        return [(int(r[0]), r[1], r[2], float(r[3])) for r in rows], self.erasure_marker()
+
+    def erasure_marker(self) -> int:
+        """Moves on every erasure (migration 7's `erasures`): what a cache derived from events compares to know
+        that some were deleted."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0])
 
     # SQLite: ids become visible in increasing order (one writer), so `live_item_counts` can add just the new ones
     ids_in_commit_order = False

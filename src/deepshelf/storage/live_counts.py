@@ -44,7 +44,7 @@ class WindowCounts:
         """The `limit` items with the highest positive sums since `since_ts`, best first, ties by item id: what
         `Store.item_counts(since_ts, weights, limit)` answers."""
         with self._lock:
-            erasures = int(self._read("SELECT COALESCE(MAX(id), 0) FROM erasures")[0][0])
+            erasures = self.store.erasure_marker()
             if self.since is None or since_ts < self.since or erasures != self.erasures:
                 self._aggregate(since_ts, erasures)
             else:
