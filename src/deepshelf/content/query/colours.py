@@ -84,7 +84,6 @@ class ColourLook:
         labels = [v for v, k in zip(self.labels, ok) if k]
         return {v for v, x in zip(labels, dist) if x <= dist.min() + margin}
 
-
     def near(self, labels, max_difference: float) -> set[str]:
         """The labels within `max_difference` (CIEDE2000) of any of `labels` (those the tables place), `labels`
         themselves included."""
