@@ -58,4 +58,3 @@ class FollowsShopSales:
         if self.session is not None:
             self.session.follow(items, ts, weights, now, live)
         self.live = live
-
