@@ -228,3 +228,8 @@ def test_a_page_its_filters_leave_short_is_filled_with_the_nearest_colours_after
     assert u.widened == ["colour Off White/White"] and u.as_dict()["widened"] == u.widened
     assert find("ivory sweater", 10.0)[0] == [0, 1]  # white is about 19 from cream
     assert find("cream tshirt", 20.0)[2].widened == []  # a full page for what exists: nothing near is sold
+    # the fill scores the query's text once: its second page reuses the first page's encoding
+    calls, encode = [], enc.encode
+    enc.encode = lambda batch: calls.append(list(batch)) or encode(batch)
+    u = find("ivory sweater", 20.0)[2]
+    assert u.widened and sum(c == [u.text] for c in calls) == 1

@@ -239,12 +239,16 @@ class SearchIndex:
         return text if photo is None else 0.5 * (text + photo)
 
     def _candidates(self, query: str, text: str, by: SearchBy, rows: _Rows, keep: np.ndarray | None,
-                    depth: int, boosted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    depth: int, boosted: np.ndarray | None = None,
+                    scored: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """`find`'s candidates for the understood `text` among the rows `keep` passes (candidates.py) and their
         scores, as scoring every row would give them: (int64 rows ascending, float32 scores). `boosted` (bool [n]):
-        rows a literal query's attributes lift, also looked among by meaning."""
-        q = self.encoder.encode([text])  # (1, d)
-        lex = self.lexical_scores([text], rows)[0]
+        rows a literal query's attributes lift, also looked among by meaning. `scored`: where the text's encoding
+        and BM25 row are kept for a second call with the same text (`find`'s fill)."""
+        scored = {} if scored is None else scored
+        if "text" not in scored:
+            scored["text"] = self.encoder.encode([text]), self.lexical_scores([text], rows)[0]  # (1, d), [n]
+        q, lex = scored["text"]
         picks = [rows.candidates.nearest(q[0], depth, keep)[0], lexical(lex, depth, keep)]
         if boosted is not None and boosted.any():
             picks.append(rows.candidates.nearest(q[0], depth, boosted)[0])
@@ -294,19 +298,24 @@ class SearchIndex:
         if self.feedback is not None:  # what shoppers chose after these words outranks a guess by meaning
             self.feedback.refine(understood)
         keep, understood.relaxed = rows.understanding.mask(understood)
-        idx, top = self._page(query, understood, keep, k, by, rows, in_stock)
+        scored: dict = {}  # what the query's text scores, whatever the rows kept: a short page's fill reuses it
+        idx, top = self._page(query, understood, keep, k, by, rows, in_stock, scored)
         if len(idx) < k and keep is not None:
-            idx, top = self._fill(query, understood, keep, idx, top, k, by, rows, in_stock)
+            idx, top = self._fill(query, understood, keep, idx, top, k, by, rows, in_stock, scored)
         return idx, top, understood
 
     def _page(self, query: str, understood: Understood, keep: np.ndarray | None, k: int, by: SearchBy,
-              rows: _Rows, in_stock: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """`find`'s top-`k` among the rows `keep` passes (None: all): (int64 rows, float32 scores)."""
+              rows: _Rows, in_stock: np.ndarray | None, scored: dict) -> tuple[np.ndarray, np.ndarray]:
+        """`find`'s top-`k` among the rows `keep` passes (None: all): (int64 rows, float32 scores). `scored`: the
+        query text's encoding and scores, filled by the first page of a `find` and read by its fill."""
         if rows.candidates is not None and by != "photo":  # words -> pictures alone has no candidate stage
             boosted = rows.understanding.matching(understood) if understood.literal and keep is None else None
-            at, scores = self._candidates(query, understood.text, by, rows, keep, max(DEPTH, 4 * k), boosted)
+            at, scores = self._candidates(query, understood.text, by, rows, keep, max(DEPTH, 4 * k), boosted,
+                                          scored)
         else:
-            at, scores = None, self._learned(query, rows, self._scores([understood.text], by, rows)[0])
+            if "all" not in scored:
+                scored["all"] = self._learned(query, rows, self._scores([understood.text], by, rows)[0])
+            at, scores = None, scored["all"]
             if keep is not None:
                 scores = np.where(keep, scores, -np.inf)
         boost = rows.understanding.boosts(understood, at)  # a literal query's attributes: boosts, not filters
@@ -321,14 +330,14 @@ class SearchIndex:
         return idx if at is None else at[idx], top[0][ok]
 
     def _fill(self, query: str, understood: Understood, keep: np.ndarray, idx: np.ndarray, top: np.ndarray, k: int,
-              by: SearchBy, rows: _Rows, in_stock: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+              by: SearchBy, rows: _Rows, in_stock: np.ndarray | None, scored: dict) -> tuple[np.ndarray, np.ndarray]:
         """A page its filters leave short, filled after its products with those of the colours that look nearest
         to the one named (`QueryUnderstanding.widen`; `Understood.widened` says which)."""
         wider = rows.understanding.widen(understood)
         more_keep = None if wider is None else rows.understanding.mask(wider)[0]
         if more_keep is None or not (more_keep := more_keep & ~keep).any():
             return idx, top
-        more, more_top = self._page(query, understood, more_keep, k - len(idx), by, rows, in_stock)
+        more, more_top = self._page(query, understood, more_keep, k - len(idx), by, rows, in_stock, scored)
         if not len(more):
             return idx, top
         understood.widened = [f"colour {'/'.join(sorted(wider.filters['colour'] - understood.filters['colour']))}"]
